@@ -1,0 +1,170 @@
+using System.Collections.Immutable;
+using System.Text.Json;
+
+namespace Drover.Core.Api;
+
+// Drover's own client API under /drover/v1, used by the CLI and tests. Wire names are camelCase.
+
+/// <summary>
+/// Body of <c>POST /drover/v1/tasks</c>. Fields are nullable so validation can tell "missing" from
+/// "zero" and name the field; defaults are applied by <see cref="TaskSubmissionValidator"/>.
+/// </summary>
+public sealed record TaskSubmission
+{
+    public string? Name { get; init; }
+
+    /// <summary>Shell command, run with /bin/sh -c.</summary>
+    public string? Cmd { get; init; }
+
+    /// <summary>Exec form, used when <see cref="Cmd"/> is absent.</summary>
+    public ImmutableArray<string>? Args { get; init; }
+
+    public ImmutableDictionary<string, string>? Env { get; init; }
+
+    public JsonElement? Cpus { get; init; }
+
+    public JsonElement? Mem { get; init; }
+
+    public JsonElement? Disk { get; init; }
+
+    public JsonElement? Gpus { get; init; }
+
+    /// <summary>Number of host ports to assign.</summary>
+    public JsonElement? Ports { get; init; }
+
+    /// <summary>Constraints as <c>"field:OP:value"</c> strings or Marathon's <c>["field","OP","value"]</c> arrays.</summary>
+    public ImmutableArray<JsonElement>? Constraints { get; init; }
+
+    public JsonElement? KillGracePeriodSeconds { get; init; }
+}
+
+/// <summary>A task as the API shows it: spec, where it runs, and what happened to it.</summary>
+public sealed record TaskView
+{
+    public required string Id { get; init; }
+
+    public required string Name { get; init; }
+
+    public required TaskState State { get; init; }
+
+    public string? Cmd { get; init; }
+
+    public ImmutableArray<string> Args { get; init; } = [];
+
+    public required decimal Cpus { get; init; }
+
+    public required long Mem { get; init; }
+
+    public required long Disk { get; init; }
+
+    public int Gpus { get; init; }
+
+    public ImmutableArray<int> Ports { get; init; } = [];
+
+    public ImmutableArray<string> Constraints { get; init; } = [];
+
+    public string? AgentId { get; init; }
+
+    public string? Hostname { get; init; }
+
+    /// <summary>Why a pending task has not been placed yet, in words.</summary>
+    public string? WaitingReason { get; init; }
+
+    public int? ExitCode { get; init; }
+
+    public string? Message { get; init; }
+
+    public string? Reason { get; init; }
+
+    public required DateTimeOffset SubmittedAt { get; init; }
+
+    public ImmutableArray<TaskStatus> Statuses { get; init; } = [];
+}
+
+public sealed record TaskList
+{
+    public required ImmutableArray<TaskView> Tasks { get; init; }
+}
+
+public sealed record AgentView
+{
+    public required string Id { get; init; }
+
+    public required string Hostname { get; init; }
+
+    public required string Address { get; init; }
+
+    /// <summary><c>active</c>, <c>unreachable</c> or <c>removed</c>.</summary>
+    public required string Status { get; init; }
+
+    public required ResourcesView Total { get; init; }
+
+    public required ResourcesView Used { get; init; }
+
+    public required ResourcesView Free { get; init; }
+
+    public ImmutableSortedDictionary<string, string> Attributes { get; init; } = ImmutableSortedDictionary<string, string>.Empty;
+
+    public string? Region { get; init; }
+
+    public string? Zone { get; init; }
+
+    public int ActiveTasks { get; init; }
+
+    public required DateTimeOffset RegisteredAt { get; init; }
+
+    public required DateTimeOffset LastHeartbeatAt { get; init; }
+}
+
+public sealed record AgentList
+{
+    public required ImmutableArray<AgentView> Agents { get; init; }
+}
+
+public sealed record ResourcesView
+{
+    public required decimal Cpus { get; init; }
+
+    public required long Mem { get; init; }
+
+    public required long Disk { get; init; }
+
+    public int Gpus { get; init; }
+
+    public string Ports { get; init; } = "[]";
+
+    public static ResourcesView From(Resources r) => new()
+    {
+        Cpus = r.Cpus,
+        Mem = r.MemMiB,
+        Disk = r.DiskMiB,
+        Gpus = r.Gpus,
+        Ports = r.Ports.ToString(),
+    };
+}
+
+/// <summary>
+/// The one error shape of /drover/v1: a stable machine-readable <see cref="Code"/>, a sentence, and
+/// for validation failures every offending field with its reason.
+/// </summary>
+public sealed record ApiError
+{
+    public required string Code { get; init; }
+
+    public required string Message { get; init; }
+
+    public ImmutableArray<FieldError> Details { get; init; } = [];
+}
+
+public sealed record FieldError(string Field, string Reason);
+
+/// <summary>Stable error codes of <see cref="ApiError"/>.</summary>
+public static class ErrorCodes
+{
+    public const string InvalidJson = "invalid_json";
+    public const string ValidationFailed = "validation_failed";
+    public const string NotFound = "not_found";
+    public const string Conflict = "conflict";
+    public const string AgentUnreachable = "agent_unreachable";
+    public const string Internal = "internal_error";
+}

@@ -1,0 +1,106 @@
+using System.Collections.Immutable;
+
+namespace Drover.Core.Protocol;
+
+// The agent <-> master protocol. Agents always dial the master (so agents behind NAT at edge sites
+// work): they register, heartbeat, hold one long-lived command stream open and post status updates.
+// The master dials an agent only to read sandbox files.
+//
+//   agent                                     master
+//     | POST /internal/v1/agents/register  ---> |   AgentRegistration → AgentRegistered
+//     | GET  /internal/v1/agents/{id}/commands  |   NDJSON stream of AgentCommand (launch/kill/ping)
+//     | <--------------------------------------- |
+//     | POST /internal/v1/agents/{id}/heartbeat  |   AgentHeartbeat → 200 | 404 (re-register)
+//     | POST /internal/v1/agents/{id}/updates    |   StatusUpdateBatch → StatusUpdateAck
+//
+// Launch and kill are idempotent on the agent; the master re-sends them when a heartbeat shows the
+// agent did not act on them, so a command lost with a dropped stream is recovered, not forgotten.
+
+/// <summary>Sent by an agent when it starts (or when the master forgot it).</summary>
+public sealed record AgentRegistration
+{
+    /// <summary>Set when re-registering after a master restart or a lost registration.</summary>
+    public string? AgentId { get; init; }
+
+    public required string Hostname { get; init; }
+
+    /// <summary>Base URL of the agent's own HTTP endpoint (sandbox files), e.g. http://10.0.0.2:5051.</summary>
+    public required string Address { get; init; }
+
+    public required Resources Resources { get; init; }
+
+    public Attributes Attributes { get; init; } = Attributes.Empty;
+
+    public FaultDomain? Domain { get; init; }
+
+    /// <summary>Tasks the agent is running now, so a master that lost its state can reconcile them.</summary>
+    public ImmutableArray<TaskStatus> Tasks { get; init; } = [];
+}
+
+public sealed record AgentRegistered
+{
+    public required string AgentId { get; init; }
+
+    public required double HeartbeatIntervalSeconds { get; init; }
+}
+
+public sealed record AgentHeartbeat
+{
+    /// <summary>Ids of every task the agent holds and has not seen acknowledged as terminal.</summary>
+    public ImmutableArray<string> ActiveTaskIds { get; init; } = [];
+}
+
+public enum AgentCommandType
+{
+    Ping,
+    Launch,
+    Kill,
+}
+
+/// <summary>One line of the command stream.</summary>
+public sealed record AgentCommand
+{
+    public required AgentCommandType Type { get; init; }
+
+    public LaunchTask? Launch { get; init; }
+
+    public KillTask? Kill { get; init; }
+}
+
+public sealed record LaunchTask
+{
+    public required TaskSpec Task { get; init; }
+
+    /// <summary>Host ports assigned by the master, in PORT0…PORTn order.</summary>
+    public ImmutableArray<int> Ports { get; init; } = [];
+}
+
+public sealed record KillTask
+{
+    public required string TaskId { get; init; }
+
+    /// <summary>Overrides the task's own grace period when set.</summary>
+    public double? GracePeriodSeconds { get; init; }
+}
+
+public sealed record StatusUpdateBatch
+{
+    public required ImmutableArray<TaskStatus> Updates { get; init; }
+}
+
+public sealed record StatusUpdateAck
+{
+    /// <summary>Uuids the master has recorded; the agent may forget them.</summary>
+    public required ImmutableArray<string> Acknowledged { get; init; }
+}
+
+/// <summary>A slice of a sandbox file, as Mesos' <c>/files/read</c> returns it.</summary>
+public sealed record FileChunk
+{
+    public required string Data { get; init; }
+
+    public required long Offset { get; init; }
+
+    /// <summary>Total size of the file when read.</summary>
+    public long Size { get; init; }
+}

@@ -1,0 +1,66 @@
+using System.Collections.Immutable;
+
+namespace Drover.Core;
+
+/// <summary>
+/// What a task should be (desired spec). Observed state lives in <see cref="TaskStatus"/> and the
+/// master's task record; the spec never changes after submission.
+/// </summary>
+public sealed record TaskSpec
+{
+    public required string Id { get; init; }
+
+    public required string Name { get; init; }
+
+    /// <summary>Shell form: run with <c>/bin/sh -c</c>. Exactly one of <see cref="Shell"/> and <see cref="Args"/> is set.</summary>
+    public string? Shell { get; init; }
+
+    /// <summary>Exec form: argv, no shell.</summary>
+    public ImmutableArray<string> Args { get; init; } = [];
+
+    public ImmutableSortedDictionary<string, string> Env { get; init; } = ImmutableSortedDictionary<string, string>.Empty;
+
+    /// <summary>Scalar resources requested (ports empty; see <see cref="PortCount"/>).</summary>
+    public required Resources Resources { get; init; }
+
+    /// <summary>How many host ports to assign from the agent's range (exposed as PORT0…PORTn).</summary>
+    public int PortCount { get; init; }
+
+    public ImmutableArray<Constraint> Constraints { get; init; } = [];
+
+    /// <summary>Between SIGTERM and SIGKILL when the task is killed.</summary>
+    public TimeSpan KillGracePeriod { get; init; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>Placement group for UNIQUE/MAX_PER/GROUP_BY accounting (the app id for services; the task id for one-off tasks).</summary>
+    public string? Group { get; init; }
+
+    /// <summary>Maximum number of processes/threads in the task's cgroup.</summary>
+    public int PidsLimit { get; init; } = DefaultPidsLimit;
+
+    public const int DefaultPidsLimit = 4096;
+}
+
+/// <summary>One observed status of a task, as Mesos' TaskStatus.</summary>
+public sealed record TaskStatus
+{
+    public required string TaskId { get; init; }
+
+    public required TaskState State { get; init; }
+
+    public string? Message { get; init; }
+
+    public string? Reason { get; init; }
+
+    public string Source { get; init; } = TaskSources.Agent;
+
+    public string? AgentId { get; init; }
+
+    /// <summary>Seconds since the Unix epoch, as Mesos sends it.</summary>
+    public double Timestamp { get; init; }
+
+    /// <summary>The process exit code, when the task's process exited.</summary>
+    public int? ExitCode { get; init; }
+
+    /// <summary>Set by the agent; the master acknowledges updates by this id.</summary>
+    public string? Uuid { get; init; }
+}

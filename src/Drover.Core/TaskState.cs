@@ -1,0 +1,74 @@
+using System.Text.Json.Serialization;
+
+namespace Drover.Core;
+
+/// <summary>Task states with the names Mesos uses on the wire.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<TaskState>))]
+public enum TaskState
+{
+    /// <summary>Accepted by the master, waiting for resources (Marathon shows these in the queue).</summary>
+    [JsonStringEnumMemberName("TASK_PENDING")] Pending,
+    [JsonStringEnumMemberName("TASK_STAGING")] Staging,
+    [JsonStringEnumMemberName("TASK_STARTING")] Starting,
+    [JsonStringEnumMemberName("TASK_RUNNING")] Running,
+    [JsonStringEnumMemberName("TASK_KILLING")] Killing,
+    [JsonStringEnumMemberName("TASK_FINISHED")] Finished,
+    [JsonStringEnumMemberName("TASK_FAILED")] Failed,
+    [JsonStringEnumMemberName("TASK_KILLED")] Killed,
+    [JsonStringEnumMemberName("TASK_ERROR")] Error,
+    [JsonStringEnumMemberName("TASK_LOST")] Lost,
+    [JsonStringEnumMemberName("TASK_DROPPED")] Dropped,
+    [JsonStringEnumMemberName("TASK_UNREACHABLE")] Unreachable,
+    [JsonStringEnumMemberName("TASK_GONE")] Gone,
+    [JsonStringEnumMemberName("TASK_GONE_BY_OPERATOR")] GoneByOperator,
+    [JsonStringEnumMemberName("TASK_UNKNOWN")] Unknown,
+}
+
+public static class TaskStates
+{
+    /// <summary>Terminal states never change again (TASK_UNREACHABLE is not terminal: the agent may return).</summary>
+    public static bool IsTerminal(this TaskState state) => state is TaskState.Finished or TaskState.Failed
+        or TaskState.Killed or TaskState.Error or TaskState.Lost or TaskState.Dropped or TaskState.Gone
+        or TaskState.GoneByOperator;
+
+    /// <summary>States in which the task holds resources on an agent.</summary>
+    public static bool HoldsResources(this TaskState state) => state is TaskState.Staging or TaskState.Starting
+        or TaskState.Running or TaskState.Killing or TaskState.Unreachable;
+
+    private static readonly Dictionary<TaskState, string> Names = Enum.GetValues<TaskState>()
+        .ToDictionary(s => s, s => typeof(TaskState).GetField(s.ToString())!
+            .GetCustomAttributes(typeof(JsonStringEnumMemberNameAttribute), false)
+            .Cast<JsonStringEnumMemberNameAttribute>().Single().Name);
+
+    private static readonly Dictionary<string, TaskState> ByName = Names.ToDictionary(kv => kv.Value, kv => kv.Key, StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>The wire name, e.g. <c>TASK_RUNNING</c>.</summary>
+    public static string WireName(this TaskState state) => Names[state];
+
+    /// <summary>Parses <c>TASK_RUNNING</c> or <c>running</c>.</summary>
+    public static bool TryParse(string text, out TaskState state) =>
+        ByName.TryGetValue(text, out state) || ByName.TryGetValue("TASK_" + text, out state);
+}
+
+/// <summary>Mesos TaskStatus.Reason values Drover emits.</summary>
+public static class TaskReasons
+{
+    public const string CommandExecutorFailed = "REASON_COMMAND_EXECUTOR_FAILED";
+    public const string ContainerLimitationMemory = "REASON_CONTAINER_LIMITATION_MEMORY";
+    public const string ContainerLaunchFailed = "REASON_CONTAINER_LAUNCH_FAILED";
+    public const string TaskKilledDuringLaunch = "REASON_TASK_KILLED_DURING_LAUNCH";
+    public const string ExecutorTerminated = "REASON_EXECUTOR_TERMINATED";
+    public const string AgentDisconnected = "REASON_AGENT_DISCONNECTED";
+    public const string AgentRemoved = "REASON_AGENT_REMOVED";
+    public const string AgentRestarted = "REASON_AGENT_RESTARTED";
+    public const string Reconciliation = "REASON_RECONCILIATION";
+    public const string TaskInvalid = "REASON_TASK_INVALID";
+}
+
+/// <summary>Mesos TaskStatus.Source values.</summary>
+public static class TaskSources
+{
+    public const string Master = "SOURCE_MASTER";
+    public const string Agent = "SOURCE_AGENT";
+    public const string Executor = "SOURCE_EXECUTOR";
+}
