@@ -1,0 +1,61 @@
+using Drover.Agent.Execution.Cgroups;
+using Microsoft.Extensions.Logging;
+
+namespace Drover.Agent.Execution;
+
+public sealed partial class ProcessTaskExecutor
+{
+    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Using cgroup {Version} at {Root}, agent cgroup {CgroupName}")]
+    private static partial void LogCgroupsReady(ILogger logger, CgroupVersion version, string root, string cgroupName);
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "cgroups unavailable under {Root} ({Error}); tasks run WITHOUT resource isolation")]
+    private static partial void LogCgroupsUnavailable(ILogger logger, string root, string error);
+
+    [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "setsid not found; tasks will share the agent's process group")]
+    private static partial void LogNoSetsid(ILogger logger);
+
+    [LoggerMessage(EventId = 110, Level = LogLevel.Information, Message = "Task {TaskId} launched as pid {Pid} in cgroup {Cgroup}")]
+    private static partial void LogLaunched(ILogger logger, string taskId, int pid, string? cgroup);
+
+    [LoggerMessage(EventId = 111, Level = LogLevel.Warning, Message = "Task {TaskId} failed to launch")]
+    private static partial void LogLaunchFailed(ILogger logger, string taskId, Exception exception);
+
+    [LoggerMessage(EventId = 112, Level = LogLevel.Debug, Message = "Task {TaskId} is already known; ignoring the repeated launch")]
+    private static partial void LogDuplicateLaunch(ILogger logger, string taskId);
+
+    [LoggerMessage(EventId = 113, Level = LogLevel.Information, Message = "Task {TaskId} exited with status {ExitCode}")]
+    private static partial void LogExited(ILogger logger, string taskId, int exitCode);
+
+    [LoggerMessage(EventId = 120, Level = LogLevel.Information, Message = "Killing task {TaskId} (grace period {GraceSeconds} s)")]
+    private static partial void LogKilling(ILogger logger, string taskId, double graceSeconds);
+
+    [LoggerMessage(EventId = 121, Level = LogLevel.Information, Message = "Task {TaskId} killed")]
+    private static partial void LogKilled(ILogger logger, string taskId);
+
+    [LoggerMessage(EventId = 122, Level = LogLevel.Error, Message = "Task {TaskId} (pid {Pid}) did not die after SIGKILL")]
+    private static partial void LogUnkillable(ILogger logger, string taskId, int pid);
+
+    [LoggerMessage(EventId = 123, Level = LogLevel.Debug, Message = "Killed leftover processes of task {TaskId}")]
+    private static partial void LogLeftoversKilled(ILogger logger, string taskId);
+
+    [LoggerMessage(EventId = 130, Level = LogLevel.Error, Message = "Processes of task {TaskId} remain in cgroup {Cgroup} after SIGKILL")]
+    private static partial void LogCgroupNotEmpty(ILogger logger, string taskId, string cgroup);
+
+    [LoggerMessage(EventId = 131, Level = LogLevel.Warning, Message = "Could not remove cgroup {Cgroup}")]
+    private static partial void LogCgroupRemoveFailed(ILogger logger, string cgroup);
+
+    [LoggerMessage(EventId = 132, Level = LogLevel.Warning, Message = "Cleaning up after task {TaskId} failed")]
+    private static partial void LogCleanupFailed(ILogger logger, string taskId, Exception exception);
+
+    [LoggerMessage(EventId = 133, Level = LogLevel.Warning, Message = "Killed orphaned cgroup {Cgroup} ({Pids} processes) left by a previous agent run")]
+    private static partial void LogOrphanReaped(ILogger logger, string cgroup, int pids);
+
+    [LoggerMessage(EventId = 140, Level = LogLevel.Error, Message = "Supervising task {TaskId} failed")]
+    private static partial void LogSupervisionFailed(ILogger logger, string taskId, Exception exception);
+
+    [LoggerMessage(EventId = 141, Level = LogLevel.Debug, Message = "Not forgetting task {TaskId}: it has not ended")]
+    private static partial void LogForgetActive(ILogger logger, string taskId);
+
+    [LoggerMessage(EventId = 150, Level = LogLevel.Information, Message = "Executor stopped; killed {Count} tasks")]
+    private static partial void LogDisposed(ILogger logger, int count);
+}

@@ -1,0 +1,669 @@
+using System.Collections.Concurrent;
+using System.Collections.Immutable;
+using System.ComponentModel;
+using System.Diagnostics;
+using System.Globalization;
+using System.Threading.Channels;
+using Drover.Agent.Execution.Cgroups;
+using Drover.Core;
+using Drover.Core.Protocol;
+using Microsoft.Extensions.Logging;
+
+namespace Drover.Agent.Execution;
+
+/// <summary>
+/// Runs each task as a Linux process tree in its own session, sandbox directory and cgroup(s), with
+/// memory, CPU and pid limits. See <c>Execution/README.md</c> for the lifecycle and isolation contract.
+/// </summary>
+/// <remarks>
+/// A task is started through a fixed <c>/bin/sh</c> shim (<see cref="ShimScript"/>) that redirects its
+/// stdio into the sandbox, writes its own pid into every task cgroup, then <c>exec setsid</c>s the
+/// command, so the task pid is the shim's pid and the task leads its own session and process group.
+/// Nothing user-supplied is ever interpolated into shell source: the command travels as arguments.
+/// One async supervisor per task waits for exit or a kill request; there are no per-task threads.
+/// </remarks>
+public sealed partial class ProcessTaskExecutor : ITaskExecutor
+{
+    /// <summary>
+    /// $1 = number of cgroup.procs files, then those files, then the argv to exec. Exit status 125 with
+    /// the marker file means the shim could not join a cgroup (a launch failure, not a task failure).
+    /// </summary>
+    internal const string ShimScript = """
+        exec </dev/null >>stdout 2>>stderr
+        n=$1
+        shift
+        while [ "$n" -gt 0 ]; do
+          if ! echo $$ >"$1"; then
+            echo "drover: cannot join cgroup $1" >&2
+            : >.drover-launch-failed
+            exit 125
+          fi
+          shift
+          n=$((n - 1))
+        done
+        exec "$@"
+        """;
+
+    private const string LaunchFailedMarker = ".drover-launch-failed";
+    private const string Shell = "/bin/sh";
+    private const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    private static readonly TimeSpan ReapTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly ProcessExecutorOptions _options;
+    private readonly ILogger<ProcessTaskExecutor> _logger;
+    private readonly TimeProvider _time;
+    private readonly string _sandboxRoot;
+    private readonly string _cgroupName;
+    private readonly ICgroupDriver? _cgroups;
+    private readonly string? _setsid;
+    private readonly string _path;
+    private readonly string _lang;
+    private readonly Channel<TaskStatus> _updates = Channel.CreateUnbounded<TaskStatus>();
+    private readonly ConcurrentDictionary<string, TaskRun> _tasks = new(StringComparer.Ordinal);
+    private int _disposed;
+
+    public ProcessTaskExecutor(ProcessExecutorOptions options, ILogger<ProcessTaskExecutor> logger, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(logger);
+        ArgumentNullException.ThrowIfNull(time);
+        _options = options;
+        _logger = logger;
+        _time = time;
+        _sandboxRoot = Path.Combine(Path.GetFullPath(options.WorkDir), "sandboxes");
+        Directory.CreateDirectory(_sandboxRoot);
+        _cgroupName = CgroupDriver.Normalize(options.CgroupName);
+        _path = Environment.GetEnvironmentVariable("PATH") is { Length: > 0 } path ? path : DefaultPath;
+        _lang = Environment.GetEnvironmentVariable("LANG") is { Length: > 0 } lang ? lang : "C.UTF-8";
+        _setsid = FindExecutable("setsid", _path);
+        if (_setsid is null)
+        {
+            LogNoSetsid(_logger);
+        }
+
+        try
+        {
+            var driver = CgroupDriver.Detect(options.CgroupRoot);
+            driver.Create(_cgroupName, CgroupLimits.None);
+            _cgroups = driver;
+            LogCgroupsReady(_logger, driver.Version, driver.Root, _cgroupName);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            if (options.RequireCgroups)
+            {
+                throw new InvalidOperationException(
+                    $"cgroups are not usable under {options.CgroupRoot} ({ex.Message}). Run the agent as root, "
+                    + "or set RequireCgroups = false to run tasks without isolation.", ex);
+            }
+
+            LogCgroupsUnavailable(_logger, options.CgroupRoot, ex.Message);
+        }
+
+        // Tasks of a previous incarnation of this agent (same cgroup name) that crashed: nobody
+        // supervises them any more, so they must not keep running or holding resources.
+        if (_cgroups is not null)
+        {
+            ReapOrphansAsync().GetAwaiter().GetResult();
+        }
+    }
+
+    public ChannelReader<TaskStatus> Updates => _updates.Reader;
+
+    public IReadOnlyCollection<string> KnownTaskIds => [.. _tasks.Keys];
+
+    /// <summary>The cgroup driver in use, or null when running without cgroups.</summary>
+    internal ICgroupDriver? Cgroups => _cgroups;
+
+    /// <summary>The task's cgroup (its directories may no longer exist), or null without cgroups.</summary>
+    internal Cgroup? CgroupOf(string taskId) => _cgroups?.Open(TaskCgroupName(taskId));
+
+    /// <summary>This agent's own cgroup (parent of the task cgroups).</summary>
+    internal Cgroup? AgentCgroup => _cgroups?.Open(_cgroupName);
+
+    /// <summary>The task's main pid (also its process group and session id), or null.</summary>
+    internal int? PidOf(string taskId) => _tasks.TryGetValue(taskId, out var run) && run.Pid > 0 ? run.Pid : null;
+
+    public void Launch(LaunchTask launch)
+    {
+        ArgumentNullException.ThrowIfNull(launch);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var spec = launch.Task;
+        var run = new TaskRun(spec, launch.Ports, Ids.IsValidName(spec.Id) ? Path.Combine(_sandboxRoot, spec.Id) : null);
+        lock (run.Gate)
+        {
+            // Published while its lock is held, so a concurrent Kill waits for the start to finish.
+            if (!_tasks.TryAdd(spec.Id, run))
+            {
+                LogDuplicateLaunch(_logger, spec.Id);
+                return;
+            }
+
+            if (!Start(run))
+            {
+                run.Done.TrySetResult();
+                return;
+            }
+        }
+
+        _ = SuperviseAsync(run);
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            Kill(spec.Id, TimeSpan.Zero);
+        }
+    }
+
+    public void Kill(string taskId, TimeSpan? gracePeriod = null)
+    {
+        if (!_tasks.TryGetValue(taskId, out var run))
+        {
+            return;
+        }
+
+        var grace = gracePeriod ?? run.Spec.KillGracePeriod;
+        if (grace < TimeSpan.Zero)
+        {
+            grace = TimeSpan.Zero;
+        }
+
+        lock (run.Gate)
+        {
+            if (run.Phase != Phase.Running)
+            {
+                return;
+            }
+
+            run.Phase = Phase.Killing;
+            Emit(run, TaskState.Killing, TaskSources.Executor, $"Killing task (grace period {grace.TotalSeconds:0.###} s)");
+        }
+
+        LogKilling(_logger, taskId, grace.TotalSeconds);
+        run.KillRequested.TrySetResult(grace);
+    }
+
+    public void Forget(string taskId)
+    {
+        if (!_tasks.TryGetValue(taskId, out var run))
+        {
+            return;
+        }
+
+        lock (run.Gate)
+        {
+            if (run.Phase != Phase.Ended)
+            {
+                LogForgetActive(_logger, taskId);
+                return;
+            }
+
+            _tasks.TryRemove(taskId, out _);
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Also answers for a forgotten task whose sandbox is still on disk, so its logs stay readable.</remarks>
+    public string? SandboxPath(string taskId)
+    {
+        if (_tasks.TryGetValue(taskId, out var run))
+        {
+            return run.Sandbox;
+        }
+
+        if (!Ids.IsValidName(taskId))
+        {
+            return null;
+        }
+
+        var path = Path.Combine(_sandboxRoot, taskId);
+        return Directory.Exists(path) ? path : null;
+    }
+
+    /// <summary>Kills every task (short grace), waits for them, and removes this agent's cgroup subtree.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        var runs = _tasks.Values.ToList();
+        foreach (var run in runs)
+        {
+            var grace = run.Spec.KillGracePeriod < _options.ShutdownGracePeriod ? run.Spec.KillGracePeriod : _options.ShutdownGracePeriod;
+            Kill(run.Spec.Id, grace);
+        }
+
+        await Task.WhenAll(runs.Select(r => r.Done.Task)).ConfigureAwait(false);
+
+        if (_cgroups is not null)
+        {
+            await ReapOrphansAsync().ConfigureAwait(false);
+            if (!await _cgroups.RemoveAsync(_cgroups.Open(_cgroupName)).ConfigureAwait(false))
+            {
+                LogCgroupRemoveFailed(_logger, _cgroupName);
+            }
+        }
+
+        _updates.Writer.TryComplete();
+        LogDisposed(_logger, runs.Count);
+    }
+
+    /// <summary>Validates, prepares the sandbox and cgroup, and spawns the shim. Called with the run's lock held.</summary>
+    private bool Start(TaskRun run)
+    {
+        var spec = run.Spec;
+        var invalid = Validate(spec);
+        if (invalid is not null)
+        {
+            EndLaunchFailed(run, invalid);
+            return false;
+        }
+
+        try
+        {
+            Directory.CreateDirectory(run.Sandbox!);
+            Touch(Path.Combine(run.Sandbox!, "stdout"));
+            Touch(Path.Combine(run.Sandbox!, "stderr"));
+            File.Delete(Path.Combine(run.Sandbox!, LaunchFailedMarker));
+            if (_cgroups is not null)
+            {
+                run.Cgroup = _cgroups.Create(TaskCgroupName(spec.Id), new CgroupLimits
+                {
+                    MemoryMiB = spec.Resources.MemMiB,
+                    MilliCpus = spec.Resources.MilliCpus,
+                    PidsLimit = spec.PidsLimit,
+                });
+            }
+
+            run.Process = Process.Start(BuildStartInfo(run)) ?? throw new InvalidOperationException("the process did not start");
+            run.Pid = run.Process.Id;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or Win32Exception or InvalidOperationException)
+        {
+            LogLaunchFailed(_logger, spec.Id, ex);
+            if (run.Cgroup is { } cgroup)
+            {
+                _ = RemoveQuietlyAsync(spec.Id, cgroup);
+            }
+
+            EndLaunchFailed(run, $"Failed to launch task: {ex.Message}");
+            return false;
+        }
+
+        run.Phase = Phase.Running;
+        Emit(run, TaskState.Starting, TaskSources.Executor);
+        Emit(run, TaskState.Running, TaskSources.Executor);
+        LogLaunched(_logger, spec.Id, run.Pid, run.Cgroup?.Name);
+        return true;
+    }
+
+    private void EndLaunchFailed(TaskRun run, string message)
+    {
+        run.Phase = Phase.Ended;
+        Emit(run, TaskState.Failed, TaskSources.Agent, message, TaskReasons.ContainerLaunchFailed);
+    }
+
+    private static string? Validate(TaskSpec spec)
+    {
+        if (!Ids.IsValidName(spec.Id))
+        {
+            return $"Invalid task id '{spec.Id}'";
+        }
+
+        var hasShell = !string.IsNullOrWhiteSpace(spec.Shell);
+        var hasArgs = !spec.Args.IsDefaultOrEmpty;
+        if (hasShell == hasArgs)
+        {
+            return "Exactly one of a shell command and exec args must be given";
+        }
+
+        if (hasArgs && string.IsNullOrEmpty(spec.Args[0]))
+        {
+            return "The program (first argument) is empty";
+        }
+
+        var strings = spec.Env.Keys.Concat(spec.Env.Values).Concat(spec.Args.IsDefault ? [] : spec.Args).Append(spec.Shell ?? "");
+        if (strings.Any(s => s.Contains('\0', StringComparison.Ordinal)))
+        {
+            return "Command, arguments and environment must not contain NUL characters";
+        }
+
+        return null;
+    }
+
+    private ProcessStartInfo BuildStartInfo(TaskRun run)
+    {
+        var spec = run.Spec;
+        var info = new ProcessStartInfo(Shell)
+        {
+            UseShellExecute = false,
+            WorkingDirectory = run.Sandbox,
+        };
+
+        var env = info.Environment;
+        env.Clear();
+        env["PATH"] = _path;
+        env["LANG"] = _lang;
+        foreach (var (key, value) in spec.Env)
+        {
+            if (key.Length > 0 && !key.Contains('=', StringComparison.Ordinal))
+            {
+                env[key] = value;
+            }
+        }
+
+        // Drover's own variables win over the task's: a task cannot lie to itself about its ports.
+        env["MESOS_SANDBOX"] = run.Sandbox;
+        env["DROVER_SANDBOX"] = run.Sandbox;
+        env["MESOS_TASK_ID"] = spec.Id;
+        env["DROVER_TASK_ID"] = spec.Id;
+        env["HOST"] = _options.Hostname;
+        var ports = run.Ports.IsDefault ? [] : run.Ports;
+        for (var i = 0; i < ports.Length; i++)
+        {
+            env[string.Create(CultureInfo.InvariantCulture, $"PORT{i}")] = ports[i].ToString(CultureInfo.InvariantCulture);
+        }
+
+        if (ports.Length > 0)
+        {
+            env["PORT"] = ports[0].ToString(CultureInfo.InvariantCulture);
+            env["PORTS"] = string.Join(',', ports.Select(p => p.ToString(CultureInfo.InvariantCulture)));
+        }
+
+        var args = info.ArgumentList;
+        args.Add("-c");
+        args.Add(ShimScript);
+        args.Add("drover-shim");
+        var procs = run.Cgroup?.ProcsFiles.ToList() ?? [];
+        args.Add(procs.Count.ToString(CultureInfo.InvariantCulture));
+        foreach (var file in procs)
+        {
+            args.Add(file);
+        }
+
+        if (_setsid is not null)
+        {
+            // util-linux setsid does not fork when the caller is not a process group leader (the shim
+            // is in the agent's group), so the task keeps the shim's pid.
+            args.Add(_setsid);
+            args.Add("--");
+        }
+
+        if (!string.IsNullOrWhiteSpace(spec.Shell))
+        {
+            args.Add(Shell);
+            args.Add("-c");
+            args.Add(spec.Shell);
+        }
+        else
+        {
+            foreach (var arg in spec.Args)
+            {
+                args.Add(arg);
+            }
+        }
+
+        return info;
+    }
+
+    /// <summary>Waits for the task to exit or be killed, cleans up its cgroup and reports the terminal state.</summary>
+    private async Task SuperviseAsync(TaskRun run)
+    {
+        try
+        {
+            var exited = run.Process!.WaitForExitAsync();
+            var first = await Task.WhenAny(exited, run.KillRequested.Task).ConfigureAwait(false);
+            var killing = first != exited;
+            if (!killing)
+            {
+                lock (run.Gate)
+                {
+                    killing = run.Phase == Phase.Killing;
+                    if (!killing)
+                    {
+                        run.Phase = Phase.Exiting;
+                    }
+                }
+            }
+
+            if (killing)
+            {
+                await KillAndReapAsync(run, exited).ConfigureAwait(false);
+            }
+            else
+            {
+                await ReapExitedAsync(run).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex)
+        {
+            // Never leave a task without a terminal update, whatever went wrong supervising it.
+            LogSupervisionFailed(_logger, run.Spec.Id, ex);
+            lock (run.Gate)
+            {
+                if (run.Phase != Phase.Ended)
+                {
+                    run.Phase = Phase.Ended;
+                    Emit(run, TaskState.Failed, TaskSources.Agent, $"Task supervision failed: {ex.Message}", TaskReasons.ExecutorTerminated);
+                }
+            }
+        }
+        finally
+        {
+            run.Process?.Dispose();
+            run.Done.TrySetResult();
+        }
+    }
+
+    private async Task ReapExitedAsync(TaskRun run)
+    {
+        var code = run.Process!.ExitCode;
+        var signal = code is > 128 and <= 128 + 64 ? code - 128 : 0;
+        var oom = run.Cgroup is not null && _cgroups!.WasOomKilled(run.Cgroup, signal == Native.SigKill);
+        var launchFailed = code == 125 && File.Exists(Path.Combine(run.Sandbox!, LaunchFailedMarker));
+        LogExited(_logger, run.Spec.Id, code);
+
+        // No process outlives its task: whatever it left running in the background dies now.
+        await CleanUpAsync(run, mainExited: true).ConfigureAwait(false);
+
+        TaskState state;
+        string message;
+        string? reason = null;
+        if (launchFailed)
+        {
+            (state, message, reason) = (TaskState.Failed, "Failed to launch task: could not join its cgroups", TaskReasons.ContainerLaunchFailed);
+        }
+        else if (oom)
+        {
+            (state, message, reason) = (TaskState.Failed,
+                string.Create(CultureInfo.InvariantCulture, $"Memory limit exceeded: limit {run.Spec.Resources.MemMiB} MiB"),
+                TaskReasons.ContainerLimitationMemory);
+        }
+        else if (code == 0)
+        {
+            (state, message) = (TaskState.Finished, "Command exited with status 0");
+        }
+        else if (signal > 0)
+        {
+            (state, message) = (TaskState.Failed, $"Command terminated by signal {Native.SignalName(signal)}");
+        }
+        else
+        {
+            (state, message) = (TaskState.Failed, string.Create(CultureInfo.InvariantCulture, $"Command exited with status {code}"));
+        }
+
+        lock (run.Gate)
+        {
+            run.Phase = Phase.Ended;
+            Emit(run, state, TaskSources.Executor, message, reason, code);
+        }
+    }
+
+    private async Task KillAndReapAsync(TaskRun run, Task exited)
+    {
+        var grace = await run.KillRequested.Task.ConfigureAwait(false);
+        if (!exited.IsCompleted)
+        {
+            Signal(run, Native.SigTerm);
+            if (grace > TimeSpan.Zero)
+            {
+                using var cts = new CancellationTokenSource();
+                await Task.WhenAny(exited, Task.Delay(grace, _time, cts.Token)).ConfigureAwait(false);
+                await cts.CancelAsync().ConfigureAwait(false);
+            }
+        }
+
+        if (!exited.IsCompleted)
+        {
+            Signal(run, Native.SigKill);
+        }
+
+        await CleanUpAsync(run, mainExited: false).ConfigureAwait(false);
+        int? code = null;
+        try
+        {
+            await exited.WaitAsync(ReapTimeout, _time).ConfigureAwait(false);
+            code = run.Process!.ExitCode;
+        }
+        catch (TimeoutException)
+        {
+            LogUnkillable(_logger, run.Spec.Id, run.Pid);
+        }
+
+        LogKilled(_logger, run.Spec.Id);
+        lock (run.Gate)
+        {
+            run.Phase = Phase.Ended;
+            Emit(run, TaskState.Killed, TaskSources.Executor, "Task killed", exitCode: code);
+        }
+    }
+
+    /// <summary>SIGKILLs whatever is left of the task and removes its cgroup(s).</summary>
+    private async Task CleanUpAsync(TaskRun run, bool mainExited)
+    {
+        if (run.Cgroup is { } cgroup)
+        {
+            if (!await _cgroups!.KillAllAsync(cgroup).ConfigureAwait(false))
+            {
+                LogCgroupNotEmpty(_logger, run.Spec.Id, cgroup.Name);
+            }
+
+            if (!await _cgroups.RemoveAsync(cgroup).ConfigureAwait(false))
+            {
+                LogCgroupRemoveFailed(_logger, cgroup.Name);
+            }
+        }
+        else if (Native.KillGroup(run.Pid, Native.SigKill) && mainExited)
+        {
+            // Without cgroups the process group is all we have; its id cannot be reused while the group exists.
+            LogLeftoversKilled(_logger, run.Spec.Id);
+        }
+    }
+
+    /// <summary>Signals the task's process group, or the shim itself if it has not called setsid yet.</summary>
+    private static void Signal(TaskRun run, int signal)
+    {
+        if (!Native.KillGroup(run.Pid, signal))
+        {
+            Native.Kill(run.Pid, signal);
+        }
+    }
+
+    private async Task ReapOrphansAsync()
+    {
+        foreach (var child in _cgroups!.ListChildren(_cgroupName))
+        {
+            if (_tasks.ContainsKey(child) || !Ids.IsValidName(child))
+            {
+                continue;
+            }
+
+            var cgroup = _cgroups.Open(TaskCgroupName(child));
+            var pids = _cgroups.ListPids(cgroup).Count;
+            await _cgroups.KillAllAsync(cgroup).ConfigureAwait(false);
+            await _cgroups.RemoveAsync(cgroup).ConfigureAwait(false);
+            LogOrphanReaped(_logger, cgroup.Name, pids);
+        }
+    }
+
+    private async Task RemoveQuietlyAsync(string taskId, Cgroup cgroup)
+    {
+        try
+        {
+            await _cgroups!.RemoveAsync(cgroup).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            LogCleanupFailed(_logger, taskId, ex);
+        }
+    }
+
+    private string TaskCgroupName(string taskId) => $"{_cgroupName}/{taskId}";
+
+    private void Emit(TaskRun run, TaskState state, string source, string? message = null, string? reason = null, int? exitCode = null) =>
+        _updates.Writer.TryWrite(new TaskStatus
+        {
+            TaskId = run.Spec.Id,
+            State = state,
+            Message = message,
+            Reason = reason,
+            Source = source,
+            Timestamp = _time.GetUtcNow().ToUnixTimeMilliseconds() / 1000.0,
+            ExitCode = exitCode,
+            Uuid = Ids.NewUuid(),
+        });
+
+    private static void Touch(string path)
+    {
+        using var _ = new FileStream(path, FileMode.OpenOrCreate, FileAccess.Write, FileShare.ReadWrite, bufferSize: 0);
+    }
+
+    private static string? FindExecutable(string name, string path)
+    {
+        foreach (var dir in new[] { "/usr/bin", "/bin" }.Concat(path.Split(':', StringSplitOptions.RemoveEmptyEntries)))
+        {
+            var candidate = Path.Combine(dir, name);
+            if (File.Exists(candidate))
+            {
+                return candidate;
+            }
+        }
+
+        return null;
+    }
+
+    private enum Phase
+    {
+        Launching,
+        Running,
+        Killing,
+        Exiting,
+        Ended,
+    }
+
+    private sealed class TaskRun(TaskSpec spec, ImmutableArray<int> ports, string? sandbox)
+    {
+        public Lock Gate { get; } = new();
+
+        public TaskSpec Spec { get; } = spec;
+
+        public ImmutableArray<int> Ports { get; } = ports;
+
+        /// <summary>Null only for a task whose id is unusable as a directory name (it fails at launch).</summary>
+        public string? Sandbox { get; } = sandbox;
+
+        public Phase Phase { get; set; } = Phase.Launching;
+
+        public Cgroup? Cgroup { get; set; }
+
+        public Process? Process { get; set; }
+
+        public int Pid { get; set; }
+
+        /// <summary>Set (once) with the grace period when a kill is requested.</summary>
+        public TaskCompletionSource<TimeSpan> KillRequested { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Completes when the task has ended and been cleaned up.</summary>
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}

@@ -1,0 +1,330 @@
+using System.Collections.Immutable;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Drover.Agent.Execution;
+using Drover.Core;
+using Drover.Core.Json;
+using Drover.Core.Protocol;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Drover.Agent.Host;
+
+/// <summary>
+/// Connects this agent to the master: registers, heartbeats, follows the command stream and
+/// delivers status updates until the master acknowledges them (at least once, in order per task).
+/// <code>
+///   register ──▶ ┬─ heartbeat loop ──(404: master forgot us)──▶ register again
+///                ├─ command loop: NDJSON stream → executor.Launch / Kill (idempotent)
+///                └─ update loop: executor.Updates → POST batch → ack → Forget terminal tasks
+/// </code>
+/// Every loop survives master restarts and failover: a failed call moves to the next master URL
+/// and retries with capped backoff.
+/// </summary>
+public sealed partial class AgentService : BackgroundService
+{
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
+
+    private readonly AgentOptions _options;
+    private readonly ITaskExecutor _executor;
+    private readonly HttpClient _http;
+    private readonly TimeProvider _time;
+    private readonly ILogger<AgentService> _logger;
+    private readonly SemaphoreSlim _registerLock = new(1, 1);
+    private readonly TaskCompletionSource _registered = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _masterIndex;
+    private string? _agentId;
+    private int _registrationGeneration;
+    private TimeSpan _heartbeatInterval;
+
+    public AgentService(AgentOptions options, ITaskExecutor executor, TimeProvider time, ILogger<AgentService> logger)
+    {
+        _options = options;
+        _executor = executor;
+        _time = time;
+        _logger = logger;
+        _heartbeatInterval = options.HeartbeatInterval;
+        _http = new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
+        _agentId = ReadPersistedAgentId();
+    }
+
+    /// <summary>The id the master gave this agent; null before the first registration.</summary>
+    public string? AgentId => Volatile.Read(ref _agentId);
+
+    /// <summary>Completes once the agent has registered with a master.</summary>
+    public Task Registered => _registered.Task;
+
+    private Uri Master => _options.Masters[Volatile.Read(ref _masterIndex) % _options.Masters.Count];
+
+    private void NextMaster() => Interlocked.Increment(ref _masterIndex);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            await RegisterAsync(-1, stoppingToken).ConfigureAwait(false);
+            await Task.WhenAll(
+                HeartbeatLoopAsync(stoppingToken),
+                CommandLoopAsync(stoppingToken),
+                UpdateLoopAsync(stoppingToken)).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    public override void Dispose()
+    {
+        _http.Dispose();
+        _registerLock.Dispose();
+        base.Dispose();
+    }
+
+    /// <summary>
+    /// Registers (again). <paramref name="seenGeneration"/> is the registration the caller found
+    /// stale; if another loop already re-registered since, this returns at once.
+    /// </summary>
+    private async Task RegisterAsync(int seenGeneration, CancellationToken ct)
+    {
+        await _registerLock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            if (seenGeneration != -1 && seenGeneration != Volatile.Read(ref _registrationGeneration))
+            {
+                return;
+            }
+
+            var backoff = TimeSpan.FromMilliseconds(100);
+            while (true)
+            {
+                ct.ThrowIfCancellationRequested();
+                var master = Master;
+                try
+                {
+                    var registration = new AgentRegistration
+                    {
+                        AgentId = AgentId,
+                        Hostname = _options.Hostname,
+                        Address = _options.AdvertisedAddress.ToString().TrimEnd('/'),
+                        Resources = _options.Resources,
+                        Attributes = _options.Attributes,
+                        Domain = _options.Domain,
+                        Tasks = [.. _executor.KnownTaskIds.Select(id => new TaskStatus { TaskId = id, State = TaskState.Running })],
+                    };
+                    using var response = await _http.PostAsJsonAsync(new Uri(master, "internal/v1/agents/register"), registration,
+                        DroverJsonContext.Default.AgentRegistration, ct).ConfigureAwait(false);
+                    response.EnsureSuccessStatusCode();
+                    var registered = await response.Content.ReadFromJsonAsync(DroverJsonContext.Default.AgentRegistered, ct).ConfigureAwait(false)
+                        ?? throw new HttpRequestException("empty registration response");
+                    Volatile.Write(ref _agentId, registered.AgentId);
+                    _heartbeatInterval = TimeSpan.FromSeconds(Math.Max(0.05, registered.HeartbeatIntervalSeconds));
+                    PersistAgentId(registered.AgentId);
+                    Interlocked.Increment(ref _registrationGeneration);
+                    LogRegistered(registered.AgentId, master.ToString());
+                    _registered.TrySetResult();
+                    return;
+                }
+                catch (Exception e) when (e is HttpRequestException or IOException or JsonException || (e is OperationCanceledException && !ct.IsCancellationRequested))
+                {
+                    LogMasterCallFailed("register", master.ToString(), e.Message);
+                    NextMaster();
+                    await Task.Delay(backoff, _time, ct).ConfigureAwait(false);
+                    backoff = Min(backoff * 2, MaxBackoff);
+                }
+            }
+        }
+        finally
+        {
+            _registerLock.Release();
+        }
+    }
+
+    private async Task HeartbeatLoopAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            await Task.Delay(_heartbeatInterval, _time, ct).ConfigureAwait(false);
+            var generation = Volatile.Read(ref _registrationGeneration);
+            var master = Master;
+            try
+            {
+                var heartbeat = new AgentHeartbeat { ActiveTaskIds = [.. _executor.KnownTaskIds] };
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                timeout.CancelAfter(TimeSpan.FromSeconds(10));
+                using var response = await _http.PostAsJsonAsync(new Uri(master, $"internal/v1/agents/{AgentId}/heartbeat"), heartbeat,
+                    DroverJsonContext.Default.AgentHeartbeat, timeout.Token).ConfigureAwait(false);
+                if (response.StatusCode == HttpStatusCode.NotFound)
+                {
+                    await RegisterAsync(generation, ct).ConfigureAwait(false);
+                    continue;
+                }
+
+                response.EnsureSuccessStatusCode();
+            }
+            catch (Exception e) when (e is HttpRequestException or IOException || (e is OperationCanceledException && !ct.IsCancellationRequested))
+            {
+                LogMasterCallFailed("heartbeat", master.ToString(), e.Message);
+                NextMaster();
+            }
+        }
+    }
+
+    private async Task CommandLoopAsync(CancellationToken ct)
+    {
+        var backoff = TimeSpan.FromMilliseconds(100);
+        while (!ct.IsCancellationRequested)
+        {
+            var generation = Volatile.Read(ref _registrationGeneration);
+            var master = Master;
+            try
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(master, $"internal/v1/agents/{AgentId}/commands"));
+                using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+                if (response.StatusCode == HttpStatusCode.NotFound)
+                {
+                    await RegisterAsync(generation, ct).ConfigureAwait(false);
+                    continue;
+                }
+
+                response.EnsureSuccessStatusCode();
+                using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+                using var reader = new StreamReader(stream);
+                while (true)
+                {
+                    // The master pings every few seconds; silence for much longer means the connection is dead.
+                    using var idle = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                    idle.CancelAfter(TimeSpan.FromSeconds(20));
+                    var line = await reader.ReadLineAsync(idle.Token).ConfigureAwait(false);
+                    if (line is null)
+                    {
+                        break;
+                    }
+
+                    backoff = TimeSpan.FromMilliseconds(100);
+                    if (line.Length > 0)
+                    {
+                        Handle(JsonSerializer.Deserialize(line, DroverJsonContext.Default.AgentCommand));
+                    }
+                }
+            }
+            catch (Exception e) when (e is HttpRequestException or IOException or JsonException || (e is OperationCanceledException && !ct.IsCancellationRequested))
+            {
+                LogMasterCallFailed("command stream", master.ToString(), e.Message);
+                NextMaster();
+            }
+
+            await Task.Delay(backoff, _time, ct).ConfigureAwait(false);
+            backoff = Min(backoff * 2, MaxBackoff);
+        }
+    }
+
+    private void Handle(AgentCommand? command)
+    {
+        switch (command)
+        {
+            case { Type: AgentCommandType.Launch, Launch: { } launch }:
+                LogLaunch(launch.Task.Id);
+                _executor.Launch(launch);
+                break;
+            case { Type: AgentCommandType.Kill, Kill: { } kill }:
+                LogKill(kill.TaskId);
+                _executor.Kill(kill.TaskId, kill.GracePeriodSeconds is { } s ? TimeSpan.FromSeconds(s) : null);
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Sends updates in order and keeps each one until the master acknowledges it. A terminal
+    /// update's acknowledgement lets the executor forget the task.
+    /// </summary>
+    private async Task UpdateLoopAsync(CancellationToken ct)
+    {
+        var pending = new List<TaskStatus>();
+        var backoff = TimeSpan.FromMilliseconds(100);
+        var updates = _executor.Updates;
+        while (!ct.IsCancellationRequested)
+        {
+            if (pending.Count == 0 && !await updates.WaitToReadAsync(ct).ConfigureAwait(false))
+            {
+                return;
+            }
+
+            while (pending.Count < 1000 && updates.TryRead(out var u))
+            {
+                pending.Add(u.AgentId is null ? u with { AgentId = AgentId } : u);
+            }
+
+            var generation = Volatile.Read(ref _registrationGeneration);
+            var master = Master;
+            try
+            {
+                var batch = new StatusUpdateBatch { Updates = [.. pending] };
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                timeout.CancelAfter(TimeSpan.FromSeconds(10));
+                using var response = await _http.PostAsJsonAsync(new Uri(master, $"internal/v1/agents/{AgentId}/updates"), batch,
+                    DroverJsonContext.Default.StatusUpdateBatch, timeout.Token).ConfigureAwait(false);
+                if (response.StatusCode == HttpStatusCode.NotFound)
+                {
+                    await RegisterAsync(generation, ct).ConfigureAwait(false);
+                    continue;
+                }
+
+                response.EnsureSuccessStatusCode();
+                var ack = await response.Content.ReadFromJsonAsync(DroverJsonContext.Default.StatusUpdateAck, timeout.Token).ConfigureAwait(false);
+                var acked = (ack?.Acknowledged ?? []).ToHashSet(StringComparer.Ordinal);
+                foreach (var u in pending.Where(u => u.Uuid is not null && acked.Contains(u.Uuid) && u.State.IsTerminal()))
+                {
+                    _executor.Forget(u.TaskId);
+                }
+
+                pending.RemoveAll(u => u.Uuid is null || acked.Contains(u.Uuid));
+                backoff = TimeSpan.FromMilliseconds(100);
+            }
+            catch (Exception e) when (e is HttpRequestException or IOException or JsonException || (e is OperationCanceledException && !ct.IsCancellationRequested))
+            {
+                LogMasterCallFailed("status update", master.ToString(), e.Message);
+                NextMaster();
+                await Task.Delay(backoff, _time, ct).ConfigureAwait(false);
+                backoff = Min(backoff * 2, MaxBackoff);
+            }
+        }
+    }
+
+    private string IdFile => Path.Combine(_options.WorkDir, "agent-id");
+
+    private string? ReadPersistedAgentId()
+    {
+        try
+        {
+            var id = File.Exists(IdFile) ? File.ReadAllText(IdFile).Trim() : null;
+            return string.IsNullOrEmpty(id) ? null : id;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    private void PersistAgentId(string id)
+    {
+        Directory.CreateDirectory(_options.WorkDir);
+        var tmp = IdFile + ".tmp";
+        File.WriteAllText(tmp, id);
+        File.Move(tmp, IdFile, overwrite: true);
+    }
+
+    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Registered as {AgentId} with master {Master}")]
+    private partial void LogRegistered(string agentId, string master);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Call} to master {Master} failed: {Error}")]
+    private partial void LogMasterCallFailed(string call, string master, string error);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Launching task {TaskId}")]
+    private partial void LogLaunch(string taskId);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Killing task {TaskId}")]
+    private partial void LogKill(string taskId);
+}

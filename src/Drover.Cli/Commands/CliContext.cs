@@ -1,0 +1,49 @@
+using System.CommandLine;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using Drover.Client;
+using Drover.Core.Json;
+
+namespace Drover.Cli.Commands;
+
+/// <summary>Options every client command shares, and helpers to print results.</summary>
+internal static class CliContext
+{
+    public const string DefaultMaster = "http://127.0.0.1:5050";
+
+    public static readonly Option<string> Master = new("--master")
+    {
+        Description = "Master URL (or set DROVER_MASTER)",
+        Recursive = true,
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("DROVER_MASTER") is { Length: > 0 } m ? m : DefaultMaster,
+    };
+
+    public static readonly Option<bool> Json = new("--json") { Description = "Print JSON instead of a table", Recursive = true };
+
+    private static readonly JsonSerializerOptions Indented = new(DroverJsonContext.Default.Options) { WriteIndented = true };
+
+    public static DroverClient Client(ParseResult result)
+    {
+        var text = result.GetValue(Master)!;
+        if (!text.Contains("://", StringComparison.Ordinal))
+        {
+            text = "http://" + text;
+        }
+
+        return Uri.TryCreate(text, UriKind.Absolute, out var uri)
+            ? new DroverClient(uri)
+            : throw new CliException($"--master: '{text}' is not a URL", 2);
+    }
+
+    public static void PrintJson<T>(T value)
+    {
+        var info = (JsonTypeInfo<T>)Indented.GetTypeInfo(typeof(T));
+        Console.Out.WriteLine(JsonSerializer.Serialize(value, info));
+    }
+}
+
+/// <summary>An error to print (without a stack trace) and the exit code to leave with.</summary>
+internal sealed class CliException(string message, int exitCode = 1) : Exception(message)
+{
+    public int ExitCode { get; } = exitCode;
+}

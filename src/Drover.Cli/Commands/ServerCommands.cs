@@ -1,0 +1,183 @@
+using System.CommandLine;
+using Drover.Cli.Hosting;
+using Drover.Core;
+using Drover.Master;
+using Drover.Placement;
+using Microsoft.Extensions.Logging;
+
+namespace Drover.Cli.Commands;
+
+/// <summary><c>drover dev</c>, <c>drover master</c> and <c>drover agent</c>: the long-running roles.</summary>
+internal static class ServerCommands
+{
+    private static readonly Option<string> LogLevelOption = new("--log-level") { Description = "trace|debug|information|warning|error", DefaultValueFactory = _ => "information" };
+
+    public static Command Dev()
+    {
+        var dataDir = new Option<string>("--data-dir") { Description = "Where master state and task sandboxes live", DefaultValueFactory = _ => ".drover/dev" };
+        var listen = new Option<string>("--listen") { Description = "HOST:PORT to serve on", DefaultValueFactory = _ => "127.0.0.1:5050" };
+        var agentFlags = new AgentFlags();
+        var cmd = new Command("dev", "Run a master and one agent in one process (zero setup)") { dataDir, listen, LogLevelOption };
+        agentFlags.AddTo(cmd, includeHostname: true);
+        cmd.SetAction(async (pr, ct) =>
+        {
+            var url = ParseListen(pr.GetValue(listen)!);
+            var dir = Path.GetFullPath(pr.GetValue(dataDir)!);
+            var master = new MasterOptions { DataDir = Path.Combine(dir, "master") };
+            var agent = agentFlags.Read(pr, Path.Combine(dir, "agent"));
+            await using var host = await DroverHosts.StartDevAsync(master, agent, url, ParseLogLevel(pr), ct);
+            await host.Agent!.Registered.WaitAsync(TimeSpan.FromSeconds(30), ct);
+            Console.Out.WriteLine($"Drover dev cluster is up at {host.Url.GetLeftPart(UriPartial.Authority)}  (master + agent, data in {dir})");
+            Console.Out.WriteLine($"  try:  ./drover run --wait -- echo hello      ./drover node ls      Ctrl-C stops it");
+            await WaitForCtrlC(host, ct);
+            Console.Out.WriteLine("Stopping: killing tasks and removing their cgroups…");
+            return 0;
+        });
+        return cmd;
+    }
+
+    public static Command Master()
+    {
+        var dataDir = new Option<string>("--data-dir") { Description = "Where the master keeps its data", Required = true };
+        var listen = new Option<string>("--listen") { Description = "HOST:PORT to serve on", DefaultValueFactory = _ => "127.0.0.1:5050" };
+        var strategy = new Option<string>("--strategy") { Description = "binpack (default) or spread", DefaultValueFactory = _ => "binpack" };
+        var agentTimeout = new Option<double>("--agent-timeout") { Description = "Seconds without a heartbeat before an agent is unreachable", DefaultValueFactory = _ => 15 };
+        var cmd = new Command("master", "Run a master") { dataDir, listen, strategy, agentTimeout, LogLevelOption };
+        cmd.SetAction(async (pr, ct) =>
+        {
+            var url = ParseListen(pr.GetValue(listen)!);
+            var strat = pr.GetValue(strategy)!.ToLowerInvariant() switch
+            {
+                "binpack" or "bin-pack" => PlacementStrategy.BinPack,
+                "spread" => PlacementStrategy.Spread,
+                var s => throw new CliException($"--strategy: '{s}' is not binpack or spread", 2),
+            };
+            var timeout = pr.GetValue(agentTimeout);
+            if (timeout <= 0)
+            {
+                throw new CliException("--agent-timeout: must be greater than 0", 2);
+            }
+
+            var options = new MasterOptions
+            {
+                DataDir = Path.GetFullPath(pr.GetValue(dataDir)!),
+                Strategy = strat,
+                AgentUnreachableTimeout = TimeSpan.FromSeconds(timeout),
+            };
+            await using var host = await DroverHosts.StartMasterAsync(options, url, ParseLogLevel(pr), ct);
+            Console.Out.WriteLine($"Drover master is up at {host.Url.GetLeftPart(UriPartial.Authority)}");
+            await WaitForCtrlC(host, ct);
+            return 0;
+        });
+        return cmd;
+    }
+
+    public static Command Agent()
+    {
+        var masters = new Option<string>("--master") { Description = "Master URL(s), comma-separated", Required = true };
+        var workDir = new Option<string>("--work-dir") { Description = "Sandboxes and agent state", Required = true };
+        var listen = new Option<string>("--listen") { Description = "HOST:PORT for the agent's endpoint", DefaultValueFactory = _ => "0.0.0.0:5051" };
+        var advertise = new Option<string?>("--advertise") { Description = "URL the master uses to reach this agent (default: the listen address)" };
+        var agentFlags = new AgentFlags();
+        var cmd = new Command("agent", "Run an agent that offers this machine's resources") { masters, workDir, listen, advertise, LogLevelOption };
+        agentFlags.AddTo(cmd, includeHostname: true);
+        cmd.SetAction(async (pr, ct) =>
+        {
+            var masterUrls = pr.GetValue(masters)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(m => Uri.TryCreate(m.Contains("://", StringComparison.Ordinal) ? m : "http://" + m, UriKind.Absolute, out var u)
+                    ? u : throw new CliException($"--master: '{m}' is not a URL", 2)).ToList();
+            var url = ParseListen(pr.GetValue(listen)!);
+            var settings = agentFlags.Read(pr, Path.GetFullPath(pr.GetValue(workDir)!)) with
+            {
+                Advertise = pr.GetValue(advertise) is { } a ? new Uri(a.Contains("://", StringComparison.Ordinal) ? a : "http://" + a) : null,
+            };
+            await using var host = await DroverHosts.StartAgentAsync(settings, masterUrls, url, ParseLogLevel(pr), ct);
+            Console.Out.WriteLine($"Drover agent is serving at {host.Url.GetLeftPart(UriPartial.Authority)}, registering with {string.Join(", ", masterUrls)}");
+            await WaitForCtrlC(host, ct);
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static async Task WaitForCtrlC(RunningHost host, CancellationToken ct)
+    {
+        try
+        {
+            await host.WaitForShutdownAsync(ct);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private static Uri ParseListen(string text) =>
+        ListenAddress.TryParse(text, out var url, out var error) ? url : throw new CliException($"--listen: {error}", 2);
+
+    private static LogLevel ParseLogLevel(ParseResult pr) =>
+        Enum.TryParse<LogLevel>(pr.GetValue(LogLevelOption), ignoreCase: true, out var level)
+            ? level
+            : throw new CliException($"--log-level: '{pr.GetValue(LogLevelOption)}' is not a log level", 2);
+
+    /// <summary>Flags describing what an agent offers, shared by dev and agent.</summary>
+    private sealed class AgentFlags
+    {
+        private readonly Option<string?> _resources = new("--resources") { Description = "What to offer, e.g. \"cpus:4;mem:8192;disk:10000;ports:[31000-32000]\" (default: discovered)" };
+        private readonly Option<string?> _attributes = new("--attributes") { Description = "Agent attributes, e.g. \"rack:r1;gpu_model:a100\"" };
+        private readonly Option<string?> _region = new("--region") { Description = "Fault domain region" };
+        private readonly Option<string?> _zone = new("--zone") { Description = "Fault domain zone" };
+        private readonly Option<string?> _hostname = new("--hostname") { Description = "Hostname to register with (default: the machine's)" };
+
+        public void AddTo(Command cmd, bool includeHostname)
+        {
+            cmd.Options.Add(_resources);
+            cmd.Options.Add(_attributes);
+            cmd.Options.Add(_region);
+            cmd.Options.Add(_zone);
+            if (includeHostname)
+            {
+                cmd.Options.Add(_hostname);
+            }
+        }
+
+        public AgentSettings Read(ParseResult pr, string workDir)
+        {
+            Resources? resources = null;
+            if (pr.GetValue(_resources) is { } r)
+            {
+                if (!Resources.TryParse(r, out var parsed, out var error))
+                {
+                    throw new CliException($"--resources: {error}", 2);
+                }
+
+                if (parsed.MilliCpus <= 0 || parsed.MemMiB <= 0)
+                {
+                    throw new CliException("--resources: cpus and mem must be greater than 0", 2);
+                }
+
+                resources = parsed.Ports.IsEmpty ? parsed with { Ports = PortRanges.Range(31000, 32000) } : parsed;
+            }
+
+            var attributes = Attributes.Empty;
+            if (pr.GetValue(_attributes) is { } a && !Attributes.TryParse(a, out attributes, out var attrError))
+            {
+                throw new CliException($"--attributes: {attrError}", 2);
+            }
+
+            var region = pr.GetValue(_region);
+            var zone = pr.GetValue(_zone);
+            if ((region is null) != (zone is null))
+            {
+                throw new CliException("--region and --zone go together", 2);
+            }
+
+            return new AgentSettings
+            {
+                WorkDir = workDir,
+                Hostname = pr.GetValue(_hostname),
+                Resources = resources,
+                Attributes = attributes,
+                Domain = region is null ? null : new FaultDomain(region, zone!),
+            };
+        }
+    }
+}

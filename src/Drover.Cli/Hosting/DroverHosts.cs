@@ -1,0 +1,166 @@
+using System.Security.Cryptography;
+using System.Text;
+using Drover.Agent.Execution;
+using Drover.Agent.Host;
+using Drover.Core;
+using Drover.Master;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Drover.Cli.Hosting;
+
+/// <summary>What an agent needs besides the master's address; shared by <c>drover agent</c> and <c>drover dev</c>.</summary>
+public sealed record AgentSettings
+{
+    public required string WorkDir { get; init; }
+
+    public string? Hostname { get; init; }
+
+    /// <summary>Null: discover from the machine.</summary>
+    public Resources? Resources { get; init; }
+
+    public Attributes Attributes { get; init; } = Attributes.Empty;
+
+    public FaultDomain? Domain { get; init; }
+
+    /// <summary>Overrides the advertised URL (default: the bound address).</summary>
+    public Uri? Advertise { get; init; }
+}
+
+/// <summary>
+/// A started Drover process role (master, agent, or both in dev mode). Disposing stops it:
+/// the agent connection first, then every task it runs, then the HTTP server.
+/// </summary>
+public sealed class RunningHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private int _disposed;
+
+    internal RunningHost(WebApplication app, Uri url, AgentService? agent)
+    {
+        _app = app;
+        Url = url;
+        Agent = agent;
+    }
+
+    /// <summary>The bound URL (with the real port when port 0 was asked for).</summary>
+    public Uri Url { get; }
+
+    public AgentService? Agent { get; }
+
+    public IServiceProvider Services => _app.Services;
+
+    public Task WaitForShutdownAsync(CancellationToken ct = default) => _app.WaitForShutdownAsync(ct);
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
+        if (Agent is not null)
+        {
+            await Agent.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+
+        await _app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        await _app.DisposeAsync().ConfigureAwait(false); // disposes the executor: kills tasks, removes cgroups
+        Agent?.Dispose();
+    }
+}
+
+/// <summary>Builds and starts the three process roles.</summary>
+public static class DroverHosts
+{
+    public static Task<RunningHost> StartMasterAsync(MasterOptions options, Uri listen, LogLevel logLevel, CancellationToken ct) =>
+        StartAsync(listen, logLevel, master: options, agent: null, masters: null, ct);
+
+    public static Task<RunningHost> StartAgentAsync(AgentSettings agent, IReadOnlyList<Uri> masters, Uri listen, LogLevel logLevel, CancellationToken ct) =>
+        StartAsync(listen, logLevel, master: null, agent, masters, ct);
+
+    /// <summary>Master and one agent in one process on one port; the agent talks to its own master over HTTP.</summary>
+    public static Task<RunningHost> StartDevAsync(MasterOptions master, AgentSettings agent, Uri listen, LogLevel logLevel, CancellationToken ct) =>
+        StartAsync(listen, logLevel, master, agent, masters: null, ct);
+
+    private static async Task<RunningHost> StartAsync(Uri listen, LogLevel logLevel, MasterOptions? master, AgentSettings? agent, IReadOnlyList<Uri>? masters, CancellationToken ct)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls(listen.GetLeftPart(UriPartial.Authority));
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss.fff ";
+        });
+        builder.Logging.SetMinimumLevel(logLevel);
+        builder.Logging.AddFilter("Microsoft", logLevel > LogLevel.Warning ? logLevel : LogLevel.Warning);
+        builder.Logging.AddFilter("System.Net.Http", LogLevel.Warning);
+        builder.Services.AddSingleton(TimeProvider.System);
+
+        if (master is not null)
+        {
+            Directory.CreateDirectory(master.DataDir);
+            builder.Services.AddDroverMaster(master);
+        }
+
+        string? hostname = null;
+        if (agent is not null)
+        {
+            Directory.CreateDirectory(agent.WorkDir);
+            hostname = agent.Hostname ?? Environment.MachineName;
+            var executorOptions = new ProcessExecutorOptions
+            {
+                WorkDir = agent.WorkDir,
+                CgroupName = CgroupNameFor(agent.WorkDir),
+                Hostname = hostname,
+            };
+            builder.Services.AddSingleton(executorOptions);
+            builder.Services.AddSingleton<ITaskExecutor, ProcessTaskExecutor>();
+        }
+
+        var app = builder.Build();
+        if (master is not null)
+        {
+            app.MapDroverMaster();
+        }
+
+        if (agent is not null)
+        {
+            AgentEndpoints.Map(app, app.Services.GetRequiredService<ITaskExecutor>());
+        }
+
+        await app.StartAsync(ct).ConfigureAwait(false);
+        var bound = new Uri(app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First());
+        var url = ListenAddress.Advertise(bound);
+
+        AgentService? agentService = null;
+        if (agent is not null)
+        {
+            var options = new AgentOptions
+            {
+                Masters = masters ?? [url],
+                WorkDir = agent.WorkDir,
+                AdvertisedAddress = agent.Advertise ?? url,
+                Hostname = hostname!,
+                Resources = agent.Resources ?? Agent.Discovery.ResourceDiscovery.Discover(agent.WorkDir),
+                Attributes = agent.Attributes,
+                Domain = agent.Domain,
+            };
+            agentService = ActivatorUtilities.CreateInstance<AgentService>(app.Services, options);
+            await agentService.StartAsync(ct).ConfigureAwait(false);
+        }
+
+        return new RunningHost(app, url, agentService);
+    }
+
+    /// <summary>A per-work-dir cgroup subtree, so several agents on one machine never touch each other's tasks.</summary>
+    public static string CgroupNameFor(string workDir) =>
+        "drover/agent-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(workDir))))[..12];
+}

@@ -1,0 +1,59 @@
+using System.CommandLine;
+using Drover.Cli.Commands;
+using Drover.Client;
+
+namespace Drover.Cli;
+
+public static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        var root = new RootCommand("Drover: one pool of machines, work placed automatically.")
+        {
+            ServerCommands.Dev(),
+            ServerCommands.Master(),
+            ServerCommands.Agent(),
+            RunCommand.Create(),
+            TaskCommands.Create(),
+            NodeCommands.Create(),
+        };
+        root.Options.Add(CliContext.Master);
+        root.Options.Add(CliContext.Json);
+
+        if (Console.IsOutputRedirected)
+        {
+            // Piped output: no colour codes, and no wrapping to an imaginary 80-column terminal.
+            Spectre.Console.AnsiConsole.Profile.Capabilities.Ansi = false;
+            Spectre.Console.AnsiConsole.Profile.Width = 240;
+        }
+
+        try
+        {
+            return await root.Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+        catch (CliException e)
+        {
+            await Console.Error.WriteLineAsync($"drover: {e.Message}");
+            return e.ExitCode;
+        }
+        catch (DroverApiException e)
+        {
+            await Console.Error.WriteLineAsync($"drover: {e.Error.Message}");
+            foreach (var d in e.Error.Details)
+            {
+                await Console.Error.WriteLineAsync($"  {d.Field}: {d.Reason}");
+            }
+
+            return e.StatusCode is >= 400 and < 500 ? 2 : 1;
+        }
+        catch (HttpRequestException e)
+        {
+            await Console.Error.WriteLineAsync($"drover: cannot reach the master: {e.Message} (is `./drover dev` running? set --master or DROVER_MASTER)");
+            return 1;
+        }
+        catch (OperationCanceledException)
+        {
+            return 130;
+        }
+    }
+}

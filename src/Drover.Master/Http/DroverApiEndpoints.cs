@@ -1,0 +1,216 @@
+using Drover.Core;
+using Drover.Core.Api;
+using Drover.Core.Json;
+using Drover.Core.Protocol;
+using Drover.Master.State;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Drover.Master.Http;
+
+/// <summary>
+/// Drover's own API for one-off tasks and nodes, used by the CLI:
+/// <code>
+/// POST   /drover/v1/tasks                        submit (TaskSubmission → 201 TaskView)
+/// GET    /drover/v1/tasks[?state=TASK_RUNNING]   list
+/// GET    /drover/v1/tasks/{id}                   one task, with why it waits
+/// POST   /drover/v1/tasks/{id}/kill              kill (202); DELETE /drover/v1/tasks/{id} does the same
+/// GET    /drover/v1/tasks/{id}/logs?stream=stdout|stderr&amp;offset=N[&amp;follow=true]   raw bytes
+/// GET    /drover/v1/tasks/{id}/files/read?path=stdout&amp;offset=N&amp;length=M           Mesos-style JSON chunk
+/// GET    /drover/v1/agents, /drover/v1/agents/{id}
+/// </code>
+/// </summary>
+internal static class DroverApiEndpoints
+{
+    private static readonly TimeSpan FollowPoll = TimeSpan.FromMilliseconds(150);
+
+    public static void Map(IEndpointRouteBuilder app)
+    {
+        var g = app.MapGroup("/drover/v1");
+
+        g.MapPost("/tasks", async (HttpRequest req, ClusterState state, CancellationToken ct) =>
+        {
+            var (body, error) = await ApiResults.ReadBody(req, DroverJsonContext.Default.TaskSubmission, ct);
+            if (error is not null)
+            {
+                return error;
+            }
+
+            var (spec, errors) = TaskSubmissionValidator.Validate(body!);
+            if (spec is null)
+            {
+                return ApiResults.Validation(errors);
+            }
+
+            var view = state.Submit(spec);
+            return Results.Json(view, DroverJsonContext.Default.TaskView, statusCode: StatusCodes.Status201Created);
+        });
+
+        g.MapGet("/tasks", (string? state, ClusterState cluster) =>
+        {
+            TaskState? filter = null;
+            if (state is not null)
+            {
+                if (!TaskStates.TryParse(state, out var parsed))
+                {
+                    return ApiResults.Validation([new FieldError("state", $"'{state}' is not a task state (e.g. TASK_RUNNING)")]);
+                }
+
+                filter = parsed;
+            }
+
+            return ApiResults.Json(new TaskList { Tasks = cluster.ListTasks(filter) }, DroverJsonContext.Default.TaskList);
+        });
+
+        g.MapGet("/tasks/{id}", (string id, ClusterState state) =>
+            state.GetTask(id) is { } view ? ApiResults.Json(view, DroverJsonContext.Default.TaskView) : ApiResults.NotFound($"no task with id '{id}'"));
+
+        g.MapPost("/tasks/{id}/kill", (string id, ClusterState state) => KillTask(id, state));
+        g.MapDelete("/tasks/{id}", (string id, ClusterState state) => KillTask(id, state));
+
+        g.MapGet("/tasks/{id}/files/read", async (string id, string? path, long? offset, int? length, ClusterState state, SandboxReader reader, CancellationToken ct) =>
+        {
+            var file = path ?? "stdout";
+            if (ValidateFileQuery(file, offset ?? 0, length) is { } bad)
+            {
+                return bad;
+            }
+
+            if (state.GetTask(id) is null)
+            {
+                return ApiResults.NotFound($"no task with id '{id}'");
+            }
+
+            if (state.AgentOfTask(id) is not { } agent)
+            {
+                return ApiResults.Error(StatusCodes.Status409Conflict, ErrorCodes.Conflict, $"task '{id}' has not been placed on an agent yet");
+            }
+
+            try
+            {
+                var chunk = await reader.ReadAsync(agent.Address, id, file, offset ?? 0, length ?? SandboxReader.MaxChunk, ct);
+                return chunk is { } c
+                    ? ApiResults.Json(new FileChunk { Data = System.Text.Encoding.UTF8.GetString(c.Data), Offset = offset ?? 0, Size = c.Size }, DroverJsonContext.Default.FileChunk)
+                    : ApiResults.NotFound($"task '{id}' has no file '{file}' on agent {agent.AgentId}");
+            }
+            catch (HttpRequestException e)
+            {
+                return ApiResults.Error(StatusCodes.Status502BadGateway, ErrorCodes.AgentUnreachable, $"agent {agent.AgentId} at {agent.Address} did not answer: {e.Message}");
+            }
+        });
+
+        g.MapGet("/tasks/{id}/logs", async (string id, string? stream, long? offset, bool? follow, HttpContext http, ClusterState state, SandboxReader reader) =>
+        {
+            var file = stream ?? "stdout";
+            if (ValidateFileQuery(file, offset ?? 0, null) is { } bad)
+            {
+                await bad.ExecuteAsync(http);
+                return;
+            }
+
+            if (state.GetTask(id) is null)
+            {
+                await ApiResults.NotFound($"no task with id '{id}'").ExecuteAsync(http);
+                return;
+            }
+
+            await StreamLogsAsync(http, id, file, offset ?? 0, follow ?? false, state, reader);
+        });
+
+        g.MapGet("/agents", (ClusterState state) => ApiResults.Json(new AgentList { Agents = state.ListAgents() }, DroverJsonContext.Default.AgentList));
+
+        g.MapGet("/agents/{id}", (string id, ClusterState state) =>
+            state.GetAgent(id) is { } a ? ApiResults.Json(a, DroverJsonContext.Default.AgentView) : ApiResults.NotFound($"no agent with id '{id}'"));
+    }
+
+    private static IResult KillTask(string id, ClusterState state) => state.Kill(id) switch
+    {
+        KillResult.NotFound => ApiResults.NotFound($"no task with id '{id}'"),
+        _ => ApiResults.Json(state.GetTask(id)!, DroverJsonContext.Default.TaskView, StatusCodes.Status202Accepted),
+    };
+
+    private static IResult? ValidateFileQuery(string file, long offset, int? length)
+    {
+        if (file is not ("stdout" or "stderr"))
+        {
+            return ApiResults.Validation([new FieldError("stream", "must be 'stdout' or 'stderr'")]);
+        }
+
+        if (offset < 0)
+        {
+            return ApiResults.Validation([new FieldError("offset", "must not be negative")]);
+        }
+
+        if (length is < 0 or > SandboxReader.MaxChunk)
+        {
+            return ApiResults.Validation([new FieldError("length", $"must be between 0 and {SandboxReader.MaxChunk}")]);
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// Copies a sandbox file to the response from <paramref name="offset"/>. When following, keeps
+    /// polling the agent until the task has ended and a read after that returns nothing more, so the
+    /// last lines a task wrote are never cut off.
+    /// </summary>
+    private static async Task StreamLogsAsync(HttpContext http, string id, string file, long offset, bool follow, ClusterState state, SandboxReader reader)
+    {
+        var ct = http.RequestAborted;
+        var time = http.RequestServices.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System;
+        http.Response.ContentType = "text/plain; charset=utf-8";
+        http.Response.Headers.CacheControl = "no-store";
+        var started = false;
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                var endedBeforeRead = state.GetTask(id)?.State.IsTerminal() ?? true;
+                var agent = state.AgentOfTask(id);
+                (byte[] Data, long Size)? chunk = null;
+                if (agent is { } a)
+                {
+                    try
+                    {
+                        chunk = await reader.ReadAsync(a.Address, id, file, offset, SandboxReader.MaxChunk, ct);
+                    }
+                    catch (HttpRequestException e) when (!started)
+                    {
+                        await ApiResults.Error(StatusCodes.Status502BadGateway, ErrorCodes.AgentUnreachable,
+                            $"agent {a.AgentId} at {a.Address} did not answer: {e.Message}").ExecuteAsync(http);
+                        return;
+                    }
+                    catch (HttpRequestException)
+                    {
+                        // Agent briefly unreachable while following: keep trying until the task ends.
+                    }
+                }
+
+                if (!started)
+                {
+                    await http.Response.StartAsync(ct);
+                    started = true;
+                }
+
+                if (chunk is { Data.Length: > 0 } c)
+                {
+                    await http.Response.Body.WriteAsync(c.Data, ct);
+                    await http.Response.Body.FlushAsync(ct);
+                    offset += c.Data.Length;
+                    continue;
+                }
+
+                if (!follow || endedBeforeRead)
+                {
+                    return;
+                }
+
+                await Task.Delay(FollowPoll, time, ct);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+}

@@ -1,0 +1,69 @@
+using System.Diagnostics;
+using Drover.Core.Api;
+using Drover.Master.Http;
+using Drover.Master.Metrics;
+using Drover.Master.Scheduling;
+using Drover.Master.State;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+
+namespace Drover.Master;
+
+/// <summary>Wires the master into an ASP.NET Core host: services, middleware and endpoints.</summary>
+public static partial class MasterHost
+{
+    public static string Version { get; } = typeof(MasterHost).Assembly.GetName().Version?.ToString(3) ?? "0.1.0";
+
+    public static IServiceCollection AddDroverMaster(this IServiceCollection services, MasterOptions options)
+    {
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton(options);
+        services.AddSingleton<ClusterState>();
+        services.AddSingleton<MasterMetrics>();
+        services.AddSingleton(_ => new SandboxReader(new HttpClient { Timeout = TimeSpan.FromSeconds(10) }));
+        services.AddSingleton<SchedulingLoop>();
+        services.AddHostedService(sp => sp.GetRequiredService<SchedulingLoop>());
+        services.AddHostedService<AgentMonitor>();
+        return services;
+    }
+
+    /// <summary>Adds request metrics, the error guard and every master endpoint.</summary>
+    public static WebApplication MapDroverMaster(this WebApplication app)
+    {
+        app.UseRouting();
+        app.Use(async (http, next) =>
+        {
+            var started = Stopwatch.GetTimestamp();
+            try
+            {
+                await next(http);
+            }
+            catch (Exception e) when (e is not OperationCanceledException && !http.Response.HasStarted)
+            {
+                LogUnhandled(app.Logger, http.Request.Path, e);
+                await ApiResults.Error(StatusCodes.Status500InternalServerError, ErrorCodes.Internal, "internal error: " + e.Message).ExecuteAsync(http);
+            }
+            finally
+            {
+                var route = (http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "unmatched";
+                http.RequestServices.GetRequiredService<MasterMetrics>()
+                    .RecordHttp(http.Request.Method, route, http.Response.StatusCode, Stopwatch.GetElapsedTime(started).TotalSeconds);
+            }
+        });
+
+        app.MapGet("/health", () => Results.Text("ok\n"));
+        app.MapGet("/metrics", (MasterMetrics m) => Results.Text(m.Render(), "text/plain; version=0.0.4; charset=utf-8"));
+        AgentProtocolEndpoints.Map(app);
+        DroverApiEndpoints.Map(app);
+        MesosStateEndpoints.Map(app, Version);
+        app.MapFallback((HttpContext http) => ApiResults.NotFound($"no route for {http.Request.Method} {http.Request.Path}"));
+        return app;
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Unhandled error serving {Path}")]
+    private static partial void LogUnhandled(ILogger logger, string path, Exception e);
+}

@@ -1,0 +1,780 @@
+using System.Collections.Immutable;
+using Drover.Core;
+using Drover.Core.Api;
+using Drover.Core.Protocol;
+using Drover.Placement;
+using Microsoft.Extensions.Logging;
+
+namespace Drover.Master.State;
+
+public enum KillResult
+{
+    NotFound,
+    AlreadyTerminal,
+    Accepted,
+}
+
+/// <summary>
+/// The master's in-memory view of the cluster: agents, their resource ledgers, and every task's
+/// desired spec and observed state. One lock guards it; every public method is thread-safe and
+/// O(1) or O(work asked for), except snapshots, which copy the agent list for placement.
+/// Placement runs outside the lock on an immutable snapshot and its plan is applied back with a
+/// re-check (optimistic), so API calls and status updates never wait for a placement pass.
+/// </summary>
+internal sealed partial class ClusterState
+{
+    private readonly Lock _lock = new();
+    private readonly Dictionary<string, AgentRecord> _agents = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, TaskRecord> _active = new(StringComparer.Ordinal);
+    private readonly LinkedList<TaskRecord> _pending = new();
+    private readonly Dictionary<string, LinkedListNode<TaskRecord>> _pendingIndex = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, TaskRecord> _completed = new(StringComparer.Ordinal);
+    private readonly Queue<string> _completedOrder = new();
+    private readonly Dictionary<TaskState, int> _countsByState = [];
+    private readonly MasterOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger<ClusterState> _logger;
+
+    public ClusterState(MasterOptions options, TimeProvider time, ILogger<ClusterState> logger)
+    {
+        _options = options;
+        _time = time;
+        _logger = logger;
+        foreach (var s in Enum.GetValues<TaskState>())
+        {
+            _countsByState[s] = 0;
+        }
+    }
+
+    /// <summary>Raised (outside the lock) when something changed that may let pending tasks be placed.</summary>
+    public event Action? SchedulingNeeded;
+
+    /// <summary>Raised (outside the lock) when a task reaches a new state. Used for waiting clients and metrics.</summary>
+    public event Action<TaskView>? TaskChanged;
+
+    public DateTimeOffset StartedAt { get; } = DateTimeOffset.UtcNow;
+
+    // ---------------------------------------------------------------- tasks
+
+    public TaskView Submit(TaskSpec spec)
+    {
+        TaskView view;
+        lock (_lock)
+        {
+            var record = new TaskRecord(spec, _time.GetUtcNow());
+            _active.Add(spec.Id, record);
+            _pendingIndex.Add(spec.Id, _pending.AddLast(record));
+            _countsByState[TaskState.Pending]++;
+            record.WaitingReason = "waiting for the next placement pass";
+            view = ToView(record);
+        }
+
+        LogSubmitted(spec.Id, spec.Resources.ToString());
+        SchedulingNeeded?.Invoke();
+        return view;
+    }
+
+    public TaskView? GetTask(string id)
+    {
+        lock (_lock)
+        {
+            return _active.TryGetValue(id, out var r) || _completed.TryGetValue(id, out r) ? ToView(r) : null;
+        }
+    }
+
+    public ImmutableArray<TaskView> ListTasks(TaskState? state = null, bool includeCompleted = true)
+    {
+        lock (_lock)
+        {
+            var list = ImmutableArray.CreateBuilder<TaskView>();
+            foreach (var r in _active.Values)
+            {
+                if (state is null || r.State == state)
+                {
+                    list.Add(ToView(r));
+                }
+            }
+
+            if (includeCompleted)
+            {
+                foreach (var r in _completed.Values)
+                {
+                    if (state is null || r.State == state)
+                    {
+                        list.Add(ToView(r));
+                    }
+                }
+            }
+
+            list.Sort((a, b) => a.SubmittedAt.CompareTo(b.SubmittedAt));
+            return list.ToImmutable();
+        }
+    }
+
+    /// <summary>Asks for a task to be killed. Idempotent. A pending task ends TASK_KILLED at once.</summary>
+    public KillResult Kill(string id)
+    {
+        TaskView? changed = null;
+        lock (_lock)
+        {
+            if (!_active.TryGetValue(id, out var r))
+            {
+                return _completed.ContainsKey(id) ? KillResult.AlreadyTerminal : KillResult.NotFound;
+            }
+
+            r.KillRequested = true;
+            if (r.State == TaskState.Pending)
+            {
+                changed = TransitionLocked(r, new TaskStatus
+                {
+                    TaskId = id,
+                    State = TaskState.Killed,
+                    Source = TaskSources.Master,
+                    Message = "Killed before it was placed",
+                    Timestamp = UnixNow(),
+                });
+            }
+            else if (r.AgentId is { } agentId && _agents.TryGetValue(agentId, out var agent))
+            {
+                if (r.State is TaskState.Staging or TaskState.Starting or TaskState.Running)
+                {
+                    changed = TransitionLocked(r, new TaskStatus
+                    {
+                        TaskId = id,
+                        State = TaskState.Killing,
+                        Source = TaskSources.Master,
+                        AgentId = agentId,
+                        Message = "Kill requested",
+                        Timestamp = UnixNow(),
+                    });
+                }
+
+                SendKillLocked(agent, r);
+            }
+        }
+
+        if (changed is not null)
+        {
+            TaskChanged?.Invoke(changed);
+        }
+
+        return KillResult.Accepted;
+    }
+
+    // ---------------------------------------------------------------- agents
+
+    public AgentRegistered Register(AgentRegistration registration)
+    {
+        var changes = new List<TaskView>();
+        string id;
+        lock (_lock)
+        {
+            var now = _time.GetUtcNow();
+            id = registration.AgentId is { Length: > 0 } given ? given : Ids.NewAgentId();
+            if (_agents.TryGetValue(id, out var existing) && existing.Status != AgentStatus.Removed)
+            {
+                // Re-registration (agent restart or lost stream): keep the ledger, refresh the info.
+                existing.Info = registration with { AgentId = id };
+                existing.LastHeartbeatAt = now;
+                existing.RegisteredAt = now;
+                if (existing.Status == AgentStatus.Unreachable)
+                {
+                    ReactivateLocked(existing, changes);
+                }
+
+                ReconcileLocked(existing, registration.Tasks.Select(t => t.TaskId).ToHashSet(StringComparer.Ordinal), changes, now);
+            }
+            else
+            {
+                var agent = new AgentRecord(id, registration with { AgentId = id }, now);
+                _agents[id] = agent;
+
+                // Tasks the agent runs that this master does not know of are orphans: kill them.
+                foreach (var t in registration.Tasks)
+                {
+                    if (!t.State.IsTerminal() && !_active.ContainsKey(t.TaskId))
+                    {
+                        agent.Commands.Writer.TryWrite(new AgentCommand { Type = AgentCommandType.Kill, Kill = new KillTask { TaskId = t.TaskId } });
+                    }
+                }
+            }
+        }
+
+        LogAgentRegistered(id, registration.Hostname, registration.Resources.ToString());
+        Publish(changes);
+        SchedulingNeeded?.Invoke();
+        return new AgentRegistered { AgentId = id, HeartbeatIntervalSeconds = _options.HeartbeatInterval.TotalSeconds };
+    }
+
+    /// <summary>Records a heartbeat. False when the agent is unknown (it must register again).</summary>
+    public bool Heartbeat(string agentId, AgentHeartbeat heartbeat)
+    {
+        var changes = new List<TaskView>();
+        lock (_lock)
+        {
+            if (!_agents.TryGetValue(agentId, out var agent) || agent.Status == AgentStatus.Removed)
+            {
+                return false;
+            }
+
+            var now = _time.GetUtcNow();
+            agent.LastHeartbeatAt = now;
+            if (agent.Status == AgentStatus.Unreachable)
+            {
+                ReactivateLocked(agent, changes);
+            }
+
+            ReconcileLocked(agent, heartbeat.ActiveTaskIds.ToHashSet(StringComparer.Ordinal), changes, now);
+        }
+
+        if (changes.Count > 0)
+        {
+            Publish(changes);
+            SchedulingNeeded?.Invoke();
+        }
+
+        return true;
+    }
+
+    public AgentRecord? FindAgent(string agentId)
+    {
+        lock (_lock)
+        {
+            return _agents.GetValueOrDefault(agentId);
+        }
+    }
+
+    /// <summary>The agent's address for sandbox reads, or null.</summary>
+    public (string AgentId, string Address)? AgentOfTask(string taskId)
+    {
+        lock (_lock)
+        {
+            if ((_active.TryGetValue(taskId, out var r) || _completed.TryGetValue(taskId, out r))
+                && r.AgentId is { } a && _agents.TryGetValue(a, out var agent))
+            {
+                return (a, agent.Info.Address);
+            }
+
+            return null;
+        }
+    }
+
+    /// <summary>Applies a batch of updates from an agent, in order. Returns the uuids to acknowledge.</summary>
+    public ImmutableArray<string> ApplyUpdates(string agentId, StatusUpdateBatch batch)
+    {
+        var acks = ImmutableArray.CreateBuilder<string>(batch.Updates.Length);
+        var changes = new List<TaskView>();
+        var freed = false;
+        lock (_lock)
+        {
+            _agents.TryGetValue(agentId, out var agent);
+            foreach (var update in batch.Updates)
+            {
+                if (update.Uuid is { } uuid)
+                {
+                    acks.Add(uuid);
+                }
+
+                if (!_active.TryGetValue(update.TaskId, out var r))
+                {
+                    // Unknown or already ended here: acknowledge, and make sure nothing keeps running.
+                    if (!update.State.IsTerminal() && agent is not null && !_completed.ContainsKey(update.TaskId))
+                    {
+                        agent.Commands.Writer.TryWrite(new AgentCommand { Type = AgentCommandType.Kill, Kill = new KillTask { TaskId = update.TaskId } });
+                    }
+
+                    continue;
+                }
+
+                if (r.AgentId != agentId)
+                {
+                    continue; // a stale update from an agent the task no longer belongs to
+                }
+
+                if (r.State == TaskState.Killing && update.State is TaskState.Starting or TaskState.Running)
+                {
+                    r.AddStatus(update with { AgentId = agentId });
+                    continue; // the kill is in flight; keep showing KILLING
+                }
+
+                var view = TransitionLocked(r, update with { AgentId = agentId });
+                changes.Add(view);
+                freed |= update.State.IsTerminal();
+            }
+        }
+
+        Publish(changes);
+        if (freed)
+        {
+            SchedulingNeeded?.Invoke();
+        }
+
+        return acks.ToImmutable();
+    }
+
+    /// <summary>Marks agents without heartbeats unreachable, and long-unreachable ones removed. Called periodically.</summary>
+    public void CheckAgentTimeouts()
+    {
+        var changes = new List<TaskView>();
+        lock (_lock)
+        {
+            var now = _time.GetUtcNow();
+            foreach (var agent in _agents.Values)
+            {
+                if (agent.Status == AgentStatus.Active && now - agent.LastHeartbeatAt > _options.AgentUnreachableTimeout)
+                {
+                    agent.Status = AgentStatus.Unreachable;
+                    agent.UnreachableSince = now;
+                    LogAgentUnreachable(agent.Id, (now - agent.LastHeartbeatAt).TotalSeconds);
+                    foreach (var taskId in agent.TaskIds.ToList())
+                    {
+                        var r = _active[taskId];
+                        changes.Add(TransitionLocked(r, new TaskStatus
+                        {
+                            TaskId = taskId,
+                            State = TaskState.Unreachable,
+                            Source = TaskSources.Master,
+                            AgentId = agent.Id,
+                            Reason = TaskReasons.AgentDisconnected,
+                            Message = "Agent stopped heartbeating",
+                            Timestamp = UnixNow(),
+                        }));
+                    }
+                }
+                else if (agent.Status == AgentStatus.Unreachable && now - agent.UnreachableSince > _options.AgentRemovalTimeout)
+                {
+                    agent.Status = AgentStatus.Removed;
+                    LogAgentRemoved(agent.Id);
+                    foreach (var taskId in agent.TaskIds.ToList())
+                    {
+                        changes.Add(TransitionLocked(_active[taskId], new TaskStatus
+                        {
+                            TaskId = taskId,
+                            State = TaskState.Gone,
+                            Source = TaskSources.Master,
+                            AgentId = agent.Id,
+                            Reason = TaskReasons.AgentRemoved,
+                            Message = "Agent was removed after being unreachable",
+                            Timestamp = UnixNow(),
+                        }));
+                    }
+                }
+            }
+        }
+
+        Publish(changes);
+    }
+
+    public ImmutableArray<AgentView> ListAgents()
+    {
+        lock (_lock)
+        {
+            return [.. _agents.Values.OrderBy(a => a.Info.Hostname, StringComparer.Ordinal).ThenBy(a => a.Id, StringComparer.Ordinal).Select(ToView)];
+        }
+    }
+
+    public AgentView? GetAgent(string id)
+    {
+        lock (_lock)
+        {
+            return _agents.TryGetValue(id, out var a) ? ToView(a) : null;
+        }
+    }
+
+    // ---------------------------------------------------------------- placement
+
+    /// <summary>An immutable snapshot of schedulable agents and the oldest pending tasks.</summary>
+    public (ClusterSnapshot Snapshot, List<PlacementRequest> Pending) TakeSnapshot(int maxPending)
+    {
+        lock (_lock)
+        {
+            var agents = ImmutableArray.CreateBuilder<AgentSnapshot>(_agents.Count);
+            foreach (var a in _agents.Values)
+            {
+                if (a.Status == AgentStatus.Removed)
+                {
+                    continue;
+                }
+
+                agents.Add(new AgentSnapshot
+                {
+                    Id = a.Id,
+                    Hostname = a.Info.Hostname,
+                    Total = a.Total,
+                    Free = a.Free,
+                    Attributes = a.Info.Attributes,
+                    Domain = a.Info.Domain,
+                    Schedulable = a.Status == AgentStatus.Active,
+                    GroupCounts = a.GroupCounts.ToImmutableDictionary(StringComparer.Ordinal),
+                });
+            }
+
+            var pending = new List<PlacementRequest>(Math.Min(_pending.Count, maxPending));
+            foreach (var r in _pending)
+            {
+                if (pending.Count == maxPending)
+                {
+                    break;
+                }
+
+                pending.Add(PlacementRequest.For(r.Spec));
+            }
+
+            return (new ClusterSnapshot { Agents = agents.ToImmutable() }, pending);
+        }
+    }
+
+    public int PendingCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _pending.Count;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Applies a placement plan computed on a snapshot. Each decision is re-checked against the live
+    /// ledger (the agent may have gone, or the task been killed, since the snapshot); decisions that no
+    /// longer hold are skipped and retried by the next pass. Returns how many were applied.
+    /// </summary>
+    public int Apply(PlacementPlan plan)
+    {
+        var changes = new List<TaskView>(plan.Placed.Length);
+        lock (_lock)
+        {
+            foreach (var d in plan.Placed)
+            {
+                if (!_pendingIndex.TryGetValue(d.TaskId, out var node) || !_agents.TryGetValue(d.AgentId, out var agent)
+                    || agent.Status != AgentStatus.Active)
+                {
+                    continue;
+                }
+
+                var r = node.Value;
+                var allocated = r.Spec.Resources with { Ports = PortRanges.Of([.. d.Ports]) };
+                if (!agent.Free.Contains(allocated))
+                {
+                    continue;
+                }
+
+                _pending.Remove(node);
+                _pendingIndex.Remove(d.TaskId);
+                agent.Used = agent.Used.Add(allocated);
+                agent.TaskIds.Add(r.Spec.Id);
+                var group = r.Spec.Group ?? r.Spec.Id;
+                agent.GroupCounts[group] = agent.GroupCounts.GetValueOrDefault(group) + 1;
+                r.AgentId = agent.Id;
+                r.Ports = d.Ports;
+                r.Allocated = allocated;
+                r.WaitingReason = null;
+                r.CommandSentAt = _time.GetUtcNow();
+                changes.Add(TransitionLocked(r, new TaskStatus
+                {
+                    TaskId = r.Spec.Id,
+                    State = TaskState.Staging,
+                    Source = TaskSources.Master,
+                    AgentId = agent.Id,
+                    Message = $"Placed on {agent.Info.Hostname}",
+                    Timestamp = UnixNow(),
+                }));
+                agent.Commands.Writer.TryWrite(LaunchCommand(r));
+            }
+
+            foreach (var f in plan.Unplaced)
+            {
+                if (_active.TryGetValue(f.TaskId, out var r) && r.State == TaskState.Pending)
+                {
+                    r.WaitingReason = f.Reason;
+                }
+            }
+        }
+
+        Publish(changes);
+        return changes.Count;
+    }
+
+    // ---------------------------------------------------------------- metrics
+
+    public (int Active, int Unreachable, Resources Total, Resources Used) AgentTotals()
+    {
+        lock (_lock)
+        {
+            int active = 0, unreachable = 0;
+            var total = Resources.Zero;
+            var used = Resources.Zero;
+            foreach (var a in _agents.Values)
+            {
+                if (a.Status == AgentStatus.Active)
+                {
+                    active++;
+                    total = total.Add(a.Total with { Ports = PortRanges.Empty });
+                    used = used.Add(a.Used with { Ports = PortRanges.Empty });
+                }
+                else if (a.Status == AgentStatus.Unreachable)
+                {
+                    unreachable++;
+                }
+            }
+
+            return (active, unreachable, total, used);
+        }
+    }
+
+    public Dictionary<TaskState, int> TaskCountsByState()
+    {
+        lock (_lock)
+        {
+            return new Dictionary<TaskState, int>(_countsByState);
+        }
+    }
+
+    /// <summary>Consistent copy of agents and tasks for the Mesos-shaped /master/state.</summary>
+    public (ImmutableArray<AgentView> Agents, ImmutableArray<TaskView> Active, ImmutableArray<TaskView> Completed) StateDump()
+    {
+        lock (_lock)
+        {
+            return (
+                [.. _agents.Values.Where(a => a.Status != AgentStatus.Removed).Select(ToView)],
+                [.. _active.Values.Select(ToView)],
+                [.. _completed.Values.Select(ToView)]);
+        }
+    }
+
+    // ---------------------------------------------------------------- internals (call under _lock)
+
+    private void ReactivateLocked(AgentRecord agent, List<TaskView> changes)
+    {
+        agent.Status = AgentStatus.Active;
+        agent.UnreachableSince = null;
+        LogAgentReachable(agent.Id);
+        _ = changes;
+    }
+
+    /// <summary>
+    /// Compares what the agent says it holds with what the master believes it placed there:
+    /// re-sends launches and kills the agent has not acted on, brings TASK_UNREACHABLE tasks back,
+    /// and ends tasks the agent has lost as TASK_LOST.
+    /// </summary>
+    private void ReconcileLocked(AgentRecord agent, HashSet<string> known, List<TaskView> changes, DateTimeOffset now)
+    {
+        foreach (var taskId in agent.TaskIds.ToList())
+        {
+            var r = _active[taskId];
+            var inAgent = known.Contains(taskId);
+            var stale = r.CommandSentAt is null || now - r.CommandSentAt > _options.CommandResendAfter;
+            if (r.State == TaskState.Unreachable)
+            {
+                changes.Add(TransitionLocked(r, new TaskStatus
+                {
+                    TaskId = taskId,
+                    State = inAgent ? TaskState.Running : TaskState.Lost,
+                    Source = TaskSources.Master,
+                    AgentId = agent.Id,
+                    Reason = TaskReasons.Reconciliation,
+                    Message = inAgent ? "Agent reconnected" : "Agent reconnected without this task",
+                    Timestamp = UnixNow(),
+                }));
+                if (inAgent && r.KillRequested)
+                {
+                    SendKillLocked(agent, r);
+                }
+
+                continue;
+            }
+
+            if (inAgent)
+            {
+                if (r.KillRequested && stale)
+                {
+                    SendKillLocked(agent, r);
+                }
+
+                continue;
+            }
+
+            if (!stale)
+            {
+                continue;
+            }
+
+            if (r.State == TaskState.Staging && !r.KillRequested)
+            {
+                r.CommandSentAt = now;
+                agent.Commands.Writer.TryWrite(LaunchCommand(r));
+            }
+            else
+            {
+                changes.Add(TransitionLocked(r, new TaskStatus
+                {
+                    TaskId = taskId,
+                    State = r.KillRequested ? TaskState.Killed : TaskState.Lost,
+                    Source = TaskSources.Master,
+                    AgentId = agent.Id,
+                    Reason = TaskReasons.Reconciliation,
+                    Message = "The agent no longer knows this task",
+                    Timestamp = UnixNow(),
+                }));
+            }
+        }
+    }
+
+    private void SendKillLocked(AgentRecord agent, TaskRecord r)
+    {
+        r.CommandSentAt = _time.GetUtcNow();
+        agent.Commands.Writer.TryWrite(new AgentCommand { Type = AgentCommandType.Kill, Kill = new KillTask { TaskId = r.Spec.Id } });
+    }
+
+    private static AgentCommand LaunchCommand(TaskRecord r) =>
+        new() { Type = AgentCommandType.Launch, Launch = new LaunchTask { Task = r.Spec, Ports = r.Ports } };
+
+    /// <summary>Moves a task to the state in <paramref name="status"/>, keeping ledgers and counters true.</summary>
+    private TaskView TransitionLocked(TaskRecord r, TaskStatus status)
+    {
+        var stamped = status.Timestamp == 0 ? status with { Timestamp = UnixNow() } : status;
+        _countsByState[r.State]--;
+        _countsByState[stamped.State]++;
+        r.State = stamped.State;
+        r.AddStatus(stamped);
+        if (stamped.Message is not null)
+        {
+            r.Message = stamped.Message;
+        }
+
+        if (stamped.Reason is not null)
+        {
+            r.Reason = stamped.Reason;
+        }
+
+        if (stamped.ExitCode is not null)
+        {
+            r.ExitCode = stamped.ExitCode;
+        }
+
+        if (stamped.State.IsTerminal())
+        {
+            if (_pendingIndex.Remove(r.Spec.Id, out var node))
+            {
+                _pending.Remove(node);
+            }
+
+            if (r.AgentId is { } agentId && _agents.TryGetValue(agentId, out var agent) && agent.TaskIds.Remove(r.Spec.Id))
+            {
+                agent.Used = agent.Used.SubtractClamped(r.Allocated);
+                var group = r.Spec.Group ?? r.Spec.Id;
+                if (agent.GroupCounts.TryGetValue(group, out var n))
+                {
+                    if (n <= 1)
+                    {
+                        agent.GroupCounts.Remove(group);
+                    }
+                    else
+                    {
+                        agent.GroupCounts[group] = n - 1;
+                    }
+                }
+            }
+
+            _active.Remove(r.Spec.Id);
+            _completed[r.Spec.Id] = r;
+            _completedOrder.Enqueue(r.Spec.Id);
+            while (_completedOrder.Count > _options.MaxCompletedTasks)
+            {
+                var old = _completedOrder.Dequeue();
+                if (_completed.Remove(old, out var dropped))
+                {
+                    _countsByState[dropped.State]--;
+                }
+            }
+
+            LogTaskEnded(r.Spec.Id, stamped.State.WireName(), stamped.Message ?? "");
+        }
+
+        return ToView(r);
+    }
+
+    private double UnixNow() => _time.GetUtcNow().ToUnixTimeMilliseconds() / 1000.0;
+
+    private void Publish(List<TaskView> changes)
+    {
+        var handler = TaskChanged;
+        if (handler is null)
+        {
+            return;
+        }
+
+        foreach (var c in changes)
+        {
+            handler(c);
+        }
+    }
+
+    private TaskView ToView(TaskRecord r)
+    {
+        string? hostname = null;
+        if (r.AgentId is { } a && _agents.TryGetValue(a, out var agent))
+        {
+            hostname = agent.Info.Hostname;
+        }
+
+        return new TaskView
+        {
+            Id = r.Spec.Id,
+            Name = r.Spec.Name,
+            State = r.State,
+            Cmd = r.Spec.Shell,
+            Args = r.Spec.Args,
+            Cpus = r.Spec.Resources.Cpus,
+            Mem = r.Spec.Resources.MemMiB,
+            Disk = r.Spec.Resources.DiskMiB,
+            Gpus = r.Spec.Resources.Gpus,
+            Ports = r.Ports,
+            Constraints = [.. r.Spec.Constraints.Select(c => c.ToString())],
+            AgentId = r.AgentId,
+            Hostname = hostname,
+            WaitingReason = r.State == TaskState.Pending ? r.WaitingReason : null,
+            ExitCode = r.ExitCode,
+            Message = r.Message,
+            Reason = r.Reason,
+            SubmittedAt = r.SubmittedAt,
+            Statuses = [.. r.Statuses],
+        };
+    }
+
+    private static AgentView ToView(AgentRecord a) => new()
+    {
+        Id = a.Id,
+        Hostname = a.Info.Hostname,
+        Address = a.Info.Address,
+        Status = a.Status.ToString().ToLowerInvariant(),
+        Total = ResourcesView.From(a.Total),
+        Used = ResourcesView.From(a.Used),
+        Free = ResourcesView.From(a.Free),
+        Attributes = a.Info.Attributes.ToImmutableSortedDictionary(kv => kv.Key, kv => kv.Value.ToString(), StringComparer.Ordinal),
+        Region = a.Info.Domain?.Region,
+        Zone = a.Info.Domain?.Zone,
+        ActiveTasks = a.TaskIds.Count,
+        RegisteredAt = a.RegisteredAt,
+        LastHeartbeatAt = a.LastHeartbeatAt,
+    };
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Task {TaskId} submitted ({Resources})")]
+    private partial void LogSubmitted(string taskId, string resources);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Agent {AgentId} registered from {Hostname} with {Resources}")]
+    private partial void LogAgentRegistered(string agentId, string hostname, string resources);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Agent {AgentId} is unreachable (no heartbeat for {Seconds:F1}s)")]
+    private partial void LogAgentUnreachable(string agentId, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Agent {AgentId} is reachable again")]
+    private partial void LogAgentReachable(string agentId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Agent {AgentId} removed after being unreachable too long")]
+    private partial void LogAgentRemoved(string agentId);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Task {TaskId} ended {State}: {Message}")]
+    private partial void LogTaskEnded(string taskId, string state, string message);
+}

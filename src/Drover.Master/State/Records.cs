@@ -1,0 +1,96 @@
+using System.Collections.Immutable;
+using System.Threading.Channels;
+using Drover.Core;
+using Drover.Core.Protocol;
+
+namespace Drover.Master.State;
+
+/// <summary>
+/// The master's record of one task: the immutable spec plus observed state. Mutable, and only ever
+/// touched under <see cref="ClusterState"/>'s lock; readers get immutable views.
+/// </summary>
+internal sealed class TaskRecord(TaskSpec spec, DateTimeOffset submittedAt)
+{
+    /// <summary>Statuses kept per task for the API; older ones are dropped.</summary>
+    public const int MaxStatuses = 16;
+
+    public TaskSpec Spec { get; } = spec;
+
+    public DateTimeOffset SubmittedAt { get; } = submittedAt;
+
+    public TaskState State { get; set; } = TaskState.Pending;
+
+    public string? AgentId { get; set; }
+
+    public ImmutableArray<int> Ports { get; set; } = [];
+
+    /// <summary>Resources held on the agent (scalars plus the assigned ports).</summary>
+    public Resources Allocated { get; set; } = Resources.Zero;
+
+    public string? WaitingReason { get; set; }
+
+    public int? ExitCode { get; set; }
+
+    public string? Message { get; set; }
+
+    public string? Reason { get; set; }
+
+    public List<TaskStatus> Statuses { get; } = [];
+
+    /// <summary>When the launch (or kill) command was last sent, for re-sending.</summary>
+    public DateTimeOffset? CommandSentAt { get; set; }
+
+    public bool KillRequested { get; set; }
+
+    public void AddStatus(TaskStatus status)
+    {
+        if (Statuses.Count == MaxStatuses)
+        {
+            Statuses.RemoveAt(1); // keep the first (staging) status and the most recent ones
+        }
+
+        Statuses.Add(status);
+    }
+}
+
+internal enum AgentStatus
+{
+    Active,
+    Unreachable,
+    Removed,
+}
+
+/// <summary>The master's record of one agent. Guarded by <see cref="ClusterState"/>'s lock except <see cref="Commands"/>, which is thread-safe.</summary>
+internal sealed class AgentRecord(string id, AgentRegistration info, DateTimeOffset now)
+{
+    public string Id { get; } = id;
+
+    public AgentRegistration Info { get; set; } = info;
+
+    public Resources Total => Info.Resources;
+
+    public Resources Used { get; set; } = Resources.Zero;
+
+    public AgentStatus Status { get; set; } = AgentStatus.Active;
+
+    public DateTimeOffset RegisteredAt { get; set; } = now;
+
+    public DateTimeOffset LastHeartbeatAt { get; set; } = now;
+
+    public DateTimeOffset? UnreachableSince { get; set; }
+
+    public HashSet<string> TaskIds { get; } = new(StringComparer.Ordinal);
+
+    public Dictionary<string, int> GroupCounts { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Commands waiting for the agent's command stream. Unbounded: commands are small and bounded by
+    /// the tasks placed on the agent; a command lost with a dropped stream is re-sent after a heartbeat.
+    /// </summary>
+    public Channel<AgentCommand> Commands { get; } = Channel.CreateUnbounded<AgentCommand>();
+
+    /// <summary>Cancels the agent's current command stream when a newer one connects (one reader at a time).</summary>
+    public CancellationTokenSource? CurrentStream;
+
+    public Resources Free => Total.SubtractClamped(Used);
+}

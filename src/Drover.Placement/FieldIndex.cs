@@ -1,0 +1,72 @@
+using System.Collections.Immutable;
+using Drover.Core;
+
+namespace Drover.Placement;
+
+/// <summary>
+/// The values one constraint field takes across the agents of a snapshot, interned to small integers
+/// so constraint checks compare ints instead of strings. Built once per field per placement pass.
+/// </summary>
+internal sealed class FieldIndex
+{
+    private readonly Dictionary<string, int> _idOf = new(StringComparer.Ordinal);
+    private readonly List<string> _values = [];
+    private readonly List<bool> _known = [];
+
+    public FieldIndex(ImmutableArray<AgentSnapshot> agents, string field)
+    {
+        Field = field;
+        ValueIds = new int[agents.Length];
+        for (var i = 0; i < agents.Length; i++)
+        {
+            var agent = agents[i];
+            var value = ValueOf(agent, field);
+            if (value is null)
+            {
+                ValueIds[i] = -1;
+                continue;
+            }
+
+            if (!_idOf.TryGetValue(value, out var id))
+            {
+                id = _values.Count;
+                _idOf.Add(value, id);
+                _values.Add(value);
+                _known.Add(false);
+            }
+
+            ValueIds[i] = id;
+            if (agent.Schedulable)
+            {
+                _known[id] = true;
+            }
+        }
+    }
+
+    public string Field { get; }
+
+    /// <summary>Per agent position: the id of the agent's value, or -1 when the agent lacks the field.</summary>
+    public int[] ValueIds { get; }
+
+    /// <summary>Number of distinct values.</summary>
+    public int Count => _values.Count;
+
+    public string Value(int id) => _values[id];
+
+    /// <summary>True when a schedulable agent has this value (GROUP_BY spreads over these).</summary>
+    public bool IsKnown(int id) => _known[id];
+
+    public int IdOf(string value) => _idOf.TryGetValue(value, out var id) ? id : -1;
+
+    /// <summary>
+    /// The value of a constraint field on an agent: hostname, fault-domain region or zone, or an attribute
+    /// as text. Null when the agent lacks it.
+    /// </summary>
+    public static string? ValueOf(AgentSnapshot agent, string field) => field switch
+    {
+        Constraint.HostnameField or "@hostname" => agent.Hostname,
+        Constraint.RegionField => agent.Domain?.Region,
+        Constraint.ZoneField => agent.Domain?.Zone,
+        _ => agent.Attributes.TryGet(field, out var value) ? value.ToString() : null,
+    };
+}
