@@ -216,6 +216,40 @@ public class ConstraintTests
     }
 
     [Fact]
+    public void Place_GroupByValueOnlyOnUnschedulableAgent_IgnoredForMinimum()
+    {
+        // z2 exists only on a draining agent, so it must not hold the group back from z1.
+        var cluster = Build.Cluster(
+            Build.Agent("a1", zone: "z1", groups: Build.Groups(("app", 1))),
+            Build.Agent("a2", zone: "z2", schedulable: false));
+
+        var plan = Build.Place(cluster, Build.Request(constraints: "@zone:GROUP_BY"));
+
+        Assert.Equal("a1", Assert.Single(plan.Placed).AgentId);
+    }
+
+    [Fact]
+    public void Place_EarlierUnconstrainedTaskOfGroupInBatch_CountsForLaterUnique()
+    {
+        var cluster = Build.Cluster(Build.Agent("a1", hostname: "h1"), Build.Agent("a2", hostname: "h2", cpus: 8));
+
+        var plan = Build.Place(cluster, Build.Request("t1"), Build.Request("t2", constraints: "hostname:UNIQUE"));
+
+        Assert.Equal("a1", plan.Where()["t1"]);
+        Assert.Equal("a2", plan.Where()["t2"]);
+    }
+
+    [Fact]
+    public void Place_LikeOnValueWithTrailingNewline_NotAFullMatch()
+    {
+        var cluster = Build.Cluster(Build.Agent("a1", hostname: "host-1\n"), Build.Agent("a2", hostname: "host-1"));
+
+        var plan = Build.Place(PlacementStrategy.Spread, cluster, Build.Requests(2, cpus: 4, constraints: "hostname:LIKE:host-1"));
+
+        Assert.Equal("a2", Assert.Single(plan.Placed).AgentId);
+    }
+
+    [Fact]
     public void Place_GroupByLeastUsedValueFull_Unplaced()
     {
         var cluster = Build.Cluster(

@@ -75,6 +75,26 @@ public class ResourceTests
         Assert.Equal("no agent has 1 MiB of memory free; the largest has 0 MiB", plan.SingleFailure().Reason);
     }
 
+    public static TheoryData<string, PlacementRequest> HalfOfEachDimension => new()
+    {
+        { "cpus", Build.Request(cpus: 2, mem: 0) },
+        { "memory", Build.Request(cpus: 0, mem: 2048) },
+        { "disk", Build.Request(cpus: 0, mem: 0, disk: 5000) },
+        { "gpus", Build.Request(cpus: 0, mem: 0, gpus: 2) },
+    };
+
+    [Theory]
+    [MemberData(nameof(HalfOfEachDimension))]
+    public void Place_BatchConsumesEachDimension_ThirdRequestUnplaced(string dimension, PlacementRequest half)
+    {
+        var cluster = Build.Cluster(Build.Agent("a1", cpus: 4, mem: 4096, disk: 10_000, gpus: 4));
+
+        var plan = Build.Place(cluster, half with { TaskId = "t1" }, half with { TaskId = "t2" }, half with { TaskId = "t3" });
+
+        Assert.Equal(["t1", "t2"], plan.Placed.Select(d => d.TaskId));
+        Assert.Contains(dimension, plan.SingleFailure().Reason, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Place_FirstAgentFilledInBatch_OverflowsToNextAgent()
     {

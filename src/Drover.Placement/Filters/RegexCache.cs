@@ -13,7 +13,7 @@ internal sealed class RegexCache
     {
         try
         {
-            return new Regex($@"\A(?:{p})$", RegexOptions.CultureInvariant);
+            return new Regex($@"\A(?:{p})\z", RegexOptions.CultureInvariant);
         }
         catch (ArgumentException)
         {

@@ -101,6 +101,18 @@ public sealed class CgroupDriverTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void V2Create_ZeroCpus_WritesMinimumWeightAndNoQuota()
+    {
+        File.WriteAllText(Path.Combine(_root, "cgroup.controllers"), "cpu memory pids\n");
+        var driver = new CgroupV2Driver(_root);
+
+        var cgroup = driver.Create("drover/agent-z/task.3", new CgroupLimits { MilliCpus = 0 });
+
+        Assert.Equal("1", Read(cgroup.Directories[0], "cpu.weight"));
+        Assert.False(File.Exists(Path.Combine(cgroup.Directories[0], "cpu.max")));
+    }
+
+    [Fact]
     public void V2WasOomKilled_ReadsOomKillFromMemoryEvents()
     {
         var driver = new CgroupV2Driver(_root);
@@ -176,9 +188,15 @@ public sealed class CgroupDriverTests(ITestOutputHelper output) : IDisposable
         {
             Assert.Equal("25000", Read(cgroup.Directories.Single(d => d.Contains("/cpu/", StringComparison.Ordinal)), "cpu.cfs_quota_us"));
 
-            // A shell that keeps forking short-lived children: freezing stops the race.
-            using var forker = Process.Start(new ProcessStartInfo("sh", ["-c", "while :; do sleep 100 & done"]))!;
-            driver.AddProcess(cgroup, forker.Id);
+            // A shell that joins the cgroup itself (so no child escapes) and then forks without pause:
+            // freezing stops the race between listing and killing.
+            var start = new ProcessStartInfo("sh", ["-c", "for f in \"$@\"; do echo $$ > \"$f\"; done; while :; do sleep 100 & done", "forker"]);
+            foreach (var procs in cgroup.ProcsFiles)
+            {
+                start.ArgumentList.Add(procs);
+            }
+
+            using var forker = Process.Start(start)!;
             await Eventually.TrueAsync(() => driver.ListPids(cgroup).Count > 3, "the forker forks");
 
             Assert.True(await driver.KillAllAsync(cgroup));

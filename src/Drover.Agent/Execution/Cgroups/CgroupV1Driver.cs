@@ -73,12 +73,15 @@ public sealed class CgroupV1Driver : CgroupDriver
             }
         }
 
-        if (_mounts.TryGetValue("cpu", out var cpu) && limits.MilliCpus > 0)
+        if (_mounts.TryGetValue("cpu", out var cpu) && limits.MilliCpus is not null)
         {
             var dir = Path.Combine(cpu, cgroup.Name);
             WriteFile(Path.Combine(dir, "cpu.shares"), limits.CpuShares.ToString(CultureInfo.InvariantCulture));
-            WriteFile(Path.Combine(dir, "cpu.cfs_period_us"), CgroupLimits.CpuPeriodMicros.ToString(CultureInfo.InvariantCulture));
-            WriteFile(Path.Combine(dir, "cpu.cfs_quota_us"), limits.CpuQuotaMicros!.Value.ToString(CultureInfo.InvariantCulture));
+            if (limits.CpuQuotaMicros is { } quota)
+            {
+                WriteFile(Path.Combine(dir, "cpu.cfs_period_us"), CgroupLimits.CpuPeriodMicros.ToString(CultureInfo.InvariantCulture));
+                WriteFile(Path.Combine(dir, "cpu.cfs_quota_us"), quota.ToString(CultureInfo.InvariantCulture));
+            }
         }
 
         if (_mounts.TryGetValue("pids", out var pids) && limits.PidsLimit > 0)

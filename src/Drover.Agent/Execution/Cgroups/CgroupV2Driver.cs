@@ -46,12 +46,15 @@ public sealed class CgroupV2Driver : CgroupDriver
             WriteIfExists(Path.Combine(dir, "memory.oom.group"), "1");
         }
 
-        if (limits.MilliCpus > 0)
+        if (limits.MilliCpus is not null)
         {
-            WriteOrCreate(
-                Path.Combine(dir, "cpu.max"),
-                string.Create(CultureInfo.InvariantCulture, $"{limits.CpuQuotaMicros} {CgroupLimits.CpuPeriodMicros}"));
             WriteOrCreate(Path.Combine(dir, "cpu.weight"), limits.CpuWeight.ToString(CultureInfo.InvariantCulture));
+            if (limits.CpuQuotaMicros is { } quota)
+            {
+                WriteOrCreate(
+                    Path.Combine(dir, "cpu.max"),
+                    string.Create(CultureInfo.InvariantCulture, $"{quota} {CgroupLimits.CpuPeriodMicros}"));
+            }
         }
 
         if (limits.PidsLimit > 0)

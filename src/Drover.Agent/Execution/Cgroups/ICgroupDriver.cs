@@ -19,8 +19,11 @@ public sealed record CgroupLimits
     /// <summary>Hard memory limit (no swap on top of it).</summary>
     public long MemoryMiB { get; init; }
 
-    /// <summary>CPU share in milli-CPUs: sets both a hard CFS quota and a proportional weight.</summary>
-    public long MilliCpus { get; init; }
+    /// <summary>
+    /// CPU share in milli-CPUs: a hard CFS quota (when above zero) and a proportional weight (also for
+    /// zero, which gets the minimum weight). Null leaves the CPU controller untouched.
+    /// </summary>
+    public long? MilliCpus { get; init; }
 
     /// <summary>Maximum processes/threads.</summary>
     public int PidsLimit { get; init; }
@@ -28,10 +31,10 @@ public sealed record CgroupLimits
     public long MemoryBytes => MemoryMiB * 1024 * 1024;
 
     /// <summary><c>milliCpus × period / 1000</c> (at least the kernel's 1 ms minimum), or null when unlimited.</summary>
-    public long? CpuQuotaMicros => MilliCpus > 0 ? Math.Max(1_000, MilliCpus * CpuPeriodMicros / 1000) : null;
+    public long? CpuQuotaMicros => MilliCpus is > 0 and var m ? Math.Max(1_000, m * CpuPeriodMicros / 1000) : null;
 
     /// <summary>v1 <c>cpu.shares</c>: 1024 per CPU, at least 2.</summary>
-    public long CpuShares => Math.Clamp(MilliCpus * 1024 / 1000, 2, 262_144);
+    public long CpuShares => Math.Clamp((MilliCpus ?? 0) * 1024 / 1000, 2, 262_144);
 
     /// <summary>v2 <c>cpu.weight</c> (1..10000), converted from shares the way runc and systemd do.</summary>
     public long CpuWeight => 1 + ((CpuShares - 2) * 9_999 / 262_142);

@@ -1,0 +1,16 @@
+using System.Globalization;
+using Drover.Bench;
+
+// Usage: Drover.Bench launch MASTER_URL COUNT [CPUS] [MEM_MIB] [-- CMD...]
+if (args.Length < 3 || args[0] != "launch")
+{
+    Console.Error.WriteLine("usage: Drover.Bench launch MASTER_URL COUNT [CPUS] [MEM_MIB] [-- CMD...]");
+    return 2;
+}
+
+var dash = Array.IndexOf(args, "--");
+var positional = dash < 0 ? args : args[..dash];
+var command = dash < 0 ? ["sleep", "60"] : args[(dash + 1)..];
+var cpus = positional.Length > 3 ? decimal.Parse(positional[3], CultureInfo.InvariantCulture) : 0.01m;
+var mem = positional.Length > 4 ? int.Parse(positional[4], CultureInfo.InvariantCulture) : 8;
+return await LaunchBenchmark.RunAsync(new Uri(args[1]), int.Parse(args[2], CultureInfo.InvariantCulture), command, cpus, mem, TimeSpan.FromMinutes(2));

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Launch benchmark: starts `drover dev` as its own process on a spare port with a fresh data dir,
+# submits COUNT short process tasks at once, and reports submit→TASK_RUNNING p50/p99 and the total.
+#   bench/launch.sh [COUNT=1000]
+# The dev agent is told it has 64 cpus / 48 GiB so 1,000 tasks of 0.01 cpu / 8 MiB fit on one
+# 2-core machine: the benchmark measures the control and launch path, not CPU contention.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+count="${1:-1000}"
+port="${BENCH_PORT:-5077}"
+data="$(mktemp -d /tmp/drover-bench.XXXXXX)"
+"$root/drover" --help >/dev/null   # build once, outside the timing
+dotnet build "$root/bench/Drover.Bench/Drover.Bench.csproj" -c Release -nologo -v q -clp:ErrorsOnly
+
+"$root/drover" dev --listen "127.0.0.1:$port" --data-dir "$data" --log-level warning \
+  --resources "cpus:64;mem:49152;disk:10000;ports:[31000-32000]" >"$data/dev.log" 2>&1 &
+dev=$!
+cleanup() { kill -TERM "$dev" 2>/dev/null || true; wait "$dev" 2>/dev/null || true; rm -rf "$data"; }
+trap cleanup EXIT
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$port/drover/v1/agents" | grep -q '"active"' && break
+  sleep 0.2
+done
+
+dotnet "$root/bench/Drover.Bench/bin/Release/net10.0/Drover.Bench.dll" launch "http://127.0.0.1:$port" "$count" 0.01 8 -- sleep 120

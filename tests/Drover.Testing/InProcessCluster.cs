@@ -1,0 +1,86 @@
+using Drover.Cli.Hosting;
+using Drover.Client;
+using Drover.Core;
+using Drover.Master;
+using Microsoft.Extensions.Logging;
+
+namespace Drover.Testing;
+
+/// <summary>
+/// A real master and real agents in the test process, each on its own loopback port, talking HTTP
+/// exactly as separate processes would. Agents run real tasks in cgroups (root needed).
+/// Dispose stops agents first (killing their tasks), then the master.
+/// </summary>
+public sealed class InProcessCluster : IAsyncDisposable
+{
+    private readonly List<RunningHost> _agents = [];
+    private readonly string _root;
+
+    private InProcessCluster(RunningHost master, string root)
+    {
+        Master = master;
+        _root = root;
+        Client = new DroverClient(master.Url);
+    }
+
+    public RunningHost Master { get; }
+
+    public IReadOnlyList<RunningHost> Agents => _agents;
+
+    public DroverClient Client { get; }
+
+    public string Root => _root;
+
+    public static async Task<InProcessCluster> StartAsync(MasterOptions? options = null, CancellationToken ct = default)
+    {
+        var root = Directory.CreateTempSubdirectory("drover-test-").FullName;
+        var master = await DroverHosts.StartMasterAsync(
+            (options ?? new MasterOptions()) with { DataDir = Path.Combine(root, "master") },
+            new Uri("http://127.0.0.1:0"), LogLevel.Warning, ct);
+        return new InProcessCluster(master, root);
+    }
+
+    /// <summary>Starts an agent and waits until the master lists it as active.</summary>
+    public async Task<RunningHost> AddAgentAsync(string hostname, string resources = "cpus:2;mem:1024;disk:1024;ports:[31000-31100]",
+        string? attributes = null, FaultDomain? domain = null, CancellationToken ct = default)
+    {
+        var attrs = Attributes.Empty;
+        if (attributes is not null && !Attributes.TryParse(attributes, out attrs, out var error))
+        {
+            throw new ArgumentException(error, nameof(attributes));
+        }
+
+        var agent = await DroverHosts.StartAgentAsync(new AgentSettings
+        {
+            WorkDir = Path.Combine(_root, hostname),
+            Hostname = hostname,
+            Resources = Resources.Parse(resources),
+            Attributes = attrs,
+            Domain = domain,
+        }, [Master.Url], new Uri("http://127.0.0.1:0"), LogLevel.Warning, ct);
+        _agents.Add(agent);
+        await agent.Agent!.Registered.WaitAsync(TimeSpan.FromSeconds(30), ct);
+        return agent;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var a in _agents)
+        {
+            await a.DisposeAsync();
+        }
+
+        await Master.DisposeAsync();
+        Client.Dispose();
+        try
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+}
