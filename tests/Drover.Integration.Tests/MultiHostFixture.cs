@@ -3,8 +3,8 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Drover.Cli.Hosting;
 using Drover.Client;
-using Drover.Core.Api;
 using Drover.Testing;
 using Drover.Testing.Netns;
 using Drover.Testing.Processes;
@@ -83,6 +83,7 @@ public sealed class MultiHostFixture : IAsyncLifetime
         {
             Directory.CreateDirectory(Root);
             Network = await NetnsNetwork.CreateAsync(AgentCount);
+            Network.TrackDirectory(Root);
             var port = FreePort(Network.Gateway);
             MasterUrl = new Uri(string.Create(CultureInfo.InvariantCulture, $"http://{Network.Gateway}:{port}/"));
             Master = DroverProcess.Start("master",
@@ -94,9 +95,11 @@ public sealed class MultiHostFixture : IAsyncLifetime
             foreach (var host in Network.Hosts)
             {
                 var n = host.Index;
+                var workDir = Path.Combine(Root, $"agent{n}");
+                Network.TrackCgroup(DroverHosts.CgroupNameFor(workDir));
                 var agent = DroverProcess.Start($"agent{n}",
                     ["agent", "--master", MasterUrl.GetLeftPart(UriPartial.Authority), "--listen", $"{host.Address}:5051",
-                     "--work-dir", Path.Combine(Root, $"agent{n}"), "--hostname", HostnameOf(n), "--resources", AgentResources,
+                     "--work-dir", workDir, "--hostname", HostnameOf(n), "--resources", AgentResources,
                      "--attributes", $"rack:{Racks[n - 1]}", "--region", Region, "--zone", $"z{n}", "--log-level", "warning"],
                     netns: host.Name,
                     logFile: Path.Combine(Root, $"agent{n}.log"));

@@ -17,8 +17,9 @@ namespace Drover.Testing.Netns;
 /// <remarks>
 /// The subnet is chosen at random in 10.200-250.x.0/24 among those not in use on this machine. Each
 /// network holds an exclusive lock on <c>/run/drover-netns/&lt;id&gt;.lock</c> for its lifetime and lists
-/// the processes tests start for it in <c>&lt;id&gt;.pids</c>, so <see cref="CleanupLeftoversAsync"/>
-/// can tell leftovers of crashed runs (lock free) from networks other test processes still use.
+/// what tests create for it (processes, directories, cgroups) in <c>&lt;id&gt;.track</c>, so
+/// <see cref="CleanupLeftoversAsync"/> can tell leftovers of crashed runs (lock free) from networks
+/// other test processes still use, and remove all of them.
 /// </remarks>
 public sealed partial class NetnsNetwork : IAsyncDisposable
 {
@@ -103,16 +104,34 @@ public sealed partial class NetnsNetwork : IAsyncDisposable
     }
 
     /// <summary>
-    /// Records a process started for this network (in the root namespace or a host's), so a later run can
-    /// kill it if this test process crashes without disposing it.
+    /// Records a process started for this network (in the root namespace or a host's): if this test
+    /// process crashes without stopping it, the next run's <see cref="CleanupLeftoversAsync"/> kills it.
     /// </summary>
     public void TrackProcess(int pid)
     {
         if (StartTimeOf(pid) is { } start)
         {
-            File.AppendAllText(PidsFile(Id), string.Create(CultureInfo.InvariantCulture, $"{pid} {start}\n"));
+            Track(string.Create(CultureInfo.InvariantCulture, $"pid {pid} {start}"));
         }
     }
+
+    /// <summary>Records a directory (e.g. agent work dirs) that <see cref="CleanupLeftoversAsync"/> deletes after a crash.</summary>
+    public void TrackDirectory(string path)
+    {
+        var full = Path.GetFullPath(path).TrimEnd('/');
+        if (full.Count(c => c == '/') < 2 || full.Contains('\n', StringComparison.Ordinal))
+        {
+            throw new ArgumentException($"'{path}' is too close to / to be deleted recursively after a crash", nameof(path));
+        }
+
+        Track("dir " + full);
+    }
+
+    /// <summary>
+    /// Records a cgroup (relative to each hierarchy's root, e.g. an agent's <c>drover/agent-…</c>) whose
+    /// empty directories are removed when this network is disposed, or after a crash by the next run.
+    /// </summary>
+    public void TrackCgroup(string relativeName) => Track("cgroup " + relativeName.Trim('/'));
 
     /// <summary>
     /// Deletes the hosts' namespaces (killing any process still inside, e.g. tasks orphaned by a killed
@@ -125,7 +144,11 @@ public sealed partial class NetnsNetwork : IAsyncDisposable
             return;
         }
 
+        // Safety net: whatever the test did not stop (normally nothing) dies with the network.
+        var tracked = ReadTracked(Id);
+        KillTracked(tracked);
         await DeleteAsync(Id, [.. _hosts.Select(h => h.Name)], [.. _hosts.Select(h => h.RootVeth)]).ConfigureAwait(false);
+        RemoveCgroups(tracked);
         ReleaseLock(Id, _lock);
     }
 
@@ -171,10 +194,23 @@ public sealed partial class NetnsNetwork : IAsyncDisposable
                 continue; // a live network
             }
 
-            KillTracked(id);
+            var tracked = ReadTracked(id);
+            KillTracked(tracked);
             await DeleteAsync(id,
                 [.. namespaces.Where(n => NamespaceName().Match(n) is { Success: true } m && m.Groups["id"].Value == id)],
                 [.. links.Where(l => l.StartsWith("drv" + id, StringComparison.Ordinal))]).ConfigureAwait(false);
+            RemoveCgroups(tracked);
+            foreach (var dir in tracked.Where(t => t.Kind == "dir"))
+            {
+                try
+                {
+                    Directory.Delete(dir.Value, recursive: true);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                }
+            }
+
             ReleaseLock(id, lockFile);
         }
     }
@@ -321,7 +357,7 @@ public sealed partial class NetnsNetwork : IAsyncDisposable
 
             if (TryLock(id) is { } lockFile)
             {
-                File.Delete(PidsFile(id));
+                File.Delete(TrackFile(id));
                 return (id, lockFile);
             }
         }
@@ -405,7 +441,27 @@ public sealed partial class NetnsNetwork : IAsyncDisposable
 
     private static string LockFile(string id) => Path.Combine(StateDirectory, id + ".lock");
 
-    private static string PidsFile(string id) => Path.Combine(StateDirectory, id + ".pids");
+    private static string TrackFile(string id) => Path.Combine(StateDirectory, id + ".track");
+
+    private void Track(string line)
+    {
+        lock (_hosts)
+        {
+            File.AppendAllText(TrackFile(Id), line + "\n");
+        }
+    }
+
+    private static List<(string Kind, string Value)> ReadTracked(string id)
+    {
+        try
+        {
+            return [.. File.ReadAllLines(TrackFile(id)).Select(l => l.Split(' ', 2)).Where(p => p.Length == 2).Select(p => (p[0], p[1]))];
+        }
+        catch (IOException)
+        {
+            return [];
+        }
+    }
 
     /// <summary>An exclusive flock on the id's lock file, or null when a live process holds it.</summary>
     private static FileStream? TryLock(string id)
@@ -424,7 +480,7 @@ public sealed partial class NetnsNetwork : IAsyncDisposable
     {
         try
         {
-            File.Delete(PidsFile(id));
+            File.Delete(TrackFile(id));
             File.Delete(LockFile(id));
         }
         catch (IOException)
@@ -436,21 +492,65 @@ public sealed partial class NetnsNetwork : IAsyncDisposable
         }
     }
 
-    /// <summary>SIGKILLs the processes a crashed run recorded, if they are still the same processes (start time).</summary>
-    private static void KillTracked(string id)
+    /// <summary>SIGKILLs tracked processes that still run, if they are still the same processes (start time).</summary>
+    private static void KillTracked(IEnumerable<(string Kind, string Value)> tracked)
     {
-        if (!File.Exists(PidsFile(id)))
+        foreach (var (kind, value) in tracked)
+        {
+            var parts = value.Split(' ');
+            if (kind == "pid" && parts.Length == 2 && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
+                && pid > 1 && StartTimeOf(pid) == parts[1])
+            {
+                _ = SysKill(pid, 9);
+            }
+        }
+    }
+
+    /// <summary>Removes the tracked cgroups' empty directories, deepest first, in every mounted hierarchy.</summary>
+    private static void RemoveCgroups(IEnumerable<(string Kind, string Value)> tracked)
+    {
+        var names = tracked.Where(t => t.Kind == "cgroup" && !t.Value.Split('/').Contains("..")).Select(t => t.Value).ToList();
+        if (names.Count == 0)
         {
             return;
         }
 
-        foreach (var line in File.ReadAllLines(PidsFile(id)))
+        foreach (var mount in CgroupMounts())
         {
-            var parts = line.Split(' ');
-            if (parts.Length == 2 && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && pid > 1
-                && StartTimeOf(pid) == parts[1])
+            foreach (var name in names)
             {
-                _ = SysKill(pid, 9);
+                var root = Path.Combine(mount, name);
+                if (!Directory.Exists(root))
+                {
+                    continue;
+                }
+
+                try
+                {
+                    foreach (var dir in Directory.EnumerateDirectories(root, "*", SearchOption.AllDirectories).OrderByDescending(d => d.Length).Append(root))
+                    {
+                        Directory.Delete(dir); // rmdir: works on a cgroup without processes or children
+                    }
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // Still in use (or already gone): leave it.
+                }
+            }
+        }
+    }
+
+    /// <summary>Mount points of cgroup (v1) and cgroup2 filesystems, from /proc/self/mountinfo.</summary>
+    private static IEnumerable<string> CgroupMounts()
+    {
+        // "36 25 0:31 / /sys/fs/cgroup/memory rw,relatime shared:14 - cgroup cgroup rw,memory"
+        foreach (var line in File.ReadLines("/proc/self/mountinfo"))
+        {
+            var separator = line.IndexOf(" - ", StringComparison.Ordinal);
+            var fields = line.Split(' ');
+            if (separator > 0 && fields.Length > 4 && line[(separator + 3)..].Split(' ')[0] is "cgroup" or "cgroup2")
+            {
+                yield return fields[4].Replace("\\040", " ", StringComparison.Ordinal);
             }
         }
     }

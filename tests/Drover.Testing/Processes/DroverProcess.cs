@@ -213,7 +213,11 @@ public sealed class DroverProcess : IAsyncDisposable
             return false;
         }
 
-        Append($"--- sending {signal}");
+        if (signal != ProcessSignal.Continue)
+        {
+            Append($"--- sending SIG{signal.ToString().ToUpperInvariant()}");
+        }
+
         return SysKill(Pid, (int)signal) == 0;
     }
 

@@ -1,0 +1,229 @@
+using System.Net;
+using System.Net.Sockets;
+using Drover.Cli.Hosting;
+using Drover.Client;
+using Drover.Testing;
+using Drover.Testing.Processes;
+
+namespace Drover.Integration.Tests;
+
+/// <summary>Starts <c>drover dev</c> as its own process, as a user would.</summary>
+public sealed class DevClusterFixture : IAsyncLifetime
+{
+    public DroverProcess? Dev { get; private set; }
+
+    public Uri Url { get; private set; } = null!;
+
+    public string DataDir { get; } = Directory.CreateTempSubdirectory("drover-cli-").FullName;
+
+    public bool Available { get; private set; }
+
+    public static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    public async Task InitializeAsync()
+    {
+        if (!Requirements.RootAvailable())
+        {
+            return;
+        }
+
+        var port = FreePort();
+        Url = new Uri($"http://127.0.0.1:{port}");
+        Dev = DroverProcess.Start("dev", ["dev", "--listen", $"127.0.0.1:{port}", "--data-dir", DataDir, "--log-level", "warning",
+            "--resources", "cpus:2;mem:2048;disk:1024;ports:[31000-31100]"]);
+        using var client = new DroverClient(Url);
+        await Wait.UntilAsync(async () =>
+        {
+            try
+            {
+                return (await client.ListAgentsAsync()).Any(a => a.Status == "active");
+            }
+            catch (HttpRequestException)
+            {
+                return false;
+            }
+        }, TimeSpan.FromSeconds(60), "drover dev to be up with an active agent");
+        Available = true;
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (Dev is not null)
+        {
+            await Dev.DisposeAsync();
+        }
+
+        try
+        {
+            Directory.Delete(DataDir, true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    /// <summary>Runs the drover CLI against this cluster and returns what it printed and its exit code.</summary>
+    public Task<ProcessResult> Cli(params string[] args) =>
+        ProcessRunner.RunAsync(DroverProcess.DotnetHost, [DroverProcess.DroverDll, "--master", Url.ToString(), .. args], TimeSpan.FromSeconds(60));
+}
+
+public sealed class CliTests(DevClusterFixture cluster) : IClassFixture<DevClusterFixture>
+{
+    [Fact]
+    public async Task RunWait_Echo_PrintsOutputAndExitsZero()
+    {
+        if (!cluster.Available)
+        {
+            return;
+        }
+
+        var r = await cluster.Cli("run", "--wait", "--mem", "32", "--", "echo", "hello");
+
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Equal("hello\n", r.StdOut);
+    }
+
+    [Fact]
+    public async Task RunWait_ExitSeven_ExitsSeven()
+    {
+        if (!cluster.Available)
+        {
+            return;
+        }
+
+        var r = await cluster.Cli("run", "--wait", "--", "sh", "-c", "echo to-stderr >&2; exit 7");
+
+        Assert.Equal(7, r.ExitCode);
+        Assert.Contains("to-stderr", r.StdErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task RunWait_OverMemoryLimit_FailsWithMemoryReason()
+    {
+        if (!cluster.Available)
+        {
+            return;
+        }
+
+        var r = await cluster.Cli("run", "--wait", "--mem", "16", "--", "python3", "-c", "x = bytearray(256 * 1024 * 1024)");
+
+        Assert.Equal(137, r.ExitCode);
+        Assert.Contains("REASON_CONTAINER_LIMITATION_MEMORY", r.StdErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task NodeLs_ShowsAgentWithUsedAndTotal()
+    {
+        if (!cluster.Available)
+        {
+            return;
+        }
+
+        var r = await cluster.Cli("node", "ls");
+
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("CPUS used/total", r.StdOut, StringComparison.Ordinal);
+        Assert.Contains("/ 2048", r.StdOut, StringComparison.Ordinal);
+        Assert.Contains("active", r.StdOut, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TaskShow_TaskTooBig_SaysWhyItWaits()
+    {
+        if (!cluster.Available)
+        {
+            return;
+        }
+
+        var submitted = await cluster.Cli("run", "--cpus", "64", "--", "true");
+        Assert.True(submitted.ExitCode == 0, submitted.ToString());
+        var id = submitted.StdOut.Trim();
+
+        var shown = await Wait.UntilAsync(() => cluster.Cli("task", "show", id), r => r.StdOut.Contains("no agent has", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(10), "task show to give the waiting reason");
+
+        Assert.Contains("TASK_PENDING", shown.StdOut, StringComparison.Ordinal);
+        Assert.Contains("no agent has 64 cpus free; the largest has 2", shown.StdOut, StringComparison.Ordinal);
+        Assert.Equal(0, (await cluster.Cli("task", "kill", id)).ExitCode);
+    }
+
+    [Fact]
+    public async Task Run_BadInput_ExitsTwoNamingTheField()
+    {
+        if (!cluster.Available)
+        {
+            return;
+        }
+
+        var r = await cluster.Cli("run", "--cpus", "0", "--ports", "1000", "--constraint", "rack:NEAR:x", "--", "true");
+
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("cpus: must be greater than 0", r.StdErr, StringComparison.Ordinal);
+        Assert.Contains("ports: must be between 0 and 100", r.StdErr, StringComparison.Ordinal);
+        Assert.Contains("constraints[0]: unknown operator 'NEAR'", r.StdErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TaskLogsAndKill_RunningTask_FollowsThenKilled()
+    {
+        if (!cluster.Available)
+        {
+            return;
+        }
+
+        var id = (await cluster.Cli("run", "--", "sh", "-c", "echo started; sleep 1000")).StdOut.Trim();
+        await Wait.UntilAsync(() => cluster.Cli("task", "logs", id), r => r.StdOut == "started\n", TimeSpan.FromSeconds(20), "the task's first line");
+
+        var kill = await cluster.Cli("task", "kill", id);
+        var follow = await cluster.Cli("task", "logs", "-f", id);   // returns once the task has ended
+        var shown = await cluster.Cli("task", "ls", "--all", "--json");
+
+        Assert.True(kill.ExitCode == 0, kill.ToString());
+        Assert.Equal("started\n", follow.StdOut);
+        Assert.Contains($"\"id\": \"{id}\"", shown.StdOut, StringComparison.Ordinal);
+        Assert.Contains("TASK_KILLED", (await cluster.Cli("task", "show", id)).StdOut, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task UnknownMaster_ClearErrorExitOne()
+    {
+        var r = await ProcessRunner.RunAsync(DroverProcess.DotnetHost, [DroverProcess.DroverDll, "--master", $"http://127.0.0.1:{DevClusterFixture.FreePort()}", "node", "ls"]);
+
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("cannot reach the master", r.StdErr, StringComparison.Ordinal);
+    }
+}
+
+/// <summary>Ctrl-C on <c>drover dev</c> stops it cleanly and leaves no task process or cgroup behind.</summary>
+public sealed class DevShutdownTests
+{
+    [Fact]
+    public async Task DevInterrupt_WithRunningTask_NoProcessOrCgroupLeft()
+    {
+        await using var cluster = new DevClusterFixture();
+        await cluster.InitializeAsync();
+        if (!cluster.Available)
+        {
+            return;
+        }
+
+        var id = (await cluster.Cli("run", "--", "sh", "-c", "sleep 1000 & sleep 1001")).StdOut.Trim();
+        using var client = new DroverClient(cluster.Url);
+        await Wait.UntilAsync(() => client.GetTaskAsync(id), t => t.State == Core.TaskState.Running, TimeSpan.FromSeconds(20), "running");
+        var agentCgroup = Path.Combine("/sys/fs/cgroup/memory", DroverHosts.CgroupNameFor(Path.Combine(cluster.DataDir, "agent")));
+        var pids = await Wait.UntilAsync(() => Task.FromResult(File.ReadAllLines(Path.Combine(agentCgroup, id, "cgroup.procs"))), p => p.Length >= 2,
+            TimeSpan.FromSeconds(10), "the task and its background child in the cgroup");
+
+        Assert.True(cluster.Dev!.Signal(ProcessSignal.Interrupt));
+        Assert.True(await cluster.Dev.WaitForExitAsync(TimeSpan.FromSeconds(20)), "drover dev exits on Ctrl-C");
+
+        Assert.Equal(0, cluster.Dev.ExitCode);
+        Assert.False(Directory.Exists(agentCgroup), $"agent cgroup {agentCgroup} removed");
+        Assert.All(pids, p => Assert.True(!Directory.Exists($"/proc/{p}") || File.ReadAllText($"/proc/{p}/stat").Split(' ')[2] == "Z", $"process {p} outlived drover dev"));
+    }
+}
