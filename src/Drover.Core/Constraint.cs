@@ -101,10 +101,10 @@ public sealed record Constraint(string Field, ConstraintOperator Operator, strin
                 }
 
                 break;
-            case ConstraintOperator.MaxPer when !int.TryParse(value, out var n) || n < 1:
+            case ConstraintOperator.MaxPer when !int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) || n < 1:
                 error = "MAX_PER needs a whole number of at least 1";
                 return false;
-            case ConstraintOperator.GroupBy when value is not null && (!int.TryParse(value, out var g) || g < 1):
+            case ConstraintOperator.GroupBy when !string.IsNullOrEmpty(value) && (!int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var g) || g < 1):
                 error = "GROUP_BY takes an optional whole number of at least 1";
                 return false;
             case ConstraintOperator.Unique when !string.IsNullOrEmpty(value):

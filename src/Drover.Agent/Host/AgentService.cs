@@ -32,6 +32,7 @@ public sealed partial class AgentService : BackgroundService
     private readonly TimeProvider _time;
     private readonly ILogger<AgentService> _logger;
     private readonly SemaphoreSlim _registerLock = new(1, 1);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Task> _launching = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _registered = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _masterIndex;
     private string? _agentId;
@@ -219,17 +220,53 @@ public sealed partial class AgentService : BackgroundService
         }
     }
 
+    /// <summary>
+    /// Launches run on the thread pool so a burst of them uses every core (each spends a few ms in
+    /// cgroup writes and process spawn). A kill for a task whose launch is still in flight runs after
+    /// that launch, so "launch then kill" can never become "kill (ignored) then launch".
+    /// </summary>
     private void Handle(AgentCommand? command)
     {
         switch (command)
         {
             case { Type: AgentCommandType.Launch, Launch: { } launch }:
-                LogLaunch(launch.Task.Id);
-                _executor.Launch(launch);
+                var id = launch.Task.Id;
+                LogLaunch(id);
+                var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                if (!_launching.TryAdd(id, started.Task))
+                {
+                    break; // the same launch is already in flight (re-sent by the master)
+                }
+
+                ThreadPool.UnsafeQueueUserWorkItem(state =>
+                {
+                    try
+                    {
+                        _executor.Launch(launch);
+                    }
+                    catch (ObjectDisposedException)
+                    {
+                        // The agent is shutting down.
+                    }
+                    finally
+                    {
+                        _launching.TryRemove(id, out _);
+                        started.TrySetResult();
+                    }
+                }, null);
                 break;
             case { Type: AgentCommandType.Kill, Kill: { } kill }:
                 LogKill(kill.TaskId);
-                _executor.Kill(kill.TaskId, kill.GracePeriodSeconds is { } s ? TimeSpan.FromSeconds(s) : null);
+                var grace = kill.GracePeriodSeconds is { } s ? TimeSpan.FromSeconds(s) : (TimeSpan?)null;
+                if (_launching.TryGetValue(kill.TaskId, out Task? launching))
+                {
+                    launching.ContinueWith(_ => _executor.Kill(kill.TaskId, grace), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+                }
+                else
+                {
+                    _executor.Kill(kill.TaskId, grace);
+                }
+
                 break;
         }
     }
