@@ -17,8 +17,11 @@ public static class Program
             TaskCommands.Create(),
             NodeCommands.Create(),
         };
-        root.Options.Add(CliContext.Master);
-        root.Options.Add(CliContext.Json);
+        root.Options.Add(CliContext.Master); // global: `drover --master URL node ls` and `drover node ls --master URL` both work
+        foreach (var client in root.Subcommands.Where(c => c.Name is "run" or "task" or "node"))
+        {
+            client.Options.Add(CliContext.Json);
+        }
 
         if (Console.IsOutputRedirected)
         {
@@ -35,6 +38,11 @@ public static class Program
         {
             await Console.Error.WriteLineAsync($"drover: {e.Message}");
             return e.ExitCode;
+        }
+        catch (Hosting.HostStartException e)
+        {
+            await Console.Error.WriteLineAsync($"drover: {e.Message}");
+            return 1;
         }
         catch (DroverApiException e)
         {

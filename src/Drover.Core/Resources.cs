@@ -12,6 +12,11 @@ public sealed record Resources
 {
     public static readonly Resources Zero = new();
 
+    /// <summary>Upper bounds that keep every sum far from overflow (a cluster of 100,000 such agents still fits a long).</summary>
+    public const decimal MaxCpus = 1_000_000;
+
+    public const long MaxMiB = 1L << 40;
+
     public long MilliCpus { get; init; }
 
     public long MemMiB { get; init; }
@@ -20,7 +25,7 @@ public sealed record Resources
 
     public int Gpus { get; init; }
 
-    public PortRanges Ports { get; init; } = PortRanges.Empty;
+    public PortRanges Ports { get; init => field = value ?? PortRanges.Empty; } = PortRanges.Empty;
 
     /// <summary>CPUs as a decimal, exact for any milli value (1500 → 1.5).</summary>
     public decimal Cpus => MilliCpus / 1000m;
@@ -154,6 +159,12 @@ public sealed record Resources
                         return false;
                     }
 
+                    if (cpus > MaxCpus)
+                    {
+                        error = $"cpus: '{value}' is larger than {MaxCpus}";
+                        return false;
+                    }
+
                     result = result with { MilliCpus = ToMilli(cpus) };
                     break;
                 case "mem":
@@ -161,6 +172,12 @@ public sealed record Resources
                     if (!decimal.TryParse(value, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var mib))
                     {
                         error = $"{name}: '{value}' is not a non-negative number of MiB";
+                        return false;
+                    }
+
+                    if (mib > MaxMiB)
+                    {
+                        error = $"{name}: '{value}' is larger than {MaxMiB} MiB";
                         return false;
                     }
 

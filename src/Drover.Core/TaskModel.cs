@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Text.Json.Serialization;
 
 namespace Drover.Core;
 
@@ -16,9 +17,9 @@ public sealed record TaskSpec
     public string? Shell { get; init; }
 
     /// <summary>Exec form: argv, no shell.</summary>
-    public ImmutableArray<string> Args { get; init; } = [];
+    public ImmutableArray<string> Args { get; init => field = value.IsDefault ? [] : value; } = [];
 
-    public ImmutableSortedDictionary<string, string> Env { get; init; } = ImmutableSortedDictionary<string, string>.Empty;
+    public ImmutableSortedDictionary<string, string> Env { get; init => field = value ?? ImmutableSortedDictionary<string, string>.Empty; } = ImmutableSortedDictionary<string, string>.Empty;
 
     /// <summary>Scalar resources requested (ports empty; see <see cref="PortCount"/>).</summary>
     public required Resources Resources { get; init; }
@@ -26,16 +27,31 @@ public sealed record TaskSpec
     /// <summary>How many host ports to assign from the agent's range (exposed as PORT0…PORTn).</summary>
     public int PortCount { get; init; }
 
-    public ImmutableArray<Constraint> Constraints { get; init; } = [];
+    public ImmutableArray<Constraint> Constraints { get; init => field = value.IsDefault ? [] : value; } = [];
+
+    public static readonly TimeSpan DefaultKillGracePeriod = TimeSpan.FromSeconds(3);
 
     /// <summary>Between SIGTERM and SIGKILL when the task is killed.</summary>
-    public TimeSpan KillGracePeriod { get; init; } = TimeSpan.FromSeconds(3);
+    [JsonIgnore]
+    public TimeSpan KillGracePeriod { get; init; } = DefaultKillGracePeriod;
+
+    /// <summary>
+    /// The wire form of <see cref="KillGracePeriod"/>, in seconds. Nullable so that a message without
+    /// the field means "the default", not "kill at once" (the serializer would otherwise pass 0).
+    /// </summary>
+    [JsonInclude]
+    [JsonPropertyName("killGracePeriod")]
+    internal double? KillGracePeriodSeconds
+    {
+        get => KillGracePeriod.TotalSeconds;
+        init => KillGracePeriod = value is { } s && s >= 0 ? TimeSpan.FromSeconds(s) : DefaultKillGracePeriod;
+    }
 
     /// <summary>Placement group for UNIQUE/MAX_PER/GROUP_BY accounting (the app id for services; the task id for one-off tasks).</summary>
     public string? Group { get; init; }
 
     /// <summary>Maximum number of processes/threads in the task's cgroup.</summary>
-    public int PidsLimit { get; init; } = DefaultPidsLimit;
+    public int PidsLimit { get; init => field = value > 0 ? value : DefaultPidsLimit; } = DefaultPidsLimit;
 
     public const int DefaultPidsLimit = 4096;
 }
@@ -51,7 +67,7 @@ public sealed record TaskStatus
 
     public string? Reason { get; init; }
 
-    public string Source { get; init; } = TaskSources.Agent;
+    public string Source { get; init => field = value ?? TaskSources.Agent; } = TaskSources.Agent;
 
     public string? AgentId { get; init; }
 

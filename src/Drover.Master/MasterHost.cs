@@ -24,7 +24,7 @@ public static partial class MasterHost
         services.AddSingleton(options);
         services.AddSingleton<ClusterState>();
         services.AddSingleton<MasterMetrics>();
-        services.AddSingleton(_ => new SandboxReader(new HttpClient { Timeout = TimeSpan.FromSeconds(10) }));
+        services.AddSingleton(_ => new SandboxReader(new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(10) }));
         services.AddSingleton<SchedulingLoop>();
         services.AddHostedService(sp => sp.GetRequiredService<SchedulingLoop>());
         services.AddHostedService<AgentMonitor>();

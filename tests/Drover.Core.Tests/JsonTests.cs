@@ -84,7 +84,7 @@ public class JsonTests
         Assert.Null(spec.Group);
     }
 
-    [Fact(Skip = "Bug: STJ source-gen resets init-only property initializers to default when the field is absent (dotnet/runtime#84484); un-skip once fixed")]
+    [Fact]
     public void TaskSpec_DeserializeMinimal_AppliesPropertyDefaults()
     {
         var spec = JsonSerializer.Deserialize("""{"id":"t.1","name":"t","shell":"true","resources":"cpus:0.5;mem:32"}""", Ctx.TaskSpec);
@@ -174,7 +174,7 @@ public class JsonTests
         Assert.Equal(TaskSources.Executor, status.Source);
     }
 
-    [Fact(Skip = "Bug: STJ source-gen resets init-only property initializers to default when the field is absent (dotnet/runtime#84484); un-skip once fixed")]
+    [Fact]
     public void TaskStatus_DeserializeWithoutSource_DefaultsToAgent()
     {
         var status = JsonSerializer.Deserialize("""{"taskId":"t","state":"TASK_RUNNING"}""", Ctx.TaskStatus);
@@ -238,7 +238,7 @@ public class JsonTests
         Assert.Null(reg.AgentId);
     }
 
-    [Fact(Skip = "Bug: STJ source-gen resets init-only property initializers to default when the field is absent (dotnet/runtime#84484); un-skip once fixed")]
+    [Fact]
     public void AgentRegistration_DeserializeWithoutAttributesOrTasks_DefaultsToEmpty()
     {
         var reg = JsonSerializer.Deserialize("""{"hostname":"h","address":"http://h:5051","resources":"cpus:1;mem:128"}""", Ctx.AgentRegistration);

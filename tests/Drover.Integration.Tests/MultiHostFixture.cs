@@ -97,8 +97,11 @@ public sealed class MultiHostFixture : IAsyncLifetime
                 var n = host.Index;
                 var workDir = Path.Combine(Root, $"agent{n}");
                 Network.TrackCgroup(DroverHosts.CgroupNameFor(workDir));
+                // The last agent listens on the wildcard address, so it must work out (and advertise) its
+                // own namespace's address; the listing test checks that it did.
+                var listen = n == Network.Hosts.Count ? "0.0.0.0:5051" : $"{host.Address}:5051";
                 var agent = DroverProcess.Start($"agent{n}",
-                    ["agent", "--master", MasterUrl.GetLeftPart(UriPartial.Authority), "--listen", $"{host.Address}:5051",
+                    ["agent", "--master", MasterUrl.GetLeftPart(UriPartial.Authority), "--listen", listen,
                      "--work-dir", workDir, "--hostname", HostnameOf(n), "--resources", AgentResources,
                      "--attributes", $"rack:{Racks[n - 1]}", "--region", Region, "--zone", $"z{n}", "--log-level", "warning"],
                     netns: host.Name,

@@ -46,7 +46,8 @@ public sealed partial class AgentService : BackgroundService
         _time = time;
         _logger = logger;
         _heartbeatInterval = options.HeartbeatInterval;
-        _http = new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
+        // Cluster-internal traffic never goes through an HTTP proxy configured for the machine.
+        _http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = Timeout.InfiniteTimeSpan };
         _agentId = ReadPersistedAgentId();
     }
 

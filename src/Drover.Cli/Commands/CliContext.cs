@@ -13,7 +13,7 @@ internal static class CliContext
 
     public static readonly Option<string> Master = new("--master")
     {
-        Description = "Master URL (or set DROVER_MASTER)",
+        Description = "Master URL, or several comma-separated for an agent (or set DROVER_MASTER)",
         Recursive = true,
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable("DROVER_MASTER") is { Length: > 0 } m ? m : DefaultMaster,
     };

@@ -74,16 +74,16 @@ internal static class ServerCommands
 
     public static Command Agent()
     {
-        var masters = new Option<string>("--master") { Description = "Master URL(s), comma-separated", Required = true };
         var workDir = new Option<string>("--work-dir") { Description = "Sandboxes and agent state", Required = true };
         var listen = new Option<string>("--listen") { Description = "HOST:PORT for the agent's endpoint", DefaultValueFactory = _ => "0.0.0.0:5051" };
         var advertise = new Option<string?>("--advertise") { Description = "URL the master uses to reach this agent (default: the listen address)" };
         var agentFlags = new AgentFlags();
-        var cmd = new Command("agent", "Run an agent that offers this machine's resources") { masters, workDir, listen, advertise, LogLevelOption };
+        // --master is the global option (a comma-separated list here: the agent fails over between masters).
+        var cmd = new Command("agent", "Run an agent that offers this machine's resources") { workDir, listen, advertise, LogLevelOption };
         agentFlags.AddTo(cmd, includeHostname: true);
         cmd.SetAction(async (pr, ct) =>
         {
-            var masterUrls = pr.GetValue(masters)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            var masterUrls = pr.GetValue(CliContext.Master)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(m => Uri.TryCreate(m.Contains("://", StringComparison.Ordinal) ? m : "http://" + m, UriKind.Absolute, out var u)
                     ? u : throw new CliException($"--master: '{m}' is not a URL", 2)).ToList();
             var url = ParseListen(pr.GetValue(listen)!);

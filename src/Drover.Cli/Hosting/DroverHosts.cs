@@ -76,6 +76,9 @@ public sealed class RunningHost : IAsyncDisposable
     }
 }
 
+/// <summary>A role could not start for a reason the operator can fix (address in use, no cgroups…).</summary>
+public sealed class HostStartException(string message, Exception inner) : Exception(message, inner);
+
 /// <summary>Builds and starts the three process roles.</summary>
 public static class DroverHosts
 {
@@ -102,6 +105,7 @@ public static class DroverHosts
         builder.Logging.SetMinimumLevel(logLevel);
         builder.Logging.AddFilter("Microsoft", logLevel > LogLevel.Warning ? logLevel : LogLevel.Warning);
         builder.Logging.AddFilter("System.Net.Http", LogLevel.Warning);
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical); // start failures are reported by the CLI
         builder.Services.AddSingleton(TimeProvider.System);
 
         if (master is not null)
@@ -133,12 +137,39 @@ public static class DroverHosts
 
         if (agent is not null)
         {
-            AgentEndpoints.Map(app, app.Services.GetRequiredService<ITaskExecutor>());
+            ITaskExecutor executor;
+            try
+            {
+                executor = app.Services.GetRequiredService<ITaskExecutor>();
+            }
+            catch (InvalidOperationException e)
+            {
+                await app.DisposeAsync().ConfigureAwait(false);
+                throw new HostStartException($"the agent cannot run tasks: {e.Message}", e);
+            }
+
+            AgentEndpoints.Map(app, executor);
         }
 
-        await app.StartAsync(ct).ConfigureAwait(false);
+        try
+        {
+            await app.StartAsync(ct).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            // Background services may already run (and the executor may exist): stop them, or the
+            // process would linger after reporting the error.
+            await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            await app.DisposeAsync().ConfigureAwait(false);
+            if (e is IOException io)
+            {
+                throw new HostStartException($"cannot listen on {listen.Authority}: {io.Message}", io);
+            }
+
+            throw;
+        }
         var bound = new Uri(app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First());
-        var url = ListenAddress.Advertise(bound);
+        var url = ListenAddress.Advertise(bound, masters?.FirstOrDefault());
 
         AgentService? agentService = null;
         if (agent is not null)

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.NetworkInformation;
 using System.Net.Sockets;
 
 namespace Drover.Cli.Hosting;
@@ -29,17 +30,48 @@ public static class ListenAddress
 
     /// <summary>
     /// The address others should use to reach a server bound to <paramref name="bound"/>: itself, unless
-    /// it is a wildcard (0.0.0.0 / [::]), in which case this machine's first non-loopback IPv4 address.
+    /// it is a wildcard (0.0.0.0 / [::]). Then it is the local address this machine would use to reach
+    /// <paramref name="peer"/> (the master), found by routing a UDP socket towards it (connect on UDP
+    /// sends nothing), else the first non-loopback IPv4 address of an interface that is up. Inside a
+    /// network namespace both see that namespace's interfaces, unlike a DNS lookup of the hostname.
     /// </summary>
-    public static Uri Advertise(Uri bound)
+    public static Uri Advertise(Uri bound, Uri? peer = null)
     {
         if (!IPAddress.TryParse(bound.Host.Trim('[', ']'), out var ip) || !(ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any)))
         {
             return bound;
         }
 
-        var address = Dns.GetHostAddresses(Dns.GetHostName())
-            .FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork && !IPAddress.IsLoopback(a)) ?? IPAddress.Loopback;
+        var address = (peer is null ? null : LocalAddressTowards(peer)) ?? FirstInterfaceAddress() ?? IPAddress.Loopback;
         return new UriBuilder(bound) { Host = address.ToString() }.Uri;
     }
+
+    private static IPAddress? LocalAddressTowards(Uri peer)
+    {
+        try
+        {
+            var remote = IPAddress.TryParse(peer.Host.Trim('[', ']'), out var ip)
+                ? ip
+                : Dns.GetHostAddresses(peer.Host).FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork);
+            if (remote is null)
+            {
+                return null;
+            }
+
+            using var socket = new Socket(remote.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+            socket.Connect(remote, peer.Port > 0 ? peer.Port : 9);
+            return (socket.LocalEndPoint as IPEndPoint)?.Address;
+        }
+        catch (SocketException)
+        {
+            return null;
+        }
+    }
+
+    private static IPAddress? FirstInterfaceAddress() =>
+        NetworkInterface.GetAllNetworkInterfaces()
+            .Where(n => n.OperationalStatus == OperationalStatus.Up && n.NetworkInterfaceType != NetworkInterfaceType.Loopback)
+            .SelectMany(n => n.GetIPProperties().UnicastAddresses)
+            .Select(a => a.Address)
+            .FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork && !IPAddress.IsLoopback(a));
 }

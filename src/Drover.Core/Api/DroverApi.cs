@@ -49,7 +49,7 @@ public sealed record TaskView
 
     public string? Cmd { get; init; }
 
-    public ImmutableArray<string> Args { get; init; } = [];
+    public ImmutableArray<string> Args { get; init => field = value.IsDefault ? [] : value; } = [];
 
     public required decimal Cpus { get; init; }
 
@@ -59,9 +59,9 @@ public sealed record TaskView
 
     public int Gpus { get; init; }
 
-    public ImmutableArray<int> Ports { get; init; } = [];
+    public ImmutableArray<int> Ports { get; init => field = value.IsDefault ? [] : value; } = [];
 
-    public ImmutableArray<string> Constraints { get; init; } = [];
+    public ImmutableArray<string> Constraints { get; init => field = value.IsDefault ? [] : value; } = [];
 
     public string? AgentId { get; init; }
 
@@ -78,7 +78,7 @@ public sealed record TaskView
 
     public required DateTimeOffset SubmittedAt { get; init; }
 
-    public ImmutableArray<TaskStatus> Statuses { get; init; } = [];
+    public ImmutableArray<TaskStatus> Statuses { get; init => field = value.IsDefault ? [] : value; } = [];
 }
 
 public sealed record TaskList
@@ -103,7 +103,7 @@ public sealed record AgentView
 
     public required ResourcesView Free { get; init; }
 
-    public ImmutableSortedDictionary<string, string> Attributes { get; init; } = ImmutableSortedDictionary<string, string>.Empty;
+    public ImmutableSortedDictionary<string, string> Attributes { get; init => field = value ?? ImmutableSortedDictionary<string, string>.Empty; } = ImmutableSortedDictionary<string, string>.Empty;
 
     public string? Region { get; init; }
 
@@ -131,7 +131,7 @@ public sealed record ResourcesView
 
     public int Gpus { get; init; }
 
-    public string Ports { get; init; } = "[]";
+    public string Ports { get; init => field = value ?? "[]"; } = "[]";
 
     public static ResourcesView From(Resources r) => new()
     {
@@ -153,7 +153,7 @@ public sealed record ApiError
 
     public required string Message { get; init; }
 
-    public ImmutableArray<FieldError> Details { get; init; } = [];
+    public ImmutableArray<FieldError> Details { get; init => field = value.IsDefault ? [] : value; } = [];
 }
 
 public sealed record FieldError(string Field, string Reason);

@@ -44,17 +44,29 @@ public static class TaskSubmissionValidator
         {
             errors.Add(new("cpus", "must be greater than 0"));
         }
+        else if (cpus > Resources.MaxCpus)
+        {
+            errors.Add(new("cpus", $"must be at most {Resources.MaxCpus}"));
+        }
 
         var mem = Number(s.Mem, "mem", DefaultMemMiB, errors);
         if (mem is not null && mem < MinMemMiB)
         {
             errors.Add(new("mem", $"must be at least {MinMemMiB} MiB"));
         }
+        else if (mem > Resources.MaxMiB)
+        {
+            errors.Add(new("mem", $"must be at most {Resources.MaxMiB} MiB"));
+        }
 
         var disk = Number(s.Disk, "disk", 0, errors);
         if (disk is < 0)
         {
             errors.Add(new("disk", "must not be negative"));
+        }
+        else if (disk > Resources.MaxMiB)
+        {
+            errors.Add(new("disk", $"must be at most {Resources.MaxMiB} MiB"));
         }
 
         var gpus = WholeNumber(s.Gpus, "gpus", 0, errors);

@@ -29,12 +29,12 @@ public sealed record AgentRegistration
 
     public required Resources Resources { get; init; }
 
-    public Attributes Attributes { get; init; } = Attributes.Empty;
+    public Attributes Attributes { get; init => field = value ?? Attributes.Empty; } = Attributes.Empty;
 
     public FaultDomain? Domain { get; init; }
 
     /// <summary>Tasks the agent is running now, so a master that lost its state can reconcile them.</summary>
-    public ImmutableArray<TaskStatus> Tasks { get; init; } = [];
+    public ImmutableArray<TaskStatus> Tasks { get; init => field = value.IsDefault ? [] : value; } = [];
 }
 
 public sealed record AgentRegistered
@@ -47,7 +47,7 @@ public sealed record AgentRegistered
 public sealed record AgentHeartbeat
 {
     /// <summary>Ids of every task the agent holds and has not seen acknowledged as terminal.</summary>
-    public ImmutableArray<string> ActiveTaskIds { get; init; } = [];
+    public ImmutableArray<string> ActiveTaskIds { get; init => field = value.IsDefault ? [] : value; } = [];
 }
 
 public enum AgentCommandType
@@ -72,7 +72,7 @@ public sealed record LaunchTask
     public required TaskSpec Task { get; init; }
 
     /// <summary>Host ports assigned by the master, in PORT0…PORTn order.</summary>
-    public ImmutableArray<int> Ports { get; init; } = [];
+    public ImmutableArray<int> Ports { get; init => field = value.IsDefault ? [] : value; } = [];
 }
 
 public sealed record KillTask
