@@ -64,7 +64,29 @@ public sealed class ApiTests : IAsyncLifetime
         var (status, error) = await PostRaw("/drover/v1/tasks", """{"cmd": 5}""");
 
         Assert.Equal(HttpStatusCode.BadRequest, status);
-        Assert.Equal("cmd", Assert.Single(error.Details).Field);
+        Assert.Equal(new FieldError("cmd", "must be a string"), Assert.Single(error.Details));
+    }
+
+    [Theory]
+    [InlineData("""{"args": "echo"}""", "args", "must be an array")]
+    [InlineData("""{"args": ["echo", 1]}""", "args[1]", "must be a string")]
+    [InlineData("""{"cmd": "x", "env": {"A": 1}}""", "env.A", "must be a string")]
+    [InlineData("""{"cmd": "x", "name": true}""", "name", "must be a string")]
+    public async Task PostTask_WrongTypes_SayWhatWasExpected(string body, string field, string reason)
+    {
+        var (status, error) = await PostRaw("/drover/v1/tasks", body);
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal(new FieldError(field, reason), Assert.Single(error.Details));
+    }
+
+    [Fact]
+    public async Task PostTask_ArrayBody_400MustBeObject()
+    {
+        var (status, error) = await PostRaw("/drover/v1/tasks", "[1, 2]");
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("the request body must be a JSON object", error.Message);
     }
 
     [Fact]

@@ -43,16 +43,66 @@ internal static class ApiResults
         catch (JsonException e)
         {
             var field = e.Path is { Length: > 2 } path ? path.TrimStart('$', '.') : null;
-            var reason = e.InnerException?.Message ?? e.Message;
+            var expected = ExpectedPrimitive(e.InnerException?.Message) ?? ExpectedType(e.Message);
             if (field is not null)
             {
-                return (null, Error(StatusCodes.Status400BadRequest, ErrorCodes.ValidationFailed, $"{field}: has the wrong type or form",
-                    [new FieldError(field, $"has the wrong type or form ({FirstSentence(reason)})")]));
+                var reason = expected is not null ? $"must be {expected}" : $"has the wrong type or form ({FirstSentence(e.InnerException?.Message ?? e.Message)})";
+                return (null, Error(StatusCodes.Status400BadRequest, ErrorCodes.ValidationFailed, $"{field}: {reason}", [new FieldError(field, reason)]));
+            }
+
+            if (expected is not null && e.Path is "$")
+            {
+                return (null, Error(StatusCodes.Status400BadRequest, ErrorCodes.InvalidJson, "the request body must be a JSON object"));
             }
 
             return (null, Error(StatusCodes.Status400BadRequest, ErrorCodes.InvalidJson,
-                $"the request body is not valid JSON: {FirstSentence(reason)} (line {e.LineNumber + 1}, byte {e.BytePositionInLine})"));
+                $"the request body is not valid JSON: {FirstSentence(e.InnerException?.Message ?? e.Message)} (line {e.LineNumber + 1}, byte {e.BytePositionInLine})"));
         }
+    }
+
+    /// <summary>
+    /// For a primitive mismatch the serializer names the parent type, but its inner error says what
+    /// was wanted: "Cannot get the value of a token type 'Number' as a string." → "a string".
+    /// </summary>
+    private static string? ExpectedPrimitive(string? inner)
+    {
+        const string Marker = "' as a ";
+        var at = inner?.IndexOf(Marker, StringComparison.Ordinal) ?? -1;
+        if (at < 0 || !inner!.StartsWith("Cannot get the value of a token type", StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        return inner[(at + Marker.Length)..].TrimEnd('.') switch
+        {
+            "boolean" => "true or false",
+            var word => word.StartsWith('n') ? "a number" : "a " + word,
+        };
+    }
+
+    /// <summary>Turns System.Text.Json's "could not be converted to System.String" into "a string".</summary>
+    private static string? ExpectedType(string message)
+    {
+        const string Marker = "could not be converted to ";
+        var at = message.IndexOf(Marker, StringComparison.Ordinal);
+        if (at < 0)
+        {
+            return null;
+        }
+
+        // "... could not be converted to System.String. Path: $.cmd | LineNumber: 0 ..."
+        var rest = message[(at + Marker.Length)..];
+        var end = rest.IndexOf(". Path", StringComparison.Ordinal);
+        var type = end >= 0 ? rest[..end] : rest.TrimEnd('.');
+        return type switch
+        {
+            "System.String" => "a string",
+            "System.Boolean" => "true or false",
+            "System.Double" or "System.Int32" or "System.Int64" or "System.Decimal" => "a number",
+            _ when type.Contains("ImmutableArray", StringComparison.Ordinal) || type.Contains("[]", StringComparison.Ordinal) => "an array",
+            _ when type.Contains("Dictionary", StringComparison.Ordinal) => "an object of strings",
+            _ => "an object",
+        };
     }
 
     private static string FirstSentence(string message)

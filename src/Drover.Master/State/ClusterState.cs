@@ -125,28 +125,13 @@ internal sealed partial class ClusterState
             r.KillRequested = true;
             if (r.State == TaskState.Pending)
             {
-                changed = TransitionLocked(r, new TaskStatus
-                {
-                    TaskId = id,
-                    State = TaskState.Killed,
-                    Source = TaskSources.Master,
-                    Message = "Killed before it was placed",
-                    Timestamp = UnixNow(),
-                });
+                changed = TransitionLocked(r, MasterStatus(id, TaskState.Killed, "Killed before it was placed"));
             }
             else if (r.AgentId is { } agentId && _agents.TryGetValue(agentId, out var agent))
             {
                 if (r.State is TaskState.Staging or TaskState.Starting or TaskState.Running)
                 {
-                    changed = TransitionLocked(r, new TaskStatus
-                    {
-                        TaskId = id,
-                        State = TaskState.Killing,
-                        Source = TaskSources.Master,
-                        AgentId = agentId,
-                        Message = "Kill requested",
-                        Timestamp = UnixNow(),
-                    });
+                    changed = TransitionLocked(r, MasterStatus(id, TaskState.Killing, "Kill requested"));
                 }
 
                 SendKillLocked(agent, r);
@@ -326,38 +311,13 @@ internal sealed partial class ClusterState
                     agent.Status = AgentStatus.Unreachable;
                     agent.UnreachableSince = now;
                     LogAgentUnreachable(agent.Id, (now - agent.LastHeartbeatAt).TotalSeconds);
-                    foreach (var taskId in agent.TaskIds.ToList())
-                    {
-                        var r = _active[taskId];
-                        changes.Add(TransitionLocked(r, new TaskStatus
-                        {
-                            TaskId = taskId,
-                            State = TaskState.Unreachable,
-                            Source = TaskSources.Master,
-                            AgentId = agent.Id,
-                            Reason = TaskReasons.AgentDisconnected,
-                            Message = "Agent stopped heartbeating",
-                            Timestamp = UnixNow(),
-                        }));
-                    }
+                    TransitionAllLocked(agent, TaskState.Unreachable, TaskReasons.AgentDisconnected, "Agent stopped heartbeating", changes);
                 }
                 else if (agent.Status == AgentStatus.Unreachable && now - agent.UnreachableSince > _options.AgentRemovalTimeout)
                 {
                     agent.Status = AgentStatus.Removed;
                     LogAgentRemoved(agent.Id);
-                    foreach (var taskId in agent.TaskIds.ToList())
-                    {
-                        changes.Add(TransitionLocked(_active[taskId], new TaskStatus
-                        {
-                            TaskId = taskId,
-                            State = TaskState.Gone,
-                            Source = TaskSources.Master,
-                            AgentId = agent.Id,
-                            Reason = TaskReasons.AgentRemoved,
-                            Message = "Agent was removed after being unreachable",
-                            Timestamp = UnixNow(),
-                        }));
-                    }
+                    TransitionAllLocked(agent, TaskState.Gone, TaskReasons.AgentRemoved, "Agent was removed after being unreachable", changes);
                 }
             }
         }
@@ -471,15 +431,7 @@ internal sealed partial class ClusterState
                 r.Allocated = allocated;
                 r.WaitingReason = null;
                 r.CommandSentAt = _time.GetUtcNow();
-                changes.Add(TransitionLocked(r, new TaskStatus
-                {
-                    TaskId = r.Spec.Id,
-                    State = TaskState.Staging,
-                    Source = TaskSources.Master,
-                    AgentId = agent.Id,
-                    Message = $"Placed on {agent.Info.Hostname}",
-                    Timestamp = UnixNow(),
-                }));
+                changes.Add(TransitionLocked(r, MasterStatus(r.Spec.Id, TaskState.Staging, $"Placed on {agent.Info.Hostname}")));
                 agent.Commands.Writer.TryWrite(LaunchCommand(r));
             }
 
@@ -567,16 +519,7 @@ internal sealed partial class ClusterState
             var stale = r.CommandSentAt is null || now - r.CommandSentAt > _options.CommandResendAfter;
             if (r.State == TaskState.Unreachable)
             {
-                changes.Add(TransitionLocked(r, new TaskStatus
-                {
-                    TaskId = taskId,
-                    State = inAgent ? TaskState.Running : TaskState.Lost,
-                    Source = TaskSources.Master,
-                    AgentId = agent.Id,
-                    Reason = TaskReasons.Reconciliation,
-                    Message = inAgent ? "Agent reconnected" : "Agent reconnected without this task",
-                    Timestamp = UnixNow(),
-                }));
+                changes.Add(TransitionLocked(r, MasterStatus(taskId, inAgent ? TaskState.Running : TaskState.Lost, inAgent ? "Agent reconnected" : "Agent reconnected without this task", reason: TaskReasons.Reconciliation)));
                 if (inAgent && r.KillRequested)
                 {
                     SendKillLocked(agent, r);
@@ -607,16 +550,7 @@ internal sealed partial class ClusterState
             }
             else
             {
-                changes.Add(TransitionLocked(r, new TaskStatus
-                {
-                    TaskId = taskId,
-                    State = r.KillRequested ? TaskState.Killed : TaskState.Lost,
-                    Source = TaskSources.Master,
-                    AgentId = agent.Id,
-                    Reason = TaskReasons.Reconciliation,
-                    Message = "The agent no longer knows this task",
-                    Timestamp = UnixNow(),
-                }));
+                changes.Add(TransitionLocked(r, MasterStatus(taskId, r.KillRequested ? TaskState.Killed : TaskState.Lost, "The agent no longer knows this task", reason: TaskReasons.Reconciliation)));
             }
         }
     }
@@ -693,6 +627,27 @@ internal sealed partial class ClusterState
         }
 
         return ToView(r);
+    }
+
+    /// <summary>A status the master itself decides (placement, kills, reconciliation, agent loss), stamped now.</summary>
+    private TaskStatus MasterStatus(string taskId, TaskState state, string message, string? reason = null) => new()
+    {
+        TaskId = taskId,
+        State = state,
+        Source = TaskSources.Master,
+        AgentId = _active.TryGetValue(taskId, out var r) ? r.AgentId : null,
+        Message = message,
+        Reason = reason,
+        Timestamp = UnixNow(),
+    };
+
+    /// <summary>Moves every task on <paramref name="agent"/> to <paramref name="state"/> (agent lost or removed).</summary>
+    private void TransitionAllLocked(AgentRecord agent, TaskState state, string reason, string message, List<TaskView> changes)
+    {
+        foreach (var taskId in agent.TaskIds.ToList())
+        {
+            changes.Add(TransitionLocked(_active[taskId], MasterStatus(taskId, state, message, reason)));
+        }
     }
 
     private double UnixNow() => _time.GetUtcNow().ToUnixTimeMilliseconds() / 1000.0;
