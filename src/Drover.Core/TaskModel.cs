@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Text.Json.Serialization;
+using Drover.Core.Health;
 
 namespace Drover.Core;
 
@@ -54,6 +55,9 @@ public sealed record TaskSpec
     public int PidsLimit { get; init => field = value > 0 ? value : DefaultPidsLimit; } = DefaultPidsLimit;
 
     public const int DefaultPidsLimit = 4096;
+
+    /// <summary>Run by the agent while the task runs; failing it too often kills the task. Null = no health check.</summary>
+    public HealthCheck? HealthCheck { get; init; }
 }
 
 /// <summary>One observed status of a task, as Mesos' TaskStatus.</summary>
@@ -76,6 +80,13 @@ public sealed record TaskStatus
 
     /// <summary>The process exit code, when the task's process exited.</summary>
     public int? ExitCode { get; init; }
+
+    /// <summary>
+    /// The task's health by its health check, as Mesos' <c>healthy</c>: set on the TASK_RUNNING updates the
+    /// agent sends when health changes (reason <see cref="TaskReasons.TaskHealthCheckStatusUpdated"/>) and
+    /// false on the TASK_KILLED of a task killed for failing it. Null when unknown or not checked.
+    /// </summary>
+    public bool? Healthy { get; init; }
 
     /// <summary>Set by the agent; the master acknowledges updates by this id.</summary>
     public string? Uuid { get; init; }

@@ -63,6 +63,7 @@ public static class TaskReasons
     public const string AgentRestarted = "REASON_AGENT_RESTARTED";
     public const string Reconciliation = "REASON_RECONCILIATION";
     public const string TaskInvalid = "REASON_TASK_INVALID";
+    public const string TaskHealthCheckStatusUpdated = "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED";
 }
 
 /// <summary>Mesos TaskStatus.Source values.</summary>

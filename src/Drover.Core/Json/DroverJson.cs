@@ -29,6 +29,7 @@ namespace Drover.Core.Json;
 [JsonSerializable(typeof(ApiError))]
 [JsonSerializable(typeof(TaskSpec))]
 [JsonSerializable(typeof(TaskStatus))]
+[JsonSerializable(typeof(Drover.Core.Health.HealthCheck))]
 public sealed partial class DroverJsonContext : JsonSerializerContext;
 
 public sealed class ResourcesJsonConverter : JsonConverter<Resources>

@@ -1,0 +1,302 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
+using Drover.Agent.Execution;
+using Drover.Core.Health;
+
+namespace Drover.Agent.Health;
+
+internal enum ProbeOutcome
+{
+    Healthy,
+    Unhealthy,
+
+    /// <summary>A 1xx answer with <see cref="HealthCheck.IgnoreHttp1xx"/>: the result is discarded.</summary>
+    Ignored,
+}
+
+/// <summary>The result of one health check: the outcome and what was seen, in words (e.g. <c>HTTP 500</c>).</summary>
+internal readonly record struct ProbeResult(ProbeOutcome Outcome, string Detail)
+{
+    public static ProbeResult Healthy(string detail) => new(ProbeOutcome.Healthy, detail);
+
+    public static ProbeResult Unhealthy(string detail) => new(ProbeOutcome.Unhealthy, detail);
+}
+
+/// <summary>
+/// Performs single HTTP(S), TCP and COMMAND health checks against tasks on this machine. Thread-safe;
+/// one shared <see cref="HttpClient"/> (no proxy, no cookies, certificates not verified, redirects followed
+/// as Mesos' <c>curl -L -k</c>), a fresh connection per check.
+/// </summary>
+internal sealed class HealthProbes : IDisposable
+{
+    /// <summary>Output of the latest COMMAND check, in the task's sandbox (overwritten by each check).</summary>
+    internal const string CommandLogFile = ".drover-health.log";
+
+    /// <summary>
+    /// $1 = number of cgroup.procs files, then those files, then the argv to exec. Like the task shim:
+    /// user text only ever travels as arguments. Exit status 125 = could not join the task's cgroup.
+    /// </summary>
+    internal const string CommandShim = """
+        exec </dev/null >.drover-health.log 2>&1
+        n=$1
+        shift
+        while [ "$n" -gt 0 ]; do
+          echo $$ >"$1" || exit 125
+          shift
+          n=$((n - 1))
+        done
+        exec "$@"
+        """;
+
+    private const string Shell = "/bin/sh";
+    private static readonly TimeSpan ReapTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly TimeProvider _time;
+    private readonly string? _setsid;
+    private readonly HttpClient _http;
+
+    /// <param name="time">Clock for check timeouts.</param>
+    /// <param name="setsid">util-linux <c>setsid</c>, so a COMMAND check leads its own process group and a timeout kills all of it; null to signal only the check's shell.</param>
+    public HealthProbes(TimeProvider time, string? setsid)
+    {
+        _time = time;
+        _setsid = setsid;
+        var handler = new SocketsHttpHandler
+        {
+            UseProxy = false,
+            UseCookies = false,
+            AllowAutoRedirect = true,
+            MaxAutomaticRedirections = 10,
+            AutomaticDecompression = DecompressionMethods.None,
+            SslOptions = new SslClientAuthenticationOptions { RemoteCertificateValidationCallback = AcceptAnyCertificate },
+        };
+        _http = new HttpClient(handler, disposeHandler: true) { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
+    }
+
+    /// <summary>
+    /// Runs one check, bounded by its timeout (a timeout is a failure). Throws <see cref="OperationCanceledException"/>
+    /// only when <paramref name="cancel"/> fires; a COMMAND check is killed either way.
+    /// </summary>
+    public async Task<ProbeResult> ProbeAsync(HealthCheckTarget target, CancellationToken cancel)
+    {
+        var check = target.Check;
+        using var timeout = new CancellationTokenSource(check.Timeout, _time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancel, timeout.Token);
+        try
+        {
+            return check.Protocol switch
+            {
+                HealthCheckProtocol.Http or HealthCheckProtocol.Https => await HttpAsync(target, linked.Token).ConfigureAwait(false),
+                HealthCheckProtocol.Tcp => await TcpAsync(target, linked.Token).ConfigureAwait(false),
+                HealthCheckProtocol.Command => await CommandAsync(target, linked.Token).ConfigureAwait(false),
+                _ => ProbeResult.Unhealthy($"unknown health check protocol {check.Protocol}"),
+            };
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested && !cancel.IsCancellationRequested)
+        {
+            var seconds = check.Timeout.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture);
+            return ProbeResult.Unhealthy(check.Protocol switch
+            {
+                HealthCheckProtocol.Command => $"command did not exit within {seconds} s and was killed",
+                HealthCheckProtocol.Tcp => $"TCP {Endpoint(target)}: no connection within {seconds} s",
+                _ => $"GET {Url(target)}: no answer within {seconds} s",
+            });
+        }
+    }
+
+    /// <summary>Mesos and Marathon: 200–399 is healthy; Marathon's ignoreHttp1xx discards 1xx instead of failing.</summary>
+    internal static ProbeResult ClassifyHttp(int statusCode, bool ignoreHttp1xx)
+    {
+        var detail = string.Create(CultureInfo.InvariantCulture, $"HTTP {statusCode}");
+        return statusCode switch
+        {
+            >= 200 and < 400 => ProbeResult.Healthy(detail),
+            >= 100 and < 200 when ignoreHttp1xx => new ProbeResult(ProbeOutcome.Ignored, detail),
+            _ => ProbeResult.Unhealthy(detail),
+        };
+    }
+
+    public void Dispose() => _http.Dispose();
+
+    private async Task<ProbeResult> HttpAsync(HealthCheckTarget target, CancellationToken cancel)
+    {
+        if (target.Port is null)
+        {
+            return ProbeResult.Unhealthy("the task has no port to check");
+        }
+
+        var url = Url(target);
+        using var request = new HttpRequestMessage(HttpMethod.Get, url);
+        request.Headers.ConnectionClose = true; // a new connection each time, as curl: a stuck listener must fail
+        request.Headers.UserAgent.Add(new ProductInfoHeaderValue("Drover-HealthCheck", "1"));
+        try
+        {
+            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancel).ConfigureAwait(false);
+            return ClassifyHttp((int)response.StatusCode, target.Check.IgnoreHttp1xx);
+        }
+        catch (HttpRequestException ex) when (!cancel.IsCancellationRequested)
+        {
+            return ProbeResult.Unhealthy($"GET {url}: {Describe(ex)}");
+        }
+    }
+
+    private static async Task<ProbeResult> TcpAsync(HealthCheckTarget target, CancellationToken cancel)
+    {
+        if (target.Port is not { } port)
+        {
+            return ProbeResult.Unhealthy("the task has no port to check");
+        }
+
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), cancel).ConfigureAwait(false);
+            return ProbeResult.Healthy($"TCP {Endpoint(target)}: connected");
+        }
+        catch (SocketException ex)
+        {
+            return ProbeResult.Unhealthy($"TCP {Endpoint(target)}: {Describe(ex)}");
+        }
+    }
+
+    private async Task<ProbeResult> CommandAsync(HealthCheckTarget target, CancellationToken cancel)
+    {
+        Process? process;
+        try
+        {
+            process = Process.Start(BuildStartInfo(target));
+        }
+        catch (Exception ex) when (ex is Win32Exception or InvalidOperationException or IOException)
+        {
+            return ProbeResult.Unhealthy($"the command could not start: {ex.Message}");
+        }
+
+        if (process is null)
+        {
+            return ProbeResult.Unhealthy("the command could not start");
+        }
+
+        using (process)
+        {
+            var pid = process.Id;
+            try
+            {
+                await process.WaitForExitAsync(cancel).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                KillCheck(pid);
+                await ReapAsync(process).ConfigureAwait(false);
+                throw;
+            }
+
+            var code = process.ExitCode;
+
+            // Whatever the check left running in its process group goes with it.
+            if (_setsid is not null)
+            {
+                Native.KillGroup(pid, Native.SigKill);
+            }
+
+            var signal = code is > 128 and <= 128 + 64 ? code - 128 : 0;
+            return code switch
+            {
+                0 => ProbeResult.Healthy("command exited with status 0"),
+                _ when signal > 0 => ProbeResult.Unhealthy($"command terminated by signal {Native.SignalName(signal)}"),
+                _ => ProbeResult.Unhealthy(string.Create(CultureInfo.InvariantCulture, $"command exited with status {code}")),
+            };
+        }
+    }
+
+    private ProcessStartInfo BuildStartInfo(HealthCheckTarget target)
+    {
+        var info = new ProcessStartInfo(Shell)
+        {
+            UseShellExecute = false,
+            WorkingDirectory = target.WorkingDirectory,
+        };
+        info.Environment.Clear();
+        foreach (var (key, value) in target.Environment)
+        {
+            info.Environment[key] = value;
+        }
+
+        var args = info.ArgumentList;
+        args.Add("-c");
+        args.Add(CommandShim);
+        args.Add("drover-health");
+        args.Add(target.CgroupProcsFiles.Length.ToString(CultureInfo.InvariantCulture));
+        foreach (var file in target.CgroupProcsFiles)
+        {
+            args.Add(file);
+        }
+
+        if (_setsid is not null)
+        {
+            args.Add(_setsid);
+            args.Add("--");
+        }
+
+        args.Add(Shell);
+        args.Add("-c");
+        args.Add(target.Check.Command ?? "");
+        return info;
+    }
+
+    /// <summary>SIGKILLs the check's process group (or only its shell if it has not called setsid yet).</summary>
+    private void KillCheck(int pid)
+    {
+        if (_setsid is null || !Native.KillGroup(pid, Native.SigKill))
+        {
+            Native.Kill(pid, Native.SigKill);
+        }
+    }
+
+    private async Task ReapAsync(Process process)
+    {
+        try
+        {
+            await process.WaitForExitAsync().WaitAsync(ReapTimeout, _time).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // Unkillable (D state): nothing more to do; the task's cgroup cleanup gets it eventually.
+        }
+    }
+
+    private static string Url(HealthCheckTarget target) => string.Create(CultureInfo.InvariantCulture,
+        $"{(target.Check.Protocol == HealthCheckProtocol.Https ? "https" : "http")}://127.0.0.1:{target.Port}{target.Check.Path}");
+
+    private static string Endpoint(HealthCheckTarget target) => string.Create(CultureInfo.InvariantCulture, $"127.0.0.1:{target.Port}");
+
+    private static string Describe(Exception ex)
+    {
+        for (var e = ex; e is not null; e = e.InnerException)
+        {
+            if (e is SocketException socket)
+            {
+                return socket.SocketErrorCode switch
+                {
+                    SocketError.ConnectionRefused => "connection refused",
+                    SocketError.ConnectionReset => "connection reset",
+                    SocketError.TimedOut => "connection timed out",
+                    _ => socket.Message,
+                };
+            }
+        }
+
+        return ex.Message;
+    }
+
+    // As Mesos (curl -k): the check targets 127.0.0.1, which the task's certificate does not name, and
+    // the point is whether the task answers, not who it is.
+#pragma warning disable CA5359 // Do not disable certificate validation
+    private static bool AcceptAnyCertificate(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors) => true;
+#pragma warning restore CA5359
+}
