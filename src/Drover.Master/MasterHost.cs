@@ -4,6 +4,8 @@ using Drover.Master.Http;
 using Drover.Master.Metrics;
 using Drover.Master.Scheduling;
 using Drover.Master.State;
+using Drover.Store;
+using Drover.Store.Sqlite;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -22,6 +24,9 @@ public static partial class MasterHost
     {
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(options);
+        services.AddSingleton<IStateStore>(sp => SqliteStateStore.Open(
+            Path.Combine(options.DataDir, "state.db"), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("Drover.Store")));
+        services.AddSingleton(sp => new MasterJournal(sp.GetRequiredService<IStateStore>()));
         services.AddSingleton<ClusterState>();
         services.AddSingleton<MasterMetrics>();
         services.AddSingleton(_ => new SandboxReader(new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(10) }));
@@ -29,6 +34,16 @@ public static partial class MasterHost
         services.AddHostedService(sp => sp.GetRequiredService<SchedulingLoop>());
         services.AddHostedService<AgentMonitor>();
         return services;
+    }
+
+    /// <summary>
+    /// Loads the master's records from its state store. Call after building the app and before
+    /// starting it, so no request ever sees a half-restored state.
+    /// </summary>
+    public static async Task RecoverDroverMasterAsync(this WebApplication app, CancellationToken ct)
+    {
+        var (tasks, agents) = await app.Services.GetRequiredService<MasterJournal>().LoadAsync(ct).ConfigureAwait(false);
+        app.Services.GetRequiredService<ClusterState>().Restore(tasks, agents);
     }
 
     /// <summary>Adds request metrics, the error guard and every master endpoint.</summary>

@@ -17,7 +17,7 @@ public sealed class ClusterStateTests
 
     public ClusterStateTests()
     {
-        _state = new ClusterState(_options, _time, NullLogger<ClusterState>.Instance);
+        _state = new ClusterState(_options, _time, NullLogger<ClusterState>.Instance, MasterJournal.None);
         _loop = new SchedulingLoop(_state, new MasterMetrics(_state), _options, _time, NullLogger<SchedulingLoop>.Instance);
     }
 
@@ -26,7 +26,7 @@ public sealed class ClusterStateTests
         var list = new List<AgentCommand>();
         while (agent.Commands.Reader.TryRead(out var c))
         {
-            list.Add(c);
+            list.Add(c.Command);
         }
 
         return list;
@@ -35,7 +35,7 @@ public sealed class ClusterStateTests
     [Fact]
     public void RunPass_NoAgents_TaskStaysPendingWithReason()
     {
-        var task = _state.Submit(Build.Task());
+        var task = _state.Submit(Build.Task()).View;
 
         _loop.RunPass();
 
@@ -48,7 +48,7 @@ public sealed class ClusterStateTests
     public void RunPass_TaskTooBig_ReasonNamesLargestFree()
     {
         _state.Register(Build.Agent(resources: "cpus:2;mem:1024"));
-        var task = _state.Submit(Build.Task(cpus: 64));
+        var task = _state.Submit(Build.Task(cpus: 64)).View;
 
         _loop.RunPass();
 
@@ -58,8 +58,8 @@ public sealed class ClusterStateTests
     [Fact]
     public void RunPass_AgentFits_TaskStagedAndLaunchQueued()
     {
-        var agentId = _state.Register(Build.Agent()).AgentId;
-        var task = _state.Submit(Build.Task(cpus: 1.5m, memMiB: 512, ports: 2));
+        var agentId = _state.Register(Build.Agent()).Registered.AgentId;
+        var task = _state.Submit(Build.Task(cpus: 1.5m, memMiB: 512, ports: 2)).View;
 
         Assert.Equal(1, _loop.RunPass());
 
@@ -79,12 +79,12 @@ public sealed class ClusterStateTests
     [Fact]
     public void ApplyUpdates_RunningThenFinished_ResourcesReleasedAndExitCodeKept()
     {
-        var agentId = _state.Register(Build.Agent()).AgentId;
-        var task = _state.Submit(Build.Task(cpus: 1, ports: 1));
+        var agentId = _state.Register(Build.Agent()).Registered.AgentId;
+        var task = _state.Submit(Build.Task(cpus: 1, ports: 1)).View;
         _loop.RunPass();
 
         var running = Build.Status(task.Id, TaskState.Running);
-        var acks = _state.ApplyUpdates(agentId, new StatusUpdateBatch { Updates = [running] });
+        var acks = _state.ApplyUpdates(agentId, new StatusUpdateBatch { Updates = [running] }).Acks;
         Assert.Equal([running.Uuid!], acks.ToArray());
         Assert.Equal(TaskState.Running, _state.GetTask(task.Id)!.State);
 
@@ -102,9 +102,9 @@ public sealed class ClusterStateTests
     [Fact]
     public void ApplyUpdates_FreedResources_NextPendingTaskPlaced()
     {
-        var agentId = _state.Register(Build.Agent(resources: "cpus:1;mem:1024")).AgentId;
-        var first = _state.Submit(Build.Task(cpus: 1));
-        var second = _state.Submit(Build.Task(cpus: 1));
+        var agentId = _state.Register(Build.Agent(resources: "cpus:1;mem:1024")).Registered.AgentId;
+        var first = _state.Submit(Build.Task(cpus: 1)).View;
+        var second = _state.Submit(Build.Task(cpus: 1)).View;
         _loop.RunPass();
         Assert.Equal(TaskState.Pending, _state.GetTask(second.Id)!.State);
 
@@ -117,9 +117,9 @@ public sealed class ClusterStateTests
     [Fact]
     public void Kill_PendingTask_EndsKilledAtOnce()
     {
-        var task = _state.Submit(Build.Task());
+        var task = _state.Submit(Build.Task()).View;
 
-        Assert.Equal(KillResult.Accepted, _state.Kill(task.Id));
+        Assert.Equal(KillResult.Accepted, _state.Kill(task.Id).Result);
 
         Assert.Equal(TaskState.Killed, _state.GetTask(task.Id)!.State);
         Assert.Equal(0, _state.PendingCount);
@@ -128,8 +128,8 @@ public sealed class ClusterStateTests
     [Fact]
     public void Kill_RunningTask_KillingAndKillCommandSent()
     {
-        var agentId = _state.Register(Build.Agent()).AgentId;
-        var task = _state.Submit(Build.Task());
+        var agentId = _state.Register(Build.Agent()).Registered.AgentId;
+        var task = _state.Submit(Build.Task()).View;
         _loop.RunPass();
         _state.ApplyUpdates(agentId, new StatusUpdateBatch { Updates = [Build.Status(task.Id, TaskState.Running)] });
         Drain(_state.FindAgent(agentId)!);
@@ -143,13 +143,13 @@ public sealed class ClusterStateTests
     }
 
     [Fact]
-    public void Kill_UnknownTask_NotFound() => Assert.Equal(KillResult.NotFound, _state.Kill("nope"));
+    public void Kill_UnknownTask_NotFound() => Assert.Equal(KillResult.NotFound, _state.Kill("nope").Result);
 
     [Fact]
     public void Heartbeat_AgentNeverGotLaunch_LaunchResentAfterTimeout()
     {
-        var agentId = _state.Register(Build.Agent()).AgentId;
-        var task = _state.Submit(Build.Task());
+        var agentId = _state.Register(Build.Agent()).Registered.AgentId;
+        var task = _state.Submit(Build.Task()).View;
         _loop.RunPass();
         var agent = _state.FindAgent(agentId)!;
         Drain(agent);
@@ -167,8 +167,8 @@ public sealed class ClusterStateTests
     [Fact]
     public void Heartbeat_AgentForgotRunningTask_TaskLost()
     {
-        var agentId = _state.Register(Build.Agent()).AgentId;
-        var task = _state.Submit(Build.Task());
+        var agentId = _state.Register(Build.Agent()).Registered.AgentId;
+        var task = _state.Submit(Build.Task()).View;
         _loop.RunPass();
         _state.ApplyUpdates(agentId, new StatusUpdateBatch { Updates = [Build.Status(task.Id, TaskState.Running)] });
 
@@ -182,8 +182,8 @@ public sealed class ClusterStateTests
     [Fact]
     public void CheckAgentTimeouts_NoHeartbeat_AgentAndTasksUnreachableThenRecovered()
     {
-        var agentId = _state.Register(Build.Agent()).AgentId;
-        var task = _state.Submit(Build.Task());
+        var agentId = _state.Register(Build.Agent()).Registered.AgentId;
+        var task = _state.Submit(Build.Task()).View;
         _loop.RunPass();
         _state.ApplyUpdates(agentId, new StatusUpdateBatch { Updates = [Build.Status(task.Id, TaskState.Running)] });
 
@@ -194,7 +194,7 @@ public sealed class ClusterStateTests
         Assert.Equal(TaskState.Unreachable, _state.GetTask(task.Id)!.State);
 
         // No new work goes to an unreachable agent.
-        var other = _state.Submit(Build.Task());
+        var other = _state.Submit(Build.Task()).View;
         _loop.RunPass();
         Assert.Equal(TaskState.Pending, _state.GetTask(other.Id)!.State);
 
@@ -210,10 +210,10 @@ public sealed class ClusterStateTests
     [Fact]
     public void ApplyUpdates_UnknownRunningTask_AcknowledgedAndKilled()
     {
-        var agentId = _state.Register(Build.Agent()).AgentId;
+        var agentId = _state.Register(Build.Agent()).Registered.AgentId;
         var orphan = Build.Status("orphan.1", TaskState.Running);
 
-        var acks = _state.ApplyUpdates(agentId, new StatusUpdateBatch { Updates = [orphan] });
+        var acks = _state.ApplyUpdates(agentId, new StatusUpdateBatch { Updates = [orphan] }).Acks;
 
         Assert.Equal([orphan.Uuid!], acks.ToArray());
         var kill = Assert.Single(Drain(_state.FindAgent(agentId)!));
@@ -223,7 +223,7 @@ public sealed class ClusterStateTests
     [Fact]
     public void Submit_ManyEnded_CompletedTasksBounded()
     {
-        var ids = Enumerable.Range(0, 5).Select(_ => _state.Submit(Build.Task()).Id).ToList();
+        var ids = Enumerable.Range(0, 5).Select(_ => _state.Submit(Build.Task()).View.Id).ToList();
         ids.ForEach(id => _state.Kill(id));
 
         Assert.Null(_state.GetTask(ids[0]));
@@ -234,11 +234,11 @@ public sealed class ClusterStateTests
     [Fact]
     public void Register_SameIdAgain_KeepsLedger()
     {
-        var agentId = _state.Register(Build.Agent()).AgentId;
+        var agentId = _state.Register(Build.Agent()).Registered.AgentId;
         _state.Submit(Build.Task(cpus: 1));
         _loop.RunPass();
 
-        var again = _state.Register(Build.Agent(id: agentId));
+        var again = _state.Register(Build.Agent(id: agentId)).Registered;
 
         Assert.Equal(agentId, again.AgentId);
         Assert.Equal(1m, _state.GetAgent(agentId)!.Used.Cpus);

@@ -16,14 +16,17 @@ public sealed class InProcessCluster : IAsyncDisposable
     private readonly List<RunningHost> _agents = [];
     private readonly string _root;
 
-    private InProcessCluster(RunningHost master, string root)
+    private readonly MasterOptions _masterOptions;
+
+    private InProcessCluster(RunningHost master, string root, MasterOptions masterOptions)
     {
         Master = master;
         _root = root;
+        _masterOptions = masterOptions;
         Client = new DroverClient(master.Url);
     }
 
-    public RunningHost Master { get; }
+    public RunningHost Master { get; private set; }
 
     public IReadOnlyList<RunningHost> Agents => _agents;
 
@@ -34,11 +37,25 @@ public sealed class InProcessCluster : IAsyncDisposable
     public static async Task<InProcessCluster> StartAsync(MasterOptions? options = null, CancellationToken ct = default)
     {
         var root = Directory.CreateTempSubdirectory("drover-test-").FullName;
-        var master = await DroverHosts.StartMasterAsync(
-            (options ?? new MasterOptions()) with { DataDir = Path.Combine(root, "master") },
-            new Uri("http://127.0.0.1:0"), LogLevel.Warning, ct);
-        return new InProcessCluster(master, root);
+        var masterOptions = (options ?? new MasterOptions()) with { DataDir = Path.Combine(root, "master") };
+        var master = await DroverHosts.StartMasterAsync(masterOptions, new Uri("http://127.0.0.1:0"), LogLevel.Warning, ct);
+        return new InProcessCluster(master, root, masterOptions);
     }
+
+    /// <summary>Stops the master (agents keep running and keep retrying), optionally runs <paramref name="whileDown"/>, then starts it again on the same port and data dir.</summary>
+    public async Task RestartMasterAsync(Func<Task>? whileDown = null, CancellationToken ct = default)
+    {
+        var url = Master.Url;
+        await StopMasterAsync();
+        if (whileDown is not null)
+        {
+            await whileDown();
+        }
+
+        Master = await DroverHosts.StartMasterAsync(_masterOptions, url, LogLevel.Warning, ct);
+    }
+
+    private async Task StopMasterAsync() => await Master.DisposeAsync();
 
     /// <summary>Starts an agent and waits until the master lists it as active.</summary>
     public async Task<RunningHost> AddAgentAsync(string hostname, string resources = "cpus:2;mem:1024;disk:1024;ports:[31000-31100]",

@@ -5,6 +5,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Threading.Channels;
 using Drover.Agent.Execution.Cgroups;
+using Drover.Agent.Health;
 using Drover.Core;
 using Drover.Core.Protocol;
 using Microsoft.Extensions.Logging;
@@ -21,8 +22,9 @@ namespace Drover.Agent.Execution;
 /// command, so the task pid is the shim's pid and the task leads its own session and process group.
 /// Nothing user-supplied is ever interpolated into shell source: the command travels as arguments.
 /// One async supervisor per task waits for exit or a kill request; there are no per-task threads.
+/// Tasks with a <see cref="TaskSpec.HealthCheck"/> are checked by one shared <see cref="HealthChecker"/>.
 /// </remarks>
-public sealed partial class ProcessTaskExecutor : ITaskExecutor
+public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 {
     /// <summary>
     /// $1 = number of cgroup.procs files, then those files, then the argv to exec. Exit status 125 with
@@ -60,6 +62,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor
     private readonly string _lang;
     private readonly Channel<TaskStatus> _updates = Channel.CreateUnbounded<TaskStatus>();
     private readonly ConcurrentDictionary<string, TaskRun> _tasks = new(StringComparer.Ordinal);
+    private readonly HealthChecker _health;
     private int _disposed;
 
     public ProcessTaskExecutor(ProcessExecutorOptions options, ILogger<ProcessTaskExecutor> logger, TimeProvider time)
@@ -106,6 +109,9 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor
         {
             ReapOrphansAsync().GetAwaiter().GetResult();
         }
+
+        // Last, so a constructor that throws leaves no check loop behind.
+        _health = new HealthChecker(this, _logger, _time, _setsid);
     }
 
     public ChannelReader<TaskStatus> Updates => _updates.Reader;
@@ -123,6 +129,9 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor
 
     /// <summary>The task's main pid (also its process group and session id), or null.</summary>
     internal int? PidOf(string taskId) => _tasks.TryGetValue(taskId, out var run) && run.Pid > 0 ? run.Pid : null;
+
+    /// <summary>The health checker of this executor's tasks.</summary>
+    internal HealthChecker Health => _health;
 
     public void Launch(LaunchTask launch)
     {
@@ -144,6 +153,20 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor
                 run.Done.TrySetResult();
                 return;
             }
+
+            // Checked from now on: TASK_RUNNING has been emitted, so health updates follow it.
+            if (spec.HealthCheck is { } check)
+            {
+                run.Health = _health.Add(new HealthCheckTarget
+                {
+                    TaskId = spec.Id,
+                    Check = check,
+                    Port = check.ResolvePort(run.Ports.IsDefault ? [] : run.Ports),
+                    WorkingDirectory = run.Sandbox!,
+                    Environment = TaskEnvironment(run),
+                    CgroupProcsFiles = [.. run.Cgroup?.ProcsFiles ?? []],
+                });
+            }
         }
 
         _ = SuperviseAsync(run);
@@ -153,7 +176,10 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor
         }
     }
 
-    public void Kill(string taskId, TimeSpan? gracePeriod = null)
+    public void Kill(string taskId, TimeSpan? gracePeriod = null) => Kill(taskId, gracePeriod, healthFailure: null);
+
+    /// <param name="healthFailure">Why the task's health check got it killed, or null for an ordinary kill.</param>
+    private void Kill(string taskId, TimeSpan? gracePeriod, string? healthFailure)
     {
         if (!_tasks.TryGetValue(taskId, out var run))
         {
@@ -174,7 +200,15 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor
             }
 
             run.Phase = Phase.Killing;
-            Emit(run, TaskState.Killing, TaskSources.Executor, $"Killing task (grace period {grace.TotalSeconds:0.###} s)");
+            run.HealthFailure = healthFailure;
+            var message = string.Create(CultureInfo.InvariantCulture, $"Killing task (grace period {grace.TotalSeconds:0.###} s)");
+            Emit(run, TaskState.Killing, TaskSources.Executor, healthFailure is null ? message : $"{message}: {healthFailure}");
+        }
+
+        // Mesos stops health checking at TASK_KILLING: no TASK_RUNNING may follow it.
+        if (run.Health is { } health)
+        {
+            _health.Stop(health);
         }
 
         LogKilling(_logger, taskId, grace.TotalSeconds);
@@ -226,6 +260,9 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor
             return;
         }
 
+        // Checks stop first: shutting down must not look like (or cause) health failures.
+        await _health.DisposeAsync().ConfigureAwait(false);
+
         var runs = _tasks.Values.ToList();
         foreach (var run in runs)
         {
@@ -252,7 +289,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor
     private bool Start(TaskRun run)
     {
         var spec = run.Spec;
-        var invalid = Validate(spec);
+        var invalid = Validate(spec, run.Ports.IsDefault ? 0 : run.Ports.Length);
         if (invalid is not null)
         {
             EndLaunchFailed(run, invalid);
@@ -303,7 +340,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor
         Emit(run, TaskState.Failed, TaskSources.Agent, message, TaskReasons.ContainerLaunchFailed);
     }
 
-    private static string? Validate(TaskSpec spec)
+    private static string? Validate(TaskSpec spec, int portCount)
     {
         if (!Ids.IsValidName(spec.Id))
         {
@@ -328,6 +365,11 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor
             return "Command, arguments and environment must not contain NUL characters";
         }
 
+        if (spec.HealthCheck?.Validate(portCount) is { } badCheck)
+        {
+            return $"Invalid health check: {badCheck}";
+        }
+
         return null;
     }
 
@@ -342,32 +384,9 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor
 
         var env = info.Environment;
         env.Clear();
-        env["PATH"] = _path;
-        env["LANG"] = _lang;
-        foreach (var (key, value) in spec.Env)
+        foreach (var (key, value) in TaskEnvironment(run))
         {
-            if (key.Length > 0 && !key.Contains('=', StringComparison.Ordinal))
-            {
-                env[key] = value;
-            }
-        }
-
-        // Drover's own variables win over the task's: a task cannot lie to itself about its ports.
-        env["MESOS_SANDBOX"] = run.Sandbox;
-        env["DROVER_SANDBOX"] = run.Sandbox;
-        env["MESOS_TASK_ID"] = spec.Id;
-        env["DROVER_TASK_ID"] = spec.Id;
-        env["HOST"] = _options.Hostname;
-        var ports = run.Ports.IsDefault ? [] : run.Ports;
-        for (var i = 0; i < ports.Length; i++)
-        {
-            env[string.Create(CultureInfo.InvariantCulture, $"PORT{i}")] = ports[i].ToString(CultureInfo.InvariantCulture);
-        }
-
-        if (ports.Length > 0)
-        {
-            env["PORT"] = ports[0].ToString(CultureInfo.InvariantCulture);
-            env["PORTS"] = string.Join(',', ports.Select(p => p.ToString(CultureInfo.InvariantCulture)));
+            env[key] = value;
         }
 
         var args = info.ArgumentList;
@@ -406,6 +425,44 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor
         return info;
     }
 
+    /// <summary>The task's whole environment (also given to its COMMAND health checks).</summary>
+    private Dictionary<string, string> TaskEnvironment(TaskRun run)
+    {
+        var spec = run.Spec;
+        var env = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["PATH"] = _path,
+            ["LANG"] = _lang,
+        };
+        foreach (var (key, value) in spec.Env)
+        {
+            if (key.Length > 0 && !key.Contains('=', StringComparison.Ordinal))
+            {
+                env[key] = value;
+            }
+        }
+
+        // Drover's own variables win over the task's: a task cannot lie to itself about its ports.
+        env["MESOS_SANDBOX"] = run.Sandbox!;
+        env["DROVER_SANDBOX"] = run.Sandbox!;
+        env["MESOS_TASK_ID"] = spec.Id;
+        env["DROVER_TASK_ID"] = spec.Id;
+        env["HOST"] = _options.Hostname;
+        var ports = run.Ports.IsDefault ? [] : run.Ports;
+        for (var i = 0; i < ports.Length; i++)
+        {
+            env[string.Create(CultureInfo.InvariantCulture, $"PORT{i}")] = ports[i].ToString(CultureInfo.InvariantCulture);
+        }
+
+        if (ports.Length > 0)
+        {
+            env["PORT"] = ports[0].ToString(CultureInfo.InvariantCulture);
+            env["PORTS"] = string.Join(',', ports.Select(p => p.ToString(CultureInfo.InvariantCulture)));
+        }
+
+        return env;
+    }
+
     /// <summary>Waits for the task to exit or be killed, cleans up its cgroup and reports the terminal state.</summary>
     private async Task SuperviseAsync(TaskRun run)
     {
@@ -424,6 +481,12 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor
                         run.Phase = Phase.Exiting;
                     }
                 }
+            }
+
+            // No check may still run (or join the cgroup) while the task is cleaned up.
+            if (run.Health is { } health)
+            {
+                await _health.StopAsync(health).ConfigureAwait(false);
             }
 
             if (killing)
@@ -534,7 +597,15 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor
         lock (run.Gate)
         {
             run.Phase = Phase.Ended;
-            Emit(run, TaskState.Killed, TaskSources.Executor, "Task killed", exitCode: code);
+            if (run.HealthFailure is { } failure)
+            {
+                // As Mesos' executors: the terminal update of a task killed for its health says it was unhealthy.
+                Emit(run, TaskState.Killed, TaskSources.Executor, $"Task killed: {failure}", TaskReasons.TaskHealthCheckStatusUpdated, code, healthy: false);
+            }
+            else
+            {
+                Emit(run, TaskState.Killed, TaskSources.Executor, "Task killed", exitCode: code);
+            }
         }
     }
 
@@ -600,7 +671,28 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor
 
     private string TaskCgroupName(string taskId) => $"{_cgroupName}/{taskId}";
 
-    private void Emit(TaskRun run, TaskState state, string source, string? message = null, string? reason = null, int? exitCode = null) =>
+    bool IHealthReporter.ReportHealth(string taskId, bool healthy, string message)
+    {
+        if (!_tasks.TryGetValue(taskId, out var run))
+        {
+            return false;
+        }
+
+        lock (run.Gate)
+        {
+            if (run.Phase != Phase.Running)
+            {
+                return false;
+            }
+
+            Emit(run, TaskState.Running, TaskSources.Executor, message, TaskReasons.TaskHealthCheckStatusUpdated, healthy: healthy);
+            return true;
+        }
+    }
+
+    void IHealthReporter.KillUnhealthy(string taskId, string message) => Kill(taskId, gracePeriod: null, healthFailure: message);
+
+    private void Emit(TaskRun run, TaskState state, string source, string? message = null, string? reason = null, int? exitCode = null, bool? healthy = null) =>
         _updates.Writer.TryWrite(new TaskStatus
         {
             TaskId = run.Spec.Id,
@@ -610,6 +702,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor
             Source = source,
             Timestamp = _time.GetUtcNow().ToUnixTimeMilliseconds() / 1000.0,
             ExitCode = exitCode,
+            Healthy = healthy,
             Uuid = Ids.NewUuid(),
         });
 
@@ -659,6 +752,12 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor
         public Process? Process { get; set; }
 
         public int Pid { get; set; }
+
+        /// <summary>The task's health check registration, when it has a check.</summary>
+        public HealthChecker.TaskHealth? Health { get; set; }
+
+        /// <summary>Set when the task is being killed for failing its health check: why.</summary>
+        public string? HealthFailure { get; set; }
 
         /// <summary>Set (once) with the grace period when a kill is requested.</summary>
         public TaskCompletionSource<TimeSpan> KillRequested { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -37,7 +37,7 @@ internal sealed partial class HealthChecker : IAsyncDisposable
     private readonly SemaphoreSlim _slots;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _gate = new();
-    private readonly Dictionary<string, TaskHealth> _tasks = new(StringComparer.Ordinal);
+    private readonly HashSet<TaskHealth> _tasks = [];
     private readonly PriorityQueue<TaskHealth, (DateTimeOffset Due, long Seq)> _due = new();
     private readonly Task _loop;
     private TaskCompletionSource _wake = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -75,36 +75,39 @@ internal sealed partial class HealthChecker : IAsyncDisposable
     /// <summary>Total checks performed (for tests and metrics).</summary>
     internal long ChecksPerformed => Interlocked.Read(ref _checksPerformed);
 
-    /// <summary>Starts checking a task that has just started running. Ignored when the id is already checked or after disposal.</summary>
-    public void Add(HealthCheckTarget target)
+    /// <summary>
+    /// Starts checking a task that has just started running. Returns the handle to stop it with, or null
+    /// after disposal.
+    /// </summary>
+    public TaskHealth? Add(HealthCheckTarget target)
     {
         ArgumentNullException.ThrowIfNull(target);
+        TaskHealth health;
         lock (_gate)
         {
-            if (_disposed || _tasks.ContainsKey(target.TaskId))
+            if (_disposed)
             {
-                return;
+                return null;
             }
 
             var now = _time.GetUtcNow();
-            var health = new TaskHealth(target, now);
-            _tasks.Add(target.TaskId, health);
+            health = new TaskHealth(target, now);
+            _tasks.Add(health);
             Schedule(health, now + target.Check.Delay);
         }
 
         LogStarted(_logger, target.TaskId, target.Check.Protocol.ToString().ToUpperInvariant());
+        return health;
     }
 
     /// <summary>Stops checking the task and cancels its check in flight without waiting for it. Safe to call from a check's own callbacks.</summary>
-    public void Stop(string taskId) => Detach(taskId);
+    public void Stop(TaskHealth health) => Detach(health);
 
     /// <summary>Stops checking the task and waits until its check in flight (if any) has ended, its process included.</summary>
-    public async Task StopAsync(string taskId)
+    public Task StopAsync(TaskHealth health)
     {
-        if (Detach(taskId) is { } health)
-        {
-            await health.Idle.ConfigureAwait(false);
-        }
+        Detach(health);
+        return health.Idle;
     }
 
     public async ValueTask DisposeAsync()
@@ -118,12 +121,12 @@ internal sealed partial class HealthChecker : IAsyncDisposable
             }
 
             _disposed = true;
-            all = [.. _tasks.Values];
+            all = [.. _tasks];
         }
 
         foreach (var health in all)
         {
-            Detach(health.Target.TaskId);
+            Detach(health);
         }
 
         await _stopping.CancelAsync().ConfigureAwait(false);
@@ -140,22 +143,20 @@ internal sealed partial class HealthChecker : IAsyncDisposable
         _stopping.Dispose();
     }
 
-    private TaskHealth? Detach(string taskId)
+    private void Detach(TaskHealth health)
     {
-        TaskHealth? health;
         lock (_gate)
         {
-            if (!_tasks.Remove(taskId, out health))
+            if (!_tasks.Remove(health))
             {
-                return null;
+                return;
             }
 
             health.Stopped = true;
         }
 
         health.Cancel();
-        LogStopped(_logger, taskId);
-        return health;
+        LogStopped(_logger, health.Target.TaskId);
     }
 
     /// <summary>Called with <see cref="_gate"/> held.</summary>
@@ -318,7 +319,7 @@ internal sealed partial class HealthChecker : IAsyncDisposable
                     var message = string.Create(CultureInfo.InvariantCulture,
                         $"health check failed {health.ConsecutiveFailures} time{(health.ConsecutiveFailures == 1 ? "" : "s")} in a row: {result.Detail}");
                     LogKilling(_logger, target.TaskId, message);
-                    Detach(target.TaskId);
+                    Detach(health);
                     _reporter.KillUnhealthy(target.TaskId, message);
                     return false;
                 }
@@ -331,7 +332,7 @@ internal sealed partial class HealthChecker : IAsyncDisposable
     {
         if (health.Stopped || !_reporter.ReportHealth(health.Target.TaskId, healthy, message))
         {
-            Detach(health.Target.TaskId);
+            Detach(health);
             return false;
         }
 
@@ -339,8 +340,8 @@ internal sealed partial class HealthChecker : IAsyncDisposable
         return true;
     }
 
-    /// <summary>Check state of one task. Counters are touched only by its (single) check in flight.</summary>
-    private sealed class TaskHealth(HealthCheckTarget target, DateTimeOffset started)
+    /// <summary>Check state of one task (the handle <see cref="Add"/> returns). Counters are touched only by its (single) check in flight.</summary>
+    internal sealed class TaskHealth(HealthCheckTarget target, DateTimeOffset started)
     {
         private readonly CancellationTokenSource _cancel = new();
         private TaskCompletionSource? _inFlight;

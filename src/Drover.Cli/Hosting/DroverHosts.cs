@@ -107,6 +107,7 @@ public static class DroverHosts
         builder.Logging.AddFilter("System.Net.Http", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical); // start failures are reported by the CLI
         builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
 
         if (master is not null)
         {
@@ -133,6 +134,7 @@ public static class DroverHosts
         if (master is not null)
         {
             app.MapDroverMaster();
+            await app.RecoverDroverMasterAsync(ct).ConfigureAwait(false);
         }
 
         if (agent is not null)

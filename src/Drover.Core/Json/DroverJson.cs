@@ -29,6 +29,8 @@ namespace Drover.Core.Json;
 [JsonSerializable(typeof(ApiError))]
 [JsonSerializable(typeof(TaskSpec))]
 [JsonSerializable(typeof(TaskStatus))]
+[JsonSerializable(typeof(Drover.Core.State.PersistedTask))]
+[JsonSerializable(typeof(Drover.Core.State.PersistedAgent))]
 [JsonSerializable(typeof(Drover.Core.Health.HealthCheck))]
 public sealed partial class DroverJsonContext : JsonSerializerContext;
 

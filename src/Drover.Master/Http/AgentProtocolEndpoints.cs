@@ -6,6 +6,7 @@ using Drover.Master.State;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Hosting;
 
 namespace Drover.Master.Http;
 
@@ -34,7 +35,9 @@ internal static class AgentProtocolEndpoints
                 return ApiResults.Validation([new FieldError("hostname", "hostname and address are required")]);
             }
 
-            return ApiResults.Json(state.Register(body), DroverJsonContext.Default.AgentRegistered);
+            var (registered, durable) = state.Register(body);
+            await durable;
+            return ApiResults.Json(registered, DroverJsonContext.Default.AgentRegistered);
         });
 
         g.MapPost("/{id}/heartbeat", async (string id, HttpRequest req, ClusterState state, CancellationToken ct) =>
@@ -61,11 +64,13 @@ internal static class AgentProtocolEndpoints
                 return ApiResults.NotFound($"agent '{id}' is not registered; register again");
             }
 
-            var acks = state.ApplyUpdates(id, body!);
+            // Acknowledge only what is durable: an acknowledged update is never asked for again.
+            var (acks, durable) = state.ApplyUpdates(id, body!);
+            await durable;
             return ApiResults.Json(new StatusUpdateAck { Acknowledged = acks }, DroverJsonContext.Default.StatusUpdateAck);
         });
 
-        g.MapGet("/{id}/commands", async (string id, HttpContext http, ClusterState state, TimeProvider time) =>
+        g.MapGet("/{id}/commands", async (string id, HttpContext http, ClusterState state, IHostApplicationLifetime lifetime) =>
         {
             var agent = state.FindAgent(id);
             if (agent is null)
@@ -74,7 +79,9 @@ internal static class AgentProtocolEndpoints
                 return;
             }
 
-            using var stream = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
+            // Ends with the client, with a newer stream from the same agent, or when the master stops
+            // (a long-lived request would otherwise hold up a graceful shutdown).
+            using var stream = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, lifetime.ApplicationStopping);
             Interlocked.Exchange(ref agent.CurrentStream, stream)?.Cancel();
             var ct = stream.Token;
             http.Response.ContentType = "application/x-ndjson";
@@ -89,24 +96,30 @@ internal static class AgentProtocolEndpoints
                 {
                     using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct);
                     wait.CancelAfter(PingInterval);
-                    AgentCommand? command = null;
+                    PendingCommand? command = null;
                     try
                     {
-                        if (await reader.WaitToReadAsync(wait.Token))
+                        if (await reader.WaitToReadAsync(wait.Token) && reader.TryRead(out var next))
                         {
-                            reader.TryRead(out command);
+                            command = next;
                         }
                     }
                     catch (OperationCanceledException) when (!ct.IsCancellationRequested)
                     {
                     }
 
-                    await WriteAsync(body, command ?? new AgentCommand { Type = AgentCommandType.Ping }, ct);
+                    if (command is not { } first)
+                    {
+                        await WriteAsync(body, new AgentCommand { Type = AgentCommandType.Ping }, ct);
+                        continue;
+                    }
 
-                    // Drain whatever else is queued before flushing once more (launch bursts).
+                    await SendWhenDurableAsync(body, first, ct);
+
+                    // Drain whatever else is queued (launch bursts).
                     while (reader.TryRead(out var more))
                     {
-                        await WriteAsync(body, more, ct);
+                        await SendWhenDurableAsync(body, more, ct);
                     }
                 }
             }
@@ -121,6 +134,25 @@ internal static class AgentProtocolEndpoints
                 Interlocked.CompareExchange(ref agent.CurrentStream, null, stream);
             }
         });
+    }
+
+    /// <summary>
+    /// A command goes out only once the state change behind it is durable, so a master that crashes
+    /// right after sending never finds, on restart, a task running that its records say was not placed.
+    /// </summary>
+    private static async Task SendWhenDurableAsync(Stream body, PendingCommand command, CancellationToken ct)
+    {
+        try
+        {
+            await command.Durable.WaitAsync(ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // The store failed this write; the master's state is ahead of its disk. The command is
+            // still sent (the in-memory state is what the master acts on); the store logged the error.
+        }
+
+        await WriteAsync(body, command.Command, ct);
     }
 
     private static async Task WriteAsync(Stream body, AgentCommand command, CancellationToken ct)

@@ -43,7 +43,8 @@ internal static class DroverApiEndpoints
                 return ApiResults.Validation(errors);
             }
 
-            var view = state.Submit(spec);
+            var (view, durable) = state.Submit(spec);
+            await durable; // answer only once the task survives a master crash
             return Results.Json(view, DroverJsonContext.Default.TaskView, statusCode: StatusCodes.Status201Created);
         });
 
@@ -68,6 +69,7 @@ internal static class DroverApiEndpoints
 
         g.MapPost("/tasks/{id}/kill", (string id, ClusterState state) => KillTask(id, state));
         g.MapDelete("/tasks/{id}", (string id, ClusterState state) => KillTask(id, state));
+
 
         g.MapGet("/tasks/{id}/files/read", async (string id, string? path, long? offset, int? length, ClusterState state, SandboxReader reader, CancellationToken ct) =>
         {
@@ -124,11 +126,17 @@ internal static class DroverApiEndpoints
             state.GetAgent(id) is { } a ? ApiResults.Json(a, DroverJsonContext.Default.AgentView) : ApiResults.NotFound($"no agent with id '{id}'"));
     }
 
-    private static IResult KillTask(string id, ClusterState state) => state.Kill(id) switch
+    private static async Task<IResult> KillTask(string id, ClusterState state)
     {
-        KillResult.NotFound => ApiResults.NotFound($"no task with id '{id}'"),
-        _ => ApiResults.Json(state.GetTask(id)!, DroverJsonContext.Default.TaskView, StatusCodes.Status202Accepted),
-    };
+        var (result, durable) = state.Kill(id);
+        if (result == KillResult.NotFound)
+        {
+            return ApiResults.NotFound($"no task with id '{id}'");
+        }
+
+        await durable;
+        return ApiResults.Json(state.GetTask(id)!, DroverJsonContext.Default.TaskView, StatusCodes.Status202Accepted);
+    }
 
     private static IResult? ValidateFileQuery(string file, long offset, int? length)
     {
@@ -157,7 +165,9 @@ internal static class DroverApiEndpoints
     /// </summary>
     private static async Task StreamLogsAsync(HttpContext http, string id, string file, long offset, bool follow, ClusterState state, SandboxReader reader)
     {
-        var ct = http.RequestAborted;
+        var lifetime = (Microsoft.Extensions.Hosting.IHostApplicationLifetime)http.RequestServices.GetService(typeof(Microsoft.Extensions.Hosting.IHostApplicationLifetime))!;
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, lifetime.ApplicationStopping);
+        var ct = linked.Token; // followers end when the master stops, so shutdown is not held up
         var time = http.RequestServices.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System;
         http.Response.ContentType = "text/plain; charset=utf-8";
         http.Response.Headers.CacheControl = "no-store";

@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using Drover.Core;
 using Drover.Core.Api;
 using Drover.Core.Protocol;
+using Drover.Core.State;
 using Drover.Placement;
 using Microsoft.Extensions.Logging;
 
@@ -34,9 +35,14 @@ internal sealed partial class ClusterState
     private readonly MasterOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<ClusterState> _logger;
+    private readonly MasterJournal _journal;
 
-    public ClusterState(MasterOptions options, TimeProvider time, ILogger<ClusterState> logger)
+    /// <summary>The most recent journal write; when it completes, every earlier one has too.</summary>
+    private Task _lastWrite = Task.CompletedTask;
+
+    public ClusterState(MasterOptions options, TimeProvider time, ILogger<ClusterState> logger, MasterJournal journal)
     {
+        _journal = journal;
         _options = options;
         _time = time;
         _logger = logger;
@@ -54,11 +60,94 @@ internal sealed partial class ClusterState
 
     public DateTimeOffset StartedAt { get; } = DateTimeOffset.UtcNow;
 
+    // ---------------------------------------------------------------- recovery
+
+    /// <summary>
+    /// Rebuilds the in-memory state from what the store holds, at start-up, before any request is
+    /// served. Agents get a fresh heartbeat window to reconnect; their heartbeats then reconcile each
+    /// task (still running, ended meanwhile, or lost). Tasks on an agent the store no longer knows are lost.
+    /// </summary>
+    public void Restore(IReadOnlyList<PersistedTask> tasks, IReadOnlyList<PersistedAgent> agents)
+    {
+        var changes = new List<TaskView>();
+        lock (_lock)
+        {
+            var now = _time.GetUtcNow();
+            foreach (var a in agents)
+            {
+                if (a.Info.AgentId is not { } id || !Enum.TryParse<AgentStatus>(a.Status, ignoreCase: true, out var status) || status == AgentStatus.Removed)
+                {
+                    continue;
+                }
+
+                _agents[id] = new AgentRecord(id, a.Info, now) { RegisteredAt = a.RegisteredAt, Status = status, UnreachableSince = a.UnreachableSince };
+            }
+
+            var orphaned = new List<TaskRecord>();
+            foreach (var t in tasks.OrderBy(t => t.SubmittedAt))
+            {
+                var r = new TaskRecord(t.Spec, t.SubmittedAt)
+                {
+                    State = t.State,
+                    AgentId = t.AgentId,
+                    Ports = t.Ports,
+                    ExitCode = t.ExitCode,
+                    Message = t.Message,
+                    Reason = t.Reason,
+                    KillRequested = t.KillRequested,
+                    CommandSentAt = now,
+                };
+                foreach (var st in t.Statuses)
+                {
+                    r.AddStatus(st);
+                }
+
+                _countsByState[r.State]++;
+                if (r.State.IsTerminal())
+                {
+                    _completed[r.Spec.Id] = r;
+                    _completedOrder.Enqueue(r.Spec.Id);
+                    continue;
+                }
+
+                _active[r.Spec.Id] = r;
+                if (r.State == TaskState.Pending)
+                {
+                    r.WaitingReason = "waiting for the next placement pass";
+                    _pendingIndex[r.Spec.Id] = _pending.AddLast(r);
+                }
+                else if (r.AgentId is { } agentId && _agents.TryGetValue(agentId, out var agent))
+                {
+                    r.Allocated = r.Spec.Resources with { Ports = PortRanges.Of([.. r.Ports]) };
+                    agent.Used = agent.Used.Add(r.Allocated);
+                    agent.TaskIds.Add(r.Spec.Id);
+                    var group = r.Spec.Group ?? r.Spec.Id;
+                    agent.GroupCounts[group] = agent.GroupCounts.GetValueOrDefault(group) + 1;
+                }
+                else
+                {
+                    orphaned.Add(r);
+                }
+            }
+
+            foreach (var r in orphaned)
+            {
+                changes.Add(TransitionLocked(r, MasterStatus(r.Spec.Id, TaskState.Lost, "Its agent is gone", reason: TaskReasons.AgentRemoved)));
+            }
+        }
+
+        LogRestored(tasks.Count, agents.Count);
+        Publish(changes);
+        SchedulingNeeded?.Invoke();
+    }
+
     // ---------------------------------------------------------------- tasks
 
-    public TaskView Submit(TaskSpec spec)
+    /// <summary>Accepts a task. <c>Durable</c> completes once the task is in the state store.</summary>
+    public (TaskView View, Task Durable) Submit(TaskSpec spec)
     {
         TaskView view;
+        Task durable;
         lock (_lock)
         {
             var record = new TaskRecord(spec, _time.GetUtcNow());
@@ -67,11 +156,12 @@ internal sealed partial class ClusterState
             _countsByState[TaskState.Pending]++;
             record.WaitingReason = "waiting for the next placement pass";
             view = ToView(record);
+            durable = SaveLocked(record);
         }
 
         LogSubmitted(spec.Id, spec.Resources.ToString());
         SchedulingNeeded?.Invoke();
-        return view;
+        return (view, durable);
     }
 
     public TaskView? GetTask(string id)
@@ -112,17 +202,19 @@ internal sealed partial class ClusterState
     }
 
     /// <summary>Asks for a task to be killed. Idempotent. A pending task ends TASK_KILLED at once.</summary>
-    public KillResult Kill(string id)
+    public (KillResult Result, Task Durable) Kill(string id)
     {
         TaskView? changed = null;
+        Task durable;
         lock (_lock)
         {
             if (!_active.TryGetValue(id, out var r))
             {
-                return _completed.ContainsKey(id) ? KillResult.AlreadyTerminal : KillResult.NotFound;
+                return (_completed.ContainsKey(id) ? KillResult.AlreadyTerminal : KillResult.NotFound, _lastWrite);
             }
 
             r.KillRequested = true;
+            SaveLocked(r);
             if (r.State == TaskState.Pending)
             {
                 changed = TransitionLocked(r, MasterStatus(id, TaskState.Killed, "Killed before it was placed"));
@@ -136,6 +228,8 @@ internal sealed partial class ClusterState
 
                 SendKillLocked(agent, r);
             }
+
+            durable = _lastWrite;
         }
 
         if (changed is not null)
@@ -143,15 +237,17 @@ internal sealed partial class ClusterState
             TaskChanged?.Invoke(changed);
         }
 
-        return KillResult.Accepted;
+        return (KillResult.Accepted, durable);
     }
 
     // ---------------------------------------------------------------- agents
 
-    public AgentRegistered Register(AgentRegistration registration)
+    /// <summary>Registers or re-registers an agent. <c>Durable</c> completes once the agent is in the state store.</summary>
+    public (AgentRegistered Registered, Task Durable) Register(AgentRegistration registration)
     {
         var changes = new List<TaskView>();
         string id;
+        Task durable;
         lock (_lock)
         {
             var now = _time.GetUtcNow();
@@ -168,27 +264,31 @@ internal sealed partial class ClusterState
                 }
 
                 ReconcileLocked(existing, registration.Tasks.Select(t => t.TaskId).ToHashSet(StringComparer.Ordinal), changes, now);
+                SaveAgentLocked(existing);
             }
             else
             {
                 var agent = new AgentRecord(id, registration with { AgentId = id }, now);
                 _agents[id] = agent;
+                SaveAgentLocked(agent);
 
                 // Tasks the agent runs that this master does not know of are orphans: kill them.
                 foreach (var t in registration.Tasks)
                 {
                     if (!t.State.IsTerminal() && !_active.ContainsKey(t.TaskId))
                     {
-                        agent.Commands.Writer.TryWrite(new AgentCommand { Type = AgentCommandType.Kill, Kill = new KillTask { TaskId = t.TaskId } });
+                        SendLocked(agent, new AgentCommand { Type = AgentCommandType.Kill, Kill = new KillTask { TaskId = t.TaskId } });
                     }
                 }
             }
+
+            durable = _lastWrite;
         }
 
         LogAgentRegistered(id, registration.Hostname, registration.Resources.ToString());
         Publish(changes);
         SchedulingNeeded?.Invoke();
-        return new AgentRegistered { AgentId = id, HeartbeatIntervalSeconds = _options.HeartbeatInterval.TotalSeconds };
+        return (new AgentRegistered { AgentId = id, HeartbeatIntervalSeconds = _options.HeartbeatInterval.TotalSeconds }, durable);
     }
 
     /// <summary>Records a heartbeat. False when the agent is unknown (it must register again).</summary>
@@ -244,12 +344,16 @@ internal sealed partial class ClusterState
         }
     }
 
-    /// <summary>Applies a batch of updates from an agent, in order. Returns the uuids to acknowledge.</summary>
-    public ImmutableArray<string> ApplyUpdates(string agentId, StatusUpdateBatch batch)
+    /// <summary>
+    /// Applies a batch of updates from an agent, in order. Returns the uuids to acknowledge, and a task
+    /// that completes once the changes are durable: acknowledge only after it.
+    /// </summary>
+    public (ImmutableArray<string> Acks, Task Durable) ApplyUpdates(string agentId, StatusUpdateBatch batch)
     {
         var acks = ImmutableArray.CreateBuilder<string>(batch.Updates.Length);
         var changes = new List<TaskView>();
         var freed = false;
+        Task durable;
         lock (_lock)
         {
             _agents.TryGetValue(agentId, out var agent);
@@ -265,7 +369,7 @@ internal sealed partial class ClusterState
                     // Unknown or already ended here: acknowledge, and make sure nothing keeps running.
                     if (!update.State.IsTerminal() && agent is not null && !_completed.ContainsKey(update.TaskId))
                     {
-                        agent.Commands.Writer.TryWrite(new AgentCommand { Type = AgentCommandType.Kill, Kill = new KillTask { TaskId = update.TaskId } });
+                        SendLocked(agent, new AgentCommand { Type = AgentCommandType.Kill, Kill = new KillTask { TaskId = update.TaskId } });
                     }
 
                     continue;
@@ -273,12 +377,20 @@ internal sealed partial class ClusterState
 
                 if (r.AgentId != agentId)
                 {
-                    continue; // a stale update from an agent the task no longer belongs to
+                    // A copy on an agent the task does not belong to (e.g. placed again after a master
+                    // restart lost the first placement): it must not keep running.
+                    if (!update.State.IsTerminal() && agent is not null)
+                    {
+                        SendLocked(agent, new AgentCommand { Type = AgentCommandType.Kill, Kill = new KillTask { TaskId = update.TaskId } });
+                    }
+
+                    continue;
                 }
 
                 if (r.State == TaskState.Killing && update.State is TaskState.Starting or TaskState.Running)
                 {
                     r.AddStatus(update with { AgentId = agentId });
+                    SaveLocked(r);
                     continue; // the kill is in flight; keep showing KILLING
                 }
 
@@ -286,6 +398,8 @@ internal sealed partial class ClusterState
                 changes.Add(view);
                 freed |= update.State.IsTerminal();
             }
+
+            durable = _lastWrite;
         }
 
         Publish(changes);
@@ -294,7 +408,7 @@ internal sealed partial class ClusterState
             SchedulingNeeded?.Invoke();
         }
 
-        return acks.ToImmutable();
+        return (acks.ToImmutable(), durable);
     }
 
     /// <summary>Marks agents without heartbeats unreachable, and long-unreachable ones removed. Called periodically.</summary>
@@ -310,12 +424,14 @@ internal sealed partial class ClusterState
                 {
                     agent.Status = AgentStatus.Unreachable;
                     agent.UnreachableSince = now;
+                    SaveAgentLocked(agent);
                     LogAgentUnreachable(agent.Id, (now - agent.LastHeartbeatAt).TotalSeconds);
                     TransitionAllLocked(agent, TaskState.Unreachable, TaskReasons.AgentDisconnected, "Agent stopped heartbeating", changes);
                 }
                 else if (agent.Status == AgentStatus.Unreachable && now - agent.UnreachableSince > _options.AgentRemovalTimeout)
                 {
                     agent.Status = AgentStatus.Removed;
+                    SaveAgentLocked(agent);
                     LogAgentRemoved(agent.Id);
                     TransitionAllLocked(agent, TaskState.Gone, TaskReasons.AgentRemoved, "Agent was removed after being unreachable", changes);
                 }
@@ -432,7 +548,7 @@ internal sealed partial class ClusterState
                 r.WaitingReason = null;
                 r.CommandSentAt = _time.GetUtcNow();
                 changes.Add(TransitionLocked(r, MasterStatus(r.Spec.Id, TaskState.Staging, $"Placed on {agent.Info.Hostname}")));
-                agent.Commands.Writer.TryWrite(LaunchCommand(r));
+                SendLocked(agent, LaunchCommand(r));
             }
 
             foreach (var f in plan.Unplaced)
@@ -501,6 +617,7 @@ internal sealed partial class ClusterState
     {
         agent.Status = AgentStatus.Active;
         agent.UnreachableSince = null;
+        SaveAgentLocked(agent);
         LogAgentReachable(agent.Id);
         _ = changes;
     }
@@ -546,7 +663,7 @@ internal sealed partial class ClusterState
             if (r.State == TaskState.Staging && !r.KillRequested)
             {
                 r.CommandSentAt = now;
-                agent.Commands.Writer.TryWrite(LaunchCommand(r));
+                SendLocked(agent, LaunchCommand(r));
             }
             else
             {
@@ -558,7 +675,7 @@ internal sealed partial class ClusterState
     private void SendKillLocked(AgentRecord agent, TaskRecord r)
     {
         r.CommandSentAt = _time.GetUtcNow();
-        agent.Commands.Writer.TryWrite(new AgentCommand { Type = AgentCommandType.Kill, Kill = new KillTask { TaskId = r.Spec.Id } });
+        SendLocked(agent, new AgentCommand { Type = AgentCommandType.Kill, Kill = new KillTask { TaskId = r.Spec.Id } });
     }
 
     private static AgentCommand LaunchCommand(TaskRecord r) =>
@@ -620,12 +737,14 @@ internal sealed partial class ClusterState
                 if (_completed.Remove(old, out var dropped))
                 {
                     _countsByState[dropped.State]--;
+                    _lastWrite = _journal.DeleteTask(old);
                 }
             }
 
             LogTaskEnded(r.Spec.Id, stamped.State.WireName(), stamped.Message ?? "");
         }
 
+        SaveLocked(r);
         return ToView(r);
     }
 
@@ -649,6 +768,13 @@ internal sealed partial class ClusterState
             changes.Add(TransitionLocked(_active[taskId], MasterStatus(taskId, state, message, reason)));
         }
     }
+
+    private Task SaveLocked(TaskRecord r) => _lastWrite = _journal.SaveTask(r);
+
+    private void SaveAgentLocked(AgentRecord a) => _lastWrite = _journal.SaveAgent(a);
+
+    /// <summary>Queues a command for the agent's stream, to go out once every change made so far is durable.</summary>
+    private void SendLocked(AgentRecord agent, AgentCommand command) => agent.Commands.Writer.TryWrite(new PendingCommand(_lastWrite, command));
 
     private double UnixNow() => _time.GetUtcNow().ToUnixTimeMilliseconds() / 1000.0;
 
@@ -714,6 +840,9 @@ internal sealed partial class ClusterState
         RegisteredAt = a.RegisteredAt,
         LastHeartbeatAt = a.LastHeartbeatAt,
     };
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Recovered {Tasks} task records and {Agents} agents from the state store")]
+    private partial void LogRestored(int tasks, int agents);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Task {TaskId} submitted ({Resources})")]
     private partial void LogSubmitted(string taskId, string resources);

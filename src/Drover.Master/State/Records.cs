@@ -53,6 +53,9 @@ internal sealed class TaskRecord(TaskSpec spec, DateTimeOffset submittedAt)
     }
 }
 
+/// <summary>A command for an agent, to be sent only once the state change behind it is durable.</summary>
+internal readonly record struct PendingCommand(Task Durable, AgentCommand Command);
+
 internal enum AgentStatus
 {
     Active,
@@ -87,7 +90,7 @@ internal sealed class AgentRecord(string id, AgentRegistration info, DateTimeOff
     /// Commands waiting for the agent's command stream. Unbounded: commands are small and bounded by
     /// the tasks placed on the agent; a command lost with a dropped stream is re-sent after a heartbeat.
     /// </summary>
-    public Channel<AgentCommand> Commands { get; } = Channel.CreateUnbounded<AgentCommand>();
+    public Channel<PendingCommand> Commands { get; } = Channel.CreateUnbounded<PendingCommand>();
 
     /// <summary>Cancels the agent's current command stream when a newer one connects (one reader at a time).</summary>
     public CancellationTokenSource? CurrentStream;

@@ -1,0 +1,119 @@
+using System.Text.Json;
+using Drover.Core;
+using Drover.Core.Api;
+using Drover.Master.State;
+using Drover.Store.Sqlite;
+using Drover.Testing;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Drover.Master.Tests;
+
+/// <summary>The master keeps every acknowledged record in its store and picks up where it left off after a restart.</summary>
+public sealed class RecoveryTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task Restore_FromJournal_SameTasksAgentsAndLedger()
+    {
+        var dir = Directory.CreateTempSubdirectory("drover-journal-").FullName;
+        try
+        {
+            var time = new ManualTimeProvider();
+            var options = new MasterOptions();
+            string agentId, running, pending, finished;
+            await using (var store = SqliteStateStore.Open(Path.Combine(dir, "state.db"), time))
+            {
+                var state = new ClusterState(options, time, NullLogger<ClusterState>.Instance, new MasterJournal(store));
+                agentId = state.Register(Build.Agent(resources: "cpus:4;mem:4096;ports:[31000-31010]")).Registered.AgentId;
+                running = state.Submit(Build.Task(cpus: 1, ports: 2)).View.Id;
+                finished = state.Submit(Build.Task(cpus: 1)).View.Id;
+                pending = state.Submit(Build.Task(cpus: 64)).View.Id;
+                state.Apply(new Placement.PlacementEngine(new()).Place(state.TakeSnapshot(100).Snapshot, state.TakeSnapshot(100).Pending));
+                var (_, durable) = state.ApplyUpdates(agentId, new() { Updates = [Build.Status(running, TaskState.Running), Build.Status(finished, TaskState.Failed, exitCode: 3)] });
+                await durable;
+            }
+
+            await using var reopened = SqliteStateStore.Open(Path.Combine(dir, "state.db"), time);
+            var journal = new MasterJournal(reopened);
+            var restored = new ClusterState(options, time, NullLogger<ClusterState>.Instance, journal);
+            var (tasks, agents) = await journal.LoadAsync(CancellationToken.None);
+            restored.Restore(tasks, agents);
+
+            Assert.Equal(TaskState.Running, restored.GetTask(running)!.State);
+            Assert.Equal(agentId, restored.GetTask(running)!.AgentId);
+            Assert.Equal(2, restored.GetTask(running)!.Ports.Length);
+            Assert.Equal(TaskState.Pending, restored.GetTask(pending)!.State);
+            Assert.Equal(3, restored.GetTask(finished)!.ExitCode);
+            var agent = restored.GetAgent(agentId)!;
+            Assert.Equal(1m, agent.Used.Cpus);
+            Assert.Equal(1, agent.ActiveTasks);
+            Assert.Equal("[31000-31001]", agent.Used.Ports);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public async Task MasterRestart_RunningTask_KeepsRecordAndProcess()
+    {
+        if (!Requirements.RootAvailable())
+        {
+            return;
+        }
+
+        await using var cluster = await InProcessCluster.StartAsync();
+        await cluster.AddAgentAsync("recovery-host");
+        var task = await cluster.Client.SubmitTaskAsync(new TaskSubmission { Cmd = "echo up; sleep 1000" });
+        var running = await Wait.UntilAsync(() => cluster.Client.GetTaskAsync(task.Id), t => t.State == TaskState.Running, Timeout, "running");
+        var waiting = await cluster.Client.SubmitTaskAsync(new TaskSubmission { Cmd = "true", Cpus = JsonSerializer.SerializeToElement(64) });
+        var done = await cluster.Client.SubmitTaskAsync(new TaskSubmission { Cmd = "exit 4" });
+        await Wait.UntilAsync(() => cluster.Client.GetTaskAsync(done.Id), t => t.State.IsTerminal(), Timeout, "the short task to end");
+
+        await cluster.RestartMasterAsync();
+
+        var after = await cluster.Client.GetTaskAsync(task.Id);
+        Assert.Equal(TaskState.Running, after.State);
+        Assert.Equal(running.AgentId, after.AgentId);
+        Assert.Equal(TaskState.Pending, (await cluster.Client.GetTaskAsync(waiting.Id)).State);
+        Assert.Equal(4, (await cluster.Client.GetTaskAsync(done.Id)).ExitCode);
+
+        // The agent reconnects and reconciles: the task is still running well past the resend window…
+        await Wait.UntilAsync(async () => (await cluster.Client.ListAgentsAsync()).Single().LastHeartbeatAt > DateTimeOffset.UtcNow.AddSeconds(-1), Timeout, "a heartbeat to the new master");
+        Assert.Equal(TaskState.Running, (await cluster.Client.GetTaskAsync(task.Id)).State);
+
+        // …and commands reach it: a kill works.
+        await cluster.Client.KillTaskAsync(task.Id);
+        var killed = await Wait.UntilAsync(() => cluster.Client.GetTaskAsync(task.Id), t => t.State.IsTerminal(), Timeout, "killed");
+        Assert.Equal(TaskState.Killed, killed.State);
+    }
+
+    [Fact]
+    public async Task MasterRestart_TaskEndsWhileMasterDown_RealExitCodeDelivered()
+    {
+        if (!Requirements.RootAvailable())
+        {
+            return;
+        }
+
+        await using var cluster = await InProcessCluster.StartAsync();
+        await cluster.AddAgentAsync("recovery-host2");
+        var task = await cluster.Client.SubmitTaskAsync(new TaskSubmission { Cmd = "while [ ! -f go ]; do sleep 0.1; done; echo ended; exit 3" });
+        await Wait.UntilAsync(() => cluster.Client.GetTaskAsync(task.Id), t => t.State == TaskState.Running, Timeout, "running");
+
+        await cluster.RestartMasterAsync(whileDown: async () =>
+        {
+            // End the task while no master is listening: its agent must hold the update and deliver it later.
+            var sandbox = Directory.GetDirectories(Path.Combine(cluster.Root, "recovery-host2", "sandboxes"), task.Id).Single();
+            await File.WriteAllTextAsync(Path.Combine(sandbox, "go"), "x");
+            await Wait.UntilAsync(() => Task.FromResult(File.ReadAllText(Path.Combine(sandbox, "stdout")).Contains("ended", StringComparison.Ordinal)),
+                Timeout, "the task to end while the master is down");
+        });
+
+        var ended = await Wait.UntilAsync(() => cluster.Client.GetTaskAsync(task.Id), t => t.State.IsTerminal(), Timeout, "the held update");
+        Assert.Equal(TaskState.Failed, ended.State);
+        Assert.Equal(3, ended.ExitCode);
+    }
+}
