@@ -58,6 +58,12 @@ public sealed record TaskSpec
 
     /// <summary>Run by the agent while the task runs; failing it too often kills the task. Null = no health check.</summary>
     public HealthCheck? HealthCheck { get; init; }
+
+    /// <summary>The service (Marathon app id) this task is an instance of; null for one-off tasks.</summary>
+    public string? AppId { get; init; }
+
+    /// <summary>The app version this instance runs.</summary>
+    public string? AppVersion { get; init; }
 }
 
 /// <summary>One observed status of a task, as Mesos' TaskStatus.</summary>

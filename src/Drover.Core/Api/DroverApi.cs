@@ -79,6 +79,18 @@ public sealed record TaskView
     public required DateTimeOffset SubmittedAt { get; init; }
 
     public ImmutableArray<TaskStatus> Statuses { get; init => field = value.IsDefault ? [] : value; } = [];
+
+    /// <summary>The last health check result reported by the agent; null when the task has no health check or none has run yet.</summary>
+    public bool? Healthy { get; init; }
+
+    public bool HasHealthCheck { get; init; }
+
+    /// <summary>When the task first reached TASK_RUNNING.</summary>
+    public DateTimeOffset? StartedAt { get; init; }
+
+    public string? AppId { get; init; }
+
+    public string? AppVersion { get; init; }
 }
 
 public sealed record TaskList

@@ -28,6 +28,10 @@ public sealed record PersistedTask
 
     public bool KillRequested { get; init; }
 
+    public bool? Healthy { get; init; }
+
+    public DateTimeOffset? StartedAt { get; init; }
+
     public ImmutableArray<TaskStatus> Statuses { get; init => field = value.IsDefault ? [] : value; } = [];
 }
 

@@ -32,6 +32,7 @@ internal sealed partial class ClusterState
     private readonly Dictionary<string, TaskRecord> _completed = new(StringComparer.Ordinal);
     private readonly Queue<string> _completedOrder = new();
     private readonly Dictionary<TaskState, int> _countsByState = [];
+    private readonly Dictionary<string, HashSet<string>> _activeByGroup = new(StringComparer.Ordinal);
     private readonly MasterOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<ClusterState> _logger;
@@ -95,6 +96,8 @@ internal sealed partial class ClusterState
                     Message = t.Message,
                     Reason = t.Reason,
                     KillRequested = t.KillRequested,
+                    Healthy = t.Healthy,
+                    StartedAt = t.StartedAt,
                     CommandSentAt = now,
                 };
                 foreach (var st in t.Statuses)
@@ -111,6 +114,7 @@ internal sealed partial class ClusterState
                 }
 
                 _active[r.Spec.Id] = r;
+                IndexLocked(r);
                 if (r.State == TaskState.Pending)
                 {
                     r.WaitingReason = "waiting for the next placement pass";
@@ -152,6 +156,7 @@ internal sealed partial class ClusterState
         {
             var record = new TaskRecord(spec, _time.GetUtcNow());
             _active.Add(spec.Id, record);
+            IndexLocked(record);
             _pendingIndex.Add(spec.Id, _pending.AddLast(record));
             _countsByState[TaskState.Pending]++;
             record.WaitingReason = "waiting for the next placement pass";
@@ -162,6 +167,15 @@ internal sealed partial class ClusterState
         LogSubmitted(spec.Id, spec.Resources.ToString());
         SchedulingNeeded?.Invoke();
         return (view, durable);
+    }
+
+    /// <summary>The tasks of a placement group (an app's instances) that have not ended. O(group size).</summary>
+    public ImmutableArray<TaskView> ActiveTasksOfGroup(string group)
+    {
+        lock (_lock)
+        {
+            return _activeByGroup.TryGetValue(group, out var members) ? [.. members.Select(id => ToView(_active[id]))] : [];
+        }
     }
 
     public TaskView? GetTask(string id)
@@ -704,6 +718,16 @@ internal sealed partial class ClusterState
             r.ExitCode = stamped.ExitCode;
         }
 
+        if (stamped.Healthy is not null)
+        {
+            r.Healthy = stamped.Healthy;
+        }
+
+        if (stamped.State == TaskState.Running && r.StartedAt is null)
+        {
+            r.StartedAt = _time.GetUtcNow();
+        }
+
         if (stamped.State.IsTerminal())
         {
             if (_pendingIndex.Remove(r.Spec.Id, out var node))
@@ -729,6 +753,11 @@ internal sealed partial class ClusterState
             }
 
             _active.Remove(r.Spec.Id);
+            if (_activeByGroup.TryGetValue(GroupOf(r), out var members) && members.Remove(r.Spec.Id) && members.Count == 0)
+            {
+                _activeByGroup.Remove(GroupOf(r));
+            }
+
             _completed[r.Spec.Id] = r;
             _completedOrder.Enqueue(r.Spec.Id);
             while (_completedOrder.Count > _options.MaxCompletedTasks)
@@ -767,6 +796,19 @@ internal sealed partial class ClusterState
         {
             changes.Add(TransitionLocked(_active[taskId], MasterStatus(taskId, state, message, reason)));
         }
+    }
+
+    private static string GroupOf(TaskRecord r) => r.Spec.Group ?? r.Spec.Id;
+
+    private void IndexLocked(TaskRecord r)
+    {
+        var group = GroupOf(r);
+        if (!_activeByGroup.TryGetValue(group, out var members))
+        {
+            _activeByGroup[group] = members = new HashSet<string>(StringComparer.Ordinal);
+        }
+
+        members.Add(r.Spec.Id);
     }
 
     private Task SaveLocked(TaskRecord r) => _lastWrite = _journal.SaveTask(r);
@@ -821,6 +863,11 @@ internal sealed partial class ClusterState
             Reason = r.Reason,
             SubmittedAt = r.SubmittedAt,
             Statuses = [.. r.Statuses],
+            Healthy = r.Healthy,
+            HasHealthCheck = r.Spec.HealthCheck is not null,
+            StartedAt = r.StartedAt,
+            AppId = r.Spec.AppId,
+            AppVersion = r.Spec.AppVersion,
         };
     }
 

@@ -29,6 +29,8 @@ internal sealed class MasterJournal(IStateStore? store)
         Message = r.Message,
         Reason = r.Reason,
         KillRequested = r.KillRequested,
+        Healthy = r.Healthy,
+        StartedAt = r.StartedAt,
         Statuses = [.. r.Statuses],
     }, DroverJsonContext.Default.PersistedTask));
 

@@ -42,6 +42,11 @@ internal sealed class TaskRecord(TaskSpec spec, DateTimeOffset submittedAt)
 
     public bool KillRequested { get; set; }
 
+    /// <summary>Last health result from the agent (null: no check, or none yet).</summary>
+    public bool? Healthy { get; set; }
+
+    public DateTimeOffset? StartedAt { get; set; }
+
     public void AddStatus(TaskStatus status)
     {
         if (Statuses.Count == MaxStatuses)
