@@ -64,6 +64,9 @@ public sealed record TaskSpec
 
     /// <summary>The app version this instance runs.</summary>
     public string? AppVersion { get; init; }
+
+    /// <summary>Names of the assigned ports, in PORT0… order (empty entries for unnamed ones); exported as <c>PORT_&lt;NAME&gt;</c>.</summary>
+    public ImmutableArray<string> PortNames { get; init => field = value.IsDefault ? [] : value; } = [];
 }
 
 /// <summary>One observed status of a task, as Mesos' TaskStatus.</summary>

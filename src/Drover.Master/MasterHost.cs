@@ -3,6 +3,7 @@ using Drover.Core.Api;
 using Drover.Master.Http;
 using Drover.Master.Metrics;
 using Drover.Master.Scheduling;
+using Drover.Master.Services;
 using Drover.Master.State;
 using Drover.Store;
 using Drover.Store.Sqlite;
@@ -30,6 +31,9 @@ public static partial class MasterHost
         services.AddSingleton<ClusterState>();
         services.AddSingleton<MasterMetrics>();
         services.AddSingleton(_ => new SandboxReader(new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(10) }));
+        services.AddSingleton(sp => new ServiceRegistry(sp.GetRequiredService<IStateStore>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ServiceRegistry>>()));
+        services.AddSingleton<ServiceController>();
+        services.AddHostedService(sp => sp.GetRequiredService<ServiceController>());
         services.AddSingleton<SchedulingLoop>();
         services.AddHostedService(sp => sp.GetRequiredService<SchedulingLoop>());
         services.AddHostedService<AgentMonitor>();
@@ -44,6 +48,7 @@ public static partial class MasterHost
     {
         var (tasks, agents) = await app.Services.GetRequiredService<MasterJournal>().LoadAsync(ct).ConfigureAwait(false);
         app.Services.GetRequiredService<ClusterState>().Restore(tasks, agents);
+        await app.Services.GetRequiredService<ServiceRegistry>().LoadAsync(ct).ConfigureAwait(false);
     }
 
     /// <summary>Adds request metrics, the error guard and every master endpoint.</summary>
@@ -75,6 +80,7 @@ public static partial class MasterHost
         AgentProtocolEndpoints.Map(app);
         DroverApiEndpoints.Map(app);
         MesosStateEndpoints.Map(app, Version);
+        MarathonEndpoints.Map(app);
         app.MapFallback((HttpContext http) => ApiResults.NotFound($"no route for {http.Request.Method} {http.Request.Path}"));
         return app;
     }

@@ -454,6 +454,16 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             env[string.Create(CultureInfo.InvariantCulture, $"PORT{i}")] = ports[i].ToString(CultureInfo.InvariantCulture);
         }
 
+        for (var i = 0; i < ports.Length && i < spec.PortNames.Length; i++)
+        {
+            // Marathon's PORT_<NAME> for named ports (upper-cased, anything but letters/digits as '_').
+            if (spec.PortNames[i] is { Length: > 0 } name)
+            {
+                var key = new string([.. name.ToUpperInvariant().Select(c => char.IsAsciiLetterOrDigit(c) ? c : '_')]);
+                env["PORT_" + key] = ports[i].ToString(CultureInfo.InvariantCulture);
+            }
+        }
+
         if (ports.Length > 0)
         {
             env["PORT"] = ports[0].ToString(CultureInfo.InvariantCulture);

@@ -1,0 +1,551 @@
+using System.Collections.Immutable;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Drover.Core;
+using Drover.Core.Api;
+using Drover.Core.Marathon;
+using Drover.Master.Services;
+using Drover.Master.State;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Drover.Master.Http;
+
+/// <summary>
+/// Marathon's REST API (<c>/v2</c>) over the service registry, with Marathon's JSON shapes, status
+/// codes and error bodies, so Marathon tools and app definitions work unchanged.
+/// </summary>
+internal static class MarathonEndpoints
+{
+    public static void Map(IEndpointRouteBuilder app)
+    {
+        app.MapGet("/ping", () => Results.Text("pong\n"));
+        app.MapGet("/v2/info", (HttpContext http) => Json(new JsonObject
+        {
+            ["name"] = "drover",
+            ["version"] = MasterHost.Version,
+            ["leader"] = http.Request.Host.ToString(),
+            ["frameworkId"] = MesosStateEndpoints.BuiltInFrameworkId,
+            ["elected"] = true,
+            ["http_config"] = new JsonObject { ["http_port"] = http.Connection.LocalPort },
+            ["marathon_config"] = new JsonObject { ["master"] = http.Request.Host.ToString() },
+        }));
+        app.MapGet("/v2/leader", (HttpContext http) => Json(new JsonObject { ["leader"] = http.Request.Host.ToString() }));
+
+        app.MapGet("/v2/apps", (HttpContext http, ServiceRegistry registry, ClusterState cluster) =>
+        {
+            var embed = Embeds(http, "apps.");
+            var idFilter = http.Request.Query["id"].ToString();
+            var labelFilter = http.Request.Query["label"].ToString();
+            var apps = new JsonArray();
+            foreach (var a in registry.List())
+            {
+                if (idFilter.Length > 0 && !a.Current.Id!.Contains(idFilter, StringComparison.OrdinalIgnoreCase))
+                {
+                    continue;
+                }
+
+                if (labelFilter.Length > 0 && !MatchesLabel(a.Current, labelFilter))
+                {
+                    continue;
+                }
+
+                apps.Add(AppJson(a, cluster, embed));
+            }
+
+            return Json(new JsonObject { ["apps"] = apps });
+        });
+
+        app.MapPost("/v2/apps", async (HttpContext http, ServiceRegistry registry, ClusterState cluster) =>
+        {
+            var (def, error) = await ReadApp(http, null);
+            if (error is not null)
+            {
+                return error;
+            }
+
+            var result = registry.Put(def!, mustCreate: true, force: Force(http));
+            if (result.Error == AppChangeError.AlreadyExists)
+            {
+                return Message(StatusCodes.Status409Conflict, $"An app with id [{def!.Id}] already exists.");
+            }
+
+            if (Locked(result) is { } locked)
+            {
+                return locked;
+            }
+
+            await result.Durable;
+            http.Response.Headers.Location = "/v2/apps" + def!.Id;
+            http.Response.Headers["Marathon-Deployment-Id"] = result.Deployment!.Id;
+            return Json(AppJson(registry.Get(def.Id!)!, cluster, Embeds(http, "app.", defaultAll: false)), StatusCodes.Status201Created);
+        });
+
+        app.MapMethods("/v2/apps/{**path}", ["GET", "PUT", "PATCH", "DELETE", "POST"], async (string path, HttpContext http, ServiceRegistry registry, ClusterState cluster) =>
+        {
+            var method = http.Request.Method;
+            var (appId, suffix, rest) = SplitAppPath(path);
+            switch (suffix, method)
+            {
+                case (null, "GET"):
+                    return registry.Get(appId) is { } a
+                        ? Json(new JsonObject { ["app"] = AppJson(a, cluster, Embeds(http, "app.", defaultAll: true)) })
+                        : NoApp(appId);
+                case (null, "PUT" or "PATCH"):
+                    // Marathon 1.x merges a PUT body onto the app unless partialUpdate=false; PATCH always merges.
+                    var merge = method == "PATCH" || !string.Equals(http.Request.Query["partialUpdate"].ToString(), "false", StringComparison.OrdinalIgnoreCase);
+                    return await PutApp(http, registry, cluster, appId, patch: merge);
+                case (null, "DELETE"):
+                    return await Change(registry.Delete(appId, Force(http)), appId);
+                case ("restart", "POST"):
+                    return await Change(registry.Restart(appId, Force(http)), appId);
+                case ("tasks", "GET"):
+                    return registry.Get(appId) is null ? NoApp(appId) : Json(new JsonObject { ["tasks"] = TasksJson(cluster.ActiveTasksOfGroup(appId)) });
+                case ("tasks", "DELETE"):
+                    return await KillTasks(http, registry, cluster, appId, rest);
+                case ("versions", "GET") when rest is null:
+                    return registry.Get(appId) is { } v
+                        ? Json(new JsonObject { ["versions"] = new JsonArray([.. v.Versions.Select(x => (JsonNode)JsonValue.Create(x.Version)!).Reverse()]) })
+                        : NoApp(appId);
+                case ("versions", "GET"):
+                    return registry.Get(appId)?.Version(rest) is { } version ? Json(AppNode(version)) : Message(StatusCodes.Status404NotFound, $"App '{appId}' does not exist in version {rest}");
+                default:
+                    return Message(StatusCodes.Status404NotFound, $"no route for {method} /v2/apps/{path}");
+            }
+        });
+
+        app.MapGet("/v2/tasks", (string? status, ServiceRegistry registry, ClusterState cluster) =>
+        {
+            var tasks = registry.List().SelectMany(a => cluster.ActiveTasksOfGroup(a.Current.Id!));
+            if (status is { Length: > 0 } s)
+            {
+                tasks = tasks.Where(t => string.Equals(t.State.WireName(), "TASK_" + s, StringComparison.OrdinalIgnoreCase)
+                    || string.Equals(t.State.WireName(), s, StringComparison.OrdinalIgnoreCase));
+            }
+
+            return Json(new JsonObject { ["tasks"] = TasksJson(tasks) });
+        });
+
+        app.MapPost("/v2/tasks/delete", async (HttpContext http, ServiceRegistry registry, ClusterState cluster) =>
+        {
+            using var doc = await JsonDocument.ParseAsync(http.Request.Body);
+            if (!doc.RootElement.TryGetProperty("ids", out var ids) || ids.ValueKind != JsonValueKind.Array)
+            {
+                return Message(StatusCodes.Status422UnprocessableEntity, "the body must be {\"ids\": [task ids]}");
+            }
+
+            var killed = new List<TaskView>();
+            foreach (var id in ids.EnumerateArray().Select(e => e.GetString() ?? ""))
+            {
+                if (cluster.GetTask(id) is { AppId: not null } t && !t.State.IsTerminal())
+                {
+                    killed.Add(t);
+                }
+            }
+
+            if (Bool(http, "scale"))
+            {
+                foreach (var g in killed.GroupBy(t => t.AppId!))
+                {
+                    ScaleDown(registry, g.Key, g.Count());
+                }
+            }
+
+            foreach (var t in killed)
+            {
+                cluster.Kill(t.Id);
+            }
+
+            return Json(new JsonObject { ["tasks"] = TasksJson(killed) });
+        });
+
+        app.MapGet("/v2/deployments", (ServiceRegistry registry) =>
+            Json(new JsonArray([.. registry.List().Where(a => a.Deployment is not null).Select(a => DeploymentJson(a.Deployment!))])));
+
+        app.MapDelete("/v2/deployments/{id}", async (string id, HttpContext http, ServiceRegistry registry) =>
+        {
+            var result = registry.CancelDeployment(id, Force(http));
+            if (result.Error == AppChangeError.NotFound)
+            {
+                return Message(StatusCodes.Status404NotFound, $"DeploymentPlan {id} does not exist");
+            }
+
+            await result.Durable;
+            return result.Deployment is { } rollback
+                ? Json(new JsonObject { ["deploymentId"] = rollback.Id, ["version"] = rollback.Version })
+                : Results.StatusCode(StatusCodes.Status202Accepted);
+        });
+
+        app.MapGet("/v2/queue", (ServiceRegistry registry, ClusterState cluster, TimeProvider time) =>
+        {
+            var queue = new JsonArray();
+            foreach (var a in registry.List())
+            {
+                var id = a.Current.Id!;
+                var waiting = cluster.ActiveTasksOfGroup(id).Where(t => t.State == TaskState.Pending).ToList();
+                var n = a.Current.Instances ?? 1;
+                var alive = cluster.ActiveTasksOfGroup(id).Count(t => t.State != TaskState.Killing);
+                var delayed = a.DelayedUntil is { } until && until > time.GetUtcNow();
+                if (waiting.Count == 0 && !(delayed && alive < n))
+                {
+                    continue;
+                }
+
+                queue.Add(new JsonObject
+                {
+                    ["app"] = AppNode(a.Current),
+                    ["count"] = Math.Max(waiting.Count, n - alive),
+                    ["delay"] = new JsonObject
+                    {
+                        ["timeLeftSeconds"] = delayed ? (int)Math.Ceiling((a.DelayedUntil!.Value - time.GetUtcNow()).TotalSeconds) : 0,
+                        ["overdue"] = !delayed,
+                    },
+                    ["since"] = waiting.Count > 0 ? waiting.Min(t => t.SubmittedAt).ToString("o") : null,
+                    // Why the waiting instances are not placed, as the placement engine says it.
+                    ["lastUnusedOfferReasons"] = new JsonArray([.. waiting.Select(t => t.WaitingReason).Where(r => r is not null).Distinct().Select(r => (JsonNode)JsonValue.Create(r)!)]),
+                });
+            }
+
+            return Json(new JsonObject { ["queue"] = queue });
+        });
+
+        app.MapDelete("/v2/queue/{**appId}", (string appId, ServiceRegistry registry) =>
+        {
+            var id = "/" + appId.Trim('/');
+            if (id.EndsWith("/delay", StringComparison.Ordinal))
+            {
+                id = id[..^"/delay".Length];
+            }
+
+            return registry.ResetDelay(id) ? Results.NoContent() : NoApp(id);
+        });
+    }
+
+    // ------------------------------------------------------------------ handlers
+
+    private static async Task<IResult> PutApp(HttpContext http, ServiceRegistry registry, ClusterState cluster, string appId, bool patch)
+    {
+        var existing = registry.Get(appId);
+        var (def, error) = await ReadApp(http, patch ? existing?.Current : null, appId);
+        if (error is not null)
+        {
+            return error;
+        }
+
+        if (patch && existing is null && http.Request.Method == "PATCH")
+        {
+            return NoApp(appId);
+        }
+
+        var result = registry.Put(def!, mustCreate: false, force: Force(http));
+        if (Locked(result) is { } locked)
+        {
+            return locked;
+        }
+
+        await result.Durable;
+        http.Response.Headers["Marathon-Deployment-Id"] = result.Deployment!.Id;
+        if (existing is null)
+        {
+            http.Response.Headers.Location = "/v2/apps" + appId;
+            return Json(AppJson(registry.Get(appId)!, cluster, Embeds(http, "app.", defaultAll: false)), StatusCodes.Status201Created);
+        }
+
+        return Json(new JsonObject { ["version"] = result.Deployment.Version, ["deploymentId"] = result.Deployment.Id });
+    }
+
+    private static async Task<IResult> KillTasks(HttpContext http, ServiceRegistry registry, ClusterState cluster, string appId, string? taskId)
+    {
+        if (registry.Get(appId) is null)
+        {
+            return NoApp(appId);
+        }
+
+        var host = http.Request.Query["host"].ToString();
+        var targets = cluster.ActiveTasksOfGroup(appId)
+            .Where(t => taskId is null || t.Id == taskId)
+            .Where(t => host.Length == 0 || host == "*" || t.Hostname == host)
+            .ToList();
+        if (taskId is not null && targets.Count == 0)
+        {
+            return Message(StatusCodes.Status404NotFound, $"Task '{taskId}' does not exist");
+        }
+
+        if (Bool(http, "scale"))
+        {
+            var change = ScaleDown(registry, appId, targets.Count);
+            foreach (var t in targets)
+            {
+                cluster.Kill(t.Id);
+            }
+
+            if (change is not null)
+            {
+                await change.Durable;
+                return Json(new JsonObject { ["version"] = change.Deployment?.Version, ["deploymentId"] = change.Deployment?.Id });
+            }
+        }
+
+        foreach (var t in targets)
+        {
+            cluster.Kill(t.Id);
+        }
+
+        return taskId is null
+            ? Json(new JsonObject { ["tasks"] = TasksJson(targets) })
+            : Json(new JsonObject { ["task"] = TaskJson(targets[0]) });
+    }
+
+    private static ServiceRegistry.ChangeResult? ScaleDown(ServiceRegistry registry, string appId, int by)
+    {
+        if (by <= 0 || registry.Get(appId) is not { } app)
+        {
+            return null;
+        }
+
+        var scaled = app.Current with { Instances = Math.Max(0, (app.Current.Instances ?? 1) - by) };
+        return registry.Put(scaled, mustCreate: false, force: true);
+    }
+
+    private static async Task<IResult> Change(ServiceRegistry.ChangeResult result, string appId)
+    {
+        if (result.Error == AppChangeError.NotFound)
+        {
+            return NoApp(appId);
+        }
+
+        if (Locked(result) is { } locked)
+        {
+            return locked;
+        }
+
+        await result.Durable;
+        return Json(new JsonObject { ["version"] = result.Deployment?.Version, ["deploymentId"] = result.Deployment?.Id });
+    }
+
+    /// <summary>Reads, validates and defaults an app body. For PATCH the body is merged onto <paramref name="patchBase"/>.</summary>
+    private static async Task<(AppDefinition? App, IResult? Error)> ReadApp(HttpContext http, AppDefinition? patchBase, string? pathId = null)
+    {
+        using var buffer = new MemoryStream();
+        await http.Request.Body.CopyToAsync(buffer, http.RequestAborted);
+        var bytes = buffer.ToArray();
+        if (patchBase is not null)
+        {
+            try
+            {
+                var merged = JsonNode.Parse(MarathonJson.Serialize(patchBase))!.AsObject();
+                if (JsonNode.Parse(bytes) is not JsonObject patch)
+                {
+                    return (null, Message(StatusCodes.Status400BadRequest, "Invalid JSON"));
+                }
+
+                foreach (var (k, v) in patch)
+                {
+                    merged[k] = v?.DeepClone();
+                }
+
+                merged.Remove("version");
+                bytes = JsonSerializer.SerializeToUtf8Bytes(merged, JsonNodeContext.Default.JsonObject);
+            }
+            catch (JsonException)
+            {
+                return (null, Message(StatusCodes.Status400BadRequest, "Invalid JSON"));
+            }
+        }
+
+        if (!MarathonJson.TryParseApp(bytes, out var app, out var parseError))
+        {
+            return (null, Results.Content(MarathonJson.Serialize(parseError), "application/json", statusCode: parseError.StatusCode));
+        }
+
+        if (pathId is not null)
+        {
+            if (app.Id is not null && AppId.TryParse(app.Id, out var bodyId, out _) && bodyId.ToString() != pathId)
+            {
+                return (null, Message(StatusCodes.Status422UnprocessableEntity, $"The id in the body ({app.Id}) does not match the path ({pathId})"));
+            }
+
+            app = app with { Id = pathId };
+        }
+
+        if (MarathonValidator.Validate(app) is { } invalid)
+        {
+            return (null, Results.Content(MarathonJson.Serialize(invalid), "application/json", statusCode: invalid.StatusCode));
+        }
+
+        // Features the service layer does not honour yet are refused, never silently ignored.
+        var unsupported = new List<(string Path, string Error)>();
+        if (app.ReadinessChecks is { Length: > 0 })
+        {
+            unsupported.Add(("/readinessChecks", "Drover does not support readiness checks yet"));
+        }
+
+        if (app.HealthChecks is { Length: > 1 })
+        {
+            unsupported.Add(("/healthChecks", "Drover runs one health check per app; remove all but one"));
+        }
+
+        if (unsupported.Count > 0)
+        {
+            var body = new JsonObject
+            {
+                ["message"] = "Object is not valid",
+                ["details"] = new JsonArray([.. unsupported.Select(u => (JsonNode)new JsonObject { ["path"] = u.Path, ["errors"] = new JsonArray(u.Error) })]),
+            };
+            return (null, Json(body, StatusCodes.Status422UnprocessableEntity));
+        }
+
+        return (app.WithDefaults(), null);
+    }
+
+    // ------------------------------------------------------------------ JSON shapes
+
+    private static JsonObject AppNode(AppDefinition app) => JsonNode.Parse(MarathonJson.Serialize(app))!.AsObject();
+
+    private static JsonObject AppJson(AppSnapshot a, ClusterState cluster, HashSet<string> embed)
+    {
+        var node = AppNode(a.Current);
+        var tasks = cluster.ActiveTasksOfGroup(a.Current.Id!);
+        node["tasksStaged"] = tasks.Count(t => t.State is TaskState.Pending or TaskState.Staging or TaskState.Starting);
+        node["tasksRunning"] = tasks.Count(t => t.State == TaskState.Running);
+        node["tasksHealthy"] = tasks.Count(t => t.State == TaskState.Running && t.HasHealthCheck && t.Healthy == true);
+        node["tasksUnhealthy"] = tasks.Count(t => t.State == TaskState.Running && t.HasHealthCheck && t.Healthy == false);
+        node["deployments"] = a.Deployment is { } d ? new JsonArray(new JsonObject { ["id"] = d.Id }) : new JsonArray();
+        if (embed.Contains("tasks"))
+        {
+            node["tasks"] = TasksJson(tasks);
+        }
+
+        if (embed.Contains("lastTaskFailure") && a.LastFailure is { } f)
+        {
+            node["lastTaskFailure"] = new JsonObject
+            {
+                ["appId"] = f.AppId,
+                ["taskId"] = f.TaskId,
+                ["state"] = f.State,
+                ["message"] = f.Message,
+                ["host"] = f.Host,
+                ["version"] = f.Version,
+                ["timestamp"] = f.Timestamp.ToString("o"),
+            };
+        }
+
+        return node;
+    }
+
+    private static JsonArray TasksJson(IEnumerable<TaskView> tasks) => new([.. tasks.Select(t => (JsonNode)TaskJson(t))]);
+
+    private static JsonObject TaskJson(TaskView t)
+    {
+        var task = new JsonObject
+        {
+            ["id"] = t.Id,
+            ["appId"] = t.AppId,
+            ["host"] = t.Hostname,
+            ["ports"] = new JsonArray([.. t.Ports.Select(p => (JsonNode)JsonValue.Create(p))]),
+            ["servicePorts"] = new JsonArray(),
+            ["slaveId"] = t.AgentId,
+            ["stagedAt"] = t.SubmittedAt.ToString("o"),
+            ["startedAt"] = t.StartedAt?.ToString("o"),
+            ["version"] = t.AppVersion,
+            ["state"] = t.State.WireName(),
+        };
+        if (t.HasHealthCheck)
+        {
+            task["healthCheckResults"] = t.Healthy is { } healthy
+                ? new JsonArray(new JsonObject { ["alive"] = healthy, ["taskId"] = t.Id, ["consecutiveFailures"] = healthy ? 0 : 1 })
+                : new JsonArray();
+        }
+
+        return task;
+    }
+
+    private static JsonObject DeploymentJson(Deployment d)
+    {
+        var actions = d.Action switch
+        {
+            DeploymentActions.Start => new[] { DeploymentActions.Start, DeploymentActions.Scale },
+            _ => [d.Action],
+        };
+        var steps = new JsonArray([.. actions.Select(a => (JsonNode)new JsonObject { ["actions"] = new JsonArray(new JsonObject { ["action"] = a, ["app"] = d.AppId }) })]);
+        return new JsonObject
+        {
+            ["id"] = d.Id,
+            ["version"] = d.Version,
+            ["affectedApps"] = new JsonArray(d.AppId),
+            ["affectedPods"] = new JsonArray(),
+            ["steps"] = steps,
+            ["currentActions"] = new JsonArray(new JsonObject { ["action"] = actions[^1], ["app"] = d.AppId, ["readinessCheckResults"] = new JsonArray() }),
+            ["currentStep"] = actions.Length,
+            ["totalSteps"] = actions.Length,
+        };
+    }
+
+    // ------------------------------------------------------------------ small helpers
+
+    private static IResult Json(JsonNode node, int status = StatusCodes.Status200OK) =>
+        Results.Content(node.ToJsonString(), "application/json; charset=utf-8", statusCode: status);
+
+    /// <summary>Marathon's plain error body: <c>{"message": "..."}</c>.</summary>
+    private static IResult Message(int status, string message) => Json(new JsonObject { ["message"] = message }, status);
+
+    private static IResult NoApp(string appId) => Message(StatusCodes.Status404NotFound, $"App '{appId}' does not exist");
+
+    private static IResult? Locked(ServiceRegistry.ChangeResult r) => r.Error != AppChangeError.Locked ? null : Json(new JsonObject
+    {
+        ["message"] = $"App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/{r.ConflictingDeployment}'.",
+        ["deployments"] = new JsonArray(new JsonObject { ["id"] = r.ConflictingDeployment }),
+    }, StatusCodes.Status409Conflict);
+
+    private static bool Force(HttpContext http) => Bool(http, "force");
+
+    private static bool Bool(HttpContext http, string name) =>
+        string.Equals(http.Request.Query[name].ToString(), "true", StringComparison.OrdinalIgnoreCase);
+
+    private static HashSet<string> Embeds(HttpContext http, string prefix, bool defaultAll = false)
+    {
+        var set = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var e in http.Request.Query["embed"])
+        {
+            if (e is not null && e.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                set.Add(e[prefix.Length..]);
+            }
+        }
+
+        if (defaultAll && set.Count == 0)
+        {
+            set.UnionWith(["tasks", "counts", "deployments", "lastTaskFailure"]);
+        }
+
+        return set;
+    }
+
+    private static bool MatchesLabel(AppDefinition app, string selector)
+    {
+        // label=key or label=key==value (Marathon's label selector, simplified to equality).
+        var parts = selector.Split("==", 2);
+        var labels = app.Labels ?? ImmutableSortedDictionary<string, string>.Empty;
+        return parts.Length == 1 ? labels.ContainsKey(parts[0].Trim()) : labels.TryGetValue(parts[0].Trim(), out var v) && v == parts[1].Trim();
+    }
+
+    /// <summary>Splits <c>prod/web/tasks/TASKID</c> into the app id, the sub-resource and its argument.</summary>
+    private static (string AppId, string? Suffix, string? Argument) SplitAppPath(string path)
+    {
+        var segments = path.Trim('/').Split('/', StringSplitOptions.RemoveEmptyEntries);
+        for (var i = segments.Length - 1; i >= 1; i--)
+        {
+            if (segments[i] is "restart" or "tasks" or "versions")
+            {
+                var rest = i + 1 < segments.Length ? string.Join('/', segments[(i + 1)..]) : null;
+                return ("/" + string.Join('/', segments[..i]), segments[i], rest);
+            }
+        }
+
+        return ("/" + string.Join('/', segments), null, null);
+    }
+}
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(JsonObject))]
+internal sealed partial class JsonNodeContext : System.Text.Json.Serialization.JsonSerializerContext;

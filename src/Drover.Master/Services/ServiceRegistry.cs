@@ -1,0 +1,440 @@
+using System.Globalization;
+using System.Text.Json;
+using Drover.Core.Marathon;
+using Drover.Store;
+using Microsoft.Extensions.Logging;
+
+namespace Drover.Master.Services;
+
+/// <summary>Why an app change was refused.</summary>
+internal enum AppChangeError
+{
+    None,
+    NotFound,
+    AlreadyExists,
+
+    /// <summary>A deployment holds the app; retry with force.</summary>
+    Locked,
+}
+
+/// <summary>
+/// The services' desired state: every app's current definition, its version history, the deployment
+/// rolling it out, and its launch backoff. Thread-safe (one lock); every change is written to the state
+/// store before the call returns its durable task, in the order the changes were made.
+/// <see cref="ServiceController"/> makes the instances match it.
+/// </summary>
+internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider time, ILogger<ServiceRegistry> logger)
+{
+    public const string AppPrefix = "/drover/apps";
+    public const int MaxVersions = 50;
+
+    private readonly Lock _lock = new();
+    private readonly Dictionary<string, AppState> _apps = new(StringComparer.Ordinal);
+    private Task _lastWrite = Task.CompletedTask;
+    private DateTimeOffset _lastVersion;
+
+    /// <summary>Raised (outside the lock) after any change; the controller reconciles.</summary>
+    public event Action? Changed;
+
+    public sealed record ChangeResult(AppChangeError Error, Deployment? Deployment, Task Durable, string? ConflictingDeployment = null);
+
+    /// <summary>
+    /// Creates an app, or updates it (which starts a deployment). <paramref name="app"/> must be
+    /// validated and defaulted. An update that only changes <c>instances</c> scales in place;
+    /// anything else rolls the instances over to the new version.
+    /// </summary>
+    public ChangeResult Put(AppDefinition app, bool mustCreate, bool force)
+    {
+        ChangeResult result;
+        lock (_lock)
+        {
+            var id = app.Id!;
+            _apps.TryGetValue(id, out var existing);
+            if (existing is not null && mustCreate)
+            {
+                return new ChangeResult(AppChangeError.AlreadyExists, null, _lastWrite);
+            }
+
+            if (existing?.Deployment is { } running && !force)
+            {
+                return new ChangeResult(AppChangeError.Locked, null, _lastWrite, running.Id);
+            }
+
+            var versioned = app with { Version = NextVersionLocked(), VersionInfo = null };
+            if (existing is null)
+            {
+                var state = new AppState(versioned);
+                _apps[id] = state;
+                state.Deployment = NewDeployment(id, null, versioned, DeploymentActions.Start);
+                SaveLocked(state);
+                result = new ChangeResult(AppChangeError.None, state.Deployment, _lastWrite);
+            }
+            else
+            {
+                var action = SameExceptScale(existing.Current, versioned) ? DeploymentActions.Scale : DeploymentActions.Restart;
+                if (action == DeploymentActions.Scale)
+                {
+                    // Scaling keeps the running version: instances stay where they are.
+                    versioned = versioned with { Version = existing.Current.Version };
+                }
+
+                var from = existing.Deployment?.From ?? existing.Current;
+                existing.Current = versioned;
+                AddVersion(existing, versioned);
+                existing.Deployment = NewDeployment(id, from, versioned, action);
+                existing.Failures = 0;
+                existing.DelayedUntil = null;
+                SaveLocked(existing);
+                result = new ChangeResult(AppChangeError.None, existing.Deployment, _lastWrite);
+            }
+        }
+
+        Changed?.Invoke();
+        return result;
+    }
+
+    /// <summary>Rolls every instance over to a fresh version of the same definition.</summary>
+    public ChangeResult Restart(string appId, bool force)
+    {
+        AppDefinition current;
+        lock (_lock)
+        {
+            if (!_apps.TryGetValue(appId, out var state))
+            {
+                return new ChangeResult(AppChangeError.NotFound, null, _lastWrite);
+            }
+
+            current = state.Current;
+        }
+
+        return PutRestart(appId, current, force);
+    }
+
+    private ChangeResult PutRestart(string appId, AppDefinition definition, bool force)
+    {
+        ChangeResult result;
+        lock (_lock)
+        {
+            var state = _apps[appId];
+            if (state.Deployment is { } running && !force)
+            {
+                return new ChangeResult(AppChangeError.Locked, null, _lastWrite, running.Id);
+            }
+
+            var from = state.Current;
+            var versioned = definition with { Version = NextVersionLocked() };
+            state.Current = versioned;
+            AddVersion(state, versioned);
+            state.Deployment = NewDeployment(appId, from, versioned, DeploymentActions.Restart);
+            SaveLocked(state);
+            result = new ChangeResult(AppChangeError.None, state.Deployment, _lastWrite);
+        }
+
+        Changed?.Invoke();
+        return result;
+    }
+
+    /// <summary>Starts deleting an app: its instances are killed, then the app is removed.</summary>
+    public ChangeResult Delete(string appId, bool force)
+    {
+        ChangeResult result;
+        lock (_lock)
+        {
+            if (!_apps.TryGetValue(appId, out var state))
+            {
+                return new ChangeResult(AppChangeError.NotFound, null, _lastWrite);
+            }
+
+            if (state.Deployment is { Action: not DeploymentActions.Stop } running && !force)
+            {
+                return new ChangeResult(AppChangeError.Locked, null, _lastWrite, running.Id);
+            }
+
+            state.Deployment = NewDeployment(appId, state.Current, null, DeploymentActions.Stop);
+            SaveLocked(state);
+            result = new ChangeResult(AppChangeError.None, state.Deployment, _lastWrite);
+        }
+
+        Changed?.Invoke();
+        return result;
+    }
+
+    /// <summary>
+    /// <c>DELETE /v2/deployments/{id}</c>: without force, roll back (deploy what the app was before);
+    /// with force, just stop the deployment and leave the instances as they are.
+    /// </summary>
+    public ChangeResult CancelDeployment(string deploymentId, bool force)
+    {
+        ChangeResult result;
+        lock (_lock)
+        {
+            var state = _apps.Values.FirstOrDefault(a => a.Deployment?.Id == deploymentId);
+            if (state is null)
+            {
+                return new ChangeResult(AppChangeError.NotFound, null, _lastWrite);
+            }
+
+            var dep = state.Deployment!;
+            var appId = dep.AppId;
+            if (force)
+            {
+                state.Deployment = null; // a stopped delete keeps the app
+                SaveLocked(state);
+                result = new ChangeResult(AppChangeError.None, null, _lastWrite);
+            }
+            else if (dep.From is null)
+            {
+                // Rolling back the creation of an app deletes it.
+                state.Deployment = NewDeployment(appId, state.Current, null, DeploymentActions.Stop);
+                SaveLocked(state);
+                result = new ChangeResult(AppChangeError.None, state.Deployment, _lastWrite);
+            }
+            else
+            {
+                var back = dep.From with { Version = NextVersionLocked() };
+                var action = dep.To is not null && SameExceptScale(dep.To, dep.From) ? DeploymentActions.Scale : DeploymentActions.Restart;
+                if (action == DeploymentActions.Scale)
+                {
+                    back = back with { Version = state.Current.Version };
+                }
+
+                state.Current = back;
+                AddVersion(state, back);
+                state.Deployment = NewDeployment(appId, dep.To, back, action);
+                SaveLocked(state);
+                result = new ChangeResult(AppChangeError.None, state.Deployment, _lastWrite);
+            }
+        }
+
+        Changed?.Invoke();
+        return result;
+    }
+
+    /// <summary>Marks the app's deployment finished (called by the controller). Removes a deleted app.</summary>
+    public void FinishDeployment(string appId, string deploymentId)
+    {
+        lock (_lock)
+        {
+            if (!_apps.TryGetValue(appId, out var state) || state.Deployment?.Id != deploymentId)
+            {
+                return;
+            }
+
+            var dep = state.Deployment;
+            state.Deployment = null;
+            if (dep.Action == DeploymentActions.Stop)
+            {
+                _apps.Remove(appId);
+                _lastWrite = store?.CommitAsync(new Transaction { Writes = [WriteOp.Delete(Key(appId))] }) ?? Task.CompletedTask;
+            }
+            else
+            {
+                SaveLocked(state);
+            }
+
+            LogDeploymentFinished(dep.Id, appId, dep.Action);
+        }
+
+        Changed?.Invoke();
+    }
+
+    /// <summary>Records an instance that ended without being asked to; sets the launch delay.</summary>
+    public void RecordFailure(string appId, LastTaskFailure failure)
+    {
+        lock (_lock)
+        {
+            if (!_apps.TryGetValue(appId, out var state))
+            {
+                return;
+            }
+
+            state.Failures++;
+            state.LastFailure = failure;
+            var app = state.Current;
+            var delay = (app.BackoffSeconds ?? AppDefinition.DefaultBackoffSeconds)
+                * Math.Pow((double)(app.BackoffFactor ?? AppDefinition.DefaultBackoffFactor), state.Failures - 1);
+            delay = Math.Min(delay, app.MaxLaunchDelaySeconds ?? AppDefinition.DefaultMaxLaunchDelaySeconds);
+            state.DelayedUntil = time.GetUtcNow() + TimeSpan.FromSeconds(delay);
+            LogBackoff(appId, state.Failures, delay);
+        }
+    }
+
+    /// <summary>An instance became healthy: the app is launching fine again.</summary>
+    public void RecordHealthy(string appId)
+    {
+        lock (_lock)
+        {
+            if (_apps.TryGetValue(appId, out var state) && state.Failures > 0)
+            {
+                state.Failures = 0;
+                state.DelayedUntil = null;
+            }
+        }
+    }
+
+    /// <summary><c>DELETE /v2/queue/{app}/delay</c>.</summary>
+    public bool ResetDelay(string appId)
+    {
+        lock (_lock)
+        {
+            if (!_apps.TryGetValue(appId, out var state))
+            {
+                return false;
+            }
+
+            state.Failures = 0;
+            state.DelayedUntil = null;
+        }
+
+        Changed?.Invoke();
+        return true;
+    }
+
+    /// <summary>A consistent copy of one app for readers (API, controller).</summary>
+    public AppSnapshot? Get(string appId)
+    {
+        lock (_lock)
+        {
+            return _apps.TryGetValue(appId, out var s) ? Snapshot(s) : null;
+        }
+    }
+
+    public List<AppSnapshot> List()
+    {
+        lock (_lock)
+        {
+            return [.. _apps.Values.OrderBy(a => a.Current.Id, StringComparer.Ordinal).Select(Snapshot)];
+        }
+    }
+
+    public Task LastWrite
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _lastWrite;
+            }
+        }
+    }
+
+    private static AppSnapshot Snapshot(AppState s) => new(s.Current, [.. s.Versions], s.Deployment, s.DelayedUntil, s.LastFailure);
+
+    // ------------------------------------------------------------------ persistence
+
+    public async Task LoadAsync(CancellationToken ct)
+    {
+        if (store is null)
+        {
+            return;
+        }
+
+        foreach (var e in await store.ListAsync(AppPrefix + "/", ct).ConfigureAwait(false))
+        {
+            var p = JsonSerializer.Deserialize(e.Value, ServicesJsonContext.Default.PersistedApp)!;
+            var current = Parse(p.Current);
+            var state = new AppState(current);
+            state.Versions.Clear();
+            state.Versions.AddRange(p.Versions.Select(Parse));
+            if (p.Deployment is { } d)
+            {
+                state.Deployment = new Deployment
+                {
+                    Id = d.Id,
+                    AppId = current.Id!,
+                    Action = d.Action,
+                    From = d.From is null ? null : Parse(d.From),
+                    To = d.To is null ? null : Parse(d.To),
+                    StartedAt = d.StartedAt,
+                };
+            }
+
+            lock (_lock)
+            {
+                _apps[current.Id!] = state;
+                var v = DateTimeOffset.Parse(current.Version!, CultureInfo.InvariantCulture);
+                _lastVersion = v > _lastVersion ? v : _lastVersion;
+            }
+        }
+
+        Changed?.Invoke();
+    }
+
+    private static AppDefinition Parse(string json) =>
+        MarathonJson.TryParseApp(json, out var app, out var error) ? app : throw new InvalidDataException($"stored app does not parse: {error?.Message}");
+
+    private void SaveLocked(AppState state)
+    {
+        if (store is null)
+        {
+            return;
+        }
+
+        var d = state.Deployment;
+        var persisted = new PersistedApp
+        {
+            Current = MarathonJson.Serialize(state.Current),
+            Versions = [.. state.Versions.Select(MarathonJson.Serialize)],
+            Deployment = d is null ? null : new PersistedDeployment
+            {
+                Id = d.Id,
+                Action = d.Action,
+                From = d.From is null ? null : MarathonJson.Serialize(d.From),
+                To = d.To is null ? null : MarathonJson.Serialize(d.To),
+                StartedAt = d.StartedAt,
+            },
+        };
+        _lastWrite = store.CommitAsync(new Transaction
+        {
+            Writes = [WriteOp.Put(Key(state.Current.Id!), JsonSerializer.SerializeToUtf8Bytes(persisted, ServicesJsonContext.Default.PersistedApp))],
+        });
+    }
+
+    private static string Key(string appId) => AppPrefix + appId;
+
+    // ------------------------------------------------------------------ helpers
+
+    private Deployment NewDeployment(string appId, AppDefinition? from, AppDefinition? to, string action)
+    {
+        var dep = new Deployment { Id = Guid.NewGuid().ToString(), AppId = appId, From = from, To = to, Action = action, StartedAt = time.GetUtcNow() };
+        LogDeploymentStarted(dep.Id, appId, action);
+        return dep;
+    }
+
+    /// <summary>Versions are ISO-8601 timestamps, strictly increasing even within one millisecond.</summary>
+    private string NextVersionLocked()
+    {
+        var now = time.GetUtcNow();
+        _lastVersion = now > _lastVersion ? now : _lastVersion.AddMilliseconds(1);
+        return _lastVersion.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+    }
+
+    private static void AddVersion(AppState state, AppDefinition version)
+    {
+        state.Versions.Add(version);
+        if (state.Versions.Count > MaxVersions)
+        {
+            state.Versions.RemoveAt(0);
+        }
+    }
+
+    /// <summary>True when the two definitions differ at most in instance count (and version).</summary>
+    private static bool SameExceptScale(AppDefinition a, AppDefinition b) =>
+        MarathonJson.Serialize(a with { Instances = 0, Version = null, VersionInfo = null })
+        == MarathonJson.Serialize(b with { Instances = 0, Version = null, VersionInfo = null });
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Deployment {DeploymentId} started for {AppId}: {Action}")]
+    private partial void LogDeploymentStarted(string deploymentId, string appId, string action);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Deployment {DeploymentId} of {AppId} finished ({Action})")]
+    private partial void LogDeploymentFinished(string deploymentId, string appId, string action);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "App {AppId}: {Failures} failed instances in a row; next launch in {Delay:F1} s")]
+    private partial void LogBackoff(string appId, int failures, double delay);
+}
+
+/// <summary>An immutable copy of one app's service state.</summary>
+internal sealed record AppSnapshot(AppDefinition Current, IReadOnlyList<AppDefinition> Versions, Deployment? Deployment, DateTimeOffset? DelayedUntil, LastTaskFailure? LastFailure)
+{
+    public AppDefinition? Version(string? version) => version is null ? null : Versions.LastOrDefault(v => v.Version == version);
+}
