@@ -16,6 +16,8 @@ public static class Program
             RunCommand.Create(),
             TaskCommands.Create(),
             NodeCommands.Create(),
+            AppCommands.Create(),
+            DeploymentCommands.Create(),
         };
         root.Options.Add(CliContext.Master); // global: `drover --master URL node ls` and `drover node ls --master URL` both work
         foreach (var client in root.Subcommands.Where(c => c.Name is "run" or "task" or "node"))

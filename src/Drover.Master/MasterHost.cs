@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Drover.Core.Api;
+using Drover.Master.Events;
 using Drover.Master.Http;
 using Drover.Master.Metrics;
 using Drover.Master.Scheduling;
@@ -37,6 +38,7 @@ public static partial class MasterHost
         services.AddSingleton<SchedulingLoop>();
         services.AddHostedService(sp => sp.GetRequiredService<SchedulingLoop>());
         services.AddHostedService<AgentMonitor>();
+        services.AddDroverEvents();
         return services;
     }
 
@@ -81,6 +83,7 @@ public static partial class MasterHost
         DroverApiEndpoints.Map(app);
         MesosStateEndpoints.Map(app, Version);
         MarathonEndpoints.Map(app);
+        EventsEndpoint.Map(app);
         app.MapFallback((HttpContext http) => ApiResults.NotFound($"no route for {http.Request.Method} {http.Request.Path}"));
         return app;
     }

@@ -35,7 +35,7 @@ public sealed class DevClusterFixture : IAsyncLifetime
         var port = FreePort();
         Url = new Uri($"http://127.0.0.1:{port}");
         Dev = DroverProcess.Start("dev", ["dev", "--listen", $"127.0.0.1:{port}", "--data-dir", DataDir, "--log-level", "warning",
-            "--resources", "cpus:2;mem:2048;disk:1024;ports:[31000-31100]"]);
+            "--resources", TestPorts.Resources("cpus:2;mem:2048;disk:1024")]);
         using var client = new DroverClient(Url);
         await Wait.UntilAsync(async () =>
         {

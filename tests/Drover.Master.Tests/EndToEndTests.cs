@@ -8,6 +8,7 @@ using Drover.Testing;
 namespace Drover.Master.Tests;
 
 /// <summary>A real master and a real agent in this process, running real tasks in cgroups (needs root).</summary>
+[Collection(RealClusterCollection.Name)]
 public sealed class EndToEndTests : IAsyncLifetime
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
@@ -21,7 +22,7 @@ public sealed class EndToEndTests : IAsyncLifetime
         }
 
         _cluster = await InProcessCluster.StartAsync();
-        await _cluster.AddAgentAsync("e2e-host", "cpus:2;mem:1024;disk:1024;ports:[31000-31100]");
+        await _cluster.AddAgentAsync("e2e-host", TestPorts.Resources());
     }
 
     public async Task DisposeAsync()

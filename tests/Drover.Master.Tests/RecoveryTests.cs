@@ -9,6 +9,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Drover.Master.Tests;
 
 /// <summary>The master keeps every acknowledged record in its store and picks up where it left off after a restart.</summary>
+[Collection(RealClusterCollection.Name)]
 public sealed class RecoveryTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);

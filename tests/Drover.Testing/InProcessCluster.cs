@@ -58,7 +58,7 @@ public sealed class InProcessCluster : IAsyncDisposable
     private async Task StopMasterAsync() => await Master.DisposeAsync();
 
     /// <summary>Starts an agent and waits until the master lists it as active.</summary>
-    public async Task<RunningHost> AddAgentAsync(string hostname, string resources = "cpus:2;mem:1024;disk:1024;ports:[31000-31100]",
+    public async Task<RunningHost> AddAgentAsync(string hostname, string? resources = null,
         string? attributes = null, FaultDomain? domain = null, CancellationToken ct = default)
     {
         var attrs = Attributes.Empty;
@@ -71,7 +71,7 @@ public sealed class InProcessCluster : IAsyncDisposable
         {
             WorkDir = Path.Combine(_root, hostname),
             Hostname = hostname,
-            Resources = Resources.Parse(resources),
+            Resources = Resources.Parse(resources ?? TestPorts.Resources()),
             Attributes = attrs,
             Domain = domain,
         }, [Master.Url], new Uri("http://127.0.0.1:0"), LogLevel.Warning, ct);

@@ -36,6 +36,15 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
     /// <summary>Raised (outside the lock) after any change; the controller reconciles.</summary>
     public event Action? Changed;
 
+    /// <summary>Raised (outside the lock) after <see cref="Put"/> accepted a definition through the API: the stored definition. For the event stream.</summary>
+    public event Action<AppDefinition>? AppPut;
+
+    /// <summary>Raised (outside the lock) when a deployment starts. For the event stream.</summary>
+    public event Action<Deployment>? DeploymentStarted;
+
+    /// <summary>Raised (outside the lock) when a deployment ends: finished (true), or cancelled or superseded with force (false). For the event stream.</summary>
+    public event Action<Deployment, bool>? DeploymentEnded;
+
     public sealed record ChangeResult(AppChangeError Error, Deployment? Deployment, Task Durable, string? ConflictingDeployment = null);
 
     /// <summary>
@@ -46,6 +55,7 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
     public ChangeResult Put(AppDefinition app, bool mustCreate, bool force)
     {
         ChangeResult result;
+        Deployment? superseded = null;
         lock (_lock)
         {
             var id = app.Id!;
@@ -79,6 +89,7 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
                 }
 
                 var from = existing.Deployment?.From ?? existing.Current;
+                superseded = existing.Deployment;
                 existing.Current = versioned;
                 AddVersion(existing, versioned);
                 existing.Deployment = NewDeployment(id, from, versioned, action);
@@ -90,6 +101,8 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
         }
 
         Changed?.Invoke();
+        AppPut?.Invoke(result.Deployment!.To!);
+        RaiseDeploymentEvents(superseded, result.Deployment);
         return result;
     }
 
@@ -113,6 +126,7 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
     private ChangeResult PutRestart(string appId, AppDefinition definition, bool force)
     {
         ChangeResult result;
+        Deployment? superseded;
         lock (_lock)
         {
             var state = _apps[appId];
@@ -121,6 +135,7 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
                 return new ChangeResult(AppChangeError.Locked, null, _lastWrite, running.Id);
             }
 
+            superseded = state.Deployment;
             var from = state.Current;
             var versioned = definition with { Version = NextVersionLocked() };
             state.Current = versioned;
@@ -131,6 +146,7 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
         }
 
         Changed?.Invoke();
+        RaiseDeploymentEvents(superseded, result.Deployment);
         return result;
     }
 
@@ -138,6 +154,7 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
     public ChangeResult Delete(string appId, bool force)
     {
         ChangeResult result;
+        Deployment? superseded;
         lock (_lock)
         {
             if (!_apps.TryGetValue(appId, out var state))
@@ -150,12 +167,14 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
                 return new ChangeResult(AppChangeError.Locked, null, _lastWrite, running.Id);
             }
 
+            superseded = state.Deployment;
             state.Deployment = NewDeployment(appId, state.Current, null, DeploymentActions.Stop);
             SaveLocked(state);
             result = new ChangeResult(AppChangeError.None, state.Deployment, _lastWrite);
         }
 
         Changed?.Invoke();
+        RaiseDeploymentEvents(superseded, result.Deployment);
         return result;
     }
 
@@ -166,6 +185,7 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
     public ChangeResult CancelDeployment(string deploymentId, bool force)
     {
         ChangeResult result;
+        Deployment cancelled;
         lock (_lock)
         {
             var state = _apps.Values.FirstOrDefault(a => a.Deployment?.Id == deploymentId);
@@ -175,6 +195,7 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
             }
 
             var dep = state.Deployment!;
+            cancelled = dep;
             var appId = dep.AppId;
             if (force)
             {
@@ -207,12 +228,14 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
         }
 
         Changed?.Invoke();
+        RaiseDeploymentEvents(cancelled, result.Deployment);
         return result;
     }
 
     /// <summary>Marks the app's deployment finished (called by the controller). Removes a deleted app.</summary>
     public void FinishDeployment(string appId, string deploymentId)
     {
+        Deployment finished;
         lock (_lock)
         {
             if (!_apps.TryGetValue(appId, out var state) || state.Deployment?.Id != deploymentId)
@@ -221,6 +244,7 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
             }
 
             var dep = state.Deployment;
+            finished = dep;
             state.Deployment = null;
             if (dep.Action == DeploymentActions.Stop)
             {
@@ -236,6 +260,7 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
         }
 
         Changed?.Invoke();
+        DeploymentEnded?.Invoke(finished, true);
     }
 
     /// <summary>Records an instance that ended without being asked to; sets the launch delay.</summary>
@@ -391,6 +416,19 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
     }
 
     private static string Key(string appId) => AppPrefix + appId;
+
+    private void RaiseDeploymentEvents(Deployment? ended, Deployment? started)
+    {
+        if (ended is not null)
+        {
+            DeploymentEnded?.Invoke(ended, false);
+        }
+
+        if (started is not null)
+        {
+            DeploymentStarted?.Invoke(started);
+        }
+    }
 
     // ------------------------------------------------------------------ helpers
 

@@ -1,0 +1,241 @@
+using System.Text.Json.Nodes;
+using Drover.Core;
+using Drover.Core.Api;
+using Drover.Core.Marathon;
+using Drover.Master.Services;
+
+namespace Drover.Master.Events;
+
+/// <summary>Marathon's event types (<c>eventType</c>), as its event bus names them.</summary>
+internal static class EventTypes
+{
+    public const string ApiPost = "api_post_event";
+    public const string DeploymentInfo = "deployment_info";
+    public const string DeploymentSuccess = "deployment_success";
+    public const string DeploymentFailed = "deployment_failed";
+    public const string DeploymentStepSuccess = "deployment_step_success";
+    public const string DeploymentStepFailure = "deployment_step_failure";
+    public const string GroupChangeSuccess = "group_change_success";
+    public const string AppTerminated = "app_terminated_event";
+    public const string StatusUpdate = "status_update_event";
+    public const string InstanceChanged = "instance_changed_event";
+    public const string HealthStatusChanged = "health_status_changed_event";
+    public const string InstanceHealthChanged = "instance_health_changed_event";
+    public const string FailedHealthCheck = "failed_health_check_event";
+    public const string UnhealthyInstanceKill = "unhealthy_instance_kill_event";
+    public const string StreamAttached = "event_stream_attached";
+    public const string StreamDetached = "event_stream_detached";
+}
+
+/// <summary>
+/// Builds Marathon's events with Marathon's JSON shapes (field names as in its event bus docs). Each
+/// payload closes over immutable values only, since it is serialized lazily (<see cref="MarathonEvent"/>).
+/// Drover's task ids double as Marathon's instance ids (one task per instance).
+/// </summary>
+internal static class EventFactory
+{
+    // ------------------------------------------------------------------ API and streams
+
+    public static MarathonEvent ApiPost(DateTimeOffset at, string clientIp, string uri, AppDefinition app) =>
+        new(EventTypes.ApiPost, at, _ => new JsonObject
+        {
+            ["clientIp"] = clientIp,
+            ["uri"] = uri,
+            ["appDefinition"] = AppNode(app),
+        });
+
+    public static MarathonEvent StreamAttached(DateTimeOffset at, string remoteAddress) =>
+        new(EventTypes.StreamAttached, at, _ => new JsonObject { ["remoteAddress"] = remoteAddress });
+
+    public static MarathonEvent StreamDetached(DateTimeOffset at, string remoteAddress) =>
+        new(EventTypes.StreamDetached, at, _ => new JsonObject { ["remoteAddress"] = remoteAddress });
+
+    // ------------------------------------------------------------------ deployments
+
+    /// <summary>The actions of a deployment's steps, one per step (as <c>/v2/deployments</c> shows them).</summary>
+    public static string[] StepActions(Deployment d) =>
+        d.Action == DeploymentActions.Start ? [DeploymentActions.Start, DeploymentActions.Scale] : [d.Action];
+
+    /// <summary><c>deployment_info</c>: step <paramref name="step"/> (0-based) of the plan starts.</summary>
+    public static MarathonEvent DeploymentInfo(DateTimeOffset at, Deployment d, int step) =>
+        new(EventTypes.DeploymentInfo, at, light => new JsonObject
+        {
+            ["plan"] = Plan(d, light),
+            ["currentStep"] = Step(StepActions(d)[step], d.AppId),
+        }, hasLightForm: true);
+
+    public static MarathonEvent DeploymentStepSuccess(DateTimeOffset at, Deployment d, int step) =>
+        new(EventTypes.DeploymentStepSuccess, at, light => new JsonObject
+        {
+            ["plan"] = Plan(d, light),
+            ["currentStep"] = Step(StepActions(d)[step], d.AppId),
+        }, hasLightForm: true);
+
+    public static MarathonEvent DeploymentStepFailure(DateTimeOffset at, Deployment d, int step) =>
+        new(EventTypes.DeploymentStepFailure, at, light => new JsonObject
+        {
+            ["plan"] = Plan(d, light),
+            ["currentStep"] = Step(StepActions(d)[step], d.AppId),
+        }, hasLightForm: true);
+
+    public static MarathonEvent DeploymentSuccess(DateTimeOffset at, Deployment d) =>
+        new(EventTypes.DeploymentSuccess, at, light => new JsonObject
+        {
+            ["id"] = d.Id,
+            ["plan"] = Plan(d, light),
+        }, hasLightForm: true);
+
+    public static MarathonEvent DeploymentFailed(DateTimeOffset at, Deployment d) =>
+        new(EventTypes.DeploymentFailed, at, light => new JsonObject
+        {
+            ["id"] = d.Id,
+            ["plan"] = Plan(d, light),
+        }, hasLightForm: true);
+
+    /// <summary><c>group_change_success</c> for the group holding the deployment's app.</summary>
+    public static MarathonEvent GroupChangeSuccess(DateTimeOffset at, Deployment d) =>
+        new(EventTypes.GroupChangeSuccess, at, _ => new JsonObject
+        {
+            ["groupId"] = ParentGroup(d.AppId),
+            ["version"] = PlanVersion(d),
+        });
+
+    public static MarathonEvent AppTerminated(DateTimeOffset at, string appId) =>
+        new(EventTypes.AppTerminated, at, _ => new JsonObject { ["appId"] = appId });
+
+    /// <summary>
+    /// Marathon's deployment plan. The full form carries the <c>original</c> and <c>target</c> groups; they
+    /// hold the affected app only (Drover deploys one app at a time). The light form
+    /// (<c>?plan-format=light</c>) leaves both out.
+    /// </summary>
+    public static JsonObject Plan(Deployment d, bool light)
+    {
+        var plan = new JsonObject
+        {
+            ["id"] = d.Id,
+            ["version"] = PlanVersion(d),
+            ["steps"] = new JsonArray([.. StepActions(d).Select(a => (JsonNode)Step(a, d.AppId))]),
+        };
+        if (!light)
+        {
+            plan["original"] = Group(d.From, d.From?.Version ?? PlanVersion(d));
+            plan["target"] = Group(d.To, PlanVersion(d));
+        }
+
+        return plan;
+    }
+
+    private static string PlanVersion(Deployment d) => d.To?.Version ?? MarathonEvent.FormatTimestamp(d.StartedAt);
+
+    private static JsonObject Step(string action, string appId) =>
+        new() { ["actions"] = new JsonArray(new JsonObject { ["action"] = action, ["app"] = appId }) };
+
+    private static JsonObject Group(AppDefinition? app, string version) => new()
+    {
+        ["id"] = "/",
+        ["apps"] = app is null ? new JsonArray() : new JsonArray(AppNode(app)),
+        ["pods"] = new JsonArray(),
+        ["groups"] = new JsonArray(),
+        ["dependencies"] = new JsonArray(),
+        ["version"] = version,
+    };
+
+    private static string ParentGroup(string appId) =>
+        AppId.TryParse(appId, out var id, out _) ? id.Parent.ToString() is { Length: > 0 } p ? p : "/" : "/";
+
+    // ------------------------------------------------------------------ tasks
+
+    /// <summary><c>status_update_event</c>: the task's latest status, as Marathon relays Mesos' updates.</summary>
+    public static MarathonEvent StatusUpdate(DateTimeOffset at, TaskView t) =>
+        new(EventTypes.StatusUpdate, at, _ => new JsonObject
+        {
+            ["slaveId"] = t.AgentId ?? "",
+            ["taskId"] = t.Id,
+            ["taskStatus"] = t.State.WireName(),
+            ["message"] = LatestMessage(t),
+            ["appId"] = t.AppId,
+            ["host"] = t.Hostname ?? "",
+            ["ipAddresses"] = new JsonArray(),
+            ["ports"] = new JsonArray([.. t.Ports.Select(p => (JsonNode)JsonValue.Create(p))]),
+            ["version"] = t.AppVersion ?? "",
+        });
+
+    public static MarathonEvent InstanceChanged(DateTimeOffset at, TaskView t) =>
+        new(EventTypes.InstanceChanged, at, _ => new JsonObject
+        {
+            ["instanceId"] = t.Id,
+            ["condition"] = Condition(t),
+            ["runSpecId"] = t.AppId,
+            ["agentId"] = t.AgentId ?? "",
+            ["host"] = t.Hostname ?? "",
+            ["runSpecVersion"] = t.AppVersion ?? "",
+        });
+
+    public static MarathonEvent HealthStatusChanged(DateTimeOffset at, TaskView t, bool alive) =>
+        new(EventTypes.HealthStatusChanged, at, _ => new JsonObject
+        {
+            ["appId"] = t.AppId,
+            ["taskId"] = t.Id,
+            ["instanceId"] = t.Id,
+            ["version"] = t.AppVersion ?? "",
+            ["alive"] = alive,
+        });
+
+    public static MarathonEvent InstanceHealthChanged(DateTimeOffset at, TaskView t, bool healthy) =>
+        new(EventTypes.InstanceHealthChanged, at, _ => new JsonObject
+        {
+            ["instanceId"] = t.Id,
+            ["runSpecId"] = t.AppId,
+            ["runSpecVersion"] = t.AppVersion ?? "",
+            ["healthy"] = healthy,
+        });
+
+    /// <summary><c>failed_health_check_event</c>, with the app's health check when <paramref name="app"/> is known.</summary>
+    public static MarathonEvent FailedHealthCheck(DateTimeOffset at, TaskView t, AppDefinition? app) =>
+        new(EventTypes.FailedHealthCheck, at, _ => new JsonObject
+        {
+            ["appId"] = t.AppId,
+            ["taskId"] = t.Id,
+            ["instanceId"] = t.Id,
+            ["healthCheck"] = app is null ? null : AppNode(app)["healthChecks"]?.AsArray().FirstOrDefault()?.DeepClone(),
+        });
+
+    public static MarathonEvent UnhealthyInstanceKill(DateTimeOffset at, TaskView t) =>
+        new(EventTypes.UnhealthyInstanceKill, at, _ => new JsonObject
+        {
+            ["appId"] = t.AppId,
+            ["taskId"] = t.Id,
+            ["instanceId"] = t.Id,
+            ["version"] = t.AppVersion ?? "",
+            ["reason"] = LatestMessage(t),
+            ["host"] = t.Hostname ?? "",
+            ["slaveId"] = t.AgentId,
+        });
+
+    /// <summary>Marathon's instance condition for a task state.</summary>
+    public static string Condition(TaskView t) => t.State switch
+    {
+        TaskState.Pending => "Scheduled",
+        TaskState.Staging => "Staging",
+        TaskState.Starting => "Starting",
+        TaskState.Running => "Running",
+        TaskState.Killing => "Killing",
+        TaskState.Finished => "Finished",
+        TaskState.Failed => "Failed",
+        TaskState.Killed => "Killed",
+        TaskState.Error => "Error",
+        TaskState.Dropped => "Dropped",
+        TaskState.Unreachable => "Unreachable",
+        TaskState.Gone or TaskState.GoneByOperator => "Gone",
+        TaskState.Lost when t.Reason == TaskReasons.AgentRemoved => "Gone",
+        _ => "Unknown",
+    };
+
+    /// <summary>True for the terminal update of a task its agent killed for failing its health check.</summary>
+    public static bool KilledForHealth(TaskView t) =>
+        t.State == TaskState.Killed && (t.Healthy == false || t.Reason == TaskReasons.TaskHealthCheckStatusUpdated);
+
+    private static string LatestMessage(TaskView t) => (t.Statuses.IsEmpty ? t.Message : t.Statuses[^1].Message) ?? "";
+
+    private static JsonObject AppNode(AppDefinition app) => JsonNode.Parse(MarathonJson.Serialize(app))!.AsObject();
+}

@@ -1,0 +1,185 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Drover.Master.Events;
+
+/// <summary>
+/// <c>GET /v2/events</c>: Marathon's event stream as Server-Sent Events. Each event is one frame,
+/// <c>event: TYPE\ndata: JSON\n\n</c>; an idle stream gets a comment line every
+/// <see cref="EventBusOptions.KeepAlive"/>. <c>?event_type=T</c> (repeatable) keeps only those types;
+/// <c>?plan-format=light</c> leaves the original and target groups out of deployment events. The stream
+/// ends when the client goes, when the master stops, or when the client falls too far behind (it is told
+/// so in a comment, and reconnects). Answers with SSE whatever the Accept header says.
+/// </summary>
+internal static partial class EventsEndpoint
+{
+    /// <summary>Events written before a flush at most, so a fast publisher cannot grow the response buffer.</summary>
+    internal const int MaxBatch = 64;
+
+    private static readonly byte[] KeepAliveComment = Encoding.UTF8.GetBytes(": keep-alive\n\n");
+    private static readonly byte[] DroppedComment = Encoding.UTF8.GetBytes(": dropped: this client fell too far behind; reconnect\n\n");
+
+    public static void Map(IEndpointRouteBuilder app)
+    {
+        // Attach the publisher's hooks now, before the first request can change anything.
+        _ = app.ServiceProvider.GetService<EventPublisher>();
+        app.MapGet("/v2/events", StreamAsync);
+    }
+
+    private static async Task StreamAsync(HttpContext http, EventBus bus, IHostApplicationLifetime lifetime, TimeProvider time, ILoggerFactory loggers)
+    {
+        var query = http.Request.Query;
+        var types = query["event_type"]
+            .SelectMany(v => (v ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            .ToList();
+        var light = string.Equals(query["plan-format"].ToString(), "light", StringComparison.OrdinalIgnoreCase);
+        var remote = http.Connection.RemoteIpAddress?.ToString() ?? "";
+        var logger = loggers.CreateLogger(typeof(EventsEndpoint).FullName!);
+
+        http.Response.StatusCode = StatusCodes.Status200OK;
+        http.Response.ContentType = "text/event-stream";
+        http.Response.Headers.CacheControl = "no-cache, no-store";
+        http.Response.Headers["X-Accel-Buffering"] = "no"; // nginx and friends: do not buffer the stream
+        http.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+
+        // Long-lived: it must end when the master stops, or shutdown would wait for the client.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, lifetime.ApplicationStopping);
+        var subscription = bus.Subscribe(types);
+        LogAttached(logger, remote, types.Count == 0 ? "all" : string.Join(',', types));
+        bus.Publish(EventFactory.StreamAttached(time.GetUtcNow(), remote));
+        try
+        {
+            await http.Response.StartAsync(stop.Token).ConfigureAwait(false);
+            await WriteAsync(http.Response.BodyWriter, subscription, light, bus.Options.KeepAlive, stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+        catch (IOException)
+        {
+            // The client went away mid-write.
+        }
+        finally
+        {
+            subscription.Dispose();
+            bus.Publish(EventFactory.StreamDetached(time.GetUtcNow(), remote));
+            LogDetached(logger, remote, subscription.Dropped);
+        }
+    }
+
+    /// <summary>
+    /// Writes the subscription's events to <paramref name="output"/> as SSE frames until it completes or
+    /// <paramref name="ct"/> is cancelled. Flushes as soon as no further event is ready (and every
+    /// <see cref="MaxBatch"/> events), so no event waits in a buffer; a flush waits for a slow client, whose
+    /// subscription then fills and is dropped rather than holding up the bus. Internal for tests.
+    /// </summary>
+    internal static async Task WriteAsync(PipeWriter output, EventSubscription subscription, bool light, TimeSpan keepAlive, CancellationToken ct)
+    {
+        var reader = subscription.Reader;
+        CancellationTokenSource? idle = null;
+        try
+        {
+            while (true)
+            {
+                var batch = 0;
+                while (batch < MaxBatch && reader.TryRead(out var e))
+                {
+                    output.Write(e.Frame(light).Span);
+                    batch++;
+                }
+
+                if (batch > 0)
+                {
+                    if (await FlushEndedAsync(output, ct).ConfigureAwait(false))
+                    {
+                        return;
+                    }
+
+                    continue;
+                }
+
+                idle ??= CancellationTokenSource.CreateLinkedTokenSource(ct);
+                idle.CancelAfter(keepAlive);
+                bool more;
+                try
+                {
+                    more = await reader.WaitToReadAsync(idle.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                {
+                    idle.Dispose();
+                    idle = null;
+                    output.Write(KeepAliveComment);
+                    if (await FlushEndedAsync(output, ct).ConfigureAwait(false))
+                    {
+                        return;
+                    }
+
+                    continue;
+                }
+
+                if (!idle.TryReset())
+                {
+                    idle.Dispose();
+                    idle = null;
+                }
+
+                if (!more)
+                {
+                    // Detached or dropped; everything buffered has been written.
+                    if (subscription.Dropped)
+                    {
+                        output.Write(DroppedComment);
+                        await FlushEndedAsync(output, ct).ConfigureAwait(false);
+                    }
+
+                    return;
+                }
+            }
+        }
+        finally
+        {
+            idle?.Dispose();
+        }
+    }
+
+    private static async ValueTask<bool> FlushEndedAsync(PipeWriter output, CancellationToken ct)
+    {
+        var result = await output.FlushAsync(ct).ConfigureAwait(false);
+        return result.IsCompleted || result.IsCanceled;
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Event stream attached for {Remote} (event types: {Types})")]
+    private static partial void LogAttached(ILogger logger, string remote, string types);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Event stream detached for {Remote} (dropped for falling behind: {Dropped})")]
+    private static partial void LogDetached(ILogger logger, string remote, bool dropped);
+}
+
+/// <summary>Registers the event bus and its publisher.</summary>
+internal static class EventServices
+{
+    public static IServiceCollection AddDroverEvents(this IServiceCollection services)
+    {
+        services.AddHttpContextAccessor(); // api_post_event names the client and the URI of the change
+        services.TryAddSingleton(new EventBusOptions());
+        services.AddSingleton(sp => new EventBus(sp.GetRequiredService<EventBusOptions>()));
+        services.AddSingleton(sp => new EventPublisher(
+            sp.GetRequiredService<EventBus>(),
+            sp.GetRequiredService<Services.ServiceRegistry>(),
+            sp.GetRequiredService<State.ClusterState>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetService<IHttpContextAccessor>()));
+        services.AddHostedService(sp => sp.GetRequiredService<EventPublisher>());
+        return services;
+    }
+}

@@ -1,0 +1,261 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using Drover.Cli.Hosting;
+using Drover.Testing;
+
+namespace Drover.Master.Tests.Services;
+
+/// <summary>Marathon apps on a real in-process cluster (needs root: instances are real processes).</summary>
+[Collection(RealClusterCollection.Name)]
+public sealed class ServicesTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+    private InProcessCluster? _cluster;
+    private HttpClient _http = null!;
+
+    public async Task InitializeAsync()
+    {
+        if (!Requirements.RootAvailable())
+        {
+            return;
+        }
+
+        _cluster = await InProcessCluster.StartAsync();
+        await _cluster.AddAgentAsync("svc-host", TestPorts.Resources("cpus:8;mem:4096;disk:1024", 200));
+        _http = new HttpClient { BaseAddress = _cluster.Master.Url };
+    }
+
+    public async Task DisposeAsync()
+    {
+        _http?.Dispose();
+        if (_cluster is not null)
+        {
+            await _cluster.DisposeAsync();
+        }
+    }
+
+    private static string HttpApp(string id, int instances, string cmd = "python3 -m http.server $PORT0", string extra = "") => $$"""
+        {"id": "{{id}}", "cmd": "{{cmd}}", "cpus": 0.05, "mem": 48, "instances": {{instances}}{{extra}},
+         "healthChecks": [{"protocol": "HTTP", "path": "/", "gracePeriodSeconds": 5, "intervalSeconds": 1, "timeoutSeconds": 3, "maxConsecutiveFailures": 3, "delaySeconds": 0}]}
+        """;
+
+    private async Task<(HttpStatusCode Status, JsonNode? Body)> Send(HttpMethod method, string path, string? json = null)
+    {
+        using var request = new HttpRequestMessage(method, path) { Content = json is null ? null : new StringContent(json, Encoding.UTF8, "application/json") };
+        using var response = await _http.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        return (response.StatusCode, text.Length == 0 ? null : JsonNode.Parse(text));
+    }
+
+    private async Task<JsonObject> App(string id) => (await Send(HttpMethod.Get, "/v2/apps" + id)).Body!["app"]!.AsObject();
+
+    private async Task<JsonObject> WaitForApp(string id, Func<JsonObject, bool> done, string what) =>
+        await Wait.UntilAsync(() => App(id), done, Timeout, what);
+
+    private static int Healthy(JsonObject app) => app["tasksHealthy"]!.GetValue<int>();
+
+    private static bool Settled(JsonObject app, int n) => Healthy(app) == n && app["deployments"]!.AsArray().Count == 0 && app["tasks"]!.AsArray().Count == n;
+
+    [Fact]
+    public async Task PostApp_ThreeInstances_HealthyAndAnsweringOnTheirPorts()
+    {
+        if (_cluster is null)
+        {
+            return;
+        }
+
+        var (status, body) = await Send(HttpMethod.Post, "/v2/apps", HttpApp("/web", 3));
+        Assert.Equal(HttpStatusCode.Created, status);
+        Assert.Equal("/web", body!["id"]!.GetValue<string>());
+        Assert.Single(body["deployments"]!.AsArray());
+
+        var app = await WaitForApp("/web", a => Settled(a, 3), "3 healthy instances");
+
+        using var probe = new HttpClient();
+        foreach (var task in app["tasks"]!.AsArray())
+        {
+            var port = task!["ports"]![0]!.GetValue<int>();
+            Assert.Equal(HttpStatusCode.OK, (await probe.GetAsync($"http://127.0.0.1:{port}/")).StatusCode);
+            Assert.True(task["healthCheckResults"]![0]!["alive"]!.GetValue<bool>());
+        }
+    }
+
+    [Fact]
+    public async Task KilledInstanceProcess_ReplacedAndFailureRecorded()
+    {
+        if (_cluster is null)
+        {
+            return;
+        }
+
+        await Send(HttpMethod.Post, "/v2/apps", HttpApp("/heal", 2));
+        var app = await WaitForApp("/heal", a => Settled(a, 2), "2 healthy instances");
+        var victim = app["tasks"]![0]!["id"]!.GetValue<string>();
+        var cgroup = Path.Combine("/sys/fs/cgroup/memory", DroverHosts.CgroupNameFor(Path.Combine(_cluster.Root, "svc-host")), victim, "cgroup.procs");
+        foreach (var pid in File.ReadAllLines(cgroup))
+        {
+            Process(int.Parse(pid, System.Globalization.CultureInfo.InvariantCulture)).Kill();
+        }
+
+        var healed = await WaitForApp("/heal", a => Settled(a, 2) && a["tasks"]!.AsArray().All(t => t!["id"]!.GetValue<string>() != victim), "a healthy replacement");
+
+        Assert.True(victim == healed["lastTaskFailure"]!["taskId"]!.GetValue<string>(), healed["lastTaskFailure"]!.ToJsonString());
+        Assert.Equal("TASK_FAILED", healed["lastTaskFailure"]!["state"]!.GetValue<string>());
+    }
+
+    private static System.Diagnostics.Process Process(int pid) => System.Diagnostics.Process.GetProcessById(pid);
+
+    [Fact]
+    public async Task RollingRestart_TenInstancesHalfCapacity_NeverBelowFiveHealthy()
+    {
+        if (_cluster is null)
+        {
+            return;
+        }
+
+        var strategy = ""","upgradeStrategy": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0}""";
+        await Send(HttpMethod.Post, "/v2/apps", HttpApp("/roll", 10, extra: strategy));
+        var before = await WaitForApp("/roll", a => Settled(a, 10), "10 healthy instances");
+        var oldVersion = before["version"]!.GetValue<string>();
+
+        var (status, restart) = await Send(HttpMethod.Post, "/v2/apps/roll/restart");
+        Assert.Equal(HttpStatusCode.OK, status);
+        var newVersion = restart!["version"]!.GetValue<string>();
+        Assert.NotEqual(oldVersion, newVersion);
+
+        // Sample the API throughout the rollout: the healthy count never drops below the floor,
+        // and never more than 10 instances run at once (maximumOverCapacity 0).
+        var minHealthy = int.MaxValue;
+        var maxTotal = 0;
+        var done = await Wait.UntilAsync(async () =>
+        {
+            var app = await App("/roll");
+            var healthy = app["tasks"]!.AsArray().Count(t => t!["state"]!.GetValue<string>() == "TASK_RUNNING"
+                && t["healthCheckResults"]!.AsArray().Any(r => r!["alive"]!.GetValue<bool>()));
+            minHealthy = Math.Min(minHealthy, healthy);
+            maxTotal = Math.Max(maxTotal, app["tasks"]!.AsArray().Count(t => t!["state"]!.GetValue<string>() != "TASK_KILLING"));
+            return app;
+        }, a => Settled(a, 10) && a["tasks"]!.AsArray().All(t => t!["version"]!.GetValue<string>() == newVersion), Timeout, "all 10 instances on the new version",
+        interval: TimeSpan.FromMilliseconds(50));
+
+        Assert.True(minHealthy >= 5, $"healthy instances dropped to {minHealthy} during the rolling restart");
+        Assert.True(maxTotal <= 10, $"{maxTotal} instances ran at once");
+        Assert.Equal(10, Healthy(done));
+    }
+
+    [Fact]
+    public async Task FailingNewVersion_StaysAtFloor_RollbackRestores()
+    {
+        if (_cluster is null)
+        {
+            return;
+        }
+
+        var strategy = ""","upgradeStrategy": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0}""";
+        await Send(HttpMethod.Post, "/v2/apps", HttpApp("/bad", 4, extra: strategy));
+        var good = await WaitForApp("/bad", a => Settled(a, 4), "4 healthy instances");
+
+        // A version that never answers its health check.
+        var (status, put) = await Send(HttpMethod.Put, "/v2/apps/bad", """{"cmd": "sleep 1000"}""");
+        Assert.Equal(HttpStatusCode.OK, status);
+        var deployment = put!["deploymentId"]!.GetValue<string>();
+
+        var minHealthy = int.MaxValue;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(8);
+        while (DateTime.UtcNow < deadline)
+        {
+            minHealthy = Math.Min(minHealthy, Healthy(await App("/bad")));
+            await Task.Delay(100);
+        }
+
+        Assert.True(minHealthy >= 2, $"healthy instances dropped to {minHealthy}; the floor is 2");
+        var (locked, conflict) = await Send(HttpMethod.Put, "/v2/apps/bad", """{"instances": 5}""");
+        Assert.Equal(HttpStatusCode.Conflict, locked);
+        Assert.Equal(deployment, conflict!["deployments"]![0]!["id"]!.GetValue<string>());
+
+        var (rolledBack, _) = await Send(HttpMethod.Delete, "/v2/deployments/" + deployment);
+        Assert.Equal(HttpStatusCode.OK, rolledBack);
+
+        var restored = await WaitForApp("/bad", a => Settled(a, 4), "4 healthy instances after rollback");
+        Assert.Equal(good["cmd"]!.GetValue<string>(), restored["cmd"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task ScaleAndDelete_InstancesFollow()
+    {
+        if (_cluster is null)
+        {
+            return;
+        }
+
+        await Send(HttpMethod.Post, "/v2/apps", HttpApp("/scale", 1));
+        await WaitForApp("/scale", a => Settled(a, 1), "1 instance");
+
+        var (status, _) = await Send(HttpMethod.Put, "/v2/apps/scale", """{"instances": 3}""");
+        Assert.Equal(HttpStatusCode.OK, status);
+        var scaled = await WaitForApp("/scale", a => Settled(a, 3), "3 instances");
+        Assert.Single(scaled["tasks"]!.AsArray().Select(t => t!["version"]!.GetValue<string>()).Distinct());
+
+        var one = scaled["tasks"]![0]!["id"]!.GetValue<string>();
+        var (killed, _) = await Send(HttpMethod.Delete, $"/v2/apps/scale/tasks/{one}?scale=true");
+        Assert.Equal(HttpStatusCode.OK, killed);
+        await WaitForApp("/scale", a => a["instances"]!.GetValue<int>() == 2 && Settled(a, 2), "scaled down to 2");
+
+        var (deleted, _) = await Send(HttpMethod.Delete, "/v2/apps/scale");
+        Assert.Equal(HttpStatusCode.OK, deleted);
+        await Wait.UntilAsync(async () => (await Send(HttpMethod.Get, "/v2/apps/scale")).Status == HttpStatusCode.NotFound, Timeout, "the app to be gone");
+        Assert.Empty((await _cluster.Client.ListTasksAsync(Core.TaskState.Running)).Where(t => t.AppId == "/scale"));
+    }
+
+    [Fact]
+    public async Task BadDefinitions_MarathonErrorShapes()
+    {
+        if (_cluster is null)
+        {
+            return;
+        }
+
+        var (invalid, body) = await Send(HttpMethod.Post, "/v2/apps", """{"id": "/v", "cmd": "true", "cpus": -1, "instances": -2}""");
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, invalid);
+        Assert.Equal("Object is not valid", body!["message"]!.GetValue<string>());
+        var paths = body["details"]!.AsArray().Select(d => d!["path"]!.GetValue<string>()).ToList();
+        Assert.Contains("/cpus", paths);
+        Assert.Contains("/instances", paths);
+
+        var (container, c) = await Send(HttpMethod.Post, "/v2/apps", """{"id": "/c", "container": {"type": "DOCKER", "docker": {"image": "nginx"}}}""");
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, container);
+        Assert.Contains(c!["details"]!.AsArray(), d => d!["path"]!.GetValue<string>().StartsWith("/container", StringComparison.Ordinal));
+
+        var (missing, m) = await Send(HttpMethod.Get, "/v2/apps/nope");
+        Assert.Equal(HttpStatusCode.NotFound, missing);
+        Assert.Equal("App '/nope' does not exist", m!["message"]!.GetValue<string>());
+
+        await Send(HttpMethod.Post, "/v2/apps", """{"id": "/dup", "cmd": "sleep 1000", "cpus": 0.05, "mem": 16}""");
+        var (dup, d) = await Send(HttpMethod.Post, "/v2/apps", """{"id": "/dup", "cmd": "sleep 1000", "cpus": 0.05, "mem": 16}""");
+        Assert.Equal(HttpStatusCode.Conflict, dup);
+        Assert.Contains("already exists", d!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task MasterRestart_AppsAndInstancesKept()
+    {
+        if (_cluster is null)
+        {
+            return;
+        }
+
+        await Send(HttpMethod.Post, "/v2/apps", HttpApp("/durable", 2));
+        var before = await WaitForApp("/durable", a => Settled(a, 2), "2 healthy instances");
+        var ids = before["tasks"]!.AsArray().Select(t => t!["id"]!.GetValue<string>()).Order().ToList();
+
+        await _cluster.RestartMasterAsync();
+        _http.Dispose();
+        _http = new HttpClient { BaseAddress = _cluster.Master.Url };
+
+        var after = await WaitForApp("/durable", a => Settled(a, 2), "the app after the restart");
+        Assert.Equal(before["version"]!.GetValue<string>(), after["version"]!.GetValue<string>());
+        Assert.Equal(ids, after["tasks"]!.AsArray().Select(t => t!["id"]!.GetValue<string>()).Order().ToList());
+    }
+}
