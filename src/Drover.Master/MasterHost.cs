@@ -83,6 +83,7 @@ public static partial class MasterHost
         DroverApiEndpoints.Map(app);
         MesosStateEndpoints.Map(app, Version);
         MarathonEndpoints.Map(app);
+        GroupEndpoints.Map(app);
         EventsEndpoint.Map(app);
         app.MapFallback((HttpContext http) => ApiResults.NotFound($"no route for {http.Request.Method} {http.Request.Path}"));
         return app;

@@ -379,7 +379,7 @@ internal sealed record DeploymentProgress(WatchTarget Target, JsonObject? App, J
     {
         var action = MarathonCli.ActionOf(Deployment);
         var header = new Markup($"[bold]{Markup.Escape(Target.AppId)}[/]  deployment [blue]{Markup.Escape(Target.DeploymentId)}[/]"
-            + (action is null ? "" : $" ({Markup.Escape(action)})") + $"  [grey]{MarathonCli.Seconds(Elapsed)}[/]");
+            + (action is not null ? $" ({Markup.Escape(action)})" : Finished ? " [green]finished[/]" : "") + $"  [grey]{MarathonCli.Seconds(Elapsed)}[/]");
         if (App is null)
         {
             return new Rows(header, new Markup("app removed"));

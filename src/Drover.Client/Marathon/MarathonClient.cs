@@ -108,7 +108,7 @@ public sealed class MarathonClient : IDisposable
 
     /// <summary><c>POST /v2/apps</c>: creates the app (409 if it exists).</summary>
     public Task<DeploymentRef> CreateAppAsync(JsonObject app, bool force = false, CancellationToken ct = default) =>
-        ChangeAsync(HttpMethod.Post, "v2/apps" + Query(("force", force)), app, ct);
+        ChangeAsync(HttpMethod.Post, "v2/apps" + Query(("force", Flag(force))), app, ct);
 
     /// <summary>
     /// <c>PUT /v2/apps/{id}</c>: creates or updates the app. With <paramref name="partialUpdate"/> (Marathon's
@@ -116,11 +116,11 @@ public sealed class MarathonClient : IDisposable
     /// <paramref name="force"/> overrides a deployment that holds the app.
     /// </summary>
     public Task<DeploymentRef> PutAppAsync(string id, JsonObject app, bool force = false, bool partialUpdate = true, CancellationToken ct = default) =>
-        ChangeAsync(HttpMethod.Put, AppPath(id) + Query(("force", force), ("partialUpdate", partialUpdate ? null : false)), app, ct);
+        ChangeAsync(HttpMethod.Put, AppPath(id) + Query(("force", Flag(force)), ("partialUpdate", partialUpdate ? null : "false")), app, ct);
 
     /// <summary><c>PATCH /v2/apps/{id}</c>: merges <paramref name="changes"/> onto the app (404 if it does not exist).</summary>
     public Task<DeploymentRef> PatchAppAsync(string id, JsonObject changes, bool force = false, CancellationToken ct = default) =>
-        ChangeAsync(HttpMethod.Patch, AppPath(id) + Query(("force", force)), changes, ct);
+        ChangeAsync(HttpMethod.Patch, AppPath(id) + Query(("force", Flag(force))), changes, ct);
 
     /// <summary>Sets the instance count (<c>PUT /v2/apps/{id}</c> with <c>{"instances": n}</c>); the version stays.</summary>
     public Task<DeploymentRef> ScaleAppAsync(string id, int instances, bool force = false, CancellationToken ct = default) =>
@@ -128,11 +128,11 @@ public sealed class MarathonClient : IDisposable
 
     /// <summary><c>DELETE /v2/apps/{id}</c>: kills the instances, then removes the app.</summary>
     public Task<DeploymentRef> DeleteAppAsync(string id, bool force = false, CancellationToken ct = default) =>
-        ChangeAsync(HttpMethod.Delete, AppPath(id) + Query(("force", force)), null, ct);
+        ChangeAsync(HttpMethod.Delete, AppPath(id) + Query(("force", Flag(force))), null, ct);
 
     /// <summary><c>POST /v2/apps/{id}/restart</c>: rolls every instance over to a new version of the same definition.</summary>
     public Task<DeploymentRef> RestartAppAsync(string id, bool force = false, CancellationToken ct = default) =>
-        ChangeAsync(HttpMethod.Post, AppPath(id) + "/restart" + Query(("force", force)), null, ct);
+        ChangeAsync(HttpMethod.Post, AppPath(id) + "/restart" + Query(("force", Flag(force))), null, ct);
 
     /// <summary><c>GET /v2/apps/{id}/versions</c>: version ids, newest first.</summary>
     public async Task<IReadOnlyList<string>> ListVersionsAsync(string id, CancellationToken ct = default)
@@ -161,19 +161,11 @@ public sealed class MarathonClient : IDisposable
     /// <paramref name="scale"/>, which also lowers the instance count). Returns the raw answer.
     /// </summary>
     public async Task<JsonNode?> KillAppTaskAsync(string appId, string taskId, bool scale = false, CancellationToken ct = default) =>
-        (await SendAsync(HttpMethod.Delete, AppPath(appId) + "/tasks/" + Uri.EscapeDataString(taskId) + Query(("scale", scale)), null, ct).ConfigureAwait(false)).Node;
+        (await SendAsync(HttpMethod.Delete, AppPath(appId) + "/tasks/" + Uri.EscapeDataString(taskId) + Query(("scale", Flag(scale))), null, ct).ConfigureAwait(false)).Node;
 
     /// <summary><c>DELETE /v2/apps/{id}/tasks[?host=]</c>: kills all instances (on one host). Returns the raw answer.</summary>
-    public async Task<JsonNode?> KillAppTasksAsync(string appId, string? host = null, bool scale = false, CancellationToken ct = default)
-    {
-        var query = Query(("scale", scale));
-        if (host is not null)
-        {
-            query += (query.Length == 0 ? "?" : "&") + "host=" + Uri.EscapeDataString(host);
-        }
-
-        return (await SendAsync(HttpMethod.Delete, AppPath(appId) + "/tasks" + query, null, ct).ConfigureAwait(false)).Node;
-    }
+    public async Task<JsonNode?> KillAppTasksAsync(string appId, string? host = null, bool scale = false, CancellationToken ct = default) =>
+        (await SendAsync(HttpMethod.Delete, AppPath(appId) + "/tasks" + Query(("scale", Flag(scale)), ("host", host)), null, ct).ConfigureAwait(false)).Node;
 
     // ------------------------------------------------------------------ deployments, queue
 
@@ -188,7 +180,7 @@ public sealed class MarathonClient : IDisposable
     /// </summary>
     public async Task<DeploymentRef?> CancelDeploymentAsync(string deploymentId, bool force = false, CancellationToken ct = default)
     {
-        var result = await ChangeAsync(HttpMethod.Delete, "v2/deployments/" + Uri.EscapeDataString(deploymentId) + Query(("force", force)), null, ct).ConfigureAwait(false);
+        var result = await ChangeAsync(HttpMethod.Delete, "v2/deployments/" + Uri.EscapeDataString(deploymentId) + Query(("force", Flag(force))), null, ct).ConfigureAwait(false);
         return result.DeploymentId is null ? null : result;
     }
 
@@ -208,11 +200,11 @@ public sealed class MarathonClient : IDisposable
     private static string Embed(IEnumerable<string>? embed) =>
         embed is null ? "" : string.Concat(embed.Select((e, i) => (i == 0 ? "?" : "&") + "embed=" + Uri.EscapeDataString(e)));
 
-    private static string Query(params (string Name, bool? Value)[] flags)
-    {
-        var set = flags.Where(f => f.Value is not null && (f.Value.Value || f.Name == "partialUpdate")).ToList();
-        return string.Concat(set.Select((f, i) => $"{(i == 0 ? "?" : "&")}{f.Name}={(f.Value!.Value ? "true" : "false")}"));
-    }
+    /// <summary>A query string of the parameters that have a value (<c>?force=true&amp;…</c>), or "".</summary>
+    private static string Query(params (string Name, string? Value)[] parameters) =>
+        string.Concat(parameters.Where(p => p.Value is not null).Select((p, i) => $"{(i == 0 ? "?" : "&")}{p.Name}={Uri.EscapeDataString(p.Value!)}"));
+
+    private static string? Flag(bool on) => on ? "true" : null;
 
     private async Task<DeploymentRef> ChangeAsync(HttpMethod method, string path, JsonNode? content, CancellationToken ct)
     {

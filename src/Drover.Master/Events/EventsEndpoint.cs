@@ -59,6 +59,7 @@ internal static partial class EventsEndpoint
         try
         {
             await http.Response.StartAsync(stop.Token).ConfigureAwait(false);
+            await http.Response.BodyWriter.FlushAsync(stop.Token).ConfigureAwait(false); // the headers now, not with the first event
             await WriteAsync(http.Response.BodyWriter, subscription, light, bus.Options.KeepAlive, stop.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)

@@ -160,8 +160,10 @@ internal static class MarathonEndpoints
             return Json(new JsonObject { ["tasks"] = TasksJson(killed) });
         });
 
+        // A group change is one plan over several apps sharing one deployment id: one entry each.
         app.MapGet("/v2/deployments", (ServiceRegistry registry) =>
-            Json(new JsonArray([.. registry.List().Where(a => a.Deployment is not null).Select(a => DeploymentJson(a.Deployment!))])));
+            Json(new JsonArray([.. registry.List().Where(a => a.Deployment is not null).Select(a => a.Deployment!)
+                .GroupBy(d => d.Id).Select(g => (JsonNode)DeploymentJson([.. g]))])));
 
         app.MapDelete("/v2/deployments/{id}", async (string id, HttpContext http, ServiceRegistry registry) =>
         {
@@ -461,24 +463,37 @@ internal static class MarathonEndpoints
         return task;
     }
 
-    private static JsonObject DeploymentJson(Deployment d)
+    private static JsonObject DeploymentJson(IReadOnlyList<Deployment> plan)
     {
-        var actions = d.Action switch
+        static string[] ActionsOf(Deployment d) => d.Action == DeploymentActions.Start ? [DeploymentActions.Start, DeploymentActions.Scale] : [d.Action];
+
+        var total = plan.Max(d => ActionsOf(d).Length);
+        var steps = new JsonArray();
+        for (var i = 0; i < total; i++)
         {
-            DeploymentActions.Start => new[] { DeploymentActions.Start, DeploymentActions.Scale },
-            _ => [d.Action],
-        };
-        var steps = new JsonArray([.. actions.Select(a => (JsonNode)new JsonObject { ["actions"] = new JsonArray(new JsonObject { ["action"] = a, ["app"] = d.AppId }) })]);
+            var step = i;
+            steps.Add(new JsonObject
+            {
+                ["actions"] = new JsonArray([.. plan.Where(d => ActionsOf(d).Length > step)
+                    .Select(d => (JsonNode)new JsonObject { ["action"] = ActionsOf(d)[step], ["app"] = d.AppId })]),
+            });
+        }
+
         return new JsonObject
         {
-            ["id"] = d.Id,
-            ["version"] = d.Version,
-            ["affectedApps"] = new JsonArray(d.AppId),
+            ["id"] = plan[0].Id,
+            ["version"] = plan.Max(d => d.Version),
+            ["affectedApps"] = new JsonArray([.. plan.Select(d => (JsonNode)JsonValue.Create(d.AppId)!)]),
             ["affectedPods"] = new JsonArray(),
             ["steps"] = steps,
-            ["currentActions"] = new JsonArray(new JsonObject { ["action"] = actions[^1], ["app"] = d.AppId, ["readinessCheckResults"] = new JsonArray() }),
-            ["currentStep"] = actions.Length,
-            ["totalSteps"] = actions.Length,
+            ["currentActions"] = new JsonArray([.. plan.Select(d => (JsonNode)new JsonObject
+            {
+                ["action"] = ActionsOf(d)[^1],
+                ["app"] = d.AppId,
+                ["readinessCheckResults"] = new JsonArray(),
+            })]),
+            ["currentStep"] = total,
+            ["totalSteps"] = total,
         };
     }
 

@@ -141,6 +141,12 @@ internal sealed partial class ServiceController : BackgroundService
             return;
         }
 
+        // In a group plan, an app waits until the apps it depends on have finished deploying.
+        if (dep is not null && !dep.DependsOn.IsEmpty && _registry.AnyDeploying(dep.Id, dep.DependsOn))
+        {
+            return;
+        }
+
         var current = app.Current;
         var n = current.Instances ?? AppDefinition.DefaultInstances;
         var fresh = alive.Where(t => t.AppVersion == current.Version).ToList();

@@ -33,6 +33,9 @@ internal sealed record Deployment
 
     public required DateTimeOffset StartedAt { get; init; }
 
+    /// <summary>Apps whose deployment in the same plan must finish before this one acts (group dependencies).</summary>
+    public ImmutableArray<string> DependsOn { get; init => field = value.IsDefault ? [] : value; } = [];
+
     public string Version => To?.Version ?? From?.Version ?? "";
 }
 
@@ -82,6 +85,8 @@ internal sealed record PersistedDeployment
     public string? To { get; init; }
 
     public required DateTimeOffset StartedAt { get; init; }
+
+    public ImmutableArray<string> DependsOn { get; init => field = value.IsDefault ? [] : value; } = [];
 }
 
 [System.Text.Json.Serialization.JsonSourceGenerationOptions(System.Text.Json.JsonSerializerDefaults.Web)]

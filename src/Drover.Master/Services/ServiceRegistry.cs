@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Globalization;
 using System.Text.Json;
 using Drover.Core.Marathon;
@@ -55,55 +56,141 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
     public ChangeResult Put(AppDefinition app, bool mustCreate, bool force)
     {
         ChangeResult result;
-        Deployment? superseded = null;
+        Deployment? superseded;
         lock (_lock)
         {
-            var id = app.Id!;
-            _apps.TryGetValue(id, out var existing);
-            if (existing is not null && mustCreate)
-            {
-                return new ChangeResult(AppChangeError.AlreadyExists, null, _lastWrite);
-            }
+            result = PutLocked(app, mustCreate, force, planId: null, dependsOn: [], out superseded);
+        }
 
-            if (existing?.Deployment is { } running && !force)
-            {
-                return new ChangeResult(AppChangeError.Locked, null, _lastWrite, running.Id);
-            }
-
-            var versioned = app with { Version = NextVersionLocked(), VersionInfo = null };
-            if (existing is null)
-            {
-                var state = new AppState(versioned);
-                _apps[id] = state;
-                state.Deployment = NewDeployment(id, null, versioned, DeploymentActions.Start);
-                SaveLocked(state);
-                result = new ChangeResult(AppChangeError.None, state.Deployment, _lastWrite);
-            }
-            else
-            {
-                var action = SameExceptScale(existing.Current, versioned) ? DeploymentActions.Scale : DeploymentActions.Restart;
-                if (action == DeploymentActions.Scale)
-                {
-                    // Scaling keeps the running version: instances stay where they are.
-                    versioned = versioned with { Version = existing.Current.Version };
-                }
-
-                var from = existing.Deployment?.From ?? existing.Current;
-                superseded = existing.Deployment;
-                existing.Current = versioned;
-                AddVersion(existing, versioned);
-                existing.Deployment = NewDeployment(id, from, versioned, action);
-                existing.Failures = 0;
-                existing.DelayedUntil = null;
-                SaveLocked(existing);
-                result = new ChangeResult(AppChangeError.None, existing.Deployment, _lastWrite);
-            }
+        if (result.Error != AppChangeError.None)
+        {
+            return result;
         }
 
         Changed?.Invoke();
         AppPut?.Invoke(result.Deployment!.To!);
         RaiseDeploymentEvents(superseded, result.Deployment);
         return result;
+    }
+
+    /// <summary>
+    /// Applies a whole group change as one deployment plan (one id): puts every app in
+    /// <paramref name="apps"/> (each waiting for the apps it depends on) and deletes
+    /// <paramref name="remove"/>. All or nothing: if any app is locked by another deployment and
+    /// <paramref name="force"/> is off, nothing changes.
+    /// </summary>
+    public ChangeResult PutPlan(IReadOnlyList<(AppDefinition App, ImmutableArray<string> DependsOn)> apps, IReadOnlyList<string> remove, bool force)
+    {
+        var started = new List<(Deployment? Superseded, Deployment Started, AppDefinition? Put)>();
+        var planId = Guid.NewGuid().ToString();
+        Deployment? first = null;
+        Task durable;
+        lock (_lock)
+        {
+            foreach (var id in apps.Select(a => a.App.Id!).Concat(remove))
+            {
+                if (_apps.TryGetValue(id, out var locked) && locked.Deployment is { } running && !force)
+                {
+                    return new ChangeResult(AppChangeError.Locked, null, _lastWrite, running.Id);
+                }
+            }
+
+            foreach (var (app, dependsOn) in apps)
+            {
+                var r = PutLocked(app, mustCreate: false, force: true, planId, dependsOn, out var superseded);
+                started.Add((superseded, r.Deployment!, r.Deployment!.To));
+                first ??= r.Deployment;
+            }
+
+            foreach (var id in remove)
+            {
+                if (_apps.TryGetValue(id, out var state))
+                {
+                    var superseded = state.Deployment;
+                    state.Deployment = NewDeployment(id, state.Current, null, DeploymentActions.Stop) with { Id = planId };
+                    SaveLocked(state);
+                    started.Add((superseded, state.Deployment, null));
+                    first ??= state.Deployment;
+                }
+            }
+
+            durable = _lastWrite;
+        }
+
+        Changed?.Invoke();
+        foreach (var (superseded, dep, put) in started)
+        {
+            if (put is not null)
+            {
+                AppPut?.Invoke(put);
+            }
+
+            RaiseDeploymentEvents(superseded, dep);
+        }
+
+        return new ChangeResult(AppChangeError.None, first, durable);
+    }
+
+    private ChangeResult PutLocked(AppDefinition app, bool mustCreate, bool force, string? planId, ImmutableArray<string> dependsOn, out Deployment? superseded)
+    {
+        superseded = null;
+        var id = app.Id!;
+        _apps.TryGetValue(id, out var existing);
+        if (existing is not null && mustCreate)
+        {
+            return new ChangeResult(AppChangeError.AlreadyExists, null, _lastWrite);
+        }
+
+        if (existing?.Deployment is { } running && !force)
+        {
+            return new ChangeResult(AppChangeError.Locked, null, _lastWrite, running.Id);
+        }
+
+        var versioned = app with { Version = NextVersionLocked(), VersionInfo = null };
+        if (existing is null)
+        {
+            var state = new AppState(versioned);
+            _apps[id] = state;
+            state.Deployment = NewDeployment(id, null, versioned, DeploymentActions.Start) with { Id = planId ?? Guid.NewGuid().ToString(), DependsOn = dependsOn };
+            SaveLocked(state);
+            return new ChangeResult(AppChangeError.None, state.Deployment, _lastWrite);
+        }
+
+        var action = SameExceptScale(existing.Current, versioned) ? DeploymentActions.Scale : DeploymentActions.Restart;
+        if (action == DeploymentActions.Scale)
+        {
+            // Scaling keeps the running version: instances stay where they are.
+            versioned = versioned with { Version = existing.Current.Version };
+        }
+
+        var from = existing.Deployment?.From ?? existing.Current;
+        superseded = existing.Deployment;
+        existing.Current = versioned;
+        AddVersion(existing, versioned);
+        existing.Deployment = NewDeployment(id, from, versioned, action) with { Id = planId ?? Guid.NewGuid().ToString(), DependsOn = dependsOn };
+        existing.Failures = 0;
+        existing.DelayedUntil = null;
+        SaveLocked(existing);
+        return new ChangeResult(AppChangeError.None, existing.Deployment, _lastWrite);
+    }
+
+    /// <summary>Ids of every app under <paramref name="groupId"/> (the group itself excluded).</summary>
+    public List<string> AppsUnder(string groupId)
+    {
+        var prefix = groupId.TrimEnd('/') + "/";
+        lock (_lock)
+        {
+            return [.. _apps.Keys.Where(id => id.StartsWith(prefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal)];
+        }
+    }
+
+    /// <summary>True while any app of the plan <paramref name="deploymentId"/> among <paramref name="appIds"/> is still deploying.</summary>
+    public bool AnyDeploying(string deploymentId, IEnumerable<string> appIds)
+    {
+        lock (_lock)
+        {
+            return appIds.Any(id => _apps.TryGetValue(id, out var s) && s.Deployment?.Id == deploymentId);
+        }
     }
 
     /// <summary>Rolls every instance over to a fresh version of the same definition.</summary>
@@ -184,52 +271,63 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
     /// </summary>
     public ChangeResult CancelDeployment(string deploymentId, bool force)
     {
-        ChangeResult result;
-        Deployment cancelled;
+        var events = new List<(Deployment Cancelled, Deployment? Rollback)>();
+        Deployment? first = null;
+        Task durable;
         lock (_lock)
         {
-            var state = _apps.Values.FirstOrDefault(a => a.Deployment?.Id == deploymentId);
-            if (state is null)
+            var states = _apps.Values.Where(a => a.Deployment?.Id == deploymentId).ToList();
+            if (states.Count == 0)
             {
                 return new ChangeResult(AppChangeError.NotFound, null, _lastWrite);
             }
 
-            var dep = state.Deployment!;
-            cancelled = dep;
-            var appId = dep.AppId;
-            if (force)
+            // A plan (one app, or every app of a group change) is rolled back as one new plan.
+            var rollbackId = Guid.NewGuid().ToString();
+            foreach (var state in states)
             {
-                state.Deployment = null; // a stopped delete keeps the app
-                SaveLocked(state);
-                result = new ChangeResult(AppChangeError.None, null, _lastWrite);
-            }
-            else if (dep.From is null)
-            {
-                // Rolling back the creation of an app deletes it.
-                state.Deployment = NewDeployment(appId, state.Current, null, DeploymentActions.Stop);
-                SaveLocked(state);
-                result = new ChangeResult(AppChangeError.None, state.Deployment, _lastWrite);
-            }
-            else
-            {
-                var back = dep.From with { Version = NextVersionLocked() };
-                var action = dep.To is not null && SameExceptScale(dep.To, dep.From) ? DeploymentActions.Scale : DeploymentActions.Restart;
-                if (action == DeploymentActions.Scale)
+                var dep = state.Deployment!;
+                var appId = dep.AppId;
+                Deployment? rollback;
+                if (force)
                 {
-                    back = back with { Version = state.Current.Version };
+                    rollback = null; // stop where it is; a stopped delete keeps the app
+                }
+                else if (dep.From is null)
+                {
+                    // Rolling back the creation of an app deletes it.
+                    rollback = NewDeployment(appId, state.Current, null, DeploymentActions.Stop) with { Id = rollbackId };
+                }
+                else
+                {
+                    var back = dep.From with { Version = NextVersionLocked() };
+                    var action = dep.To is not null && SameExceptScale(dep.To, dep.From) ? DeploymentActions.Scale : DeploymentActions.Restart;
+                    if (action == DeploymentActions.Scale)
+                    {
+                        back = back with { Version = state.Current.Version };
+                    }
+
+                    state.Current = back;
+                    AddVersion(state, back);
+                    rollback = NewDeployment(appId, dep.To, back, action) with { Id = rollbackId };
                 }
 
-                state.Current = back;
-                AddVersion(state, back);
-                state.Deployment = NewDeployment(appId, dep.To, back, action);
+                state.Deployment = rollback;
                 SaveLocked(state);
-                result = new ChangeResult(AppChangeError.None, state.Deployment, _lastWrite);
+                events.Add((dep, rollback));
+                first ??= rollback;
             }
+
+            durable = _lastWrite;
         }
 
         Changed?.Invoke();
-        RaiseDeploymentEvents(cancelled, result.Deployment);
-        return result;
+        foreach (var (cancelled, rollback) in events)
+        {
+            RaiseDeploymentEvents(cancelled, rollback);
+        }
+
+        return new ChangeResult(AppChangeError.None, first, durable);
     }
 
     /// <summary>Marks the app's deployment finished (called by the controller). Removes a deleted app.</summary>
@@ -371,6 +469,7 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
                     From = d.From is null ? null : Parse(d.From),
                     To = d.To is null ? null : Parse(d.To),
                     StartedAt = d.StartedAt,
+                    DependsOn = d.DependsOn,
                 };
             }
 
@@ -407,6 +506,7 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
                 From = d.From is null ? null : MarathonJson.Serialize(d.From),
                 To = d.To is null ? null : MarathonJson.Serialize(d.To),
                 StartedAt = d.StartedAt,
+                DependsOn = d.DependsOn,
             },
         };
         _lastWrite = store.CommitAsync(new Transaction

@@ -145,8 +145,10 @@ public sealed class EventStreamEndToEndTests : IAsyncLifetime
         await using var attachOnly = await SseClient.OpenAsync(_http, "/v2/events?event_type=event_stream_attached&event_type=event_stream_detached");
         await attachOnly.WaitForAsync(e => Type(e) == "event_stream_attached", "its own attach");
 
+        var opening = Stopwatch.StartNew();
         await using (var other = await SseClient.OpenAsync(_http, "/v2/events?event_type=deployment_success"))
         {
+            Assert.True(opening.Elapsed < TimeSpan.FromSeconds(5), "the response headers come at once, not with the first matching event or keep-alive");
             await attachOnly.WaitForAsync(e => attachOnly.Events.Count(x => Type(x) == "event_stream_attached") >= 2, "the other stream's attach");
             using var post = await _http.PostAsync("/v2/apps", new StringContent("""{"id":"/quiet","cmd":"sleep 1000","cpus":0.1,"mem":32,"instances":0}""", Encoding.UTF8, "application/json"));
             Assert.Equal(HttpStatusCode.Created, post.StatusCode);

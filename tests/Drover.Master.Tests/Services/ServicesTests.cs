@@ -239,6 +239,58 @@ public sealed class ServicesTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Group_WithDependencies_OnePlanDependentsStartAfterDependencies()
+    {
+        if (_cluster is null)
+        {
+            return;
+        }
+
+        var healthy = """, "healthChecks": [{"gracePeriodSeconds": 10, "intervalSeconds": 1, "timeoutSeconds": 3, "delaySeconds": 1}]""";
+        var body = $$"""
+            {"id": "/shop", "groups": [
+              {"id": "database", "apps": [
+                {"id": "mongo", "cmd": "python3 -m http.server $PORT0", "cpus": 0.05, "mem": 48 {{healthy}}},
+                {"id": "mysql", "cmd": "python3 -m http.server $PORT0", "cpus": 0.05, "mem": 48 {{healthy}}}]},
+              {"id": "service", "dependencies": ["/shop/database"], "apps": [
+                {"id": "rails", "cmd": "sleep 1000", "cpus": 0.05, "mem": 16, "instances": 2}]}]}
+            """;
+        var (created, result) = await Send(HttpMethod.Post, "/v2/groups", body);
+        Assert.Equal(HttpStatusCode.Created, created);
+        var deploymentId = result!["deploymentId"]!.GetValue<string>();
+
+        var (_, deployments) = await Send(HttpMethod.Get, "/v2/deployments");
+        var plan = Assert.Single(deployments!.AsArray(), d => d!["id"]!.GetValue<string>() == deploymentId)!;
+        Assert.Equal(["/shop/database/mongo", "/shop/database/mysql", "/shop/service/rails"],
+            plan["affectedApps"]!.AsArray().Select(a => a!.GetValue<string>()).Order().ToArray());
+
+        var rails = await WaitForApp("/shop/service/rails", a => a["tasksRunning"]!.GetValue<int>() == 2 && a["deployments"]!.AsArray().Count == 0, "the dependent app");
+        var databaseStarts = new List<DateTimeOffset>();
+        foreach (var db in new[] { "/shop/database/mongo", "/shop/database/mysql" })
+        {
+            var app = await App(db);
+            Assert.Equal(1, Healthy(app));
+            databaseStarts.AddRange(app["tasks"]!.AsArray().Select(t => DateTimeOffset.Parse(t!["startedAt"]!.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture)));
+        }
+
+        // The dependent app was staged only after its dependencies were running (and healthy: their
+        // checks start 1 s after they run, so staging follows their start by at least that).
+        var railsStaged = rails["tasks"]!.AsArray().Min(t => DateTimeOffset.Parse(t!["stagedAt"]!.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture));
+        Assert.True(railsStaged > databaseStarts.Max() + TimeSpan.FromSeconds(0.9), $"rails staged at {railsStaged:O}, databases started at {databaseStarts.Max():O}");
+
+        var (_, tree) = await Send(HttpMethod.Get, "/v2/groups/shop");
+        Assert.Equal(["/shop/database", "/shop/service"], tree!["groups"]!.AsArray().Select(g => g!["id"]!.GetValue<string>()).ToArray());
+
+        var (scaled, _) = await Send(HttpMethod.Put, "/v2/groups/shop/service", """{"scaleBy": 1.5}""");
+        Assert.Equal(HttpStatusCode.OK, scaled);
+        await WaitForApp("/shop/service/rails", a => a["instances"]!.GetValue<int>() == 3 && a["tasksRunning"]!.GetValue<int>() == 3, "scaled to 3");
+
+        var (deleted, _) = await Send(HttpMethod.Delete, "/v2/groups/shop");
+        Assert.Equal(HttpStatusCode.OK, deleted);
+        await Wait.UntilAsync(async () => (await Send(HttpMethod.Get, "/v2/groups/shop")).Status == HttpStatusCode.NotFound, Timeout, "the group to be gone");
+    }
+
+    [Fact]
     public async Task MasterRestart_AppsAndInstancesKept()
     {
         if (_cluster is null)

@@ -1,0 +1,261 @@
+using System.Collections.Immutable;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Drover.Core.Marathon;
+using Drover.Master.Services;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Drover.Master.Http;
+
+/// <summary>
+/// Marathon's <c>/v2/groups</c>: a tree of apps by path id. A group change (create, update, scale,
+/// delete) becomes one deployment plan over every affected app, each app waiting for the apps and
+/// groups it depends on. Groups are derived from the apps' ids.
+/// </summary>
+internal static class GroupEndpoints
+{
+    public static void Map(IEndpointRouteBuilder app)
+    {
+        app.MapMethods("/v2/groups/{**path}", ["GET", "POST", "PUT", "PATCH", "DELETE"], async (string? path, HttpContext http, ServiceRegistry registry) =>
+        {
+            var segments = (path ?? "").Trim('/').Split('/', StringSplitOptions.RemoveEmptyEntries);
+            var versions = segments.Length > 0 && segments[^1] == "versions";
+            var groupId = "/" + string.Join('/', versions ? segments[..^1] : segments);
+            switch (http.Request.Method)
+            {
+                case "GET" when versions:
+                    return Versions(registry, groupId);
+                case "GET":
+                    return Get(registry, groupId);
+                case "DELETE":
+                    return await Delete(http, registry, groupId);
+                default:
+                    return await Change(http, registry, groupId, create: http.Request.Method == "POST", removeMissing: http.Request.Method == "PUT");
+            }
+        });
+        app.MapGet("/v2/groups", (ServiceRegistry registry) => Get(registry, "/"));
+        app.MapPost("/v2/groups", (HttpContext http, ServiceRegistry registry) => Change(http, registry, "/", create: true, removeMissing: false));
+        app.MapPut("/v2/groups", (HttpContext http, ServiceRegistry registry) => Change(http, registry, "/", create: false, removeMissing: false));
+    }
+
+    private static IResult Get(ServiceRegistry registry, string groupId)
+    {
+        var apps = registry.List().Select(a => a.Current).ToList();
+        if (groupId != "/" && !apps.Any(a => Under(a.Id!, groupId)))
+        {
+            return Message(StatusCodes.Status404NotFound, $"Group '{groupId}' does not exist");
+        }
+
+        return Json(GroupJson(groupId, apps));
+    }
+
+    private static IResult Versions(ServiceRegistry registry, string groupId)
+    {
+        var versions = registry.List().Where(a => groupId == "/" || Under(a.Current.Id!, groupId))
+            .SelectMany(a => a.Versions.Select(v => v.Version!)).Distinct().OrderDescending(StringComparer.Ordinal);
+        return Json(new JsonArray([.. versions.Select(v => (JsonNode)JsonValue.Create(v)!)]));
+    }
+
+    private static async Task<IResult> Delete(HttpContext http, ServiceRegistry registry, string groupId)
+    {
+        var apps = groupId == "/" ? registry.List().Select(a => a.Current.Id!).ToList() : registry.AppsUnder(groupId);
+        if (apps.Count == 0)
+        {
+            return Message(StatusCodes.Status404NotFound, $"Group '{groupId}' does not exist");
+        }
+
+        var result = registry.PutPlan([], apps, Force(http));
+        if (result.Error == AppChangeError.Locked)
+        {
+            return Locked(result);
+        }
+
+        await result.Durable;
+        return Json(new JsonObject { ["version"] = result.Deployment?.Version, ["deploymentId"] = result.Deployment?.Id });
+    }
+
+    private static async Task<IResult> Change(HttpContext http, ServiceRegistry registry, string pathId, bool create, bool removeMissing)
+    {
+        JsonObject body;
+        try
+        {
+            body = (await JsonNode.ParseAsync(http.Request.Body, cancellationToken: http.RequestAborted))?.AsObject()
+                ?? throw new InvalidOperationException();
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
+        {
+            return Message(StatusCodes.Status400BadRequest, "Invalid JSON");
+        }
+
+        var groupId = pathId;
+        if (body["id"]?.GetValue<string>() is { } bodyId)
+        {
+            groupId = Resolve(bodyId, pathId == "/" ? "/" : Parent(pathId), pathId);
+        }
+
+        // PUT {"scaleBy": f}: every app of the group scaled by the factor (rounded up, as Marathon does).
+        if (body["scaleBy"] is JsonValue scale && scale.TryGetValue<double>(out var factor))
+        {
+            if (factor < 0)
+            {
+                return Invalid([("/scaleBy", "must be greater than or equal to 0")]);
+            }
+
+            var scaled = registry.List().Where(a => groupId == "/" || Under(a.Current.Id!, groupId))
+                .Select(a => (a.Current with { Instances = (int)Math.Ceiling((a.Current.Instances ?? 1) * factor) }, ImmutableArray<string>.Empty))
+                .ToList();
+            if (scaled.Count == 0)
+            {
+                return Message(StatusCodes.Status404NotFound, $"Group '{groupId}' does not exist");
+            }
+
+            return await Apply(http, registry, scaled, []);
+        }
+
+        if (create && groupId != "/" && registry.AppsUnder(groupId).Count > 0)
+        {
+            return Message(StatusCodes.Status409Conflict, $"Group {groupId} is already created. Use PUT to change this group.");
+        }
+
+        var errors = new List<(string Path, string Error)>();
+        var apps = new List<(AppDefinition App, ImmutableArray<string> GroupDeps)>();
+        Collect(body, groupId, "", [], apps, errors);
+        if (errors.Count > 0)
+        {
+            return Invalid(errors);
+        }
+
+        // Dependencies name apps or groups; a group stands for every app under it (in this change or already running).
+        var known = apps.Select(a => a.App.Id!).Concat(registry.List().Select(a => a.Current.Id!)).Distinct().ToList();
+        var plan = apps.Select(a =>
+        {
+            var deps = (a.App.Dependencies ?? []).Concat(a.GroupDeps)
+                .SelectMany(d => known.Contains(d) ? [d] : known.Where(k => Under(k, d)))
+                .Where(d => d != a.App.Id)
+                .Distinct()
+                .ToImmutableArray();
+            return (a.App, deps);
+        }).ToList();
+
+        var remove = removeMissing ? registry.AppsUnder(groupId).Except(apps.Select(a => a.App.Id!)).ToList() : [];
+        return await Apply(http, registry, plan, remove);
+    }
+
+    private static async Task<IResult> Apply(HttpContext http, ServiceRegistry registry, List<(AppDefinition, ImmutableArray<string>)> plan, List<string> remove)
+    {
+        var result = registry.PutPlan(plan, remove, Force(http));
+        if (result.Error == AppChangeError.Locked)
+        {
+            return Locked(result);
+        }
+
+        await result.Durable;
+        var status = http.Request.Method == "POST" ? StatusCodes.Status201Created : StatusCodes.Status200OK;
+        return Json(new JsonObject { ["version"] = result.Deployment?.Version, ["deploymentId"] = result.Deployment?.Id }, status);
+    }
+
+    /// <summary>Walks a group body: validates and defaults every app, resolving ids against their group.</summary>
+    private static void Collect(JsonObject group, string groupId, string path, ImmutableArray<string> inheritedDeps,
+        List<(AppDefinition, ImmutableArray<string>)> apps, List<(string, string)> errors)
+    {
+        var deps = inheritedDeps.AddRange((group["dependencies"]?.AsArray() ?? []).Select(d => Resolve(d!.GetValue<string>(), Parent(groupId), groupId)));
+        var appArray = group["apps"]?.AsArray() ?? [];
+        for (var i = 0; i < appArray.Count; i++)
+        {
+            var at = string.Create(CultureInfo.InvariantCulture, $"{path}/apps({i})");
+            if (!MarathonJson.TryParseApp(appArray[i]!.ToJsonString(), out var parsed, out var parseError))
+            {
+                errors.AddRange(parseError.Details.SelectMany(d => d.Errors.Select(e => (at + d.Path.TrimEnd('/'), e))));
+                continue;
+            }
+
+            if (MarathonValidator.Validate(parsed, groupId) is { } invalid)
+            {
+                errors.AddRange(invalid.Details.SelectMany(d => d.Errors.Select(e => (at + (d.Path == "/" ? "" : d.Path), e))));
+                continue;
+            }
+
+            apps.Add((parsed.WithDefaults(groupId), deps));
+        }
+
+        var groups = group["groups"]?.AsArray() ?? [];
+        for (var i = 0; i < groups.Count; i++)
+        {
+            var child = groups[i]!.AsObject();
+            var childId = Resolve(child["id"]?.GetValue<string>() ?? "", groupId, groupId);
+            Collect(child, childId, string.Create(CultureInfo.InvariantCulture, $"{path}/groups({i})"), deps, apps, errors);
+        }
+    }
+
+    private static JsonObject GroupJson(string groupId, List<AppDefinition> all)
+    {
+        var direct = all.Where(a => Parent(a.Id!) == groupId).OrderBy(a => a.Id, StringComparer.Ordinal);
+        var childIds = all.Select(a => a.Id!)
+            .Where(id => Under(id, groupId) && Parent(id) != groupId)
+            .Select(id => ChildOf(groupId, id))
+            .Distinct()
+            .Order(StringComparer.Ordinal);
+        var version = all.Where(a => groupId == "/" || Under(a.Id!, groupId)).Select(a => a.Version).Max(StringComparer.Ordinal);
+        return new JsonObject
+        {
+            ["id"] = groupId,
+            ["apps"] = new JsonArray([.. direct.Select(a => (JsonNode)JsonNode.Parse(MarathonJson.Serialize(a))!)]),
+            ["groups"] = new JsonArray([.. childIds.Select(c => (JsonNode)GroupJson(c, all))]),
+            ["pods"] = new JsonArray(),
+            ["dependencies"] = new JsonArray(),
+            ["version"] = version,
+        };
+    }
+
+    private static bool Under(string appId, string groupId) => groupId == "/" || appId.StartsWith(groupId.TrimEnd('/') + "/", StringComparison.Ordinal);
+
+    private static string Parent(string id)
+    {
+        var i = id.TrimEnd('/').LastIndexOf('/');
+        return i <= 0 ? "/" : id[..i];
+    }
+
+    /// <summary>The direct child group of <paramref name="groupId"/> on the way to <paramref name="descendant"/>.</summary>
+    private static string ChildOf(string groupId, string descendant)
+    {
+        var rest = descendant[(groupId == "/" ? 1 : groupId.Length + 1)..];
+        var next = rest.Split('/')[0];
+        return (groupId == "/" ? "/" : groupId + "/") + next;
+    }
+
+    /// <summary>Resolves a possibly relative id (<c>db</c>, <c>../db</c>, <c>/prod/db</c>) against <paramref name="baseGroup"/>.</summary>
+    private static string Resolve(string id, string baseGroup, string fallback)
+    {
+        if (id.Length == 0)
+        {
+            return fallback;
+        }
+
+        return AppId.TryParse(id, out var parsed, out _) ? parsed.Canonical(AppId.Parse(baseGroup)).ToString() : fallback;
+    }
+
+    private static bool Force(HttpContext http) => string.Equals(http.Request.Query["force"].ToString(), "true", StringComparison.OrdinalIgnoreCase);
+
+    private static IResult Json(JsonNode node, int status = StatusCodes.Status200OK) =>
+        Results.Content(node.ToJsonString(), "application/json; charset=utf-8", statusCode: status);
+
+    private static IResult Message(int status, string message) => Json(new JsonObject { ["message"] = message }, status);
+
+    private static IResult Invalid(List<(string Path, string Error)> errors) => Json(new JsonObject
+    {
+        ["message"] = "Object is not valid",
+        ["details"] = new JsonArray([.. errors.GroupBy(e => e.Path).Select(g => (JsonNode)new JsonObject
+        {
+            ["path"] = g.Key,
+            ["errors"] = new JsonArray([.. g.Select(e => (JsonNode)JsonValue.Create(e.Error)!)]),
+        })]),
+    }, StatusCodes.Status422UnprocessableEntity);
+
+    private static IResult Locked(ServiceRegistry.ChangeResult r) => Json(new JsonObject
+    {
+        ["message"] = $"App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/{r.ConflictingDeployment}'.",
+        ["deployments"] = new JsonArray(new JsonObject { ["id"] = r.ConflictingDeployment }),
+    }, StatusCodes.Status409Conflict);
+}
