@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Text.Json.Nodes;
 using Drover.Core;
 using Drover.Core.Api;
@@ -52,44 +53,32 @@ internal static class EventFactory
 
     // ------------------------------------------------------------------ deployments
 
-    /// <summary>The actions of a deployment's steps, one per step (as <c>/v2/deployments</c> shows them).</summary>
+    /// <summary>The actions of one app's deployment, one per step (as <c>/v2/deployments</c> shows them).</summary>
     public static string[] StepActions(Deployment d) =>
         d.Action == DeploymentActions.Start ? [DeploymentActions.Start, DeploymentActions.Scale] : [d.Action];
 
-    /// <summary><c>deployment_info</c>: step <paramref name="step"/> (0-based) of the plan starts.</summary>
-    public static MarathonEvent DeploymentInfo(DateTimeOffset at, Deployment d, int step) =>
-        new(EventTypes.DeploymentInfo, at, light => new JsonObject
-        {
-            ["plan"] = Plan(d, light),
-            ["currentStep"] = Step(StepActions(d)[step], d.AppId),
-        }, hasLightForm: true);
+    /// <summary><c>deployment_info</c>: step <paramref name="step"/> (0-based) of <paramref name="app"/>'s deployment in <paramref name="plan"/> starts.</summary>
+    public static MarathonEvent DeploymentInfo(DateTimeOffset at, ImmutableArray<Deployment> plan, Deployment app, int step) =>
+        PlanStep(EventTypes.DeploymentInfo, at, plan, app, step);
 
-    public static MarathonEvent DeploymentStepSuccess(DateTimeOffset at, Deployment d, int step) =>
-        new(EventTypes.DeploymentStepSuccess, at, light => new JsonObject
-        {
-            ["plan"] = Plan(d, light),
-            ["currentStep"] = Step(StepActions(d)[step], d.AppId),
-        }, hasLightForm: true);
+    public static MarathonEvent DeploymentStepSuccess(DateTimeOffset at, ImmutableArray<Deployment> plan, Deployment app, int step) =>
+        PlanStep(EventTypes.DeploymentStepSuccess, at, plan, app, step);
 
-    public static MarathonEvent DeploymentStepFailure(DateTimeOffset at, Deployment d, int step) =>
-        new(EventTypes.DeploymentStepFailure, at, light => new JsonObject
-        {
-            ["plan"] = Plan(d, light),
-            ["currentStep"] = Step(StepActions(d)[step], d.AppId),
-        }, hasLightForm: true);
+    public static MarathonEvent DeploymentStepFailure(DateTimeOffset at, ImmutableArray<Deployment> plan, Deployment app, int step) =>
+        PlanStep(EventTypes.DeploymentStepFailure, at, plan, app, step);
 
-    public static MarathonEvent DeploymentSuccess(DateTimeOffset at, Deployment d) =>
+    public static MarathonEvent DeploymentSuccess(DateTimeOffset at, ImmutableArray<Deployment> plan) =>
         new(EventTypes.DeploymentSuccess, at, light => new JsonObject
         {
-            ["id"] = d.Id,
-            ["plan"] = Plan(d, light),
+            ["id"] = plan[0].Id,
+            ["plan"] = Plan(plan, light),
         }, hasLightForm: true);
 
-    public static MarathonEvent DeploymentFailed(DateTimeOffset at, Deployment d) =>
+    public static MarathonEvent DeploymentFailed(DateTimeOffset at, ImmutableArray<Deployment> plan) =>
         new(EventTypes.DeploymentFailed, at, light => new JsonObject
         {
-            ["id"] = d.Id,
-            ["plan"] = Plan(d, light),
+            ["id"] = plan[0].Id,
+            ["plan"] = Plan(plan, light),
         }, hasLightForm: true);
 
     /// <summary><c>group_change_success</c> for the group holding the deployment's app.</summary>
@@ -104,36 +93,56 @@ internal static class EventFactory
         new(EventTypes.AppTerminated, at, _ => new JsonObject { ["appId"] = appId });
 
     /// <summary>
-    /// Marathon's deployment plan. The full form carries the <c>original</c> and <c>target</c> groups; they
-    /// hold the affected app only (Drover deploys one app at a time). The light form
+    /// Marathon's deployment plan over the apps' deployments of one plan id (one app, or the apps of a
+    /// group change). Steps are laid out as <c>/v2/deployments</c> does. The full form carries the
+    /// <c>original</c> and <c>target</c> groups, holding the plan's apps (flat, under <c>/</c>); the light form
     /// (<c>?plan-format=light</c>) leaves both out.
     /// </summary>
-    public static JsonObject Plan(Deployment d, bool light)
+    public static JsonObject Plan(ImmutableArray<Deployment> plan, bool light)
     {
-        var plan = new JsonObject
+        var version = plan.Select(PlanVersion).Max(StringComparer.Ordinal)!;
+        var steps = new JsonArray();
+        var total = plan.Max(d => StepActions(d).Length);
+        for (var i = 0; i < total; i++)
         {
-            ["id"] = d.Id,
-            ["version"] = PlanVersion(d),
-            ["steps"] = new JsonArray([.. StepActions(d).Select(a => (JsonNode)Step(a, d.AppId))]),
+            var step = i;
+            steps.Add(new JsonObject
+            {
+                ["actions"] = new JsonArray([.. plan.Where(d => StepActions(d).Length > step).Select(d => (JsonNode)Action(StepActions(d)[step], d.AppId))]),
+            });
+        }
+
+        var json = new JsonObject
+        {
+            ["id"] = plan[0].Id,
+            ["version"] = version,
+            ["steps"] = steps,
         };
         if (!light)
         {
-            plan["original"] = Group(d.From, d.From?.Version ?? PlanVersion(d));
-            plan["target"] = Group(d.To, PlanVersion(d));
+            var from = plan.Where(d => d.From is not null).Select(d => d.From!).ToList();
+            json["original"] = Group(from, from.Select(a => a.Version).Max(StringComparer.Ordinal) ?? version);
+            json["target"] = Group([.. plan.Where(d => d.To is not null).Select(d => d.To!)], version);
         }
 
-        return plan;
+        return json;
     }
+
+    private static MarathonEvent PlanStep(string type, DateTimeOffset at, ImmutableArray<Deployment> plan, Deployment app, int step) =>
+        new(type, at, light => new JsonObject
+        {
+            ["plan"] = Plan(plan, light),
+            ["currentStep"] = new JsonObject { ["actions"] = new JsonArray(Action(StepActions(app)[step], app.AppId)) },
+        }, hasLightForm: true);
 
     private static string PlanVersion(Deployment d) => d.To?.Version ?? MarathonEvent.FormatTimestamp(d.StartedAt);
 
-    private static JsonObject Step(string action, string appId) =>
-        new() { ["actions"] = new JsonArray(new JsonObject { ["action"] = action, ["app"] = appId }) };
+    private static JsonObject Action(string action, string appId) => new() { ["action"] = action, ["app"] = appId };
 
-    private static JsonObject Group(AppDefinition? app, string version) => new()
+    private static JsonObject Group(List<AppDefinition> apps, string version) => new()
     {
         ["id"] = "/",
-        ["apps"] = app is null ? new JsonArray() : new JsonArray(AppNode(app)),
+        ["apps"] = new JsonArray([.. apps.Select(a => (JsonNode)AppNode(a))]),
         ["pods"] = new JsonArray(),
         ["groups"] = new JsonArray(),
         ["dependencies"] = new JsonArray(),

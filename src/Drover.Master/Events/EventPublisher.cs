@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using Drover.Core;
 using Drover.Core.Api;
 using Drover.Core.Marathon;
@@ -39,10 +40,11 @@ internal sealed class EventPublisher : IHostedService, IDisposable
     private readonly HashSet<string> _ended = new(StringComparer.Ordinal);
     private readonly Queue<string> _endedOrder = new();
 
-    /// <summary>Deployments whose start was published and whose end was not.</summary>
-    private readonly HashSet<string> _announced = new(StringComparer.Ordinal);
+    /// <summary>Deployment plans whose start was published and whose end was not, by plan id.</summary>
+    private readonly Dictionary<string, PlanState> _plans = new(StringComparer.Ordinal);
 
-    private readonly HashSet<string> _endedEarly = new(StringComparer.Ordinal);
+    /// <summary>Apps' deployments (plan id, app id) that ended before their start hook ran.</summary>
+    private readonly HashSet<(string Plan, string App)> _endedEarly = [];
 
     public EventPublisher(EventBus bus, ServiceRegistry registry, ClusterState cluster, TimeProvider time, IHttpContextAccessor? http = null)
     {
@@ -58,6 +60,19 @@ internal sealed class EventPublisher : IHostedService, IDisposable
     }
 
     private readonly record struct Seen(TaskState State, bool? Healthy);
+
+    /// <summary>
+    /// One plan: the deployments of its apps (one app, or the apps of a group change, sharing the plan's
+    /// id), those still running, and whether its failure was published.
+    /// </summary>
+    private sealed class PlanState
+    {
+        public ImmutableArray<Deployment> Apps { get; set; } = [];
+
+        public HashSet<string> Running { get; } = new(StringComparer.Ordinal);
+
+        public bool FailureReported { get; set; }
+    }
 
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -97,21 +112,22 @@ internal sealed class EventPublisher : IHostedService, IDisposable
     {
         lock (_gate)
         {
-            if (_endedEarly.Remove(d.Id))
+            if (!_endedEarly.Remove((d.Id, d.AppId)))
             {
-                return; // already announced, with its end
+                AnnounceLocked(d);
             }
-
-            _announced.Add(d.Id);
-            PublishStart(d);
         }
     }
 
+    /// <summary>
+    /// An app's deployment ended. Its last step succeeded or failed; the plan succeeds once all its apps'
+    /// deployments finished, and fails (once) as soon as one was cancelled or superseded.
+    /// </summary>
     internal void OnDeploymentEnded(Deployment d, bool finished)
     {
         lock (_gate)
         {
-            if (!_announced.Remove(d.Id))
+            if (!_plans.TryGetValue(d.Id, out var plan) || !plan.Running.Contains(d.AppId))
             {
                 // Its start is not published yet: the controller finished it (or a forced change replaced it)
                 // between the registry's change and its start hook, or it was restored from the store.
@@ -121,45 +137,76 @@ internal sealed class EventPublisher : IHostedService, IDisposable
                     _endedEarly.Clear();
                 }
 
-                _endedEarly.Add(d.Id);
-                PublishStart(d);
+                _endedEarly.Add((d.Id, d.AppId));
+                plan = AnnounceLocked(d);
             }
 
+            plan.Running.Remove(d.AppId);
+            var apps = plan.Apps;
             var last = EventFactory.StepActions(d).Length - 1;
             if (finished)
             {
-                Publish(EventTypes.DeploymentStepSuccess, (d, last), static (at, s) => EventFactory.DeploymentStepSuccess(at, s.d, s.last));
-                Publish(EventTypes.DeploymentSuccess, d, EventFactory.DeploymentSuccess);
                 if (d.Action == DeploymentActions.Stop)
                 {
                     Publish(EventTypes.AppTerminated, d.AppId, EventFactory.AppTerminated);
                 }
+
+                Publish(EventTypes.DeploymentStepSuccess, (apps, d, last), static (at, s) => EventFactory.DeploymentStepSuccess(at, s.apps, s.d, s.last));
             }
             else
             {
-                Publish(EventTypes.DeploymentStepFailure, (d, last), static (at, s) => EventFactory.DeploymentStepFailure(at, s.d, s.last));
-                Publish(EventTypes.DeploymentFailed, d, EventFactory.DeploymentFailed);
+                Publish(EventTypes.DeploymentStepFailure, (apps, d, last), static (at, s) => EventFactory.DeploymentStepFailure(at, s.apps, s.d, s.last));
+                if (!plan.FailureReported)
+                {
+                    plan.FailureReported = true;
+                    Publish(EventTypes.DeploymentFailed, apps, EventFactory.DeploymentFailed);
+                }
+            }
+
+            if (plan.Running.Count == 0)
+            {
+                _plans.Remove(d.Id);
+                if (!plan.FailureReported)
+                {
+                    Publish(EventTypes.DeploymentSuccess, apps, EventFactory.DeploymentSuccess);
+                }
             }
         }
     }
 
     /// <summary>
-    /// A deployment's start as Marathon shows it: <c>deployment_info</c> per step begun; a new app's first
-    /// step (StartApplication: the app exists, with no instances yet) succeeds at once. Then the group change.
+    /// An app's deployment starts as Marathon shows a step: <c>deployment_info</c> per step begun; a new
+    /// app's first step (StartApplication: the app exists, with no instances yet) succeeds at once. The
+    /// plan's first app also publishes the group change.
     /// </summary>
-    private void PublishStart(Deployment d)
+    private PlanState AnnounceLocked(Deployment d)
     {
+        var isNew = !_plans.TryGetValue(d.Id, out var plan);
+        if (plan is null)
+        {
+            plan = new PlanState();
+            _plans[d.Id] = plan;
+        }
+
+        plan.Apps = [.. plan.Apps.Where(a => a.AppId != d.AppId), d];
+        plan.Running.Add(d.AppId);
+        var apps = plan.Apps;
         var steps = EventFactory.StepActions(d).Length;
         for (var i = 0; i < steps; i++)
         {
-            Publish(EventTypes.DeploymentInfo, (d, i), static (at, s) => EventFactory.DeploymentInfo(at, s.d, s.i));
+            Publish(EventTypes.DeploymentInfo, (apps, d, i), static (at, s) => EventFactory.DeploymentInfo(at, s.apps, s.d, s.i));
             if (i < steps - 1)
             {
-                Publish(EventTypes.DeploymentStepSuccess, (d, i), static (at, s) => EventFactory.DeploymentStepSuccess(at, s.d, s.i));
+                Publish(EventTypes.DeploymentStepSuccess, (apps, d, i), static (at, s) => EventFactory.DeploymentStepSuccess(at, s.apps, s.d, s.i));
             }
         }
 
-        Publish(EventTypes.GroupChangeSuccess, d, EventFactory.GroupChangeSuccess);
+        if (isNew)
+        {
+            Publish(EventTypes.GroupChangeSuccess, d, EventFactory.GroupChangeSuccess);
+        }
+
+        return plan;
     }
 
     // ------------------------------------------------------------------ tasks
@@ -215,7 +262,7 @@ internal sealed class EventPublisher : IHostedService, IDisposable
             if ((healthChanged && t.Healthy == false && !t.State.IsTerminal()) || (killedForHealth && seen.Healthy != false))
             {
                 Publish(EventTypes.FailedHealthCheck, t, (at, task) =>
-                    EventFactory.FailedHealthCheck(at, task, _registry.Get(task.AppId!)?.Version(task.AppVersion)));
+                    EventFactory.FailedHealthCheck(at, task, _registry.Get(task.AppId!) is { } app ? app.Version(task.AppVersion) ?? app.Current : null));
             }
 
             if (killedForHealth)

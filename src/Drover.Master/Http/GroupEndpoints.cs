@@ -177,7 +177,7 @@ internal static class GroupEndpoints
                 continue;
             }
 
-            apps.Add((parsed.WithDefaults(groupId), deps));
+            apps.Add((MarathonEndpoints.Canonical(parsed, groupId), deps));
         }
 
         var groups = group["groups"]?.AsArray() ?? [];

@@ -398,7 +398,35 @@ internal static class MarathonEndpoints
             return (null, Json(body, StatusCodes.Status422UnprocessableEntity));
         }
 
-        return (app.WithDefaults(), null);
+        return (Canonical(app), null);
+    }
+
+    /// <summary>
+    /// An app with every default applied, in the form it has after a store round trip. Defaulting is
+    /// applied until it no longer changes anything (e.g. a health check gains portIndex 0 once the
+    /// default port is listed), so comparing two definitions compares what they mean.
+    /// </summary>
+    internal static AppDefinition Canonical(AppDefinition app, string? parentGroupId = null)
+    {
+        var current = app.WithDefaults(parentGroupId);
+        for (var i = 0; i < 3; i++)
+        {
+            var json = MarathonJson.Serialize(current);
+            if (!MarathonJson.TryParseApp(json, out var reparsed, out _))
+            {
+                return current;
+            }
+
+            var next = reparsed.WithDefaults(parentGroupId);
+            if (MarathonJson.Serialize(next) == json)
+            {
+                return next;
+            }
+
+            current = next;
+        }
+
+        return current;
     }
 
     // ------------------------------------------------------------------ JSON shapes

@@ -24,7 +24,7 @@ internal static class AppTaskFactory
 
         // Marathon's own variables, as tasks launched by Marathon see them.
         env["MARATHON_APP_ID"] = appId;
-        env["MARATHON_APP_VERSION"] = app.Version ?? "";
+        env["MARATHON_APP_VERSION"] = ServiceRegistry.ConfigVersion(app);
         env["MESOS_TASK_ID"] = id;
         foreach (var (k, v) in app.Labels ?? ImmutableSortedDictionary<string, string>.Empty)
         {
@@ -54,7 +54,7 @@ internal static class AppTaskFactory
             KillGracePeriod = app.TaskKillGracePeriodSeconds is { } g ? TimeSpan.FromSeconds(g) : TaskSpec.DefaultKillGracePeriod,
             Group = appId,
             AppId = appId,
-            AppVersion = app.Version,
+            AppVersion = ServiceRegistry.ConfigVersion(app),
             HealthCheck = HealthCheckOf(app),
             PortNames = [.. app.EffectivePortDefinitions.Select(p => p.Name ?? "")],
         };

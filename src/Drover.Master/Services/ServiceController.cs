@@ -149,8 +149,9 @@ internal sealed partial class ServiceController : BackgroundService
 
         var current = app.Current;
         var n = current.Instances ?? AppDefinition.DefaultInstances;
-        var fresh = alive.Where(t => t.AppVersion == current.Version).ToList();
-        var old = alive.Where(t => t.AppVersion != current.Version).ToList();
+        var config = ServiceRegistry.ConfigVersion(current);
+        var fresh = alive.Where(t => t.AppVersion == config).ToList();
+        var old = alive.Where(t => t.AppVersion != config).ToList();
         var freshHealthy = fresh.Count(IsHealthy);
 
         int keepOld, keepNew;
@@ -198,7 +199,7 @@ internal sealed partial class ServiceController : BackgroundService
             _cluster.Submit(AppTaskFactory.Create(version));
         }
 
-        LogLaunching(count, version.Id!, version.Version ?? "");
+        LogLaunching(count, version.Id!, ServiceRegistry.ConfigVersion(version));
     }
 
     /// <summary>

@@ -146,7 +146,8 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
             return new ChangeResult(AppChangeError.Locked, null, _lastWrite, running.Id);
         }
 
-        var versioned = app with { Version = NextVersionLocked(), VersionInfo = null };
+        var version = NextVersionLocked();
+        var versioned = app with { Version = version, VersionInfo = new VersionInfo { LastConfigChangeAt = version, LastScalingAt = version } };
         if (existing is null)
         {
             var state = new AppState(versioned);
@@ -159,8 +160,9 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
         var action = SameExceptScale(existing.Current, versioned) ? DeploymentActions.Scale : DeploymentActions.Restart;
         if (action == DeploymentActions.Scale)
         {
-            // Scaling keeps the running version: instances stay where they are.
-            versioned = versioned with { Version = existing.Current.Version };
+            // As in Marathon, a scale is a new version but not a new configuration: running
+            // instances (matched on lastConfigChangeAt) stay where they are.
+            versioned = versioned with { VersionInfo = new VersionInfo { LastConfigChangeAt = ConfigVersion(existing.Current), LastScalingAt = version } };
         }
 
         var from = existing.Deployment?.From ?? existing.Current;
@@ -224,7 +226,8 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
 
             superseded = state.Deployment;
             var from = state.Current;
-            var versioned = definition with { Version = NextVersionLocked() };
+            var version = NextVersionLocked();
+            var versioned = definition with { Version = version, VersionInfo = new VersionInfo { LastConfigChangeAt = version, LastScalingAt = version } };
             state.Current = versioned;
             AddVersion(state, versioned);
             state.Deployment = NewDeployment(appId, from, versioned, DeploymentActions.Restart);
@@ -300,12 +303,18 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
                 }
                 else
                 {
-                    var back = dep.From with { Version = NextVersionLocked() };
+                    var version = NextVersionLocked();
                     var action = dep.To is not null && SameExceptScale(dep.To, dep.From) ? DeploymentActions.Scale : DeploymentActions.Restart;
-                    if (action == DeploymentActions.Scale)
+                    var back = dep.From with
                     {
-                        back = back with { Version = state.Current.Version };
-                    }
+                        Version = version,
+                        VersionInfo = new VersionInfo
+                        {
+                            // Going back to the old configuration restarts onto it, unless only the scale differed.
+                            LastConfigChangeAt = action == DeploymentActions.Scale ? ConfigVersion(state.Current) : version,
+                            LastScalingAt = version,
+                        },
+                    };
 
                     state.Current = back;
                     AddVersion(state, back);
@@ -555,6 +564,12 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
             state.Versions.RemoveAt(0);
         }
     }
+
+    /// <summary>
+    /// The version of an app's configuration (Marathon's <c>versionInfo.lastConfigChangeAt</c>): what an
+    /// instance runs. A scale changes <c>version</c> but not this, so it restarts nothing.
+    /// </summary>
+    public static string ConfigVersion(AppDefinition app) => app.VersionInfo?.LastConfigChangeAt ?? app.Version ?? "";
 
     /// <summary>True when the two definitions differ at most in instance count (and version).</summary>
     private static bool SameExceptScale(AppDefinition a, AppDefinition b) =>

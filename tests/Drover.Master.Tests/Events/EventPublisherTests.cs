@@ -146,9 +146,47 @@ public sealed class EventPublisherTests : IDisposable
         _registry.FinishDeployment("/ev", stop.Id);
 
         var events = Drain();
-        Assert.Equal(["deployment_info", "group_change_success", "deployment_step_success", "deployment_success", "app_terminated_event"], Types(events));
+        Assert.Equal(["deployment_info", "group_change_success", "app_terminated_event", "deployment_step_success", "deployment_success"], Types(events));
         Assert.Equal("StopApplication", events[0]["currentStep"]!["actions"]![0]!["action"]!.GetValue<string>());
-        Assert.Equal("/ev", events[4]["appId"]!.GetValue<string>());
+        Assert.Equal("/ev", events[2]["appId"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void GroupPlan_TwoApps_OnePlanSucceedsOnceWhenBothFinished()
+    {
+        var plan = _registry.PutPlan([(Sleep("/g/a"), []), (Sleep("/g/b"), ["/g/a"])], [], force: false).Deployment!;
+
+        var started = Drain();
+        Assert.Equal(
+            ["api_post_event", "deployment_info", "deployment_step_success", "deployment_info", "group_change_success",
+             "api_post_event", "deployment_info", "deployment_step_success", "deployment_info"],
+            Types(started));
+        Assert.Equal("/g", started[4]["groupId"]!.GetValue<string>());
+        var fullPlan = started[^1]["plan"]!;
+        Assert.Equal(plan.Id, fullPlan["id"]!.GetValue<string>());
+        Assert.Equal(["/g/a", "/g/b"], fullPlan["steps"]![0]!["actions"]!.AsArray().Select(a => a!["app"]!.GetValue<string>()));
+        Assert.Equal(2, fullPlan["target"]!["apps"]!.AsArray().Count);
+
+        _registry.FinishDeployment("/g/a", plan.Id);
+        Assert.Equal(["deployment_step_success"], Types(Drain()));
+
+        _registry.FinishDeployment("/g/b", plan.Id);
+        var done = Drain();
+        Assert.Equal(["deployment_step_success", "deployment_success"], Types(done));
+        Assert.Equal(plan.Id, done[1]["id"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void GroupPlan_CancelledWithForce_EachStepFailsAndThePlanFailsOnce()
+    {
+        var plan = _registry.PutPlan([(Sleep("/g/a"), []), (Sleep("/g/b"), [])], [], force: false).Deployment!;
+        Drain();
+
+        _registry.CancelDeployment(plan.Id, force: true);
+
+        var events = Drain();
+        Assert.Equal(["deployment_step_failure", "deployment_failed", "deployment_step_failure"], Types(events));
+        Assert.Equal(plan.Id, events[1]["id"]!.GetValue<string>());
     }
 
     [Fact]

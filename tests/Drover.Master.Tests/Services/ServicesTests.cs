@@ -191,12 +191,21 @@ public sealed class ServicesTests : IAsyncLifetime
         }
 
         await Send(HttpMethod.Post, "/v2/apps", HttpApp("/scale", 1));
-        await WaitForApp("/scale", a => Settled(a, 1), "1 instance");
+        var first = await WaitForApp("/scale", a => Settled(a, 1), "1 instance");
+        var firstTask = first["tasks"]![0]!["id"]!.GetValue<string>();
 
         var (status, _) = await Send(HttpMethod.Put, "/v2/apps/scale", """{"instances": 3}""");
         Assert.Equal(HttpStatusCode.OK, status);
         var scaled = await WaitForApp("/scale", a => Settled(a, 3), "3 instances");
-        Assert.Single(scaled["tasks"]!.AsArray().Select(t => t!["version"]!.GetValue<string>()).Distinct());
+
+        // As in Marathon: a scale is a new version but the same configuration, so the first instance keeps running.
+        Assert.NotEqual(first["version"]!.GetValue<string>(), scaled["version"]!.GetValue<string>());
+        Assert.Equal(first["versionInfo"]!["lastConfigChangeAt"]!.GetValue<string>(), scaled["versionInfo"]!["lastConfigChangeAt"]!.GetValue<string>());
+        Assert.Contains(scaled["tasks"]!.AsArray(), t => t!["id"]!.GetValue<string>() == firstTask);
+        var (_, versions) = await Send(HttpMethod.Get, "/v2/apps/scale/versions");
+        var list = versions!["versions"]!.AsArray().Select(v => v!.GetValue<string>()).ToList();
+        Assert.Equal(2, list.Count);
+        Assert.Equal(list.Count, list.Distinct().Count());
 
         var one = scaled["tasks"]![0]!["id"]!.GetValue<string>();
         var (killed, _) = await Send(HttpMethod.Delete, $"/v2/apps/scale/tasks/{one}?scale=true");
