@@ -57,6 +57,56 @@ internal static class MarathonEndpoints
             return Json(new JsonObject { ["apps"] = apps });
         });
 
+        // PUT/PATCH /v2/apps with an array: update (or create) several apps as one deployment plan.
+        app.MapMethods("/v2/apps", ["PUT", "PATCH"], async (HttpContext http, ServiceRegistry registry) =>
+        {
+            JsonArray items;
+            try
+            {
+                items = (await JsonNode.ParseAsync(http.Request.Body, cancellationToken: http.RequestAborted)) as JsonArray
+                    ?? throw new JsonException("not an array");
+            }
+            catch (JsonException)
+            {
+                return Message(StatusCodes.Status400BadRequest, "Invalid JSON: expected an array of app definitions");
+            }
+
+            var plan = new List<(AppDefinition, ImmutableArray<string>)>();
+            var errors = new JsonArray();
+            for (var i = 0; i < items.Count; i++)
+            {
+                if (items[i] is not JsonObject item || item["id"]?.GetValue<string>() is not { } rawId || !AppId.TryParse(rawId, out var parsedId, out _))
+                {
+                    errors.Add(new JsonObject { ["path"] = $"({i})/id", ["errors"] = new JsonArray("error.path.missing") });
+                    continue;
+                }
+
+                var id = parsedId.Canonical().ToString();
+                var existing = registry.Get(id)?.Current;
+                var (def, error) = ParseApp(JsonSerializer.SerializeToUtf8Bytes(item, JsonNodeContext.Default.JsonObject), existing, id);
+                if (error is not null)
+                {
+                    return error;
+                }
+
+                plan.Add((def!, []));
+            }
+
+            if (errors.Count > 0)
+            {
+                return Json(new JsonObject { ["message"] = "Object is not valid", ["details"] = errors }, StatusCodes.Status422UnprocessableEntity);
+            }
+
+            var result = registry.PutPlan(plan, [], Force(http));
+            if (Locked(result) is { } locked)
+            {
+                return locked;
+            }
+
+            await result.Durable;
+            return Json(new JsonObject { ["version"] = result.Deployment?.Version, ["deploymentId"] = result.Deployment?.Id });
+        });
+
         app.MapPost("/v2/apps", async (HttpContext http, ServiceRegistry registry, ClusterState cluster) =>
         {
             var (def, error) = await ReadApp(http, null);
@@ -331,7 +381,12 @@ internal static class MarathonEndpoints
     {
         using var buffer = new MemoryStream();
         await http.Request.Body.CopyToAsync(buffer, http.RequestAborted);
-        var bytes = buffer.ToArray();
+        return ParseApp(buffer.ToArray(), patchBase, pathId);
+    }
+
+    /// <summary>Parses, merges (onto <paramref name="patchBase"/> when given), validates and defaults one app body.</summary>
+    private static (AppDefinition? App, IResult? Error) ParseApp(byte[] bytes, AppDefinition? patchBase, string? pathId)
+    {
         if (patchBase is not null)
         {
             try

@@ -300,6 +300,29 @@ public sealed class ServicesTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task PutAppsArray_TwoApps_OnePlanBothRunning()
+    {
+        if (_cluster is null)
+        {
+            return;
+        }
+
+        // Health checks that cannot pass for 2 s keep the plan open long enough to look at it.
+        var check = """ "healthChecks": [{"protocol": "COMMAND", "command": {"value": "true"}, "delaySeconds": 2, "intervalSeconds": 1, "gracePeriodSeconds": 10}]""";
+        var (status, body) = await Send(HttpMethod.Put, "/v2/apps",
+            $$"""[{"id": "/multi/a", "cmd": "sleep 1000", "cpus": 0.05, "mem": 16, {{check}}}, {"id": "/multi/b", "cmd": "sleep 1000", "cpus": 0.05, "mem": 16, "instances": 2, {{check}}}]""");
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        var plan = body!["deploymentId"]!.GetValue<string>();
+        var (_, deployments) = await Send(HttpMethod.Get, "/v2/deployments");
+        var entry = Assert.Single(deployments!.AsArray(), d => d!["id"]!.GetValue<string>() == plan)!;
+        Assert.Equal(["/multi/a", "/multi/b"], entry["affectedApps"]!.AsArray().Select(a => a!.GetValue<string>()).Order().ToArray());
+
+        await WaitForApp("/multi/a", a => Settled(a, 1), "/multi/a healthy");
+        await WaitForApp("/multi/b", a => Settled(a, 2), "/multi/b healthy");
+    }
+
+    [Fact]
     public async Task MasterRestart_AppsAndInstancesKept()
     {
         if (_cluster is null)
