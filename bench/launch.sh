@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Launch benchmark: starts `drover dev` as its own process on a spare port with a fresh data dir,
-# submits COUNT short process tasks at once, and reports submit→TASK_RUNNING p50/p99 and the total.
-#   bench/launch.sh [COUNT=1000]
+# Launch benchmarks against `drover dev` started as its own process on a spare port with a fresh
+# data dir:
+#   bench/launch.sh [COUNT=1000]             COUNT one-off tasks at once: submit→TASK_RUNNING p50/p99, total
+#   bench/launch.sh services [INSTANCES=1000]  one /v2 app of INSTANCES: POST→all running, POST→all healthy
 # The dev agent is told it has 64 cpus / 48 GiB so 1,000 tasks of 0.01 cpu / 8 MiB fit on one
 # 2-core machine: the benchmark measures the control and launch path, not CPU contention.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+mode=launch
+if [ "${1:-}" = services ]; then mode=services; shift; fi
 count="${1:-1000}"
 port="${BENCH_PORT:-5077}"
 data="$(mktemp -d /tmp/drover-bench.XXXXXX)"
@@ -22,4 +25,8 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
-dotnet "$root/bench/Drover.Bench/bin/Release/net10.0/Drover.Bench.dll" launch "http://127.0.0.1:$port" "$count" 0.01 8 -- sleep 120
+if [ "$mode" = services ]; then
+  dotnet "$root/bench/Drover.Bench/bin/Release/net10.0/Drover.Bench.dll" services "http://127.0.0.1:$port" "$count"
+else
+  dotnet "$root/bench/Drover.Bench/bin/Release/net10.0/Drover.Bench.dll" launch "http://127.0.0.1:$port" "$count" 0.01 8 -- sleep 120
+fi

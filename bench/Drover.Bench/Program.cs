@@ -1,10 +1,17 @@
 using System.Globalization;
 using Drover.Bench;
 
-// Usage: Drover.Bench launch MASTER_URL COUNT [CPUS] [MEM_MIB] [-- CMD...]
+// Usage:
+//   Drover.Bench launch   MASTER_URL COUNT [CPUS] [MEM_MIB] [-- CMD...]
+//   Drover.Bench services MASTER_URL INSTANCES
+if (args.Length >= 3 && args[0] == "services")
+{
+    return await ServicesBenchmark.RunAsync(new Uri(args[1]), int.Parse(args[2], CultureInfo.InvariantCulture), TimeSpan.FromMinutes(3));
+}
+
 if (args.Length < 3 || args[0] != "launch")
 {
-    Console.Error.WriteLine("usage: Drover.Bench launch MASTER_URL COUNT [CPUS] [MEM_MIB] [-- CMD...]");
+    Console.Error.WriteLine("usage: Drover.Bench launch MASTER_URL COUNT [CPUS] [MEM_MIB] [-- CMD...] | services MASTER_URL INSTANCES");
     return 2;
 }
 
