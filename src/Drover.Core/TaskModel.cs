@@ -56,8 +56,64 @@ public sealed record TaskSpec
 
     public const int DefaultPidsLimit = 4096;
 
-    /// <summary>Run by the agent while the task runs; failing it too often kills the task. Null = no health check.</summary>
-    public HealthCheck? HealthCheck { get; init; }
+    /// <summary>
+    /// Run by the agent while the task runs, each on its own schedule: the task is healthy when all of them
+    /// pass and is killed when any fails its <see cref="HealthCheck.MaxConsecutiveFailures"/>. Empty = none.
+    /// </summary>
+    [JsonIgnore]
+    public ImmutableArray<HealthCheck> HealthChecks { get; init => field = value.IsDefault ? [] : value; } = [];
+
+    /// <summary>
+    /// Run by the agent from the task's start until each has succeeded once; then the agent reports the task
+    /// ready (<see cref="TaskStatus.Ready"/>). Empty = none (the task never reports readiness).
+    /// </summary>
+    [JsonIgnore]
+    public ImmutableArray<TaskReadinessCheck> ReadinessChecks { get; init => field = value.IsDefault ? [] : value; } = [];
+
+    // Wire forms. Nullable, so an absent field leaves the list alone (the source generator would otherwise
+    // pass default values), and empty lists are not written.
+    [JsonInclude]
+    [JsonPropertyName("healthChecks")]
+    internal ImmutableArray<HealthCheck>? HealthChecksWire
+    {
+        get => HealthChecks.IsEmpty ? null : HealthChecks;
+        init
+        {
+            if (value is { IsDefault: false } checks)
+            {
+                HealthChecks = checks;
+            }
+        }
+    }
+
+    /// <summary>The single <c>healthCheck</c> of earlier versions, read for compatibility (never written); <c>healthChecks</c> wins.</summary>
+    [JsonInclude]
+    [JsonPropertyName("healthCheck")]
+    internal HealthCheck? LegacyHealthCheck
+    {
+        get => null;
+        init
+        {
+            if (value is not null && HealthChecks.IsEmpty)
+            {
+                HealthChecks = [value];
+            }
+        }
+    }
+
+    [JsonInclude]
+    [JsonPropertyName("readinessChecks")]
+    internal ImmutableArray<TaskReadinessCheck>? ReadinessChecksWire
+    {
+        get => ReadinessChecks.IsEmpty ? null : ReadinessChecks;
+        init
+        {
+            if (value is { IsDefault: false } checks)
+            {
+                ReadinessChecks = checks;
+            }
+        }
+    }
 
     /// <summary>The service (Marathon app id) this task is an instance of; null for one-off tasks.</summary>
     public string? AppId { get; init; }
@@ -96,6 +152,18 @@ public sealed record TaskStatus
     /// false on the TASK_KILLED of a task killed for failing it. Null when unknown or not checked.
     /// </summary>
     public bool? Healthy { get; init; }
+
+    /// <summary>
+    /// With <see cref="Healthy"/> on health updates: the state of each of the task's health checks, in
+    /// <see cref="TaskSpec.HealthChecks"/> order. Null when not a health update.
+    /// </summary>
+    public ImmutableArray<HealthCheckResult>? HealthResults { get; init; }
+
+    /// <summary>
+    /// True on the one TASK_RUNNING update the agent sends when all the task's readiness checks have succeeded
+    /// (reason <see cref="TaskReadinessCheck.ReadyReason"/>). Null otherwise.
+    /// </summary>
+    public bool? Ready { get; init; }
 
     /// <summary>Set by the agent; the master acknowledges updates by this id.</summary>
     public string? Uuid { get; init; }

@@ -3,15 +3,19 @@ using Drover.Core.Health;
 
 namespace Drover.Agent.Health;
 
-/// <summary>A running task to health check, with what its checks need to know about it.</summary>
+/// <summary>A running task to check, with its health and readiness checks and what they need to know about it.</summary>
 internal sealed record HealthCheckTarget
 {
     public required string TaskId { get; init; }
 
-    public required HealthCheck Check { get; init; }
+    /// <summary>Run for as long as the task runs; the task is healthy when all of them pass.</summary>
+    public ImmutableArray<HealthCheck> HealthChecks { get; init => field = value.IsDefault ? [] : value; } = [];
 
-    /// <summary>The port HTTP(S)/TCP checks probe on 127.0.0.1 (resolved from the task's assigned ports).</summary>
-    public int? Port { get; init; }
+    /// <summary>Run from the start until each has succeeded once; then the task is ready.</summary>
+    public ImmutableArray<TaskReadinessCheck> ReadinessChecks { get; init => field = value.IsDefault ? [] : value; } = [];
+
+    /// <summary>The task's assigned host ports (PORT0…): HTTP(S)/TCP checks probe them on 127.0.0.1.</summary>
+    public ImmutableArray<int> Ports { get; init => field = value.IsDefault ? [] : value; } = [];
 
     /// <summary>The task's sandbox: the working directory of COMMAND checks.</summary>
     public required string WorkingDirectory { get; init; }
@@ -27,11 +31,18 @@ internal sealed record HealthCheckTarget
 internal interface IHealthReporter
 {
     /// <summary>
-    /// Reports a change of the task's health (a TASK_RUNNING update with <c>Healthy</c>). Returns false when
-    /// the task is no longer running, in which case nothing was reported and checking stops.
+    /// Reports a change of the task's combined health (a TASK_RUNNING update with <c>Healthy</c> and the
+    /// per-check <paramref name="results"/>). Returns false when the task is no longer running, in which case
+    /// nothing was reported and checking stops.
     /// </summary>
-    bool ReportHealth(string taskId, bool healthy, string message);
+    bool ReportHealth(string taskId, bool healthy, string message, ImmutableArray<HealthCheckResult> results);
 
-    /// <summary>Kills the task because it failed its health check too many times in a row.</summary>
+    /// <summary>
+    /// Reports that all the task's readiness checks have succeeded (a TASK_RUNNING update with <c>Ready</c>).
+    /// Returns false when the task is no longer running.
+    /// </summary>
+    bool ReportReady(string taskId, string message);
+
+    /// <summary>Kills the task because one of its health checks failed too many times in a row.</summary>
     void KillUnhealthy(string taskId, string message);
 }

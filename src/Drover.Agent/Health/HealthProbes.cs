@@ -29,9 +29,9 @@ internal readonly record struct ProbeResult(ProbeOutcome Outcome, string Detail)
 }
 
 /// <summary>
-/// Performs single HTTP(S), TCP and COMMAND health checks against tasks on this machine. Thread-safe;
-/// one shared <see cref="HttpClient"/> (no proxy, no cookies, certificates not verified, redirects followed
-/// as Mesos' <c>curl -L -k</c>), a fresh connection per check.
+/// Performs single HTTP(S), TCP and COMMAND health checks and HTTP(S) readiness checks against tasks on this
+/// machine. Thread-safe; shared <see cref="HttpClient"/>s (no proxy, no cookies, certificates not verified,
+/// redirects followed for health checks as Mesos' <c>curl -L -k</c>), a fresh connection per check.
 /// </summary>
 internal sealed class HealthProbes : IDisposable
 {
@@ -61,40 +61,36 @@ internal sealed class HealthProbes : IDisposable
     private readonly string? _setsid;
     private readonly HttpClient _http;
 
+    /// <summary>For readiness checks: redirects are answers, as in Marathon (whose readiness client does not follow them).</summary>
+    private readonly HttpClient _readinessHttp;
+
     /// <param name="time">Clock for check timeouts.</param>
     /// <param name="setsid">util-linux <c>setsid</c>, so a COMMAND check leads its own process group and a timeout kills all of it; null to signal only the check's shell.</param>
     public HealthProbes(TimeProvider time, string? setsid)
     {
         _time = time;
         _setsid = setsid;
-        var handler = new SocketsHttpHandler
-        {
-            UseProxy = false,
-            UseCookies = false,
-            AllowAutoRedirect = true,
-            MaxAutomaticRedirections = 10,
-            AutomaticDecompression = DecompressionMethods.None,
-            SslOptions = new SslClientAuthenticationOptions { RemoteCertificateValidationCallback = AcceptAnyCertificate },
-        };
-        _http = new HttpClient(handler, disposeHandler: true) { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
+        _http = CreateClient(followRedirects: true);
+        _readinessHttp = CreateClient(followRedirects: false);
     }
 
     /// <summary>
     /// Runs one check, bounded by its timeout (a timeout is a failure). Throws <see cref="OperationCanceledException"/>
     /// only when <paramref name="cancel"/> fires; a COMMAND check is killed either way.
     /// </summary>
-    public async Task<ProbeResult> ProbeAsync(HealthCheckTarget target, CancellationToken cancel)
+    public async Task<ProbeResult> ProbeAsync(HealthCheckTarget target, HealthCheck check, int? port, CancellationToken cancel)
     {
-        var check = target.Check;
+        ArgumentNullException.ThrowIfNull(target);
+        ArgumentNullException.ThrowIfNull(check);
         using var timeout = new CancellationTokenSource(check.Timeout, _time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancel, timeout.Token);
         try
         {
             return check.Protocol switch
             {
-                HealthCheckProtocol.Http or HealthCheckProtocol.Https => await HttpAsync(target, linked.Token).ConfigureAwait(false),
-                HealthCheckProtocol.Tcp => await TcpAsync(target, linked.Token).ConfigureAwait(false),
-                HealthCheckProtocol.Command => await CommandAsync(target, linked.Token).ConfigureAwait(false),
+                HealthCheckProtocol.Http or HealthCheckProtocol.Https => await HttpAsync(check, port, linked.Token).ConfigureAwait(false),
+                HealthCheckProtocol.Tcp => await TcpAsync(port, linked.Token).ConfigureAwait(false),
+                HealthCheckProtocol.Command => await CommandAsync(target, check, linked.Token).ConfigureAwait(false),
                 _ => ProbeResult.Unhealthy($"unknown health check protocol {check.Protocol}"),
             };
         }
@@ -104,8 +100,8 @@ internal sealed class HealthProbes : IDisposable
             return ProbeResult.Unhealthy(check.Protocol switch
             {
                 HealthCheckProtocol.Command => $"command did not exit within {seconds} s and was killed",
-                HealthCheckProtocol.Tcp => $"TCP {Endpoint(target)}: no connection within {seconds} s",
-                _ => $"GET {Url(target)}: no answer within {seconds} s",
+                HealthCheckProtocol.Tcp => $"TCP {Endpoint(port)}: no connection within {seconds} s",
+                _ => $"GET {Url(check.Protocol, port, check.Path)}: no answer within {seconds} s",
             });
         }
     }
@@ -122,23 +118,79 @@ internal sealed class HealthProbes : IDisposable
         };
     }
 
-    public void Dispose() => _http.Dispose();
-
-    private async Task<ProbeResult> HttpAsync(HealthCheckTarget target, CancellationToken cancel)
+    /// <summary>
+    /// Runs one readiness check, bounded by its timeout: <see cref="ProbeOutcome.Healthy"/> means ready (the
+    /// status code is one of <see cref="TaskReadinessCheck.HttpStatusCodesForReady"/>). Redirects are not
+    /// followed, so a 3xx can itself mean ready. Throws <see cref="OperationCanceledException"/> only when
+    /// <paramref name="cancel"/> fires.
+    /// </summary>
+    public async Task<ProbeResult> ReadinessAsync(TaskReadinessCheck check, int? port, CancellationToken cancel)
     {
-        if (target.Port is null)
+        ArgumentNullException.ThrowIfNull(check);
+        if (port is null)
         {
             return ProbeResult.Unhealthy("the task has no port to check");
         }
 
-        var url = Url(target);
+        var url = Url(check.Protocol, port, check.Path);
+        using var timeout = new CancellationTokenSource(check.Timeout, _time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancel, timeout.Token);
+        try
+        {
+            var status = await GetStatusAsync(_readinessHttp, url, linked.Token).ConfigureAwait(false);
+            var detail = string.Create(CultureInfo.InvariantCulture, $"HTTP {status}");
+            return check.IsReady(status) ? ProbeResult.Healthy(detail) : ProbeResult.Unhealthy(detail);
+        }
+        catch (HttpRequestException ex) when (!linked.IsCancellationRequested)
+        {
+            return ProbeResult.Unhealthy($"GET {url}: {Describe(ex)}");
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested && !cancel.IsCancellationRequested)
+        {
+            return ProbeResult.Unhealthy(string.Create(CultureInfo.InvariantCulture, $"GET {url}: no answer within {check.Timeout.TotalSeconds:0.###} s"));
+        }
+    }
+
+    public void Dispose()
+    {
+        _http.Dispose();
+        _readinessHttp.Dispose();
+    }
+
+    private static HttpClient CreateClient(bool followRedirects)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            UseProxy = false,
+            UseCookies = false,
+            AllowAutoRedirect = followRedirects,
+            MaxAutomaticRedirections = 10,
+            AutomaticDecompression = DecompressionMethods.None,
+            SslOptions = new SslClientAuthenticationOptions { RemoteCertificateValidationCallback = AcceptAnyCertificate },
+        };
+        return new HttpClient(handler, disposeHandler: true) { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
+    }
+
+    private static async Task<int> GetStatusAsync(HttpClient client, string url, CancellationToken cancel)
+    {
         using var request = new HttpRequestMessage(HttpMethod.Get, url);
         request.Headers.ConnectionClose = true; // a new connection each time, as curl: a stuck listener must fail
         request.Headers.UserAgent.Add(new ProductInfoHeaderValue("Drover-HealthCheck", "1"));
+        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancel).ConfigureAwait(false);
+        return (int)response.StatusCode;
+    }
+
+    private async Task<ProbeResult> HttpAsync(HealthCheck check, int? port, CancellationToken cancel)
+    {
+        if (port is null)
+        {
+            return ProbeResult.Unhealthy("the task has no port to check");
+        }
+
+        var url = Url(check.Protocol, port, check.Path);
         try
         {
-            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancel).ConfigureAwait(false);
-            return ClassifyHttp((int)response.StatusCode, target.Check.IgnoreHttp1xx);
+            return ClassifyHttp(await GetStatusAsync(_http, url, cancel).ConfigureAwait(false), check.IgnoreHttp1xx);
         }
         catch (HttpRequestException ex) when (!cancel.IsCancellationRequested)
         {
@@ -146,9 +198,9 @@ internal sealed class HealthProbes : IDisposable
         }
     }
 
-    private static async Task<ProbeResult> TcpAsync(HealthCheckTarget target, CancellationToken cancel)
+    private static async Task<ProbeResult> TcpAsync(int? target, CancellationToken cancel)
     {
-        if (target.Port is not { } port)
+        if (target is not { } port)
         {
             return ProbeResult.Unhealthy("the task has no port to check");
         }
@@ -157,20 +209,20 @@ internal sealed class HealthProbes : IDisposable
         try
         {
             await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), cancel).ConfigureAwait(false);
-            return ProbeResult.Healthy($"TCP {Endpoint(target)}: connected");
+            return ProbeResult.Healthy($"TCP {Endpoint(port)}: connected");
         }
         catch (SocketException ex)
         {
-            return ProbeResult.Unhealthy($"TCP {Endpoint(target)}: {Describe(ex)}");
+            return ProbeResult.Unhealthy($"TCP {Endpoint(port)}: {Describe(ex)}");
         }
     }
 
-    private async Task<ProbeResult> CommandAsync(HealthCheckTarget target, CancellationToken cancel)
+    private async Task<ProbeResult> CommandAsync(HealthCheckTarget target, HealthCheck check, CancellationToken cancel)
     {
         Process? process;
         try
         {
-            process = Process.Start(BuildStartInfo(target));
+            process = Process.Start(BuildStartInfo(target, check));
         }
         catch (Exception ex) when (ex is Win32Exception or InvalidOperationException or IOException)
         {
@@ -214,7 +266,7 @@ internal sealed class HealthProbes : IDisposable
         }
     }
 
-    private ProcessStartInfo BuildStartInfo(HealthCheckTarget target)
+    private ProcessStartInfo BuildStartInfo(HealthCheckTarget target, HealthCheck check)
     {
         var info = new ProcessStartInfo(Shell)
         {
@@ -245,7 +297,7 @@ internal sealed class HealthProbes : IDisposable
 
         args.Add(Shell);
         args.Add("-c");
-        args.Add(target.Check.Command ?? "");
+        args.Add(check.Command ?? "");
         return info;
     }
 
@@ -270,10 +322,10 @@ internal sealed class HealthProbes : IDisposable
         }
     }
 
-    private static string Url(HealthCheckTarget target) => string.Create(CultureInfo.InvariantCulture,
-        $"{(target.Check.Protocol == HealthCheckProtocol.Https ? "https" : "http")}://127.0.0.1:{target.Port}{target.Check.Path}");
+    private static string Url(HealthCheckProtocol protocol, int? port, string path) => string.Create(CultureInfo.InvariantCulture,
+        $"{(protocol == HealthCheckProtocol.Https ? "https" : "http")}://127.0.0.1:{port}{path}");
 
-    private static string Endpoint(HealthCheckTarget target) => string.Create(CultureInfo.InvariantCulture, $"127.0.0.1:{target.Port}");
+    private static string Endpoint(int? port) => string.Create(CultureInfo.InvariantCulture, $"127.0.0.1:{port}");
 
     private static string Describe(Exception ex)
     {
