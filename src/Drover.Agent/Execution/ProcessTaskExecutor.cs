@@ -5,8 +5,10 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Threading.Channels;
 using Drover.Agent.Execution.Cgroups;
+using Drover.Agent.Execution.Spawn;
 using Drover.Agent.Health;
 using Drover.Core;
+using Drover.Core.Health;
 using Drover.Core.Protocol;
 using Microsoft.Extensions.Logging;
 
@@ -22,7 +24,7 @@ namespace Drover.Agent.Execution;
 /// command, so the task pid is the shim's pid and the task leads its own session and process group.
 /// Nothing user-supplied is ever interpolated into shell source: the command travels as arguments.
 /// One async supervisor per task waits for exit or a kill request; there are no per-task threads.
-/// Tasks with a <see cref="TaskSpec.HealthCheck"/> are checked by one shared <see cref="HealthChecker"/>.
+/// Tasks with <see cref="TaskSpec.HealthChecks"/> or <see cref="TaskSpec.ReadinessChecks"/> are checked by one shared <see cref="HealthChecker"/>.
 /// </remarks>
 public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 {
@@ -155,13 +157,14 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             }
 
             // Checked from now on: TASK_RUNNING has been emitted, so health updates follow it.
-            if (spec.HealthCheck is { } check)
+            if (!spec.HealthChecks.IsEmpty || !spec.ReadinessChecks.IsEmpty)
             {
                 run.Health = _health.Add(new HealthCheckTarget
                 {
                     TaskId = spec.Id,
-                    Check = check,
-                    Port = check.ResolvePort(run.Ports.IsDefault ? [] : run.Ports),
+                    HealthChecks = spec.HealthChecks,
+                    ReadinessChecks = spec.ReadinessChecks,
+                    Ports = run.Ports,
                     WorkingDirectory = run.Sandbox!,
                     Environment = TaskEnvironment(run),
                     CgroupProcsFiles = [.. run.Cgroup?.ProcsFiles ?? []],
@@ -312,8 +315,13 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
                 });
             }
 
-            run.Process = Process.Start(BuildStartInfo(run)) ?? throw new InvalidOperationException("the process did not start");
-            run.Pid = run.Process.Id;
+            // posix_spawn in a new session (the task leads its own session and process group), reaped by
+            // the ChildReaper: see ChildProcess for why not System.Diagnostics.Process.
+            var info = BuildStartInfo(run);
+            run.Child = ChildProcess.Start(info.FileName, [info.FileName, .. info.ArgumentList],
+                info.Environment.Where(kv => kv.Value is not null).Select(kv => new KeyValuePair<string, string>(kv.Key, kv.Value!)),
+                info.WorkingDirectory, newSession: true);
+            run.Pid = run.Child.Pid;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or Win32Exception or InvalidOperationException)
         {
@@ -365,9 +373,20 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             return "Command, arguments and environment must not contain NUL characters";
         }
 
-        if (spec.HealthCheck?.Validate(portCount) is { } badCheck)
+        foreach (var check in spec.HealthChecks)
         {
-            return $"Invalid health check: {badCheck}";
+            if (check.Validate(portCount) is { } badCheck)
+            {
+                return $"Invalid health check: {badCheck}";
+            }
+        }
+
+        foreach (var check in spec.ReadinessChecks)
+        {
+            if (check.Validate(portCount) is { } badCheck)
+            {
+                return $"Invalid readiness check: {badCheck}";
+            }
         }
 
         return null;
@@ -400,13 +419,8 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             args.Add(file);
         }
 
-        if (_setsid is not null)
-        {
-            // util-linux setsid does not fork when the caller is not a process group leader (the shim
-            // is in the agent's group), so the task keeps the shim's pid.
-            args.Add(_setsid);
-            args.Add("--");
-        }
+        // No setsid step: the shim is spawned in a new session already (ChildProcess, newSession), so
+        // the task leads its own session and process group and keeps the shim's pid.
 
         if (!string.IsNullOrWhiteSpace(spec.Shell))
         {
@@ -478,7 +492,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
     {
         try
         {
-            var exited = run.Process!.WaitForExitAsync();
+            Task exited = run.Child!.Exited;
             var first = await Task.WhenAny(exited, run.KillRequested.Task).ConfigureAwait(false);
             var killing = first != exited;
             if (!killing)
@@ -523,14 +537,13 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         }
         finally
         {
-            run.Process?.Dispose();
             run.Done.TrySetResult();
         }
     }
 
     private async Task ReapExitedAsync(TaskRun run)
     {
-        var code = run.Process!.ExitCode;
+        var code = await run.Child!.Exited.ConfigureAwait(false);
         var signal = code is > 128 and <= 128 + 64 ? code - 128 : 0;
         var oom = run.Cgroup is not null && _cgroups!.WasOomKilled(run.Cgroup, signal == Native.SigKill);
         var launchFailed = code == 125 && File.Exists(Path.Combine(run.Sandbox!, LaunchFailedMarker));
@@ -596,7 +609,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         try
         {
             await exited.WaitAsync(ReapTimeout, _time).ConfigureAwait(false);
-            code = run.Process!.ExitCode;
+            code = run.Child!.Exited.Result;
         }
         catch (TimeoutException)
         {
@@ -681,7 +694,14 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 
     private string TaskCgroupName(string taskId) => $"{_cgroupName}/{taskId}";
 
-    bool IHealthReporter.ReportHealth(string taskId, bool healthy, string message)
+    bool IHealthReporter.ReportHealth(string taskId, bool healthy, string message, ImmutableArray<HealthCheckResult> results) =>
+        EmitRunning(taskId, message, TaskReasons.TaskHealthCheckStatusUpdated, healthy, results, ready: null);
+
+    bool IHealthReporter.ReportReady(string taskId, string message) =>
+        EmitRunning(taskId, message, TaskReadinessCheck.ReadyReason, healthy: null, results: null, ready: true);
+
+    /// <summary>A TASK_RUNNING update about a running task's checks; false when it is no longer running.</summary>
+    private bool EmitRunning(string taskId, string message, string reason, bool? healthy, ImmutableArray<HealthCheckResult>? results, bool? ready)
     {
         if (!_tasks.TryGetValue(taskId, out var run))
         {
@@ -695,7 +715,11 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
                 return false;
             }
 
-            Emit(run, TaskState.Running, TaskSources.Executor, message, TaskReasons.TaskHealthCheckStatusUpdated, healthy: healthy);
+            _updates.Writer.TryWrite(NewStatus(run, TaskState.Running, TaskSources.Executor, message, reason, exitCode: null, healthy) with
+            {
+                HealthResults = results,
+                Ready = ready,
+            });
             return true;
         }
     }
@@ -703,7 +727,10 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
     void IHealthReporter.KillUnhealthy(string taskId, string message) => Kill(taskId, gracePeriod: null, healthFailure: message);
 
     private void Emit(TaskRun run, TaskState state, string source, string? message = null, string? reason = null, int? exitCode = null, bool? healthy = null) =>
-        _updates.Writer.TryWrite(new TaskStatus
+        _updates.Writer.TryWrite(NewStatus(run, state, source, message, reason, exitCode, healthy));
+
+    private TaskStatus NewStatus(TaskRun run, TaskState state, string source, string? message, string? reason, int? exitCode, bool? healthy) =>
+        new()
         {
             TaskId = run.Spec.Id,
             State = state,
@@ -714,11 +741,12 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             ExitCode = exitCode,
             Healthy = healthy,
             Uuid = Ids.NewUuid(),
-        });
+        };
 
     private static void Touch(string path)
     {
-        using var _ = new FileStream(path, FileMode.OpenOrCreate, FileAccess.Write, FileShare.ReadWrite, bufferSize: 0);
+        // A bare handle, not a FileStream: this runs twice per launch, and FileStream's set-up showed in profiles.
+        using var _ = File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.Write, FileShare.ReadWrite);
     }
 
     private static string? FindExecutable(string name, string path)
@@ -759,7 +787,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 
         public Cgroup? Cgroup { get; set; }
 
-        public Process? Process { get; set; }
+        public ChildProcess? Child { get; set; }
 
         public int Pid { get; set; }
 

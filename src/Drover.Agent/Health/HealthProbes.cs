@@ -7,6 +7,7 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using Drover.Agent.Execution;
+using Drover.Agent.Execution.Spawn;
 using Drover.Core.Health;
 
 namespace Drover.Agent.Health;
@@ -219,51 +220,47 @@ internal sealed class HealthProbes : IDisposable
 
     private async Task<ProbeResult> CommandAsync(HealthCheckTarget target, HealthCheck check, CancellationToken cancel)
     {
-        Process? process;
+        // Spawned and reaped outside System.Diagnostics.Process (see ChildProcess): a check runs
+        // every interval for every task, and Process's per-child bookkeeping does not scale to that.
+        ChildProcess process;
         try
         {
-            process = Process.Start(BuildStartInfo(target, check));
+            var info = BuildStartInfo(target, check);
+            process = ChildProcess.Start(info.FileName, [info.FileName, .. info.ArgumentList],
+                info.Environment.Where(kv => kv.Value is not null).Select(kv => new KeyValuePair<string, string>(kv.Key, kv.Value!)),
+                info.WorkingDirectory, newSession: false);
         }
         catch (Exception ex) when (ex is Win32Exception or InvalidOperationException or IOException)
         {
             return ProbeResult.Unhealthy($"the command could not start: {ex.Message}");
         }
 
-        if (process is null)
+        var pid = process.Pid;
+        int code;
+        try
         {
-            return ProbeResult.Unhealthy("the command could not start");
+            code = await process.Exited.WaitAsync(cancel).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            KillCheck(pid);
+            await ReapAsync(process).ConfigureAwait(false);
+            throw;
         }
 
-        using (process)
+        // Whatever the check left running in its process group goes with it.
+        if (_setsid is not null)
         {
-            var pid = process.Id;
-            try
-            {
-                await process.WaitForExitAsync(cancel).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                KillCheck(pid);
-                await ReapAsync(process).ConfigureAwait(false);
-                throw;
-            }
-
-            var code = process.ExitCode;
-
-            // Whatever the check left running in its process group goes with it.
-            if (_setsid is not null)
-            {
-                Native.KillGroup(pid, Native.SigKill);
-            }
-
-            var signal = code is > 128 and <= 128 + 64 ? code - 128 : 0;
-            return code switch
-            {
-                0 => ProbeResult.Healthy("command exited with status 0"),
-                _ when signal > 0 => ProbeResult.Unhealthy($"command terminated by signal {Native.SignalName(signal)}"),
-                _ => ProbeResult.Unhealthy(string.Create(CultureInfo.InvariantCulture, $"command exited with status {code}")),
-            };
+            Native.KillGroup(pid, Native.SigKill);
         }
+
+        var signal = code is > 128 and <= 128 + 64 ? code - 128 : 0;
+        return code switch
+        {
+            0 => ProbeResult.Healthy("command exited with status 0"),
+            _ when signal > 0 => ProbeResult.Unhealthy($"command terminated by signal {Native.SignalName(signal)}"),
+            _ => ProbeResult.Unhealthy(string.Create(CultureInfo.InvariantCulture, $"command exited with status {code}")),
+        };
     }
 
     private ProcessStartInfo BuildStartInfo(HealthCheckTarget target, HealthCheck check)
@@ -310,11 +307,11 @@ internal sealed class HealthProbes : IDisposable
         }
     }
 
-    private async Task ReapAsync(Process process)
+    private async Task ReapAsync(ChildProcess process)
     {
         try
         {
-            await process.WaitForExitAsync().WaitAsync(ReapTimeout, _time).ConfigureAwait(false);
+            await process.Exited.WaitAsync(ReapTimeout, _time).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {

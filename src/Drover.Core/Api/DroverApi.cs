@@ -85,6 +85,14 @@ public sealed record TaskView
 
     public bool HasHealthCheck { get; init; }
 
+    /// <summary>Each health check's state at the last health report, in the spec's order; empty when none was reported.</summary>
+    public ImmutableArray<Drover.Core.Health.HealthCheckResult> HealthResults { get; init => field = value.IsDefault ? [] : value; } = [];
+
+    /// <summary>True once the agent reported all the task's readiness checks passed; null before (or without readiness checks).</summary>
+    public bool? Ready { get; init; }
+
+    public bool HasReadinessCheck { get; init; }
+
     /// <summary>When the task first reached TASK_RUNNING.</summary>
     public DateTimeOffset? StartedAt { get; init; }
 

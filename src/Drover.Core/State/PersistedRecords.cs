@@ -30,6 +30,10 @@ public sealed record PersistedTask
 
     public bool? Healthy { get; init; }
 
+    public ImmutableArray<Drover.Core.Health.HealthCheckResult>? HealthResults { get; init; }
+
+    public bool? Ready { get; init; }
+
     public DateTimeOffset? StartedAt { get; init; }
 
     public ImmutableArray<TaskStatus> Statuses { get; init => field = value.IsDefault ? [] : value; } = [];

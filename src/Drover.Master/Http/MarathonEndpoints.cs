@@ -211,9 +211,9 @@ internal static class MarathonEndpoints
         });
 
         // A group change is one plan over several apps sharing one deployment id: one entry each.
-        app.MapGet("/v2/deployments", (ServiceRegistry registry) =>
+        app.MapGet("/v2/deployments", (ServiceRegistry registry, ClusterState cluster) =>
             Json(new JsonArray([.. registry.List().Where(a => a.Deployment is not null).Select(a => a.Deployment!)
-                .GroupBy(d => d.Id).Select(g => (JsonNode)DeploymentJson([.. g]))])));
+                .GroupBy(d => d.Id).Select(g => (JsonNode)DeploymentJson([.. g], cluster))])));
 
         app.MapDelete("/v2/deployments/{id}", async (string id, HttpContext http, ServiceRegistry registry) =>
         {
@@ -431,28 +431,6 @@ internal static class MarathonEndpoints
             return (null, Results.Content(MarathonJson.Serialize(invalid), "application/json", statusCode: invalid.StatusCode));
         }
 
-        // Features the service layer does not honour yet are refused, never silently ignored.
-        var unsupported = new List<(string Path, string Error)>();
-        if (app.ReadinessChecks is { Length: > 0 })
-        {
-            unsupported.Add(("/readinessChecks", "Drover does not support readiness checks yet"));
-        }
-
-        if (app.HealthChecks is { Length: > 1 })
-        {
-            unsupported.Add(("/healthChecks", "Drover runs one health check per app; remove all but one"));
-        }
-
-        if (unsupported.Count > 0)
-        {
-            var body = new JsonObject
-            {
-                ["message"] = "Object is not valid",
-                ["details"] = new JsonArray([.. unsupported.Select(u => (JsonNode)new JsonObject { ["path"] = u.Path, ["errors"] = new JsonArray(u.Error) })]),
-            };
-            return (null, Json(body, StatusCodes.Status422UnprocessableEntity));
-        }
-
         return (Canonical(app), null);
     }
 
@@ -538,15 +516,44 @@ internal static class MarathonEndpoints
         };
         if (t.HasHealthCheck)
         {
-            task["healthCheckResults"] = t.Healthy is { } healthy
-                ? new JsonArray(new JsonObject { ["alive"] = healthy, ["taskId"] = t.Id, ["consecutiveFailures"] = healthy ? 0 : 1 })
-                : new JsonArray();
+            // One entry per health check, as reported with the task's last health change (Marathon's Health JSON).
+            task["healthCheckResults"] = !t.HealthResults.IsEmpty
+                ? new JsonArray([.. t.HealthResults.Select(r => (JsonNode)HealthResultJson(t.Id, r.Alive, r.ConsecutiveFailures, r.LastFailureCause))])
+                : t.Healthy is { } healthy
+                    ? new JsonArray(HealthResultJson(t.Id, healthy, healthy ? 0 : 1, null))
+                    : new JsonArray();
         }
 
         return task;
     }
 
-    private static JsonObject DeploymentJson(IReadOnlyList<Deployment> plan)
+    private static JsonObject HealthResultJson(string taskId, bool alive, int consecutiveFailures, string? lastFailureCause)
+    {
+        var result = new JsonObject { ["alive"] = alive, ["taskId"] = taskId, ["instanceId"] = taskId, ["consecutiveFailures"] = consecutiveFailures };
+        if (lastFailureCause is not null)
+        {
+            result["lastFailureCause"] = lastFailureCause;
+        }
+
+        return result;
+    }
+
+    /// <summary>Marathon's <c>readinessCheckResults</c> of a deployment: one per live instance of the version being deployed.</summary>
+    private static JsonArray ReadinessJson(Deployment d, ClusterState cluster)
+    {
+        if (d.To is not { ReadinessChecks: { Length: > 0 } checks } to)
+        {
+            return [];
+        }
+
+        var version = ServiceRegistry.ConfigVersion(to);
+        var name = checks[0].Name ?? ReadinessCheck.DefaultName;
+        return new JsonArray([.. cluster.ActiveTasksOfGroup(d.AppId)
+            .Where(t => t.AppVersion == version && t.HasReadinessCheck && t.State == TaskState.Running)
+            .Select(t => (JsonNode)new JsonObject { ["name"] = name, ["taskId"] = t.Id, ["ready"] = t.Ready == true })]);
+    }
+
+    private static JsonObject DeploymentJson(IReadOnlyList<Deployment> plan, ClusterState cluster)
     {
         static string[] ActionsOf(Deployment d) => d.Action == DeploymentActions.Start ? [DeploymentActions.Start, DeploymentActions.Scale] : [d.Action];
 
@@ -573,7 +580,7 @@ internal static class MarathonEndpoints
             {
                 ["action"] = ActionsOf(d)[^1],
                 ["app"] = d.AppId,
-                ["readinessCheckResults"] = new JsonArray(),
+                ["readinessCheckResults"] = ReadinessJson(d, cluster),
             })]),
             ["currentStep"] = total,
             ["totalSteps"] = total,

@@ -55,19 +55,14 @@ internal static class AppTaskFactory
             Group = appId,
             AppId = appId,
             AppVersion = ServiceRegistry.ConfigVersion(app),
-            HealthCheck = HealthCheckOf(app),
+            HealthChecks = [.. (app.HealthChecks ?? []).Select(HealthCheckOf)],
+            ReadinessChecks = ReadinessChecksOf(app),
             PortNames = [.. app.EffectivePortDefinitions.Select(p => p.Name ?? "")],
         };
     }
 
-    private static HealthCheck? HealthCheckOf(AppDefinition app)
+    private static HealthCheck HealthCheckOf(AppHealthCheck hc)
     {
-        if (app.HealthChecks is not { Length: > 0 } checks)
-        {
-            return null;
-        }
-
-        var hc = checks[0];
         var protocol = hc.EffectiveProtocol switch
         {
             "COMMAND" => HealthCheckProtocol.Command,
@@ -89,5 +84,42 @@ internal static class AppTaskFactory
             MaxConsecutiveFailures = hc.MaxConsecutiveFailures ?? AppHealthCheck.DefaultMaxConsecutiveFailures,
             IgnoreHttp1xx = hc.IgnoreHttp1xx ?? false,
         };
+    }
+
+    /// <summary>Marathon's readiness checks, the port named by <c>portName</c> becoming its index among the app's ports.</summary>
+    private static ImmutableArray<TaskReadinessCheck> ReadinessChecksOf(AppDefinition app)
+    {
+        if (app.ReadinessChecks is not { Length: > 0 } checks)
+        {
+            return [];
+        }
+
+        var ports = app.EffectivePortDefinitions;
+        var result = ImmutableArray.CreateBuilder<TaskReadinessCheck>(checks.Length);
+        foreach (var rc in checks)
+        {
+            var portName = rc.PortName ?? ReadinessCheck.DefaultPortName;
+            var index = -1;
+            for (var i = 0; i < ports.Length && index < 0; i++)
+            {
+                if (string.Equals(ports[i].Name, portName, StringComparison.Ordinal))
+                {
+                    index = i;
+                }
+            }
+
+            result.Add(new TaskReadinessCheck
+            {
+                Name = rc.Name ?? ReadinessCheck.DefaultName,
+                Protocol = string.Equals(rc.Protocol, "HTTPS", StringComparison.OrdinalIgnoreCase) ? HealthCheckProtocol.Https : HealthCheckProtocol.Http,
+                Path = rc.Path ?? ReadinessCheck.DefaultPath,
+                PortIndex = index, // validated apps always name one of their ports; -1 fails the launch otherwise
+                Interval = TimeSpan.FromSeconds(rc.IntervalSeconds ?? ReadinessCheck.DefaultIntervalSeconds),
+                Timeout = TimeSpan.FromSeconds(rc.TimeoutSeconds ?? ReadinessCheck.DefaultTimeoutSeconds),
+                HttpStatusCodesForReady = rc.HttpStatusCodesForReady ?? [ReadinessCheck.DefaultStatusCode],
+            });
+        }
+
+        return result.MoveToImmutable();
     }
 }

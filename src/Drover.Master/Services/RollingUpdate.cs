@@ -4,7 +4,7 @@ namespace Drover.Master.Services;
 /// <param name="Instances">The app's instance count (the target for the new version).</param>
 /// <param name="OldAlive">Instances of older versions not being killed.</param>
 /// <param name="OldHealthy">Of those, how many are healthy.</param>
-/// <param name="NewHealthy">Instances of the new version that are running and healthy.</param>
+/// <param name="NewHealthy">Instances of the new version that are running, healthy and (with readiness checks) ready.</param>
 internal readonly record struct RollingState(int Instances, int OldAlive, int OldHealthy, int NewHealthy);
 
 /// <summary>How many old and new instances to keep (the controller launches or kills to reach it).</summary>

@@ -122,6 +122,12 @@ internal sealed partial class ServiceController : BackgroundService
     /// <summary>An instance counts as healthy when running and, if it has a health check, passing it.</summary>
     public static bool IsHealthy(TaskView t) => t.State == TaskState.Running && (!t.HasHealthCheck || t.Healthy == true);
 
+    /// <summary>
+    /// An instance of a deployment's new version counts towards its progress (old instances may go, the
+    /// deployment may finish) when healthy and, if it has readiness checks, reported ready (Marathon).
+    /// </summary>
+    public static bool IsReady(TaskView t) => IsHealthy(t) && (!t.HasReadinessCheck || t.Ready == true);
+
     private void Reconcile(AppSnapshot app)
     {
         var appId = app.Current.Id!;
@@ -152,7 +158,7 @@ internal sealed partial class ServiceController : BackgroundService
         var config = ServiceRegistry.ConfigVersion(current);
         var fresh = alive.Where(t => t.AppVersion == config).ToList();
         var old = alive.Where(t => t.AppVersion != config).ToList();
-        var freshHealthy = fresh.Count(IsHealthy);
+        var freshHealthy = fresh.Count(IsReady);
 
         int keepOld, keepNew;
         if (old.Count > 0 && dep is not null)

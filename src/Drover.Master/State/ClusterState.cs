@@ -97,6 +97,8 @@ internal sealed partial class ClusterState
                     Reason = t.Reason,
                     KillRequested = t.KillRequested,
                     Healthy = t.Healthy,
+                    HealthResults = t.HealthResults ?? [],
+                    Ready = t.Ready,
                     StartedAt = t.StartedAt,
                     CommandSentAt = now,
                 };
@@ -723,6 +725,16 @@ internal sealed partial class ClusterState
             r.Healthy = stamped.Healthy;
         }
 
+        if (stamped.HealthResults is { IsDefault: false } results)
+        {
+            r.HealthResults = results;
+        }
+
+        if (stamped.Ready is not null)
+        {
+            r.Ready = stamped.Ready;
+        }
+
         if (stamped.State == TaskState.Running && r.StartedAt is null)
         {
             r.StartedAt = _time.GetUtcNow();
@@ -864,7 +876,10 @@ internal sealed partial class ClusterState
             SubmittedAt = r.SubmittedAt,
             Statuses = [.. r.Statuses],
             Healthy = r.Healthy,
-            HasHealthCheck = r.Spec.HealthCheck is not null,
+            HasHealthCheck = !r.Spec.HealthChecks.IsEmpty,
+            HealthResults = r.HealthResults,
+            Ready = r.Ready,
+            HasReadinessCheck = !r.Spec.ReadinessChecks.IsEmpty,
             StartedAt = r.StartedAt,
             AppId = r.Spec.AppId,
             AppVersion = r.Spec.AppVersion,

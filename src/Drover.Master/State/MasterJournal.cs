@@ -30,6 +30,8 @@ internal sealed class MasterJournal(IStateStore? store)
         Reason = r.Reason,
         KillRequested = r.KillRequested,
         Healthy = r.Healthy,
+        HealthResults = r.HealthResults.IsEmpty ? null : r.HealthResults,
+        Ready = r.Ready,
         StartedAt = r.StartedAt,
         Statuses = [.. r.Statuses],
     }, DroverJsonContext.Default.PersistedTask));

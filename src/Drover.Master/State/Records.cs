@@ -45,6 +45,12 @@ internal sealed class TaskRecord(TaskSpec spec, DateTimeOffset submittedAt)
     /// <summary>Last health result from the agent (null: no check, or none yet).</summary>
     public bool? Healthy { get; set; }
 
+    /// <summary>Per-check results of the last health report (empty: none yet).</summary>
+    public ImmutableArray<Drover.Core.Health.HealthCheckResult> HealthResults { get; set; } = [];
+
+    /// <summary>True once the agent reported the task ready (its readiness checks passed).</summary>
+    public bool? Ready { get; set; }
+
     public DateTimeOffset? StartedAt { get; set; }
 
     public void AddStatus(TaskStatus status)

@@ -40,8 +40,9 @@ public sealed class HealthCheckJsonTests
         var spec = JsonSerializer.Deserialize(
             """{"id":"t.1","name":"t","shell":"true","resources":"cpus:0.5;mem:32","healthCheck":{"protocol":"TCP"}}""", Ctx.TaskSpec)!;
 
-        Assert.Equal(HealthCheckProtocol.Tcp, spec.HealthCheck!.Protocol);
-        AssertDefaults(spec.HealthCheck);
+        var check = Assert.Single(spec.HealthChecks);
+        Assert.Equal(HealthCheckProtocol.Tcp, check.Protocol);
+        AssertDefaults(check);
     }
 
     [Fact]
@@ -49,7 +50,9 @@ public sealed class HealthCheckJsonTests
     {
         var spec = JsonSerializer.Deserialize("""{"id":"t.1","name":"t","shell":"true","resources":"cpus:0.5"}""", Ctx.TaskSpec)!;
 
-        Assert.Null(spec.HealthCheck);
+        Assert.Empty(spec.HealthChecks);
+        Assert.Empty(spec.ReadinessChecks);
+        Assert.DoesNotContain("Checks", JsonSerializer.Serialize(spec, Ctx.TaskSpec), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -171,5 +174,89 @@ public sealed class HealthCheckJsonTests
         Assert.Equal(31001, new HealthCheck { PortIndex = 1 }.ResolvePort(ports));
         Assert.Equal(8080, new HealthCheck { PortIndex = 1, Port = 8080 }.ResolvePort(ports));
         Assert.Null(new HealthCheck { PortIndex = 2 }.ResolvePort(ports));
+    }
+
+    [Fact]
+    public void TaskSpec_HealthAndReadinessChecks_RoundTripAsLists()
+    {
+        var spec = new TaskSpec
+        {
+            Id = "t.1",
+            Name = "t",
+            Shell = "true",
+            Resources = Resources.Of(cpus: 0.5m, memMiB: 32),
+            PortCount = 2,
+            HealthChecks = [new HealthCheck { Protocol = HealthCheckProtocol.Tcp }, new HealthCheck { Protocol = HealthCheckProtocol.Command, Command = "true" }],
+            ReadinessChecks = [new TaskReadinessCheck { Path = "ready", PortIndex = 1, Interval = TimeSpan.FromSeconds(2), HttpStatusCodesForReady = [200, 204] }],
+        };
+
+        var json = JsonSerializer.Serialize(spec, Ctx.TaskSpec);
+        var back = JsonSerializer.Deserialize(json, Ctx.TaskSpec)!;
+
+        Assert.Contains("\"healthChecks\":[", json, StringComparison.Ordinal);
+        Assert.DoesNotContain("\"healthCheck\":", json, StringComparison.Ordinal);
+        Assert.Equal(spec.HealthChecks.ToArray(), back.HealthChecks.ToArray());
+        var ready = Assert.Single(back.ReadinessChecks);
+        Assert.Equal("/ready", ready.Path);
+        Assert.Equal(1, ready.PortIndex);
+        Assert.Equal(TimeSpan.FromSeconds(2), ready.Interval);
+        Assert.Equal(TaskReadinessCheck.DefaultTimeout, ready.Timeout);
+        Assert.Equal([200, 204], ready.HttpStatusCodesForReady.ToArray());
+    }
+
+    [Fact]
+    public void TaskSpec_LegacySingleHealthCheck_ReadAsListAndListWins()
+    {
+        var legacy = JsonSerializer.Deserialize(
+            """{"id":"t.1","name":"t","shell":"true","resources":"cpus:0.5","healthCheck":{"protocol":"TCP"}}""", Ctx.TaskSpec)!;
+        var both = JsonSerializer.Deserialize(
+            """{"id":"t.1","name":"t","shell":"true","resources":"cpus:0.5","healthCheck":{"protocol":"TCP"},"healthChecks":[{"protocol":"COMMAND","command":"true"},{}]}""", Ctx.TaskSpec)!;
+        var bothReversed = JsonSerializer.Deserialize(
+            """{"id":"t.1","name":"t","shell":"true","resources":"cpus:0.5","healthChecks":[{"protocol":"COMMAND","command":"true"},{}],"healthCheck":{"protocol":"TCP"}}""", Ctx.TaskSpec)!;
+
+        Assert.Equal(HealthCheckProtocol.Tcp, Assert.Single(legacy.HealthChecks).Protocol);
+        Assert.Equal([HealthCheckProtocol.Command, HealthCheckProtocol.Http], both.HealthChecks.Select(c => c.Protocol));
+        Assert.Equal([HealthCheckProtocol.Command, HealthCheckProtocol.Http], bothReversed.HealthChecks.Select(c => c.Protocol));
+    }
+
+    [Fact]
+    public void TaskReadinessCheck_EmptyObject_GetsMarathonDefaults()
+    {
+        var spec = JsonSerializer.Deserialize(
+            """{"id":"t.1","name":"t","shell":"true","resources":"cpus:0.5","readinessChecks":[{}]}""", Ctx.TaskSpec)!;
+
+        var check = Assert.Single(spec.ReadinessChecks);
+        Assert.Equal(TaskReadinessCheck.DefaultName, check.Name);
+        Assert.Equal(HealthCheckProtocol.Http, check.Protocol);
+        Assert.Equal("/", check.Path);
+        Assert.Equal(0, check.PortIndex);
+        Assert.Equal(TimeSpan.FromSeconds(30), check.Interval);
+        Assert.Equal(TimeSpan.FromSeconds(10), check.Timeout);
+        Assert.Equal([200], check.HttpStatusCodesForReady.ToArray());
+        Assert.Null(check.Validate(1));
+        Assert.Equal("protocol must be HTTP or HTTPS", (check with { Protocol = HealthCheckProtocol.Tcp }).Validate(1));
+    }
+
+    [Fact]
+    public void TaskStatus_ReadyAndHealthResults_RoundTripAndAbsentWhenUnset()
+    {
+        var status = new TaskStatus
+        {
+            TaskId = "t",
+            State = TaskState.Running,
+            Ready = true,
+            HealthResults = [new HealthCheckResult { Alive = false, ConsecutiveFailures = 2, LastFailureCause = "HTTP 500" }],
+        };
+
+        var json = JsonSerializer.Serialize(status, Ctx.TaskStatus);
+        var back = JsonSerializer.Deserialize(json, Ctx.TaskStatus)!;
+        var plain = JsonSerializer.Serialize(new TaskStatus { TaskId = "t", State = TaskState.Running }, Ctx.TaskStatus);
+
+        Assert.True(back.Ready);
+        var result = Assert.Single(back.HealthResults!.Value);
+        Assert.Equal(status.HealthResults.Value[0], result);
+        Assert.DoesNotContain("ready", plain, StringComparison.Ordinal);
+        Assert.DoesNotContain("healthResults", plain, StringComparison.Ordinal);
+        Assert.Null(JsonSerializer.Deserialize(plain, Ctx.TaskStatus)!.HealthResults);
     }
 }

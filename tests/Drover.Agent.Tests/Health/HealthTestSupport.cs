@@ -24,7 +24,19 @@ internal static class HealthTestSupport
     /// <summary>Serves the sandbox over HTTP on $PORT0 (loopback only).</summary>
     public const string HttpServer = "exec python3 -m http.server \"$PORT0\" --bind 127.0.0.1";
 
-    public static TaskSpec Checked(string shell, HealthCheck check) => ExecutorHarness.Shell(shell) with { HealthCheck = check };
+    public static TaskSpec Checked(string shell, params HealthCheck[] checks) => ExecutorHarness.Shell(shell) with { HealthChecks = [.. checks] };
+
+    /// <summary>A readiness check on PORT0 that repeats every 0.1 s.</summary>
+    public static TaskReadinessCheck QuickReadiness(string path = "/") => new()
+    {
+        Path = path,
+        Interval = TimeSpan.FromSeconds(0.1),
+        Timeout = TimeSpan.FromSeconds(2),
+    };
+
+    /// <summary>The readiness updates of a task (TASK_RUNNING with Ready set), in order.</summary>
+    public static ImmutableArray<TaskStatus> ReadyUpdates(this ExecutorHarness h, string taskId) =>
+        [.. h.UpdatesFor(taskId).Where(u => u.State == TaskState.Running && u.Ready is not null)];
 
     /// <summary>A port nothing listens on right now (the kernel's choice, so it is not in use).</summary>
     public static int FreePort()

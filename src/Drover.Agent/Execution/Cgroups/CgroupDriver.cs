@@ -207,9 +207,9 @@ public abstract class CgroupDriver : ICgroupDriver
     {
         // One write(2) per value: cgroupfs parses each write separately. O_TRUNC as runc does (a no-op
         // on cgroupfs, but it keeps a fake tree in tests exact).
-        using var stream = new FileStream(path, FileMode.Truncate, FileAccess.Write, FileShare.ReadWrite, bufferSize: 0);
-        var bytes = System.Text.Encoding.ASCII.GetBytes(text);
-        stream.Write(bytes, 0, bytes.Length);
+        // A bare handle and one positional write: cheaper than a FileStream, and this runs for every limit of every launch.
+        using var handle = File.OpenHandle(path, FileMode.Truncate, FileAccess.Write, FileShare.ReadWrite);
+        RandomAccess.Write(handle, System.Text.Encoding.ASCII.GetBytes(text), 0);
     }
 
     /// <summary>Writes a file that a test's fake tree may lack: creates it there, but never creates files in cgroupfs.</summary>

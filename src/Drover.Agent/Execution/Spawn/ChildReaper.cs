@@ -1,0 +1,134 @@
+using System.Collections.Concurrent;
+using System.ComponentModel;
+using System.Runtime.InteropServices;
+
+namespace Drover.Agent.Execution.Spawn;
+
+/// <summary>
+/// Reaps the children started by <see cref="ChildProcess"/>: one background thread waits in
+/// <c>epoll_wait</c> on a <c>pidfd</c> per child and, when one becomes readable (the child exited),
+/// collects exactly that child with <c>waitpid(pid)</c>. It never waits for other children, so it
+/// coexists with <see cref="System.Diagnostics.Process"/> and anything else in the process.
+/// Thread-safe; one instance per process.
+/// </summary>
+internal sealed partial class ChildReaper
+{
+    public static readonly ChildReaper Instance = new();
+
+    private readonly int _epoll;
+    private readonly ConcurrentDictionary<int, (int PidFd, TaskCompletionSource<int> Exit)> _children = new();
+
+    private ChildReaper()
+    {
+        if (RuntimeInformation.ProcessArchitecture != Architecture.X64)
+        {
+            throw new PlatformNotSupportedException("the child reaper's epoll_event layout is x86-64's");
+        }
+
+        _epoll = epoll_create1(EpollCloExec);
+        if (_epoll < 0)
+        {
+            throw new Win32Exception(Marshal.GetLastPInvokeError(), "epoll_create1 failed");
+        }
+
+        var thread = new Thread(Run) { IsBackground = true, Name = "drover-child-reaper" };
+        thread.Start();
+    }
+
+    /// <summary>Starts watching <paramref name="pid"/> (a child of this process that nobody else reaps).</summary>
+    public Task<int> Watch(int pid)
+    {
+        var pidfd = (int)syscall(SysPidfdOpen, pid, 0);
+        if (pidfd < 0)
+        {
+            throw new Win32Exception(Marshal.GetLastPInvokeError(), $"pidfd_open({pid}) failed");
+        }
+
+        var exit = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _children[pid] = (pidfd, exit);
+        var ev = new EpollEvent { Events = EpollIn, Data = (ulong)pid };
+        if (epoll_ctl(_epoll, EpollCtlAdd, pidfd, ref ev) != 0)
+        {
+            var error = Marshal.GetLastPInvokeError();
+            _children.TryRemove(pid, out _);
+            close(pidfd);
+            throw new Win32Exception(error, $"epoll_ctl({pid}) failed");
+        }
+
+        return exit.Task;
+    }
+
+    private void Run()
+    {
+        var events = new EpollEvent[64];
+        while (true)
+        {
+            var n = epoll_wait(_epoll, events, events.Length, -1);
+            if (n < 0)
+            {
+                continue; // EINTR
+            }
+
+            for (var i = 0; i < n; i++)
+            {
+                var pid = (int)events[i].Data;
+                if (!_children.TryRemove(pid, out var child))
+                {
+                    continue;
+                }
+
+                epoll_ctl(_epoll, EpollCtlDel, child.PidFd, ref events[i]);
+                close(child.PidFd);
+                int status;
+                int rc;
+                do
+                {
+                    rc = waitpid(pid, out status, 0);
+                }
+                while (rc < 0 && Marshal.GetLastPInvokeError() == EIntr);
+
+                child.Exit.TrySetResult(rc < 0 ? 255 : Decode(status));
+            }
+        }
+    }
+
+    /// <summary>waitpid status → exit code, or 128 + signal for a signalled child.</summary>
+    internal static int Decode(int status)
+    {
+        var signal = status & 0x7f;
+        return signal == 0 ? (status >> 8) & 0xff : 128 + signal;
+    }
+
+    private const int EpollCloExec = 0x80000;
+    private const int EpollCtlAdd = 1;
+    private const int EpollCtlDel = 2;
+    private const uint EpollIn = 0x001;
+    private const long SysPidfdOpen = 434;
+    private const int EIntr = 4;
+
+    /// <summary>struct epoll_event: packed (12 bytes) on x86-64, the architecture Drover agents run on.</summary>
+    [StructLayout(LayoutKind.Sequential, Pack = 1)]
+    private struct EpollEvent
+    {
+        public uint Events;
+        public ulong Data;
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int epoll_create1(int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int epoll_ctl(int epfd, int op, int fd, ref EpollEvent ev);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int epoll_wait(int epfd, [Out] EpollEvent[] events, int maxEvents, int timeout);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial long syscall(long number, int pid, uint flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int waitpid(int pid, out int status, int options);
+
+    [LibraryImport("libc")]
+    private static partial int close(int fd);
+}
