@@ -18,6 +18,7 @@ public static class Program
             NodeCommands.Create(),
             AppCommands.Create(),
             DeploymentCommands.Create(),
+            GroupCommands.Create(),
         };
         root.Options.Add(CliContext.Master); // global: `drover --master URL node ls` and `drover node ls --master URL` both work
         foreach (var client in root.Subcommands.Where(c => c.Name is "run" or "task" or "node"))

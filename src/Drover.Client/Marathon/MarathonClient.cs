@@ -43,8 +43,8 @@ public sealed record DeploymentRef(string? DeploymentId, string? Version, JsonNo
 }
 
 /// <summary>
-/// Typed client for the master's Marathon-compatible service API (<c>/v2/apps</c>, <c>/v2/deployments</c>,
-/// <c>/v2/queue</c>). Answers are returned as JSON nodes in Marathon's shapes; errors throw
+/// Typed client for the master's Marathon-compatible service API (<c>/v2/apps</c>, <c>/v2/groups</c>,
+/// <c>/v2/deployments</c>, <c>/v2/queue</c>). Answers are returned as JSON nodes in Marathon's shapes; errors throw
 /// <see cref="MarathonApiException"/>. App ids may be given as <c>web</c>, <c>/web</c> or <c>/prod/web</c>.
 /// Thread-safe as HttpClient is; the caller owns the HttpClient's lifetime when it passes one in.
 /// </summary>
@@ -167,6 +167,51 @@ public sealed class MarathonClient : IDisposable
     public async Task<JsonNode?> KillAppTasksAsync(string appId, string? host = null, bool scale = false, CancellationToken ct = default) =>
         (await SendAsync(HttpMethod.Delete, AppPath(appId) + "/tasks" + Query(("scale", Flag(scale)), ("host", host)), null, ct).ConfigureAwait(false)).Node;
 
+    // ------------------------------------------------------------------ groups
+
+    /// <summary><c>/</c> or empty → <c>/</c> (the root group); <c>prod</c>, <c>/prod/</c> → <c>/prod</c>.</summary>
+    public static string NormalizeGroupId(string id)
+    {
+        ArgumentNullException.ThrowIfNull(id);
+        return "/" + id.Trim().Trim('/');
+    }
+
+    /// <summary><c>GET /v2/groups/{id}</c>: the group with its apps and subgroups, recursively (<c>/</c> is the root).</summary>
+    /// <exception cref="MarathonApiException">404 when there is no such group.</exception>
+    public async Task<JsonObject> GetGroupAsync(string id, CancellationToken ct = default)
+    {
+        var body = await SendAsync(HttpMethod.Get, GroupPath(id), null, ct).ConfigureAwait(false);
+        return body.Node as JsonObject ?? throw Unexpected("GET", GroupPath(id), body.Node);
+    }
+
+    /// <summary>Like <see cref="GetGroupAsync"/> but null when the group does not exist.</summary>
+    public async Task<JsonObject?> FindGroupAsync(string id, CancellationToken ct = default)
+    {
+        try
+        {
+            return await GetGroupAsync(id, ct).ConfigureAwait(false);
+        }
+        catch (MarathonApiException e) when (e.StatusCode == (int)HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+    }
+
+    /// <summary><c>POST /v2/groups</c>: creates the group named by the body's <c>id</c> (409 if it exists) as one deployment plan.</summary>
+    public Task<DeploymentRef> CreateGroupAsync(JsonObject group, bool force = false, CancellationToken ct = default) =>
+        ChangeAsync(HttpMethod.Post, "v2/groups" + Query(("force", Flag(force))), group, ct);
+
+    /// <summary>
+    /// <c>PUT /v2/groups/{id}</c>: makes the group what the body says, as one deployment plan (apps of the
+    /// group missing from the body are removed). <paramref name="force"/> overrides deployments holding its apps.
+    /// </summary>
+    public Task<DeploymentRef> PutGroupAsync(string id, JsonObject group, bool force = false, CancellationToken ct = default) =>
+        ChangeAsync(HttpMethod.Put, GroupPath(id) + Query(("force", Flag(force))), group, ct);
+
+    /// <summary><c>DELETE /v2/groups/{id}</c>: stops every app of the group, then removes them.</summary>
+    public Task<DeploymentRef> DeleteGroupAsync(string id, bool force = false, CancellationToken ct = default) =>
+        ChangeAsync(HttpMethod.Delete, GroupPath(id) + Query(("force", Flag(force))), null, ct);
+
     // ------------------------------------------------------------------ deployments, queue
 
     /// <summary><c>GET /v2/deployments</c>: the deployments in progress (a finished one is gone).</summary>
@@ -196,6 +241,9 @@ public sealed class MarathonClient : IDisposable
 
     private static string AppPath(string id) =>
         "v2/apps/" + string.Join('/', NormalizeAppId(id).Split('/', StringSplitOptions.RemoveEmptyEntries).Select(Uri.EscapeDataString));
+
+    private static string GroupPath(string id) =>
+        "v2/groups" + string.Concat(NormalizeGroupId(id).Split('/', StringSplitOptions.RemoveEmptyEntries).Select(s => "/" + Uri.EscapeDataString(s)));
 
     private static string Embed(IEnumerable<string>? embed) =>
         embed is null ? "" : string.Concat(embed.Select((e, i) => (i == 0 ? "?" : "&") + "embed=" + Uri.EscapeDataString(e)));

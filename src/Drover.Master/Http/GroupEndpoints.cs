@@ -114,6 +114,33 @@ internal static class GroupEndpoints
             return await Apply(http, registry, scaled, []);
         }
 
+        // PUT {"version": V}: roll the whole group back to what it was at version V (Marathon's group
+        // rollback): each app returns to its latest definition at or before V; apps created after V go.
+        if (!create && body["version"] is JsonValue v && v.TryGetValue<string>(out var target) && body["apps"] is null && body["groups"] is null)
+        {
+            var restore = new List<(AppDefinition, ImmutableArray<string>)>();
+            var drop = new List<string>();
+            foreach (var a in registry.List().Where(a => groupId == "/" || Under(a.Current.Id!, groupId)))
+            {
+                var then = a.Versions.LastOrDefault(x => string.CompareOrdinal(x.Version, target) <= 0);
+                if (then is null)
+                {
+                    drop.Add(a.Current.Id!);
+                }
+                else if (then.Version != a.Current.Version)
+                {
+                    restore.Add((then with { Version = null, VersionInfo = null }, ImmutableArray<string>.Empty));
+                }
+            }
+
+            if (restore.Count == 0 && drop.Count == 0)
+            {
+                return Message(StatusCodes.Status404NotFound, $"Group '{groupId}' has no apps to roll back to version {target}");
+            }
+
+            return await Apply(http, registry, restore, drop);
+        }
+
         if (create && groupId != "/" && registry.AppsUnder(groupId).Count > 0)
         {
             return Message(StatusCodes.Status409Conflict, $"Group {groupId} is already created. Use PUT to change this group.");
@@ -139,7 +166,10 @@ internal static class GroupEndpoints
             return (a.App, deps);
         }).ToList();
 
-        var remove = removeMissing ? registry.AppsUnder(groupId).Except(apps.Select(a => a.App.Id!)).ToList() : [];
+        // A PUT replaces the group's apps only when it lists them: a body without "apps"/"groups"
+        // (e.g. only dependencies) leaves every app in place, as in Marathon.
+        var replaces = removeMissing && (body["apps"] is not null || body["groups"] is not null);
+        var remove = replaces ? registry.AppsUnder(groupId).Except(apps.Select(a => a.App.Id!)).ToList() : [];
         return await Apply(http, registry, plan, remove);
     }
 

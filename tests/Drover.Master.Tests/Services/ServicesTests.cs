@@ -323,6 +323,35 @@ public sealed class ServicesTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task GroupPut_VersionRollsBack_PartialBodyKeepsApps()
+    {
+        if (_cluster is null)
+        {
+            return;
+        }
+
+        await Send(HttpMethod.Post, "/v2/groups", """{"id": "/gv", "apps": [{"id": "a", "cmd": "sleep 1000", "cpus": 0.05, "mem": 16}]}""");
+        await WaitForApp("/gv/a", a => a["tasksRunning"]!.GetValue<int>() == 1 && a["deployments"]!.AsArray().Count == 0, "/gv/a");
+        var v1 = (await Send(HttpMethod.Get, "/v2/groups/gv")).Body!["version"]!.GetValue<string>();
+
+        var (updated, _) = await Send(HttpMethod.Put, "/v2/groups/gv",
+            """{"apps": [{"id": "a", "cmd": "sleep 1000", "cpus": 0.05, "mem": 16, "instances": 2}, {"id": "b", "cmd": "sleep 1000", "cpus": 0.05, "mem": 16}]}""");
+        Assert.Equal(HttpStatusCode.OK, updated);
+        await WaitForApp("/gv/b", a => a["tasksRunning"]!.GetValue<int>() == 1 && a["deployments"]!.AsArray().Count == 0, "/gv/b");
+
+        // A body that does not list apps changes none of them.
+        var (partial, _) = await Send(HttpMethod.Put, "/v2/groups/gv", """{"dependencies": []}""");
+        Assert.Equal(HttpStatusCode.OK, partial);
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Get, "/v2/apps/gv/b")).Status);
+
+        // Back to v1: /gv/a with one instance, /gv/b (created later) gone.
+        var (rolledBack, _) = await Send(HttpMethod.Put, "/v2/groups/gv", $$"""{"version": "{{v1}}"}""");
+        Assert.Equal(HttpStatusCode.OK, rolledBack);
+        await WaitForApp("/gv/a", a => a["instances"]!.GetValue<int>() == 1 && a["tasksRunning"]!.GetValue<int>() == 1 && a["deployments"]!.AsArray().Count == 0, "/gv/a back to 1");
+        await Wait.UntilAsync(async () => (await Send(HttpMethod.Get, "/v2/apps/gv/b")).Status == HttpStatusCode.NotFound, Timeout, "/gv/b removed");
+    }
+
+    [Fact]
     public async Task MasterRestart_AppsAndInstancesKept()
     {
         if (_cluster is null)
