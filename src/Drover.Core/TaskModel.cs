@@ -115,6 +115,9 @@ public sealed record TaskSpec
         }
     }
 
+    /// <summary>The Unix user the task runs as (Marathon's <c>user</c>); null runs it as the agent's user.</summary>
+    public string? User { get; init; }
+
     /// <summary>The service (Marathon app id) this task is an instance of; null for one-off tasks.</summary>
     public string? AppId { get; init; }
 

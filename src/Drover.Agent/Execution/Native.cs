@@ -83,4 +83,43 @@ internal static partial class Native
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int SysKill(int pid, int signal);
+
+    /// <summary>Looks up a user (through NSS, so LDAP users work too). False when there is no such user.</summary>
+    public static bool TryGetUser(string name, out uint uid, out uint gid)
+    {
+        uid = gid = 0;
+        var pwd = Marshal.AllocHGlobal(64);       // struct passwd is 48 bytes on 64-bit Linux
+        var buffer = Marshal.AllocHGlobal(16384);
+        try
+        {
+            if (getpwnam_r(name, pwd, buffer, 16384, out var result) != 0 || result == IntPtr.Zero)
+            {
+                return false;
+            }
+
+            uid = (uint)Marshal.ReadInt32(pwd, 16); // pw_uid after two pointers
+            gid = (uint)Marshal.ReadInt32(pwd, 20); // pw_gid
+            return true;
+        }
+        finally
+        {
+            Marshal.FreeHGlobal(buffer);
+            Marshal.FreeHGlobal(pwd);
+        }
+    }
+
+    /// <summary>chown(2); throws with the OS error when it fails.</summary>
+    public static void Chown(string path, uint uid, uint gid)
+    {
+        if (chown(path, uid, gid) != 0)
+        {
+            throw new IOException($"chown {path} to {uid}:{gid} failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int getpwnam_r(string name, IntPtr pwd, IntPtr buffer, nuint length, out IntPtr result);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int chown(string path, uint owner, uint group);
 }

@@ -60,6 +60,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
     private readonly string _cgroupName;
     private readonly ICgroupDriver? _cgroups;
     private readonly string? _setsid;
+    private readonly string? _setpriv;
     private readonly string _path;
     private readonly string _lang;
     private readonly Channel<TaskStatus> _updates = Channel.CreateUnbounded<TaskStatus>();
@@ -81,6 +82,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         _path = Environment.GetEnvironmentVariable("PATH") is { Length: > 0 } path ? path : DefaultPath;
         _lang = Environment.GetEnvironmentVariable("LANG") is { Length: > 0 } lang ? lang : "C.UTF-8";
         _setsid = FindExecutable("setsid", _path);
+        _setpriv = FindExecutable("setpriv", _path);
         if (_setsid is null)
         {
             LogNoSetsid(_logger);
@@ -299,11 +301,38 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             return false;
         }
 
+        if (spec.User is { } user)
+        {
+            // Run as the task's user (Marathon's "user"): the shim joins the cgroups and opens the
+            // logs as the agent's user, then setpriv drops to the user before exec'ing the command.
+            if (_setpriv is null)
+            {
+                EndLaunchFailed(run, $"Cannot run as user '{user}': setpriv (util-linux) is not installed on this agent");
+                return false;
+            }
+
+            if (!Native.TryGetUser(user, out var uid, out var gid))
+            {
+                EndLaunchFailed(run, $"Cannot run as user '{user}': no such user on agent {_options.Hostname}");
+                return false;
+            }
+
+            run.RunAs = (uid, gid);
+        }
+
         try
         {
             Directory.CreateDirectory(run.Sandbox!);
             Touch(Path.Combine(run.Sandbox!, "stdout"));
             Touch(Path.Combine(run.Sandbox!, "stderr"));
+            if (run.RunAs is var (runUid, runGid))
+            {
+                // The sandbox belongs to the task's user, as Mesos does it.
+                Native.Chown(run.Sandbox!, runUid, runGid);
+                Native.Chown(Path.Combine(run.Sandbox!, "stdout"), runUid, runGid);
+                Native.Chown(Path.Combine(run.Sandbox!, "stderr"), runUid, runGid);
+            }
+
             File.Delete(Path.Combine(run.Sandbox!, LaunchFailedMarker));
             if (_cgroups is not null)
             {
@@ -421,6 +450,17 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 
         // No setsid step: the shim is spawned in a new session already (ChildProcess, newSession), so
         // the task leads its own session and process group and keeps the shim's pid.
+
+        if (run.RunAs is var (uid, gid))
+        {
+            args.Add(_setpriv!);
+            args.Add(string.Create(CultureInfo.InvariantCulture, $"--reuid={uid}"));
+            args.Add(string.Create(CultureInfo.InvariantCulture, $"--regid={gid}"));
+            args.Add("--init-groups");
+            args.Add("--");
+            env["USER"] = spec.User!;
+            env["LOGNAME"] = spec.User!;
+        }
 
         if (!string.IsNullOrWhiteSpace(spec.Shell))
         {
@@ -782,6 +822,9 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 
         /// <summary>Null only for a task whose id is unusable as a directory name (it fails at launch).</summary>
         public string? Sandbox { get; } = sandbox;
+
+        /// <summary>The uid/gid to run as when the spec names a user.</summary>
+        public (uint Uid, uint Gid)? RunAs { get; set; }
 
         public Phase Phase { get; set; } = Phase.Launching;
 

@@ -96,7 +96,7 @@ public static class MarathonErrorText
     public const string NoIpAddress = "Drover does not support IP-per-task networking yet (only host networking)";
     public const string OnlyHostNetworking = "Drover supports only host networking yet: use a single {\"mode\": \"host\"}";
     public const string NoExecutor = "Drover does not support custom executors yet (only \"\" or \"//cmd\")";
-    public const string NoUser = "Drover does not support running tasks as another user yet";
+    public const string BadUser = "must be a user name of up to 32 letters, digits, '_', '-' or '.'";
     public const string NoRoles = "Drover does not support resource roles yet (only \"*\")";
     public const string NoChecks = "Drover does not support Mesos checks yet (use healthChecks)";
     public const string NoTty = "Drover does not support a TTY for tasks yet";

@@ -117,9 +117,10 @@ public static partial class MarathonValidator
             e.Add("/executor", MarathonErrorText.NoExecutor);
         }
 
-        if (!string.IsNullOrEmpty(app.User))
+        // A POSIX user name; whether it exists is for the agent that runs the task to say.
+        if (app.User is { } user && (user.Length is 0 or > 32 || !user.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.')))
         {
-            e.Add("/user", MarathonErrorText.NoUser);
+            e.Add("/user", MarathonErrorText.BadUser);
         }
     }
 

@@ -54,6 +54,7 @@ internal static class AppTaskFactory
             KillGracePeriod = app.TaskKillGracePeriodSeconds is { } g ? TimeSpan.FromSeconds(g) : TaskSpec.DefaultKillGracePeriod,
             Group = appId,
             AppId = appId,
+            User = app.User,
             AppVersion = ServiceRegistry.ConfigVersion(app),
             HealthChecks = [.. (app.HealthChecks ?? []).Select(HealthCheckOf)],
             ReadinessChecks = ReadinessChecksOf(app),

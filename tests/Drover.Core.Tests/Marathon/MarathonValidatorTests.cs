@@ -480,7 +480,7 @@ public class MarathonValidatorTests
     [InlineData("""{"networks": [{"name": "dcos"}]}""", "/networks(0)/mode", "Drover supports only host networking yet: use a single {\"mode\": \"host\"}")]
     [InlineData("""{"networks": [{"mode": "overlay"}]}""", "/networks(0)/mode", "error.unknown.enum.literal")]
     [InlineData("""{"executor": "/opt/executor"}""", "/executor", "Drover does not support custom executors yet (only \"\" or \"//cmd\")")]
-    [InlineData("""{"user": "nobody"}""", "/user", "Drover does not support running tasks as another user yet")]
+    [InlineData("""{"user": "no body"}""", "/user", "must be a user name of up to 32 letters, digits, '_', '-' or '.'")]
     [InlineData("""{"acceptedResourceRoles": ["slave_public"]}""", "/acceptedResourceRoles", "Drover does not support resource roles yet (only \"*\")")]
     [InlineData("""{"acceptedResourceRoles": []}""", "/acceptedResourceRoles", "must not be empty")]
     [InlineData("""{"role": "slave_public"}""", "/role", "Drover does not support resource roles yet (only \"*\")")]
