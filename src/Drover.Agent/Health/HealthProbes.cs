@@ -228,7 +228,7 @@ internal sealed class HealthProbes : IDisposable
             var info = BuildStartInfo(target, check);
             process = ChildProcess.Start(info.FileName, [info.FileName, .. info.ArgumentList],
                 info.Environment.Where(kv => kv.Value is not null).Select(kv => new KeyValuePair<string, string>(kv.Key, kv.Value!)),
-                info.WorkingDirectory, newSession: false);
+                info.WorkingDirectory, newSession: true);
         }
         catch (Exception ex) when (ex is Win32Exception or InvalidOperationException or IOException)
         {
@@ -249,10 +249,7 @@ internal sealed class HealthProbes : IDisposable
         }
 
         // Whatever the check left running in its process group goes with it.
-        if (_setsid is not null)
-        {
-            Native.KillGroup(pid, Native.SigKill);
-        }
+        Native.KillGroup(pid, Native.SigKill);
 
         var signal = code is > 128 and <= 128 + 64 ? code - 128 : 0;
         return code switch
@@ -286,11 +283,8 @@ internal sealed class HealthProbes : IDisposable
             args.Add(file);
         }
 
-        if (_setsid is not null)
-        {
-            args.Add(_setsid);
-            args.Add("--");
-        }
+        // No setsid step: the check is spawned in a new session (one exec fewer per check), so it
+        // leads its own process group and a timeout kills everything it started.
 
         args.Add(Shell);
         args.Add("-c");
@@ -301,7 +295,7 @@ internal sealed class HealthProbes : IDisposable
     /// <summary>SIGKILLs the check's process group (or only its shell if it has not called setsid yet).</summary>
     private void KillCheck(int pid)
     {
-        if (_setsid is null || !Native.KillGroup(pid, Native.SigKill))
+        if (!Native.KillGroup(pid, Native.SigKill))
         {
             Native.Kill(pid, Native.SigKill);
         }

@@ -81,9 +81,11 @@ internal static class GroupCommands
                 return 2;
             }
 
-            // The apps the plan touches: those of the definition, and (on update) the group's apps it leaves out, which are removed.
+            // The apps the plan touches: those of the definition, and (on an update that lists apps or groups) the
+            // group's apps it leaves out, which are removed. Others (e.g. a rollback to a version) come from the plan.
             var expected = layout.Apps.Distinct(StringComparer.Ordinal).ToDictionary(a => a, _ => false, StringComparer.Ordinal);
-            foreach (var old in before is null ? [] : AppIds(before))
+            var replaces = definition["apps"] is not null || definition["groups"] is not null;
+            foreach (var old in before is null || !replaces ? [] : AppIds(before))
             {
                 expected.TryAdd(old, true);
             }

@@ -241,8 +241,13 @@ internal static class EventFactory
     };
 
     /// <summary>True for the terminal update of a task its agent killed for failing its health check.</summary>
+    /// <summary>
+    /// Killed by its agent for failing health checks. Decided on the final status itself: the task's
+    /// sticky Reason comes from earlier health updates too, so an ordinary kill would otherwise look alike.
+    /// </summary>
     public static bool KilledForHealth(TaskView t) =>
-        t.State == TaskState.Killed && (t.Healthy == false || t.Reason == TaskReasons.TaskHealthCheckStatusUpdated);
+        t.State == TaskState.Killed && t.Statuses.LastOrDefault() is { State: TaskState.Killed } last
+        && last.Reason == TaskReasons.TaskHealthCheckStatusUpdated && last.Healthy == false;
 
     private static string LatestMessage(TaskView t) => (t.Statuses.IsEmpty ? t.Message : t.Statuses[^1].Message) ?? "";
 
