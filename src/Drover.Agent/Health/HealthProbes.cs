@@ -52,7 +52,7 @@ internal sealed class HealthProbes : IDisposable
           shift
           n=$((n - 1))
         done
-        exec "$@"
+        eval "$1"
         """;
 
     private const string Shell = "/bin/sh";
@@ -286,8 +286,8 @@ internal sealed class HealthProbes : IDisposable
         // No setsid step: the check is spawned in a new session (one exec fewer per check), so it
         // leads its own process group and a timeout kills everything it started.
 
-        args.Add(Shell);
-        args.Add("-c");
+        // The shim evaluates the command itself (no second shell): one spawn per check. It runs with
+        // the same environment, in the task's cgroups, and its exit status is the command's.
         args.Add(check.Command ?? "");
         return info;
     }
