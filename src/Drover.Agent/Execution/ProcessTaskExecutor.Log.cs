@@ -11,9 +11,6 @@ public sealed partial class ProcessTaskExecutor
     [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "cgroups unavailable under {Root} ({Error}); tasks run WITHOUT resource isolation")]
     private static partial void LogCgroupsUnavailable(ILogger logger, string root, string error);
 
-    [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "setsid not found; tasks will share the agent's process group")]
-    private static partial void LogNoSetsid(ILogger logger);
-
     [LoggerMessage(EventId = 110, Level = LogLevel.Information, Message = "Task {TaskId} launched as pid {Pid} in cgroup {Cgroup}")]
     private static partial void LogLaunched(ILogger logger, string taskId, int pid, string? cgroup);
 

@@ -19,9 +19,10 @@ namespace Drover.Agent.Execution;
 /// memory, CPU and pid limits. See <c>Execution/README.md</c> for the lifecycle and isolation contract.
 /// </summary>
 /// <remarks>
-/// A task is started through a fixed <c>/bin/sh</c> shim (<see cref="ShimScript"/>) that redirects its
-/// stdio into the sandbox, writes its own pid into every task cgroup, then <c>exec setsid</c>s the
-/// command, so the task pid is the shim's pid and the task leads its own session and process group.
+/// A task is started with <c>posix_spawn</c> in a new session through a fixed <c>/bin/sh</c> shim
+/// (<see cref="ShimScript"/>) that redirects its stdio into the sandbox, writes its own pid into every
+/// task cgroup, then <c>exec</c>s the command, so the task pid is the shim's pid and the task leads
+/// its own session and process group.
 /// Nothing user-supplied is ever interpolated into shell source: the command travels as arguments.
 /// One async supervisor per task waits for exit or a kill request; there are no per-task threads.
 /// Tasks with <see cref="TaskSpec.HealthChecks"/> or <see cref="TaskSpec.ReadinessChecks"/> are checked by one shared <see cref="HealthChecker"/>.
@@ -59,7 +60,6 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
     private readonly string _sandboxRoot;
     private readonly string _cgroupName;
     private readonly ICgroupDriver? _cgroups;
-    private readonly string? _setsid;
     private readonly string? _setpriv;
     private readonly string _path;
     private readonly string _lang;
@@ -81,12 +81,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         _cgroupName = CgroupDriver.Normalize(options.CgroupName);
         _path = Environment.GetEnvironmentVariable("PATH") is { Length: > 0 } path ? path : DefaultPath;
         _lang = Environment.GetEnvironmentVariable("LANG") is { Length: > 0 } lang ? lang : "C.UTF-8";
-        _setsid = FindExecutable("setsid", _path);
         _setpriv = FindExecutable("setpriv", _path);
-        if (_setsid is null)
-        {
-            LogNoSetsid(_logger);
-        }
 
         try
         {
@@ -115,7 +110,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         }
 
         // Last, so a constructor that throws leaves no check loop behind.
-        _health = new HealthChecker(this, _logger, _time, _setsid);
+        _health = new HealthChecker(this, _logger, _time);
     }
 
     public ChannelReader<TaskStatus> Updates => _updates.Reader;
@@ -694,7 +689,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         }
     }
 
-    /// <summary>Signals the task's process group, or the shim itself if it has not called setsid yet.</summary>
+    /// <summary>Signals the task's process group (the shim was spawned in a new session, so the task leads one).</summary>
     private static void Signal(TaskRun run, int signal)
     {
         if (!Native.KillGroup(run.Pid, signal))

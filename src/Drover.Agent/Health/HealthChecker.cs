@@ -55,7 +55,7 @@ internal sealed partial class HealthChecker : IAsyncDisposable
     private long _readinessChecksPerformed;
     private bool _disposed;
 
-    public HealthChecker(IHealthReporter reporter, ILogger logger, TimeProvider time, string? setsid, int maxConcurrentChecks = DefaultMaxConcurrentChecks)
+    public HealthChecker(IHealthReporter reporter, ILogger logger, TimeProvider time, int maxConcurrentChecks = DefaultMaxConcurrentChecks)
     {
         ArgumentNullException.ThrowIfNull(reporter);
         ArgumentNullException.ThrowIfNull(logger);
@@ -64,7 +64,7 @@ internal sealed partial class HealthChecker : IAsyncDisposable
         _reporter = reporter;
         _logger = logger;
         _time = time;
-        _probes = new HealthProbes(time, setsid);
+        _probes = new HealthProbes(time);
         _maxConcurrentChecks = maxConcurrentChecks;
         _slots = new SemaphoreSlim(maxConcurrentChecks, maxConcurrentChecks);
         _loop = Task.Run(LoopAsync);

@@ -59,18 +59,15 @@ internal sealed class HealthProbes : IDisposable
     private static readonly TimeSpan ReapTimeout = TimeSpan.FromSeconds(10);
 
     private readonly TimeProvider _time;
-    private readonly string? _setsid;
     private readonly HttpClient _http;
 
     /// <summary>For readiness checks: redirects are answers, as in Marathon (whose readiness client does not follow them).</summary>
     private readonly HttpClient _readinessHttp;
 
     /// <param name="time">Clock for check timeouts.</param>
-    /// <param name="setsid">util-linux <c>setsid</c>, so a COMMAND check leads its own process group and a timeout kills all of it; null to signal only the check's shell.</param>
-    public HealthProbes(TimeProvider time, string? setsid)
+    public HealthProbes(TimeProvider time)
     {
         _time = time;
-        _setsid = setsid;
         _http = CreateClient(followRedirects: true);
         _readinessHttp = CreateClient(followRedirects: false);
     }
@@ -292,7 +289,7 @@ internal sealed class HealthProbes : IDisposable
         return info;
     }
 
-    /// <summary>SIGKILLs the check's process group (or only its shell if it has not called setsid yet).</summary>
+    /// <summary>SIGKILLs the check's process group (it leads one: it is spawned in a new session).</summary>
     private void KillCheck(int pid)
     {
         if (!Native.KillGroup(pid, Native.SigKill))

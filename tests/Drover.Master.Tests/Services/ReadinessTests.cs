@@ -8,42 +8,9 @@ namespace Drover.Master.Tests.Services;
 
 /// <summary>Marathon readiness checks gating rolling updates, on a real in-process cluster (needs root).</summary>
 [Collection(RealClusterCollection.Name)]
-public sealed class ReadinessTests : IAsyncLifetime
+public sealed class ReadinessTests() : ServiceClusterTest("ready-host", "cpus:8;mem:4096;disk:1024", 100)
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(90);
-    private InProcessCluster? _cluster;
-    private HttpClient _http = null!;
-
-    public async Task InitializeAsync()
-    {
-        if (!Requirements.RootAvailable())
-        {
-            return;
-        }
-
-        _cluster = await InProcessCluster.StartAsync();
-        await _cluster.AddAgentAsync("ready-host", TestPorts.Resources("cpus:8;mem:4096;disk:1024", 100));
-        _http = new HttpClient { BaseAddress = _cluster.Master.Url };
-    }
-
-    public async Task DisposeAsync()
-    {
-        _http?.Dispose();
-        if (_cluster is not null)
-        {
-            await _cluster.DisposeAsync();
-        }
-    }
-
-    private async Task<(HttpStatusCode Status, JsonNode? Body)> Send(HttpMethod method, string path, string? json = null)
-    {
-        using var request = new HttpRequestMessage(method, path) { Content = json is null ? null : new StringContent(json, Encoding.UTF8, "application/json") };
-        using var response = await _http.SendAsync(request);
-        var text = await response.Content.ReadAsStringAsync();
-        return (response.StatusCode, text.Length == 0 ? null : JsonNode.Parse(text));
-    }
-
-    private async Task<JsonObject> App(string id) => (await Send(HttpMethod.Get, "/v2/apps" + id)).Body!["app"]!.AsObject();
 
     private static bool Settled(JsonObject app, int n) =>
         app["tasksHealthy"]!.GetValue<int>() == n && app["deployments"]!.AsArray().Count == 0 && app["tasks"]!.AsArray().Count == n;
@@ -64,7 +31,7 @@ public sealed class ReadinessTests : IAsyncLifetime
     [Fact]
     public async Task RollingRestart_NewInstancesReadyLate_NoOldInstanceKilledBeforeANewOneIsReady()
     {
-        if (_cluster is null)
+        if (Cluster is null)
         {
             return;
         }
@@ -75,7 +42,7 @@ public sealed class ReadinessTests : IAsyncLifetime
 
         // A deployment only finishes once its instances are ready too.
         var started = await Wait.UntilAsync(() => App("/warm"), a => Settled(a, N), Timeout, "2 healthy instances, deployment done");
-        var firstTasks = await _cluster.Client.ListTasksAsync(TaskState.Running);
+        var firstTasks = await Cluster.Client.ListTasksAsync(TaskState.Running);
         Assert.All(firstTasks.Where(t => t.AppId == "/warm"), t => Assert.True(t.Ready, $"{t.Id} finished the deployment without being ready"));
         Assert.All(started["tasks"]!.AsArray(), t => Assert.Equal(2, t!["healthCheckResults"]!.AsArray().Count));
         var oldVersion = firstTasks.First(t => t.AppId == "/warm").AppVersion;
@@ -92,7 +59,7 @@ public sealed class ReadinessTests : IAsyncLifetime
         var samples = 0;
         var done = await Wait.UntilAsync(async () =>
         {
-            var tasks = (await _cluster.Client.ListTasksAsync()).Where(t => t.AppId == "/warm" && !t.State.IsTerminal()).ToList();
+            var tasks = (await Cluster.Client.ListTasksAsync()).Where(t => t.AppId == "/warm" && !t.State.IsTerminal()).ToList();
             var oldRunning = tasks.Count(t => t.AppVersion == oldVersion && t.State == TaskState.Running);
             var fresh = tasks.Where(t => t.AppVersion != oldVersion && t.State == TaskState.Running && t.Healthy == true).ToList();
             var freshReady = fresh.Count(t => t.Ready == true);

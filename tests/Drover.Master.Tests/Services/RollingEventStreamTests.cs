@@ -12,51 +12,20 @@ namespace Drover.Master.Tests.Services;
 /// instances than the upgrade strategy's floor. Real in-process cluster; needs root.
 /// </summary>
 [Collection(RealClusterCollection.Name)]
-public sealed class RollingEventStreamTests : IAsyncLifetime
+public sealed class RollingEventStreamTests() : ServiceClusterTest("rollev-host", "cpus:8;mem:4096;disk:1024", 200)
 {
     private const string AppId = "/rollev";
     private const int Instances = 10;
     private const int Floor = 5; // minimumHealthCapacity 0.5 of 10
 
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
-    private InProcessCluster? _cluster;
-    private HttpClient _http = null!;
-
-    public async Task InitializeAsync()
-    {
-        if (!Requirements.RootAvailable())
-        {
-            return;
-        }
-
-        _cluster = await InProcessCluster.StartAsync();
-        await _cluster.AddAgentAsync("rollev-host", TestPorts.Resources("cpus:8;mem:4096;disk:1024", 200));
-        _http = new HttpClient { BaseAddress = _cluster.Master.Url, Timeout = System.Threading.Timeout.InfiniteTimeSpan };
-    }
-
-    public async Task DisposeAsync()
-    {
-        _http?.Dispose();
-        if (_cluster is not null)
-        {
-            await _cluster.DisposeAsync();
-        }
-    }
 
     private static string HttpApp(string id, int instances, string extra) => $$"""
         {"id": "{{id}}", "cmd": "python3 -m http.server $PORT0", "cpus": 0.05, "mem": 48, "instances": {{instances}}{{extra}},
          "healthChecks": [{"protocol": "HTTP", "path": "/", "gracePeriodSeconds": 5, "intervalSeconds": 1, "timeoutSeconds": 3, "maxConsecutiveFailures": 3, "delaySeconds": 0}]}
         """;
 
-    private async Task<(HttpStatusCode Status, JsonNode? Body)> Send(HttpMethod method, string path, string? json = null)
-    {
-        using var request = new HttpRequestMessage(method, path) { Content = json is null ? null : new StringContent(json, Encoding.UTF8, "application/json") };
-        using var response = await _http.SendAsync(request);
-        var text = await response.Content.ReadAsStringAsync();
-        return (response.StatusCode, text.Length == 0 ? null : JsonNode.Parse(text));
-    }
-
-    private async Task<JsonObject> App() => (await Send(HttpMethod.Get, "/v2/apps" + AppId)).Body!["app"]!.AsObject();
+    private Task<JsonObject> App() => App(AppId);
 
     private static bool IsHealthy(JsonNode? task) => task!["state"]!.GetValue<string>() == "TASK_RUNNING"
         && task["healthCheckResults"]!.AsArray().Any(r => r!["alive"]!.GetValue<bool>());
@@ -67,7 +36,7 @@ public sealed class RollingEventStreamTests : IAsyncLifetime
     [Fact]
     public async Task RollingRestart_TenInstancesHalfCapacity_EventStreamAndApiNeverBelowFiveHealthy()
     {
-        if (_cluster is null)
+        if (Cluster is null)
         {
             return;
         }
@@ -81,7 +50,7 @@ public sealed class RollingEventStreamTests : IAsyncLifetime
         // Attach to the event stream before the restart; seed the model with the instances the API calls
         // healthy once our own event_stream_attached has arrived (nothing changes while the app is settled).
         var model = new HealthModel(AppId);
-        await using var stream = await SseStream.OpenAsync(_http, "/v2/events", model);
+        await using var stream = await SseStream.OpenAsync(Http, "/v2/events", model);
         await Wait.UntilAsync(() => Task.FromResult(model.Attached), Timeout, "our own event_stream_attached");
         var atAttach = await App();
         var seed = atAttach["tasks"]!.AsArray().Where(IsHealthy).Select(t => t!["id"]!.GetValue<string>()).ToList();

@@ -9,47 +9,14 @@ namespace Drover.Master.Tests.Services;
 
 /// <summary>Marathon apps on a real in-process cluster (needs root: instances are real processes).</summary>
 [Collection(RealClusterCollection.Name)]
-public sealed class ServicesTests : IAsyncLifetime
+public sealed class ServicesTests() : ServiceClusterTest("svc-host", "cpus:8;mem:4096;disk:1024", 200)
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
-    private InProcessCluster? _cluster;
-    private HttpClient _http = null!;
-
-    public async Task InitializeAsync()
-    {
-        if (!Requirements.RootAvailable())
-        {
-            return;
-        }
-
-        _cluster = await InProcessCluster.StartAsync();
-        await _cluster.AddAgentAsync("svc-host", TestPorts.Resources("cpus:8;mem:4096;disk:1024", 200));
-        _http = new HttpClient { BaseAddress = _cluster.Master.Url };
-    }
-
-    public async Task DisposeAsync()
-    {
-        _http?.Dispose();
-        if (_cluster is not null)
-        {
-            await _cluster.DisposeAsync();
-        }
-    }
 
     private static string HttpApp(string id, int instances, string cmd = "python3 -m http.server $PORT0", string extra = "") => $$"""
         {"id": "{{id}}", "cmd": "{{cmd}}", "cpus": 0.05, "mem": 48, "instances": {{instances}}{{extra}},
          "healthChecks": [{"protocol": "HTTP", "path": "/", "gracePeriodSeconds": 5, "intervalSeconds": 1, "timeoutSeconds": 3, "maxConsecutiveFailures": 3, "delaySeconds": 0}]}
         """;
-
-    private async Task<(HttpStatusCode Status, JsonNode? Body)> Send(HttpMethod method, string path, string? json = null)
-    {
-        using var request = new HttpRequestMessage(method, path) { Content = json is null ? null : new StringContent(json, Encoding.UTF8, "application/json") };
-        using var response = await _http.SendAsync(request);
-        var text = await response.Content.ReadAsStringAsync();
-        return (response.StatusCode, text.Length == 0 ? null : JsonNode.Parse(text));
-    }
-
-    private async Task<JsonObject> App(string id) => (await Send(HttpMethod.Get, "/v2/apps" + id)).Body!["app"]!.AsObject();
 
     private async Task<JsonObject> WaitForApp(string id, Func<JsonObject, bool> done, string what) =>
         await Wait.UntilAsync(() => App(id), done, Timeout, what);
@@ -61,7 +28,7 @@ public sealed class ServicesTests : IAsyncLifetime
     [Fact]
     public async Task PostApp_ThreeInstances_HealthyAndAnsweringOnTheirPorts()
     {
-        if (_cluster is null)
+        if (Cluster is null)
         {
             return;
         }
@@ -85,7 +52,7 @@ public sealed class ServicesTests : IAsyncLifetime
     [Fact]
     public async Task KilledInstanceProcess_ReplacedAndFailureRecorded()
     {
-        if (_cluster is null)
+        if (Cluster is null)
         {
             return;
         }
@@ -93,7 +60,7 @@ public sealed class ServicesTests : IAsyncLifetime
         await Send(HttpMethod.Post, "/v2/apps", HttpApp("/heal", 2));
         var app = await WaitForApp("/heal", a => Settled(a, 2), "2 healthy instances");
         var victim = app["tasks"]![0]!["id"]!.GetValue<string>();
-        var cgroup = Path.Combine("/sys/fs/cgroup/memory", DroverHosts.CgroupNameFor(Path.Combine(_cluster.Root, "svc-host")), victim, "cgroup.procs");
+        var cgroup = Path.Combine("/sys/fs/cgroup/memory", DroverHosts.CgroupNameFor(Path.Combine(Cluster.Root, "svc-host")), victim, "cgroup.procs");
         foreach (var pid in File.ReadAllLines(cgroup))
         {
             Process(int.Parse(pid, System.Globalization.CultureInfo.InvariantCulture)).Kill();
@@ -110,7 +77,7 @@ public sealed class ServicesTests : IAsyncLifetime
     [Fact]
     public async Task RollingRestart_TenInstancesHalfCapacity_NeverBelowFiveHealthy()
     {
-        if (_cluster is null)
+        if (Cluster is null)
         {
             return;
         }
@@ -148,7 +115,7 @@ public sealed class ServicesTests : IAsyncLifetime
     [Fact]
     public async Task FailingNewVersion_StaysAtFloor_RollbackRestores()
     {
-        if (_cluster is null)
+        if (Cluster is null)
         {
             return;
         }
@@ -185,7 +152,7 @@ public sealed class ServicesTests : IAsyncLifetime
     [Fact]
     public async Task ScaleAndDelete_InstancesFollow()
     {
-        if (_cluster is null)
+        if (Cluster is null)
         {
             return;
         }
@@ -215,13 +182,13 @@ public sealed class ServicesTests : IAsyncLifetime
         var (deleted, _) = await Send(HttpMethod.Delete, "/v2/apps/scale");
         Assert.Equal(HttpStatusCode.OK, deleted);
         await Wait.UntilAsync(async () => (await Send(HttpMethod.Get, "/v2/apps/scale")).Status == HttpStatusCode.NotFound, Timeout, "the app to be gone");
-        Assert.Empty((await _cluster.Client.ListTasksAsync(Core.TaskState.Running)).Where(t => t.AppId == "/scale"));
+        Assert.Empty((await Cluster.Client.ListTasksAsync(Core.TaskState.Running)).Where(t => t.AppId == "/scale"));
     }
 
     [Fact]
     public async Task BadDefinitions_MarathonErrorShapes()
     {
-        if (_cluster is null)
+        if (Cluster is null)
         {
             return;
         }
@@ -250,7 +217,7 @@ public sealed class ServicesTests : IAsyncLifetime
     [Fact]
     public async Task Group_WithDependencies_OnePlanDependentsStartAfterDependencies()
     {
-        if (_cluster is null)
+        if (Cluster is null)
         {
             return;
         }
@@ -302,7 +269,7 @@ public sealed class ServicesTests : IAsyncLifetime
     [Fact]
     public async Task PutAppsArray_TwoApps_OnePlanBothRunning()
     {
-        if (_cluster is null)
+        if (Cluster is null)
         {
             return;
         }
@@ -325,7 +292,7 @@ public sealed class ServicesTests : IAsyncLifetime
     [Fact]
     public async Task GroupPut_VersionRollsBack_PartialBodyKeepsApps()
     {
-        if (_cluster is null)
+        if (Cluster is null)
         {
             return;
         }
@@ -354,7 +321,7 @@ public sealed class ServicesTests : IAsyncLifetime
     [Fact]
     public async Task MasterRestart_AppsAndInstancesKept()
     {
-        if (_cluster is null)
+        if (Cluster is null)
         {
             return;
         }
@@ -363,9 +330,8 @@ public sealed class ServicesTests : IAsyncLifetime
         var before = await WaitForApp("/durable", a => Settled(a, 2), "2 healthy instances");
         var ids = before["tasks"]!.AsArray().Select(t => t!["id"]!.GetValue<string>()).Order().ToList();
 
-        await _cluster.RestartMasterAsync();
-        _http.Dispose();
-        _http = new HttpClient { BaseAddress = _cluster.Master.Url };
+        await Cluster.RestartMasterAsync();
+        Reconnect();
 
         var after = await WaitForApp("/durable", a => Settled(a, 2), "the app after the restart");
         Assert.Equal(before["version"]!.GetValue<string>(), after["version"]!.GetValue<string>());
