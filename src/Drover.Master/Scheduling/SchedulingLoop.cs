@@ -2,7 +2,7 @@ using System.Diagnostics;
 using Drover.Master.Metrics;
 using Drover.Master.State;
 using Drover.Placement;
-using Microsoft.Extensions.Hosting;
+using Drover.Master.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Drover.Master.Scheduling;
@@ -13,72 +13,32 @@ namespace Drover.Master.Scheduling;
 /// (outside the lock) → apply with re-checks. Passes never overlap; signals during a pass coalesce
 /// into one more pass.
 /// </summary>
-internal sealed partial class SchedulingLoop : BackgroundService
+internal sealed partial class SchedulingLoop : PassLoop
 {
     private readonly ClusterState _state;
     private readonly MasterMetrics _metrics;
     private readonly MasterOptions _options;
-    private readonly TimeProvider _time;
     private readonly ILogger<SchedulingLoop> _logger;
     private readonly PlacementEngine _engine;
-    private readonly SemaphoreSlim _signal = new(0, 1);
 
     public SchedulingLoop(ClusterState state, MasterMetrics metrics, MasterOptions options, TimeProvider time, ILogger<SchedulingLoop> logger)
+        : base(time)
     {
         _state = state;
         _metrics = metrics;
         _options = options;
-        _time = time;
         _logger = logger;
         _engine = new PlacementEngine(new PlacementOptions { Strategy = options.Strategy });
         state.SchedulingNeeded += Wake;
     }
 
-    private void Wake()
-    {
-        try
-        {
-            _signal.Release();
-        }
-        catch (SemaphoreFullException)
-        {
-            // Already signalled: the next pass sees this change too.
-        }
-    }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(1), _time))
-            using (var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, stoppingToken))
-            {
-                try
-                {
-                    await _signal.WaitAsync(linked.Token).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
-                {
-                    // Periodic pass: refreshes waiting reasons even when nothing signalled.
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
-            }
+    protected override TimeSpan Period => TimeSpan.FromSeconds(1);
 
-            try
-            {
-                RunPass();
-            }
-#pragma warning disable CA1031 // The loop must survive a bad pass; the failure is logged and the next pass retries.
-            catch (Exception e)
-#pragma warning restore CA1031
-            {
-                LogPassFailed(e);
-            }
-        }
-    }
+    protected override void Pass() => RunPass();
+
+    protected override void OnPassFailed(Exception e) => LogPassFailed(e);
+
 
     /// <summary>One placement pass; returns how many tasks were placed. Internal for tests.</summary>
     internal int RunPass()

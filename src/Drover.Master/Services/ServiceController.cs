@@ -3,7 +3,7 @@ using Drover.Core;
 using Drover.Core.Api;
 using Drover.Core.Marathon;
 using Drover.Master.State;
-using Microsoft.Extensions.Hosting;
+using Drover.Master.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Drover.Master.Services;
@@ -20,18 +20,18 @@ namespace Drover.Master.Services;
 /// </code>
 /// Runs on one loop; passes are triggered by changes and at least every 500 ms.
 /// </summary>
-internal sealed partial class ServiceController : BackgroundService
+internal sealed partial class ServiceController : PassLoop
 {
     private readonly ServiceRegistry _registry;
     private readonly ClusterState _cluster;
     private readonly TimeProvider _time;
     private readonly ILogger<ServiceController> _logger;
-    private readonly SemaphoreSlim _signal = new(0, 1);
 
     /// <summary>Instances this controller asked to kill: their end is not a failure.</summary>
     private readonly ConcurrentDictionary<string, byte> _killing = new(StringComparer.Ordinal);
 
     public ServiceController(ServiceRegistry registry, ClusterState cluster, TimeProvider time, ILogger<ServiceController> logger)
+        : base(time)
     {
         _registry = registry;
         _cluster = cluster;
@@ -44,16 +44,6 @@ internal sealed partial class ServiceController : BackgroundService
     /// <summary>Raised after each pass that finished a deployment (for events and waiting clients).</summary>
     public event Action<Deployment>? DeploymentFinished;
 
-    private void Wake()
-    {
-        try
-        {
-            _signal.Release();
-        }
-        catch (SemaphoreFullException)
-        {
-        }
-    }
 
     private void OnTaskChanged(TaskView t)
     {
@@ -77,38 +67,12 @@ internal sealed partial class ServiceController : BackgroundService
         Wake();
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            using (var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(500), _time))
-            using (var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, stoppingToken))
-            {
-                try
-                {
-                    await _signal.WaitAsync(linked.Token).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
-                {
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
-            }
+    protected override TimeSpan Period => TimeSpan.FromMilliseconds(500);
 
-            try
-            {
-                RunPass();
-            }
-#pragma warning disable CA1031 // The loop must survive a bad pass; it is logged and retried.
-            catch (Exception e)
-#pragma warning restore CA1031
-            {
-                LogPassFailed(e);
-            }
-        }
-    }
+    protected override void Pass() => RunPass();
+
+    protected override void OnPassFailed(Exception e) => LogPassFailed(e);
+
 
     /// <summary>One reconciliation of every app. Internal for tests.</summary>
     internal void RunPass()

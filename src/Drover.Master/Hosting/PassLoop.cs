@@ -1,0 +1,75 @@
+using Microsoft.Extensions.Hosting;
+
+namespace Drover.Master.Hosting;
+
+/// <summary>
+/// A background loop that runs one pass whenever it is woken, and at least every
+/// <see cref="Period"/>. Wakes that arrive during a pass coalesce into one more pass; passes never
+/// overlap. A failing pass is reported and the next one runs as usual. <see cref="Wake"/> is
+/// thread-safe and never blocks.
+/// </summary>
+internal abstract class PassLoop(TimeProvider time) : BackgroundService
+{
+    private readonly SemaphoreSlim _signal = new(0, 1);
+
+    /// <summary>The longest time between passes when nothing wakes the loop.</summary>
+    protected abstract TimeSpan Period { get; }
+
+    /// <summary>One pass. Runs on the loop only.</summary>
+    protected abstract void Pass();
+
+    /// <summary>Called with an exception a pass threw.</summary>
+    protected abstract void OnPassFailed(Exception e);
+
+    public void Wake()
+    {
+        try
+        {
+            _signal.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // Already signalled: the next pass sees this change too.
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            using (var timeout = new CancellationTokenSource(Period, time))
+            using (var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, stoppingToken))
+            {
+                try
+                {
+                    await _signal.WaitAsync(linked.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
+                {
+                    // The period elapsed: a pass runs anyway.
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+
+            try
+            {
+                Pass();
+            }
+#pragma warning disable CA1031 // The loop must survive a bad pass; it is reported and the next pass retries.
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                OnPassFailed(e);
+            }
+        }
+    }
+
+    public override void Dispose()
+    {
+        _signal.Dispose();
+        base.Dispose();
+    }
+}
