@@ -160,24 +160,16 @@ public sealed class EventStreamEndToEndTests : IAsyncLifetime
         Assert.Equal(["event_stream_attached", "event_stream_attached", "event_stream_detached"], events.Select(Type));
     }
 
-    /// <summary>A minimal SSE client: reads frames in the background and keeps every event's data.</summary>
+    /// <summary>Collects every event of a stream (checking each frame's name is its eventType) for assertions.</summary>
     private sealed class SseClient : IAsyncDisposable
     {
-        private readonly HttpResponseMessage _response;
-        private readonly CancellationTokenSource _stop = new();
         private readonly List<JsonObject> _events = [];
-        private int _disposed;
+        private SseEventStream _stream = null!;
 
-        private SseClient(HttpResponseMessage response)
-        {
-            _response = response;
-            Completion = Task.Run(ReadAsync);
-        }
-
-        public string? ContentType => _response.Content.Headers.ContentType?.MediaType;
+        public string? ContentType => _stream.ContentType;
 
         /// <summary>Completes when the server ends the stream.</summary>
-        public Task Completion { get; }
+        public Task Completion => _stream.Completion;
 
         public IReadOnlyList<JsonObject> Events
         {
@@ -192,9 +184,9 @@ public sealed class EventStreamEndToEndTests : IAsyncLifetime
 
         public static async Task<SseClient> OpenAsync(HttpClient http, string path)
         {
-            var response = await http.GetAsync(path, HttpCompletionOption.ResponseHeadersRead);
-            response.EnsureSuccessStatusCode();
-            return new SseClient(response);
+            var client = new SseClient();
+            client._stream = await SseEventStream.OpenAsync(http, path, client.OnEvent);
+            return client;
         }
 
         /// <summary>Waits until an event matches; returns every event received so far.</summary>
@@ -202,53 +194,17 @@ public sealed class EventStreamEndToEndTests : IAsyncLifetime
             Wait.UntilAsync(() => Task.FromResult(Events), events => events.Any(match), Timeout, what,
                 describe: events => "[" + string.Join(", ", events.Select(e => e["eventType"] + (e["taskStatus"] is { } s ? ":" + s : ""))) + "]");
 
-        private async Task ReadAsync()
+        private Task OnEvent(string? type, JsonObject json, CancellationToken ct)
         {
-            using var reader = new StreamReader(await _response.Content.ReadAsStreamAsync(_stop.Token));
-            string? type = null;
-            var data = new StringBuilder();
-            try
+            Assert.Equal(type, json["eventType"]!.GetValue<string>()); // the SSE event name is the eventType
+            lock (_events)
             {
-                while (await reader.ReadLineAsync(_stop.Token) is { } line)
-                {
-                    if (line.Length == 0)
-                    {
-                        if (data.Length > 0)
-                        {
-                            var json = JsonNode.Parse(data.ToString())!.AsObject();
-                            Assert.Equal(type, json["eventType"]!.GetValue<string>()); // the SSE event name is the eventType
-                            lock (_events)
-                            {
-                                _events.Add(json);
-                            }
-                        }
+                _events.Add(json);
+            }
 
-                        (type, data) = (null, new StringBuilder());
-                    }
-                    else if (line.StartsWith("event: ", StringComparison.Ordinal))
-                    {
-                        type = line["event: ".Length..];
-                    }
-                    else if (line.StartsWith("data: ", StringComparison.Ordinal))
-                    {
-                        data.Append(line["data: ".Length..]);
-                    }
-                }
-            }
-            catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
-            {
-            }
+            return Task.CompletedTask;
         }
 
-        public async ValueTask DisposeAsync()
-        {
-            if (Interlocked.Exchange(ref _disposed, 1) == 0)
-            {
-                await _stop.CancelAsync();
-                _response.Dispose();
-                await Completion;
-                _stop.Dispose();
-            }
-        }
+        public ValueTask DisposeAsync() => _stream.DisposeAsync();
     }
 }

@@ -50,7 +50,7 @@ public sealed class RollingEventStreamTests() : ServiceClusterTest("rollev-host"
         // Attach to the event stream before the restart; seed the model with the instances the API calls
         // healthy once our own event_stream_attached has arrived (nothing changes while the app is settled).
         var model = new HealthModel(AppId);
-        await using var stream = await SseStream.OpenAsync(Http, "/v2/events", model);
+        await using var stream = await SseEventStream.OpenAsync(Http, "/v2/events", (_, e, ct) => model.OnEventAsync(e, ct));
         await Wait.UntilAsync(() => Task.FromResult(model.Attached), Timeout, "our own event_stream_attached");
         var atAttach = await App();
         var seed = atAttach["tasks"]!.AsArray().Where(IsHealthy).Select(t => t!["id"]!.GetValue<string>()).ToList();
@@ -245,70 +245,5 @@ public sealed class RollingEventStreamTests() : ServiceClusterTest("rollev-host"
         private static string Short(string? task) => task is null ? "" : task.Length <= 12 ? task : "…" + task[^12..];
 
         private static string? Str(JsonObject e, string field) => e[field]?.GetValue<string>();
-    }
-
-    /// <summary>Reads <c>/v2/events</c> in the background and hands each event to the model, in order.</summary>
-    private sealed class SseStream : IAsyncDisposable
-    {
-        private readonly HttpResponseMessage _response;
-        private readonly HealthModel _model;
-        private readonly CancellationTokenSource _stop = new();
-        private int _disposed;
-
-        private SseStream(HttpResponseMessage response, HealthModel model)
-        {
-            _response = response;
-            _model = model;
-            Completion = Task.Run(ReadAsync);
-        }
-
-        /// <summary>Completes when the stream ends.</summary>
-        public Task Completion { get; }
-
-        public static async Task<SseStream> OpenAsync(HttpClient http, string path, HealthModel model)
-        {
-            var response = await http.GetAsync(path, HttpCompletionOption.ResponseHeadersRead);
-            response.EnsureSuccessStatusCode();
-            return new SseStream(response, model);
-        }
-
-        private async Task ReadAsync()
-        {
-            try
-            {
-                using var reader = new StreamReader(await _response.Content.ReadAsStreamAsync(_stop.Token));
-                var data = new StringBuilder();
-                while (await reader.ReadLineAsync(_stop.Token) is { } line)
-                {
-                    if (line.Length == 0)
-                    {
-                        if (data.Length > 0)
-                        {
-                            await _model.OnEventAsync(JsonNode.Parse(data.ToString())!.AsObject(), _stop.Token);
-                        }
-
-                        data.Clear();
-                    }
-                    else if (line.StartsWith("data: ", StringComparison.Ordinal))
-                    {
-                        data.Append(line["data: ".Length..]);
-                    }
-                }
-            }
-            catch (Exception e) when (e is OperationCanceledException or IOException or HttpRequestException)
-            {
-            }
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            if (Interlocked.Exchange(ref _disposed, 1) == 0)
-            {
-                await _stop.CancelAsync();
-                _response.Dispose();
-                await Completion;
-                _stop.Dispose();
-            }
-        }
     }
 }
