@@ -21,8 +21,11 @@ namespace Drover.Agent.Execution;
 /// <remarks>
 /// A task is started with <c>posix_spawn</c> in a new session through a fixed <c>/bin/sh</c> shim
 /// (<see cref="ShimScript"/>) that redirects its stdio into the sandbox, writes its own pid into every
-/// task cgroup, then <c>exec</c>s the command, so the task pid is the shim's pid and the task leads
-/// its own session and process group.
+/// task cgroup, then runs the command as its child and waits for it: the shim is the task's
+/// supervisor. It records the command's exit status in the task's checkpoint (<see cref="TaskCheckpoint"/>),
+/// so the status survives the agent: a task outlives an agent crash, and a restarted agent adopts
+/// the tasks still running and reports those that ended while it was down with their real status.
+/// The task and its shim share a session and process group (led by the shim), which kills signal.
 /// Nothing user-supplied is ever interpolated into shell source: the command travels as arguments.
 /// One async supervisor per task waits for exit or a kill request; there are no per-task threads.
 /// Tasks with <see cref="TaskSpec.HealthChecks"/> or <see cref="TaskSpec.ReadinessChecks"/> are checked by one shared <see cref="HealthChecker"/>.
@@ -30,13 +33,26 @@ namespace Drover.Agent.Execution;
 public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 {
     /// <summary>
-    /// $1 = number of cgroup.procs files, then those files, then the argv to exec. Exit status 125 with
-    /// the marker file means the shim could not join a cgroup (a launch failure, not a task failure).
+    /// $1 = the task's checkpoint directory, $2 = number of cgroup.procs files, then those files, then
+    /// the argv of the command. Exit status 125 with the marker file means the shim could not join a
+    /// cgroup (a launch failure, not a task failure).
     /// </summary>
+    /// <remarks>
+    /// The shim stays as the command's parent so the exit status outlives the agent: it writes it to
+    /// <c>$1/exit</c> (and exits with it). Signals sent to the task's process group reach the shim
+    /// too; its traps only interrupt <c>wait</c>, which it resumes until the command has really ended
+    /// (<c>wait</c> returns above 128 both when interrupted and when the command died of a signal;
+    /// <c>kill -0</c> tells the two apart — a command that died stays a zombie until waited for).
+    /// Traps set before the command starts are reset to default in it; the SIGINT/SIGQUIT that sh
+    /// ignores for background commands are reset by <c>env --default-signal</c>, the first argv word
+    /// when this agent's coreutils supports it.
+    /// </remarks>
     internal const string ShimScript = """
         exec </dev/null >>stdout 2>>stderr
-        n=$1
-        shift
+        meta=$1
+        n=$2
+        shift 2
+        echo $$ >"$meta/shim"
         while [ "$n" -gt 0 ]; do
           if ! echo $$ >"$1"; then
             echo "drover: cannot join cgroup $1" >&2
@@ -46,8 +62,20 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
           shift
           n=$((n - 1))
         done
-        exec "$@"
+        trap : TERM INT HUP QUIT USR1 USR2
+        "$@" &
+        child=$!
+        while :; do
+          wait $child
+          code=$?
+          if [ $code -le 128 ] || ! kill -0 $child 2>/dev/null; then break; fi
+        done
+        echo $code >"$meta/exit"
+        exit $code
         """;
+
+    /// <summary>argv[0] of the shim: how a restarted agent recognises its tasks' supervisors in /proc.</summary>
+    private const string ShimName = "drover-shim";
 
     private const string LaunchFailedMarker = ".drover-launch-failed";
     private const string Shell = "/bin/sh";
@@ -63,6 +91,8 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
     private readonly string? _setpriv;
     private readonly string _path;
     private readonly string _lang;
+    private readonly string? _defaultSignals;
+    private readonly TaskCheckpoint _checkpoint;
     private readonly Channel<TaskStatus> _updates = Channel.CreateUnbounded<TaskStatus>();
     private readonly ConcurrentDictionary<string, TaskRun> _tasks = new(StringComparer.Ordinal);
     private readonly HealthChecker _health;
@@ -82,6 +112,8 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         _path = Environment.GetEnvironmentVariable("PATH") is { Length: > 0 } path ? path : DefaultPath;
         _lang = Environment.GetEnvironmentVariable("LANG") is { Length: > 0 } lang ? lang : "C.UTF-8";
         _setpriv = FindExecutable("setpriv", _path);
+        _defaultSignals = DefaultSignalsCommand(_path);
+        _checkpoint = new TaskCheckpoint(options.WorkDir);
 
         try
         {
@@ -102,15 +134,24 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             LogCgroupsUnavailable(_logger, options.CgroupRoot, ex.Message);
         }
 
-        // Tasks of a previous incarnation of this agent (same cgroup name) that crashed: nobody
-        // supervises them any more, so they must not keep running or holding resources.
-        if (_cgroups is not null)
-        {
-            ReapOrphansAsync().GetAwaiter().GetResult();
-        }
-
-        // Last, so a constructor that throws leaves no check loop behind.
         _health = new HealthChecker(this, _logger, _time);
+        try
+        {
+            // Tasks a previous incarnation of this agent launched: adopt those still running, report
+            // those that ended meanwhile. Cgroups that belong to no checkpointed task hold processes
+            // nobody supervises any more: they must not keep running or holding resources.
+            Recover();
+            if (_cgroups is not null)
+            {
+                ReapOrphansAsync().GetAwaiter().GetResult();
+            }
+        }
+        catch
+        {
+            // A constructor that throws must leave no check loop behind.
+            _health.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            throw;
+        }
     }
 
     public ChannelReader<TaskStatus> Updates => _updates.Reader;
@@ -128,6 +169,9 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 
     /// <summary>The task's main pid (also its process group and session id), or null.</summary>
     internal int? PidOf(string taskId) => _tasks.TryGetValue(taskId, out var run) && run.Pid > 0 ? run.Pid : null;
+
+    /// <summary>The task's checkpoint directory. Internal for tests.</summary>
+    internal string CheckpointOf(string taskId) => _checkpoint.DirectoryOf(taskId);
 
     /// <summary>The health checker of this executor's tasks.</summary>
     internal HealthChecker Health => _health;
@@ -154,19 +198,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             }
 
             // Checked from now on: TASK_RUNNING has been emitted, so health updates follow it.
-            if (!spec.HealthChecks.IsEmpty || !spec.ReadinessChecks.IsEmpty)
-            {
-                run.Health = _health.Add(new HealthCheckTarget
-                {
-                    TaskId = spec.Id,
-                    HealthChecks = spec.HealthChecks,
-                    ReadinessChecks = spec.ReadinessChecks,
-                    Ports = run.Ports,
-                    WorkingDirectory = run.Sandbox!,
-                    Environment = TaskEnvironment(run),
-                    CgroupProcsFiles = [.. run.Cgroup?.ProcsFiles ?? []],
-                });
-            }
+            StartChecks(run);
         }
 
         _ = SuperviseAsync(run);
@@ -215,10 +247,12 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         run.KillRequested.TrySetResult(grace);
     }
 
+    /// <remarks>Also removes the task's checkpoint, even for an id no longer known (idempotent).</remarks>
     public void Forget(string taskId)
     {
         if (!_tasks.TryGetValue(taskId, out var run))
         {
+            _checkpoint.Remove(taskId);
             return;
         }
 
@@ -231,6 +265,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             }
 
             _tasks.TryRemove(taskId, out _);
+            _checkpoint.Remove(taskId);
         }
     }
 
@@ -329,6 +364,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             }
 
             File.Delete(Path.Combine(run.Sandbox!, LaunchFailedMarker));
+            _checkpoint.WriteLaunch(new LaunchTask { Task = spec, Ports = run.Ports });
             if (_cgroups is not null)
             {
                 run.Cgroup = _cgroups.Create(TaskCgroupName(spec.Id), new CgroupLimits
@@ -342,10 +378,11 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             // posix_spawn in a new session (the task leads its own session and process group), reaped by
             // the ChildReaper: see ChildProcess for why not System.Diagnostics.Process.
             var info = BuildStartInfo(run);
-            run.Child = ChildProcess.Start(info.FileName, [info.FileName, .. info.ArgumentList],
+            var child = ChildProcess.Start(info.FileName, [info.FileName, .. info.ArgumentList],
                 info.Environment.Where(kv => kv.Value is not null).Select(kv => new KeyValuePair<string, string>(kv.Key, kv.Value!)),
                 info.WorkingDirectory, newSession: true);
-            run.Pid = run.Child.Pid;
+            run.Pid = child.Pid;
+            run.ShimExited = child.Exited;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or Win32Exception or InvalidOperationException)
         {
@@ -435,7 +472,8 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         var args = info.ArgumentList;
         args.Add("-c");
         args.Add(ShimScript);
-        args.Add("drover-shim");
+        args.Add(ShimName);
+        args.Add(_checkpoint.DirectoryOf(spec.Id));
         var procs = run.Cgroup?.ProcsFiles.ToList() ?? [];
         args.Add(procs.Count.ToString(CultureInfo.InvariantCulture));
         foreach (var file in procs)
@@ -444,7 +482,12 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         }
 
         // No setsid step: the shim is spawned in a new session already (ChildProcess, newSession), so
-        // the task leads its own session and process group and keeps the shim's pid.
+        // it leads the task's session and process group.
+        if (_defaultSignals is not null)
+        {
+            args.Add(_defaultSignals);
+            args.Add("--default-signal=INT,QUIT");
+        }
 
         if (run.RunAs is var (uid, gid))
         {
@@ -527,7 +570,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
     {
         try
         {
-            Task exited = run.Child!.Exited;
+            Task exited = run.ShimExited!;
             var first = await Task.WhenAny(exited, run.KillRequested.Task).ConfigureAwait(false);
             var killing = first != exited;
             if (!killing)
@@ -578,11 +621,11 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 
     private async Task ReapExitedAsync(TaskRun run)
     {
-        var code = await run.Child!.Exited.ConfigureAwait(false);
-        var signal = code is > 128 and <= 128 + 64 ? code - 128 : 0;
+        var code = ExitCodeOf(run, await run.ShimExited!.ConfigureAwait(false));
+        var signal = code is > 128 and <= 128 + 64 ? code.Value - 128 : 0;
         var oom = run.Cgroup is not null && _cgroups!.WasOomKilled(run.Cgroup, signal == Native.SigKill);
         var launchFailed = code == 125 && File.Exists(Path.Combine(run.Sandbox!, LaunchFailedMarker));
-        LogExited(_logger, run.Spec.Id, code);
+        LogExited(_logger, run.Spec.Id, code ?? -1);
 
         // No process outlives its task: whatever it left running in the background dies now.
         await CleanUpAsync(run, mainExited: true).ConfigureAwait(false);
@@ -599,6 +642,12 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             (state, message, reason) = (TaskState.Failed,
                 string.Create(CultureInfo.InvariantCulture, $"Memory limit exceeded: limit {run.Spec.Resources.MemMiB} MiB"),
                 TaskReasons.ContainerLimitationMemory);
+        }
+        else if (code is null)
+        {
+            (state, message, reason) = (TaskState.Failed, run.ShimPidKnown
+                ? "The task's supervisor ended without recording an exit status (it was killed while the agent was down)"
+                : "The agent stopped while launching the task", TaskReasons.ExecutorTerminated);
         }
         else if (code == 0)
         {
@@ -644,7 +693,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         try
         {
             await exited.WaitAsync(ReapTimeout, _time).ConfigureAwait(false);
-            code = run.Child!.Exited.Result;
+            code = ExitCodeOf(run, run.ShimExited!.Result);
         }
         catch (TimeoutException)
         {
@@ -695,6 +744,122 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         if (!Native.KillGroup(run.Pid, signal))
         {
             Native.Kill(run.Pid, signal);
+        }
+    }
+
+    /// <summary>
+    /// The command's exit status: what the shim recorded, else (the shim itself was killed) the shim's
+    /// own status when this process is its parent, else unknown.
+    /// </summary>
+    private int? ExitCodeOf(TaskRun run, int shimStatus) =>
+        _checkpoint.ReadExit(run.Spec.Id) ?? (shimStatus == ChildReaper.UnknownStatus ? null : shimStatus);
+
+    /// <summary>Registers the task's health and readiness checks, if it has any. Called with the run's lock held.</summary>
+    private void StartChecks(TaskRun run)
+    {
+        var spec = run.Spec;
+        if (!spec.HealthChecks.IsEmpty || !spec.ReadinessChecks.IsEmpty)
+        {
+            run.Health = _health.Add(new HealthCheckTarget
+            {
+                TaskId = spec.Id,
+                HealthChecks = spec.HealthChecks,
+                ReadinessChecks = spec.ReadinessChecks,
+                Ports = run.Ports,
+                WorkingDirectory = run.Sandbox!,
+                Environment = TaskEnvironment(run),
+                CgroupProcsFiles = [.. run.Cgroup?.ProcsFiles ?? []],
+            });
+        }
+    }
+
+    /// <summary>
+    /// Takes over the tasks a previous agent process launched (from their checkpoints): a task whose
+    /// shim still runs is supervised again (same processes, no update: the master already knows it
+    /// runs); a task that ended meanwhile is reported with the status its shim recorded; a launch the
+    /// agent never finished is reported failed. Never starts anything.
+    /// </summary>
+    private void Recover()
+    {
+        var adopted = 0;
+        var ended = 0;
+        foreach (var rec in _checkpoint.ReadAll())
+        {
+            if (rec.Launch is not { } launch || !Ids.IsValidName(rec.TaskId))
+            {
+                // Died before the launch was fully recorded: nothing can have started but a shim
+                // that may have joined the cgroup, which orphan reaping kills.
+                _checkpoint.Remove(rec.TaskId);
+                continue;
+            }
+
+            var run = new TaskRun(launch.Task, launch.Ports, Path.Combine(_sandboxRoot, rec.TaskId))
+            {
+                Cgroup = _cgroups?.Open(TaskCgroupName(rec.TaskId)),
+                Pid = rec.ShimPid ?? 0,
+                ShimPidKnown = rec.ShimPid is not null,
+                Phase = Phase.Running,
+            };
+            var shimDir = _checkpoint.DirectoryOf(rec.TaskId);
+            var watch = rec.ShimPid is int pid && rec.ExitCode is null ? ChildReaper.Instance.WatchForeign(pid, p => IsShimOf(p, shimDir)) : null;
+            run.ShimExited = watch ?? Task.FromResult(ChildReaper.UnknownStatus);
+            _tasks[rec.TaskId] = run;
+            if (watch is not null)
+            {
+                adopted++;
+                lock (run.Gate)
+                {
+                    StartChecks(run);
+                }
+            }
+            else
+            {
+                ended++;
+            }
+
+            _ = SuperviseAsync(run);
+        }
+
+        if (adopted + ended > 0)
+        {
+            LogRecovered(_logger, adopted, ended);
+        }
+    }
+
+    /// <summary>Whether <paramref name="pid"/> is the shim of the task checkpointed in <paramref name="shimDir"/> (its argv names it).</summary>
+    private static bool IsShimOf(int pid, string shimDir)
+    {
+        try
+        {
+            var argv = File.ReadAllText(string.Create(CultureInfo.InvariantCulture, $"/proc/{pid}/cmdline")).Split('\0');
+            var at = Array.IndexOf(argv, ShimName);
+            return at >= 0 && at + 1 < argv.Length && argv[at + 1] == shimDir;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// <c>env</c>, when it can reset signal dispositions (coreutils 8.31+): the shim runs the command
+    /// through it so the command does not inherit sh's SIGINT/SIGQUIT ignoring for background jobs.
+    /// </summary>
+    private static string? DefaultSignalsCommand(string path)
+    {
+        if (FindExecutable("env", path) is not { } env)
+        {
+            return null;
+        }
+
+        try
+        {
+            var probe = ChildProcess.Start(env, [env, "--default-signal=INT,QUIT", "true"], [new("PATH", path)], workingDirectory: null, newSession: false);
+            return probe.Exited.Wait(TimeSpan.FromSeconds(10)) && probe.Exited.Result == 0 ? env : null;
+        }
+        catch (Win32Exception)
+        {
+            return null;
         }
     }
 
@@ -825,9 +990,17 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 
         public Cgroup? Cgroup { get; set; }
 
-        public ChildProcess? Child { get; set; }
+        /// <summary>
+        /// Completes when the shim exits: with its wait status when this process spawned it, with
+        /// <see cref="ChildReaper.UnknownStatus"/> for a shim adopted from a previous agent process.
+        /// </summary>
+        public Task<int>? ShimExited { get; set; }
 
+        /// <summary>The shim's pid: it leads the task's session and process group.</summary>
         public int Pid { get; set; }
+
+        /// <summary>False for a recovered task whose shim never recorded its pid (the agent died mid-launch).</summary>
+        public bool ShimPidKnown { get; init; } = true;
 
         /// <summary>The task's health check registration, when it has a check.</summary>
         public HealthChecker.TaskHealth? Health { get; set; }

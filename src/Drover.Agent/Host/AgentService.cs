@@ -25,6 +25,7 @@ namespace Drover.Agent.Host;
 public sealed partial class AgentService : BackgroundService
 {
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
+    private const int MaxBatch = 1000;
 
     private readonly AgentOptions _options;
     private readonly ITaskExecutor _executor;
@@ -273,31 +274,56 @@ public sealed partial class AgentService : BackgroundService
     }
 
     /// <summary>
-    /// Sends updates in order and keeps each one until the master acknowledges it. A terminal
-    /// update's acknowledgement lets the executor forget the task.
+    /// Sends updates in order and keeps each one until the master acknowledges it: on disk first
+    /// (<see cref="StatusUpdateLog"/>), so a restarted agent re-sends what was not acknowledged before
+    /// anything new. A terminal update's acknowledgement lets the executor forget the task.
     /// </summary>
     private async Task UpdateLoopAsync(CancellationToken ct)
     {
-        var pending = new List<TaskStatus>();
+        using var log = new StatusUpdateLog(_options.WorkDir);
+        if (log.Pending.Count > 0)
+        {
+            LogReplaying(log.Pending.Count);
+        }
+
+        var unlogged = new List<TaskStatus>();
         var backoff = TimeSpan.FromMilliseconds(100);
         var updates = _executor.Updates;
         while (!ct.IsCancellationRequested)
         {
-            if (pending.Count == 0 && !await updates.WaitToReadAsync(ct).ConfigureAwait(false))
+            if (log.Pending.Count == 0 && unlogged.Count == 0 && !await updates.WaitToReadAsync(ct).ConfigureAwait(false))
             {
                 return;
             }
 
-            while (pending.Count < 1000 && updates.TryRead(out var u))
+            while (unlogged.Count < MaxBatch && updates.TryRead(out var u))
             {
-                pending.Add(u.AgentId is null ? u with { AgentId = AgentId } : u);
+                unlogged.Add(u with { AgentId = u.AgentId ?? AgentId, Uuid = u.Uuid ?? Ids.NewUuid() });
+            }
+
+            try
+            {
+                log.Append(unlogged);
+                unlogged.Clear();
+            }
+            catch (IOException e)
+            {
+                // Nothing is sent before it is on disk; the updates wait in memory meanwhile.
+                LogUpdateLogFailed(e.Message);
+                await Task.Delay(MaxBackoff, _time, ct).ConfigureAwait(false);
+                continue;
+            }
+
+            if (log.Pending.Count == 0)
+            {
+                continue;
             }
 
             var generation = Volatile.Read(ref _registrationGeneration);
             var master = Master;
             try
             {
-                var batch = new StatusUpdateBatch { Updates = [.. pending] };
+                var batch = new StatusUpdateBatch { Updates = [.. log.Pending.Take(MaxBatch)] };
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 timeout.CancelAfter(TimeSpan.FromSeconds(10));
                 using var response = await _http.PostAsJsonAsync(new Uri(master, $"internal/v1/agents/{AgentId}/updates"), batch,
@@ -311,12 +337,12 @@ public sealed partial class AgentService : BackgroundService
                 response.EnsureSuccessStatusCode();
                 var ack = await response.Content.ReadFromJsonAsync(DroverJsonContext.Default.StatusUpdateAck, timeout.Token).ConfigureAwait(false);
                 var acked = (ack?.Acknowledged ?? []).ToHashSet(StringComparer.Ordinal);
-                foreach (var u in pending.Where(u => u.Uuid is not null && acked.Contains(u.Uuid) && u.State.IsTerminal()))
+                log.Acknowledge(acked);
+                foreach (var u in batch.Updates.Where(u => acked.Contains(u.Uuid!) && u.State.IsTerminal()))
                 {
                     _executor.Forget(u.TaskId);
                 }
 
-                pending.RemoveAll(u => u.Uuid is null || acked.Contains(u.Uuid));
                 backoff = TimeSpan.FromMilliseconds(100);
             }
             catch (Exception e) when (e is HttpRequestException or IOException or JsonException || (e is OperationCanceledException && !ct.IsCancellationRequested))
@@ -359,6 +385,12 @@ public sealed partial class AgentService : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Call} to master {Master} failed: {Error}")]
     private partial void LogMasterCallFailed(string call, string master, string error);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Re-sending {Count} status updates the master had not acknowledged before the agent restarted")]
+    private partial void LogReplaying(int count);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Cannot write status updates to disk, holding them in memory: {Error}")]
+    private partial void LogUpdateLogFailed(string error);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Launching task {TaskId}")]
     private partial void LogLaunch(string taskId);

@@ -18,6 +18,7 @@ namespace Drover.Core.Json;
 [JsonSerializable(typeof(AgentRegistered))]
 [JsonSerializable(typeof(AgentHeartbeat))]
 [JsonSerializable(typeof(AgentCommand))]
+[JsonSerializable(typeof(LaunchTask))]
 [JsonSerializable(typeof(StatusUpdateBatch))]
 [JsonSerializable(typeof(StatusUpdateAck))]
 [JsonSerializable(typeof(FileChunk))]

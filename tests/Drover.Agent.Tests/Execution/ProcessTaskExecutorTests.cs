@@ -137,15 +137,19 @@ public sealed class ProcessTaskExecutorTests(ITestOutputHelper output) : IAsyncL
     }
 
     [Fact]
-    public async Task Launch_TaskProcess_LeadsItsOwnSessionAndProcessGroup()
+    public async Task Launch_TaskProcess_RunsUnderItsSupervisorInTheSessionAndProcessGroupItLeads()
     {
-        var spec = _h.Launch(ExecutorHarness.Shell("cut -d' ' -f5,6 /proc/$$/stat > ids; echo $$ > pid"));
+        var spec = _h.Launch(ExecutorHarness.Shell("cut -d' ' -f4,5,6 /proc/$$/stat > ids; echo $$ > pid; sleep 30"));
+        await _h.WaitForStateAsync(spec.Id, TaskState.Running);
+        await Eventually.TrueAsync(() => File.Exists(Path.Combine(_h.Executor.SandboxPath(spec.Id)!, "ids")), "the task wrote its ids");
 
-        Assert.Equal(TaskState.Finished, (await _h.WaitForTerminalAsync(spec.Id)).State);
-
+        // The shim (the task's supervisor, PidOf) is the command's parent and leads its session and
+        // process group, so a signal to the group reaches the whole task.
+        var shim = _h.Executor.PidOf(spec.Id)!.Value.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var pid = _h.ReadSandboxFile(spec.Id, "pid").Trim();
-        Assert.Equal($"{pid} {pid}", _h.ReadSandboxFile(spec.Id, "ids").Trim());
-        Assert.Equal(pid, _h.Executor.PidOf(spec.Id)?.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.NotEqual(shim, pid);
+        Assert.Equal($"{shim} {shim} {shim}", _h.ReadSandboxFile(spec.Id, "ids").Trim());
+        Assert.Equal(shim, File.ReadAllText(Path.Combine(_h.Executor.CheckpointOf(spec.Id), "shim")).Trim());
     }
 
     [Fact]

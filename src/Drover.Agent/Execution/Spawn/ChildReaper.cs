@@ -16,7 +16,10 @@ internal sealed partial class ChildReaper
     public static readonly ChildReaper Instance = new();
 
     private readonly int _epoll;
-    private readonly ConcurrentDictionary<int, (int PidFd, TaskCompletionSource<int> Exit)> _children = new();
+    private readonly ConcurrentDictionary<int, (int PidFd, TaskCompletionSource<int> Exit, bool Reap)> _children = new();
+
+    /// <summary>What <see cref="WatchForeign"/>'s task completes with: the process was not ours to reap.</summary>
+    public const int UnknownStatus = -1;
 
     private ChildReaper()
     {
@@ -44,8 +47,38 @@ internal sealed partial class ChildReaper
             throw new Win32Exception(Marshal.GetLastPInvokeError(), $"pidfd_open({pid}) failed");
         }
 
+        return Register(pid, pidfd, reap: true);
+    }
+
+    /// <summary>
+    /// Watches a process that is not a child of this one (a task supervisor left by a previous agent
+    /// process): the task completes with <see cref="UnknownStatus"/> when it exits — only its parent
+    /// can learn the status. Null when no such process exists or <paramref name="isExpected"/> says
+    /// the pid now belongs to someone else. The check runs after the pidfd is open, and a pidfd pins
+    /// one process, so a pid reused after the check can never be mistaken for the expected one.
+    /// </summary>
+    public Task<int>? WatchForeign(int pid, Func<int, bool> isExpected)
+    {
+        ArgumentNullException.ThrowIfNull(isExpected);
+        var pidfd = (int)syscall(SysPidfdOpen, pid, 0);
+        if (pidfd < 0)
+        {
+            return null;
+        }
+
+        if (!isExpected(pid))
+        {
+            close(pidfd);
+            return null;
+        }
+
+        return Register(pid, pidfd, reap: false);
+    }
+
+    private Task<int> Register(int pid, int pidfd, bool reap)
+    {
         var exit = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _children[pid] = (pidfd, exit);
+        _children[pid] = (pidfd, exit, reap);
         var ev = new EpollEvent { Events = EpollIn, Data = (ulong)pid };
         if (epoll_ctl(_epoll, EpollCtlAdd, pidfd, ref ev) != 0)
         {
@@ -79,6 +112,12 @@ internal sealed partial class ChildReaper
 
                 epoll_ctl(_epoll, EpollCtlDel, child.PidFd, ref events[i]);
                 close(child.PidFd);
+                if (!child.Reap)
+                {
+                    child.Exit.TrySetResult(UnknownStatus);
+                    continue;
+                }
+
                 int status;
                 int rc;
                 do
