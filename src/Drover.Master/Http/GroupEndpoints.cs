@@ -12,7 +12,8 @@ namespace Drover.Master.Http;
 /// <summary>
 /// Marathon's <c>/v2/groups</c>: a tree of apps by path id. A group change (create, update, scale,
 /// delete) becomes one deployment plan over every affected app, each app waiting for the apps and
-/// groups it depends on. Groups are derived from the apps' ids.
+/// groups it depends on. The tree is derived from the apps' ids plus the groups created here, whose
+/// own settings (dependencies; existence while empty) the registry keeps as <see cref="GroupRecord"/>s.
 /// </summary>
 internal static class GroupEndpoints
 {
@@ -43,13 +44,17 @@ internal static class GroupEndpoints
     private static IResult Get(ServiceRegistry registry, string groupId)
     {
         var apps = registry.List().Select(a => a.Current).ToList();
-        if (groupId != "/" && !apps.Any(a => Under(a.Id!, groupId)))
+        var groups = registry.ListGroups().ToDictionary(g => g.Id, StringComparer.Ordinal);
+        if (!Exists(groupId, apps, groups))
         {
             return Message(StatusCodes.Status404NotFound, $"Group '{groupId}' does not exist");
         }
 
-        return Json(GroupJson(groupId, apps));
+        return Json(GroupJson(groupId, apps, groups));
     }
+
+    private static bool Exists(string groupId, List<AppDefinition> apps, Dictionary<string, GroupRecord> groups) =>
+        groupId == "/" || groups.ContainsKey(groupId) || apps.Any(a => Under(a.Id!, groupId)) || groups.Keys.Any(g => Under(g, groupId));
 
     private static IResult Versions(ServiceRegistry registry, string groupId)
     {
@@ -61,7 +66,7 @@ internal static class GroupEndpoints
     private static async Task<IResult> Delete(HttpContext http, ServiceRegistry registry, string groupId)
     {
         var apps = groupId == "/" ? registry.List().Select(a => a.Current.Id!).ToList() : registry.AppsUnder(groupId);
-        if (apps.Count == 0)
+        if (!Exists(groupId, registry.List().Select(a => a.Current).ToList(), registry.ListGroups().ToDictionary(g => g.Id, StringComparer.Ordinal)))
         {
             return Message(StatusCodes.Status404NotFound, $"Group '{groupId}' does not exist");
         }
@@ -72,8 +77,10 @@ internal static class GroupEndpoints
             return Locked(result);
         }
 
+        var (version, groupsDurable) = registry.PutGroups([], removeUnder: groupId, result.Deployment?.Version);
         await result.Durable;
-        return Json(new JsonObject { ["version"] = result.Deployment?.Version, ["deploymentId"] = result.Deployment?.Id });
+        await groupsDurable;
+        return Json(DeploymentJson(result.Deployment, version));
     }
 
     private static async Task<IResult> Change(HttpContext http, ServiceRegistry registry, string pathId, bool create, bool removeMissing)
@@ -111,7 +118,7 @@ internal static class GroupEndpoints
                 return Message(StatusCodes.Status404NotFound, $"Group '{groupId}' does not exist");
             }
 
-            return await Apply(http, registry, scaled, []);
+            return await Apply(http, registry, scaled, [], []);
         }
 
         // PUT {"version": V}: roll the whole group back to what it was at version V (Marathon's group
@@ -138,17 +145,18 @@ internal static class GroupEndpoints
                 return Message(StatusCodes.Status404NotFound, $"Group '{groupId}' has no apps to roll back to version {target}");
             }
 
-            return await Apply(http, registry, restore, drop);
+            return await Apply(http, registry, restore, drop, []);
         }
 
-        if (create && groupId != "/" && registry.AppsUnder(groupId).Count > 0)
+        if (create && groupId != "/" && (registry.AppsUnder(groupId).Count > 0 || registry.ListGroups().Any(g => g.Id == groupId)))
         {
             return Message(StatusCodes.Status409Conflict, $"Group {groupId} is already created. Use PUT to change this group.");
         }
 
         var errors = new List<(string Path, string Error)>();
         var apps = new List<(AppDefinition App, ImmutableArray<string> GroupDeps)>();
-        Collect(body, groupId, "", [], apps, errors);
+        var groups = new List<(string Id, ImmutableArray<string> Dependencies)>();
+        Collect(body, groupId, "", [], apps, groups, errors);
         if (errors.Count > 0)
         {
             return Invalid(errors);
@@ -170,10 +178,18 @@ internal static class GroupEndpoints
         // (e.g. only dependencies) leaves every app in place, as in Marathon.
         var replaces = removeMissing && (body["apps"] is not null || body["groups"] is not null);
         var remove = replaces ? registry.AppsUnder(groupId).Except(apps.Select(a => a.App.Id!)).ToList() : [];
-        return await Apply(http, registry, plan, remove);
+        if (!replaces && body["dependencies"] is null)
+        {
+            // A partial update (PATCH, or PUT of apps only) keeps the group's recorded dependencies.
+            var existing = registry.ListGroups().ToDictionary(g => g.Id, StringComparer.Ordinal);
+            groups = [.. groups.Select(g => g.Id == groupId && existing.TryGetValue(g.Id, out var had) ? (g.Id, had.Dependencies) : g)];
+        }
+
+        return await Apply(http, registry, plan, remove, groups, replaces ? groupId : null);
     }
 
-    private static async Task<IResult> Apply(HttpContext http, ServiceRegistry registry, List<(AppDefinition, ImmutableArray<string>)> plan, List<string> remove)
+    private static async Task<IResult> Apply(HttpContext http, ServiceRegistry registry, List<(AppDefinition, ImmutableArray<string>)> plan, List<string> remove,
+        List<(string Id, ImmutableArray<string> Dependencies)> groups, string? replaceGroupsUnder = null)
     {
         var result = registry.PutPlan(plan, remove, Force(http));
         if (result.Error == AppChangeError.Locked)
@@ -181,16 +197,33 @@ internal static class GroupEndpoints
             return Locked(result);
         }
 
+        var version = result.Deployment?.Version;
+        var groupsDurable = Task.CompletedTask;
+        if (groups.Count > 0 || replaceGroupsUnder is not null)
+        {
+            (version, groupsDurable) = registry.PutGroups(groups, replaceGroupsUnder, version);
+        }
+
         await result.Durable;
+        await groupsDurable;
         var status = http.Request.Method == "POST" ? StatusCodes.Status201Created : StatusCodes.Status200OK;
-        return Json(new JsonObject { ["version"] = result.Deployment?.Version, ["deploymentId"] = result.Deployment?.Id }, status);
+        return Json(DeploymentJson(result.Deployment, version), status);
     }
+
+    /// <summary>
+    /// Marathon's answer to a group change. A change without app work (an empty group, new dependencies)
+    /// is a plan of no steps: it is done at once, so its id is never listed under /v2/deployments.
+    /// </summary>
+    private static JsonObject DeploymentJson(Deployment? deployment, string? version) =>
+        new() { ["version"] = deployment?.Version ?? version, ["deploymentId"] = deployment?.Id ?? Guid.NewGuid().ToString() };
 
     /// <summary>Walks a group body: validates and defaults every app, resolving ids against their group.</summary>
     private static void Collect(JsonObject group, string groupId, string path, ImmutableArray<string> inheritedDeps,
-        List<(AppDefinition, ImmutableArray<string>)> apps, List<(string, string)> errors)
+        List<(AppDefinition, ImmutableArray<string>)> apps, List<(string Id, ImmutableArray<string> Dependencies)> groups, List<(string, string)> errors)
     {
-        var deps = inheritedDeps.AddRange((group["dependencies"]?.AsArray() ?? []).Select(d => Resolve(d!.GetValue<string>(), Parent(groupId), groupId)));
+        var own = (group["dependencies"]?.AsArray() ?? []).Select(d => Resolve(d!.GetValue<string>(), Parent(groupId), groupId)).ToImmutableArray();
+        groups.Add((groupId, own));
+        var deps = inheritedDeps.AddRange(own);
         var appArray = group["apps"]?.AsArray() ?? [];
         for (var i = 0; i < appArray.Count; i++)
         {
@@ -210,31 +243,34 @@ internal static class GroupEndpoints
             apps.Add((MarathonEndpoints.Canonical(parsed, groupId), deps));
         }
 
-        var groups = group["groups"]?.AsArray() ?? [];
-        for (var i = 0; i < groups.Count; i++)
+        var children = group["groups"]?.AsArray() ?? [];
+        for (var i = 0; i < children.Count; i++)
         {
-            var child = groups[i]!.AsObject();
+            var child = children[i]!.AsObject();
             var childId = Resolve(child["id"]?.GetValue<string>() ?? "", groupId, groupId);
-            Collect(child, childId, string.Create(CultureInfo.InvariantCulture, $"{path}/groups({i})"), deps, apps, errors);
+            Collect(child, childId, string.Create(CultureInfo.InvariantCulture, $"{path}/groups({i})"), deps, apps, groups, errors);
         }
     }
 
-    private static JsonObject GroupJson(string groupId, List<AppDefinition> all)
+    private static JsonObject GroupJson(string groupId, List<AppDefinition> all, Dictionary<string, GroupRecord> groups)
     {
         var direct = all.Where(a => Parent(a.Id!) == groupId).OrderBy(a => a.Id, StringComparer.Ordinal);
-        var childIds = all.Select(a => a.Id!)
-            .Where(id => Under(id, groupId) && Parent(id) != groupId)
+        var childIds = all.Select(a => a.Id!).Where(id => Parent(id) != groupId).Concat(groups.Keys.Where(g => g != groupId))
+            .Where(id => Under(id, groupId))
             .Select(id => ChildOf(groupId, id))
             .Distinct()
             .Order(StringComparer.Ordinal);
-        var version = all.Where(a => groupId == "/" || Under(a.Id!, groupId)).Select(a => a.Version).Max(StringComparer.Ordinal);
+        groups.TryGetValue(groupId, out var own);
+        var version = all.Where(a => Under(a.Id!, groupId)).Select(a => a.Version)
+            .Concat(groups.Values.Where(g => g.Id == groupId || Under(g.Id, groupId)).Select(g => g.Version))
+            .Max(StringComparer.Ordinal);
         return new JsonObject
         {
             ["id"] = groupId,
             ["apps"] = new JsonArray([.. direct.Select(a => (JsonNode)JsonNode.Parse(MarathonJson.Serialize(a))!)]),
-            ["groups"] = new JsonArray([.. childIds.Select(c => (JsonNode)GroupJson(c, all))]),
+            ["groups"] = new JsonArray([.. childIds.Select(c => (JsonNode)GroupJson(c, all, groups))]),
             ["pods"] = new JsonArray(),
-            ["dependencies"] = new JsonArray(),
+            ["dependencies"] = new JsonArray([.. (own?.Dependencies ?? []).Select(d => (JsonNode)JsonValue.Create(d)!)]),
             ["version"] = version,
         };
     }

@@ -89,6 +89,21 @@ internal sealed record PersistedDeployment
     public ImmutableArray<string> DependsOn { get; init => field = value.IsDefault ? [] : value; } = [];
 }
 
+/// <summary>
+/// A group's own settings, kept (and persisted) apart from its apps: a group exists when created
+/// through <c>/v2/groups</c> even while empty, and its <c>dependencies</c> are echoed back.
+/// </summary>
+internal sealed record GroupRecord
+{
+    public required string Id { get; init; }
+
+    /// <summary>Absolute ids of the apps or groups this group's apps wait for.</summary>
+    public ImmutableArray<string> Dependencies { get; init => field = value.IsDefault ? [] : value; } = [];
+
+    public required string Version { get; init; }
+}
+
 [System.Text.Json.Serialization.JsonSourceGenerationOptions(System.Text.Json.JsonSerializerDefaults.Web)]
 [System.Text.Json.Serialization.JsonSerializable(typeof(PersistedApp))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(GroupRecord))]
 internal sealed partial class ServicesJsonContext : System.Text.Json.Serialization.JsonSerializerContext;

@@ -27,10 +27,12 @@ internal enum AppChangeError
 internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider time, ILogger<ServiceRegistry> logger)
 {
     public const string AppPrefix = "/drover/apps";
+    public const string GroupPrefix = "/drover/groups";
     public const int MaxVersions = 50;
 
     private readonly Lock _lock = new();
     private readonly Dictionary<string, AppState> _apps = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, GroupRecord> _groups = new(StringComparer.Ordinal);
     private Task _lastWrite = Task.CompletedTask;
     private DateTimeOffset _lastVersion;
 
@@ -177,6 +179,54 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
     }
 
     /// <summary>Ids of every app under <paramref name="groupId"/> (the group itself excluded).</summary>
+    /// <summary>
+    /// Records groups' own settings (ids and dependencies), first forgetting <paramref name="removeUnder"/>
+    /// and every group below it when given. Returns the version given to the groups and a task that
+    /// completes once the change is durable. <paramref name="version"/> (a deployment's) is used when given.
+    /// </summary>
+    public (string Version, Task Durable) PutGroups(IReadOnlyList<(string Id, ImmutableArray<string> Dependencies)> groups, string? removeUnder, string? version)
+    {
+        lock (_lock)
+        {
+            version ??= NextVersionLocked();
+            var writes = new List<WriteOp>();
+            if (removeUnder is not null)
+            {
+                foreach (var id in _groups.Keys.Where(g => g == removeUnder || IsUnder(g, removeUnder)).ToList())
+                {
+                    _groups.Remove(id);
+                    writes.Add(WriteOp.Delete(GroupPrefix + id));
+                }
+            }
+
+            foreach (var (id, dependencies) in groups)
+            {
+                var record = new GroupRecord { Id = id, Dependencies = dependencies, Version = version };
+                _groups[id] = record;
+                writes.Add(WriteOp.Put(GroupPrefix + id, JsonSerializer.SerializeToUtf8Bytes(record, ServicesJsonContext.Default.GroupRecord)));
+            }
+
+            if (store is not null && writes.Count > 0)
+            {
+                _lastWrite = store.CommitAsync(new Transaction { Writes = [.. writes] });
+            }
+
+            return (version, _lastWrite);
+        }
+    }
+
+    /// <summary>Every group created through the groups API, with its own settings.</summary>
+    public List<GroupRecord> ListGroups()
+    {
+        lock (_lock)
+        {
+            return [.. _groups.Values];
+        }
+    }
+
+    private static bool IsUnder(string id, string groupId) =>
+        groupId == "/" || id.StartsWith(groupId.TrimEnd('/') + "/", StringComparison.Ordinal);
+
     public List<string> AppsUnder(string groupId)
     {
         var prefix = groupId.TrimEnd('/') + "/";
@@ -459,6 +509,15 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
         if (store is null)
         {
             return;
+        }
+
+        foreach (var e in await store.ListAsync(GroupPrefix, ct).ConfigureAwait(false))
+        {
+            var group = JsonSerializer.Deserialize(e.Value, ServicesJsonContext.Default.GroupRecord)!;
+            lock (_lock)
+            {
+                _groups[group.Id] = group;
+            }
         }
 
         foreach (var e in await store.ListAsync(AppPrefix + "/", ct).ConfigureAwait(false))

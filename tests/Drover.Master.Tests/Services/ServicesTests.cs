@@ -319,6 +319,49 @@ public sealed class ServicesTests() : ServiceClusterTest("svc-host", "cpus:8;mem
     }
 
     [Fact]
+    public async Task GroupPost_EmptyGroupsAndDependencies_EchoedAndKeptAcrossMasterRestart()
+    {
+        if (Cluster is null)
+        {
+            return;
+        }
+
+        Assert.Equal(HttpStatusCode.Created, (await Send(HttpMethod.Post, "/v2/groups", """{"id": "/empty"}""")).Status);
+        Assert.Equal(HttpStatusCode.Conflict, (await Send(HttpMethod.Post, "/v2/groups", """{"id": "/empty"}""")).Status);
+        var (created, result) = await Send(HttpMethod.Post, "/v2/groups",
+            """{"id": "/deps", "dependencies": ["/empty"], "groups": [{"id": "inner", "dependencies": ["/deps/other"]}, {"id": "other"}]}""");
+        Assert.Equal(HttpStatusCode.Created, created);
+        Assert.False(string.IsNullOrEmpty(result!["version"]?.GetValue<string>()));
+
+        async Task AssertTree()
+        {
+            var (status, empty) = await Send(HttpMethod.Get, "/v2/groups/empty");
+            Assert.Equal(HttpStatusCode.OK, status);
+            Assert.Empty(empty!["apps"]!.AsArray());
+            var (_, deps) = await Send(HttpMethod.Get, "/v2/groups/deps");
+            Assert.Equal(["/empty"], deps!["dependencies"]!.AsArray().Select(d => d!.GetValue<string>()).ToArray());
+            Assert.Equal(["/deps/inner", "/deps/other"], deps["groups"]!.AsArray().Select(g => g!["id"]!.GetValue<string>()).ToArray());
+            var inner = deps["groups"]!.AsArray().Single(g => g!["id"]!.GetValue<string>() == "/deps/inner")!;
+            Assert.Equal(["/deps/other"], inner["dependencies"]!.AsArray().Select(d => d!.GetValue<string>()).ToArray());
+            var (_, root) = await Send(HttpMethod.Get, "/v2/groups");
+            Assert.Contains("/empty", root!["groups"]!.AsArray().Select(g => g!["id"]!.GetValue<string>()));
+        }
+
+        await AssertTree();
+        await Cluster.RestartMasterAsync();
+        Reconnect();
+        await AssertTree();
+
+        // A partial update keeps the dependencies; deleting a group removes it and its subgroups.
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Patch, "/v2/groups/deps", """{"apps": []}""")).Status);
+        Assert.Equal(["/empty"], (await Send(HttpMethod.Get, "/v2/groups/deps")).Body!["dependencies"]!.AsArray().Select(d => d!.GetValue<string>()).ToArray());
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Delete, "/v2/groups/deps")).Status);
+        Assert.Equal(HttpStatusCode.NotFound, (await Send(HttpMethod.Get, "/v2/groups/deps/inner")).Status);
+        Assert.Equal(HttpStatusCode.NotFound, (await Send(HttpMethod.Get, "/v2/groups/deps")).Status);
+        Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Get, "/v2/groups/empty")).Status);
+    }
+
+    [Fact]
     public async Task MasterRestart_AppsAndInstancesKept()
     {
         if (Cluster is null)
