@@ -40,12 +40,10 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
     /// <remarks>
     /// The shim stays as the command's parent so the exit status outlives the agent: it writes it to
     /// <c>$1/exit</c> (and exits with it). Signals sent to the task's process group reach the shim
-    /// too; its traps only interrupt <c>wait</c>, which it resumes until the command has really ended
-    /// (<c>wait</c> returns above 128 both when interrupted and when the command died of a signal;
-    /// <c>kill -0</c> tells the two apart — a command that died stays a zombie until waited for).
-    /// Traps set before the command starts are reset to default in it; the SIGINT/SIGQUIT that sh
-    /// ignores for background commands are reset by <c>env --default-signal</c>, the first argv word
-    /// when this agent's coreutils supports it.
+    /// too; it traps them, and POSIX sh defers a trap until the foreground command has completed, so
+    /// the shim always outlives the command and records how it ended. A command run in the foreground
+    /// starts with default dispositions for the trapped signals (a background one would ignore
+    /// SIGINT/SIGQUIT).
     /// </remarks>
     internal const string ShimScript = """
         exec </dev/null >>stdout 2>>stderr
@@ -63,13 +61,8 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
           n=$((n - 1))
         done
         trap : TERM INT HUP QUIT USR1 USR2
-        "$@" &
-        child=$!
-        while :; do
-          wait $child
-          code=$?
-          if [ $code -le 128 ] || ! kill -0 $child 2>/dev/null; then break; fi
-        done
+        "$@"
+        code=$?
         echo $code >"$meta/exit"
         exit $code
         """;
@@ -91,7 +84,6 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
     private readonly string? _setpriv;
     private readonly string _path;
     private readonly string _lang;
-    private readonly string? _defaultSignals;
     private readonly TaskCheckpoint _checkpoint;
     private readonly Channel<TaskStatus> _updates = Channel.CreateUnbounded<TaskStatus>();
     private readonly ConcurrentDictionary<string, TaskRun> _tasks = new(StringComparer.Ordinal);
@@ -112,7 +104,6 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         _path = Environment.GetEnvironmentVariable("PATH") is { Length: > 0 } path ? path : DefaultPath;
         _lang = Environment.GetEnvironmentVariable("LANG") is { Length: > 0 } lang ? lang : "C.UTF-8";
         _setpriv = FindExecutable("setpriv", _path);
-        _defaultSignals = DefaultSignalsCommand(_path);
         _checkpoint = new TaskCheckpoint(options.WorkDir);
 
         try
@@ -483,11 +474,6 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 
         // No setsid step: the shim is spawned in a new session already (ChildProcess, newSession), so
         // it leads the task's session and process group.
-        if (_defaultSignals is not null)
-        {
-            args.Add(_defaultSignals);
-            args.Add("--default-signal=INT,QUIT");
-        }
 
         if (run.RunAs is var (uid, gid))
         {
@@ -838,28 +824,6 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return false;
-        }
-    }
-
-    /// <summary>
-    /// <c>env</c>, when it can reset signal dispositions (coreutils 8.31+): the shim runs the command
-    /// through it so the command does not inherit sh's SIGINT/SIGQUIT ignoring for background jobs.
-    /// </summary>
-    private static string? DefaultSignalsCommand(string path)
-    {
-        if (FindExecutable("env", path) is not { } env)
-        {
-            return null;
-        }
-
-        try
-        {
-            var probe = ChildProcess.Start(env, [env, "--default-signal=INT,QUIT", "true"], [new("PATH", path)], workingDirectory: null, newSession: false);
-            return probe.Exited.Wait(TimeSpan.FromSeconds(10)) && probe.Exited.Result == 0 ? env : null;
-        }
-        catch (Win32Exception)
-        {
-            return null;
         }
     }
 
