@@ -53,13 +53,36 @@ public sealed class AgentRecoveryTests : IAsyncLifetime
         Start("master", ["master", "--data-dir", Path.Combine(_root, "master"), "--listen", $"127.0.0.1:{masterPort}", "--log-level", "warning"]);
         var agentPort = DevClusterFixture.FreePort();
         string[] agentArgs = ["agent", "--master", masterUrl, "--listen", $"127.0.0.1:{agentPort}", "--work-dir", Path.Combine(_root, "agent"),
-            "--resources", TestPorts.Resources("cpus:2;mem:1024;disk:1024"), "--log-level", "information"];
+            "--resources", TestPorts.Resources("cpus:2;mem:1024;disk:1024"), "--log-level", "information", "--kill-tasks-on-stop"];
         var agent = Start("agent", agentArgs);
         _client = new DroverClient(new Uri(masterUrl));
 
         await CrashAndRecoverAsync(
             crash: () => agent.KillAsync(ProcessSignal.Kill),
             restart: () => Start("agent-restarted", agentArgs));
+    }
+
+    [Fact]
+    public async Task StopAgent_Gracefully_TasksKeepRunningAndTheRestartedAgentRecoversThem()
+    {
+        if (!Requirements.RootAvailable())
+        {
+            return;
+        }
+
+        var masterPort = DevClusterFixture.FreePort();
+        var masterUrl = $"http://127.0.0.1:{masterPort}";
+        Start("master", ["master", "--data-dir", Path.Combine(_root, "master"), "--listen", $"127.0.0.1:{masterPort}", "--log-level", "warning"]);
+        var agentPort = DevClusterFixture.FreePort();
+        string[] agentArgs = ["agent", "--master", masterUrl, "--listen", $"127.0.0.1:{agentPort}", "--work-dir", Path.Combine(_root, "agent"),
+            "--resources", TestPorts.Resources("cpus:2;mem:1024;disk:1024"), "--log-level", "information"];
+        var agent = Start("agent", agentArgs);
+        _client = new DroverClient(new Uri(masterUrl));
+
+        // As a Mesos agent or kubelet restart (an upgrade): SIGTERM leaves the tasks running by default.
+        await CrashAndRecoverAsync(
+            crash: () => agent.KillAsync(ProcessSignal.Terminate),
+            restart: () => Start("agent-restarted", [.. agentArgs, "--kill-tasks-on-stop"]));
     }
 
     [Fact]

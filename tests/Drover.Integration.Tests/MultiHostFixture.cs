@@ -103,7 +103,8 @@ public sealed class MultiHostFixture : IAsyncLifetime
                 var agent = DroverProcess.Start($"agent{n}",
                     ["agent", "--master", MasterUrl.GetLeftPart(UriPartial.Authority), "--listen", listen,
                      "--work-dir", workDir, "--hostname", HostnameOf(n), "--resources", AgentResources,
-                     "--attributes", $"rack:{Racks[n - 1]}", "--region", Region, "--zone", $"z{n}", "--log-level", "warning"],
+                     "--attributes", $"rack:{Racks[n - 1]}", "--region", Region, "--zone", $"z{n}", "--log-level", "warning",
+                     "--kill-tasks-on-stop"],
                     netns: host.Name,
                     logFile: Path.Combine(Root, $"agent{n}.log"));
                 _agents.Add(agent);

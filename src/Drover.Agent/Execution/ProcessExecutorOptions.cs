@@ -28,6 +28,12 @@ public sealed record ProcessExecutorOptions
     /// </summary>
     public bool RequireCgroups { get; init; } = true;
 
+    /// <summary>
+    /// Whether disposing the executor kills its tasks (the default). When false they keep running,
+    /// supervised by their shims, for the next executor on the same work dir to recover.
+    /// </summary>
+    public bool KillTasksOnDispose { get; init; } = true;
+
     /// <summary>Grace period given to tasks still running when the executor is disposed.</summary>
     public TimeSpan ShutdownGracePeriod { get; init; } = TimeSpan.FromSeconds(1);
 

@@ -47,6 +47,9 @@ public sealed partial class ProcessTaskExecutor
     [LoggerMessage(EventId = 133, Level = LogLevel.Warning, Message = "Killed orphaned cgroup {Cgroup} ({Pids} processes) left by a previous agent run")]
     private static partial void LogOrphanReaped(ILogger logger, string cgroup, int pids);
 
+    [LoggerMessage(EventId = 135, Level = LogLevel.Information, Message = "Executor stopped; left {Count} tasks running for the next agent run to recover")]
+    private static partial void LogLeftRunning(ILogger logger, int count);
+
     [LoggerMessage(EventId = 134, Level = LogLevel.Information, Message = "Recovered tasks of a previous agent run: {Adopted} still running, {Ended} ended while the agent was down")]
     private static partial void LogRecovered(ILogger logger, int adopted, int ended);
 

@@ -278,7 +278,11 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         return Directory.Exists(path) ? path : null;
     }
 
-    /// <summary>Kills every task (short grace), waits for them, and removes this agent's cgroup subtree.</summary>
+    /// <summary>
+    /// Kills every task (short grace), waits for them, and removes this agent's cgroup subtree; or,
+    /// with <see cref="ProcessExecutorOptions.KillTasksOnDispose"/> off, leaves every task running
+    /// under its shim, checkpointed for the next executor on this work dir.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
@@ -288,6 +292,12 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 
         // Checks stop first: shutting down must not look like (or cause) health failures.
         await _health.DisposeAsync().ConfigureAwait(false);
+        if (!_options.KillTasksOnDispose)
+        {
+            _updates.Writer.TryComplete();
+            LogLeftRunning(_logger, _tasks.Values.Count(r => r.Phase != Phase.Ended));
+            return;
+        }
 
         var runs = _tasks.Values.ToList();
         foreach (var run in runs)

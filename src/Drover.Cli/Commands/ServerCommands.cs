@@ -77,9 +77,13 @@ internal static class ServerCommands
         var workDir = new Option<string>("--work-dir") { Description = "Sandboxes and agent state", Required = true };
         var listen = new Option<string>("--listen") { Description = "HOST:PORT for the agent's endpoint", DefaultValueFactory = _ => "0.0.0.0:5051" };
         var advertise = new Option<string?>("--advertise") { Description = "URL the master uses to reach this agent (default: the listen address)" };
+        var killTasks = new Option<bool>("--kill-tasks-on-stop")
+        {
+            Description = "Kill every task when the agent stops (default: leave them running; a restarted agent recovers them)",
+        };
         var agentFlags = new AgentFlags();
         // --master is the global option (a comma-separated list here: the agent fails over between masters).
-        var cmd = new Command("agent", "Run an agent that offers this machine's resources") { workDir, listen, advertise, LogLevelOption };
+        var cmd = new Command("agent", "Run an agent that offers this machine's resources") { workDir, listen, advertise, killTasks, LogLevelOption };
         agentFlags.AddTo(cmd, includeHostname: true);
         cmd.SetAction(async (pr, ct) =>
         {
@@ -90,6 +94,7 @@ internal static class ServerCommands
             var settings = agentFlags.Read(pr, Path.GetFullPath(pr.GetValue(workDir)!)) with
             {
                 Advertise = pr.GetValue(advertise) is { } a ? new Uri(a.Contains("://", StringComparison.Ordinal) ? a : "http://" + a) : null,
+                KillTasksOnStop = pr.GetValue(killTasks),
             };
             await using var host = await DroverHosts.StartAgentAsync(settings, masterUrls, url, ParseLogLevel(pr), ct);
             Console.Out.WriteLine($"Drover agent is serving at {host.Url.GetLeftPart(UriPartial.Authority)}, registering with {string.Join(", ", masterUrls)}");

@@ -31,6 +31,13 @@ public sealed record AgentSettings
 
     /// <summary>Overrides the advertised URL (default: the bound address).</summary>
     public Uri? Advertise { get; init; }
+
+    /// <summary>
+    /// Whether stopping the agent kills its tasks. False for <c>drover agent</c> (as a Mesos agent or
+    /// kubelet: a restarted agent recovers its running tasks, so an upgrade costs no task); true for
+    /// <c>drover dev</c>, where stopping the process means stopping the cluster.
+    /// </summary>
+    public bool KillTasksOnStop { get; init; } = true;
 }
 
 /// <summary>
@@ -125,6 +132,7 @@ public static class DroverHosts
                 WorkDir = agent.WorkDir,
                 CgroupName = CgroupNameFor(agent.WorkDir),
                 Hostname = hostname,
+                KillTasksOnDispose = agent.KillTasksOnStop,
             };
             builder.Services.AddSingleton(executorOptions);
             builder.Services.AddSingleton<ITaskExecutor, ProcessTaskExecutor>();
