@@ -55,9 +55,9 @@ internal sealed partial class ServiceController : PassLoop
         if (t.State.IsTerminal())
         {
             // Not failures (no launch backoff): instances this controller or a user killed, and instances
-            // lost with their agent (unreachable, then gone or lost): the app did nothing wrong.
-            if (!_killing.TryRemove(t.Id, out _) && !t.Statuses.Any(s => s.State is TaskState.Killing or TaskState.Unreachable)
-                && t.State != TaskState.Gone)
+            // lost with their agent (removed, or gone when it came back): the app did nothing wrong.
+            var lostWithAgent = t.State == TaskState.Gone || (t.Statuses.Length >= 2 && t.Statuses[^2].State == TaskState.Unreachable);
+            if (!_killing.TryRemove(t.Id, out _) && !t.Statuses.Any(s => s.State == TaskState.Killing) && !lostWithAgent)
             {
                 _registry.RecordFailure(appId, new LastTaskFailure(appId, t.Id, t.State.WireName(), t.Message ?? "", t.Hostname ?? "", t.AppVersion ?? "", _time.GetUtcNow()));
             }

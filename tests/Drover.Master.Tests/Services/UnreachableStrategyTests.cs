@@ -144,6 +144,20 @@ public sealed class UnreachableStrategyTests
     }
 
     [Fact]
+    public void Reconnect_ThenCrash_CrashStillCountsAsFailure()
+    {
+        var app = DeployOnA(1, """{"inactiveAfterSeconds": 60, "expungeAfterSeconds": 600}""");
+        var original = Assert.Single(_h.Instances(app));
+        _h.Partition(_a);
+        _h.Reconnect(_a);
+        Assert.Null(_h.Registry.Get(app)!.DelayedUntil);
+
+        _h.State.ApplyUpdates(_a, new() { Updates = [Build.Status(original.Id, TaskState.Failed, exitCode: 1)] });
+
+        Assert.NotNull(_h.Registry.Get(app)!.DelayedUntil); // having been unreachable once excuses nothing later
+    }
+
+    [Fact]
     public void Reconnect_AfterExpunge_GoesStraightToKillingAndNeverCounts()
     {
         var app = DeployOnA(1, """{"inactiveAfterSeconds": 0, "expungeAfterSeconds": 0}""");
