@@ -57,6 +57,19 @@ public sealed class DroverClient : IDisposable
     public Task<AgentView> GetAgentAsync(string id, CancellationToken ct = default) =>
         SendAsync(HttpMethod.Get, $"drover/v1/agents/{Uri.EscapeDataString(id)}", null, DroverJsonContext.Default.AgentView, ct);
 
+    /// <summary>
+    /// Drains an agent: no new work goes there, app instances move elsewhere, and whatever is left is
+    /// killed at the deadline (the master's default, one hour, when <paramref name="deadline"/> is null).
+    /// </summary>
+    public Task<AgentView> DrainAgentAsync(string id, TimeSpan? deadline = null, CancellationToken ct = default) =>
+        SendAsync(HttpMethod.Post, $"drover/v1/agents/{Uri.EscapeDataString(id)}/drain",
+            deadline is { } d ? JsonContent.Create(new DrainRequest { DeadlineSeconds = d.TotalSeconds }, DroverJsonContext.Default.DrainRequest) : null,
+            DroverJsonContext.Default.AgentView, ct);
+
+    /// <summary>Ends an agent's drain: it takes new work again.</summary>
+    public Task<AgentView> UndrainAgentAsync(string id, CancellationToken ct = default) =>
+        SendAsync(HttpMethod.Post, $"drover/v1/agents/{Uri.EscapeDataString(id)}/undrain", null, DroverJsonContext.Default.AgentView, ct);
+
     public Task<FileChunk> ReadFileAsync(string id, string path, long offset, int? length = null, CancellationToken ct = default) =>
         SendAsync(HttpMethod.Get, $"drover/v1/tasks/{Uri.EscapeDataString(id)}/files/read?path={path}&offset={offset}" + (length is { } l ? $"&length={l}" : ""),
             null, DroverJsonContext.Default.FileChunk, ct);

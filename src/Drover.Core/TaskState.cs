@@ -61,6 +61,9 @@ public static class TaskReasons
     public const string AgentDisconnected = "REASON_AGENT_DISCONNECTED";
     public const string AgentRemoved = "REASON_AGENT_REMOVED";
     public const string AgentRestarted = "REASON_AGENT_RESTARTED";
+
+    /// <summary>Killed because its agent is being drained (Mesos' REASON_SLAVE_DRAINING, in v1 naming).</summary>
+    public const string AgentDraining = "REASON_AGENT_DRAINING";
     public const string Reconciliation = "REASON_RECONCILIATION";
     public const string TaskInvalid = "REASON_TASK_INVALID";
     public const string TaskHealthCheckStatusUpdated = "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED";

@@ -227,3 +227,52 @@ public sealed class DevShutdownTests
         Assert.All(pids, p => Assert.True(!Directory.Exists($"/proc/{p}") || File.ReadAllText($"/proc/{p}/stat").Split(' ')[2] == "Z", $"process {p} outlived drover dev"));
     }
 }
+
+/// <summary><c>drover node drain|undrain</c> against its own <c>drover dev</c> (a drain would disturb other tests' tasks).</summary>
+public sealed class NodeDrainCliTests(DevClusterFixture cluster) : IClassFixture<DevClusterFixture>
+{
+    [Fact]
+    public async Task NodeDrain_DeadlineThreeSeconds_TaskKilledNodeDrainedThenUndrainTakesWorkAgain()
+    {
+        if (!cluster.Available)
+        {
+            return;
+        }
+
+        using var client = new DroverClient(cluster.Url);
+        var agent = (await client.ListAgentsAsync()).Single().Id;
+        var task = (await cluster.Cli("run", "--", "sleep", "1000")).StdOut.Trim();
+        await Wait.UntilAsync(() => client.GetTaskAsync(task), t => t.State == Core.TaskState.Running, TimeSpan.FromSeconds(20), "the task running");
+
+        var bad = await cluster.Cli("node", "drain", agent, "--deadline", "10x");
+        var unknown = await cluster.Cli("node", "drain", "no-such-agent");
+        var drain = await cluster.Cli("node", "drain", agent, "--deadline", "3s");
+        var ls = await cluster.Cli("node", "ls");
+
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("--deadline: '10x' is not a duration", bad.StdErr, StringComparison.Ordinal);
+        Assert.Equal(2, unknown.ExitCode);
+        Assert.Contains("no agent with id 'no-such-agent'", unknown.StdErr, StringComparison.Ordinal);
+        Assert.True(drain.ExitCode == 0, drain.ToString());
+        Assert.Contains($"{agent} (", drain.StdOut, StringComparison.Ordinal);
+        Assert.Contains(": draining; what is left is killed at", drain.StdOut, StringComparison.Ordinal);
+        Assert.Contains("draining", ls.StdOut, StringComparison.Ordinal);
+        Assert.Equal(Core.TaskState.Running, (await client.GetTaskAsync(task)).State); // a plain task runs until the deadline
+
+        var killed = await Wait.UntilAsync(() => client.GetTaskAsync(task), t => Core.TaskStates.IsTerminal(t.State), TimeSpan.FromSeconds(20), "the deadline kill");
+        var drained = await Wait.UntilAsync(() => cluster.Cli("node", "ls"), r => r.StdOut.Contains("drained", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(10), "node ls to show the agent drained");
+
+        Assert.Equal(Core.TaskState.Killed, killed.State);
+        Assert.Contains(killed.Statuses, s => s.State == Core.TaskState.Killing && s.Reason == Core.TaskReasons.AgentDraining);
+        Assert.Equal(0, drained.ExitCode);
+
+        var undrain = await cluster.Cli("node", "undrain", agent);
+        var run = await cluster.Cli("run", "--wait", "--", "echo", "placed again");
+
+        Assert.True(undrain.ExitCode == 0, undrain.ToString());
+        Assert.Contains(": active", undrain.StdOut, StringComparison.Ordinal);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Equal("placed again\n", run.StdOut);
+    }
+}

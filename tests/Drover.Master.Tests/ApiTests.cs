@@ -181,6 +181,77 @@ public sealed class ApiTests : IAsyncLifetime
         }
     }
 
+    private async Task<string> RegisterAgent(string hostname)
+    {
+        using var register = await _http.PostAsJsonAsync("/internal/v1/agents/register", Build.Agent(hostname: hostname), DroverJsonContext.Default.AgentRegistration);
+        register.EnsureSuccessStatusCode();
+        return (await register.Content.ReadFromJsonAsync(DroverJsonContext.Default.AgentRegistered))!.AgentId;
+    }
+
+    [Fact]
+    public async Task DrainUndrain_RegisteredAgent_StatusDeadlineAndIdempotent()
+    {
+        var id = await RegisterAgent("drain-host");
+        var before = DateTimeOffset.UtcNow;
+
+        var drained = await _cluster.Client.DrainAgentAsync(id, TimeSpan.FromMinutes(10));
+        var again = await _cluster.Client.DrainAgentAsync(id, TimeSpan.FromMinutes(10));
+        var listed = (await _cluster.Client.ListAgentsAsync()).Single(a => a.Id == id);
+
+        Assert.Equal("drained", drained.Status); // draining, and nothing runs there
+        Assert.Equal(drained.DrainDeadline, again.DrainDeadline);
+        Assert.Equal(drained.DrainStartedAt + TimeSpan.FromMinutes(10), drained.DrainDeadline);
+        Assert.InRange(drained.DrainStartedAt!.Value, before.AddSeconds(-1), DateTimeOffset.UtcNow);
+        Assert.Equal(("drained", drained.DrainDeadline), (listed.Status, listed.DrainDeadline));
+
+        var undrained = await _cluster.Client.UndrainAgentAsync(id);
+        var undrainedAgain = await _cluster.Client.UndrainAgentAsync(id);
+
+        Assert.Equal("active", undrained.Status);
+        Assert.Null(undrained.DrainDeadline);
+        Assert.Equal("active", undrainedAgain.Status);
+    }
+
+    [Fact]
+    public async Task Drain_NoBody_DefaultDeadlineOneHour()
+    {
+        var id = await RegisterAgent("drain-default-host");
+
+        // As `curl -X POST` sends it: no body, no Content-Type.
+        using var response = await _http.PostAsync($"/drover/v1/agents/{id}/drain", null);
+        var view = await response.Content.ReadFromJsonAsync(DroverJsonContext.Default.AgentView);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(TimeSpan.FromHours(1), view!.DrainDeadline - view.DrainStartedAt);
+    }
+
+    [Theory]
+    [InlineData("""{"deadlineSeconds": -1}""", "must be between 0 and 31536000 (seconds)")]
+    [InlineData("""{"deadlineSeconds": "soon"}""", "must be a number")]
+    public async Task Drain_BadDeadline_400NamesField(string body, string reason)
+    {
+        var id = await RegisterAgent("drain-bad-host");
+
+        var (status, error) = await PostRaw($"/drover/v1/agents/{id}/drain", body);
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal(ErrorCodes.ValidationFailed, error.Code);
+        Assert.Equal(new FieldError("deadlineSeconds", reason), Assert.Single(error.Details));
+        Assert.Null((await _cluster.Client.GetAgentAsync(id)).DrainDeadline);
+    }
+
+    [Theory]
+    [InlineData("drain")]
+    [InlineData("undrain")]
+    public async Task DrainUndrain_UnknownAgent_404WithErrorShape(string verb)
+    {
+        var (status, error) = await PostRaw($"/drover/v1/agents/no-such-agent/{verb}", "{}");
+
+        Assert.Equal(HttpStatusCode.NotFound, status);
+        Assert.Equal(ErrorCodes.NotFound, error.Code);
+        Assert.Equal("no agent with id 'no-such-agent'", error.Message);
+    }
+
     [Fact]
     public async Task Health_Ok() => Assert.Equal("ok\n", await _cluster.Client.GetStringAsync("health"));
 }

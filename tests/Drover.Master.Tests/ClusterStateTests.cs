@@ -205,6 +205,30 @@ public sealed class ClusterStateTests
     }
 
     [Fact]
+    public void Heartbeat_KillAskedWhileUnreachable_GoesStraightToKillingAndKillSent()
+    {
+        var agentId = _state.Register(Build.Agent()).Registered.AgentId;
+        var task = _state.Submit(Build.Task()).View;
+        _loop.RunPass();
+        _state.ApplyUpdates(agentId, new StatusUpdateBatch { Updates = [Build.Status(task.Id, TaskState.Running)] });
+        _time.Advance(TimeSpan.FromSeconds(16));
+        _state.CheckAgentTimeouts();
+        var unreachableAt = _time.GetUtcNow();
+
+        _time.Advance(TimeSpan.FromSeconds(30));
+        _state.Kill(task.Id);
+        var waiting = _state.GetTask(task.Id)!;
+        Drain(_state.FindAgent(agentId)!);
+        _state.Heartbeat(agentId, new AgentHeartbeat { ActiveTaskIds = [task.Id] });
+
+        Assert.Equal((TaskState.Unreachable, true, unreachableAt), (waiting.State, waiting.KillRequested, waiting.UnreachableSince));
+        var back = _state.GetTask(task.Id)!;
+        Assert.Equal(TaskState.Killing, back.State);
+        Assert.Null(back.UnreachableSince);
+        Assert.Equal(task.Id, Assert.Single(Drain(_state.FindAgent(agentId)!)).Kill!.TaskId);
+    }
+
+    [Fact]
     public void Heartbeat_UnknownAgent_ReturnsFalse() => Assert.False(_state.Heartbeat("agent-unknown", new AgentHeartbeat()));
 
     [Fact]

@@ -99,6 +99,18 @@ public sealed record TaskView
     public string? AppId { get; init; }
 
     public string? AppVersion { get; init; }
+
+    /// <summary>
+    /// While the task is TASK_UNREACHABLE: since when (its last TASK_UNREACHABLE status, so it survives a
+    /// master restart). Null otherwise.
+    /// </summary>
+    public DateTimeOffset? UnreachableSince { get; init; }
+
+    /// <summary>
+    /// True once a kill was asked for. A kill of a task on an unreachable agent stays pending (the task
+    /// still shows TASK_UNREACHABLE) until the agent is back or removed.
+    /// </summary>
+    public bool KillRequested { get; init; }
 }
 
 public sealed record TaskList
@@ -114,8 +126,17 @@ public sealed record AgentView
 
     public required string Address { get; init; }
 
-    /// <summary><c>active</c>, <c>unreachable</c> or <c>removed</c>.</summary>
+    /// <summary>
+    /// <c>active</c>, <c>draining</c> (drain in progress: no new work), <c>drained</c> (draining and no
+    /// task left), <c>unreachable</c> (whether draining or not: see <see cref="DrainDeadline"/>) or <c>removed</c>.
+    /// </summary>
     public required string Status { get; init; }
+
+    /// <summary>When the agent's drain started; null when it is not being drained.</summary>
+    public DateTimeOffset? DrainStartedAt { get; init; }
+
+    /// <summary>When whatever still runs on the draining agent is killed; null when it is not being drained.</summary>
+    public DateTimeOffset? DrainDeadline { get; init; }
 
     public required ResourcesView Total { get; init; }
 
@@ -134,6 +155,22 @@ public sealed record AgentView
     public required DateTimeOffset RegisteredAt { get; init; }
 
     public required DateTimeOffset LastHeartbeatAt { get; init; }
+}
+
+/// <summary>
+/// Body of <c>POST /drover/v1/agents/{id}/drain</c> (optional). The deadline counts from when the
+/// drain started, so repeating a drain changes nothing and a new value moves the deadline.
+/// </summary>
+public sealed record DrainRequest
+{
+    /// <summary>Default deadline, as Nomad's: one hour.</summary>
+    public const double DefaultDeadlineSeconds = 3600;
+
+    /// <summary>Longest deadline accepted: one year.</summary>
+    public const double MaxDeadlineSeconds = 365 * 24 * 3600;
+
+    /// <summary>Seconds from the start of the drain until everything left on the agent is killed; 0 kills at once.</summary>
+    public double? DeadlineSeconds { get; init; }
 }
 
 public sealed record AgentList

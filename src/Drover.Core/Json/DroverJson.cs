@@ -27,6 +27,7 @@ namespace Drover.Core.Json;
 [JsonSerializable(typeof(TaskList))]
 [JsonSerializable(typeof(AgentView))]
 [JsonSerializable(typeof(AgentList))]
+[JsonSerializable(typeof(DrainRequest))]
 [JsonSerializable(typeof(ApiError))]
 [JsonSerializable(typeof(TaskSpec))]
 [JsonSerializable(typeof(TaskStatus))]

@@ -50,4 +50,10 @@ public sealed record PersistedAgent
     public required DateTimeOffset RegisteredAt { get; init; }
 
     public DateTimeOffset? UnreachableSince { get; init; }
+
+    /// <summary>When a drain started (null: not draining). Orthogonal to <see cref="Status"/>.</summary>
+    public DateTimeOffset? DrainStartedAt { get; init; }
+
+    /// <summary>When whatever still runs on a draining agent is killed.</summary>
+    public DateTimeOffset? DrainDeadline { get; init; }
 }

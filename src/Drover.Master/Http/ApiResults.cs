@@ -62,10 +62,16 @@ internal static class ApiResults
 
     /// <summary>
     /// For a primitive mismatch the serializer names the parent type, but its inner error says what
-    /// was wanted: "Cannot get the value of a token type 'Number' as a string." → "a string".
+    /// was wanted: "Cannot get the value of a token type 'Number' as a string." → "a string"; a string
+    /// where a number goes: "… is not in a supported format, or is out of bounds for a Double." → "a number".
     /// </summary>
     private static string? ExpectedPrimitive(string? inner)
     {
+        if (inner?.StartsWith("Either the JSON value is not in a supported format, or is out of bounds for a", StringComparison.Ordinal) == true)
+        {
+            return "a number";
+        }
+
         const string Marker = "' as a ";
         var at = inner?.IndexOf(Marker, StringComparison.Ordinal) ?? -1;
         if (at < 0 || !inner!.StartsWith("Cannot get the value of a token type", StringComparison.Ordinal))

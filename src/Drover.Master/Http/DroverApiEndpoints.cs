@@ -19,6 +19,8 @@ namespace Drover.Master.Http;
 /// GET    /drover/v1/tasks/{id}/logs?stream=stdout|stderr&amp;offset=N[&amp;follow=true]   raw bytes
 /// GET    /drover/v1/tasks/{id}/files/read?path=stdout&amp;offset=N&amp;length=M           Mesos-style JSON chunk
 /// GET    /drover/v1/agents, /drover/v1/agents/{id}
+/// POST   /drover/v1/agents/{id}/drain            [{"deadlineSeconds": N}] → 200 AgentView; default 1 h
+/// POST   /drover/v1/agents/{id}/undrain          → 200 AgentView
 /// </code>
 /// </summary>
 internal static class DroverApiEndpoints
@@ -124,6 +126,47 @@ internal static class DroverApiEndpoints
 
         g.MapGet("/agents/{id}", (string id, ClusterState state) =>
             state.GetAgent(id) is { } a ? ApiResults.Json(a, DroverJsonContext.Default.AgentView) : ApiResults.NotFound($"no agent with id '{id}'"));
+
+        g.MapPost("/agents/{id}/drain", async (string id, HttpRequest req, ClusterState state, CancellationToken ct) =>
+        {
+            var seconds = DrainRequest.DefaultDeadlineSeconds;
+            if (HasBody(req))
+            {
+                var (body, error) = await ApiResults.ReadBody(req, DroverJsonContext.Default.DrainRequest, ct);
+                if (error is not null)
+                {
+                    return error;
+                }
+
+                seconds = body!.DeadlineSeconds ?? seconds;
+                if (!double.IsFinite(seconds) || seconds is < 0 or > DrainRequest.MaxDeadlineSeconds)
+                {
+                    return ApiResults.Validation([new FieldError("deadlineSeconds", $"must be between 0 and {DrainRequest.MaxDeadlineSeconds:0} (seconds)")]);
+                }
+            }
+
+            return await AgentChange(id, state.Drain(id, TimeSpan.FromSeconds(seconds)), "drained");
+        });
+
+        g.MapPost("/agents/{id}/undrain", (string id, ClusterState state) => AgentChange(id, state.Undrain(id), "undrained"));
+    }
+
+    /// <summary>A drain body is optional: no body (or an empty one) means the defaults.</summary>
+    private static bool HasBody(HttpRequest req) =>
+        req.ContentLength is > 0 || (req.ContentLength is null && req.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestBodyDetectionFeature>()?.CanHaveBody == true);
+
+    private static async Task<IResult> AgentChange(string id, (AgentChangeResult Result, AgentView? View, Task Durable) change, string verb)
+    {
+        switch (change.Result)
+        {
+            case AgentChangeResult.NotFound:
+                return ApiResults.NotFound($"no agent with id '{id}'");
+            case AgentChangeResult.Removed:
+                return ApiResults.Error(StatusCodes.Status409Conflict, ErrorCodes.Conflict, $"agent '{id}' was removed (unreachable too long) and cannot be {verb}");
+            default:
+                await change.Durable; // answer only once the change survives a master crash
+                return ApiResults.Json(change.View!, DroverJsonContext.Default.AgentView);
+        }
     }
 
     private static async Task<IResult> KillTask(string id, ClusterState state)

@@ -54,7 +54,10 @@ internal sealed partial class ServiceController : PassLoop
 
         if (t.State.IsTerminal())
         {
-            if (!_killing.TryRemove(t.Id, out _) && !t.Statuses.Any(s => s.State == TaskState.Killing))
+            // Not failures (no launch backoff): instances this controller or a user killed, and instances
+            // lost with their agent (removed, or gone when it came back): the app did nothing wrong.
+            var lostWithAgent = t.State == TaskState.Gone || (t.Statuses.Length >= 2 && t.Statuses[^2].State == TaskState.Unreachable);
+            if (!_killing.TryRemove(t.Id, out _) && !t.Statuses.Any(s => s.State == TaskState.Killing) && !lostWithAgent)
             {
                 _registry.RecordFailure(appId, new LastTaskFailure(appId, t.Id, t.State.WireName(), t.Message ?? "", t.Hostname ?? "", t.AppVersion ?? "", _time.GetUtcNow()));
             }
@@ -77,9 +80,10 @@ internal sealed partial class ServiceController : PassLoop
     /// <summary>One reconciliation of every app. Internal for tests.</summary>
     internal void RunPass()
     {
+        var draining = _cluster.DrainingAgentIds();
         foreach (var app in _registry.List())
         {
-            Reconcile(app);
+            Reconcile(app, draining);
         }
     }
 
@@ -92,18 +96,19 @@ internal sealed partial class ServiceController : PassLoop
     /// </summary>
     public static bool IsReady(TaskView t) => IsHealthy(t) && (!t.HasReadinessCheck || t.Ready == true);
 
-    private void Reconcile(AppSnapshot app)
+    private void Reconcile(AppSnapshot app, HashSet<string> draining)
     {
         var appId = app.Current.Id!;
-        var alive = _cluster.ActiveTasksOfGroup(appId)
-            .Where(t => t.State != TaskState.Killing && !_killing.ContainsKey(t.Id))
-            .ToList();
+        var all = _cluster.ActiveTasksOfGroup(appId);
         var dep = app.Deployment;
 
         if (dep?.Action == DeploymentActions.Stop)
         {
-            KillAll(alive);
-            if (_cluster.ActiveTasksOfGroup(appId).IsEmpty)
+            Kill(all.Where(t => !t.KillRequested));
+
+            // An instance on an unreachable agent cannot confirm its end; its kill is recorded and
+            // delivered if the agent comes back, so it does not hold the deletion up.
+            if (_cluster.ActiveTasksOfGroup(appId).All(t => t.State == TaskState.Unreachable && t.KillRequested))
             {
                 Finish(dep);
             }
@@ -118,39 +123,81 @@ internal sealed partial class ServiceController : PassLoop
         }
 
         var current = app.Current;
+        var now = _time.GetUtcNow();
+        var unreachable = current.UnreachableStrategy ?? UnreachableStrategy.Default;
+
+        // Unreachable past expungeAfterSeconds: expunged. The kill is recorded now and carried out if
+        // the agent comes back (the instance then goes straight to KILLING, never RUNNING).
+        Kill(all.Where(t => !t.KillRequested && UnreachableFor(t, now) is { } away && !unreachable.IsDisabled
+            && away >= TimeSpan.FromSeconds(unreachable.ExpungeAfterSeconds ?? UnreachableStrategy.DefaultExpungeAfterSeconds)));
+
+        // Live instances: not being killed, and not unreachable past inactiveAfterSeconds (an inactive
+        // instance no longer counts, so a replacement is launched; when it comes back it is a surplus
+        // instance, and Choose prefers it).
+        var alive = all
+            .Where(t => t.State != TaskState.Killing && !t.KillRequested && !_killing.ContainsKey(t.Id) && !Inactive(t, unreachable, now))
+            .ToList();
+
         var n = current.Instances ?? AppDefinition.DefaultInstances;
         var config = ServiceRegistry.ConfigVersion(current);
-        var fresh = alive.Where(t => t.AppVersion == config).ToList();
-        var old = alive.Where(t => t.AppVersion != config).ToList();
-        var freshHealthy = fresh.Count(IsReady);
+        bool Leaving(TaskView t) => t.AgentId is { } agent && draining.Contains(agent);
+        var freshAll = alive.Where(t => t.AppVersion == config).ToList();
+        var oldVersion = alive.Where(t => t.AppVersion != config).ToList();
 
-        int keepOld, keepNew;
-        if (old.Count > 0 && dep is not null)
+        if (oldVersion.Count > 0 && dep is not null)
         {
+            // Rolling update. Instances on draining agents go with the old ones: both are replaced by
+            // fresh instances elsewhere within the app's upgradeStrategy.
+            var fresh = freshAll.Where(t => !Leaving(t)).ToList();
+            var old = oldVersion.Concat(freshAll.Where(Leaving)).ToList();
             var strategy = current.UpgradeStrategy ?? UpgradeStrategy.Default;
             var target = RollingUpdate.Next(
-                new RollingState(n, old.Count, old.Count(IsHealthy), freshHealthy),
+                new RollingState(n, old.Count, old.Count(IsHealthy), fresh.Count(IsReady)),
                 strategy.MinimumHealthCapacity ?? 1m,
                 strategy.MaximumOverCapacity ?? 1m);
-            (keepOld, keepNew) = (target.Old, target.New);
-        }
-        else
-        {
-            // No rollout in progress: old-version instances still count towards the instance count
-            // (a force-stopped deployment leaves them), the surplus going first.
-            keepOld = Math.Max(0, Math.Min(old.Count, n - fresh.Count));
-            keepNew = n - keepOld;
+            Kill(Choose(old, old.Count - target.Old, current, Leaving));
+            Kill(Choose(fresh, fresh.Count - target.New, current, Leaving));
+            Launch(app, current, target.New - fresh.Count);
+            return;
         }
 
-        Kill(Choose(old, old.Count - keepOld, current));
-        Kill(Choose(fresh, fresh.Count - keepNew, current));
-        Launch(app, current, keepNew - fresh.Count);
+        // No rollout in progress. Instances on draining agents are moved like a rolling update whose
+        // floor is the whole instance count: replacements start elsewhere at once, and a leaving
+        // instance is killed only once enough healthy instances run elsewhere (without room for the
+        // replacements, the leaving ones stay until the drain deadline).
+        var leaving = alive.Where(Leaving).ToList();
+        var staying = alive.Where(t => !Leaving(t)).ToList();
+        var freshStaying = staying.Where(t => t.AppVersion == config).ToList();
+        var oldStaying = staying.Where(t => t.AppVersion != config).ToList();
+        var move = RollingUpdate.Next(
+            new RollingState(n, leaving.Count, leaving.Count(IsHealthy), oldStaying.Count(IsHealthy) + freshStaying.Count(IsReady)),
+            minimumHealthCapacity: 1m,
+            maximumOverCapacity: 1m);
 
-        if (dep is not null && old.Count == 0 && fresh.Count == n && freshHealthy == n)
+        // Old-version instances (a force-stopped deployment leaves them) still count towards the
+        // instance count, the surplus going first.
+        var keepOld = Math.Max(0, Math.Min(oldStaying.Count, move.New - freshStaying.Count));
+        var keepNew = move.New - keepOld;
+
+        Kill(Choose(leaving, leaving.Count - move.Old, current, Leaving));
+        Kill(Choose(oldStaying, oldStaying.Count - keepOld, current, Leaving));
+        Kill(Choose(freshStaying, freshStaying.Count - keepNew, current, Leaving));
+        Launch(app, current, keepNew - freshStaying.Count);
+
+        if (dep is not null && oldVersion.Count == 0 && freshAll.Count == n && freshAll.Count(IsReady) == n)
         {
             Finish(dep);
         }
     }
+
+    /// <summary>How long the instance has been TASK_UNREACHABLE, or null when it is not.</summary>
+    private static TimeSpan? UnreachableFor(TaskView t, DateTimeOffset now) =>
+        t.State == TaskState.Unreachable && t.UnreachableSince is { } since ? now - since : null;
+
+    /// <summary>Marathon's UnreachableInactive: unreachable for inactiveAfterSeconds or longer (never with "disabled").</summary>
+    internal static bool Inactive(TaskView t, UnreachableStrategy strategy, DateTimeOffset now) =>
+        !strategy.IsDisabled && UnreachableFor(t, now) is { } away
+        && away >= TimeSpan.FromSeconds(strategy.InactiveAfterSeconds ?? UnreachableStrategy.DefaultInactiveAfterSeconds);
 
     private void Launch(AppSnapshot app, AppDefinition version, int count)
     {
@@ -173,10 +220,13 @@ internal sealed partial class ServiceController : PassLoop
     }
 
     /// <summary>
-    /// Which instances to kill when there are too many: those not yet running first, then unhealthy
-    /// ones, then by the app's killSelection (YOUNGEST_FIRST by default).
+    /// Which instances to kill when there are too many: unreachable ones first (as Marathon), then those
+    /// not yet running, then unhealthy ones, then ones that have been unreachable (a copy that came back
+    /// after it was replaced), then ones on draining agents, then by the app's killSelection
+    /// (YOUNGEST_FIRST by default). Health comes before the rest so that the rolling-update floor,
+    /// which counts healthy instances, holds.
     /// </summary>
-    private static IEnumerable<TaskView> Choose(List<TaskView> candidates, int count, AppDefinition app)
+    internal static List<TaskView> Choose(List<TaskView> candidates, int count, AppDefinition app, Func<TaskView, bool> onDrainingAgent)
     {
         if (count <= 0)
         {
@@ -185,8 +235,11 @@ internal sealed partial class ServiceController : PassLoop
 
         var oldestFirst = string.Equals(app.KillSelection, "OLDEST_FIRST", StringComparison.OrdinalIgnoreCase);
         var ordered = candidates
-            .OrderBy(t => t.State == TaskState.Running ? 1 : 0)
-            .ThenBy(t => IsHealthy(t) ? 1 : 0);
+            .OrderBy(t => t.State == TaskState.Unreachable ? 0 : 1)
+            .ThenBy(t => t.State == TaskState.Running ? 1 : 0)
+            .ThenBy(t => IsHealthy(t) ? 1 : 0)
+            .ThenBy(t => t.Statuses.Any(s => s.State == TaskState.Unreachable) ? 0 : 1)
+            .ThenBy(t => onDrainingAgent(t) ? 0 : 1);
         var byAge = oldestFirst
             ? ordered.ThenBy(t => t.StartedAt ?? t.SubmittedAt)
             : ordered.ThenByDescending(t => t.StartedAt ?? t.SubmittedAt);
@@ -203,8 +256,6 @@ internal sealed partial class ServiceController : PassLoop
             }
         }
     }
-
-    private void KillAll(List<TaskView> tasks) => Kill(tasks);
 
     private void Finish(Deployment dep)
     {

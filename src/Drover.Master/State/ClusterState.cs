@@ -15,6 +15,15 @@ public enum KillResult
     Accepted,
 }
 
+public enum AgentChangeResult
+{
+    NotFound,
+
+    /// <summary>The agent was removed (unreachable too long); it can no longer be changed.</summary>
+    Removed,
+    Accepted,
+}
+
 /// <summary>
 /// The master's in-memory view of the cluster: agents, their resource ledgers, and every task's
 /// desired spec and observed state. One lock guards it; every public method is thread-safe and
@@ -81,7 +90,14 @@ internal sealed partial class ClusterState
                     continue;
                 }
 
-                _agents[id] = new AgentRecord(id, a.Info, now) { RegisteredAt = a.RegisteredAt, Status = status, UnreachableSince = a.UnreachableSince };
+                _agents[id] = new AgentRecord(id, a.Info, now)
+                {
+                    RegisteredAt = a.RegisteredAt,
+                    Status = status,
+                    UnreachableSince = a.UnreachableSince,
+                    DrainStartedAt = a.DrainStartedAt,
+                    DrainDeadline = a.DrainStartedAt is null ? null : a.DrainDeadline ?? a.DrainStartedAt,
+                };
             }
 
             var orphaned = new List<TaskRecord>();
@@ -229,22 +245,7 @@ internal sealed partial class ClusterState
                 return (_completed.ContainsKey(id) ? KillResult.AlreadyTerminal : KillResult.NotFound, _lastWrite);
             }
 
-            r.KillRequested = true;
-            SaveLocked(r);
-            if (r.State == TaskState.Pending)
-            {
-                changed = TransitionLocked(r, MasterStatus(id, TaskState.Killed, "Killed before it was placed"));
-            }
-            else if (r.AgentId is { } agentId && _agents.TryGetValue(agentId, out var agent))
-            {
-                if (r.State is TaskState.Staging or TaskState.Starting or TaskState.Running)
-                {
-                    changed = TransitionLocked(r, MasterStatus(id, TaskState.Killing, "Kill requested"));
-                }
-
-                SendKillLocked(agent, r);
-            }
-
+            changed = KillLocked(r, "Kill requested");
             durable = _lastWrite;
         }
 
@@ -257,6 +258,97 @@ internal sealed partial class ClusterState
     }
 
     // ---------------------------------------------------------------- agents
+
+    /// <summary>
+    /// Starts (or adjusts) draining an agent: it gets no new work from now on, the service controller
+    /// moves app instances off it, and at <c>drain start + deadline</c> whatever still runs there is
+    /// killed. The deadline counts from the first drain request, so repeating one changes nothing.
+    /// <c>Durable</c> completes once the drain is in the state store.
+    /// </summary>
+    public (AgentChangeResult Result, AgentView? View, Task Durable) Drain(string agentId, TimeSpan deadline)
+    {
+        var changes = new List<TaskView>();
+        AgentView view;
+        Task durable;
+        lock (_lock)
+        {
+            if (!_agents.TryGetValue(agentId, out var agent))
+            {
+                return (AgentChangeResult.NotFound, null, _lastWrite);
+            }
+
+            if (agent.Status == AgentStatus.Removed)
+            {
+                return (AgentChangeResult.Removed, ToView(agent), _lastWrite);
+            }
+
+            var now = _time.GetUtcNow();
+            var startedAt = agent.DrainStartedAt ?? now;
+            var until = startedAt + deadline;
+            if (agent.DrainStartedAt != startedAt || agent.DrainDeadline != until)
+            {
+                agent.DrainStartedAt = startedAt;
+                agent.DrainDeadline = until;
+                SaveAgentLocked(agent);
+                LogAgentDraining(agent.Id, until);
+            }
+
+            EnforceDrainDeadlineLocked(agent, now, changes);
+            view = ToView(agent);
+            durable = _lastWrite;
+        }
+
+        Publish(changes);
+        return (AgentChangeResult.Accepted, view, durable);
+    }
+
+    /// <summary>Ends an agent's drain: it takes new work again. Idempotent; kills already made stay made.</summary>
+    public (AgentChangeResult Result, AgentView? View, Task Durable) Undrain(string agentId)
+    {
+        AgentView view;
+        Task durable;
+        bool changed;
+        lock (_lock)
+        {
+            if (!_agents.TryGetValue(agentId, out var agent))
+            {
+                return (AgentChangeResult.NotFound, null, _lastWrite);
+            }
+
+            if (agent.Status == AgentStatus.Removed)
+            {
+                return (AgentChangeResult.Removed, ToView(agent), _lastWrite);
+            }
+
+            changed = agent.IsDraining;
+            if (changed)
+            {
+                agent.DrainStartedAt = null;
+                agent.DrainDeadline = null;
+                SaveAgentLocked(agent);
+                LogAgentUndrained(agent.Id);
+            }
+
+            view = ToView(agent);
+            durable = _lastWrite;
+        }
+
+        if (changed)
+        {
+            SchedulingNeeded?.Invoke();
+        }
+
+        return (AgentChangeResult.Accepted, view, durable);
+    }
+
+    /// <summary>Ids of the agents being drained (the service controller moves app instances off them).</summary>
+    public HashSet<string> DrainingAgentIds()
+    {
+        lock (_lock)
+        {
+            return [.. _agents.Values.Where(a => a.IsDraining && a.Status != AgentStatus.Removed).Select(a => a.Id)];
+        }
+    }
 
     /// <summary>Registers or re-registers an agent. <c>Durable</c> completes once the agent is in the state store.</summary>
     public (AgentRegistered Registered, Task Durable) Register(AgentRegistration registration)
@@ -427,7 +519,10 @@ internal sealed partial class ClusterState
         return (acks.ToImmutable(), durable);
     }
 
-    /// <summary>Marks agents without heartbeats unreachable, and long-unreachable ones removed. Called periodically.</summary>
+    /// <summary>
+    /// Marks agents without heartbeats unreachable, and long-unreachable ones removed; kills what is left
+    /// on draining agents past their deadline. Called periodically.
+    /// </summary>
     public void CheckAgentTimeouts()
     {
         var changes = new List<TaskView>();
@@ -436,6 +531,7 @@ internal sealed partial class ClusterState
             var now = _time.GetUtcNow();
             foreach (var agent in _agents.Values)
             {
+                EnforceDrainDeadlineLocked(agent, now, changes);
                 if (agent.Status == AgentStatus.Active && now - agent.LastHeartbeatAt > _options.AgentUnreachableTimeout)
                 {
                     agent.Status = AgentStatus.Unreachable;
@@ -496,7 +592,7 @@ internal sealed partial class ClusterState
                     Free = a.Free,
                     Attributes = a.Info.Attributes,
                     Domain = a.Info.Domain,
-                    Schedulable = a.Status == AgentStatus.Active,
+                    Schedulable = a.Schedulable,
                     GroupCounts = a.GroupCounts.ToImmutableDictionary(StringComparer.Ordinal),
                 });
             }
@@ -540,7 +636,7 @@ internal sealed partial class ClusterState
             foreach (var d in plan.Placed)
             {
                 if (!_pendingIndex.TryGetValue(d.TaskId, out var node) || !_agents.TryGetValue(d.AgentId, out var agent)
-                    || agent.Status != AgentStatus.Active)
+                    || !agent.Schedulable)
                 {
                     continue;
                 }
@@ -652,7 +748,17 @@ internal sealed partial class ClusterState
             var stale = r.CommandSentAt is null || now - r.CommandSentAt > _options.CommandResendAfter;
             if (r.State == TaskState.Unreachable)
             {
-                changes.Add(TransitionLocked(r, MasterStatus(taskId, inAgent ? TaskState.Running : TaskState.Lost, inAgent ? "Agent reconnected" : "Agent reconnected without this task", reason: TaskReasons.Reconciliation)));
+                // A kill asked for while the agent was away (an expunged app instance, a drain deadline,
+                // a user's kill) is carried out now; the task never shows TASK_RUNNING again, so nothing
+                // counts it as a live instance in between.
+                var back = (inAgent, r.KillRequested) switch
+                {
+                    (true, true) => (TaskState.Killing, "Agent reconnected; killing the task as asked while it was unreachable"),
+                    (true, false) => (TaskState.Running, "Agent reconnected"),
+                    (false, true) => (TaskState.Killed, "Agent reconnected without this task (a kill was asked for)"),
+                    (false, false) => (TaskState.Lost, "Agent reconnected without this task"),
+                };
+                changes.Add(TransitionLocked(r, MasterStatus(taskId, back.Item1, back.Item2, reason: TaskReasons.Reconciliation)));
                 if (inAgent && r.KillRequested)
                 {
                     SendKillLocked(agent, r);
@@ -685,6 +791,65 @@ internal sealed partial class ClusterState
             {
                 changes.Add(TransitionLocked(r, MasterStatus(taskId, r.KillRequested ? TaskState.Killed : TaskState.Lost, "The agent no longer knows this task", reason: TaskReasons.Reconciliation)));
             }
+        }
+    }
+
+    /// <summary>
+    /// Asks for a task to be killed: a pending one ends TASK_KILLED at once, a placed one goes KILLING and
+    /// its agent gets a kill (queued until its stream is back when it is unreachable). Returns the change
+    /// to publish, if the state changed.
+    /// </summary>
+    private TaskView? KillLocked(TaskRecord r, string message, string? reason = null)
+    {
+        var id = r.Spec.Id;
+        r.KillRequested = true;
+        SaveLocked(r);
+        if (r.State == TaskState.Pending)
+        {
+            return TransitionLocked(r, MasterStatus(id, TaskState.Killed, "Killed before it was placed", reason));
+        }
+
+        TaskView? changed = null;
+        if (r.AgentId is { } agentId && _agents.TryGetValue(agentId, out var agent))
+        {
+            if (r.State is TaskState.Staging or TaskState.Starting or TaskState.Running)
+            {
+                changed = TransitionLocked(r, MasterStatus(id, TaskState.Killing, message, reason));
+            }
+
+            SendKillLocked(agent, r);
+        }
+
+        return changed;
+    }
+
+    /// <summary>Past a draining agent's deadline, kills every task still on it that is not being killed already.</summary>
+    private void EnforceDrainDeadlineLocked(AgentRecord agent, DateTimeOffset now, List<TaskView> changes)
+    {
+        if (agent.DrainDeadline is not { } deadline || now < deadline || agent.Status == AgentStatus.Removed)
+        {
+            return;
+        }
+
+        var killed = 0;
+        foreach (var taskId in agent.TaskIds.ToList())
+        {
+            var r = _active[taskId];
+            if (r.KillRequested)
+            {
+                continue;
+            }
+
+            killed++;
+            if (KillLocked(r, "Agent drain deadline reached", TaskReasons.AgentDraining) is { } changed)
+            {
+                changes.Add(changed);
+            }
+        }
+
+        if (killed > 0)
+        {
+            LogDrainDeadline(agent.Id, killed);
         }
     }
 
@@ -883,7 +1048,26 @@ internal sealed partial class ClusterState
             StartedAt = r.StartedAt,
             AppId = r.Spec.AppId,
             AppVersion = r.Spec.AppVersion,
+            UnreachableSince = r.State == TaskState.Unreachable ? UnreachableSinceOf(r) : null,
+            KillRequested = r.KillRequested,
         };
+    }
+
+    /// <summary>
+    /// The timestamp of the task's last TASK_UNREACHABLE status. Derived from the statuses (which are
+    /// stored), so it survives a master restart; the most recent statuses are always kept.
+    /// </summary>
+    private static DateTimeOffset? UnreachableSinceOf(TaskRecord r)
+    {
+        for (var i = r.Statuses.Count - 1; i >= 0; i--)
+        {
+            if (r.Statuses[i].State == TaskState.Unreachable)
+            {
+                return DateTimeOffset.FromUnixTimeMilliseconds((long)Math.Round(r.Statuses[i].Timestamp * 1000));
+            }
+        }
+
+        return null;
     }
 
     private static AgentView ToView(AgentRecord a) => new()
@@ -891,7 +1075,9 @@ internal sealed partial class ClusterState
         Id = a.Id,
         Hostname = a.Info.Hostname,
         Address = a.Info.Address,
-        Status = a.Status.ToString().ToLowerInvariant(),
+        Status = StatusText(a),
+        DrainStartedAt = a.DrainStartedAt,
+        DrainDeadline = a.DrainDeadline,
         Total = ResourcesView.From(a.Total),
         Used = ResourcesView.From(a.Used),
         Free = ResourcesView.From(a.Free),
@@ -902,6 +1088,22 @@ internal sealed partial class ClusterState
         RegisteredAt = a.RegisteredAt,
         LastHeartbeatAt = a.LastHeartbeatAt,
     };
+
+    /// <summary>What the API shows: unreachable and removed win over a drain (the drain fields still tell).</summary>
+    private static string StatusText(AgentRecord a) => a.Status switch
+    {
+        AgentStatus.Active when a.IsDraining => a.TaskIds.Count == 0 ? "drained" : "draining",
+        _ => a.Status.ToString().ToLowerInvariant(),
+    };
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Agent {AgentId} draining; whatever still runs there is killed at {Deadline:u}")]
+    private partial void LogAgentDraining(string agentId, DateTimeOffset deadline);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Agent {AgentId} no longer draining")]
+    private partial void LogAgentUndrained(string agentId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Agent {AgentId} reached its drain deadline; killing the {Count} tasks left on it")]
+    private partial void LogDrainDeadline(string agentId, int count);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Recovered {Tasks} task records and {Agents} agents from the state store")]
     private partial void LogRestored(int tasks, int agents);

@@ -44,6 +44,8 @@ internal sealed class MasterJournal(IStateStore? store)
         Status = a.Status.ToString().ToLowerInvariant(),
         RegisteredAt = a.RegisteredAt,
         UnreachableSince = a.UnreachableSince,
+        DrainStartedAt = a.DrainStartedAt,
+        DrainDeadline = a.DrainDeadline,
     }, DroverJsonContext.Default.PersistedAgent));
 
     /// <summary>Everything stored, for recovery at start-up.</summary>

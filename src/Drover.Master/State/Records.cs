@@ -93,6 +93,20 @@ internal sealed class AgentRecord(string id, AgentRegistration info, DateTimeOff
 
     public DateTimeOffset? UnreachableSince { get; set; }
 
+    /// <summary>
+    /// When a drain started; null when the agent is not being drained. Draining is orthogonal to
+    /// <see cref="Status"/>: a draining agent may also be unreachable, and stays draining until undrained.
+    /// </summary>
+    public DateTimeOffset? DrainStartedAt { get; set; }
+
+    /// <summary>When whatever still runs on the draining agent is killed.</summary>
+    public DateTimeOffset? DrainDeadline { get; set; }
+
+    public bool IsDraining => DrainStartedAt is not null;
+
+    /// <summary>Active and not draining: placement may put new work here.</summary>
+    public bool Schedulable => Status == AgentStatus.Active && !IsDraining;
+
     public HashSet<string> TaskIds { get; } = new(StringComparer.Ordinal);
 
     public Dictionary<string, int> GroupCounts { get; } = new(StringComparer.Ordinal);
