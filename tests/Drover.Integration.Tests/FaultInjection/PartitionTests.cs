@@ -98,6 +98,62 @@ public sealed class PartitionTests
         });
     }
 
+    [MultiHostFact]
+    public async Task CutOff_PastRemovalTimeout_TasksGoneAndKilledWhenTheAgentComesBack()
+    {
+        await using var cluster = await MultiHostCluster.StartAsync(new MultiHostOptions
+        {
+            HeartbeatInterval = Heartbeat,
+            AgentUnreachableTimeout = TimeSpan.FromSeconds(2),
+            AgentRemovalTimeout = TimeSpan.FromSeconds(2),
+        });
+        await WithDiagnostics(cluster, async () =>
+        {
+            var task = await cluster.SubmitAsync("isolated", "exec sleep 600", 0.5m, 64, "hostname:IS:host3");
+            await cluster.WaitForStateAsync(task.Id, TaskState.Running);
+            var processes = await cluster.ProcessesOfAsync(task.Id);
+            var agentId = (await cluster.FindAgentAsync(3))!.Id;
+
+            await cluster.CutOffAsync(3);
+
+            var gone = await Wait.UntilAsync(
+                async () => (Agent: await cluster.FindAgentAsync(3), Task: await cluster.Client.GetTaskAsync(task.Id)),
+                x => x.Agent?.Status == "removed" && x.Task.State.IsTerminal(),
+                TimeSpan.FromSeconds(30),
+                "host3 to be removed and its task to end",
+                describe: x => $"host3 {x.Agent?.Status}; {Describe(x.Task)}");
+            Assert.Equal(TaskState.Gone, gone.Task.State);
+            Assert.Equal(TaskReasons.AgentRemoved, gone.Task.Reason);
+            Assert.Contains(gone.Task.Statuses, s => s.State == TaskState.Unreachable);
+            Assert.All(processes, p => Assert.True(p.IsAlive, $"process {p} died while its agent was only cut off"));
+
+            await cluster.HealAsync(3);
+
+            // The agent registers again under its id; the master does not know its task any more and
+            // has it killed, so nothing runs that the master says is gone.
+            var agent = await Wait.UntilAsync(
+                () => cluster.FindAgentAsync(3),
+                a => a?.Status == "active",
+                StateTimeout,
+                "host3 to register again after the partition");
+            Assert.Equal(agentId, agent!.Id);
+            await Wait.UntilAsync(
+                () => Task.FromResult(processes.Where(p => p.IsAlive).ToList()),
+                alive => alive.Count == 0,
+                StateTimeout,
+                $"the processes of the gone task {task.Id} to be killed",
+                describe: alive => string.Join(", ", alive));
+            Assert.Equal(TaskState.Gone, (await cluster.Client.GetTaskAsync(task.Id)).State);
+            var freed = await Wait.UntilAsync(
+                () => cluster.FindAgentAsync(3),
+                a => a!.Used.Cpus == 0 && a.ActiveTasks == 0,
+                StateTimeout,
+                "host3's resources to be free again",
+                describe: a => $"used {a!.Used.Cpus} cpus, {a.ActiveTasks} tasks");
+            Assert.Equal(2m, freed!.Free.Cpus);
+        });
+    }
+
     /// <summary>
     /// Marathon's unreachableStrategy: an instance unreachable for <c>inactiveAfterSeconds</c> is replaced
     /// on another agent; when its agent comes back, the old copy is killed.
