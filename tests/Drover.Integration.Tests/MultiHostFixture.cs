@@ -3,6 +3,7 @@ using System.Net;
 using Drover.Client;
 using Drover.Testing.Clusters;
 using Drover.Testing.Netns;
+using Drover.Testing.Processes;
 
 namespace Drover.Integration.Tests;
 
@@ -48,6 +49,15 @@ public sealed class MultiHostFixture : IAsyncLifetime
     public NetnsNetwork Network => Cluster.Network;
 
     public DroverClient Client => Cluster.Client;
+
+    public DroverProcess Master => Cluster.Master;
+
+    public IReadOnlyList<DroverProcess> Agents => Cluster.Agents;
+
+    public Uri MasterUrl => Cluster.MasterUrl;
+
+    /// <summary>Temporary directory holding the master's data, the agents' work dirs and the process logs.</summary>
+    public string Root => Cluster.Root;
 
     public static string HostnameOf(int n) => MultiHostCluster.HostnameOf(n);
 
