@@ -94,7 +94,9 @@ internal static class RestartBenchmark
                     + string.Join(" -> ", odd.First().Statuses.Select(st => $"{st.State.WireName()}@{st.Timestamp:F3}")));
             }
 
-            var storeBytes = Directory.EnumerateFiles(Path.Combine(data, "master"), "state.db*").Sum(f => new FileInfo(f).Length);
+            var storeFile = Path.Combine(data, "master", "state.db");
+            var storeBytes = new FileInfo(storeFile).Length;
+            var walBytes = File.Exists(storeFile + "-wal") ? new FileInfo(storeFile + "-wal").Length : 0;
 
             var loadBefore = LoadAverage();
             var ping = new List<double>();
@@ -131,7 +133,7 @@ internal static class RestartBenchmark
 
             var inv = CultureInfo.InvariantCulture;
             Console.WriteLine(string.Create(inv, $"machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}; load average {loadBefore} before the restarts, {LoadAverage()} after"));
-            Console.WriteLine(string.Create(inv, $"store: {total} task records of {running} x [sleep 600] and {total - running} x [true], 1 agent: {states}; state.db* {storeBytes / 1048576.0:F1} MiB; filled in {fillSeconds:F1} s"));
+            Console.WriteLine(string.Create(inv, $"store: {total} task records of {running} x [sleep 600] and {total - running} x [true], 1 agent: {states}; state.db {storeBytes / 1048576.0:F1} MiB + WAL {walBytes / 1048576.0:F1} MiB; filled in {fillSeconds:F1} s"));
             Console.WriteLine(string.Create(inv, $"empty data dir, start -> /ping:       {Ms(floor)}"));
             Console.WriteLine(string.Create(inv, $"after kill -9, start -> /ping:        {Ms(ping)}"));
             Console.WriteLine(string.Create(inv, $"after kill -9, start -> all {total} listed: {Ms(listed)}  (the GET itself: {Ms(listCall)})"));
