@@ -3,17 +3,27 @@
 # data dir:
 #   bench/launch.sh [COUNT=1000]             COUNT one-off tasks at once: submit→TASK_RUNNING p50/p99, total
 #   bench/launch.sh services [INSTANCES=1000]  one /v2 app of INSTANCES: POST→all running, POST→all healthy
+#   bench/launch.sh restart [TASKS=10000] [RUNNING=1000] [RESTARTS=5]
+#                                           a master with TASKS task records is SIGKILLed and restarted:
+#                                           start→/ping, start→all tasks listed (own master + agent processes)
 # The dev agent is told it has 64 cpus / 48 GiB so 1,000 tasks of 0.01 cpu / 8 MiB fit on one
 # 2-core machine: the benchmark measures the control and launch path, not CPU contention.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 mode=launch
-if [ "${1:-}" = services ]; then mode=services; shift; fi
+if [ "${1:-}" = services ] || [ "${1:-}" = restart ]; then mode="$1"; shift; fi
 count="${1:-1000}"
 port="${BENCH_PORT:-5077}"
-data="$(mktemp -d /tmp/drover-bench.XXXXXX)"
 "$root/drover" --help >/dev/null   # build once, outside the timing
 dotnet build "$root/bench/Drover.Bench/Drover.Bench.csproj" -c Release -nologo -v q -clp:ErrorsOnly
+
+if [ "$mode" = restart ]; then
+  # Starts and restarts its own master and agent processes (dotnet drover.dll, as ./drover runs it).
+  exec dotnet "$root/bench/Drover.Bench/bin/Release/net10.0/Drover.Bench.dll" restart "$root/artifacts/drover/drover.dll" \
+    "${1:-10000}" "${2:-1000}" "${3:-5}"
+fi
+
+data="$(mktemp -d /tmp/drover-bench.XXXXXX)"
 
 "$root/drover" dev --listen "127.0.0.1:$port" --data-dir "$data" --log-level warning \
   --resources "cpus:64;mem:49152;disk:10000;ports:[31000-32000]" >"$data/dev.log" 2>&1 &

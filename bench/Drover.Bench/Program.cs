@@ -4,14 +4,23 @@ using Drover.Bench;
 // Usage:
 //   Drover.Bench launch   MASTER_URL COUNT [CPUS] [MEM_MIB] [-- CMD...]
 //   Drover.Bench services MASTER_URL INSTANCES
+//   Drover.Bench restart  DROVER_DLL TASKS [RUNNING] [RESTARTS]
 if (args.Length >= 3 && args[0] == "services")
 {
     return await ServicesBenchmark.RunAsync(new Uri(args[1]), int.Parse(args[2], CultureInfo.InvariantCulture), TimeSpan.FromMinutes(3));
 }
 
+if (args.Length >= 3 && args[0] == "restart")
+{
+    var tasks = int.Parse(args[2], CultureInfo.InvariantCulture);
+    var running = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : Math.Min(1000, tasks);
+    var restarts = args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 5;
+    return await RestartBenchmark.RunAsync(Path.GetFullPath(args[1]), tasks, running, restarts, TimeSpan.FromMinutes(2));
+}
+
 if (args.Length < 3 || args[0] != "launch")
 {
-    Console.Error.WriteLine("usage: Drover.Bench launch MASTER_URL COUNT [CPUS] [MEM_MIB] [-- CMD...] | services MASTER_URL INSTANCES");
+    Console.Error.WriteLine("usage: Drover.Bench launch MASTER_URL COUNT [CPUS] [MEM_MIB] [-- CMD...] | services MASTER_URL INSTANCES | restart DROVER_DLL TASKS [RUNNING] [RESTARTS]");
     return 2;
 }
 

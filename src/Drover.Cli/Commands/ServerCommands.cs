@@ -41,8 +41,23 @@ internal static class ServerCommands
         var dataDir = new Option<string>("--data-dir") { Description = "Where the master keeps its data", Required = true };
         var listen = new Option<string>("--listen") { Description = "HOST:PORT to serve on", DefaultValueFactory = _ => "127.0.0.1:5050" };
         var strategy = new Option<string>("--strategy") { Description = "binpack (default) or spread", DefaultValueFactory = _ => "binpack" };
-        var agentTimeout = new Option<double>("--agent-timeout") { Description = "Seconds without a heartbeat before an agent is unreachable", DefaultValueFactory = _ => 15 };
-        var cmd = new Command("master", "Run a master") { dataDir, listen, strategy, agentTimeout, LogLevelOption };
+        var defaults = new MasterOptions();
+        var agentTimeout = new Option<double>("--agent-timeout", "--agent-unreachable-timeout")
+        {
+            Description = "Seconds without a heartbeat before an agent is unreachable (its tasks TASK_UNREACHABLE)",
+            DefaultValueFactory = _ => defaults.AgentUnreachableTimeout.TotalSeconds,
+        };
+        var removalTimeout = new Option<double>("--agent-removal-timeout")
+        {
+            Description = "Seconds an agent may stay unreachable before it is removed (its tasks TASK_GONE)",
+            DefaultValueFactory = _ => defaults.AgentRemovalTimeout.TotalSeconds,
+        };
+        var heartbeatInterval = new Option<double>("--heartbeat-interval")
+        {
+            Description = "Seconds between agent heartbeats (told to each agent when it registers)",
+            DefaultValueFactory = _ => defaults.HeartbeatInterval.TotalSeconds,
+        };
+        var cmd = new Command("master", "Run a master") { dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, LogLevelOption };
         cmd.SetAction(async (pr, ct) =>
         {
             var url = ParseListen(pr.GetValue(listen)!);
@@ -52,18 +67,19 @@ internal static class ServerCommands
                 "spread" => PlacementStrategy.Spread,
                 var s => throw new CliException($"--strategy: '{s}' is not binpack or spread", 2),
             };
-            var timeout = pr.GetValue(agentTimeout);
-            if (timeout <= 0)
-            {
-                throw new CliException("--agent-timeout: must be greater than 0", 2);
-            }
-
             var options = new MasterOptions
             {
                 DataDir = Path.GetFullPath(pr.GetValue(dataDir)!),
                 Strategy = strat,
-                AgentUnreachableTimeout = TimeSpan.FromSeconds(timeout),
+                AgentUnreachableTimeout = PositiveSeconds(pr.GetValue(agentTimeout), "--agent-timeout"),
+                AgentRemovalTimeout = PositiveSeconds(pr.GetValue(removalTimeout), "--agent-removal-timeout"),
+                HeartbeatInterval = PositiveSeconds(pr.GetValue(heartbeatInterval), "--heartbeat-interval"),
             };
+            if (options.HeartbeatInterval >= options.AgentUnreachableTimeout)
+            {
+                throw new CliException("--heartbeat-interval: must be shorter than --agent-timeout, or every agent would turn unreachable between heartbeats", 2);
+            }
+
             await using var host = await DroverHosts.StartMasterAsync(options, url, ParseLogLevel(pr), ct);
             Console.Out.WriteLine($"Drover master is up at {host.Url.GetLeftPart(UriPartial.Authority)}");
             await WaitForCtrlC(host, ct);
@@ -114,6 +130,11 @@ internal static class ServerCommands
         {
         }
     }
+
+    private static TimeSpan PositiveSeconds(double seconds, string flag) =>
+        seconds > 0 && double.IsFinite(seconds) && seconds <= TimeSpan.MaxValue.TotalSeconds
+            ? TimeSpan.FromSeconds(seconds)
+            : throw new CliException($"{flag}: must be a number of seconds greater than 0", 2);
 
     private static Uri ParseListen(string text) =>
         ListenAddress.TryParse(text, out var url, out var error) ? url : throw new CliException($"--listen: {error}", 2);

@@ -92,7 +92,10 @@ internal static class AgentProtocolEndpoints
             {
                 await http.Response.StartAsync(ct);
                 await WriteAsync(body, new AgentCommand { Type = AgentCommandType.Ping }, ct);
-                while (!ct.IsCancellationRequested)
+                // An agent removed and registered again under the same id has a new record, whose
+                // commands (e.g. kills for the tasks that went with the removal) this stream would
+                // never read: end it, and the agent reconnects to the new record at once.
+                while (!ct.IsCancellationRequested && ReferenceEquals(state.FindAgent(id), agent))
                 {
                     using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct);
                     wait.CancelAfter(PingInterval);

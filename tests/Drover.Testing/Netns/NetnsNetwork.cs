@@ -109,7 +109,7 @@ public sealed partial class NetnsNetwork : IAsyncDisposable
     /// </summary>
     public void TrackProcess(int pid)
     {
-        if (StartTimeOf(pid) is { } start)
+        if (LinuxProcesses.StartTimeOf(pid) is { } start)
         {
             Track(string.Create(CultureInfo.InvariantCulture, $"pid {pid} {start}"));
         }
@@ -128,14 +128,16 @@ public sealed partial class NetnsNetwork : IAsyncDisposable
     }
 
     /// <summary>
-    /// Records a cgroup (relative to each hierarchy's root, e.g. an agent's <c>drover/agent-…</c>) whose
-    /// empty directories are removed when this network is disposed, or after a crash by the next run.
+    /// Records a cgroup (relative to each hierarchy's root, e.g. an agent's <c>drover/agent-…</c>): when
+    /// this network is disposed, or after a crash by the next run, every process still in its tree (e.g.
+    /// tasks of an agent that was SIGKILLed) is killed and its directories are removed.
     /// </summary>
     public void TrackCgroup(string relativeName) => Track("cgroup " + relativeName.Trim('/'));
 
     /// <summary>
-    /// Deletes the hosts' namespaces (killing any process still inside, e.g. tasks orphaned by a killed
-    /// agent), their veths and the bridge. Best effort: every step runs even when one fails.
+    /// Kills tracked processes and every process in tracked cgroups (e.g. tasks orphaned by a killed
+    /// agent), deletes the hosts' namespaces, their veths and the bridge, and removes the tracked
+    /// cgroups. Best effort: every step runs even when one fails.
     /// </summary>
     public async ValueTask DisposeAsync()
     {
@@ -147,6 +149,7 @@ public sealed partial class NetnsNetwork : IAsyncDisposable
         // Safety net: whatever the test did not stop (normally nothing) dies with the network.
         var tracked = ReadTracked(Id);
         KillTracked(tracked);
+        await KillCgroupTreesAsync(tracked).ConfigureAwait(false);
         await DeleteAsync(Id, [.. _hosts.Select(h => h.Name)], [.. _hosts.Select(h => h.RootVeth)]).ConfigureAwait(false);
         RemoveCgroups(tracked);
         ReleaseLock(Id, _lock);
@@ -196,6 +199,7 @@ public sealed partial class NetnsNetwork : IAsyncDisposable
 
             var tracked = ReadTracked(id);
             KillTracked(tracked);
+            await KillCgroupTreesAsync(tracked).ConfigureAwait(false);
             await DeleteAsync(id,
                 [.. namespaces.Where(n => NamespaceName().Match(n) is { Success: true } m && m.Groups["id"].Value == id)],
                 [.. links.Where(l => l.StartsWith("drv" + id, StringComparison.Ordinal))]).ConfigureAwait(false);
@@ -499,9 +503,21 @@ public sealed partial class NetnsNetwork : IAsyncDisposable
         {
             var parts = value.Split(' ');
             if (kind == "pid" && parts.Length == 2 && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
-                && pid > 1 && StartTimeOf(pid) == parts[1])
+                && pid > 1 && LinuxProcesses.StartTimeOf(pid) == parts[1])
             {
                 _ = SysKill(pid, 9);
+            }
+        }
+    }
+
+    /// <summary>SIGKILLs every process left in a tracked cgroup's tree (processes never escape a cgroup on their own).</summary>
+    private static async Task KillCgroupTreesAsync(IEnumerable<(string Kind, string Value)> tracked)
+    {
+        foreach (var (kind, name) in tracked)
+        {
+            if (kind == "cgroup" && !name.Split('/').Contains(".."))
+            {
+                await LinuxProcesses.KillCgroupTreeAsync(name, TimeSpan.FromSeconds(5)).ConfigureAwait(false);
             }
         }
     }
@@ -515,7 +531,7 @@ public sealed partial class NetnsNetwork : IAsyncDisposable
             return;
         }
 
-        foreach (var mount in CgroupMounts())
+        foreach (var mount in LinuxProcesses.CgroupMounts())
         {
             foreach (var name in names)
             {
@@ -537,36 +553,6 @@ public sealed partial class NetnsNetwork : IAsyncDisposable
                     // Still in use (or already gone): leave it.
                 }
             }
-        }
-    }
-
-    /// <summary>Mount points of cgroup (v1) and cgroup2 filesystems, from /proc/self/mountinfo.</summary>
-    private static IEnumerable<string> CgroupMounts()
-    {
-        // "36 25 0:31 / /sys/fs/cgroup/memory rw,relatime shared:14 - cgroup cgroup rw,memory"
-        foreach (var line in File.ReadLines("/proc/self/mountinfo"))
-        {
-            var separator = line.IndexOf(" - ", StringComparison.Ordinal);
-            var fields = line.Split(' ');
-            if (separator > 0 && fields.Length > 4 && line[(separator + 3)..].Split(' ')[0] is "cgroup" or "cgroup2")
-            {
-                yield return fields[4].Replace("\\040", " ", StringComparison.Ordinal);
-            }
-        }
-    }
-
-    /// <summary>Field 22 of /proc/pid/stat (start time in clock ticks since boot), or null when the process is gone.</summary>
-    private static string? StartTimeOf(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            return fields.Length > 19 ? fields[19] : null;
-        }
-        catch (IOException)
-        {
-            return null;
         }
     }
 

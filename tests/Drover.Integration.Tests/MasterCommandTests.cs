@@ -1,0 +1,50 @@
+using Drover.Testing.Processes;
+
+namespace Drover.Integration.Tests;
+
+/// <summary><c>drover master</c>'s timeout flags are checked before anything starts.</summary>
+public sealed class MasterCommandTests
+{
+    [Theory]
+    [InlineData("--agent-timeout", "0")]
+    [InlineData("--agent-unreachable-timeout", "-3")]
+    [InlineData("--agent-removal-timeout", "0")]
+    [InlineData("--heartbeat-interval", "-1")]
+    public async Task Master_NonPositiveTimeout_ExitsTwoNamingTheFlag(string flag, string value)
+    {
+        var dir = Directory.CreateTempSubdirectory("drover-flags-").FullName;
+        try
+        {
+            var r = await Master(dir, flag, value);
+
+            Assert.True(r.ExitCode == 2, r.ToString());
+            Assert.Contains(flag is "--agent-unreachable-timeout" ? "--agent-timeout" : flag, r.StdErr, StringComparison.Ordinal);
+            Assert.False(File.Exists(Path.Combine(dir, "state.db")), "no store is opened for a refused command line");
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public async Task Master_HeartbeatNotShorterThanAgentTimeout_ExitsTwo()
+    {
+        var dir = Directory.CreateTempSubdirectory("drover-flags-").FullName;
+        try
+        {
+            var r = await Master(dir, "--agent-timeout", "2", "--heartbeat-interval", "2");
+
+            Assert.True(r.ExitCode == 2, r.ToString());
+            Assert.Contains("--heartbeat-interval: must be shorter than --agent-timeout", r.StdErr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    private static Task<ProcessResult> Master(string dir, params string[] flags) =>
+        ProcessRunner.RunAsync(DroverProcess.DotnetHost,
+            [DroverProcess.DroverDll, "master", "--data-dir", dir, "--listen", "127.0.0.1:0", .. flags], TimeSpan.FromSeconds(60));
+}
