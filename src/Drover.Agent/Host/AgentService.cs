@@ -49,10 +49,13 @@ public sealed partial class AgentService : BackgroundService
         _heartbeatInterval = options.HeartbeatInterval;
         // Cluster-internal traffic never goes through an HTTP proxy configured for the machine.
         _http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = Timeout.InfiniteTimeSpan };
-        _agentId = ReadPersistedAgentId();
+        // The id is chosen and written down before the first registration, not taken from the
+        // master's answer: an agent killed between the master registering it and the answer arriving
+        // would otherwise come back under a new id, and the master would hold two agents for one host.
+        _agentId = ReadPersistedAgentId() ?? PersistNewAgentId();
     }
 
-    /// <summary>The id the master gave this agent; null before the first registration.</summary>
+    /// <summary>This agent's id: chosen at its first start, kept in the work dir, confirmed by the master at registration.</summary>
     public string? AgentId => Volatile.Read(ref _agentId);
 
     /// <summary>Completes once the agent has registered with a master.</summary>
@@ -368,6 +371,13 @@ public sealed partial class AgentService : BackgroundService
         {
             return null;
         }
+    }
+
+    private string PersistNewAgentId()
+    {
+        var id = Ids.NewAgentId();
+        PersistAgentId(id);
+        return id;
     }
 
     private void PersistAgentId(string id)

@@ -158,7 +158,7 @@ public sealed class PartitionTests
     /// Marathon's unreachableStrategy: an instance unreachable for <c>inactiveAfterSeconds</c> is replaced
     /// on another agent; when its agent comes back, the old copy is killed.
     /// </summary>
-    [MultiHostFact(Skip = "needs unreachableStrategy replacement (branch unreachable-drain)")]
+    [MultiHostFact]
     public async Task CutOff_AppInstanceWithUnreachableStrategy_ReplacedElsewhereAndOldCopyKilledOnHeal()
     {
         await using var cluster = await MultiHostCluster.StartAsync(new MultiHostOptions
