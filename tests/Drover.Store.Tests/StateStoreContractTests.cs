@@ -158,6 +158,58 @@ public abstract class StateStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Watch_TransactionsWithSeveralWrites_EveryEventAtTheTransactionsRevision()
+    {
+        var start = await Store.PutAsync("/start", B("x"));
+        var past = await Store.CommitAsync(new Transaction { Writes = [WriteOp.Put("/t/a", B("1")), WriteOp.Put("/t/b", B("2")), WriteOp.Put("/t/c", B("3"))] });
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var seen = new List<WatchEvent>();
+        var historySeen = new TaskCompletionSource();
+
+        var watching = Task.Run(async () =>
+        {
+            await foreach (var e in Store.WatchAsync("/t/", start, cts.Token))
+            {
+                seen.Add(e);
+                if (seen.Count == 3)
+                {
+                    historySeen.SetResult();
+                }
+
+                if (seen.Count == 6)
+                {
+                    return;
+                }
+            }
+        });
+        await historySeen.Task.WaitAsync(cts.Token);
+        var live = await Store.CommitAsync(new Transaction { Writes = [WriteOp.Delete("/t/a"), WriteOp.Put("/t/d", B("4")), WriteOp.Delete("/t/b")] });
+        await watching;
+
+        Assert.Equal(
+            [$"{past.Revision} Put /t/a", $"{past.Revision} Put /t/b", $"{past.Revision} Put /t/c", $"{live.Revision} Delete /t/a", $"{live.Revision} Put /t/d", $"{live.Revision} Delete /t/b"],
+            seen.Select(e => $"{e.Revision} {e.Type} {e.Key}").ToArray());
+    }
+
+    [Fact]
+    public async Task Commit_SameKeyWrittenTwice_LastWriteWins()
+    {
+        await Store.PutAsync("/gone", B("x"));
+
+        var result = await Store.CommitAsync(new Transaction
+        {
+            Writes = [WriteOp.Put("/k", B("first")), WriteOp.Put("/k", B("second")), WriteOp.Put("/gone", B("y")), WriteOp.Delete("/gone")],
+        });
+
+        Assert.True(result.Succeeded);
+        var k = await Store.GetAsync("/k");
+        Assert.Equal("second", S(k!.Value));
+        Assert.Equal(result.Revision, k.CreateRevision);
+        Assert.Equal(result.Revision, k.ModRevision);
+        Assert.Null(await Store.GetAsync("/gone"));
+    }
+
+    [Fact]
     public async Task Lease_Revoke_DeletesAttachedKeys()
     {
         var lease = await Store.GrantLeaseAsync(TimeSpan.FromSeconds(30));
