@@ -2,8 +2,8 @@ using System.Collections.Immutable;
 
 namespace Drover.Store;
 
-// The one contract every Drover state store implements: the embedded SQLite store (one master) and,
-// later, etcd (highly available masters). It is etcd's model, kept small:
+// The one contract every Drover state store implements: the embedded SQLite store (one master) and
+// etcd (highly available masters, src/Drover.Store/Etcd). It is etcd's model, kept small:
 //
 //  * a flat, ordered key space of byte values;
 //  * one global revision, bumped by every committed write; each key records the revision that
@@ -58,6 +58,18 @@ public sealed class RevisionCompactedException(long requested, long oldest)
     : Exception($"revision {requested} has been compacted; the oldest kept is {oldest}")
 {
     public long OldestRevision { get; } = oldest;
+}
+
+/// <summary>
+/// The store could not be reached within its retry budget, or it was reached but did not answer.
+/// When <see cref="OutcomeUnknown"/> is true a write was sent and may or may not have been applied
+/// (the connection or the store's leader was lost before the answer): read before retrying it.
+/// The embedded store never throws this; a networked one (etcd) does.
+/// </summary>
+public sealed class StateStoreUnavailableException(string message, bool outcomeUnknown, Exception? inner = null)
+    : IOException(message, inner)
+{
+    public bool OutcomeUnknown { get; } = outcomeUnknown;
 }
 
 public interface IStateStore : IAsyncDisposable
