@@ -129,6 +129,26 @@ public abstract class StateStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Commit_ManyCalledWithoutWaiting_AppliedInCallOrder()
+    {
+        // What the master's journal relies on: it calls in order while holding its lock and waits later.
+        var calls = Enumerable.Range(0, 300).Select(i => Store.PutAsync($"/order/{i % 7}", B(i.ToString(System.Globalization.CultureInfo.InvariantCulture)))).ToArray();
+        var revisions = await Task.WhenAll(calls);
+
+        for (var i = 1; i < revisions.Length; i++)
+        {
+            Assert.True(revisions[i] >= revisions[i - 1], $"call {i} committed at revision {revisions[i]}, before call {i - 1} at {revisions[i - 1]}");
+            if (i >= 7)
+            {
+                Assert.True(revisions[i] > revisions[i - 7], $"call {i} wrote the key call {i - 7} wrote in the same revision {revisions[i]}");
+            }
+        }
+
+        var final = await Store.ListAsync("/order/");
+        Assert.Equal(Enumerable.Range(293, 7).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).Order(StringComparer.Ordinal), final.Select(e => S(e.Value)).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public async Task Watch_FromRevision_HistoryThenLiveInOrder()
     {
         var start = Store.Revision;

@@ -91,6 +91,14 @@ internal sealed record RequestOp
     public PutRequest? RequestPut { get; init; }
 
     public DeleteRangeRequest? RequestDeleteRange { get; init; }
+
+    /// <summary>A nested transaction (etcd 3.3+): its compares are evaluated against the state before the outer one.</summary>
+    public TxnRequest? RequestTxn { get; init; }
+}
+
+internal sealed record ResponseOp
+{
+    public TxnResponse? ResponseTxn { get; init; }
 }
 
 internal sealed record TxnRequest
@@ -105,6 +113,9 @@ internal sealed record TxnResponse
     public EtcdHeader? Header { get; init; }
 
     public bool Succeeded { get; init; }
+
+    /// <summary>One per operation of the branch taken; only nested transactions' answers are read.</summary>
+    public ResponseOp[]? Responses { get; init; }
 }
 
 internal sealed record LeaseGrantRequest

@@ -72,6 +72,7 @@ public sealed partial class EtcdStateStore : IStateStore
         _time = time ?? TimeProvider.System;
         _logger = logger ?? NullLogger.Instance;
         _transport = new EtcdTransport(list, Encoding.UTF8.GetBytes(_root + "/"), _options, _time, _logger);
+        _writer = Task.Run(WriteLoopAsync);
     }
 
     /// <summary>The prefix every key is stored under, normalized ("" or "/x/y" without a trailing '/').</summary>
@@ -146,51 +147,20 @@ public sealed partial class EtcdStateStore : IStateStore
         }
     }
 
-    public async Task<CommitResult> CommitAsync(Transaction transaction, CancellationToken ct = default)
+    /// <summary>
+    /// Queues the transaction behind every earlier one of this store; see the class remarks for how
+    /// queued transactions reach etcd in order.
+    /// </summary>
+    public Task<CommitResult> CommitAsync(Transaction transaction, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(transaction);
-        var compares = new TxnCompare[transaction.Compares.Length];
-        for (var i = 0; i < compares.Length; i++)
+        var pending = Prepare(transaction, ct);
+        if (_disposed.IsCancellationRequested || !_commits.Writer.TryWrite(pending))
         {
-            var c = transaction.Compares[i];
-            var key = ToEtcd(RequireStorable(c.Key));
-            compares[i] = c.ModRevision == 0
-                ? new TxnCompare { Target = "CREATE", Key = key, CreateRevision = 0 }
-                : new TxnCompare { Target = "MOD", Key = key, ModRevision = c.ModRevision };
+            throw new ObjectDisposedException(nameof(EtcdStateStore));
         }
 
-        // etcd refuses a Txn that touches one key twice; the last write to a key decides its outcome.
-        var lastWrite = new Dictionary<string, WriteOp>(StringComparer.Ordinal);
-        var order = new List<string>();
-        foreach (var w in transaction.Writes)
-        {
-            if (!lastWrite.ContainsKey(RequireStorable(w.Key)))
-            {
-                order.Add(w.Key);
-            }
-
-            lastWrite[w.Key] = w;
-        }
-
-        var ops = order.Select(k => lastWrite[k]).Select(w => w.Value is null
-            ? new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = ToEtcd(w.Key) } }
-            : new RequestOp { RequestPut = new PutRequest { Key = ToEtcd(w.Key), Value = w.Value, Lease = w.Lease == 0 ? null : w.Lease } }).ToArray();
-        try
-        {
-            var response = await _transport.CallAsync(TxnPath, new TxnRequest { Compare = compares, Success = ops }, EtcdJsonContext.Default.TxnRequest, EtcdJsonContext.Default.TxnResponse, CallKind.Mutation, ct)
-                .ConfigureAwait(false);
-            Observe(response.Header);
-            return new CommitResult(response.Succeeded, response.Header?.Revision ?? Revision);
-        }
-        catch (EtcdServerException e) when (e.Code == GrpcCode.NotFound && e.Message.Contains("lease", StringComparison.Ordinal))
-        {
-            var leases = string.Join(", ", transaction.Writes.Where(w => w.Lease != 0).Select(w => w.Lease).Distinct());
-            throw new InvalidOperationException($"lease {leases} does not exist ({e.Message})", e);
-        }
-        catch (EtcdServerException e) when (e.Code == GrpcCode.InvalidArgument)
-        {
-            throw new ArgumentException($"etcd refused the transaction: {e.Message}", nameof(transaction), e);
-        }
+        return ct.CanBeCanceled ? pending.Done.Task.WaitAsync(ct) : pending.Done.Task;
     }
 
     public async Task<long> GrantLeaseAsync(TimeSpan ttl, CancellationToken ct = default)
@@ -334,7 +304,10 @@ public sealed partial class EtcdStateStore : IStateStore
             return;
         }
 
+        // Queued transactions are still sent (as the embedded store does); watches end.
+        _commits.Writer.TryComplete();
         await _disposed.CancelAsync().ConfigureAwait(false);
+        await _writer.ConfigureAwait(false);
         _transport.Dispose();
         _disposed.Dispose();
     }

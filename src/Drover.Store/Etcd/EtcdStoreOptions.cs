@@ -24,6 +24,15 @@ public sealed record EtcdStoreOptions
     /// <summary>Longest pause between two attempts once every endpoint has failed.</summary>
     public TimeSpan MaxBackoff { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>Most transactions sent to etcd as one (nested) transaction, one Raft round for all of them.</summary>
+    public int MaxBatch { get; init; } = 64;
+
+    /// <summary>The cluster's <c>--max-txn-ops</c> (etcd's default 128): batches stay within it.</summary>
+    public int MaxTxnOps { get; init; } = 128;
+
+    /// <summary>Largest batch request (base64 JSON); etcd's <c>--max-request-bytes</c> defaults to 1.5 MiB.</summary>
+    public int MaxBatchBytes { get; init; } = 1 << 20;
+
     /// <summary>Keys fetched per request by <see cref="IStateStore.ListAsync"/> (pages share one revision).</summary>
     public int ListPageSize { get; init; } = 1000;
 
