@@ -14,22 +14,26 @@ namespace Drover.Store.Etcd;
 /// <list type="bullet">
 /// <item>keys: the caller's key under <see cref="EtcdStoreOptions.Prefix"/> (<c>/drover</c> + <c>/drover/tasks/t1</c>);
 /// keys written through this store start with '/';</item>
-/// <item>revisions: etcd's own (one global revision per committed transaction; create/mod revision per key);</item>
-/// <item>transactions: one etcd Txn; <see cref="Compare.Absent"/> is CREATE == 0, a version is MOD == n;</item>
+/// <item>revisions: etcd's own (create/mod revision per key, one global revision per etcd transaction);</item>
+/// <item>transactions: nested in one etcd Txn with whatever else is queued, sent in call order by one
+/// writer (EtcdStateStore.Writer.cs); <see cref="Compare.Absent"/> is CREATE == 0, a version is MOD == n;</item>
 /// <item>watches: the streaming <c>/v3/watch</c> from <c>afterRevision + 1</c>; after a broken stream it
 /// resumes on another member from the revision after the last one delivered, so nothing is lost or repeated;</item>
 /// <item>leases: etcd leases (TTL rounded up to whole seconds, at least etcd's minimum).</item>
 /// </list>
-/// A write completes when etcd answers, that is once a majority of members has it on disk.
+/// A write completes when etcd answers, that is once a majority of members has it on disk. When a
+/// write's outcome is unknown (sent, no answer), it and every write queued behind it fail with
+/// <see cref="StateStoreUnavailableException"/>; writes never reach etcd out of order.
 /// <para>
-/// Differences from the embedded store, none of which the contract promises either way:
-/// <see cref="Revision"/> is the highest revision this client has seen in any answer (etcd reports the
-/// cluster's current revision with each), so it starts at 0 until the first call and includes other
-/// clients' writes. A transaction that writes one key several times keeps only the last write (etcd
-/// refuses duplicate keys in one Txn): the outcome is the same, but the watch sees one event for that
-/// key. A transaction that changes nothing (deletes only missing keys) does not bump the revision.
-/// etcd limits a transaction to <c>--max-txn-ops</c> writes (default 128) and a request to
-/// <c>--max-request-bytes</c> (default 1.5 MiB); past that the commit fails with <see cref="ArgumentException"/>.
+/// Differences from the embedded store, within the contract: <see cref="Revision"/> is the highest
+/// revision this client has seen in any answer (etcd reports the cluster's current revision with
+/// each), so it is 0 until the first call and includes other clients' writes. Transactions sent
+/// together share one revision. A transaction that writes one key several times keeps only the last
+/// write (etcd refuses duplicate keys in one Txn): the outcome is the same, but a watch sees one
+/// event for that key. A transaction that changes nothing (deletes only missing keys) does not bump
+/// the revision. etcd limits a transaction to <c>--max-txn-ops</c> operations (default 128) and a
+/// request to <c>--max-request-bytes</c> (default 1.5 MiB); past that the commit fails with
+/// <see cref="ArgumentException"/>.
 /// </para>
 /// </summary>
 public sealed partial class EtcdStateStore : IStateStore
