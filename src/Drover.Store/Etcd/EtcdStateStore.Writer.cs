@@ -17,6 +17,10 @@ public sealed partial class EtcdStateStore
     private readonly Channel<PendingCommit> _commits = Channel.CreateUnbounded<PendingCommit>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _writer;
 
+    // Cancelled when disposal has waited RequestTimeout for the queue to drain: what is still being
+    // sent is abandoned (its outcome unknown), what is queued fails unsent.
+    private readonly CancellationTokenSource _abandonWrites = new();
+
     // Keys this store wrote, with the revision: a compare on such a key for an older mod revision
     // can never hold again (a key's mod revision only grows; deleted, it is 0), so it fails without
     // a round trip. Makes a burst of compare-and-swaps on one key cost one round per winner.
@@ -125,7 +129,10 @@ public sealed partial class EtcdStateStore
                         $"not sent: an earlier write's outcome is unknown ({unknown.Message})", outcomeUnknown: false, unknown));
                 }
 
-                LogQueueFailed(failed, unknown.Message);
+                if (failed > 0)
+                {
+                    LogQueueFailed(failed, unknown.Message);
+                }
             }
         }
     }
@@ -135,7 +142,7 @@ public sealed partial class EtcdStateStore
     {
         try
         {
-            var response = await _transport.CallAsync(TxnPath, new TxnRequest { Compare = p.Compares, Success = p.Ops }, EtcdJsonContext.Default.TxnRequest, EtcdJsonContext.Default.TxnResponse, CallKind.Mutation, CancellationToken.None)
+            var response = await _transport.CallAsync(TxnPath, new TxnRequest { Compare = p.Compares, Success = p.Ops }, EtcdJsonContext.Default.TxnRequest, EtcdJsonContext.Default.TxnResponse, CallKind.Mutation, _abandonWrites.Token)
                 .ConfigureAwait(false);
             Observe(response.Header);
             Complete(p, response.Succeeded, response.Header?.Revision ?? Revision);
@@ -155,8 +162,9 @@ public sealed partial class EtcdStateStore
         catch (Exception e)
 #pragma warning restore CA1031
         {
-            p.Done.TrySetException(e);
-            return e;
+            var unknown = Abandoned(e);
+            p.Done.TrySetException(unknown);
+            return unknown;
         }
     }
 
@@ -166,7 +174,7 @@ public sealed partial class EtcdStateStore
         var request = new TxnRequest { Success = [.. batch.Select(p => new RequestOp { RequestTxn = new TxnRequest { Compare = p.Compares, Success = p.Ops } })] };
         try
         {
-            var response = await _transport.CallAsync(TxnPath, request, EtcdJsonContext.Default.TxnRequest, EtcdJsonContext.Default.TxnResponse, CallKind.Mutation, CancellationToken.None)
+            var response = await _transport.CallAsync(TxnPath, request, EtcdJsonContext.Default.TxnRequest, EtcdJsonContext.Default.TxnResponse, CallKind.Mutation, _abandonWrites.Token)
                 .ConfigureAwait(false);
             Observe(response.Header);
             var revision = response.Header?.Revision ?? Revision;
@@ -209,10 +217,15 @@ public sealed partial class EtcdStateStore
         catch (Exception e)
 #pragma warning restore CA1031
         {
-            Fail(batch, e);
-            return e;
+            var unknown = Abandoned(e);
+            Fail(batch, unknown);
+            return unknown;
         }
     }
+
+    private Exception Abandoned(Exception e) => e is OperationCanceledException && _abandonWrites.IsCancellationRequested
+        ? new StateStoreUnavailableException("the store was disposed while this write was being sent; it may or may not have been applied", outcomeUnknown: true, e)
+        : e;
 
     private void Complete(PendingCommit p, bool succeeded, long revision)
     {

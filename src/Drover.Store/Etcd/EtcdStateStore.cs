@@ -171,6 +171,9 @@ public sealed partial class EtcdStateStore : IStateStore
     {
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(ttl, TimeSpan.Zero);
         var seconds = (long)Math.Ceiling(ttl.TotalSeconds);
+
+        // Retried like a read: a grant whose answer was lost leaves a lease nobody holds, which
+        // simply expires.
         var response = await _transport.CallAsync(LeaseGrantPath, new LeaseGrantRequest { Ttl = seconds }, EtcdJsonContext.Default.LeaseGrantRequest, EtcdJsonContext.Default.LeaseGrantResponse, CallKind.Idempotent, ct)
             .ConfigureAwait(false);
         Observe(response.Header);
@@ -308,12 +311,19 @@ public sealed partial class EtcdStateStore : IStateStore
             return;
         }
 
-        // Queued transactions are still sent (as the embedded store does); watches end.
+        // Queued transactions are still sent (as the embedded store does), for up to RequestTimeout;
+        // watches end at once.
         _commits.Writer.TryComplete();
         await _disposed.CancelAsync().ConfigureAwait(false);
+        if (await Task.WhenAny(_writer, Task.Delay(_options.RequestTimeout, _time)).ConfigureAwait(false) != _writer)
+        {
+            await _abandonWrites.CancelAsync().ConfigureAwait(false);
+        }
+
         await _writer.ConfigureAwait(false);
         _transport.Dispose();
         _disposed.Dispose();
+        _abandonWrites.Dispose();
     }
 
     // ------------------------------------------------------------------ keys

@@ -48,6 +48,35 @@ public sealed class EtcdClusterFailureTests(EtcdFixture etcd, ITestOutputHelper 
     }
 
     [Fact]
+    public async Task Commit_MemberItTalksToHangs_WriteOutcomeUnknownThenReadsAndWritesMoveOn()
+    {
+        var cluster = etcd.Cluster;
+        var leader = await cluster.WaitHealthyAsync();
+        var victim = (leader + 1) % cluster.Members.Count;
+        await using var store = EtcdFixture.NewStore(cluster.ClientUrlsStartingWith(victim), requestTimeout: TimeSpan.FromSeconds(1), logger: new TestOutputLogger(output));
+        await store.PutAsync("/k", B("before"));
+
+        cluster.Pause(victim); // SIGSTOP: connections stay open, nothing answers
+        try
+        {
+            // The write was sent and never answered: it may or may not have been applied.
+            var e = await Assert.ThrowsAsync<StateStoreUnavailableException>(() => store.PutAsync("/k", B("maybe")));
+            Assert.True(e.OutcomeUnknown);
+
+            // The store moved on: reads and writes go through another member.
+            Assert.NotNull(await store.GetAsync("/k"));
+            var rev = await store.PutAsync("/k", B("after"));
+            Assert.Equal(rev, (await store.GetAsync("/k"))!.ModRevision);
+        }
+        finally
+        {
+            cluster.Resume(victim);
+        }
+
+        await cluster.WaitHealthyAsync();
+    }
+
+    [Fact]
     public async Task Lease_KeptAliveThenLeft_KeysLiveThenVanish()
     {
         await using var store = EtcdFixture.NewStore(etcd.Cluster.ClientUrls);

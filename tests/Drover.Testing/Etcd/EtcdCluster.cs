@@ -89,11 +89,29 @@ public sealed class EtcdCluster : IAsyncDisposable
     private readonly HashSet<EtcdMember> _stopping = [];
     private int _disposed;
 
+    // Clusters not disposed yet: killed when the test host exits normally, so no etcd outlives it.
+    private static readonly HashSet<EtcdCluster> Live = [];
+
+    static EtcdCluster() => AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+    {
+        lock (Live)
+        {
+            foreach (var member in Live.SelectMany(c => c._members))
+            {
+                Signal(member, ProcessSignal.Kill);
+            }
+        }
+    };
+
     private EtcdCluster(EtcdClusterOptions options, string binary, string directory)
     {
         _options = options;
         _binary = binary;
         Directory = directory;
+        lock (Live)
+        {
+            Live.Add(this);
+        }
     }
 
     public IReadOnlyList<EtcdMember> Members => _members;
@@ -256,6 +274,11 @@ public sealed class EtcdCluster : IAsyncDisposable
         if (Interlocked.Exchange(ref _disposed, 1) == 1)
         {
             return;
+        }
+
+        lock (Live)
+        {
+            Live.Remove(this);
         }
 
         foreach (var m in _members.Where(m => m.IsRunning))
