@@ -141,7 +141,8 @@ public sealed class ProcessTaskExecutorTests(ITestOutputHelper output) : IAsyncL
     {
         var spec = _h.Launch(ExecutorHarness.Shell("cut -d' ' -f4,5,6 /proc/$$/stat > ids; echo $$ > pid; sleep 30"));
         await _h.WaitForStateAsync(spec.Id, TaskState.Running);
-        await Eventually.TrueAsync(() => File.Exists(Path.Combine(_h.Executor.SandboxPath(spec.Id)!, "ids")), "the task wrote its ids");
+        var pidFile = Path.Combine(_h.Executor.SandboxPath(spec.Id)!, "pid");
+        await Eventually.TrueAsync(() => File.Exists(pidFile) && File.ReadAllText(pidFile).EndsWith('\n'), "the task wrote its ids and pid");
 
         // The shim (the task's supervisor, PidOf) is the command's parent and leads its session and
         // process group, so a signal to the group reaches the whole task.
