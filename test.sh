@@ -11,10 +11,24 @@ command -v setsid >/dev/null 2>&1 || need+=(util-linux)
 command -v pgrep >/dev/null 2>&1 || need+=(procps)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v flock >/dev/null 2>&1 || need+=(util-linux)
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)   # the etcd store's tests start their own members
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "test.sh: installing ${need[*]}"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    # etcd-server's postinst would start a system etcd on 2379; tests never use it. A policy-rc.d
+    # that denies every start keeps it down during the install (one already there is respected).
+    policy=/usr/sbin/policy-rc.d
+    own_policy=
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && own_policy=1
+    fi
+    install_status=0
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null || install_status=$?
+    if [ -n "$own_policy" ]; then rm -f "$policy"; fi
+    if [[ " ${need[*]} " == *" etcd-server "* ]] && [ -d /run/systemd/system ]; then
+      systemctl disable --now etcd >/dev/null 2>&1 || true   # nor at the next boot
+    fi
+    [ "$install_status" = 0 ] || exit "$install_status"
   else
     echo "test.sh: missing ${need[*]} (run as root to install)" >&2
   fi

@@ -5,6 +5,12 @@ using Drover.Bench;
 //   Drover.Bench launch   MASTER_URL COUNT [CPUS] [MEM_MIB] [-- CMD...]
 //   Drover.Bench services MASTER_URL INSTANCES
 //   Drover.Bench restart  DROVER_DLL TASKS [RUNNING] [RESTARTS]
+//   Drover.Bench store    sqlite DIR | etcd etcd://HOST:PORT,… [OPS]
+if (args.Length >= 3 && args[0] == "store")
+{
+    return await StoreBenchmark.RunAsync(args[1], args[2], args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 2000);
+}
+
 if (args.Length >= 3 && args[0] == "services")
 {
     return await ServicesBenchmark.RunAsync(new Uri(args[1]), int.Parse(args[2], CultureInfo.InvariantCulture), TimeSpan.FromMinutes(3));
@@ -20,7 +26,7 @@ if (args.Length >= 3 && args[0] == "restart")
 
 if (args.Length < 3 || args[0] != "launch")
 {
-    Console.Error.WriteLine("usage: Drover.Bench launch MASTER_URL COUNT [CPUS] [MEM_MIB] [-- CMD...] | services MASTER_URL INSTANCES | restart DROVER_DLL TASKS [RUNNING] [RESTARTS]");
+    Console.Error.WriteLine("usage: Drover.Bench launch MASTER_URL COUNT [CPUS] [MEM_MIB] [-- CMD...] | services MASTER_URL INSTANCES | restart DROVER_DLL TASKS [RUNNING] [RESTARTS] | store sqlite DIR|etcd etcd://HOST:PORT,… [OPS]");
     return 2;
 }
 

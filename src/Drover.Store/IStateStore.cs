@@ -2,17 +2,20 @@ using System.Collections.Immutable;
 
 namespace Drover.Store;
 
-// The one contract every Drover state store implements: the embedded SQLite store (one master) and,
-// later, etcd (highly available masters). It is etcd's model, kept small:
+// The one contract every Drover state store implements: the embedded SQLite store (one master) and
+// etcd (highly available masters, src/Drover.Store/Etcd). It is etcd's model, kept small:
 //
 //  * a flat, ordered key space of byte values;
 //  * one global revision, bumped by every committed write; each key records the revision that
-//    created it and the one that last modified it, so callers can compare-and-swap;
-//  * transactions: if every compare holds, apply every write, atomically; else apply none;
+//    created it and the one that last modified it, so callers can compare-and-swap. A store may
+//    commit several transactions as one revision (etcd's batches), never writing a key twice in it;
+//  * transactions: if every compare holds, apply every write, atomically; else apply none. They are
+//    applied in the order CommitAsync was called: a later call never lands before an earlier one;
 //  * watches: every change under a prefix after a revision, in revision order;
 //  * leases: keys attached to a lease vanish when it expires (leader election, agent liveness).
 //
-// A write completes only once it is durable. Implementations are thread-safe.
+// A write completes only once it and every write called before it are durable. Implementations
+// are thread-safe.
 
 /// <summary>One key as stored.</summary>
 public sealed record StoreEntry(string Key, byte[] Value, long CreateRevision, long ModRevision, long Lease = 0);
@@ -60,9 +63,24 @@ public sealed class RevisionCompactedException(long requested, long oldest)
     public long OldestRevision { get; } = oldest;
 }
 
+/// <summary>
+/// The store could not be reached within its retry budget, or it was reached but did not answer.
+/// When <see cref="OutcomeUnknown"/> is true a write was sent and may or may not have been applied
+/// (the connection or the store's leader was lost before the answer): read before retrying it.
+/// The embedded store never throws this; a networked one (etcd) does.
+/// </summary>
+public sealed class StateStoreUnavailableException(string message, bool outcomeUnknown, Exception? inner = null)
+    : IOException(message, inner)
+{
+    public bool OutcomeUnknown { get; } = outcomeUnknown;
+}
+
 public interface IStateStore : IAsyncDisposable
 {
-    /// <summary>The revision of the last committed write.</summary>
+    /// <summary>
+    /// The revision of the last committed write this store knows of: for the embedded store, the
+    /// store's own; for etcd, the highest revision any answer reported (0 before the first call).
+    /// </summary>
     long Revision { get; }
 
     Task<StoreEntry?> GetAsync(string key, CancellationToken ct = default);
@@ -70,7 +88,7 @@ public interface IStateStore : IAsyncDisposable
     /// <summary>Every key starting with <paramref name="prefix"/>, in key order.</summary>
     Task<ImmutableArray<StoreEntry>> ListAsync(string prefix, CancellationToken ct = default);
 
-    /// <summary>Applies the writes if every compare holds, atomically and durably.</summary>
+    /// <summary>Applies the writes if every compare holds, atomically and durably, after every transaction committed before it.</summary>
     Task<CommitResult> CommitAsync(Transaction transaction, CancellationToken ct = default);
 
     /// <summary>

@@ -129,6 +129,26 @@ public abstract class StateStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Commit_ManyCalledWithoutWaiting_AppliedInCallOrder()
+    {
+        // What the master's journal relies on: it calls in order while holding its lock and waits later.
+        var calls = Enumerable.Range(0, 300).Select(i => Store.PutAsync($"/order/{i % 7}", B(i.ToString(System.Globalization.CultureInfo.InvariantCulture)))).ToArray();
+        var revisions = await Task.WhenAll(calls);
+
+        for (var i = 1; i < revisions.Length; i++)
+        {
+            Assert.True(revisions[i] >= revisions[i - 1], $"call {i} committed at revision {revisions[i]}, before call {i - 1} at {revisions[i - 1]}");
+            if (i >= 7)
+            {
+                Assert.True(revisions[i] > revisions[i - 7], $"call {i} wrote the key call {i - 7} wrote in the same revision {revisions[i]}");
+            }
+        }
+
+        var final = await Store.ListAsync("/order/");
+        Assert.Equal(Enumerable.Range(293, 7).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).Order(StringComparer.Ordinal), final.Select(e => S(e.Value)).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public async Task Watch_FromRevision_HistoryThenLiveInOrder()
     {
         var start = Store.Revision;
@@ -155,6 +175,58 @@ public abstract class StateStoreContractTests : IAsyncLifetime
         Assert.Equal([(WatchEventType.Put, "/w/a"), (WatchEventType.Delete, "/w/a"), (WatchEventType.Put, "/w/b")], seen.Select(e => (e.Type, e.Key)).ToArray());
         Assert.Equal("2", S(seen[2].Value));
         Assert.True(seen[0].Revision < seen[1].Revision && seen[1].Revision < seen[2].Revision);
+    }
+
+    [Fact]
+    public async Task Watch_TransactionsWithSeveralWrites_EveryEventAtTheTransactionsRevision()
+    {
+        var start = await Store.PutAsync("/start", B("x"));
+        var past = await Store.CommitAsync(new Transaction { Writes = [WriteOp.Put("/t/a", B("1")), WriteOp.Put("/t/b", B("2")), WriteOp.Put("/t/c", B("3"))] });
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var seen = new List<WatchEvent>();
+        var historySeen = new TaskCompletionSource();
+
+        var watching = Task.Run(async () =>
+        {
+            await foreach (var e in Store.WatchAsync("/t/", start, cts.Token))
+            {
+                seen.Add(e);
+                if (seen.Count == 3)
+                {
+                    historySeen.SetResult();
+                }
+
+                if (seen.Count == 6)
+                {
+                    return;
+                }
+            }
+        });
+        await historySeen.Task.WaitAsync(cts.Token);
+        var live = await Store.CommitAsync(new Transaction { Writes = [WriteOp.Delete("/t/a"), WriteOp.Put("/t/d", B("4")), WriteOp.Delete("/t/b")] });
+        await watching;
+
+        Assert.Equal(
+            [$"{past.Revision} Put /t/a", $"{past.Revision} Put /t/b", $"{past.Revision} Put /t/c", $"{live.Revision} Delete /t/a", $"{live.Revision} Put /t/d", $"{live.Revision} Delete /t/b"],
+            seen.Select(e => $"{e.Revision} {e.Type} {e.Key}").ToArray());
+    }
+
+    [Fact]
+    public async Task Commit_SameKeyWrittenTwice_LastWriteWins()
+    {
+        await Store.PutAsync("/gone", B("x"));
+
+        var result = await Store.CommitAsync(new Transaction
+        {
+            Writes = [WriteOp.Put("/k", B("first")), WriteOp.Put("/k", B("second")), WriteOp.Put("/gone", B("y")), WriteOp.Delete("/gone")],
+        });
+
+        Assert.True(result.Succeeded);
+        var k = await Store.GetAsync("/k");
+        Assert.Equal("second", S(k!.Value));
+        Assert.Equal(result.Revision, k.CreateRevision);
+        Assert.Equal(result.Revision, k.ModRevision);
+        Assert.Null(await Store.GetAsync("/gone"));
     }
 
     [Fact]

@@ -18,6 +18,13 @@ public static class TestPorts
     /// <summary>A free range of <paramref name="size"/> ports in Mesos text form, e.g. <c>[24200-24299]</c>.</summary>
     public static string Range(int size = 100)
     {
+        var begin = Block(size);
+        return $"[{begin}-{begin + size - 1}]";
+    }
+
+    /// <summary>The first of <paramref name="size"/> consecutive ports that were all free (blocks are 200 apart), for servers a test starts.</summary>
+    public static int Block(int size)
+    {
         for (var attempt = 0; attempt < 50; attempt++)
         {
             var begin = Interlocked.Add(ref _next, 200) - 200;
@@ -29,7 +36,7 @@ public static class TestPorts
 
             if (AllFree(begin, size))
             {
-                return $"[{begin}-{begin + size - 1}]";
+                return begin;
             }
         }
 

@@ -120,18 +120,19 @@ public sealed partial class SqliteStateStore : IStateStore
         try
         {
             var history = await Enqueue(new History(prefix, afterRevision), ct).ConfigureAwait(false);
-            var last = afterRevision;
+            var historyEnd = afterRevision;
             foreach (var e in history)
             {
-                last = e.Revision;
+                historyEnd = e.Revision;
                 yield return e;
             }
 
+            // The history holds whole revisions (one transaction's events all, or none): a live event
+            // at or below its end was delivered above. Later events of one revision all pass.
             await foreach (var e in watcher.Channel.Reader.ReadAllAsync(ct).ConfigureAwait(false))
             {
-                if (e.Revision > last)
+                if (e.Revision > historyEnd)
                 {
-                    last = e.Revision;
                     yield return e;
                 }
             }
