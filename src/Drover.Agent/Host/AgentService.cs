@@ -35,6 +35,8 @@ public sealed partial class AgentService : BackgroundService
     private readonly SemaphoreSlim _registerLock = new(1, 1);
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Task> _launching = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _registered = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly System.Collections.Concurrent.BlockingCollection<(LaunchTask Launch, TaskCompletionSource Started)> _launchQueue = [];
+    private int _launchThreadsStarted;
     private int _masterIndex;
     private string? _agentId;
     private int _registrationGeneration;
@@ -82,6 +84,7 @@ public sealed partial class AgentService : BackgroundService
 
     public override void Dispose()
     {
+        _launchQueue.CompleteAdding();
         _http.Dispose();
         _registerLock.Dispose();
         base.Dispose();
@@ -226,9 +229,12 @@ public sealed partial class AgentService : BackgroundService
     }
 
     /// <summary>
-    /// Launches run on the thread pool so a burst of them uses every core (each spends a few ms in
-    /// cgroup writes and process spawn). A kill for a task whose launch is still in flight runs after
-    /// that launch, so "launch then kill" can never become "kill (ignored) then launch".
+    /// Launches run on the agent's own launch threads, one per core, so a burst of them uses every
+    /// core (each spends a few ms blocked in cgroup writes and process spawn) without flooding the
+    /// thread pool: heartbeats, the command stream and status updates must never queue behind a
+    /// thousand launches, or a busy agent would look dead to the master. A kill for a task whose
+    /// launch is still in flight runs after that launch, so "launch then kill" can never become
+    /// "kill (ignored) then launch".
     /// </summary>
     private void Handle(AgentCommand? command)
     {
@@ -243,22 +249,8 @@ public sealed partial class AgentService : BackgroundService
                     break; // the same launch is already in flight (re-sent by the master)
                 }
 
-                ThreadPool.UnsafeQueueUserWorkItem(state =>
-                {
-                    try
-                    {
-                        _executor.Launch(launch);
-                    }
-                    catch (ObjectDisposedException)
-                    {
-                        // The agent is shutting down.
-                    }
-                    finally
-                    {
-                        _launching.TryRemove(id, out _);
-                        started.TrySetResult();
-                    }
-                }, null);
+                EnsureLaunchThreads();
+                _launchQueue.Add((launch, started));
                 break;
             case { Type: AgentCommandType.Kill, Kill: { } kill }:
                 LogKill(kill.TaskId);
@@ -273,6 +265,43 @@ public sealed partial class AgentService : BackgroundService
                 }
 
                 break;
+        }
+    }
+
+    private void EnsureLaunchThreads()
+    {
+        if (Interlocked.Exchange(ref _launchThreadsStarted, 1) != 0)
+        {
+            return;
+        }
+
+        for (var i = 0; i < Math.Max(2, Environment.ProcessorCount); i++)
+        {
+            new Thread(RunLaunches) { IsBackground = true, Name = $"drover-launch-{i}" }.Start();
+        }
+    }
+
+    private void RunLaunches()
+    {
+        foreach (var (launch, started) in _launchQueue.GetConsumingEnumerable())
+        {
+            try
+            {
+                _executor.Launch(launch);
+            }
+            catch (ObjectDisposedException)
+            {
+                // The agent is shutting down.
+            }
+            catch (Exception e)
+            {
+                LogLaunchFailed(launch.Task.Id, e);
+            }
+            finally
+            {
+                _launching.TryRemove(launch.Task.Id, out _);
+                started.TrySetResult();
+            }
         }
     }
 
@@ -401,6 +430,9 @@ public sealed partial class AgentService : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Cannot write status updates to disk, holding them in memory: {Error}")]
     private partial void LogUpdateLogFailed(string error);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Launching task {TaskId} failed")]
+    private partial void LogLaunchFailed(string taskId, Exception e);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Launching task {TaskId}")]
     private partial void LogLaunch(string taskId);
