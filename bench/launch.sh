@@ -6,12 +6,15 @@
 #   bench/launch.sh restart [TASKS=10000] [RUNNING=1000] [RESTARTS=5]
 #                                           a master with TASKS task records is SIGKILLed and restarted:
 #                                           start→/ping, start→all tasks listed (own master + agent processes)
+#   bench/launch.sh agent-loss [INSTANCES=20] [UNREACHABLE_S=15] [ROUNDS=5]
+#                                           kill -9 the agent holding most of an app: kill→TASK_UNREACHABLE,
+#                                           kill→all instances running again (own master + 2 agent processes)
 # The dev agent is told it has 64 cpus / 48 GiB so 1,000 tasks of 0.01 cpu / 8 MiB fit on one
 # 2-core machine: the benchmark measures the control and launch path, not CPU contention.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 mode=launch
-if [ "${1:-}" = services ] || [ "${1:-}" = restart ]; then mode="$1"; shift; fi
+case "${1:-}" in services|restart|agent-loss) mode="$1"; shift ;; esac
 count="${1:-1000}"
 port="${BENCH_PORT:-5077}"
 "$root/drover" --help >/dev/null   # build once, outside the timing
@@ -21,6 +24,11 @@ if [ "$mode" = restart ]; then
   # Starts and restarts its own master and agent processes (dotnet drover.dll, as ./drover runs it).
   exec dotnet "$root/bench/Drover.Bench/bin/Release/net10.0/Drover.Bench.dll" restart "$root/artifacts/drover/drover.dll" \
     "${1:-10000}" "${2:-1000}" "${3:-5}"
+fi
+
+if [ "$mode" = agent-loss ]; then
+  exec dotnet "$root/bench/Drover.Bench/bin/Release/net10.0/Drover.Bench.dll" agent-loss "$root/artifacts/drover/drover.dll" \
+    "${1:-20}" "${2:-15}" "${3:-5}"
 fi
 
 data="$(mktemp -d /tmp/drover-bench.XXXXXX)"

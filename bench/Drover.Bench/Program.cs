@@ -5,6 +5,7 @@ using Drover.Bench;
 //   Drover.Bench launch   MASTER_URL COUNT [CPUS] [MEM_MIB] [-- CMD...]
 //   Drover.Bench services MASTER_URL INSTANCES
 //   Drover.Bench restart  DROVER_DLL TASKS [RUNNING] [RESTARTS]
+//   Drover.Bench agent-loss DROVER_DLL INSTANCES [UNREACHABLE_SECONDS] [ROUNDS]
 //   Drover.Bench store    sqlite DIR | etcd etcd://HOST:PORT,… [OPS]
 if (args.Length >= 3 && args[0] == "store")
 {
@@ -24,9 +25,16 @@ if (args.Length >= 3 && args[0] == "restart")
     return await RestartBenchmark.RunAsync(Path.GetFullPath(args[1]), tasks, running, restarts, TimeSpan.FromMinutes(2));
 }
 
+if (args.Length >= 3 && args[0] == "agent-loss")
+{
+    return await AgentLossBenchmark.RunAsync(Path.GetFullPath(args[1]), int.Parse(args[2], CultureInfo.InvariantCulture),
+        args.Length > 3 ? double.Parse(args[3], CultureInfo.InvariantCulture) : 15, args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 5,
+        TimeSpan.FromMinutes(2));
+}
+
 if (args.Length < 3 || args[0] != "launch")
 {
-    Console.Error.WriteLine("usage: Drover.Bench launch MASTER_URL COUNT [CPUS] [MEM_MIB] [-- CMD...] | services MASTER_URL INSTANCES | restart DROVER_DLL TASKS [RUNNING] [RESTARTS] | store sqlite DIR|etcd etcd://HOST:PORT,… [OPS]");
+    Console.Error.WriteLine("usage: Drover.Bench launch MASTER_URL COUNT [CPUS] [MEM_MIB] [-- CMD...] | services MASTER_URL INSTANCES | restart DROVER_DLL TASKS [RUNNING] [RESTARTS] | agent-loss DROVER_DLL INSTANCES [UNREACHABLE_SECONDS] [ROUNDS] | store sqlite DIR|etcd etcd://HOST:PORT,… [OPS]");
     return 2;
 }
 

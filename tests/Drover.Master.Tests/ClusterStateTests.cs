@@ -100,6 +100,25 @@ public sealed class ClusterStateTests
     }
 
     [Fact]
+    public void ApplyUpdates_SameUpdateResent_AcknowledgedAndAppliedOnce()
+    {
+        var agentId = _state.Register(Build.Agent()).Registered.AgentId;
+        var task = _state.Submit(Build.Task(cpus: 1)).View;
+        _loop.RunPass();
+        var running = Build.Status(task.Id, TaskState.Running);
+        _state.ApplyUpdates(agentId, new StatusUpdateBatch { Updates = [running] });
+        var changes = 0;
+        _state.TaskChanged += _ => changes++;
+
+        // An agent that lost our acknowledgement (or restarted) sends it again.
+        var acks = _state.ApplyUpdates(agentId, new StatusUpdateBatch { Updates = [running] }).Acks;
+
+        Assert.Equal([running.Uuid!], acks.ToArray());
+        Assert.Equal(0, changes);
+        Assert.Single(_state.GetTask(task.Id)!.Statuses, st => st.Uuid == running.Uuid);
+    }
+
+    [Fact]
     public void ApplyUpdates_FreedResources_NextPendingTaskPlaced()
     {
         var agentId = _state.Register(Build.Agent(resources: "cpus:1;mem:1024")).Registered.AgentId;

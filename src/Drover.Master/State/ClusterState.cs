@@ -483,6 +483,11 @@ internal sealed partial class ClusterState
                     continue;
                 }
 
+                if (update.Uuid is { } seen && r.Statuses.Any(st => st.Uuid == seen))
+                {
+                    continue; // re-sent by an agent that did not get our acknowledgement: applied already
+                }
+
                 if (r.AgentId != agentId)
                 {
                     // A copy on an agent the task does not belong to (e.g. placed again after a master
