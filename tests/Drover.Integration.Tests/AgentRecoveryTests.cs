@@ -48,14 +48,7 @@ public sealed class AgentRecoveryTests : IAsyncLifetime
             return;
         }
 
-        var masterPort = DevClusterFixture.FreePort();
-        var masterUrl = $"http://127.0.0.1:{masterPort}";
-        Start("master", ["master", "--data-dir", Path.Combine(_root, "master"), "--listen", $"127.0.0.1:{masterPort}", "--log-level", "warning"]);
-        var agentPort = DevClusterFixture.FreePort();
-        string[] agentArgs = ["agent", "--master", masterUrl, "--listen", $"127.0.0.1:{agentPort}", "--work-dir", Path.Combine(_root, "agent"),
-            "--resources", TestPorts.Resources("cpus:2;mem:1024;disk:1024"), "--log-level", "information", "--kill-tasks-on-stop"];
-        var agent = Start("agent", agentArgs);
-        _client = new DroverClient(new Uri(masterUrl));
+        var (agent, agentArgs) = StartMasterAndAgent("--kill-tasks-on-stop");
 
         await CrashAndRecoverAsync(
             crash: () => agent.KillAsync(ProcessSignal.Kill),
@@ -70,14 +63,7 @@ public sealed class AgentRecoveryTests : IAsyncLifetime
             return;
         }
 
-        var masterPort = DevClusterFixture.FreePort();
-        var masterUrl = $"http://127.0.0.1:{masterPort}";
-        Start("master", ["master", "--data-dir", Path.Combine(_root, "master"), "--listen", $"127.0.0.1:{masterPort}", "--log-level", "warning"]);
-        var agentPort = DevClusterFixture.FreePort();
-        string[] agentArgs = ["agent", "--master", masterUrl, "--listen", $"127.0.0.1:{agentPort}", "--work-dir", Path.Combine(_root, "agent"),
-            "--resources", TestPorts.Resources("cpus:2;mem:1024;disk:1024"), "--log-level", "information"];
-        var agent = Start("agent", agentArgs);
-        _client = new DroverClient(new Uri(masterUrl));
+        var (agent, agentArgs) = StartMasterAndAgent();
 
         // As a Mesos agent or kubelet restart (an upgrade): SIGTERM leaves the tasks running by default.
         await CrashAndRecoverAsync(
@@ -161,6 +147,18 @@ public sealed class AgentRecoveryTests : IAsyncLifetime
         await Wait.UntilAsync(() => Task.FromResult(!IsAlive(pids[longRunning])), x => x, Timeout, "the killed task's process to be gone");
         var fresh = await SubmitAsync(client, "fresh", "exit 0");
         Assert.Equal(TaskState.Finished, (await client.WaitForTaskAsync(fresh, t => t.State.IsTerminal()).WaitAsync(Timeout)).State);
+    }
+
+    /// <summary>A <c>drover master</c> and one <c>drover agent</c> process on loopback; sets the client.</summary>
+    private (DroverProcess Agent, string[] AgentArgs) StartMasterAndAgent(params string[] extraAgentArgs)
+    {
+        var masterPort = DevClusterFixture.FreePort();
+        var masterUrl = $"http://127.0.0.1:{masterPort}";
+        Start("master", ["master", "--data-dir", Path.Combine(_root, "master"), "--listen", $"127.0.0.1:{masterPort}", "--log-level", "warning"]);
+        string[] agentArgs = ["agent", "--master", masterUrl, "--listen", $"127.0.0.1:{DevClusterFixture.FreePort()}", "--work-dir", Path.Combine(_root, "agent"),
+            "--resources", TestPorts.Resources("cpus:2;mem:1024;disk:1024"), "--log-level", "information", .. extraAgentArgs];
+        _client = new DroverClient(new Uri(masterUrl));
+        return (Start("agent", agentArgs), agentArgs);
     }
 
     private DroverProcess Start(string name, string[] args)
