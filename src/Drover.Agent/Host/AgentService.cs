@@ -26,6 +26,7 @@ public sealed partial class AgentService : BackgroundService
 {
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(5);
     private const int MaxBatch = 1000;
+    private static readonly int LaunchThreads = Math.Clamp(Environment.ProcessorCount * 16, 32, 128);
 
     private readonly AgentOptions _options;
     private readonly ITaskExecutor _executor;
@@ -229,8 +230,8 @@ public sealed partial class AgentService : BackgroundService
     }
 
     /// <summary>
-    /// Launches run on the agent's own launch threads, one per core, so a burst of them uses every
-    /// core (each spends a few ms blocked in cgroup writes and process spawn) without flooding the
+    /// Launches run on the agent's own launch threads (sixteen per core, at least 32), so a burst of them overlaps
+    /// (each spends a few ms blocked in cgroup writes and process spawn) without flooding the
     /// thread pool: heartbeats, the command stream and status updates must never queue behind a
     /// thousand launches, or a busy agent would look dead to the master. A kill for a task whose
     /// launch is still in flight runs after that launch, so "launch then kill" can never become
@@ -275,7 +276,10 @@ public sealed partial class AgentService : BackgroundService
             return;
         }
 
-        for (var i = 0; i < Math.Max(2, Environment.ProcessorCount); i++)
+        // Many more threads than cores: a launch spends most of its time waiting in the kernel (cgroup
+        // mkdir and writes serialise on cgroup locks, process spawn), not computing. Measured on 2
+        // cores: 2 or 8 threads left launches queueing for seconds; 32 keep up with submissions.
+        for (var i = 0; i < LaunchThreads; i++)
         {
             new Thread(RunLaunches) { IsBackground = true, Name = $"drover-launch-{i}" }.Start();
         }
