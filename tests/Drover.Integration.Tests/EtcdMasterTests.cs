@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Drover.Client;
 using Drover.Client.Marathon;
+using Drover.Core;
 using Drover.Core.Api;
 using Drover.Testing;
 using Drover.Testing.Etcd;
@@ -48,7 +49,7 @@ public sealed class EtcdMasterTests : IAsyncLifetime
         var (first, url) = StartMaster("m1", "/it-restart");
         using var client = new DroverClient(url);
         var marathon = new MarathonClient(url, _http);
-        await Wait.UntilAsync(() => client.ListAgentsAsync(), _ => true, Timeout, "the master serves", retryOn: e => e is HttpRequestException);
+        await Wait.UntilAsync(() => client.ListAgentsAsync(), _ => true, Timeout, "the master serves", retryOn: NotServingYet);
         var task = await client.SubmitTaskAsync(new TaskSubmission { Name = "pending", Cmd = "sleep 1", Cpus = JsonSerializer.SerializeToElement(0.1m), Mem = JsonSerializer.SerializeToElement(32) });
         await marathon.CreateAppAsync(new JsonObject { ["id"] = "/web", ["cmd"] = "sleep 600", ["cpus"] = 0.1, ["mem"] = 32, ["instances"] = 2 });
 
@@ -57,18 +58,82 @@ public sealed class EtcdMasterTests : IAsyncLifetime
         using var client2 = new DroverClient(url2);
         var marathon2 = new MarathonClient(url2, _http);
 
-        var restored = await Wait.UntilAsync(() => client2.GetTaskAsync(task.Id), _ => true, Timeout, "the task after the restart", retryOn: e => e is HttpRequestException);
+        var restored = await Wait.UntilAsync(() => client2.GetTaskAsync(task.Id), _ => true, Timeout, "the task after the restart", retryOn: NotServingYet);
         Assert.Equal("pending", restored.Name);
         var app = await marathon2.GetAppAsync("/web");
         Assert.Equal(2, (int)app["instances"]!);
         Assert.False(File.Exists(Path.Combine(_root, "m1", "state.db")), "the embedded store was not used");
     }
 
+    [Fact]
+    public async Task KillLeader_ThreeMastersOneAgent_NewLeaderServesWithin10sWithEveryAppAndTaskAndRunningTasksUntouched()
+    {
+        if (!Requirements.RootAvailable())
+        {
+            return;
+        }
+
+        var masters = Enumerable.Range(1, 3).Select(i => StartMaster($"m{i}", "/it-failover")).ToList();
+        var urls = masters.Select(m => m.Url).ToList();
+        var agent = DroverProcess.Start("agent",
+            ["agent", "--master", string.Join(',', urls.Select(u => u.Authority)), "--listen", $"127.0.0.1:{DevClusterFixture.FreePort()}", "--work-dir", Path.Combine(_root, "agent"),
+                "--resources", TestPorts.Resources("cpus:2;mem:1024;disk:1024"), "--kill-tasks-on-stop", "--log-level", "information"],
+            logFile: Path.Combine(_root, "agent.log"));
+        _processes.Add(agent);
+
+        // Any master answers; followers redirect (307) to the leader, the clients follow.
+        using var client = new DroverClient(urls[2]);
+        var marathon = new MarathonClient(urls[1], _http);
+        await Wait.UntilAsync(() => client.ListAgentsAsync(), a => a.Any(x => x.Status == "active"), Timeout, "an active agent", retryOn: NotServingYet);
+        await marathon.CreateAppAsync(new JsonObject { ["id"] = "/web", ["cmd"] = "exec sleep 600", ["cpus"] = 0.1, ["mem"] = 32, ["instances"] = 2 });
+        var task = await client.SubmitTaskAsync(new TaskSubmission { Name = "one-off", Cmd = "exec sleep 600", Cpus = JsonSerializer.SerializeToElement(0.1m), Mem = JsonSerializer.SerializeToElement(32) });
+        var running = await Wait.UntilAsync(() => client.ListTasksAsync(), t => t.Count(x => x.State == TaskState.Running) == 3, Timeout, "3 running tasks", retryOn: NotServingYet);
+        var runningIds = running.Where(t => t.State == TaskState.Running).Select(t => t.Id).Order().ToList();
+        Assert.Contains(task.Id, runningIds);
+
+        var leader = await LeaderAsync(urls[0]);
+        var dead = urls.FindIndex(u => u.Authority == leader);
+        Assert.True(dead >= 0, $"the leader {leader} is one of the masters");
+        var killedAt = TimeProvider.System.GetTimestamp();
+        await masters[dead].Process.KillAsync(ProcessSignal.Kill);
+
+        var survivor = urls[(dead + 1) % 3];
+        var newLeader = await Wait.UntilAsync(() => LeaderAsync(survivor), l => l is not null && l != leader, TimeSpan.FromSeconds(10), "a new leader",
+            retryOn: e => e is HttpRequestException);
+        using var newClient = new DroverClient(new Uri("http://" + newLeader));
+        await Wait.UntilAsync(() => newClient.ListTasksAsync(), _ => true, TimeSpan.FromSeconds(10), "the new leader serves", retryOn: NotServingYet);
+        var failover = TimeProvider.System.GetElapsedTime(killedAt);
+        Assert.True(failover < TimeSpan.FromSeconds(10), $"failover took {failover}");
+        Console.WriteLine($"failover: {failover.TotalSeconds:0.00} s");
+
+        // Every acknowledged app and task is there, and the running tasks were not restarted.
+        var after = await newClient.ListTasksAsync();
+        Assert.Equal(2, (int)(await new MarathonClient(urls[(dead + 2) % 3], _http).GetAppAsync("/web"))["instances"]!);
+        await Wait.UntilAsync(() => newClient.ListAgentsAsync(), a => a.Any(x => x.Status == "active"), Timeout, "the agent re-registered", retryOn: NotServingYet);
+        var final = await Wait.UntilAsync(() => newClient.ListTasksAsync(), t => runningIds.All(id => t.Any(x => x.Id == id && x.State == TaskState.Running)), Timeout,
+            "the same tasks running", retryOn: NotServingYet);
+        Assert.Equal(runningIds, final.Where(t => t.State == TaskState.Running).Select(t => t.Id).Order().ToList());
+        Assert.All(runningIds, id => Assert.Contains(after, t => t.Id == id));
+    }
+
+    private async Task<string?> LeaderAsync(Uri master)
+    {
+        using var response = await _http.GetAsync(new Uri(master, "/v2/leader"));
+        if (!response.IsSuccessStatusCode)
+        {
+            return null;
+        }
+
+        return JsonNode.Parse(await response.Content.ReadAsStringAsync())?["leader"]?.GetValue<string>();
+    }
+
+    private static bool NotServingYet(Exception e) => e is HttpRequestException || (e is DroverApiException or MarathonApiException && e.Message.Contains("leader", StringComparison.Ordinal));
+
     private (DroverProcess Process, Uri Url) StartMaster(string name, string prefix)
     {
         var port = DevClusterFixture.FreePort();
         var process = DroverProcess.Start(name,
-            ["master", "--data-dir", Path.Combine(_root, name), "--listen", $"127.0.0.1:{port}", "--store", _etcd!.StoreAddress, "--store-prefix", prefix, "--log-level", "warning"],
+            ["master", "--data-dir", Path.Combine(_root, name), "--listen", $"127.0.0.1:{port}", "--store", _etcd!.StoreAddress, "--store-prefix", prefix, "--leader-lease", "3", "--log-level", "warning"],
             logFile: Path.Combine(_root, name + ".log"));
         _processes.Add(process);
         return (process, new Uri($"http://127.0.0.1:{port}"));

@@ -92,6 +92,16 @@ internal static class ServerCommands
                 throw new CliException("--heartbeat-interval: must be shorter than --agent-timeout, or every agent would turn unreachable between heartbeats", 2);
             }
 
+            if (options.Etcd is not null)
+            {
+                if (url.Port == 0)
+                {
+                    throw new CliException("--listen: a master with --store etcd://… needs a fixed port (other masters redirect to it)", 2);
+                }
+
+                return await DroverHosts.RunHighlyAvailableMasterAsync(options, url, ParseLogLevel(pr), Console.Out.WriteLine, ct);
+            }
+
             await using var host = await DroverHosts.StartMasterAsync(options, url, ParseLogLevel(pr), ct);
             Console.Out.WriteLine($"Drover master is up at {host.Url.GetLeftPart(UriPartial.Authority)}");
             await WaitForCtrlC(host, ct);
