@@ -36,7 +36,7 @@ public sealed class EtcdMasterTests : IAsyncLifetime
         _http.Dispose();
         try
         {
-            Directory.Delete(_root, recursive: true);
+            if (Environment.GetEnvironmentVariable("DROVER_KEEP_TEST_DIRS") is null) { Directory.Delete(_root, recursive: true); }
         }
         catch (IOException)
         {
@@ -114,6 +114,37 @@ public sealed class EtcdMasterTests : IAsyncLifetime
             "the same tasks running", retryOn: NotServingYet);
         Assert.Equal(runningIds, final.Where(t => t.State == TaskState.Running).Select(t => t.Id).Order().ToList());
         Assert.All(runningIds, id => Assert.Contains(after, t => t.Id == id));
+    }
+
+    [Fact]
+    public async Task LeaderLosesEtcd_AllMembersPaused_StepsDownAndExitsBeforeItsLeaseCouldExpire()
+    {
+        var masters = Enumerable.Range(1, 2).Select(i => StartMaster($"m{i}", "/it-etcd-lost")).ToList();
+        var leader = await Wait.UntilAsync(() => LeaderAsync(masters[0].Url), l => l is not null, Timeout, "a leader", retryOn: e => e is HttpRequestException);
+        var leaderProcess = masters.Single(m => m.Url.Authority == leader).Process;
+        await Wait.UntilAsync(() => new DroverClient(new Uri("http://" + leader), _http).ListTasksAsync(), _ => true, Timeout, "the leader serves", retryOn: NotServingYet);
+
+        var pausedAt = TimeProvider.System.GetTimestamp();
+        for (var i = 0; i < _etcd!.Members.Count; i++)
+        {
+            _etcd.Pause(i);
+        }
+
+        try
+        {
+            // Lease 3 s: the leader must have stopped leading before the lease (last renewed ≤ 1 s before the pause) could expire.
+            Assert.True(await leaderProcess.WaitForExitAsync(TimeSpan.FromSeconds(3)), "the leader did not step down within the lease");
+            var steppedDown = TimeProvider.System.GetElapsedTime(pausedAt);
+            Assert.Equal(3, leaderProcess.ExitCode);
+            Console.WriteLine($"stepped down {steppedDown.TotalSeconds:0.00} s after etcd was paused");
+        }
+        finally
+        {
+            for (var i = 0; i < _etcd.Members.Count; i++)
+            {
+                _etcd.Resume(i);
+            }
+        }
     }
 
     private async Task<string?> LeaderAsync(Uri master)

@@ -117,7 +117,7 @@ public static class DroverHosts
         var store = MasterHost.OpenStore(options, TimeProvider.System, loggers.CreateLogger("Drover.Store"));
         await using var _ = store.ConfigureAwait(false);
         using var election = new LeaderElection(store, new LeaderElectionOptions { Address = address, LeaseTtl = options.LeaderLease }, TimeProvider.System, loggers.CreateLogger<LeaderElection>());
-        await election.StartAsync(ct).ConfigureAwait(false);
+        await election.StartAsync(CancellationToken.None).ConfigureAwait(false); // not ct: BackgroundService links it to its stopping token
         try
         {
             var follower = CreateBuilder(listen, logLevel).Build();
@@ -159,7 +159,7 @@ public static class DroverHosts
             {
                 // Stop acting at once; the fence already refuses this master's writes.
                 announce($"Drover master {address} lost leadership; exiting");
-                await Task.WhenAny(host.DisposeAsync().AsTask(), Task.Delay(TimeSpan.FromSeconds(3), CancellationToken.None)).ConfigureAwait(false);
+                await Task.WhenAny(host.DisposeAsync().AsTask(), Task.Delay(TimeSpan.FromMilliseconds(500), CancellationToken.None)).ConfigureAwait(false);
                 return 3;
             }
 
