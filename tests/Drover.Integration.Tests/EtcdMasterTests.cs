@@ -147,6 +147,54 @@ public sealed class EtcdMasterTests : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task Follower_LeaderAndRedirectEndpoints_AnswerItselfAndRedirectTheRestWith307()
+    {
+        var masters = Enumerable.Range(1, 2).Select(i => StartMaster($"m{i}", "/it-follower")).ToList();
+        var leader = await Wait.UntilAsync(() => LeaderAsync(masters[0].Url), l => l is not null, Timeout, "a leader", retryOn: e => e is HttpRequestException);
+        await Wait.UntilAsync(() => LeaderAsync(masters[1].Url), l => l == leader, Timeout, "both agree", retryOn: e => e is HttpRequestException);
+        var follower = masters.Single(m => m.Url.Authority != leader).Url;
+        using var raw = new HttpClient(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false });
+
+        using var leaderAnswer = await raw.GetAsync(new Uri(follower, "/v2/leader"));
+        Assert.Equal(System.Net.HttpStatusCode.OK, leaderAnswer.StatusCode);
+        Assert.Equal(leader, JsonNode.Parse(await leaderAnswer.Content.ReadAsStringAsync())!["leader"]!.GetValue<string>());
+        using var redirect = await raw.GetAsync(new Uri(follower, "/master/redirect"));
+        Assert.Equal(System.Net.HttpStatusCode.TemporaryRedirect, redirect.StatusCode);
+        Assert.Equal(new Uri("http://" + leader), redirect.Headers.Location);
+        using var api = await raw.GetAsync(new Uri(follower, "/drover/v1/tasks/app.x-1?y=1"));
+        Assert.Equal(System.Net.HttpStatusCode.TemporaryRedirect, api.StatusCode);
+        Assert.Equal(new Uri($"http://{leader}/drover/v1/tasks/app.x-1?y=1"), api.Headers.Location);
+
+        // POST through a follower: the client follows the 307 and re-sends the body.
+        using var client = new DroverClient(follower, _http);
+        var task = await client.SubmitTaskAsync(new TaskSubmission { Name = "via-follower", Cmd = "sleep 1", Cpus = JsonSerializer.SerializeToElement(0.1m), Mem = JsonSerializer.SerializeToElement(32) });
+        Assert.Equal("via-follower", (await new DroverClient(new Uri("http://" + leader), _http).GetTaskAsync(task.Id)).Name);
+    }
+
+    [Fact]
+    public async Task LeaderProcessPaused_PastItsLease_IsReplacedAndExitsOnResume()
+    {
+        var masters = Enumerable.Range(1, 2).Select(i => StartMaster($"m{i}", "/it-paused-leader")).ToList();
+        var leader = await Wait.UntilAsync(() => LeaderAsync(masters[0].Url), l => l is not null, Timeout, "a leader", retryOn: e => e is HttpRequestException);
+        var old = masters.Single(m => m.Url.Authority == leader);
+        var other = masters.Single(m => m.Url.Authority != leader);
+
+        old.Process.Signal(ProcessSignal.Stop);
+        await Wait.UntilAsync(() => LeaderAsync(other.Url), l => l == other.Url.Authority, TimeSpan.FromSeconds(10), "the other master leads",
+            retryOn: e => e is HttpRequestException);
+        using var client = new DroverClient(other.Url, _http);
+        var task = await Wait.UntilAsync(() => client.SubmitTaskAsync(new TaskSubmission { Name = "after", Cmd = "sleep 1", Cpus = JsonSerializer.SerializeToElement(0.1m), Mem = JsonSerializer.SerializeToElement(32) }),
+            _ => true, Timeout, "a write on the new leader", retryOn: NotServingYet);
+
+        old.Process.Signal(ProcessSignal.Continue);
+
+        Assert.True(await old.Process.WaitForExitAsync(TimeSpan.FromSeconds(10)), "the deposed leader kept running");
+        Assert.Equal(3, old.Process.ExitCode);
+        Assert.Equal(other.Url.Authority, await LeaderAsync(other.Url));
+        Assert.Equal("after", (await client.GetTaskAsync(task.Id)).Name);
+    }
+
     private async Task<string?> LeaderAsync(Uri master)
     {
         using var response = await _http.GetAsync(new Uri(master, "/v2/leader"));

@@ -24,10 +24,12 @@ public static class LeaderEndpoints
             ? Results.Text(new JsonObject { ["leader"] = leader }.ToJsonString(), "application/json")
             : NoLeader());
         app.MapGet("/master/redirect", () => election.Leader is { } leader ? Results.Redirect("http://" + leader, permanent: false, preserveMethod: true) : NoLeader());
-        // Terminal middleware rather than MapFallback, whose pattern skips paths that look like file names (task ids have dots).
-        app.Run(http => (election.Leader is { } leader
+        // A catch-all endpoint, tried after every other route (not MapFallback: its pattern skips paths
+        // that look like file names, and task ids have dots; not terminal middleware: minimal hosting
+        // runs endpoints after it, so it would swallow /v2/leader).
+        app.Map("/{**path}", (HttpContext http) => (election.Leader is { } leader
             ? Results.Redirect($"http://{leader}{http.Request.PathBase}{http.Request.Path}{http.Request.QueryString}", permanent: false, preserveMethod: true)
-            : NoLeader()).ExecuteAsync(http));
+            : NoLeader()).ExecuteAsync(http)).WithOrder(int.MaxValue);
         return app;
     }
 
