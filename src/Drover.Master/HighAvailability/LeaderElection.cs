@@ -123,8 +123,9 @@ public sealed partial class LeaderElection(IStateStore store, LeaderElectionOpti
             var current = await store.GetAsync(options.Key, ct).ConfigureAwait(false);
             if (current is null)
             {
-                var lease = await store.GrantLeaseAsync(options.LeaseTtl, ct).ConfigureAwait(false);
+                // Taken before the grant: etcd starts the lease's TTL when it grants it, before we hear back.
                 var renewedAt = time.GetTimestamp();
+                var lease = await store.GrantLeaseAsync(options.LeaseTtl, ct).ConfigureAwait(false);
                 var result = await store.CommitAsync(new Transaction { Compares = [Compare.Absent(options.Key)], Writes = [WriteOp.Put(options.Key, address, lease)] }, ct)
                     .ConfigureAwait(false);
                 if (result.Succeeded)
