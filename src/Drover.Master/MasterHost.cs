@@ -7,6 +7,7 @@ using Drover.Master.Scheduling;
 using Drover.Master.Services;
 using Drover.Master.State;
 using Drover.Store;
+using Drover.Store.Etcd;
 using Drover.Store.Sqlite;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -26,8 +27,7 @@ public static partial class MasterHost
     {
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(options);
-        services.AddSingleton<IStateStore>(sp => SqliteStateStore.Open(
-            Path.Combine(options.DataDir, "state.db"), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("Drover.Store")));
+        services.AddSingleton<IStateStore>(sp => OpenStore(options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("Drover.Store")));
         services.AddSingleton(sp => new MasterJournal(sp.GetRequiredService<IStateStore>()));
         services.AddSingleton<ClusterState>();
         services.AddSingleton<MasterMetrics>();
@@ -40,6 +40,15 @@ public static partial class MasterHost
         services.AddHostedService<AgentMonitor>();
         services.AddDroverEvents();
         return services;
+    }
+
+    /// <summary>The store <paramref name="options"/> name: etcd when <see cref="MasterOptions.Etcd"/> is set, else SQLite in the data dir.</summary>
+    public static IStateStore OpenStore(MasterOptions options, TimeProvider time, ILogger logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return options.Etcd is { } etcd
+            ? new EtcdStateStore(etcd.Uris, new EtcdStoreOptions { Prefix = options.StorePrefix }, time, logger)
+            : SqliteStateStore.Open(Path.Combine(options.DataDir, "state.db"), time, logger);
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using Drover.Placement;
+using Drover.Store.Etcd;
 
 namespace Drover.Master;
 
@@ -27,4 +28,16 @@ public sealed record MasterOptions
     public int MaxPlacementBatch { get; init; } = 5_000;
 
     public PlacementStrategy Strategy { get; init; } = PlacementStrategy.BinPack;
+
+    /// <summary>
+    /// The etcd cluster holding all master state (<c>--store etcd://…</c>); null keeps the embedded
+    /// SQLite store in <see cref="DataDir"/> (the default: one master).
+    /// </summary>
+    public EtcdEndpoints? Etcd { get; init; }
+
+    /// <summary>Key prefix in etcd, so several Drover clusters can share one etcd (<c>--store-prefix</c>).</summary>
+    public string StorePrefix { get; init; } = EtcdStoreOptions.DefaultPrefix;
+
+    /// <summary>TTL of the leader's etcd lease (<c>--leader-lease</c>): how long a dead leader keeps the role.</summary>
+    public TimeSpan LeaderLease { get; init; } = TimeSpan.FromSeconds(3);
 }

@@ -44,6 +44,47 @@ public sealed class MasterCommandTests
         }
     }
 
+    [Theory]
+    [InlineData("--store", "redis://h1:6379", "--store")]
+    [InlineData("--store", "etcd://", "--store")]
+    [InlineData("--store", "etcd://h1:99999", "--store")]
+    [InlineData("--leader-lease", "0", "--leader-lease")]
+    [InlineData("--leader-lease", "1.5", "--leader-lease")]
+    [InlineData("--store-prefix", "/x", "--store-prefix")]
+    public async Task Master_BadStoreFlag_ExitsTwoNamingTheFlag(string flag, string value, string named)
+    {
+        var dir = Directory.CreateTempSubdirectory("drover-flags-").FullName;
+        try
+        {
+            var r = await Master(dir, flag, value);
+
+            Assert.True(r.ExitCode == 2, r.ToString());
+            Assert.Contains(named + ":", r.StdErr, StringComparison.Ordinal);
+            Assert.False(File.Exists(Path.Combine(dir, "state.db")), "no store is opened for a refused command line");
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public async Task Master_StorePrefixContradictsTheStoreUrl_ExitsTwo()
+    {
+        var dir = Directory.CreateTempSubdirectory("drover-flags-").FullName;
+        try
+        {
+            var r = await Master(dir, "--store", "etcd://127.0.0.1:1/a", "--store-prefix", "/b");
+
+            Assert.True(r.ExitCode == 2, r.ToString());
+            Assert.Contains("--store-prefix: '/b' contradicts", r.StdErr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
     private static Task<ProcessResult> Master(string dir, params string[] flags) =>
         ProcessRunner.RunAsync(DroverProcess.DotnetHost,
             [DroverProcess.DroverDll, "master", "--data-dir", dir, "--listen", "127.0.0.1:0", .. flags], TimeSpan.FromSeconds(60));

@@ -3,6 +3,7 @@ using Drover.Cli.Hosting;
 using Drover.Core;
 using Drover.Master;
 using Drover.Placement;
+using Drover.Store.Etcd;
 using Microsoft.Extensions.Logging;
 
 namespace Drover.Cli.Commands;
@@ -57,7 +58,17 @@ internal static class ServerCommands
             Description = "Seconds between agent heartbeats (told to each agent when it registers)",
             DefaultValueFactory = _ => defaults.HeartbeatInterval.TotalSeconds,
         };
-        var cmd = new Command("master", "Run a master") { dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, LogLevelOption };
+        var store = new Option<string?>("--store")
+        {
+            Description = "Where master state lives: embedded (default, SQLite in --data-dir) or etcd://HOST:PORT,HOST:PORT,…[/prefix] for highly available masters",
+        };
+        var storePrefix = new Option<string?>("--store-prefix") { Description = $"Key prefix in etcd (default {EtcdStoreOptions.DefaultPrefix}), so several clusters can share one etcd" };
+        var leaderLease = new Option<double>("--leader-lease")
+        {
+            Description = "Seconds (whole, at least 1) of the leader's etcd lease: how long a dead leader keeps the role",
+            DefaultValueFactory = _ => defaults.LeaderLease.TotalSeconds,
+        };
+        var cmd = new Command("master", "Run a master") { dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, store, storePrefix, leaderLease, LogLevelOption };
         cmd.SetAction(async (pr, ct) =>
         {
             var url = ParseListen(pr.GetValue(listen)!);
@@ -75,9 +86,20 @@ internal static class ServerCommands
                 AgentRemovalTimeout = PositiveSeconds(pr.GetValue(removalTimeout), "--agent-removal-timeout"),
                 HeartbeatInterval = PositiveSeconds(pr.GetValue(heartbeatInterval), "--heartbeat-interval"),
             };
+            options = WithStore(options, pr.GetValue(store), pr.GetValue(storePrefix), pr.GetValue(leaderLease));
             if (options.HeartbeatInterval >= options.AgentUnreachableTimeout)
             {
                 throw new CliException("--heartbeat-interval: must be shorter than --agent-timeout, or every agent would turn unreachable between heartbeats", 2);
+            }
+
+            if (options.Etcd is not null)
+            {
+                if (url.Port == 0)
+                {
+                    throw new CliException("--listen: a master with --store etcd://… needs a fixed port (other masters redirect to it)", 2);
+                }
+
+                return await DroverHosts.RunHighlyAvailableMasterAsync(options, url, ParseLogLevel(pr), Console.Out.WriteLine, ct);
             }
 
             await using var host = await DroverHosts.StartMasterAsync(options, url, ParseLogLevel(pr), ct);
@@ -129,6 +151,41 @@ internal static class ServerCommands
         catch (OperationCanceledException)
         {
         }
+    }
+
+    /// <summary>Applies <c>--store</c>, <c>--store-prefix</c> and <c>--leader-lease</c>, refusing (exit 2) what does not parse.</summary>
+    internal static MasterOptions WithStore(MasterOptions options, string? store, string? prefix, double leaseSeconds)
+    {
+        if (!(leaseSeconds >= 1 && leaseSeconds <= 3600 && leaseSeconds == Math.Floor(leaseSeconds)))
+        {
+            throw new CliException("--leader-lease: must be a whole number of seconds between 1 and 3600 (etcd leases are whole seconds)", 2);
+        }
+
+        options = options with { LeaderLease = TimeSpan.FromSeconds(leaseSeconds) };
+        if (store is null || store.Equals("embedded", StringComparison.OrdinalIgnoreCase))
+        {
+            return prefix is null ? options : throw new CliException("--store-prefix: only applies with --store etcd://…", 2);
+        }
+
+        if (!EtcdEndpoints.TryParse(store, out var endpoints, out var error))
+        {
+            throw new CliException($"--store: {error} (or 'embedded')", 2);
+        }
+
+        if (prefix is not null)
+        {
+            if (!prefix.StartsWith('/') || prefix.Contains('?', StringComparison.Ordinal) || prefix.Contains('#', StringComparison.Ordinal))
+            {
+                throw new CliException($"--store-prefix: '{prefix}' must start with '/' and contain no '?' or '#'", 2);
+            }
+
+            if (endpoints!.Prefix is { } inUrl && inUrl.TrimEnd('/') != prefix.TrimEnd('/'))
+            {
+                throw new CliException($"--store-prefix: '{prefix}' contradicts the prefix '{inUrl}' in --store", 2);
+            }
+        }
+
+        return options with { Etcd = endpoints, StorePrefix = prefix ?? endpoints!.Prefix ?? EtcdStoreOptions.DefaultPrefix };
     }
 
     private static TimeSpan PositiveSeconds(double seconds, string flag) =>

@@ -4,6 +4,8 @@ using Drover.Agent.Execution;
 using Drover.Agent.Host;
 using Drover.Core;
 using Drover.Master;
+using Drover.Master.HighAvailability;
+using Drover.Store;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -99,27 +101,111 @@ public static class DroverHosts
     public static Task<RunningHost> StartDevAsync(MasterOptions master, AgentSettings agent, Uri listen, LogLevel logLevel, CancellationToken ct) =>
         StartAsync(listen, logLevel, master, agent, masters: null, ct);
 
-    private static async Task<RunningHost> StartAsync(Uri listen, LogLevel logLevel, MasterOptions? master, AgentSettings? agent, IReadOnlyList<Uri>? masters, CancellationToken ct)
+    /// <summary>
+    /// A master of a highly available set (<see cref="MasterOptions.Etcd"/>): serves as a follower
+    /// (<see cref="LeaderEndpoints.MapDroverFollower"/>) while it campaigns; once elected, loads the
+    /// state from etcd and serves as the leader, every write fenced on its leader key. Returns 0 when
+    /// stopped, 3 when it lost leadership: a deposed master exits (a supervisor restarts it as a
+    /// follower), as a Mesos master does on losing its ZooKeeper leadership.
+    /// </summary>
+    public static async Task<int> RunHighlyAvailableMasterAsync(MasterOptions options, Uri listen, LogLevel logLevel, Action<string> announce, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(announce);
+        var address = ListenAddress.Advertise(listen).Authority;
+        using var loggers = LoggerFactory.Create(b => ConfigureLogging(b, logLevel));
+        var store = MasterHost.OpenStore(options, TimeProvider.System, loggers.CreateLogger("Drover.Store"));
+        await using var _ = store.ConfigureAwait(false);
+        using var election = new LeaderElection(store, new LeaderElectionOptions { Address = address, LeaseTtl = options.LeaderLease }, TimeProvider.System, loggers.CreateLogger<LeaderElection>());
+        await election.StartAsync(CancellationToken.None).ConfigureAwait(false); // not ct: BackgroundService links it to its stopping token
+        try
+        {
+            var follower = CreateBuilder(listen, logLevel).Build();
+            follower.MapDroverFollower(election);
+            try
+            {
+                await follower.StartAsync(ct).ConfigureAwait(false);
+            }
+            catch (IOException io)
+            {
+                await follower.DisposeAsync().ConfigureAwait(false);
+                throw new HostStartException($"cannot listen on {listen.Authority}: {io.Message}", io);
+            }
+
+            announce($"Drover master {address} is up as a follower; campaigning for leadership in {options.Etcd}");
+            var stopping = follower.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+            using (var either = CancellationTokenSource.CreateLinkedTokenSource(ct, stopping))
+            {
+                await Task.WhenAny(election.Elected, Task.Delay(Timeout.Infinite, either.Token)).ConfigureAwait(false);
+            }
+
+            var stopRequested = !election.Elected.IsCompleted || ct.IsCancellationRequested || stopping.IsCancellationRequested;
+            await follower.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            await follower.DisposeAsync().ConfigureAwait(false);
+            if (stopRequested)
+            {
+                return 0;
+            }
+
+            var fenced = new FencedStateStore(store, election);
+            var host = await StartAsync(listen, logLevel, options, agent: null, masters: null, ct,
+                services => services.AddSingleton<IStateStore>(fenced).AddSingleton(election),
+                app => app.MapLeaderRedirect(address)).ConfigureAwait(false);
+            announce($"Drover master {address} is the leader");
+            var shutdown = host.WaitForShutdownAsync(ct);
+            var lost = Task.Delay(Timeout.Infinite, election.Lost);
+            await Task.WhenAny(shutdown, lost).ConfigureAwait(false);
+            if (!shutdown.IsCompleted && election.Lost.IsCancellationRequested)
+            {
+                // Stop acting at once; the fence already refuses this master's writes.
+                announce($"Drover master {address} lost leadership; exiting");
+                await Task.WhenAny(host.DisposeAsync().AsTask(), Task.Delay(TimeSpan.FromMilliseconds(500), CancellationToken.None)).ConfigureAwait(false);
+                return 3;
+            }
+
+            await host.DisposeAsync().ConfigureAwait(false);
+            return 0;
+        }
+        finally
+        {
+            await election.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    private static WebApplicationBuilder CreateBuilder(Uri listen, LogLevel logLevel)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls(listen.GetLeftPart(UriPartial.Authority));
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(o =>
+        ConfigureLogging(builder.Logging, logLevel);
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
+        return builder;
+    }
+
+    private static void ConfigureLogging(ILoggingBuilder logging, LogLevel logLevel)
+    {
+        logging.ClearProviders();
+        logging.AddSimpleConsole(o =>
         {
             o.SingleLine = true;
             o.TimestampFormat = "HH:mm:ss.fff ";
         });
-        builder.Logging.SetMinimumLevel(logLevel);
-        builder.Logging.AddFilter("Microsoft", logLevel > LogLevel.Warning ? logLevel : LogLevel.Warning);
-        builder.Logging.AddFilter("System.Net.Http", LogLevel.Warning);
-        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical); // start failures are reported by the CLI
-        builder.Services.AddSingleton(TimeProvider.System);
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
+        logging.SetMinimumLevel(logLevel);
+        logging.AddFilter("Microsoft", logLevel > LogLevel.Warning ? logLevel : LogLevel.Warning);
+        logging.AddFilter("System.Net.Http", LogLevel.Warning);
+        logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical); // start failures are reported by the CLI
+    }
+
+    private static async Task<RunningHost> StartAsync(Uri listen, LogLevel logLevel, MasterOptions? master, AgentSettings? agent, IReadOnlyList<Uri>? masters, CancellationToken ct,
+        Action<IServiceCollection>? configure = null, Action<WebApplication>? map = null)
+    {
+        var builder = CreateBuilder(listen, logLevel);
 
         if (master is not null)
         {
             Directory.CreateDirectory(master.DataDir);
             builder.Services.AddDroverMaster(master);
+            configure?.Invoke(builder.Services);
         }
 
         string? hostname = null;
@@ -142,6 +228,7 @@ public static class DroverHosts
         if (master is not null)
         {
             app.MapDroverMaster();
+            map?.Invoke(app);
             await app.RecoverDroverMasterAsync(ct).ConfigureAwait(false);
         }
 

@@ -224,4 +224,5 @@ public static class ErrorCodes
     public const string Conflict = "conflict";
     public const string AgentUnreachable = "agent_unreachable";
     public const string Internal = "internal_error";
+    public const string NoLeader = "no_leader";
 }

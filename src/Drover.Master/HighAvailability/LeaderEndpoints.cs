@@ -1,0 +1,46 @@
+using System.Text.Json.Nodes;
+using Drover.Core.Api;
+using Drover.Master.Http;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+
+namespace Drover.Master.HighAvailability;
+
+/// <summary>
+/// What a master serves about leadership. A follower answers <c>GET /v2/leader</c> and
+/// <c>GET /master/redirect</c> itself and sends every other request to the leader with a 307 (same
+/// method and body, same path and query), or a 503 <c>no_leader</c> error while none is elected.
+/// The leader serves <c>/master/redirect</c> too (to itself); its <c>/v2/leader</c> is the Marathon endpoint.
+/// </summary>
+public static class LeaderEndpoints
+{
+    /// <summary>Every endpoint of a master that follows.</summary>
+    public static WebApplication MapDroverFollower(this WebApplication app, LeaderElection election)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        ArgumentNullException.ThrowIfNull(election);
+        app.MapGet("/health", () => Results.Text("ok\n"));
+        app.MapGet("/v2/leader", () => election.Leader is { } leader
+            ? Results.Text(new JsonObject { ["leader"] = leader }.ToJsonString(), "application/json")
+            : NoLeader());
+        app.MapGet("/master/redirect", () => election.Leader is { } leader ? Results.Redirect("http://" + leader, permanent: false, preserveMethod: true) : NoLeader());
+        // A catch-all endpoint, tried after every other route (not MapFallback: its pattern skips paths
+        // that look like file names, and task ids have dots; not terminal middleware: minimal hosting
+        // runs endpoints after it, so it would swallow /v2/leader).
+        app.Map("/{**path}", (HttpContext http) => (election.Leader is { } leader
+            ? Results.Redirect($"http://{leader}{http.Request.PathBase}{http.Request.Path}{http.Request.QueryString}", permanent: false, preserveMethod: true)
+            : NoLeader()).ExecuteAsync(http)).WithOrder(int.MaxValue);
+        return app;
+    }
+
+    /// <summary>The leader's own <c>/master/redirect</c>.</summary>
+    public static WebApplication MapLeaderRedirect(this WebApplication app, string address)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        app.MapGet("/master/redirect", () => Results.Redirect("http://" + address, permanent: false, preserveMethod: true));
+        return app;
+    }
+
+    private static IResult NoLeader() =>
+        ApiResults.Error(StatusCodes.Status503ServiceUnavailable, ErrorCodes.NoLeader, "no master is the leader yet; retry shortly");
+}
