@@ -12,6 +12,9 @@ internal sealed class FieldIndex
     private readonly Dictionary<string, int> _idOf = new(StringComparer.Ordinal);
     private readonly List<string> _values = [];
     private readonly List<bool> _known = [];
+    private readonly List<int> _agentCount = [];
+    private int[]? _agentsStart;
+    private int[]? _agentsByValue;
 
     public FieldIndex(ImmutableArray<AgentSnapshot> agents, string field)
     {
@@ -33,9 +36,11 @@ internal sealed class FieldIndex
                 _idOf.Add(value, id);
                 _values.Add(value);
                 _known.Add(false);
+                _agentCount.Add(0);
             }
 
             ValueIds[i] = id;
+            _agentCount[id]++;
             if (agent.Schedulable)
             {
                 _known[id] = true;
@@ -56,7 +61,38 @@ internal sealed class FieldIndex
     /// <summary>True when a schedulable agent has this value (GROUP_BY spreads over these).</summary>
     public bool IsKnown(int id) => _known[id];
 
+    /// <summary>Number of agents (schedulable or not) with this value.</summary>
+    public int AgentCount(int id) => _agentCount[id];
+
     public int IdOf(string value) => _idOf.TryGetValue(value, out var id) ? id : -1;
+
+    /// <summary>The positions of the agents with this value (built on first use, then shared by the pass).</summary>
+    public ReadOnlySpan<int> AgentsWith(int id)
+    {
+        if (_agentsByValue is null)
+        {
+            var start = new int[_values.Count + 1];
+            for (var v = 0; v < _values.Count; v++)
+            {
+                start[v + 1] = start[v] + _agentCount[v];
+            }
+
+            var byValue = new int[start[^1]];
+            var next = start[..^1];
+            for (var agent = 0; agent < ValueIds.Length; agent++)
+            {
+                if (ValueIds[agent] is var v and >= 0)
+                {
+                    byValue[next[v]++] = agent;
+                }
+            }
+
+            _agentsStart = start;
+            _agentsByValue = byValue;
+        }
+
+        return _agentsByValue.AsSpan(_agentsStart![id], _agentCount[id]);
+    }
 
     /// <summary>
     /// The value of a constraint field on an agent: hostname, fault-domain region or zone, or an attribute

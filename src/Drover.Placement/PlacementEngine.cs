@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using System.Runtime.InteropServices;
 using Drover.Placement.Filters;
+using Drover.Placement.Index;
 using Drover.Placement.Scorers;
 
 namespace Drover.Placement;
@@ -11,16 +12,32 @@ namespace Drover.Placement;
 /// then the highest score wins, ties to the lowest agent Id (ordinal). Requests are placed in order and each
 /// placement consumes the agent's resources and ports for the rest of the batch.
 /// Pure: no I/O, clock or randomness; the same snapshot and requests always give the same plan.
+/// <para>
+/// The choice is made without looking at every agent (see <see cref="AgentTree"/> and the README), but it is
+/// the same agent a scan of every agent would choose; the engine built with <c>indexed: false</c> does that
+/// scan and is the reference the tests compare against.
+/// </para>
 /// </summary>
 public sealed class PlacementEngine
 {
+    /// <summary>A request whose constraint allows at most this share of the agents looks only at those agents.</summary>
+    private const int CandidateShare = 16;
+
     private readonly PlacementOptions _options;
+    private readonly bool _indexed;
     private readonly RegexCache _regexes = new();
 
     public PlacementEngine(PlacementOptions options)
+        : this(options, indexed: true)
+    {
+    }
+
+    /// <param name="indexed">False: scan and score every agent for every request (the reference the index is tested against).</param>
+    internal PlacementEngine(PlacementOptions options, bool indexed)
     {
         ArgumentNullException.ThrowIfNull(options);
         _options = options;
+        _indexed = indexed;
     }
 
     public PlacementPlan Place(ClusterSnapshot snapshot, IReadOnlyList<PlacementRequest> requests)
@@ -41,7 +58,9 @@ public sealed class PlacementEngine
         }
 
         var state = new PlacementState(snapshot.Agents);
+        var tree = _indexed ? new AgentTree(state, _options.Strategy) : null;
         var compiled = new List<CompiledConstraint>();
+        var signature = new RequestSignature();
         foreach (var request in requests)
         {
             var need = new Need(request);
@@ -52,25 +71,111 @@ public sealed class PlacementEngine
             }
 
             var constraints = CollectionsMarshal.AsSpan(compiled);
-            var best = FindBest(state, need, constraints);
+
+            // Masks of agents rejected by constraints hold only while group and constraints stay the same.
+            var same = signature.Matches(request, constraints);
+            if (!same)
+            {
+                tree?.ClearMasks();
+                signature.Set(request, constraints);
+            }
+
+            var best = tree is null ? FindBestLinear(state, need, constraints) : FindBestIndexed(state, tree, need, constraints);
             if (best >= 0)
             {
                 placed.Add(state.Place(best, request, need));
+                tree?.Update(best);
+            }
+            else if (signature.LastFailure(need, state.Version) is { } again)
+            {
+                // Nothing changed since the same request failed: the same explanation (it is a full scan).
+                unplaced.Add(again with { TaskId = request.TaskId });
             }
             else
             {
-                unplaced.Add(FailureReasons.Explain(state, request, need, constraints));
+                var failure = FailureReasons.Explain(state, request, need, constraints);
+                signature.SetFailure(need, state.Version, failure);
+                unplaced.Add(failure);
             }
         }
 
         return new PlacementPlan { Placed = placed.ToImmutable(), Unplaced = unplaced.ToImmutable() };
     }
 
-    /// <summary>The position of the best feasible agent, or -1 when none is feasible.</summary>
-    private int FindBest(PlacementState state, in Need need, ReadOnlySpan<CompiledConstraint> constraints)
+    /// <summary>
+    /// The best agent via the tree; or, when a constraint allows only the agents of a few values (IS,
+    /// CLUSTER, LIKE, UNLIKE matching a small part of the cluster), the best among just those agents.
+    /// </summary>
+    private int FindBestIndexed(PlacementState state, AgentTree tree, in Need need, ReadOnlySpan<CompiledConstraint> constraints)
+    {
+        var narrowest = -1;
+        for (var i = 0; i < constraints.Length; i++)
+        {
+            if (constraints[i].CandidateAgents >= 0 && (narrowest < 0 || constraints[i].CandidateAgents < constraints[narrowest].CandidateAgents))
+            {
+                narrowest = i;
+            }
+        }
+
+        if (narrowest >= 0 && constraints[narrowest].CandidateAgents <= Math.Max(LinearCandidates, state.Work.Length / CandidateShare))
+        {
+            return FindBestAmong(state, constraints[narrowest], need, constraints);
+        }
+
+        return tree.FindBest(need, constraints, maskRejected: constraints.Length > 0);
+    }
+
+    /// <summary>Up to this many candidates are always scanned directly (cheaper than any search).</summary>
+    private const int LinearCandidates = 64;
+
+    private int FindBestAmong(PlacementState state, in CompiledConstraint narrowest, in Need need, ReadOnlySpan<CompiledConstraint> constraints)
     {
         var work = state.Work;
-        var agents = state.Agents;
+        var ids = state.Ids;
+        var spread = _options.Strategy == PlacementStrategy.Spread;
+        var best = -1;
+        var bestScore = double.NegativeInfinity;
+        foreach (var value in narrowest.CandidateValues)
+        {
+            foreach (var i in narrowest.Field.AgentsWith(value))
+            {
+                ref readonly var agent = ref work[i];
+                if (!SchedulableFilter.Accepts(agent) || !ResourcesFilter.Accepts(agent, need) || !PortsFilter.Accepts(agent, need))
+                {
+                    continue;
+                }
+
+                var score = spread ? SpreadScorer.Score(agent, need) : BinPackScorer.Score(agent, need);
+                if (best >= 0 && (score < bestScore || (score == bestScore && !IdLess(ids, i, best))))
+                {
+                    continue;
+                }
+
+                if (ConstraintsFilter.FirstViolated(constraints, i) >= 0)
+                {
+                    continue;
+                }
+
+                best = i;
+                bestScore = score;
+            }
+        }
+
+        return best;
+    }
+
+    /// <summary>Ties: the lower id (ordinal), then the earlier position, as a scan in position order keeps.</summary>
+    private static bool IdLess(string[] ids, int a, int b)
+    {
+        var c = string.CompareOrdinal(ids[a], ids[b]);
+        return c < 0 || (c == 0 && a < b);
+    }
+
+    /// <summary>The reference: scores every feasible agent. The position of the best, or -1 when none is feasible.</summary>
+    private int FindBestLinear(PlacementState state, in Need need, ReadOnlySpan<CompiledConstraint> constraints)
+    {
+        var work = state.Work;
+        var ids = state.Ids;
         var spread = _options.Strategy == PlacementStrategy.Spread;
         var best = -1;
         var bestScore = double.NegativeInfinity;
@@ -86,7 +191,7 @@ public sealed class PlacementEngine
             }
 
             var score = spread ? SpreadScorer.Score(agent, need) : BinPackScorer.Score(agent, need);
-            if (score > bestScore || (score == bestScore && string.CompareOrdinal(agents[i].Id, agents[best].Id) < 0))
+            if (score > bestScore || (score == bestScore && string.CompareOrdinal(ids[i], ids[best]) < 0))
             {
                 best = i;
                 bestScore = score;
@@ -94,5 +199,80 @@ public sealed class PlacementEngine
         }
 
         return best;
+    }
+
+    /// <summary>
+    /// Group, constraints and their compiled thresholds (GROUP_BY's least count, whether CLUSTER follows
+    /// tasks yet) of the previous request: while they stay the same, an agent a constraint rejected stays
+    /// rejected (counts only grow within a pass), so the tree may leave it out.
+    /// </summary>
+    private sealed class RequestSignature
+    {
+        private readonly List<int> _thresholds = [];
+        private string? _group;
+        private ImmutableArray<Core.Constraint> _constraints;
+        private Need _need;
+        private PlacementFailure? _failure;
+        private int _failureVersion;
+
+        public bool Matches(PlacementRequest request, ReadOnlySpan<CompiledConstraint> compiled)
+        {
+            if (_group is null || _thresholds.Count != compiled.Length)
+            {
+                return false;
+            }
+
+            if (compiled.Length == 0)
+            {
+                return true;
+            }
+
+            if (!string.Equals(_group, request.Group, StringComparison.Ordinal))
+            {
+                return false;
+            }
+
+            if (_constraints != request.Constraints && !_constraints.AsSpan().SequenceEqual(request.Constraints.AsSpan()))
+            {
+                return false;
+            }
+
+            for (var i = 0; i < compiled.Length; i++)
+            {
+                if (_thresholds[i] != compiled[i].Threshold)
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+
+        public void Set(PlacementRequest request, ReadOnlySpan<CompiledConstraint> compiled)
+        {
+            _group = request.Group;
+            _constraints = request.Constraints;
+            _thresholds.Clear();
+            foreach (var c in compiled)
+            {
+                _thresholds.Add(c.Threshold);
+            }
+
+            _failure = null;
+        }
+
+        /// <summary>The failure of a request with this signature and <paramref name="need"/> when nothing was placed since.</summary>
+        public PlacementFailure? LastFailure(in Need need, int version) =>
+            _failure is not null && _failureVersion == version
+            && need.Cpu == _need.Cpu && need.Mem == _need.Mem && need.Disk == _need.Disk && need.Gpus == _need.Gpus && need.PortCount == _need.PortCount
+                ? _failure
+                : null;
+
+        public void SetFailure(in Need need, int version, PlacementFailure failure)
+        {
+            _need = need;
+            _failureVersion = version;
+            _failure = failure;
+        }
     }
 }

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Runtime.InteropServices;
+using System.Text.RegularExpressions;
 using Drover.Core;
 
 namespace Drover.Placement;
@@ -7,22 +8,25 @@ namespace Drover.Placement;
 /// <summary>
 /// Everything one <see cref="PlacementEngine.Place"/> call mutates: free resources per agent, ports taken,
 /// and tasks placed per group. Caches that depend only on the snapshot (field values, regex and equality
-/// results per value) live here too, so each is computed at most once per batch.
+/// results per value, where each group's tasks are) live here too, so each is computed at most once per batch.
 /// </summary>
 internal sealed class PlacementState
 {
     private readonly Dictionary<string, FieldIndex> _fields = new(StringComparer.Ordinal);
     private readonly Dictionary<string, GroupState> _groups = new(StringComparer.Ordinal);
-    private readonly Dictionary<(FieldIndex Field, bool Regex, string Value), bool[]> _matches = [];
+    private readonly Dictionary<(FieldIndex Field, bool Regex, bool Negate, string Value), ValueSet> _matches = [];
+    private Dictionary<string, List<(int Agent, int Tasks)>>? _snapshotGroups;
     private PortRanges?[]? _freePorts;
 
     public PlacementState(ImmutableArray<AgentSnapshot> agents)
     {
         Agents = agents;
         Work = new AgentState[agents.Length];
+        Ids = new string[agents.Length];
         for (var i = 0; i < agents.Length; i++)
         {
             var agent = agents[i];
+            Ids[i] = agent.Id;
             Work[i] = new AgentState
             {
                 Schedulable = agent.Schedulable,
@@ -41,6 +45,12 @@ internal sealed class PlacementState
 
     public AgentState[] Work { get; }
 
+    /// <summary>Agent ids by position (ties between equal scores go to the lowest, ordinal).</summary>
+    public string[] Ids { get; }
+
+    /// <summary>Placements made so far in this pass: anything cached from the agents' state is valid while it is unchanged.</summary>
+    public int Version { get; private set; }
+
     public FieldIndex Field(string field)
     {
         if (!_fields.TryGetValue(field, out var index))
@@ -56,7 +66,7 @@ internal sealed class PlacementState
     /// Tasks of <paramref name="group"/> per value of the field: the snapshot's GroupCounts of every agent
     /// (schedulable or not) plus what this batch placed. Kept up to date as the batch places more.
     /// </summary>
-    public int[] GroupCounts(string group, FieldIndex field)
+    public GroupValueCounts GroupCounts(string group, FieldIndex field)
     {
         var state = Group(group);
         if (state.Counts.TryGetValue(field, out var counts))
@@ -64,14 +74,16 @@ internal sealed class PlacementState
             return counts;
         }
 
-        counts = new int[field.Count];
+        var initial = new int[field.Count];
         var ids = field.ValueIds;
-        for (var i = 0; i < Agents.Length; i++)
+        if (SnapshotGroups().TryGetValue(group, out var onAgents))
         {
-            var groupCounts = Agents[i].GroupCounts;
-            if (ids[i] >= 0 && !groupCounts.IsEmpty && groupCounts.TryGetValue(group, out var n))
+            foreach (var (agent, tasks) in onAgents)
             {
-                counts[ids[i]] += n;
+                if (ids[agent] >= 0)
+                {
+                    initial[ids[agent]] += tasks;
+                }
             }
         }
 
@@ -79,27 +91,40 @@ internal sealed class PlacementState
         {
             if (ids[agent] >= 0)
             {
-                counts[ids[agent]]++;
+                initial[ids[agent]]++;
             }
         }
 
+        counts = new GroupValueCounts(field, initial);
         state.Counts.Add(field, counts);
         return counts;
     }
 
-    /// <summary>Per value id: whether the value equals <paramref name="value"/>, or full-matches <paramref name="regex"/> when given.</summary>
-    public bool[] Matches(FieldIndex field, string value, System.Text.RegularExpressions.Regex? regex)
+    /// <summary>
+    /// The values of the field equal to <paramref name="value"/>, or full-matching <paramref name="regex"/> when
+    /// given; with <paramref name="negate"/> the other values.
+    /// </summary>
+    public ValueSet Matches(FieldIndex field, string value, Regex? regex, bool negate)
     {
-        var key = (field, regex is not null, value);
+        var key = (field, regex is not null, negate, value);
         if (_matches.TryGetValue(key, out var result))
         {
             return result;
         }
 
-        result = new bool[field.Count];
-        for (var id = 0; id < result.Length; id++)
+        if (negate)
         {
-            result[id] = regex is null ? string.Equals(field.Value(id), value, StringComparison.Ordinal) : regex.IsMatch(field.Value(id));
+            result = Matches(field, value, regex, negate: false).Complement(field);
+        }
+        else
+        {
+            var flags = new bool[field.Count];
+            for (var id = 0; id < flags.Length; id++)
+            {
+                flags[id] = regex is null ? string.Equals(field.Value(id), value, StringComparison.Ordinal) : regex.IsMatch(field.Value(id));
+            }
+
+            result = new ValueSet(field, flags);
         }
 
         _matches.Add(key, result);
@@ -109,6 +134,7 @@ internal sealed class PlacementState
     /// <summary>Consumes <paramref name="need"/> on the agent, takes its lowest free ports and records the task in its group.</summary>
     public PlacementDecision Place(int agent, PlacementRequest request, in Need need)
     {
+        Version++;
         ref var work = ref Work[agent];
         work.FreeCpu -= need.Cpu;
         work.FreeMem -= need.Mem;
@@ -125,14 +151,14 @@ internal sealed class PlacementState
             var id = field.ValueIds[agent];
             if (id >= 0)
             {
-                counts[id]++;
+                counts.Increment(id);
             }
         }
 
         return new PlacementDecision
         {
             TaskId = request.TaskId,
-            AgentId = Agents[agent].Id,
+            AgentId = Ids[agent],
             Ports = ImmutableCollectionsMarshal.AsImmutableArray(ports),
         };
     }
@@ -145,6 +171,31 @@ internal sealed class PlacementState
             ?? throw new InvalidOperationException($"agent {Agents[agent].Id} has fewer than {count} free ports");
         _freePorts[agent] = free.Subtract(PortRanges.Of(taken));
         return taken;
+    }
+
+    /// <summary>Group → (agent position, tasks) from every agent's snapshot GroupCounts, inverted once per pass.</summary>
+    private Dictionary<string, List<(int Agent, int Tasks)>> SnapshotGroups()
+    {
+        if (_snapshotGroups is null)
+        {
+            _snapshotGroups = new(StringComparer.Ordinal);
+            for (var i = 0; i < Agents.Length; i++)
+            {
+                var groupCounts = Agents[i].GroupCounts;
+                if (groupCounts.IsEmpty)
+                {
+                    continue;
+                }
+
+                foreach (var (group, tasks) in groupCounts)
+                {
+                    ref var list = ref CollectionsMarshal.GetValueRefOrAddDefault(_snapshotGroups, group, out _);
+                    (list ??= []).Add((i, tasks));
+                }
+            }
+        }
+
+        return _snapshotGroups;
     }
 
     private GroupState Group(string group)
@@ -163,6 +214,6 @@ internal sealed class PlacementState
         /// <summary>Agent positions this batch placed tasks of the group on (one entry per task).</summary>
         public List<int> Placed { get; } = [];
 
-        public Dictionary<FieldIndex, int[]> Counts { get; } = [];
+        public Dictionary<FieldIndex, GroupValueCounts> Counts { get; } = [];
     }
 }

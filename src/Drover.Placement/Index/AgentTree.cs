@@ -1,0 +1,606 @@
+using Drover.Placement.Filters;
+using Drover.Placement.Scorers;
+
+namespace Drover.Placement.Index;
+
+/// <summary>
+/// A k-d tree over the agents of one pass, so a request looks at a handful of agents instead of all of them,
+/// and still picks exactly the agent a scan of every agent would (highest score, ties to the lowest id).
+/// <para>
+/// Agents are split at the median of free cpus, free memory, total cpus or total memory (whichever varies most
+/// at that node) down to leaves of at most <see cref="LeafSize"/> agents. Every node keeps, over its agents
+/// that are schedulable and not masked, the largest free cpus, memory, disk, gpus and ports (a node where one
+/// of them is below the request holds no agent that fits, and is skipped whole), the smallest free cpus and
+/// memory, and the range of totals. From those a node gets an upper bound of the score any agent in it could
+/// have for the request; the search goes depth first, better bound first, and skips a node whose bound is
+/// below the best score found so far (or equal to it when every agent in the node has a larger id).
+/// Constraints are checked only on an agent that would beat the best so far.
+/// </para>
+/// <para>
+/// Bounds are computed with the scorers' own floating-point formula on a virtual agent that dominates the node
+/// (binpack: the least free at the largest total; spread: the most free at the smallest total). The formula is
+/// monotone in each input, so a bound is never below the score of an agent it covers and no feasible better
+/// agent can be skipped.
+/// </para>
+/// <para>
+/// Placements change an agent's free numbers in place: its leaf and ancestors are updated (O(leaf + depth)).
+/// The tree's shape is not, so after many placements bounds loosen; once searches have done more work than a
+/// rebuild costs, the tree is rebuilt from the current numbers. An agent a constraint rejected can be masked
+/// (left out of the nodes' numbers) while consecutive requests have the same group and constraints, during
+/// which such a rejection cannot be undone (counts only grow); the engine clears the masks when that changes.
+/// </para>
+/// </summary>
+internal sealed class AgentTree
+{
+    public const int LeafSize = 8;
+
+    private const long NoMax = -1;
+    private const long NoMin = long.MaxValue;
+
+    /// <summary>Largest total when some agent of the node has a total ≤ 0 (Math.Max keeps it going up the tree).</summary>
+    private const long AnyNonPositive = long.MaxValue;
+
+    private readonly AgentState[] _work;
+    private readonly string[] _ids;
+    private readonly bool _spread;
+    private readonly int[] _order;
+    private readonly int[] _leafOf;
+    private readonly bool[] _masked;
+    private readonly List<int> _maskedAgents = [];
+    private readonly List<int> _toMask = [];
+    private readonly long[] _keys;
+
+    // Per node. Ranges of _order; a node is a leaf when its range holds at most LeafSize agents.
+    private readonly int[] _lo;
+    private readonly int[] _hi;
+
+    // Dynamic: over the node's schedulable, unmasked agents (NoMax / NoMin when it has none).
+    private readonly long[] _maxCpu;
+    private readonly long[] _maxMem;
+    private readonly long[] _minCpu;
+    private readonly long[] _minMem;
+    private readonly long[] _maxDisk;
+    private readonly int[] _maxGpus;
+    private readonly int[] _maxPorts;
+    private readonly double[] _minShare;
+    private readonly double[] _maxShare;
+
+    // Static between builds: over all of the node's agents.
+    private readonly long[] _maxTotalCpu;
+    private readonly long[] _minTotalCpu;
+    private readonly long[] _maxTotalMem;
+    private readonly long[] _minTotalMem;
+    private readonly int[] _minIdAgent;
+
+    private (int Node, double Bound)[] _stack = new (int, double)[64];
+    private long _workSinceBuild;
+
+    public AgentTree(PlacementState state, PlacementStrategy strategy)
+    {
+        _work = state.Work;
+        _ids = state.Ids;
+        _spread = strategy == PlacementStrategy.Spread;
+        var n = _work.Length;
+        _order = new int[n];
+        _leafOf = new int[n];
+        _masked = new bool[n];
+        _keys = new long[n];
+
+        // Node i has children 2i+1 and 2i+2; halving down to LeafSize gives this many levels.
+        var levels = 1;
+        for (var size = n; size > LeafSize; size = (size + 1) / 2)
+        {
+            levels++;
+        }
+
+        var nodes = (1 << levels) - 1;
+        _lo = new int[nodes];
+        _hi = new int[nodes];
+        _maxCpu = new long[nodes];
+        _maxMem = new long[nodes];
+        _minCpu = new long[nodes];
+        _minMem = new long[nodes];
+        _maxDisk = new long[nodes];
+        _maxGpus = new int[nodes];
+        _maxPorts = new int[nodes];
+        _minShare = new double[nodes];
+        _maxShare = new double[nodes];
+        _maxTotalCpu = new long[nodes];
+        _minTotalCpu = new long[nodes];
+        _maxTotalMem = new long[nodes];
+        _minTotalMem = new long[nodes];
+        _minIdAgent = new int[nodes];
+        for (var i = 0; i < n; i++)
+        {
+            _order[i] = i;
+        }
+
+        Build();
+    }
+
+    /// <summary>Searches done, nodes and agents visited: for tests and tuning.</summary>
+    public long Visits { get; private set; }
+
+    public int Rebuilds { get; private set; }
+
+    internal static long RebuildFactor = 32;
+
+    /// <summary>
+    /// The position of the best agent that fits <paramref name="need"/> and satisfies
+    /// <paramref name="constraints"/>, or -1. Agents a constraint rejects are masked afterwards when
+    /// <paramref name="maskRejected"/> is set.
+    /// </summary>
+    public int FindBest(in Need need, ReadOnlySpan<CompiledConstraint> constraints, bool maskRejected)
+    {
+        if (_workSinceBuild > RebuildFactor * (_work.Length + 64))
+        {
+            Build();
+        }
+
+        var best = -1;
+        var bestScore = double.NegativeInfinity;
+        var visits = 0L;
+        var top = 0;
+        if (Fits(0, need))
+        {
+            _stack[top++] = (0, Bound(0, need));
+        }
+
+        while (top > 0)
+        {
+            var (node, bound) = _stack[--top];
+            visits++;
+            if (best >= 0 && (bound < bestScore || (bound == bestScore && IdCompare(_minIdAgent[node], best) > 0)))
+            {
+                continue;
+            }
+
+            if (_hi[node] - _lo[node] <= LeafSize)
+            {
+                for (var p = _lo[node]; p < _hi[node]; p++)
+                {
+                    var agent = _order[p];
+                    visits++;
+                    ref readonly var w = ref _work[agent];
+                    if (_masked[agent] || !SchedulableFilter.Accepts(w) || !ResourcesFilter.Accepts(w, need) || !PortsFilter.Accepts(w, need))
+                    {
+                        continue;
+                    }
+
+                    var score = _spread ? SpreadScorer.Score(w, need) : BinPackScorer.Score(w, need);
+                    if (best >= 0 && (score < bestScore || (score == bestScore && !IdLess(agent, best))))
+                    {
+                        continue;
+                    }
+
+                    if (ConstraintsFilter.FirstViolated(constraints, agent) >= 0)
+                    {
+                        if (maskRejected)
+                        {
+                            _toMask.Add(agent);
+                        }
+
+                        continue;
+                    }
+
+                    best = agent;
+                    bestScore = score;
+                }
+
+                continue;
+            }
+
+            var left = (2 * node) + 1;
+            var right = left + 1;
+            var leftFits = Fits(left, need);
+            var rightFits = Fits(right, need);
+            if (top + 2 > _stack.Length)
+            {
+                Array.Resize(ref _stack, _stack.Length * 2);
+            }
+
+            if (leftFits && rightFits)
+            {
+                var leftBound = Bound(left, need);
+                var rightBound = Bound(right, need);
+                var leftFirst = leftBound > rightBound
+                    || (leftBound == rightBound && IdCompare(_minIdAgent[left], _minIdAgent[right]) <= 0);
+
+                // The better child goes on top, so it is searched first.
+                if (leftFirst)
+                {
+                    _stack[top++] = (right, rightBound);
+                    _stack[top++] = (left, leftBound);
+                }
+                else
+                {
+                    _stack[top++] = (left, leftBound);
+                    _stack[top++] = (right, rightBound);
+                }
+            }
+            else if (leftFits)
+            {
+                _stack[top++] = (left, Bound(left, need));
+            }
+            else if (rightFits)
+            {
+                _stack[top++] = (right, Bound(right, need));
+            }
+        }
+
+        Visits += visits;
+        _workSinceBuild += visits;
+        if (_toMask.Count > 0)
+        {
+            foreach (var agent in _toMask)
+            {
+                if (!_masked[agent])
+                {
+                    _masked[agent] = true;
+                    _maskedAgents.Add(agent);
+                    Update(agent);
+                }
+            }
+
+            _toMask.Clear();
+        }
+
+        return best;
+    }
+
+    /// <summary>Unmasks every masked agent (the next request has another group or other constraints).</summary>
+    public void ClearMasks()
+    {
+        foreach (var agent in _maskedAgents)
+        {
+            _masked[agent] = false;
+            Update(agent);
+        }
+
+        _maskedAgents.Clear();
+    }
+
+    /// <summary>The agent's free numbers changed (a placement): refreshes its leaf and the nodes above it.</summary>
+    public void Update(int agent)
+    {
+        var node = _leafOf[agent];
+        ComputeLeaf(node);
+        _workSinceBuild += LeafSize;
+        while (node > 0)
+        {
+            node = (node - 1) / 2;
+            if (!Combine(node))
+            {
+                break;
+            }
+        }
+    }
+
+    private bool Fits(int node, in Need need) =>
+        _maxCpu[node] >= need.Cpu && _maxMem[node] >= need.Mem && _maxDisk[node] >= need.Disk
+        && _maxGpus[node] >= need.Gpus && _maxPorts[node] >= need.PortCount;
+
+    /// <summary>
+    /// An upper bound of the score of any agent in the node that fits <paramref name="need"/>: the smaller of two.
+    /// The corner bound is the scorer's own formula on a virtual agent that dominates the node in each dimension
+    /// (the formula is monotone in each input, so it is exact in floating point). The share bound uses that, for
+    /// an agent that fits, utilisation after placing is linear: 1 − free/total + need/total (clamping only moves
+    /// it in the safe direction), so with the node's range of free shares (free/total summed over cpu and memory)
+    /// it bounds the score as a real number; <see cref="Slack"/> covers the rounding of both computations.
+    /// </summary>
+    private double Bound(int node, in Need need)
+    {
+        if (_spread)
+        {
+            // Least utilisation after placing: most free, smallest (positive) total.
+            var cpu = _minTotalCpu[node] == NoMin ? 1.0 : BinPackScorer.UtilisationAfter(_minTotalCpu[node], _maxCpu[node], need.Cpu);
+            var mem = _minTotalMem[node] == NoMin ? 1.0 : BinPackScorer.UtilisationAfter(_minTotalMem[node], _maxMem[node], need.Mem);
+            var corner = 100.0 - (50.0 * (cpu + mem));
+
+            // Spread = 50 × (free share − need share); the need share is least at the largest total (0 for a total ≤ 0).
+            var needShare = NeedShare(_maxTotalCpu[node], need.Cpu) + NeedShare(_maxTotalMem[node], need.Mem);
+            return Math.Min(corner, (50.0 * (_maxShare[node] - needShare)) + Slack);
+        }
+        else
+        {
+            // Most utilisation after placing: least free that still fits, largest total (a total ≤ 0 counts as full).
+            var cpu = _maxTotalCpu[node] == AnyNonPositive ? 1.0 : BinPackScorer.UtilisationAfter(_maxTotalCpu[node], Math.Max(_minCpu[node], need.Cpu), need.Cpu);
+            var mem = _maxTotalMem[node] == AnyNonPositive ? 1.0 : BinPackScorer.UtilisationAfter(_maxTotalMem[node], Math.Max(_minMem[node], need.Mem), need.Mem);
+            var corner = 50.0 * (cpu + mem);
+
+            // Binpack = 50 × (2 − free share + need share); the need share is largest at the smallest positive total.
+            var needShare = NeedShare(_minTotalCpu[node], need.Cpu) + NeedShare(_minTotalMem[node], need.Mem);
+            return Math.Min(corner, (50.0 * (2.0 - _minShare[node] + needShare)) + Slack);
+        }
+    }
+
+    /// <summary>Far above the rounding error of scores in 0–100 (~1e-13), far below any difference between them that matters here.</summary>
+    private const double Slack = 1e-9;
+
+    /// <summary>
+    /// Free cpu share plus free memory share of an agent, 0 for a dimension whose total is ≤ 0 (it always counts
+    /// as full). Per dimension, with u = clamp(1 − (free − need) / total, 0, 1) the utilisation after placing:
+    /// binpack needs u ≤ 1 − (min(free, total) − need) / total, spread needs 1 − u ≤ (free − need) / total, so
+    /// binpack caps free at the total and spread does not (a snapshot may say free &gt; total).
+    /// </summary>
+    private double FreeShare(in AgentState w) => _spread
+        ? (w.TotalCpu <= 0 ? 0.0 : (double)w.FreeCpu / w.TotalCpu) + (w.TotalMem <= 0 ? 0.0 : (double)w.FreeMem / w.TotalMem)
+        : (w.TotalCpu <= 0 ? 0.0 : (double)Math.Min(w.FreeCpu, w.TotalCpu) / w.TotalCpu) + (w.TotalMem <= 0 ? 0.0 : (double)Math.Min(w.FreeMem, w.TotalMem) / w.TotalMem);
+
+    /// <summary>need / total for a total picked from the node (NoMin / AnyNonPositive sentinels: no positive total, or one ≤ 0, gives 0).</summary>
+    private static double NeedShare(long total, long need) =>
+        total <= 0 || total == long.MaxValue ? 0.0 : (double)need / total;
+
+    private int IdCompare(int a, int b)
+    {
+        var c = string.CompareOrdinal(_ids[a], _ids[b]);
+        return c != 0 ? c : a.CompareTo(b);
+    }
+
+    /// <summary>The order a scan of every agent breaks ties in: lower id, then earlier position.</summary>
+    private bool IdLess(int a, int b) => IdCompare(a, b) < 0;
+
+    private void Build()
+    {
+        Rebuilds++;
+        _workSinceBuild = 0;
+        Array.Fill(_lo, 0);
+        Array.Fill(_hi, 0);
+        Split(0, 0, _order.Length);
+        for (var node = _lo.Length - 1; node >= 0; node--)
+        {
+            var size = _hi[node] - _lo[node];
+            if (size == 0 && node != 0)
+            {
+                continue;
+            }
+
+            if (size <= LeafSize)
+            {
+                ComputeLeafStatic(node);
+                ComputeLeaf(node);
+            }
+            else
+            {
+                CombineStatic(node);
+                Combine(node);
+            }
+        }
+    }
+
+    private void Split(int node, int lo, int hi)
+    {
+        _lo[node] = lo;
+        _hi[node] = hi;
+        if (hi - lo <= LeafSize)
+        {
+            for (var p = lo; p < hi; p++)
+            {
+                _leafOf[_order[p]] = node;
+            }
+
+            return;
+        }
+
+        var mid = lo + ((hi - lo + 1) / 2);
+        var dimension = WidestDimension(lo, hi);
+        if (dimension >= 0)
+        {
+            for (var p = lo; p < hi; p++)
+            {
+                _keys[p] = Key(dimension, _order[p]);
+            }
+
+            Select(lo, hi, mid);
+        }
+
+        Split((2 * node) + 1, lo, mid);
+        Split((2 * node) + 2, mid, hi);
+    }
+
+    /// <summary>
+    /// The key to split on: 2 total cpus or 3 total memory while they differ by more than a quarter, else 0 free cpus or
+    /// 1 free memory, whichever varies more relative to the machines' size; -1 if nothing varies.
+    /// </summary>
+    private int WidestDimension(int lo, int hi)
+    {
+        long minFc = NoMin, maxFc = long.MinValue, minFm = NoMin, maxFm = long.MinValue;
+        long minTc = NoMin, maxTc = long.MinValue, minTm = NoMin, maxTm = long.MinValue;
+        for (var p = lo; p < hi; p++)
+        {
+            ref readonly var w = ref _work[_order[p]];
+            minFc = Math.Min(minFc, w.FreeCpu);
+            maxFc = Math.Max(maxFc, w.FreeCpu);
+            minFm = Math.Min(minFm, w.FreeMem);
+            maxFm = Math.Max(maxFm, w.FreeMem);
+            minTc = Math.Min(minTc, w.TotalCpu);
+            maxTc = Math.Max(maxTc, w.TotalCpu);
+            minTm = Math.Min(minTm, w.TotalMem);
+            maxTm = Math.Max(maxTm, w.TotalMem);
+        }
+
+        // Machines of different sizes first (a node mixing them has loose bounds), then free cpus or memory.
+        if (maxTc > minTc + (minTc / 4) || maxTm > minTm + (minTm / 4))
+        {
+            return (double)(maxTc - minTc) / Math.Max(1, maxTc) >= (double)(maxTm - minTm) / Math.Max(1, maxTm) ? 2 : 3;
+        }
+
+        var cpuWidth = (maxFc - minFc) / Math.Max(1.0, Math.Max(maxTc, maxFc));
+        var memWidth = (maxFm - minFm) / Math.Max(1.0, Math.Max(maxTm, maxFm));
+        return cpuWidth == 0 && memWidth == 0 ? -1 : cpuWidth >= memWidth ? 0 : 1;
+    }
+
+    private long Key(int dimension, int agent) => dimension switch
+    {
+        0 => _work[agent].FreeCpu,
+        1 => _work[agent].FreeMem,
+        2 => _work[agent].TotalCpu,
+        _ => _work[agent].TotalMem,
+    };
+
+    /// <summary>Reorders _order[lo..hi) so position k holds the k-th smallest key, smaller keys before it and larger after (Hoare quickselect).</summary>
+    private void Select(int lo, int hi, int k)
+    {
+        var right = hi - 1;
+        while (right > lo)
+        {
+            var a = _keys[lo];
+            var b = _keys[lo + ((right - lo) / 2)];
+            var c = _keys[right];
+            var pivot = Math.Max(Math.Min(a, b), Math.Min(Math.Max(a, b), c));
+            var i = lo;
+            var j = right;
+            while (i <= j)
+            {
+                while (_keys[i] < pivot)
+                {
+                    i++;
+                }
+
+                while (_keys[j] > pivot)
+                {
+                    j--;
+                }
+
+                if (i <= j)
+                {
+                    (_keys[i], _keys[j]) = (_keys[j], _keys[i]);
+                    (_order[i], _order[j]) = (_order[j], _order[i]);
+                    i++;
+                    j--;
+                }
+            }
+
+            if (k <= j)
+            {
+                right = j;
+            }
+            else if (k >= i)
+            {
+                lo = i;
+            }
+            else
+            {
+                return;
+            }
+        }
+    }
+
+    private void ComputeLeafStatic(int node)
+    {
+        long maxTc = 0, minTc = NoMin, maxTm = 0, minTm = NoMin;
+        var minId = -1;
+        for (var p = _lo[node]; p < _hi[node]; p++)
+        {
+            var agent = _order[p];
+            ref readonly var w = ref _work[agent];
+
+            // A total ≤ 0 makes that dimension count as full (utilisation 1): the largest total becomes
+            // AnyNonPositive, for which binpack's bound is 1. Spread's least utilisation comes from the
+            // positive totals only (NoMin when there are none: every agent is then full in that dimension).
+            maxTc = w.TotalCpu <= 0 ? AnyNonPositive : Math.Max(maxTc, w.TotalCpu);
+            maxTm = w.TotalMem <= 0 ? AnyNonPositive : Math.Max(maxTm, w.TotalMem);
+            if (w.TotalCpu > 0)
+            {
+                minTc = Math.Min(minTc, w.TotalCpu);
+            }
+
+            if (w.TotalMem > 0)
+            {
+                minTm = Math.Min(minTm, w.TotalMem);
+            }
+
+            if (minId < 0 || IdLess(agent, minId))
+            {
+                minId = agent;
+            }
+        }
+
+        _maxTotalCpu[node] = maxTc;
+        _minTotalCpu[node] = minTc;
+        _maxTotalMem[node] = maxTm;
+        _minTotalMem[node] = minTm;
+        _minIdAgent[node] = minId;
+    }
+
+    private void CombineStatic(int node)
+    {
+        var l = (2 * node) + 1;
+        var r = l + 1;
+        _maxTotalCpu[node] = Math.Max(_maxTotalCpu[l], _maxTotalCpu[r]);
+        _maxTotalMem[node] = Math.Max(_maxTotalMem[l], _maxTotalMem[r]);
+        _minTotalCpu[node] = Math.Min(_minTotalCpu[l], _minTotalCpu[r]);
+        _minTotalMem[node] = Math.Min(_minTotalMem[l], _minTotalMem[r]);
+        _minIdAgent[node] = IdLess(_minIdAgent[l], _minIdAgent[r]) ? _minIdAgent[l] : _minIdAgent[r];
+    }
+
+    private void ComputeLeaf(int node)
+    {
+        long maxCpu = NoMax, maxMem = NoMax, minCpu = NoMin, minMem = NoMin, maxDisk = NoMax;
+        int maxGpus = -1, maxPorts = -1;
+        double minShare = double.PositiveInfinity, maxShare = double.NegativeInfinity;
+        for (var p = _lo[node]; p < _hi[node]; p++)
+        {
+            var agent = _order[p];
+            ref readonly var w = ref _work[agent];
+            if (!w.Schedulable || _masked[agent])
+            {
+                continue;
+            }
+
+            maxCpu = Math.Max(maxCpu, w.FreeCpu);
+            maxMem = Math.Max(maxMem, w.FreeMem);
+            minCpu = Math.Min(minCpu, w.FreeCpu);
+            minMem = Math.Min(minMem, w.FreeMem);
+            maxDisk = Math.Max(maxDisk, w.FreeDisk);
+            maxGpus = Math.Max(maxGpus, w.FreeGpus);
+            maxPorts = Math.Max(maxPorts, w.FreePortCount);
+            var share = FreeShare(w);
+            minShare = Math.Min(minShare, share);
+            maxShare = Math.Max(maxShare, share);
+        }
+
+        _maxCpu[node] = maxCpu;
+        _maxMem[node] = maxMem;
+        _minCpu[node] = minCpu;
+        _minMem[node] = minMem;
+        _maxDisk[node] = maxDisk;
+        _maxGpus[node] = maxGpus;
+        _maxPorts[node] = maxPorts;
+        _minShare[node] = minShare;
+        _maxShare[node] = maxShare;
+    }
+
+    /// <summary>Recomputes a node's dynamic numbers from its children; false when nothing changed.</summary>
+    private bool Combine(int node)
+    {
+        var l = (2 * node) + 1;
+        var r = l + 1;
+        var maxCpu = Math.Max(_maxCpu[l], _maxCpu[r]);
+        var maxMem = Math.Max(_maxMem[l], _maxMem[r]);
+        var minCpu = Math.Min(_minCpu[l], _minCpu[r]);
+        var minMem = Math.Min(_minMem[l], _minMem[r]);
+        var maxDisk = Math.Max(_maxDisk[l], _maxDisk[r]);
+        var maxGpus = Math.Max(_maxGpus[l], _maxGpus[r]);
+        var maxPorts = Math.Max(_maxPorts[l], _maxPorts[r]);
+        var minShare = Math.Min(_minShare[l], _minShare[r]);
+        var maxShare = Math.Max(_maxShare[l], _maxShare[r]);
+        if (maxCpu == _maxCpu[node] && maxMem == _maxMem[node] && minCpu == _minCpu[node] && minMem == _minMem[node]
+            && maxDisk == _maxDisk[node] && maxGpus == _maxGpus[node] && maxPorts == _maxPorts[node]
+            && minShare == _minShare[node] && maxShare == _maxShare[node])
+        {
+            return false;
+        }
+
+        _maxCpu[node] = maxCpu;
+        _maxMem[node] = maxMem;
+        _minCpu[node] = minCpu;
+        _minMem[node] = minMem;
+        _maxDisk[node] = maxDisk;
+        _maxGpus[node] = maxGpus;
+        _maxPorts[node] = maxPorts;
+        _minShare[node] = minShare;
+        _maxShare[node] = maxShare;
+        return true;
+    }
+}
