@@ -16,35 +16,48 @@ internal sealed class FieldIndex
     private int[]? _agentsStart;
     private int[]? _agentsByValue;
 
-    public FieldIndex(ImmutableArray<AgentSnapshot> agents, string field)
+    /// <summary>An index to fill with <see cref="Set"/> for every agent position (so several fields share one walk over the agents).</summary>
+    public FieldIndex(string field, int agents)
     {
         Field = field;
-        ValueIds = new int[agents.Length];
+        ValueIds = new int[agents];
+    }
+
+    public static FieldIndex Build(ImmutableArray<AgentSnapshot> agents, string field)
+    {
+        var index = new FieldIndex(field, agents.Length);
         for (var i = 0; i < agents.Length; i++)
         {
-            var agent = agents[i];
-            var value = ValueOf(agent, field);
-            if (value is null)
-            {
-                ValueIds[i] = -1;
-                continue;
-            }
+            index.Set(i, agents[i]);
+        }
 
-            if (!_idOf.TryGetValue(value, out var id))
-            {
-                id = _values.Count;
-                _idOf.Add(value, id);
-                _values.Add(value);
-                _known.Add(false);
-                _agentCount.Add(0);
-            }
+        return index;
+    }
 
-            ValueIds[i] = id;
-            _agentCount[id]++;
-            if (agent.Schedulable)
-            {
-                _known[id] = true;
-            }
+    /// <summary>Records the field's value on the agent at <paramref name="position"/>.</summary>
+    public void Set(int position, AgentSnapshot agent)
+    {
+        var value = ValueOf(agent, Field);
+        if (value is null)
+        {
+            ValueIds[position] = -1;
+            return;
+        }
+
+        if (!_idOf.TryGetValue(value, out var id))
+        {
+            id = _values.Count;
+            _idOf.Add(value, id);
+            _values.Add(value);
+            _known.Add(false);
+            _agentCount.Add(0);
+        }
+
+        ValueIds[position] = id;
+        _agentCount[id]++;
+        if (agent.Schedulable)
+        {
+            _known[id] = true;
         }
     }
 

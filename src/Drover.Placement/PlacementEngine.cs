@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Runtime.InteropServices;
+using Drover.Core;
 using Drover.Placement.Filters;
 using Drover.Placement.Index;
 using Drover.Placement.Scorers;
@@ -14,8 +15,8 @@ namespace Drover.Placement;
 /// Pure: no I/O, clock or randomness; the same snapshot and requests always give the same plan.
 /// <para>
 /// The choice is made without looking at every agent (see <see cref="AgentTree"/> and the README), but it is
-/// the same agent a scan of every agent would choose; the engine built with <c>indexed: false</c> does that
-/// scan and is the reference the tests compare against.
+/// the same agent a scan of every agent would choose; the engine scans every agent instead for small
+/// clusters, and that scan is the reference the tests compare against.
 /// </para>
 /// </summary>
 public sealed class PlacementEngine
@@ -23,21 +24,27 @@ public sealed class PlacementEngine
     /// <summary>A request whose constraint allows at most this share of the agents looks only at those agents.</summary>
     private const int CandidateShare = 16;
 
+    /// <summary>Below this many agents a scan is cheaper than building the index.</summary>
+    internal const int DefaultIndexFromAgents = 128;
+
     private readonly PlacementOptions _options;
-    private readonly bool _indexed;
+    private readonly int _indexFromAgents;
     private readonly RegexCache _regexes = new();
 
     public PlacementEngine(PlacementOptions options)
-        : this(options, indexed: true)
+        : this(options, DefaultIndexFromAgents)
     {
     }
 
-    /// <param name="indexed">False: scan and score every agent for every request (the reference the index is tested against).</param>
-    internal PlacementEngine(PlacementOptions options, bool indexed)
+    /// <param name="indexFromAgents">
+    /// Use the index for snapshots of at least this many agents; <see cref="int.MaxValue"/> scans every agent for
+    /// every request (the reference the index is tested against), 0 always uses the index.
+    /// </param>
+    internal PlacementEngine(PlacementOptions options, int indexFromAgents)
     {
         ArgumentNullException.ThrowIfNull(options);
         _options = options;
-        _indexed = indexed;
+        _indexFromAgents = indexFromAgents;
     }
 
     public PlacementPlan Place(ClusterSnapshot snapshot, IReadOnlyList<PlacementRequest> requests)
@@ -57,8 +64,24 @@ public sealed class PlacementEngine
             return new PlacementPlan { Placed = placed.ToImmutable(), Unplaced = unplaced.ToImmutable() };
         }
 
-        var state = new PlacementState(snapshot.Agents);
-        var tree = _indexed ? new AgentTree(state, _options.Strategy) : null;
+        // What the constraints will ask about, so one walk over the agents' records reads it all.
+        var fields = new HashSet<string>(StringComparer.Ordinal);
+        var countedGroups = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var request in requests)
+        {
+            foreach (var constraint in request.Constraints)
+            {
+                fields.Add(constraint.Field);
+                if (constraint.Operator is ConstraintOperator.Unique or ConstraintOperator.MaxPer or ConstraintOperator.GroupBy
+                    || (constraint.Operator == ConstraintOperator.Cluster && constraint.Value is null))
+                {
+                    countedGroups.Add(request.Group);
+                }
+            }
+        }
+
+        var state = new PlacementState(snapshot.Agents, fields, countedGroups);
+        var tree = snapshot.Agents.Length >= _indexFromAgents ? new AgentTree(state, _options.Strategy) : null;
         var compiled = new List<CompiledConstraint>();
         var signature = new RequestSignature();
         foreach (var request in requests)
@@ -210,7 +233,7 @@ public sealed class PlacementEngine
     {
         private readonly List<int> _thresholds = [];
         private string? _group;
-        private ImmutableArray<Core.Constraint> _constraints;
+        private ImmutableArray<Constraint> _constraints;
         private Need _need;
         private PlacementFailure? _failure;
         private int _failureVersion;

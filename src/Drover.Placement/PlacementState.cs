@@ -16,16 +16,44 @@ internal sealed class PlacementState
     private readonly Dictionary<string, GroupState> _groups = new(StringComparer.Ordinal);
     private readonly Dictionary<(FieldIndex Field, bool Regex, bool Negate, string Value), ValueSet> _matches = [];
     private Dictionary<string, List<(int Agent, int Tasks)>>? _snapshotGroups;
+    private IReadOnlySet<string>? _countedGroups;
     private PortRanges?[]? _freePorts;
 
-    public PlacementState(ImmutableArray<AgentSnapshot> agents)
+    /// <param name="fields">Constraint fields the requests use: indexed in the same walk over the agents (others on first use).</param>
+    /// <param name="countedGroups">
+    /// Groups whose requests have count constraints (UNIQUE, MAX_PER, GROUP_BY, CLUSTER): where their tasks are is
+    /// read in the same walk; null reads every group's on first use.
+    /// </param>
+    public PlacementState(ImmutableArray<AgentSnapshot> agents, IReadOnlyCollection<string>? fields = null, IReadOnlySet<string>? countedGroups = null)
     {
         Agents = agents;
         Work = new AgentState[agents.Length];
         Ids = new string[agents.Length];
+        var indexes = fields is null ? [] : fields.Select(f => new FieldIndex(f, agents.Length)).ToArray();
+        foreach (var index in indexes)
+        {
+            _fields.Add(index.Field, index);
+        }
+
+        if (countedGroups is not null)
+        {
+            _snapshotGroups = new(StringComparer.Ordinal);
+            _countedGroups = countedGroups;
+        }
+
         for (var i = 0; i < agents.Length; i++)
         {
             var agent = agents[i];
+            foreach (var index in indexes)
+            {
+                index.Set(i, agent);
+            }
+
+            if (countedGroups is { Count: > 0 } && !agent.GroupCounts.IsEmpty)
+            {
+                AddSnapshotGroups(i, agent, countedGroups);
+            }
+
             Ids[i] = agent.Id;
             Work[i] = new AgentState
             {
@@ -55,7 +83,7 @@ internal sealed class PlacementState
     {
         if (!_fields.TryGetValue(field, out var index))
         {
-            index = new FieldIndex(Agents, field);
+            index = FieldIndex.Build(Agents, field);
             _fields.Add(field, index);
         }
 
@@ -76,7 +104,18 @@ internal sealed class PlacementState
 
         var initial = new int[field.Count];
         var ids = field.ValueIds;
-        if (SnapshotGroups().TryGetValue(group, out var onAgents))
+        if (_countedGroups is not null && !_countedGroups.Contains(group))
+        {
+            // Not announced at construction: read it from every agent.
+            for (var i = 0; i < Agents.Length; i++)
+            {
+                if (ids[i] >= 0 && Agents[i].GroupCounts.TryGetValue(group, out var tasks))
+                {
+                    initial[ids[i]] += tasks;
+                }
+            }
+        }
+        else if (SnapshotGroups().TryGetValue(group, out var onAgents))
         {
             foreach (var (agent, tasks) in onAgents)
             {
@@ -181,21 +220,26 @@ internal sealed class PlacementState
             _snapshotGroups = new(StringComparer.Ordinal);
             for (var i = 0; i < Agents.Length; i++)
             {
-                var groupCounts = Agents[i].GroupCounts;
-                if (groupCounts.IsEmpty)
+                if (!Agents[i].GroupCounts.IsEmpty)
                 {
-                    continue;
-                }
-
-                foreach (var (group, tasks) in groupCounts)
-                {
-                    ref var list = ref CollectionsMarshal.GetValueRefOrAddDefault(_snapshotGroups, group, out _);
-                    (list ??= []).Add((i, tasks));
+                    AddSnapshotGroups(i, Agents[i], only: null);
                 }
             }
         }
 
         return _snapshotGroups;
+    }
+
+    private void AddSnapshotGroups(int position, AgentSnapshot agent, IReadOnlySet<string>? only)
+    {
+        foreach (var (group, tasks) in agent.GroupCounts)
+        {
+            if (only is null || only.Contains(group))
+            {
+                ref var list = ref CollectionsMarshal.GetValueRefOrAddDefault(_snapshotGroups!, group, out _);
+                (list ??= []).Add((position, tasks));
+            }
+        }
     }
 
     private GroupState Group(string group)

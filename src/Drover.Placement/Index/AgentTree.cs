@@ -46,6 +46,7 @@ internal sealed class AgentTree
     private readonly int[] _order;
     private readonly int[] _leafOf;
     private readonly bool[] _masked;
+    private readonly bool[] _expanded;
     private readonly List<int> _maskedAgents = [];
     private readonly List<int> _toMask = [];
     private readonly long[] _keys;
@@ -94,6 +95,7 @@ internal sealed class AgentTree
         }
 
         var nodes = (1 << levels) - 1;
+        _expanded = new bool[nodes];
         _lo = new int[nodes];
         _hi = new int[nodes];
         _maxCpu = new long[nodes];
@@ -123,6 +125,14 @@ internal sealed class AgentTree
 
     public int Rebuilds { get; private set; }
 
+    /// <summary>Nodes split (lazily, when first needed).</summary>
+    public int Expansions { get; private set; }
+
+    internal long DebugLeaves;
+    internal long DebugAgentsFit;
+    internal long DebugPrunedAtPop;
+    internal long DebugBetter;
+
     internal static long RebuildFactor = 32;
 
     /// <summary>
@@ -150,13 +160,15 @@ internal sealed class AgentTree
         {
             var (node, bound) = _stack[--top];
             visits++;
-            if (best >= 0 && (bound < bestScore || (bound == bestScore && IdCompare(_minIdAgent[node], best) > 0)))
+            if (best >= 0 && (bound < bestScore || (bound == bestScore && IdCompare(MinId(node), best) > 0)))
             {
+                DebugPrunedAtPop++;
                 continue;
             }
 
             if (_hi[node] - _lo[node] <= LeafSize)
             {
+                DebugLeaves++;
                 for (var p = _lo[node]; p < _hi[node]; p++)
                 {
                     var agent = _order[p];
@@ -168,10 +180,13 @@ internal sealed class AgentTree
                     }
 
                     var score = _spread ? SpreadScorer.Score(w, need) : BinPackScorer.Score(w, need);
+                    DebugAgentsFit++;
                     if (best >= 0 && (score < bestScore || (score == bestScore && !IdLess(agent, best))))
                     {
                         continue;
                     }
+
+                    DebugBetter++;
 
                     if (ConstraintsFilter.FirstViolated(constraints, agent) >= 0)
                     {
@@ -190,6 +205,11 @@ internal sealed class AgentTree
                 continue;
             }
 
+            if (!_expanded[node])
+            {
+                Expand(node);
+            }
+
             var left = (2 * node) + 1;
             var right = left + 1;
             var leftFits = Fits(left, need);
@@ -204,7 +224,7 @@ internal sealed class AgentTree
                 var leftBound = Bound(left, need);
                 var rightBound = Bound(right, need);
                 var leftFirst = leftBound > rightBound
-                    || (leftBound == rightBound && IdCompare(_minIdAgent[left], _minIdAgent[right]) <= 0);
+                    || (leftBound == rightBound && IdCompare(MinId(left), MinId(right)) <= 0);
 
                 // The better child goes on top, so it is searched first.
                 if (leftFirst)
@@ -264,12 +284,23 @@ internal sealed class AgentTree
     public void Update(int agent)
     {
         var node = _leafOf[agent];
-        ComputeLeaf(node);
+
+        // Nodes split now start from the agent's new numbers; the node they came from does not, so the walk
+        // up must not stop early at them.
+        var split = false;
+        while (!IsLeaf(node))
+        {
+            Expand(node);
+            node = _leafOf[agent];
+            split = true;
+        }
+
+        ComputeFromAgents(node);
         _workSinceBuild += LeafSize;
         while (node > 0)
         {
             node = (node - 1) / 2;
-            if (!Combine(node))
+            if (!Combine(node) && !split)
             {
                 break;
             }
@@ -340,48 +371,30 @@ internal sealed class AgentTree
     /// <summary>The order a scan of every agent breaks ties in: lower id, then earlier position.</summary>
     private bool IdLess(int a, int b) => IdCompare(a, b) < 0;
 
+    /// <summary>(Re)starts the tree from the agents' current numbers: just the root; nodes are split when first needed.</summary>
     private void Build()
     {
         Rebuilds++;
         _workSinceBuild = 0;
-        Array.Fill(_lo, 0);
-        Array.Fill(_hi, 0);
-        Split(0, 0, _order.Length);
-        for (var node = _lo.Length - 1; node >= 0; node--)
-        {
-            var size = _hi[node] - _lo[node];
-            if (size == 0 && node != 0)
-            {
-                continue;
-            }
-
-            if (size <= LeafSize)
-            {
-                ComputeLeafStatic(node);
-                ComputeLeaf(node);
-            }
-            else
-            {
-                CombineStatic(node);
-                Combine(node);
-            }
-        }
+        Array.Clear(_expanded);
+        Array.Clear(_leafOf);
+        _lo[0] = 0;
+        _hi[0] = _order.Length;
+        ComputeStatic(0);
+        ComputeFromAgents(0);
     }
 
-    private void Split(int node, int lo, int hi)
+    private bool IsLeaf(int node) => _hi[node] - _lo[node] <= LeafSize;
+
+    /// <summary>
+    /// Splits a node that is not yet split at the median of its widest key, and computes its children's numbers.
+    /// O(agents in the node). Only nodes a search reaches (or that hold a placed agent) are ever split, so
+    /// most of a large cluster that no request could use stays one unsplit node.
+    /// </summary>
+    private void Expand(int node)
     {
-        _lo[node] = lo;
-        _hi[node] = hi;
-        if (hi - lo <= LeafSize)
-        {
-            for (var p = lo; p < hi; p++)
-            {
-                _leafOf[_order[p]] = node;
-            }
-
-            return;
-        }
-
+        var lo = _lo[node];
+        var hi = _hi[node];
         var mid = lo + ((hi - lo + 1) / 2);
         var dimension = WidestDimension(lo, hi);
         if (dimension >= 0)
@@ -394,8 +407,25 @@ internal sealed class AgentTree
             Select(lo, hi, mid);
         }
 
-        Split((2 * node) + 1, lo, mid);
-        Split((2 * node) + 2, mid, hi);
+        var left = (2 * node) + 1;
+        var right = left + 1;
+        _lo[left] = lo;
+        _hi[left] = mid;
+        _lo[right] = mid;
+        _hi[right] = hi;
+        for (var p = lo; p < hi; p++)
+        {
+            _leafOf[_order[p]] = p < mid ? left : right;
+        }
+
+        ComputeStatic(left);
+        ComputeFromAgents(left);
+        ComputeStatic(right);
+        ComputeFromAgents(right);
+        _expanded[left] = false;
+        _expanded[right] = false;
+        _expanded[node] = true;
+        Expansions++;
     }
 
     /// <summary>
@@ -486,10 +516,10 @@ internal sealed class AgentTree
         }
     }
 
-    private void ComputeLeafStatic(int node)
+    /// <summary>The numbers of a node that do not change between builds (totals), from its agents; its lowest id is found on first use.</summary>
+    private void ComputeStatic(int node)
     {
         long maxTc = 0, minTc = NoMin, maxTm = 0, minTm = NoMin;
-        var minId = -1;
         for (var p = _lo[node]; p < _hi[node]; p++)
         {
             var agent = _order[p];
@@ -510,31 +540,37 @@ internal sealed class AgentTree
                 minTm = Math.Min(minTm, w.TotalMem);
             }
 
-            if (minId < 0 || IdLess(agent, minId))
-            {
-                minId = agent;
-            }
         }
 
         _maxTotalCpu[node] = maxTc;
         _minTotalCpu[node] = minTc;
         _maxTotalMem[node] = maxTm;
         _minTotalMem[node] = minTm;
-        _minIdAgent[node] = minId;
+        _minIdAgent[node] = -1;
     }
 
-    private void CombineStatic(int node)
+    /// <summary>The node's agent with the lowest id (then position), over all its agents.</summary>
+    private int MinId(int node)
     {
-        var l = (2 * node) + 1;
-        var r = l + 1;
-        _maxTotalCpu[node] = Math.Max(_maxTotalCpu[l], _maxTotalCpu[r]);
-        _maxTotalMem[node] = Math.Max(_maxTotalMem[l], _maxTotalMem[r]);
-        _minTotalCpu[node] = Math.Min(_minTotalCpu[l], _minTotalCpu[r]);
-        _minTotalMem[node] = Math.Min(_minTotalMem[l], _minTotalMem[r]);
-        _minIdAgent[node] = IdLess(_minIdAgent[l], _minIdAgent[r]) ? _minIdAgent[l] : _minIdAgent[r];
+        if (_minIdAgent[node] < 0)
+        {
+            var minId = _order[_lo[node]];
+            for (var p = _lo[node] + 1; p < _hi[node]; p++)
+            {
+                if (IdLess(_order[p], minId))
+                {
+                    minId = _order[p];
+                }
+            }
+
+            _minIdAgent[node] = minId;
+        }
+
+        return _minIdAgent[node];
     }
 
-    private void ComputeLeaf(int node)
+    /// <summary>The node's free numbers from its agents (a leaf, or a node not split yet).</summary>
+    private void ComputeFromAgents(int node)
     {
         long maxCpu = NoMax, maxMem = NoMax, minCpu = NoMin, minMem = NoMin, maxDisk = NoMax;
         int maxGpus = -1, maxPorts = -1;
