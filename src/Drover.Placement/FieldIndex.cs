@@ -55,9 +55,10 @@ internal sealed class FieldIndex
 
         ValueIds[position] = id;
         _agentCount[id]++;
-        if (agent.Schedulable)
+        if (agent.Schedulable && !_known[id])
         {
             _known[id] = true;
+            KnownCount++;
         }
     }
 
@@ -70,6 +71,9 @@ internal sealed class FieldIndex
     public int Count => _values.Count;
 
     public string Value(int id) => _values[id];
+
+    /// <summary>Number of values a schedulable agent has.</summary>
+    public int KnownCount { get; private set; }
 
     /// <summary>True when a schedulable agent has this value (GROUP_BY spreads over these).</summary>
     public bool IsKnown(int id) => _known[id];

@@ -102,7 +102,7 @@ internal sealed class PlacementState
             return counts;
         }
 
-        var initial = new int[field.Count];
+        counts = new GroupValueCounts(field);
         var ids = field.ValueIds;
         if (_countedGroups is not null && !_countedGroups.Contains(group))
         {
@@ -111,7 +111,7 @@ internal sealed class PlacementState
             {
                 if (ids[i] >= 0 && Agents[i].GroupCounts.TryGetValue(group, out var tasks))
                 {
-                    initial[ids[i]] += tasks;
+                    counts.AddInitial(ids[i], tasks);
                 }
             }
         }
@@ -121,7 +121,7 @@ internal sealed class PlacementState
             {
                 if (ids[agent] >= 0)
                 {
-                    initial[ids[agent]] += tasks;
+                    counts.AddInitial(ids[agent], tasks);
                 }
             }
         }
@@ -130,11 +130,11 @@ internal sealed class PlacementState
         {
             if (ids[agent] >= 0)
             {
-                initial[ids[agent]]++;
+                counts.AddInitial(ids[agent], 1);
             }
         }
 
-        counts = new GroupValueCounts(field, initial);
+        counts.Seal();
         state.Counts.Add(field, counts);
         return counts;
     }

@@ -86,6 +86,25 @@ public class DifferentialTests
     [Theory]
     [InlineData(PlacementStrategy.BinPack)]
     [InlineData(PlacementStrategy.Spread)]
+    public void Place_ManyHostnames_SamePlanAsScanningAndBruteForce(PlacementStrategy strategy)
+    {
+        // More hostnames than GroupValueCounts.DenseUpTo: per-group counts are kept sparse.
+        var cluster = LargeCluster(GroupValueCounts.DenseUpTo + 500, seed: 21);
+        string[][] mix = [["hostname:UNIQUE"], ["hostname:MAX_PER:2"], ["hostname:GROUP_BY"], ["hostname:CLUSTER"], ["hostname:GROUP_BY", "@zone:GROUP_BY"]];
+        var requests = Enumerable.Range(0, 3000)
+            .Select(i => Build.Request($"t{i}", $"app{i / 30 % 7}", cpus: 0.5m, mem: 512, constraints: mix[i / 30 % mix.Length]))
+            .ToArray();
+
+        var plan = Build.PlaceBothWays(strategy, cluster, requests, "hostnames");
+        var expected = BruteForce.Place(strategy, cluster, requests);
+
+        Assert.Equal(expected.Where(e => e.AgentId is not null).Select(e => (e.TaskId, e.AgentId!)), plan.Placed.Select(d => (d.TaskId, d.AgentId)));
+        Assert.True(plan.Placed.Length > 1000, $"placed {plan.Placed.Length}");
+    }
+
+    [Theory]
+    [InlineData(PlacementStrategy.BinPack)]
+    [InlineData(PlacementStrategy.Spread)]
     public void FindBest_TenThousandAgents_VisitsFarFewerThanAllAgents(PlacementStrategy strategy)
     {
         var cluster = LargeCluster(10_000, seed: 5);

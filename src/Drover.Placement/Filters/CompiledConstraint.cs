@@ -22,11 +22,11 @@ internal readonly struct CompiledConstraint
 {
     private readonly int[] _valueIds;
     private readonly bool[]? _flags;
-    private readonly int[]? _counts;
+    private readonly GroupValueCounts? _counts;
     private readonly int[]? _candidateArray;
     private readonly List<int>? _candidateList;
 
-    private CompiledConstraint(ConstraintCheck check, FieldIndex field, bool[]? flags, int[]? counts, int threshold, int candidateAgents, int[]? candidateArray, List<int>? candidateList)
+    private CompiledConstraint(ConstraintCheck check, FieldIndex field, bool[]? flags, GroupValueCounts? counts, int threshold, int candidateAgents, int[]? candidateArray, List<int>? candidateList)
     {
         Check = check;
         Field = field;
@@ -59,15 +59,15 @@ internal readonly struct CompiledConstraint
         new(ConstraintCheck.Allowed, field, values.Flags, null, 0, values.Agents, values.Values, null);
 
     public static CompiledConstraint CountBelow(FieldIndex field, GroupValueCounts counts, int limit) =>
-        new(ConstraintCheck.CountBelow, field, null, counts.Counts, limit, -1, null, null);
+        new(ConstraintCheck.CountBelow, field, null, counts, limit, -1, null, null);
 
     public static CompiledConstraint CountEquals(FieldIndex field, GroupValueCounts counts, int value) =>
-        new(ConstraintCheck.CountEquals, field, null, counts.Counts, value, -1, null, null);
+        new(ConstraintCheck.CountEquals, field, null, counts, value, -1, null, null);
 
     /// <summary>Accepts values holding at least <paramref name="minimum"/> tasks (0 or 1).</summary>
     public static CompiledConstraint CountAtLeast(FieldIndex field, GroupValueCounts counts, int minimum) => minimum >= 1
-        ? new(ConstraintCheck.CountAtLeast, field, null, counts.Counts, minimum, counts.NonZeroAgents, null, counts.NonZero)
-        : new(ConstraintCheck.CountAtLeast, field, null, counts.Counts, minimum, -1, null, null);
+        ? new(ConstraintCheck.CountAtLeast, field, null, counts, minimum, counts.NonZeroAgents, null, counts.NonZero)
+        : new(ConstraintCheck.CountAtLeast, field, null, counts, minimum, -1, null, null);
 
     public bool Accepts(int agent)
     {
@@ -80,9 +80,9 @@ internal readonly struct CompiledConstraint
         return Check switch
         {
             ConstraintCheck.Allowed => _flags![id],
-            ConstraintCheck.CountBelow => _counts![id] < Threshold,
-            ConstraintCheck.CountEquals => _counts![id] == Threshold,
-            ConstraintCheck.CountAtLeast => _counts![id] >= Threshold,
+            ConstraintCheck.CountBelow => _counts!.Of(id) < Threshold,
+            ConstraintCheck.CountEquals => _counts!.Of(id) == Threshold,
+            ConstraintCheck.CountAtLeast => _counts!.Of(id) >= Threshold,
             _ => false,
         };
     }
