@@ -9,18 +9,26 @@ namespace Drover.Placement;
 /// </summary>
 internal sealed class FieldIndex
 {
-    private readonly Dictionary<string, int> _idOf = new(StringComparer.Ordinal);
-    private readonly List<string> _values = [];
-    private readonly List<bool> _known = [];
-    private readonly List<int> _agentCount = [];
+    private readonly Dictionary<string, int> _idOf;
+    private readonly List<string> _values;
+    private readonly List<bool> _known;
+    private readonly List<int> _agentCount;
     private int[]? _agentsStart;
     private int[]? _agentsByValue;
+    private int[]? _localIndex;
 
     /// <summary>An index to fill with <see cref="Set"/> for every agent position (so several fields share one walk over the agents).</summary>
     public FieldIndex(string field, int agents)
     {
         Field = field;
         ValueIds = new int[agents];
+
+        // Hostnames are (nearly) one per agent: size for that rather than grow ~17 times on a large cluster.
+        var capacity = field is Constraint.HostnameField or "@hostname" ? agents : 0;
+        _idOf = new(capacity, StringComparer.Ordinal);
+        _values = new(capacity);
+        _known = new(capacity);
+        _agentCount = new(capacity);
     }
 
     public static FieldIndex Build(ImmutableArray<AgentSnapshot> agents, string field)
@@ -86,7 +94,7 @@ internal sealed class FieldIndex
     /// <summary>The positions of the agents with this value (built on first use, then shared by the pass).</summary>
     public ReadOnlySpan<int> AgentsWith(int id)
     {
-        if (_agentsByValue is null)
+        if (_agentsByValue is null || _agentsStart is null)
         {
             var start = new int[_values.Count + 1];
             for (var v = 0; v < _values.Count; v++)
@@ -95,20 +103,33 @@ internal sealed class FieldIndex
             }
 
             var byValue = new int[start[^1]];
+            var local = new int[ValueIds.Length];
             var next = start[..^1];
             for (var agent = 0; agent < ValueIds.Length; agent++)
             {
                 if (ValueIds[agent] is var v and >= 0)
                 {
+                    local[agent] = next[v] - start[v];
                     byValue[next[v]++] = agent;
                 }
             }
 
             _agentsStart = start;
             _agentsByValue = byValue;
+            _localIndex = local;
         }
 
-        return _agentsByValue.AsSpan(_agentsStart![id], _agentCount[id]);
+        return id < _values.Count ? _agentsByValue.AsSpan(_agentsStart[id], _agentCount[id]) : default;
+    }
+
+    /// <summary>Per agent position: its index among <see cref="AgentsWith"/> of its value.</summary>
+    public int[] LocalIndex
+    {
+        get
+        {
+            _ = AgentsWith(0);
+            return _localIndex!;
+        }
     }
 
     /// <summary>

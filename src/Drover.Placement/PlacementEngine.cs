@@ -14,16 +14,13 @@ namespace Drover.Placement;
 /// placement consumes the agent's resources and ports for the rest of the batch.
 /// Pure: no I/O, clock or randomness; the same snapshot and requests always give the same plan.
 /// <para>
-/// The choice is made without looking at every agent (see <see cref="AgentTree"/> and the README), but it is
+/// The choice is made without looking at every agent (see <see cref="AgentIndex"/> and the README), but it is
 /// the same agent a scan of every agent would choose; the engine scans every agent instead for small
 /// clusters, and that scan is the reference the tests compare against.
 /// </para>
 /// </summary>
 public sealed class PlacementEngine
 {
-    /// <summary>A request whose constraint allows at most this share of the agents looks only at those agents.</summary>
-    private const int CandidateShare = 16;
-
     /// <summary>Below this many agents a scan is cheaper than building the index.</summary>
     internal const int DefaultIndexFromAgents = 128;
 
@@ -81,7 +78,7 @@ public sealed class PlacementEngine
         }
 
         var state = new PlacementState(snapshot.Agents, fields, countedGroups);
-        var tree = snapshot.Agents.Length >= _indexFromAgents ? new AgentTree(state, _options.Strategy) : null;
+        var index = snapshot.Agents.Length >= _indexFromAgents ? new AgentIndex(state, _options.Strategy) : null;
         var compiled = new List<CompiledConstraint>();
         var signature = new RequestSignature();
         foreach (var request in requests)
@@ -99,15 +96,15 @@ public sealed class PlacementEngine
             var same = signature.Matches(request, constraints);
             if (!same)
             {
-                tree?.ClearMasks();
+                index?.ClearMasks();
                 signature.Set(request, constraints);
             }
 
-            var best = tree is null ? FindBestLinear(state, need, constraints) : FindBestIndexed(state, tree, need, constraints);
+            var best = index is null ? FindBestLinear(state, need, constraints) : index.FindBest(need, constraints);
             if (best >= 0)
             {
                 placed.Add(state.Place(best, request, need));
-                tree?.Update(best);
+                index?.Update(best);
             }
             else if (signature.LastFailure(need, state.Version) is { } again)
             {
@@ -123,75 +120,6 @@ public sealed class PlacementEngine
         }
 
         return new PlacementPlan { Placed = placed.ToImmutable(), Unplaced = unplaced.ToImmutable() };
-    }
-
-    /// <summary>
-    /// The best agent via the tree; or, when a constraint allows only the agents of a few values (IS,
-    /// CLUSTER, LIKE, UNLIKE matching a small part of the cluster), the best among just those agents.
-    /// </summary>
-    private int FindBestIndexed(PlacementState state, AgentTree tree, in Need need, ReadOnlySpan<CompiledConstraint> constraints)
-    {
-        var narrowest = -1;
-        for (var i = 0; i < constraints.Length; i++)
-        {
-            if (constraints[i].CandidateAgents >= 0 && (narrowest < 0 || constraints[i].CandidateAgents < constraints[narrowest].CandidateAgents))
-            {
-                narrowest = i;
-            }
-        }
-
-        if (narrowest >= 0 && constraints[narrowest].CandidateAgents <= Math.Max(LinearCandidates, state.Work.Length / CandidateShare))
-        {
-            return FindBestAmong(state, constraints[narrowest], need, constraints);
-        }
-
-        return tree.FindBest(need, constraints, maskRejected: constraints.Length > 0);
-    }
-
-    /// <summary>Up to this many candidates are always scanned directly (cheaper than any search).</summary>
-    private const int LinearCandidates = 64;
-
-    private int FindBestAmong(PlacementState state, in CompiledConstraint narrowest, in Need need, ReadOnlySpan<CompiledConstraint> constraints)
-    {
-        var work = state.Work;
-        var ids = state.Ids;
-        var spread = _options.Strategy == PlacementStrategy.Spread;
-        var best = -1;
-        var bestScore = double.NegativeInfinity;
-        foreach (var value in narrowest.CandidateValues)
-        {
-            foreach (var i in narrowest.Field.AgentsWith(value))
-            {
-                ref readonly var agent = ref work[i];
-                if (!SchedulableFilter.Accepts(agent) || !ResourcesFilter.Accepts(agent, need) || !PortsFilter.Accepts(agent, need))
-                {
-                    continue;
-                }
-
-                var score = spread ? SpreadScorer.Score(agent, need) : BinPackScorer.Score(agent, need);
-                if (best >= 0 && (score < bestScore || (score == bestScore && !IdLess(ids, i, best))))
-                {
-                    continue;
-                }
-
-                if (ConstraintsFilter.FirstViolated(constraints, i) >= 0)
-                {
-                    continue;
-                }
-
-                best = i;
-                bestScore = score;
-            }
-        }
-
-        return best;
-    }
-
-    /// <summary>Ties: the lower id (ordinal), then the earlier position, as a scan in position order keeps.</summary>
-    private static bool IdLess(string[] ids, int a, int b)
-    {
-        var c = string.CompareOrdinal(ids[a], ids[b]);
-        return c < 0 || (c == 0 && a < b);
     }
 
     /// <summary>The reference: scores every feasible agent. The position of the best, or -1 when none is feasible.</summary>

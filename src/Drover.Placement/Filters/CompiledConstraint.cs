@@ -72,12 +72,12 @@ internal readonly struct CompiledConstraint
     public bool Accepts(int agent)
     {
         var id = _valueIds[agent];
-        if (id < 0)
-        {
-            return false;
-        }
+        return id >= 0 && AcceptsValue(id);
+    }
 
-        return Check switch
+    /// <summary>Whether agents with value <paramref name="id"/> of the field satisfy the constraint.</summary>
+    public bool AcceptsValue(int id) =>
+        Check switch
         {
             ConstraintCheck.Allowed => _flags![id],
             ConstraintCheck.CountBelow => _counts!.Of(id) < Threshold,
@@ -85,5 +85,4 @@ internal readonly struct CompiledConstraint
             ConstraintCheck.CountAtLeast => _counts!.Of(id) >= Threshold,
             _ => false,
         };
-    }
 }

@@ -44,6 +44,9 @@ internal sealed class AgentTree
     private readonly string[] _ids;
     private readonly bool _spread;
     private readonly int[] _order;
+    private readonly int[]? _localOf;
+
+    // By local index (the agent's index among the agents the tree covers).
     private readonly int[] _leafOf;
     private readonly bool[] _masked;
     private readonly bool[] _expanded;
@@ -77,12 +80,20 @@ internal sealed class AgentTree
     private long _workSinceBuild;
 
     public AgentTree(PlacementState state, PlacementStrategy strategy)
+        : this(state, strategy, null, null)
+    {
+    }
+
+    /// <param name="agents">The agent positions this tree covers (all when null).</param>
+    /// <param name="localOf">For each covered agent position, its index in <paramref name="agents"/> (identity when null).</param>
+    public AgentTree(PlacementState state, PlacementStrategy strategy, int[]? agents, int[]? localOf)
     {
         _work = state.Work;
         _ids = state.Ids;
         _spread = strategy == PlacementStrategy.Spread;
-        var n = _work.Length;
-        _order = new int[n];
+        _localOf = localOf;
+        var n = agents?.Length ?? _work.Length;
+        _order = agents is null ? [.. Enumerable.Range(0, n)] : [.. agents];
         _leafOf = new int[n];
         _masked = new bool[n];
         _keys = new long[n];
@@ -112,11 +123,6 @@ internal sealed class AgentTree
         _maxTotalMem = new long[nodes];
         _minTotalMem = new long[nodes];
         _minIdAgent = new int[nodes];
-        for (var i = 0; i < n; i++)
-        {
-            _order[i] = i;
-        }
-
         Build();
     }
 
@@ -127,11 +133,6 @@ internal sealed class AgentTree
 
     /// <summary>Nodes split (lazily, when first needed).</summary>
     public int Expansions { get; private set; }
-
-    internal long DebugLeaves;
-    internal long DebugAgentsFit;
-    internal long DebugPrunedAtPop;
-    internal long DebugBetter;
 
     internal static long RebuildFactor = 32;
 
@@ -162,31 +163,26 @@ internal sealed class AgentTree
             visits++;
             if (best >= 0 && (bound < bestScore || (bound == bestScore && IdCompare(MinId(node), best) > 0)))
             {
-                DebugPrunedAtPop++;
                 continue;
             }
 
             if (_hi[node] - _lo[node] <= LeafSize)
             {
-                DebugLeaves++;
                 for (var p = _lo[node]; p < _hi[node]; p++)
                 {
                     var agent = _order[p];
                     visits++;
                     ref readonly var w = ref _work[agent];
-                    if (_masked[agent] || !SchedulableFilter.Accepts(w) || !ResourcesFilter.Accepts(w, need) || !PortsFilter.Accepts(w, need))
+                    if (_masked[Local(agent)] || !SchedulableFilter.Accepts(w) || !ResourcesFilter.Accepts(w, need) || !PortsFilter.Accepts(w, need))
                     {
                         continue;
                     }
 
                     var score = _spread ? SpreadScorer.Score(w, need) : BinPackScorer.Score(w, need);
-                    DebugAgentsFit++;
                     if (best >= 0 && (score < bestScore || (score == bestScore && !IdLess(agent, best))))
                     {
                         continue;
                     }
-
-                    DebugBetter++;
 
                     if (ConstraintsFilter.FirstViolated(constraints, agent) >= 0)
                     {
@@ -254,9 +250,9 @@ internal sealed class AgentTree
         {
             foreach (var agent in _toMask)
             {
-                if (!_masked[agent])
+                if (!_masked[Local(agent)])
                 {
-                    _masked[agent] = true;
+                    _masked[Local(agent)] = true;
                     _maskedAgents.Add(agent);
                     Update(agent);
                 }
@@ -268,12 +264,14 @@ internal sealed class AgentTree
         return best;
     }
 
+    public bool HasMasks => _maskedAgents.Count > 0;
+
     /// <summary>Unmasks every masked agent (the next request has another group or other constraints).</summary>
     public void ClearMasks()
     {
         foreach (var agent in _maskedAgents)
         {
-            _masked[agent] = false;
+            _masked[Local(agent)] = false;
             Update(agent);
         }
 
@@ -283,7 +281,7 @@ internal sealed class AgentTree
     /// <summary>The agent's free numbers changed (a placement): refreshes its leaf and the nodes above it.</summary>
     public void Update(int agent)
     {
-        var node = _leafOf[agent];
+        var node = _leafOf[Local(agent)];
 
         // Nodes split now start from the agent's new numbers; the node they came from does not, so the walk
         // up must not stop early at them.
@@ -291,7 +289,7 @@ internal sealed class AgentTree
         while (!IsLeaf(node))
         {
             Expand(node);
-            node = _leafOf[agent];
+            node = _leafOf[Local(agent)];
             split = true;
         }
 
@@ -306,6 +304,8 @@ internal sealed class AgentTree
             }
         }
     }
+
+    private int Local(int agent) => _localOf is null ? agent : _localOf[agent];
 
     private bool Fits(int node, in Need need) =>
         _maxCpu[node] >= need.Cpu && _maxMem[node] >= need.Mem && _maxDisk[node] >= need.Disk
@@ -387,7 +387,7 @@ internal sealed class AgentTree
     private bool IsLeaf(int node) => _hi[node] - _lo[node] <= LeafSize;
 
     /// <summary>
-    /// Splits a node that is not yet split at the median of its widest key, and computes its children's numbers.
+    /// Splits a node that is not yet split at the median of its <see cref="SplitKey"/>, and computes its children's numbers.
     /// O(agents in the node). Only nodes a search reaches (or that hold a placed agent) are ever split, so
     /// most of a large cluster that no request could use stays one unsplit node.
     /// </summary>
@@ -396,7 +396,7 @@ internal sealed class AgentTree
         var lo = _lo[node];
         var hi = _hi[node];
         var mid = lo + ((hi - lo + 1) / 2);
-        var dimension = WidestDimension(lo, hi);
+        var dimension = SplitKey(lo, hi);
         if (dimension >= 0)
         {
             for (var p = lo; p < hi; p++)
@@ -415,7 +415,7 @@ internal sealed class AgentTree
         _hi[right] = hi;
         for (var p = lo; p < hi; p++)
         {
-            _leafOf[_order[p]] = p < mid ? left : right;
+            _leafOf[Local(_order[p])] = p < mid ? left : right;
         }
 
         ComputeStatic(left);
@@ -429,43 +429,40 @@ internal sealed class AgentTree
     }
 
     /// <summary>
-    /// The key to split on: 2 total cpus or 3 total memory while they differ by more than a quarter, else 0 free cpus or
-    /// 1 free memory, whichever varies more relative to the machines' size; -1 if nothing varies.
+    /// The key to split on: 2 total cpus or 3 total memory while the node's machines differ in size by more than a
+    /// quarter (a node mixing sizes has loose bounds), else 0 the free share (free cpu / total + free memory / total,
+    /// what the scores are made of); -1 if nothing varies.
     /// </summary>
-    private int WidestDimension(int lo, int hi)
+    private int SplitKey(int lo, int hi)
     {
-        long minFc = NoMin, maxFc = long.MinValue, minFm = NoMin, maxFm = long.MinValue;
         long minTc = NoMin, maxTc = long.MinValue, minTm = NoMin, maxTm = long.MinValue;
+        double minShare = double.MaxValue, maxShare = double.MinValue;
         for (var p = lo; p < hi; p++)
         {
             ref readonly var w = ref _work[_order[p]];
-            minFc = Math.Min(minFc, w.FreeCpu);
-            maxFc = Math.Max(maxFc, w.FreeCpu);
-            minFm = Math.Min(minFm, w.FreeMem);
-            maxFm = Math.Max(maxFm, w.FreeMem);
             minTc = Math.Min(minTc, w.TotalCpu);
             maxTc = Math.Max(maxTc, w.TotalCpu);
             minTm = Math.Min(minTm, w.TotalMem);
             maxTm = Math.Max(maxTm, w.TotalMem);
+            var share = FreeShare(w);
+            minShare = Math.Min(minShare, share);
+            maxShare = Math.Max(maxShare, share);
         }
 
-        // Machines of different sizes first (a node mixing them has loose bounds), then free cpus or memory.
         if (maxTc > minTc + (minTc / 4) || maxTm > minTm + (minTm / 4))
         {
             return (double)(maxTc - minTc) / Math.Max(1, maxTc) >= (double)(maxTm - minTm) / Math.Max(1, maxTm) ? 2 : 3;
         }
 
-        var cpuWidth = (maxFc - minFc) / Math.Max(1.0, Math.Max(maxTc, maxFc));
-        var memWidth = (maxFm - minFm) / Math.Max(1.0, Math.Max(maxTm, maxFm));
-        return cpuWidth == 0 && memWidth == 0 ? -1 : cpuWidth >= memWidth ? 0 : 1;
+        return maxShare > minShare ? 0 : -1;
     }
 
+    /// <summary>The free share scaled to an integer (the order is what matters), or a total.</summary>
     private long Key(int dimension, int agent) => dimension switch
     {
-        0 => _work[agent].FreeCpu,
-        1 => _work[agent].FreeMem,
         2 => _work[agent].TotalCpu,
-        _ => _work[agent].TotalMem,
+        3 => _work[agent].TotalMem,
+        _ => (long)(Math.Min(FreeShare(_work[agent]), 1 << 20) * (1L << 40)),
     };
 
     /// <summary>Reorders _order[lo..hi) so position k holds the k-th smallest key, smaller keys before it and larger after (Hoare quickselect).</summary>
@@ -579,7 +576,7 @@ internal sealed class AgentTree
         {
             var agent = _order[p];
             ref readonly var w = ref _work[agent];
-            if (!w.Schedulable || _masked[agent])
+            if (!w.Schedulable || _masked[Local(agent)])
             {
                 continue;
             }
