@@ -4,30 +4,31 @@ using Drover.Placement.Scorers;
 namespace Drover.Placement.Index;
 
 /// <summary>
-/// A k-d tree over the agents of one pass, so a request looks at a handful of agents instead of all of them,
-/// and still picks exactly the agent a scan of every agent would (highest score, ties to the lowest id).
+/// A k-d tree over agents of one pass (all of them, or those with one value of a field), so a request looks at
+/// a few hundred nodes and agents instead of all of them, and still picks exactly the agent a scan of every
+/// agent would (highest score, ties to the lowest id, then the earlier position).
 /// <para>
-/// Agents are split at the median of free cpus, free memory, total cpus or total memory (whichever varies most
-/// at that node) down to leaves of at most <see cref="LeafSize"/> agents. Every node keeps, over its agents
-/// that are schedulable and not masked, the largest free cpus, memory, disk, gpus and ports (a node where one
-/// of them is below the request holds no agent that fits, and is skipped whole), the smallest free cpus and
-/// memory, and the range of totals. From those a node gets an upper bound of the score any agent in it could
-/// have for the request; the search goes depth first, better bound first, and skips a node whose bound is
-/// below the best score found so far (or equal to it when every agent in the node has a larger id).
+/// A node is split at the median of total cpus or total memory while its machines differ in size by more than
+/// a quarter, then of the free share (free cpus / total + free memory / total), down to leaves of at most
+/// <see cref="LeafSize"/> agents. Nodes are split lazily, the first time a search or an update reaches them, so
+/// a pass builds only the part of the tree its requests need. Every node keeps, over its agents that are
+/// schedulable and not masked, the largest free cpus, memory, disk, gpus and ports (a node where one of them is
+/// below the request holds no agent that fits and is skipped whole), the smallest free cpus and memory, the range
+/// of free shares, and the range of totals.
+/// </para>
+/// <para>
+/// From those a node gets an upper bound of the score of any agent in it that fits the request (see
+/// <see cref="Bound"/>). The search goes depth first, the child with the better bound first, and skips a node
+/// whose bound is below the best score found so far (or equal to it when every agent in it has a larger id).
 /// Constraints are checked only on an agent that would beat the best so far.
 /// </para>
 /// <para>
-/// Bounds are computed with the scorers' own floating-point formula on a virtual agent that dominates the node
-/// (binpack: the least free at the largest total; spread: the most free at the smallest total). The formula is
-/// monotone in each input, so a bound is never below the score of an agent it covers and no feasible better
-/// agent can be skipped.
-/// </para>
-/// <para>
-/// Placements change an agent's free numbers in place: its leaf and ancestors are updated (O(leaf + depth)).
-/// The tree's shape is not, so after many placements bounds loosen; once searches have done more work than a
-/// rebuild costs, the tree is rebuilt from the current numbers. An agent a constraint rejected can be masked
-/// (left out of the nodes' numbers) while consecutive requests have the same group and constraints, during
-/// which such a rejection cannot be undone (counts only grow); the engine clears the masks when that changes.
+/// A placement changes one agent's free numbers: its leaf and the nodes above it are recomputed (O(leaf +
+/// depth)). The tree's shape is not, so bounds loosen slowly; after searches have done as much work as
+/// <see cref="RebuildFactor"/> full walks, it starts again from the root. An agent a constraint rejected is
+/// masked (left out of the nodes' numbers) while consecutive requests have the same group, constraints and
+/// constraint thresholds: then the rejection cannot be undone (counts only grow within a pass). The engine
+/// clears the masks when that changes.
 /// </para>
 /// </summary>
 internal sealed class AgentTree
@@ -134,7 +135,8 @@ internal sealed class AgentTree
     /// <summary>Nodes split (lazily, when first needed).</summary>
     public int Expansions { get; private set; }
 
-    internal static long RebuildFactor = 32;
+    /// <summary>Searches may do this many times the agents' count in work before the tree starts again.</summary>
+    private const long RebuildFactor = 32;
 
     /// <summary>
     /// The position of the best agent that fits <paramref name="need"/> and satisfies
@@ -143,7 +145,7 @@ internal sealed class AgentTree
     /// </summary>
     public int FindBest(in Need need, ReadOnlySpan<CompiledConstraint> constraints, bool maskRejected)
     {
-        if (_workSinceBuild > RebuildFactor * (_work.Length + 64))
+        if (_workSinceBuild > RebuildFactor * (_order.Length + 64))
         {
             Build();
         }
