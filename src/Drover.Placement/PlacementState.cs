@@ -17,7 +17,7 @@ internal sealed class PlacementState
     private readonly Dictionary<(FieldIndex Field, bool Regex, bool Negate, string Value), ValueSet> _matches = [];
     private Dictionary<string, List<(int Agent, int Tasks)>>? _snapshotGroups;
     private IReadOnlySet<string>? _countedGroups;
-    private PortRanges?[]? _freePorts;
+    private int[]? _portsTaken;
 
     /// <param name="fields">Constraint fields the requests use: indexed in the same walk over the agents (others on first use).</param>
     /// <param name="countedGroups">
@@ -37,7 +37,13 @@ internal sealed class PlacementState
 
         if (countedGroups is not null)
         {
-            _snapshotGroups = new(StringComparer.Ordinal);
+            // One entry per counted group up front: each agent's groups then cost one lookup.
+            _snapshotGroups = new(countedGroups.Count, StringComparer.Ordinal);
+            foreach (var group in countedGroups)
+            {
+                _snapshotGroups.Add(group, []);
+            }
+
             _countedGroups = countedGroups;
         }
 
@@ -51,7 +57,13 @@ internal sealed class PlacementState
 
             if (countedGroups is { Count: > 0 } && !agent.GroupCounts.IsEmpty)
             {
-                AddSnapshotGroups(i, agent, countedGroups);
+                foreach (var (group, tasks) in agent.GroupCounts)
+                {
+                    if (_snapshotGroups!.TryGetValue(group, out var list))
+                    {
+                        list.Add((i, tasks));
+                    }
+                }
             }
 
             Ids[i] = agent.Id;
@@ -202,14 +214,44 @@ internal sealed class PlacementState
         };
     }
 
+    /// <summary>
+    /// The lowest <paramref name="count"/> free ports of the agent. Ports are always taken lowest first, so what the
+    /// pass took from an agent is the lowest ports of its snapshot's free set: only how many is kept, and the next
+    /// ones are found by walking the snapshot's ranges (no set arithmetic, nothing allocated but the result).
+    /// </summary>
     private int[] TakePorts(int agent, int count)
     {
-        _freePorts ??= new PortRanges?[Agents.Length];
-        var free = _freePorts[agent] ?? Agents[agent].Free.Ports;
-        var taken = free.TakeLowest(count)
-            ?? throw new InvalidOperationException($"agent {Agents[agent].Id} has fewer than {count} free ports");
-        _freePorts[agent] = free.Subtract(PortRanges.Of(taken));
-        return taken;
+        _portsTaken ??= new int[Agents.Length];
+        var skip = _portsTaken[agent];
+        var ports = new int[count];
+        var n = 0;
+        foreach (var range in Agents[agent].Free.Ports.Ranges)
+        {
+            if (skip >= range.Count)
+            {
+                skip -= range.Count;
+                continue;
+            }
+
+            for (var port = range.Begin + skip; port <= range.End && n < count; port++)
+            {
+                ports[n++] = port;
+            }
+
+            skip = 0;
+            if (n == count)
+            {
+                break;
+            }
+        }
+
+        if (n < count)
+        {
+            throw new InvalidOperationException($"agent {Agents[agent].Id} has fewer than {count} free ports");
+        }
+
+        _portsTaken[agent] += count;
+        return ports;
     }
 
     /// <summary>Group → (agent position, tasks) from every agent's snapshot GroupCounts, inverted once per pass.</summary>
@@ -220,26 +262,15 @@ internal sealed class PlacementState
             _snapshotGroups = new(StringComparer.Ordinal);
             for (var i = 0; i < Agents.Length; i++)
             {
-                if (!Agents[i].GroupCounts.IsEmpty)
+                foreach (var (group, tasks) in Agents[i].GroupCounts)
                 {
-                    AddSnapshotGroups(i, Agents[i], only: null);
+                    ref var list = ref CollectionsMarshal.GetValueRefOrAddDefault(_snapshotGroups, group, out _);
+                    (list ??= []).Add((i, tasks));
                 }
             }
         }
 
         return _snapshotGroups;
-    }
-
-    private void AddSnapshotGroups(int position, AgentSnapshot agent, IReadOnlySet<string>? only)
-    {
-        foreach (var (group, tasks) in agent.GroupCounts)
-        {
-            if (only is null || only.Contains(group))
-            {
-                ref var list = ref CollectionsMarshal.GetValueRefOrAddDefault(_snapshotGroups!, group, out _);
-                (list ??= []).Add((position, tasks));
-            }
-        }
     }
 
     private GroupState Group(string group)
