@@ -24,9 +24,9 @@ internal static class QuickRun
                     var engine = new PlacementEngine(new PlacementOptions { Strategy = strategy });
                     Verify.PlacesAll(engine, cluster, requests);
 
-                    // Warm-up: let the JIT finish tiering (at least 30 calls and half a second).
+                    // Warm-up: let the JIT finish tiering (30 calls and half a second, or 3 s of slow calls).
                     var warm = Stopwatch.StartNew();
-                    for (var w = 0; w < 30 || warm.Elapsed < TimeSpan.FromMilliseconds(500); w++)
+                    for (var w = 0; (w < 30 || warm.Elapsed < TimeSpan.FromMilliseconds(500)) && (w < 2 || warm.Elapsed < TimeSpan.FromSeconds(3)); w++)
                     {
                         engine.Place(cluster, requests);
                     }
