@@ -81,8 +81,38 @@ internal static class Build
     public static PlacementPlan Place(ClusterSnapshot cluster, params PlacementRequest[] requests) =>
         Place(PlacementStrategy.BinPack, cluster, requests);
 
+    /// <summary>
+    /// Places with the index (whatever the cluster's size) and checks the plan is exactly the one a scan of every
+    /// agent gives, so every test of the semantics also tests the index.
+    /// </summary>
     public static PlacementPlan Place(PlacementStrategy strategy, ClusterSnapshot cluster, params PlacementRequest[] requests) =>
-        new PlacementEngine(new PlacementOptions { Strategy = strategy }).Place(cluster, requests);
+        PlaceBothWays(strategy, cluster, requests, "plan");
+
+    /// <summary>The indexed engine's plan, after asserting it equals the scanning engine's, reasons and RejectedBy included.</summary>
+    public static PlacementPlan PlaceBothWays(PlacementStrategy strategy, ClusterSnapshot cluster, IReadOnlyList<PlacementRequest> requests, string what)
+    {
+        var options = new PlacementOptions { Strategy = strategy };
+        var indexed = new PlacementEngine(options, indexFromAgents: 0).Place(cluster, requests);
+        var scan = new PlacementEngine(options, indexFromAgents: int.MaxValue).Place(cluster, requests);
+
+        Assert.Equal(scan.Placed.Length, indexed.Placed.Length);
+        for (var i = 0; i < scan.Placed.Length; i++)
+        {
+            var (s, x) = (scan.Placed[i], indexed.Placed[i]);
+            Assert.True(s.TaskId == x.TaskId && s.AgentId == x.AgentId, $"{what}: {s.TaskId} → {s.AgentId} by scan, {x.TaskId} → {x.AgentId} indexed");
+            Assert.Equal(s.Ports.ToArray(), x.Ports.ToArray());
+        }
+
+        Assert.Equal(scan.Unplaced.Length, indexed.Unplaced.Length);
+        for (var i = 0; i < scan.Unplaced.Length; i++)
+        {
+            Assert.Equal(scan.Unplaced[i].TaskId, indexed.Unplaced[i].TaskId);
+            Assert.Equal(scan.Unplaced[i].Reason, indexed.Unplaced[i].Reason);
+            Assert.Equal(scan.Unplaced[i].RejectedBy, indexed.Unplaced[i].RejectedBy);
+        }
+
+        return indexed;
+    }
 
     /// <summary>Task id → agent id for the placed tasks.</summary>
     public static Dictionary<string, string> Where(this PlacementPlan plan) =>

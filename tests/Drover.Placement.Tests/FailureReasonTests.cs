@@ -122,4 +122,19 @@ public class FailureReasonTests
 
         Assert.Equal("0 of 2 agents fit: 1 without 1024 MiB of memory free, 1 rejected by constraint hostname:IS:h2", failure.Reason);
     }
+
+    [Fact]
+    public void Place_SameRequestFailsAgainAfterAPlacement_ReasonReflectsNewState()
+    {
+        var cluster = Build.Cluster(Build.Agent("a1", cpus: 2), Build.Agent("a2", cpus: 1));
+
+        var plan = Build.Place(cluster,
+            Build.Request("t1", cpus: 4), Build.Request("t2", cpus: 4), Build.Request("t3", cpus: 2), Build.Request("t4", cpus: 4));
+
+        Assert.Equal("a1", plan.Where()["t3"]);
+        Assert.Equal(
+            ["no agent has 4 cpus free; the largest has 2", "no agent has 4 cpus free; the largest has 2", "no agent has 4 cpus free; the largest has 1"],
+            plan.Unplaced.Select(f => f.Reason));
+        Assert.Equal(["t1", "t2", "t4"], plan.Unplaced.Select(f => f.TaskId));
+    }
 }

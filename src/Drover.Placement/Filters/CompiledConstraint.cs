@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace Drover.Placement.Filters;
 
 internal enum ConstraintCheck
@@ -5,60 +7,82 @@ internal enum ConstraintCheck
     /// <summary>Malformed constraint (bad regex, MAX_PER without a number): no agent satisfies it.</summary>
     Never,
     Allowed,
-    Disallowed,
     CountBelow,
     CountEquals,
     CountAtLeast,
 }
 
-/// <summary>One constraint of one request, ready to test agents by position. An agent lacking the field always fails.</summary>
+/// <summary>
+/// One constraint of one request, ready to test agents by position. An agent lacking the field always fails.
+/// When the constraint allows only the agents of a known list of values (IS, CLUSTER, LIKE, UNLIKE, and
+/// CLUSTER following the group's tasks), it also says which and how many agents those are, so the engine
+/// can look at just them.
+/// </summary>
 internal readonly struct CompiledConstraint
 {
-    private readonly ConstraintCheck _check;
     private readonly int[] _valueIds;
     private readonly bool[]? _flags;
-    private readonly int[]? _counts;
-    private readonly int _threshold;
+    private readonly GroupValueCounts? _counts;
+    private readonly int[]? _candidateArray;
+    private readonly List<int>? _candidateList;
 
-    private CompiledConstraint(ConstraintCheck check, FieldIndex field, bool[]? flags, int[]? counts, int threshold)
+    private CompiledConstraint(ConstraintCheck check, FieldIndex field, bool[]? flags, GroupValueCounts? counts, int threshold, int candidateAgents, int[]? candidateArray, List<int>? candidateList)
     {
-        _check = check;
+        Check = check;
+        Field = field;
         _valueIds = field.ValueIds;
         _flags = flags;
         _counts = counts;
-        _threshold = threshold;
+        Threshold = threshold;
+        CandidateAgents = candidateAgents;
+        _candidateArray = candidateArray;
+        _candidateList = candidateList;
     }
 
-    public static CompiledConstraint Never(FieldIndex field) => new(ConstraintCheck.Never, field, null, null, 0);
+    public ConstraintCheck Check { get; }
 
-    /// <summary>Accepts values whose flag is set.</summary>
-    public static CompiledConstraint Allowed(FieldIndex field, bool[] flags) => new(ConstraintCheck.Allowed, field, flags, null, 0);
+    public FieldIndex Field { get; }
 
-    /// <summary>Accepts values whose flag is clear.</summary>
-    public static CompiledConstraint Disallowed(FieldIndex field, bool[] flags) => new(ConstraintCheck.Disallowed, field, flags, null, 0);
+    /// <summary>The count limit, value or minimum the check compares with (0 for flag checks).</summary>
+    public int Threshold { get; }
 
-    public static CompiledConstraint CountBelow(FieldIndex field, int[] counts, int limit) => new(ConstraintCheck.CountBelow, field, null, counts, limit);
+    /// <summary>How many agents have a value the constraint allows, when that is known from a list of values; otherwise -1.</summary>
+    public int CandidateAgents { get; }
 
-    public static CompiledConstraint CountEquals(FieldIndex field, int[] counts, int value) => new(ConstraintCheck.CountEquals, field, null, counts, value);
+    /// <summary>The value ids whose agents are the only candidates (meaningful when <see cref="CandidateAgents"/> ≥ 0).</summary>
+    public ReadOnlySpan<int> CandidateValues => _candidateArray ?? (_candidateList is null ? default : CollectionsMarshal.AsSpan(_candidateList));
 
-    public static CompiledConstraint CountAtLeast(FieldIndex field, int[] counts, int minimum) => new(ConstraintCheck.CountAtLeast, field, null, counts, minimum);
+    public static CompiledConstraint Never(FieldIndex field) => new(ConstraintCheck.Never, field, null, null, 0, 0, [], null);
+
+    /// <summary>Accepts agents whose value is in <paramref name="values"/>.</summary>
+    public static CompiledConstraint Allowed(FieldIndex field, ValueSet values) =>
+        new(ConstraintCheck.Allowed, field, values.Flags, null, 0, values.Agents, values.Values, null);
+
+    public static CompiledConstraint CountBelow(FieldIndex field, GroupValueCounts counts, int limit) =>
+        new(ConstraintCheck.CountBelow, field, null, counts, limit, -1, null, null);
+
+    public static CompiledConstraint CountEquals(FieldIndex field, GroupValueCounts counts, int value) =>
+        new(ConstraintCheck.CountEquals, field, null, counts, value, -1, null, null);
+
+    /// <summary>Accepts values holding at least <paramref name="minimum"/> tasks (0 or 1).</summary>
+    public static CompiledConstraint CountAtLeast(FieldIndex field, GroupValueCounts counts, int minimum) => minimum >= 1
+        ? new(ConstraintCheck.CountAtLeast, field, null, counts, minimum, counts.NonZeroAgents, null, counts.NonZero)
+        : new(ConstraintCheck.CountAtLeast, field, null, counts, minimum, -1, null, null);
 
     public bool Accepts(int agent)
     {
         var id = _valueIds[agent];
-        if (id < 0)
-        {
-            return false;
-        }
+        return id >= 0 && AcceptsValue(id);
+    }
 
-        return _check switch
+    /// <summary>Whether agents with value <paramref name="id"/> of the field satisfy the constraint.</summary>
+    public bool AcceptsValue(int id) =>
+        Check switch
         {
             ConstraintCheck.Allowed => _flags![id],
-            ConstraintCheck.Disallowed => !_flags![id],
-            ConstraintCheck.CountBelow => _counts![id] < _threshold,
-            ConstraintCheck.CountEquals => _counts![id] == _threshold,
-            ConstraintCheck.CountAtLeast => _counts![id] >= _threshold,
+            ConstraintCheck.CountBelow => _counts!.Of(id) < Threshold,
+            ConstraintCheck.CountEquals => _counts!.Of(id) == Threshold,
+            ConstraintCheck.CountAtLeast => _counts!.Of(id) >= Threshold,
             _ => false,
         };
-    }
 }

@@ -44,48 +44,27 @@ internal static class ConstraintsFilter
             {
                 // Follow the group where it already is; with no tasks yet, any value will do.
                 var counts = state.GroupCounts(group, field);
-                var placed = false;
-                foreach (var n in counts)
-                {
-                    placed |= n > 0;
-                }
-
-                return CompiledConstraint.CountAtLeast(field, counts, placed ? 1 : 0);
+                return CompiledConstraint.CountAtLeast(field, counts, counts.NonZero.Count > 0 ? 1 : 0);
             }
 
             case ConstraintOperator.GroupBy:
             {
                 // Only values holding the fewest tasks of the group (among values schedulable agents have).
                 var counts = state.GroupCounts(group, field);
-                var min = int.MaxValue;
-                for (var id = 0; id < counts.Length; id++)
-                {
-                    if (field.IsKnown(id) && counts[id] < min)
-                    {
-                        min = counts[id];
-                    }
-                }
-
-                return CompiledConstraint.CountEquals(field, counts, min);
+                return CompiledConstraint.CountEquals(field, counts, counts.MinKnown);
             }
 
             case ConstraintOperator.Cluster or ConstraintOperator.Is:
                 return constraint.Value is null
                     ? CompiledConstraint.Never(field)
-                    : CompiledConstraint.Allowed(field, state.Matches(field, constraint.Value, regex: null));
+                    : CompiledConstraint.Allowed(field, state.Matches(field, constraint.Value, regex: null, negate: false));
 
             case ConstraintOperator.Like or ConstraintOperator.Unlike:
             {
                 var regex = constraint.Value is null ? null : regexes.Get(constraint.Value);
-                if (regex is null)
-                {
-                    return CompiledConstraint.Never(field);
-                }
-
-                var matches = state.Matches(field, constraint.Value!, regex);
-                return constraint.Operator == ConstraintOperator.Like
-                    ? CompiledConstraint.Allowed(field, matches)
-                    : CompiledConstraint.Disallowed(field, matches);
+                return regex is null
+                    ? CompiledConstraint.Never(field)
+                    : CompiledConstraint.Allowed(field, state.Matches(field, constraint.Value!, regex, negate: constraint.Operator == ConstraintOperator.Unlike));
             }
 
             default:

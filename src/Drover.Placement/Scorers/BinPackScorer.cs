@@ -12,6 +12,6 @@ internal static class BinPackScorer
         50.0 * (UtilisationAfter(agent.TotalCpu, agent.FreeCpu, need.Cpu) + UtilisationAfter(agent.TotalMem, agent.FreeMem, need.Mem));
 
     /// <summary>Fraction in use after placing; a dimension the agent has none of counts as full.</summary>
-    private static double UtilisationAfter(long total, long free, long request) =>
+    internal static double UtilisationAfter(long total, long free, long request) =>
         total <= 0 ? 1.0 : Math.Clamp((double)(total - free + request) / total, 0.0, 1.0);
 }
