@@ -126,6 +126,45 @@ public sealed record TaskSpec
 
     /// <summary>Names of the assigned ports, in PORT0… order (empty entries for unnamed ones); exported as <c>PORT_&lt;NAME&gt;</c>.</summary>
     public ImmutableArray<string> PortNames { get; init => field = value.IsDefault ? [] : value; } = [];
+
+    /// <summary>The Mesos framework that launched this task (null for built-in services and one-off tasks).</summary>
+    public string? FrameworkId { get; init; }
+
+    /// <summary>
+    /// The custom executor that runs this task (Mesos' <c>TaskInfo.executor</c>). Null: the agent runs
+    /// <see cref="Shell"/>/<see cref="Args"/> itself, as Mesos' command executor does.
+    /// </summary>
+    public ExecutorSpec? Executor { get; init; }
+
+    /// <summary>Opaque bytes for the executor (Mesos' <c>TaskInfo.data</c>), base64.</summary>
+    public string? Data { get; init; }
+}
+
+/// <summary>
+/// A custom executor (Mesos' ExecutorInfo with a command): a process the agent starts once per
+/// (framework, executor id) on an agent, which then runs that framework's tasks itself and speaks
+/// <c>/api/v1/executor</c> to the agent.
+/// </summary>
+public sealed record ExecutorSpec
+{
+    public required string ExecutorId { get; init; }
+
+    public required string FrameworkId { get; init; }
+
+    public string? Name { get; init; }
+
+    /// <summary>Shell form of the executor's command; exactly one of <see cref="Shell"/> and <see cref="Args"/> is set.</summary>
+    public string? Shell { get; init; }
+
+    public ImmutableArray<string> Args { get; init => field = value.IsDefault ? [] : value; } = [];
+
+    public ImmutableSortedDictionary<string, string> Env { get; init => field = value ?? ImmutableSortedDictionary<string, string>.Empty; } = ImmutableSortedDictionary<string, string>.Empty;
+
+    /// <summary>The executor's own resources (on top of its tasks').</summary>
+    public Resources Resources { get; init; } = Resources.Zero;
+
+    /// <summary>Opaque bytes for the executor (Mesos' <c>ExecutorInfo.data</c>), base64.</summary>
+    public string? Data { get; init; }
 }
 
 /// <summary>One observed status of a task, as Mesos' TaskStatus.</summary>
@@ -170,4 +209,10 @@ public sealed record TaskStatus
 
     /// <summary>Set by the agent; the master acknowledges updates by this id.</summary>
     public string? Uuid { get; init; }
+
+    /// <summary>The custom executor that sent this update, if any.</summary>
+    public string? ExecutorId { get; init; }
+
+    /// <summary>Opaque bytes from the executor (Mesos' <c>TaskStatus.data</c>), base64.</summary>
+    public string? Data { get; init; }
 }

@@ -19,6 +19,8 @@ namespace Drover.Core.Json;
 [JsonSerializable(typeof(AgentHeartbeat))]
 [JsonSerializable(typeof(AgentCommand))]
 [JsonSerializable(typeof(LaunchTask))]
+[JsonSerializable(typeof(FrameworkMessage))]
+[JsonSerializable(typeof(ExecutorSpec))]
 [JsonSerializable(typeof(StatusUpdateBatch))]
 [JsonSerializable(typeof(StatusUpdateAck))]
 [JsonSerializable(typeof(FileChunk))]

@@ -12,6 +12,7 @@ namespace Drover.Core.Protocol;
 //     | <--------------------------------------- |
 //     | POST /internal/v1/agents/{id}/heartbeat  |   AgentHeartbeat → 200 | 404 (re-register)
 //     | POST /internal/v1/agents/{id}/updates    |   StatusUpdateBatch → StatusUpdateAck
+//     | POST /internal/v1/agents/{id}/messages   |   FrameworkMessage from an executor → 202
 //
 // Launch and kill are idempotent on the agent; the master re-sends them when a heartbeat shows the
 // agent did not act on them, so a command lost with a dropped stream is recovered, not forgotten.
@@ -55,6 +56,12 @@ public enum AgentCommandType
     Ping,
     Launch,
     Kill,
+
+    /// <summary>A scheduler's MESSAGE for one of its executors on this agent (<see cref="AgentCommand.Message"/>).</summary>
+    FrameworkMessage,
+
+    /// <summary>Shut an executor down (<see cref="AgentCommand.Message"/> names it; <c>Data</c> unused).</summary>
+    ShutdownExecutor,
 }
 
 /// <summary>One line of the command stream.</summary>
@@ -65,6 +72,23 @@ public sealed record AgentCommand
     public LaunchTask? Launch { get; init; }
 
     public KillTask? Kill { get; init; }
+
+    public FrameworkMessage? Message { get; init; }
+}
+
+/// <summary>
+/// Opaque bytes between a Mesos scheduler and one of its executors, in either direction: master → agent
+/// on the command stream, agent → master with <c>POST /internal/v1/agents/{id}/messages</c>. Best effort
+/// (Mesos' framework messages are not reliable either).
+/// </summary>
+public sealed record FrameworkMessage
+{
+    public required string FrameworkId { get; init; }
+
+    public required string ExecutorId { get; init; }
+
+    /// <summary>Base64, as Mesos' JSON encodes <c>bytes</c>.</summary>
+    public string Data { get; init => field = value ?? ""; } = "";
 }
 
 public sealed record LaunchTask

@@ -70,6 +70,23 @@ internal static class AgentProtocolEndpoints
             return ApiResults.Json(new StatusUpdateAck { Acknowledged = acks }, DroverJsonContext.Default.StatusUpdateAck);
         });
 
+        g.MapPost("/{id}/messages", async (string id, HttpRequest req, ClusterState state, CancellationToken ct) =>
+        {
+            var (body, error) = await ApiResults.ReadBody(req, DroverJsonContext.Default.FrameworkMessage, ct);
+            if (error is not null)
+            {
+                return error;
+            }
+
+            if (state.FindAgent(id) is null)
+            {
+                return ApiResults.NotFound($"agent '{id}' is not registered; register again");
+            }
+
+            state.ReceiveFrameworkMessage(id, body!);
+            return Results.Accepted();
+        });
+
         g.MapGet("/{id}/commands", async (string id, HttpContext http, ClusterState state, IHostApplicationLifetime lifetime) =>
         {
             var agent = state.FindAgent(id);

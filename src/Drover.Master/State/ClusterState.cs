@@ -429,6 +429,34 @@ internal sealed partial class ClusterState
         return true;
     }
 
+    /// <summary>
+    /// Raised (outside the lock, on the request thread) for each message an executor sent its scheduler
+    /// through its agent: (agent id, message). Subscribers must not block.
+    /// </summary>
+    public event Action<string, FrameworkMessage>? FrameworkMessageReceived;
+
+    /// <summary>Called by the agent protocol endpoint for a message from an executor.</summary>
+    public void ReceiveFrameworkMessage(string agentId, FrameworkMessage message) => FrameworkMessageReceived?.Invoke(agentId, message);
+
+    /// <summary>
+    /// Queues a scheduler's message (or an executor shutdown, <paramref name="type"/>) on the agent's command
+    /// stream. Best effort, as in Mesos: false when the agent is unknown, removed or unreachable; a message
+    /// queued for an agent whose stream then drops is lost.
+    /// </summary>
+    public bool SendToExecutor(string agentId, FrameworkMessage message, AgentCommandType type = AgentCommandType.FrameworkMessage)
+    {
+        lock (_lock)
+        {
+            if (!_agents.TryGetValue(agentId, out var agent) || agent.Status is AgentStatus.Removed or AgentStatus.Unreachable)
+            {
+                return false;
+            }
+
+            SendLocked(agent, new AgentCommand { Type = type, Message = message });
+            return true;
+        }
+    }
+
     public AgentRecord? FindAgent(string agentId)
     {
         lock (_lock)
