@@ -67,6 +67,15 @@ public static class TaskReasons
     public const string Reconciliation = "REASON_RECONCILIATION";
     public const string TaskInvalid = "REASON_TASK_INVALID";
     public const string TaskHealthCheckStatusUpdated = "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED";
+
+    /// <summary>A Mesos framework launched the task with offers that were unknown, expired or not its own.</summary>
+    public const string InvalidOffers = "REASON_INVALID_OFFERS";
+
+    /// <summary>A task of a LAUNCH_GROUP that failed validation (every task of the group gets it).</summary>
+    public const string TaskGroupInvalid = "REASON_TASK_GROUP_INVALID";
+
+    /// <summary>Killed because its Mesos framework was torn down or did not come back within its failover timeout.</summary>
+    public const string FrameworkRemoved = "REASON_FRAMEWORK_REMOVED";
 }
 
 /// <summary>Mesos TaskStatus.Source values.</summary>

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Drover.Core.Api;
 using Drover.Master.Events;
 using Drover.Master.Http;
+using Drover.Master.Mesos;
 using Drover.Master.Metrics;
 using Drover.Master.Scheduling;
 using Drover.Master.Services;
@@ -38,6 +39,10 @@ public static partial class MasterHost
         services.AddSingleton<SchedulingLoop>();
         services.AddHostedService(sp => sp.GetRequiredService<SchedulingLoop>());
         services.AddHostedService<AgentMonitor>();
+        services.AddSingleton(sp => new FrameworkManager(sp.GetRequiredService<ClusterState>(), sp.GetRequiredService<IStateStore>(),
+            options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<FrameworkManager>>()));
+        services.AddSingleton<Allocator>();
+        services.AddHostedService(sp => sp.GetRequiredService<Allocator>());
         services.AddDroverEvents();
         return services;
     }
@@ -60,6 +65,7 @@ public static partial class MasterHost
         var (tasks, agents) = await app.Services.GetRequiredService<MasterJournal>().LoadAsync(ct).ConfigureAwait(false);
         app.Services.GetRequiredService<ClusterState>().Restore(tasks, agents);
         await app.Services.GetRequiredService<ServiceRegistry>().LoadAsync(ct).ConfigureAwait(false);
+        await app.Services.GetRequiredService<FrameworkManager>().LoadAsync(ct).ConfigureAwait(false);
     }
 
     /// <summary>Adds request metrics, the error guard and every master endpoint.</summary>
@@ -94,6 +100,7 @@ public static partial class MasterHost
         MarathonEndpoints.Map(app);
         GroupEndpoints.Map(app);
         EventsEndpoint.Map(app);
+        SchedulerEndpoint.Map(app);
         app.MapFallback((HttpContext http) => ApiResults.NotFound($"no route for {http.Request.Method} {http.Request.Path}"));
         return app;
     }

@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using Drover.Placement;
 using Drover.Store.Etcd;
 
@@ -40,4 +41,25 @@ public sealed record MasterOptions
 
     /// <summary>TTL of the leader's etcd lease (<c>--leader-lease</c>): how long a dead leader keeps the role.</summary>
     public TimeSpan LeaderLease { get; init; } = TimeSpan.FromSeconds(3);
+
+    // ---------------------------------------------------------------- Mesos scheduler API (src/Drover.Master/Mesos/README.md)
+
+    /// <summary>An offer not accepted or declined within this long is rescinded and its resources go back (<c>--offer-timeout</c>).</summary>
+    public TimeSpan OfferTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Between HEARTBEAT events on scheduler and operator streams (Mesos' default is 15 s).</summary>
+    public TimeSpan SchedulerHeartbeatInterval { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>The longest time between allocator passes (they also run on every change that frees resources).</summary>
+    public TimeSpan AllocationInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// A pending built-in task submitted less than this long ago has first claim on free resources: the allocator
+    /// offers only what such tasks do not need, and rescinds offers they need. Older pending tasks (those that
+    /// cannot be placed for another reason, e.g. a constraint) no longer hold resources back from frameworks.
+    /// </summary>
+    public TimeSpan BuiltInPriorityWindow { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Weighted DRF weights by role (<c>--role-weights web=2,batch=1</c>); a role not listed weighs 1.</summary>
+    public ImmutableDictionary<string, double> RoleWeights { get; init; } = ImmutableDictionary<string, double>.Empty;
 }

@@ -111,6 +111,9 @@ public sealed record TaskView
     /// still shows TASK_UNREACHABLE) until the agent is back or removed.
     /// </summary>
     public bool KillRequested { get; init; }
+
+    /// <summary>The Mesos framework that launched the task (null for built-in services and one-off tasks).</summary>
+    public string? FrameworkId { get; init; }
 }
 
 public sealed record TaskList

@@ -1083,6 +1083,7 @@ internal sealed partial class ClusterState
             AppVersion = r.Spec.AppVersion,
             UnreachableSince = r.State == TaskState.Unreachable ? UnreachableSinceOf(r) : null,
             KillRequested = r.KillRequested,
+            FrameworkId = r.Spec.FrameworkId,
         };
     }
 

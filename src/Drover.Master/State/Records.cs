@@ -120,5 +120,11 @@ internal sealed class AgentRecord(string id, AgentRegistration info, DateTimeOff
     /// <summary>Cancels the agent's current command stream when a newer one connects (one reader at a time).</summary>
     public CancellationTokenSource? CurrentStream;
 
-    public Resources Free => Total.SubtractClamped(Used);
+    /// <summary>
+    /// Resources held by outstanding Mesos offers (not persisted: offers do not survive a master restart).
+    /// Placement sees them as taken, so built-in tasks never double-book what a framework was offered.
+    /// </summary>
+    public Resources Offered { get; set; } = Resources.Zero;
+
+    public Resources Free => Total.SubtractClamped(Used).SubtractClamped(Offered);
 }

@@ -1,0 +1,402 @@
+using System.Collections.Immutable;
+using Drover.Core;
+using Drover.Master.State;
+
+namespace Drover.Master.Mesos;
+
+/// <summary>ACCEPT: offer validation and LAUNCH / LAUNCH_GROUP of command tasks and custom-executor tasks.</summary>
+internal sealed partial class FrameworkManager
+{
+    private const int MaxMesosTaskIdLength = 100;
+
+    /// <summary>
+    /// Validates the call and the offers under the lock; the launch itself (<paramref name="after"/>) runs with
+    /// the lock released. Operation types Drover does not support refuse the whole call with a 400 before
+    /// anything is consumed. Invalid offers: every task gets TASK_LOST (TASK_DROPPED for PARTITION_AWARE
+    /// frameworks), REASON_INVALID_OFFERS, as Mesos. An invalid task: TASK_ERROR, REASON_TASK_INVALID (for a
+    /// group, every task of it, REASON_TASK_GROUP_INVALID); the other tasks still launch.
+    /// </summary>
+    private CallResult Accept(Framework fw, MAccept? accept, out Func<CallResult>? after)
+    {
+        after = null;
+        if (accept?.OfferIds is not { Count: > 0 } offerIds)
+        {
+            return CallResult.Bad("accept.offer_ids: at least one offer id is required");
+        }
+
+        var operations = accept.Operations ?? [];
+        for (var i = 0; i < operations.Count; i++)
+        {
+            if (operations[i]?.Type is not ("LAUNCH" or "LAUNCH_GROUP"))
+            {
+                return CallResult.Bad($"accept.operations[{i}].type: '{operations[i]?.Type}' is not supported by Drover (supported: LAUNCH, LAUNCH_GROUP; Drover has no reservations or volumes). Nothing was done; the offers are still outstanding.");
+            }
+        }
+
+        // Every named offer is used up by the call, valid or not (as Mesos).
+        var offers = new List<Offer>();
+        string? invalid = null;
+        foreach (var id in offerIds)
+        {
+            if (id?.Value is not { } oid || !fw.Offers.Remove(oid, out var offer))
+            {
+                invalid ??= offers.Any(o => o.Id == id?.Value) ? $"Offer {id?.Value} appears more than once" : $"Offer {id?.Value} is no longer valid";
+                continue;
+            }
+
+            offers.Add(offer);
+            if (offer.AgentId != offers[0].AgentId)
+            {
+                invalid ??= "Aggregated offers must belong to the same agent";
+            }
+        }
+
+        var failState = fw.PartitionAware ? TaskState.Dropped : TaskState.Lost;
+        if (invalid is not null)
+        {
+            LogUnknownOffer(fw.Id, string.Join(',', offerIds.Select(o => o?.Value)), "ACCEPT");
+            foreach (var o in offers)
+            {
+                _state.ReleaseOffer(o.AgentId, o.Resources);
+            }
+
+            foreach (var task in operations.SelectMany(TasksOf))
+            {
+                SendLocked(fw, MasterUpdate(task.TaskId?.Value ?? "", failState, TaskReasons.InvalidOffers, "Task launched with invalid offers: " + invalid, task.AgentId), acknowledge: true);
+            }
+
+            return CallResult.Accepted;
+        }
+
+        var agentId = offers[0].AgentId;
+        var held = offers.Aggregate(Resources.Zero, (acc, o) => acc.Add(o.Resources));
+        var remaining = held;
+        var launches = new List<OfferLaunch>();
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var op in operations)
+        {
+            if (op.Type == "LAUNCH")
+            {
+                foreach (var info in op.Launch?.TaskInfos ?? [])
+                {
+                    if (BuildTask(fw, info, agentId, info.Executor, inGroup: false, ids, ref remaining) is { } error)
+                    {
+                        SendLocked(fw, MasterUpdate(info.TaskId?.Value ?? "", TaskState.Error, TaskReasons.TaskInvalid, error, info.AgentId), acknowledge: true);
+                    }
+                    else
+                    {
+                        launches.Add(_lastBuilt!);
+                    }
+                }
+
+                continue;
+            }
+
+            // LAUNCH_GROUP: all or nothing.
+            var group = op.LaunchGroup;
+            var tasks = group?.TaskGroup?.Tasks ?? [];
+            var groupRemaining = remaining;
+            var groupIds = new HashSet<string>(ids, StringComparer.Ordinal);
+            var built = new List<OfferLaunch>();
+            string? groupError = GroupExecutorError(group?.Executor, ref groupRemaining);
+            if (groupError is null && tasks.Count == 0)
+            {
+                groupError = "launch_group.task_group.tasks: at least one task is required";
+            }
+
+            foreach (var info in tasks)
+            {
+                if (groupError is not null)
+                {
+                    break;
+                }
+
+                var executor = group!.Executor!.Type == "DEFAULT" ? null : group.Executor;
+                if (info.Executor is not null)
+                {
+                    groupError = $"task '{info.TaskId?.Value}': a task of a group must not set 'executor' (the group's executor runs it)";
+                }
+                else if (BuildTask(fw, info with { Executor = executor }, agentId, executor, inGroup: true, groupIds, ref groupRemaining) is { } error)
+                {
+                    groupError = $"task '{info.TaskId?.Value}': {error}";
+                }
+                else
+                {
+                    built.Add(_lastBuilt!);
+                }
+            }
+
+            if (groupError is not null)
+            {
+                foreach (var info in tasks)
+                {
+                    SendLocked(fw, MasterUpdate(info.TaskId?.Value ?? "", TaskState.Error, TaskReasons.TaskGroupInvalid, "Task group is invalid: " + groupError, info.AgentId), acknowledge: true);
+                }
+
+                continue;
+            }
+
+            remaining = groupRemaining;
+            ids = groupIds;
+            launches.AddRange(built);
+        }
+
+        Refuse(fw, agentId, RefuseFor(accept.Filters));
+        after = () =>
+        {
+            _state.LaunchFromOffer(agentId, held, launches, failState);
+            return CallResult.Accepted;
+        };
+        return CallResult.Accepted;
+    }
+
+    /// <summary>The task a successful <see cref="BuildTask"/> built (only read under the lock, right after).</summary>
+    private OfferLaunch? _lastBuilt;
+
+    private static IEnumerable<MTaskInfo> TasksOf(MOperation op) =>
+        op.Type == "LAUNCH" ? op.Launch?.TaskInfos ?? [] : op.LaunchGroup?.TaskGroup?.Tasks ?? [];
+
+    private MTaskStatus MasterUpdate(string taskId, TaskState state, string reason, string message, MId? agentId) => new()
+    {
+        TaskId = new MId(taskId),
+        State = state.WireName(),
+        Source = TaskSources.Master,
+        Reason = reason,
+        Message = message,
+        AgentId = agentId,
+        Timestamp = UnixNow(),
+    };
+
+    private static string? GroupExecutorError(MExecutorInfo? executor, ref Resources remaining)
+    {
+        if (executor is null)
+        {
+            return "launch_group.executor: required";
+        }
+
+        if (executor.Type is not ("DEFAULT" or "CUSTOM" or null))
+        {
+            return $"launch_group.executor.type: '{executor.Type}' is not DEFAULT or CUSTOM";
+        }
+
+        if (executor.ExecutorId?.Value is not { Length: > 0 })
+        {
+            return "launch_group.executor.executor_id: required";
+        }
+
+        return ExecutorResourcesError(executor, ref remaining);
+    }
+
+    private static string? ExecutorResourcesError(MExecutorInfo executor, ref Resources remaining)
+    {
+        if (!MesosResources.TryParse(executor.Resources, out var res, out var error))
+        {
+            return "executor.resources: " + error;
+        }
+
+        if (!remaining.Contains(res))
+        {
+            return $"Executor uses more resources {res} than available {MesosResources.Describe(remaining)}";
+        }
+
+        remaining = remaining.Subtract(res);
+        return null;
+    }
+
+    /// <summary>
+    /// Validates one TaskInfo against the framework, the offer's agent and what is left of the offer; on
+    /// success subtracts its resources from <paramref name="remaining"/> and leaves the task in <see cref="_lastBuilt"/>.
+    /// Returns the reason it is invalid, in Mesos' wording where Mesos has one.
+    /// </summary>
+    private string? BuildTask(Framework fw, MTaskInfo info, string agentId, MExecutorInfo? executor, bool inGroup, HashSet<string> ids, ref Resources remaining)
+    {
+        _lastBuilt = null;
+        if (info.TaskId?.Value is not { Length: > 0 } taskId)
+        {
+            return "task_id: required";
+        }
+
+        if (!Ids.IsValidName(taskId) || taskId.Length > MaxMesosTaskIdLength)
+        {
+            return $"task_id '{taskId}': Drover accepts letters, digits, '_', '-' and '.' (1-{MaxMesosTaskIdLength} characters), as it names the task's sandbox and cgroup";
+        }
+
+        var droverId = DroverTaskId(fw.Id, taskId);
+        if (!ids.Add(taskId) || _state.GetTask(droverId) is not null)
+        {
+            return $"Task has duplicate ID: {taskId}";
+        }
+
+        if (info.AgentId?.Value != agentId)
+        {
+            return $"Task uses invalid agent: {info.AgentId?.Value} (the offer is for agent {agentId})";
+        }
+
+        if (!inGroup && info.Command is null == (executor is null))
+        {
+            return "Task should have at least one (but not both) of CommandInfo or ExecutorInfo present";
+        }
+
+        if (inGroup && executor is null && info.Command is null)
+        {
+            return "command: required for a task of a group run by the DEFAULT executor";
+        }
+
+        if (info.Container is { } container && (container.Type is not ("MESOS" or null) || container.Docker is not null || container.Mesos is not null))
+        {
+            return "container: only a MESOS container without an image is supported (Drover runs tasks as processes in cgroups)";
+        }
+
+        if (info.HealthCheck is not null || info.Check is not null)
+        {
+            return "health_check/check: not supported by Drover's Mesos API yet";
+        }
+
+        if (!IsBase64(info.Data))
+        {
+            return "data: must be base64";
+        }
+
+        if (!MesosResources.TryParse(info.Resources, out var res, out var resError))
+        {
+            return "resources: " + resError;
+        }
+
+        if (res.MilliCpus == 0 && res.MemMiB == 0)
+        {
+            return "Task uses no resources: cpus or mem is required";
+        }
+
+        if (!remaining.Contains(res))
+        {
+            return $"Task uses more resources {res} than available {MesosResources.Describe(remaining)}";
+        }
+
+        string? shell = null;
+        ImmutableArray<string> args = [];
+        var env = ImmutableSortedDictionary<string, string>.Empty;
+        if (info.Command is { } command)
+        {
+            if (CommandError(command, "command", out shell, out args, out env) is { } error)
+            {
+                return error;
+            }
+        }
+
+        ExecutorSpec? executorSpec = null;
+        if (executor is not null)
+        {
+            if (executor.ExecutorId?.Value is not { Length: > 0 } executorId)
+            {
+                return "executor.executor_id: required";
+            }
+
+            if (executor.Type == "DEFAULT" && !inGroup)
+            {
+                return "executor.type: DEFAULT executors are only for LAUNCH_GROUP";
+            }
+
+            if (executor.Command is null)
+            {
+                return "executor.command: required for a custom executor";
+            }
+
+            if (CommandError(executor.Command, "executor.command", out var exShell, out var exArgs, out var exEnv) is { } error)
+            {
+                return error;
+            }
+
+            if (!IsBase64(executor.Data))
+            {
+                return "executor.data: must be base64";
+            }
+
+            if (!MesosResources.TryParse(executor.Resources, out var exRes, out var exResError))
+            {
+                return "executor.resources: " + exResError;
+            }
+
+            if (!inGroup)
+            {
+                // A LAUNCH_GROUP's executor was counted once for the group.
+                if (!remaining.Subtract(res).Contains(exRes))
+                {
+                    return $"Executor uses more resources {exRes} than available {MesosResources.Describe(remaining.Subtract(res))}";
+                }
+
+                remaining = remaining.Subtract(exRes);
+            }
+
+            executorSpec = new ExecutorSpec
+            {
+                ExecutorId = executorId,
+                FrameworkId = fw.Id,
+                Name = executor.Name,
+                Shell = exShell,
+                Args = exArgs,
+                Env = exEnv,
+                Resources = exRes,
+                Data = executor.Data,
+            };
+        }
+
+        remaining = remaining.Subtract(res);
+        var grace = info.KillPolicy?.GracePeriod?.Nanoseconds is { } ns && ns >= 0 ? TimeSpan.FromTicks(ns / 100) : TaskSpec.DefaultKillGracePeriod;
+        _lastBuilt = new OfferLaunch(new TaskSpec
+        {
+            Id = droverId,
+            Name = info.Name is { Length: > 0 } n ? n : taskId,
+            Shell = shell,
+            Args = args,
+            Env = env,
+            Resources = res with { Ports = PortRanges.Empty },
+            PortCount = res.Ports.Count,
+            KillGracePeriod = grace,
+            User = info.Command?.User,
+            FrameworkId = fw.Id,
+            Executor = executorSpec,
+            Data = info.Data,
+        }, MesosResources.PortList(res.Ports));
+        return null;
+    }
+
+    private static string? CommandError(MCommandInfo command, string field, out string? shell, out ImmutableArray<string> args, out ImmutableSortedDictionary<string, string> env)
+    {
+        shell = null;
+        args = [];
+        env = ImmutableSortedDictionary<string, string>.Empty;
+        if (command.Uris is { ValueKind: System.Text.Json.JsonValueKind.Array } uris && uris.GetArrayLength() > 0)
+        {
+            return $"{field}.uris: fetching URIs is not supported by Drover";
+        }
+
+        if (command.Value is not { Length: > 0 } value)
+        {
+            return $"{field}.value: required";
+        }
+
+        if (command.Shell ?? true)
+        {
+            shell = value;
+        }
+        else
+        {
+            // Mesos execs 'value' with 'arguments' as argv (argv[0] included).
+            args = [value, .. (command.Arguments ?? []).Skip(1)];
+        }
+
+        var builder = ImmutableSortedDictionary.CreateBuilder<string, string>(StringComparer.Ordinal);
+        foreach (var v in command.Environment?.Variables ?? [])
+        {
+            if (v.Type is not (null or "VALUE"))
+            {
+                return $"{field}.environment: variable '{v.Name}' of type {v.Type} is not supported (only VALUE)";
+            }
+
+            builder[v.Name] = v.Value ?? "";
+        }
+
+        env = builder.ToImmutable();
+        return null;
+    }
+}

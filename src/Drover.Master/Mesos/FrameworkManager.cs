@@ -1,0 +1,757 @@
+using System.Collections.Immutable;
+using System.Text.Json;
+using Drover.Core;
+using Drover.Core.Api;
+using Drover.Core.Protocol;
+using Drover.Master.State;
+using Drover.Store;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace Drover.Master.Mesos;
+
+/// <summary>The answer to a scheduler call: an HTTP status and, for errors, the reason.</summary>
+internal readonly record struct CallResult(int Status, string? Error = null)
+{
+    public static CallResult Accepted { get; } = new(StatusCodes.Status202Accepted);
+
+    public static CallResult Bad(string error) => new(StatusCodes.Status400BadRequest, error);
+}
+
+/// <summary>
+/// The Mesos master's framework side: frameworks and their streams, offers, scheduler calls, status updates
+/// and their acknowledgements, failover. One lock guards it. Lock order: this lock, then
+/// <see cref="ClusterState"/>'s; methods of <see cref="ClusterState"/> that raise <c>TaskChanged</c> (kill,
+/// launch) are only called with this lock released, because the handler of that event takes it.
+/// </summary>
+internal sealed partial class FrameworkManager
+{
+    public const string KeyPrefix = "/drover/frameworks/";
+
+    private readonly Lock _lock = new();
+    private readonly Dictionary<string, Framework> _frameworks = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (MFrameworkInfo Info, DateTimeOffset RegisteredAt, DateTimeOffset RemovedAt)> _removed = new(StringComparer.Ordinal);
+    private readonly ClusterState _state;
+    private readonly IStateStore? _store;
+    private readonly MasterOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger<FrameworkManager> _logger;
+    private readonly string _masterId = Guid.NewGuid().ToString();
+    private long _nextId;
+
+    public FrameworkManager(ClusterState state, IStateStore? store, MasterOptions options, TimeProvider time, ILogger<FrameworkManager> logger)
+    {
+        _state = state;
+        _store = store;
+        _options = options;
+        _time = time;
+        _logger = logger;
+        state.TaskChanged += OnTaskChanged;
+        state.FrameworkMessageReceived += OnExecutorMessage;
+    }
+
+    /// <summary>Raised (outside the lock) when something changed that an allocator pass should look at.</summary>
+    public event Action? AllocationNeeded;
+
+    /// <summary>Raised (under the lock; handlers must not block) for the operator API's event stream.</summary>
+    public event Action<string, Framework?, MFrameworkInfo>? FrameworkChanged;
+
+    public string MasterId => _masterId;
+
+    private volatile int _connected;
+
+    /// <summary>How many schedulers are connected now. Lock-free read, for hot paths.</summary>
+    public int ConnectedCount => _connected;
+
+    private void CountConnectedLocked() => _connected = _frameworks.Values.Count(f => f.Stream is not null);
+
+    /// <summary>The Drover task id of a framework's task: unique across frameworks, safe in paths.</summary>
+    public static string DroverTaskId(string frameworkId, string taskId) => $"{frameworkId}.{taskId}";
+
+    /// <summary>The Mesos task id back from a Drover task id.</summary>
+    public static string MesosTaskId(string frameworkId, string droverId) =>
+        droverId.StartsWith(frameworkId + ".", StringComparison.Ordinal) ? droverId[(frameworkId.Length + 1)..] : droverId;
+
+    public static byte[] Encode(MEvent e) => JsonSerializer.SerializeToUtf8Bytes(e, MesosV1JsonContext.Default.MEvent);
+
+    // ---------------------------------------------------------------- recovery
+
+    /// <summary>Loads checkpointed frameworks at start-up, before requests are served. Each gets a full failover timeout from now.</summary>
+    public async Task LoadAsync(CancellationToken ct)
+    {
+        if (_store is null)
+        {
+            return;
+        }
+
+        var entries = await _store.ListAsync(KeyPrefix, ct).ConfigureAwait(false);
+        var now = _time.GetUtcNow();
+        lock (_lock)
+        {
+            foreach (var e in entries)
+            {
+                var p = JsonSerializer.Deserialize(e.Value, MesosV1JsonContext.Default.PersistedFramework)!;
+                var id = p.Info.Id?.Value ?? e.Key[KeyPrefix.Length..];
+                var fw = new Framework(id, p.Info with { Id = new MId(id) }, p.RegisteredAt) { DisconnectedAt = now, Recovered = true };
+                fw.Unacknowledged.AddRange(p.Unacknowledged ?? []);
+                _frameworks[id] = fw;
+            }
+        }
+
+        LogRecovered(entries.Length);
+    }
+
+    // ---------------------------------------------------------------- subscribe
+
+    /// <summary>
+    /// SUBSCRIBE: registers a new framework (assigning its id) or takes over an existing one (failover: the old
+    /// stream is closed). Returns the new stream, already holding SUBSCRIBED and every unacknowledged update,
+    /// or an error for the HTTP answer, or (<c>RemovedError</c>) a framework that was torn down, which Mesos
+    /// answers with an ERROR event on the stream.
+    /// </summary>
+    public (Framework? Framework, SchedulerStream? Stream, CallResult Error, string? RemovedError) Subscribe(MCall call, string hostHeader)
+    {
+        var info = call.Subscribe?.FrameworkInfo;
+        if (info is null)
+        {
+            return (null, null, CallResult.Bad("subscribe.framework_info: required for a SUBSCRIBE call"), null);
+        }
+
+        if (string.IsNullOrEmpty(info.User))
+        {
+            return (null, null, CallResult.Bad("subscribe.framework_info.user: required"), null);
+        }
+
+        if (string.IsNullOrEmpty(info.Name))
+        {
+            return (null, null, CallResult.Bad("subscribe.framework_info.name: required"), null);
+        }
+
+        if (call.FrameworkId?.Value is { } callId && info.Id?.Value is { } infoId && callId != infoId)
+        {
+            return (null, null, CallResult.Bad($"framework_id: '{callId}' differs from subscribe.framework_info.id '{infoId}'"), null);
+        }
+
+        var caps = (info.Capabilities ?? []).Select(c => c.Type).ToHashSet(StringComparer.Ordinal);
+        if (info.Roles is { Count: > 0 } && !caps.Contains("MULTI_ROLE"))
+        {
+            return (null, null, CallResult.Bad("subscribe.framework_info.roles: may only be set by a framework with the MULTI_ROLE capability (else use 'role')"), null);
+        }
+
+        foreach (var role in Framework.RolesOf(info))
+        {
+            if (RoleError(role) is { } why)
+            {
+                return (null, null, CallResult.Bad($"subscribe.framework_info.roles: '{role}' {why}"), null);
+            }
+        }
+
+        if (info.FailoverTimeout is { } ft && (!double.IsFinite(ft) || ft < 0))
+        {
+            return (null, null, CallResult.Bad("subscribe.framework_info.failover_timeout: must be a non-negative number of seconds"), null);
+        }
+
+        var id = info.Id?.Value ?? call.FrameworkId?.Value;
+        if (id is not null && !Ids.IsValidName(id))
+        {
+            return (null, null, CallResult.Bad($"framework_id: '{id}' is not a valid id (letters, digits, '_', '-', '.'; 1-128 characters)"), null);
+        }
+
+        Framework fw;
+        SchedulerStream stream;
+        lock (_lock)
+        {
+            if (id is not null && _removed.ContainsKey(id))
+            {
+                return (null, null, default, "Framework has been removed");
+            }
+
+            var now = _time.GetUtcNow();
+            var added = false;
+            if (id is null || !_frameworks.TryGetValue(id, out var existing))
+            {
+                id ??= $"{_masterId}-{Interlocked.Increment(ref _nextId):D4}";
+                fw = new Framework(id, info with { Id = new MId(id) }, now);
+                _frameworks[id] = fw;
+                added = true;
+                LogSubscribed(id, info.Name, string.Join(',', fw.Roles));
+            }
+            else
+            {
+                fw = existing;
+                fw.Info = info with { Id = new MId(id) };
+                fw.ReregisteredAt = now;
+                fw.Recovered = false;
+                if (fw.Stream is { } old)
+                {
+                    // Mesos closes the previous connection of a failed-over scheduler; its offers go back.
+                    old.Close();
+                    RescindAllLocked(fw, sendEvents: false);
+                }
+
+                LogResubscribed(id, info.Name);
+            }
+
+            stream = new SchedulerStream();
+            fw.Stream = stream;
+            fw.DisconnectedAt = null;
+            fw.SuppressedRoles.Clear();
+            foreach (var r in call.Subscribe?.SuppressedRoles ?? [])
+            {
+                fw.SuppressedRoles.Add(r);
+            }
+
+            stream.Send(Encode(new MEvent
+            {
+                Type = "SUBSCRIBED",
+                Subscribed = new MSubscribed(new MId(id), _options.SchedulerHeartbeatInterval.TotalSeconds, MasterInfo(hostHeader)),
+            }));
+            foreach (var status in fw.Unacknowledged)
+            {
+                stream.Send(Encode(new MEvent { Type = "UPDATE", Update = new MUpdate(status) }));
+            }
+
+            SaveLocked(fw);
+            CountConnectedLocked();
+            FrameworkChanged?.Invoke(added ? "FRAMEWORK_ADDED" : "FRAMEWORK_UPDATED", fw, fw.Info);
+        }
+
+        AllocationNeeded?.Invoke();
+        return (fw, stream, default, null);
+    }
+
+    /// <summary>The subscribe request ended (client gone, stream closed, master stopping). Starts the failover timeout.</summary>
+    public void StreamEnded(Framework fw, SchedulerStream stream)
+    {
+        lock (_lock)
+        {
+            if (!ReferenceEquals(fw.Stream, stream) || !_frameworks.ContainsKey(fw.Id))
+            {
+                return; // superseded by a newer subscription, or torn down
+            }
+
+            fw.Stream = null;
+            fw.DisconnectedAt = _time.GetUtcNow();
+            RescindAllLocked(fw, sendEvents: false);
+            SaveLocked(fw);
+            CountConnectedLocked();
+            FrameworkChanged?.Invoke("FRAMEWORK_UPDATED", fw, fw.Info);
+            LogDisconnected(fw.Id, fw.FailoverTimeout.TotalSeconds);
+        }
+
+        AllocationNeeded?.Invoke();
+    }
+
+    // ---------------------------------------------------------------- other calls
+
+    /// <summary>Every call but SUBSCRIBE, after the HTTP layer parsed it. Validates the stream id and the framework as Mesos does.</summary>
+    public CallResult Handle(MCall call, string? streamId)
+    {
+        if (string.IsNullOrEmpty(streamId))
+        {
+            return CallResult.Bad("All non-subscribe calls should include the 'Mesos-Stream-Id' header");
+        }
+
+        if (call.FrameworkId?.Value is not { Length: > 0 } fwId)
+        {
+            return CallResult.Bad("framework_id: required for every call but SUBSCRIBE");
+        }
+
+        List<string> kill = [];
+        Func<CallResult>? after = null;
+        CallResult result;
+        lock (_lock)
+        {
+            if (!_frameworks.TryGetValue(fwId, out var fw) || fw.Stream is null)
+            {
+                return new CallResult(StatusCodes.Status403Forbidden, $"Framework '{fwId}' is not subscribed");
+            }
+
+            if (fw.Stream.Id != streamId)
+            {
+                return CallResult.Bad($"The stream ID '{streamId}' included in this request didn't match the stream ID currently associated with framework ID '{fwId}'");
+            }
+
+            result = call.Type switch
+            {
+                "TEARDOWN" => Teardown(fw, kill),
+                "ACCEPT" => Accept(fw, call.Accept, out after),
+                "DECLINE" => Decline(fw, call.Decline?.OfferIds, call.Decline?.Filters),
+                "ACCEPT_INVERSE_OFFERS" or "DECLINE_INVERSE_OFFERS" => InverseOfferAnswer(fw, call),
+                "REVIVE" => Revive(fw, call.Revive?.Roles),
+                "SUPPRESS" => Suppress(fw, call.Suppress?.Roles),
+                "KILL" => KillCall(fw, call.Kill, kill),
+                "SHUTDOWN" => ShutdownCall(fw, call.Shutdown),
+                "ACKNOWLEDGE" => Acknowledge(fw, call.Acknowledge),
+                "RECONCILE" => Reconcile(fw, call.Reconcile),
+                "MESSAGE" => Message(fw, call.Message),
+                "REQUEST" => RequestCall(fw),
+                null => CallResult.Bad("type: required"),
+                var t => CallResult.Bad($"type: '{t}' is not a scheduler call Drover supports (SUBSCRIBE, TEARDOWN, ACCEPT, DECLINE, ACCEPT_INVERSE_OFFERS, DECLINE_INVERSE_OFFERS, REVIVE, SUPPRESS, KILL, SHUTDOWN, ACKNOWLEDGE, RECONCILE, MESSAGE, REQUEST)"),
+            };
+        }
+
+        // Calls into ClusterState that raise TaskChanged, with our lock released (see the class comment).
+        if (after is not null)
+        {
+            result = after();
+        }
+
+        foreach (var (taskId, message, reason) in kill.Select(k => (k, call.Type == "TEARDOWN" ? "Framework torn down" : "Killed by its framework", call.Type == "TEARDOWN" ? TaskReasons.FrameworkRemoved : null)))
+        {
+            if (reason is null)
+            {
+                _state.Kill(taskId);
+            }
+            else
+            {
+                _state.Kill(taskId, message, reason);
+            }
+        }
+
+        if (call.Type is "DECLINE" or "REVIVE" or "TEARDOWN" or "ACCEPT")
+        {
+            AllocationNeeded?.Invoke();
+        }
+
+        return result;
+    }
+
+    private CallResult Teardown(Framework fw, List<string> kill)
+    {
+        RemoveLocked(fw, "torn down by its scheduler");
+        kill.AddRange(_state.ActiveTaskIdsOfFramework(fw.Id));
+        return CallResult.Accepted;
+    }
+
+    private CallResult Decline(Framework fw, IReadOnlyList<MId>? offerIds, MFilters? filters)
+    {
+        if (offerIds is null || offerIds.Count == 0)
+        {
+            return CallResult.Bad("decline.offer_ids: at least one offer id is required");
+        }
+
+        var refuse = RefuseFor(filters);
+        foreach (var id in offerIds)
+        {
+            if (id?.Value is { } oid && fw.Offers.Remove(oid, out var offer))
+            {
+                _state.ReleaseOffer(offer.AgentId, offer.Resources);
+                Refuse(fw, offer.AgentId, refuse);
+            }
+            else
+            {
+                LogUnknownOffer(fw.Id, id?.Value ?? "", "DECLINE");
+            }
+        }
+
+        return CallResult.Accepted;
+    }
+
+    private TimeSpan RefuseFor(MFilters? filters) =>
+        filters?.RefuseSeconds is { } s && double.IsFinite(s) && s >= 0 ? TimeSpan.FromSeconds(Math.Min(s, 365 * 24 * 3600)) : TimeSpan.FromSeconds(5);
+
+    private void Refuse(Framework fw, string agentId, TimeSpan refuse)
+    {
+        if (refuse > TimeSpan.Zero)
+        {
+            fw.RefusedAgents[agentId] = _time.GetUtcNow() + refuse;
+        }
+    }
+
+    private CallResult InverseOfferAnswer(Framework fw, MCall call)
+    {
+        var ids = (call.AcceptInverseOffers ?? call.DeclineInverseOffers)?.InverseOfferIds ?? [];
+        LogInverseOfferAnswer(fw.Id, call.Type!, string.Join(',', ids.Select(i => i?.Value)));
+        return CallResult.Accepted; // informational in Mesos too: a drain goes ahead whatever frameworks answer
+    }
+
+    private CallResult Revive(Framework fw, IReadOnlyList<string>? roles)
+    {
+        fw.RefusedAgents.Clear();
+        if (roles is { Count: > 0 })
+        {
+            foreach (var r in roles)
+            {
+                fw.SuppressedRoles.Remove(r);
+            }
+        }
+        else
+        {
+            fw.SuppressedRoles.Clear();
+        }
+
+        return CallResult.Accepted;
+    }
+
+    private CallResult Suppress(Framework fw, IReadOnlyList<string>? roles)
+    {
+        foreach (var r in roles is { Count: > 0 } ? roles : fw.Roles)
+        {
+            fw.SuppressedRoles.Add(r);
+        }
+
+        return CallResult.Accepted;
+    }
+
+    private CallResult KillCall(Framework fw, MKill? kill, List<string> toKill)
+    {
+        if (kill?.TaskId?.Value is not { Length: > 0 } taskId)
+        {
+            return CallResult.Bad("kill.task_id: required");
+        }
+
+        var droverId = DroverTaskId(fw.Id, taskId);
+        var task = _state.GetTask(droverId);
+        if (task is null || task.FrameworkId != fw.Id || task.State.IsTerminal())
+        {
+            // Mesos answers a kill of a task it does not know (or that ended) with an update, not an error.
+            SendLocked(fw, new MTaskStatus
+            {
+                TaskId = new MId(taskId),
+                State = (task?.State is { } s && s.IsTerminal() ? MapState(fw, s) : fw.PartitionAware ? TaskState.Unknown : TaskState.Lost).WireName(),
+                Source = TaskSources.Master,
+                Reason = TaskReasons.Reconciliation,
+                Message = task is null ? "Attempted to kill an unknown task" : "The task has already ended",
+                AgentId = MId.Of(kill.AgentId?.Value ?? task?.AgentId),
+                Timestamp = UnixNow(),
+            }, acknowledge: false);
+            return CallResult.Accepted;
+        }
+
+        toKill.Add(droverId);
+        return CallResult.Accepted;
+    }
+
+    private CallResult ShutdownCall(Framework fw, MShutdown? shutdown)
+    {
+        if (shutdown?.ExecutorId?.Value is not { Length: > 0 } executorId || shutdown.AgentId?.Value is not { Length: > 0 } agentId)
+        {
+            return CallResult.Bad("shutdown.executor_id and shutdown.agent_id: both required");
+        }
+
+        if (!_state.SendToExecutor(agentId, new FrameworkMessage { FrameworkId = fw.Id, ExecutorId = executorId }, AgentCommandType.ShutdownExecutor))
+        {
+            LogExecutorUnreachable(fw.Id, executorId, agentId, "SHUTDOWN");
+        }
+
+        return CallResult.Accepted;
+    }
+
+    private CallResult Acknowledge(Framework fw, MAcknowledge? ack)
+    {
+        if (ack?.Uuid is not { Length: > 0 } uuid || ack.TaskId?.Value is not { Length: > 0 } taskId || ack.AgentId?.Value is not { Length: > 0 })
+        {
+            return CallResult.Bad("acknowledge.agent_id, acknowledge.task_id and acknowledge.uuid: all required");
+        }
+
+        if (!TryDecodeUuid(uuid))
+        {
+            return CallResult.Bad("acknowledge.uuid: must be the base64 of the 16-byte uuid of the update");
+        }
+
+        var at = fw.Unacknowledged.FindIndex(s => s.Uuid == uuid && s.TaskId.Value == taskId);
+        if (at >= 0)
+        {
+            fw.Unacknowledged.RemoveAt(at);
+            SaveLocked(fw);
+        }
+        else
+        {
+            LogUnknownAck(fw.Id, taskId, uuid);
+        }
+
+        return CallResult.Accepted;
+    }
+
+    private CallResult Reconcile(Framework fw, MReconcile? reconcile)
+    {
+        var asked = reconcile?.Tasks ?? [];
+        if (asked.Count == 0)
+        {
+            // Implicit: the latest state of every task the master knows is live.
+            foreach (var t in _state.TasksOfFramework(fw.Id, includeCompleted: false))
+            {
+                SendLocked(fw, ReconcileStatus(fw, t), acknowledge: false);
+            }
+
+            return CallResult.Accepted;
+        }
+
+        foreach (var item in asked)
+        {
+            if (item.TaskId?.Value is not { Length: > 0 } taskId)
+            {
+                return CallResult.Bad("reconcile.tasks[].task_id: required");
+            }
+        }
+
+        foreach (var item in asked)
+        {
+            var taskId = item.TaskId!.Value;
+            var t = _state.GetTask(DroverTaskId(fw.Id, taskId));
+            SendLocked(fw, t is not null && t.FrameworkId == fw.Id
+                ? ReconcileStatus(fw, t)
+                : new MTaskStatus
+                {
+                    TaskId = new MId(taskId),
+                    State = (fw.PartitionAware ? TaskState.Unknown : TaskState.Lost).WireName(),
+                    Source = TaskSources.Master,
+                    Reason = TaskReasons.Reconciliation,
+                    Message = "Reconciliation: task is unknown",
+                    AgentId = item.AgentId,
+                    Timestamp = UnixNow(),
+                }, acknowledge: false);
+        }
+
+        return CallResult.Accepted;
+    }
+
+    private MTaskStatus ReconcileStatus(Framework fw, TaskView t)
+    {
+        var last = t.Statuses.IsDefaultOrEmpty ? null : t.Statuses[^1];
+        var state = t.State is TaskState.Pending or TaskState.Staging ? TaskState.Staging : t.State;
+        return new MTaskStatus
+        {
+            TaskId = new MId(MesosTaskId(fw.Id, t.Id)),
+            State = MapState(fw, state).WireName(),
+            Source = TaskSources.Master,
+            Reason = TaskReasons.Reconciliation,
+            Message = "Reconciliation: latest task state",
+            AgentId = MId.Of(t.AgentId),
+            ExecutorId = MId.Of(last?.ExecutorId),
+            Healthy = t.Healthy,
+            Timestamp = last?.Timestamp ?? UnixNow(),
+        };
+    }
+
+    private CallResult Message(Framework fw, MMessage? message)
+    {
+        if (message?.AgentId?.Value is not { Length: > 0 } agentId || message.ExecutorId?.Value is not { Length: > 0 } executorId)
+        {
+            return CallResult.Bad("message.agent_id and message.executor_id: both required");
+        }
+
+        if (!IsBase64(message.Data))
+        {
+            return CallResult.Bad("message.data: must be base64 (Mesos encodes bytes as base64 in JSON)");
+        }
+
+        if (!_state.SendToExecutor(agentId, new FrameworkMessage { FrameworkId = fw.Id, ExecutorId = executorId, Data = message.Data ?? "" }))
+        {
+            LogExecutorUnreachable(fw.Id, executorId, agentId, "MESSAGE"); // best effort, as in Mesos
+        }
+
+        return CallResult.Accepted;
+    }
+
+    private CallResult RequestCall(Framework fw)
+    {
+        // Mesos' allocator ignores resource requests; so does Drover, but says so in the log.
+        LogRequestIgnored(fw.Id);
+        return CallResult.Accepted;
+    }
+
+    // ---------------------------------------------------------------- events from the cluster
+
+    private void OnTaskChanged(TaskView view)
+    {
+        if (view.FrameworkId is not { } fwId || view.Statuses.IsDefaultOrEmpty)
+        {
+            return;
+        }
+
+        var s = view.Statuses[^1];
+        if (s.State is TaskState.Pending or TaskState.Staging)
+        {
+            return; // Mesos never sends TASK_STAGING to schedulers
+        }
+
+        lock (_lock)
+        {
+            if (!_frameworks.TryGetValue(fwId, out var fw) || (s.State == TaskState.Killing && !fw.TaskKillingState))
+            {
+                return;
+            }
+
+            SendLocked(fw, new MTaskStatus
+            {
+                TaskId = new MId(MesosTaskId(fwId, view.Id)),
+                State = MapState(fw, s.State).WireName(),
+                Message = s.Message,
+                Source = s.Source,
+                Reason = s.Reason,
+                Data = s.Data,
+                AgentId = MId.Of(view.AgentId ?? s.AgentId),
+                ExecutorId = MId.Of(s.ExecutorId),
+                Timestamp = s.Timestamp,
+                Healthy = s.Healthy,
+            }, acknowledge: true);
+        }
+    }
+
+    private void OnExecutorMessage(string agentId, FrameworkMessage message)
+    {
+        lock (_lock)
+        {
+            if (_frameworks.TryGetValue(message.FrameworkId, out var fw) && fw.Stream is { } stream)
+            {
+                stream.Send(Encode(new MEvent { Type = "MESSAGE", Message = new MMessage(new MId(agentId), new MId(message.ExecutorId), message.Data) }));
+            }
+            else
+            {
+                LogMessageDropped(message.FrameworkId, message.ExecutorId);
+            }
+        }
+    }
+
+    /// <summary>Mesos' state for a framework: without PARTITION_AWARE, the partition states read TASK_LOST.</summary>
+    private static TaskState MapState(Framework fw, TaskState s) => fw.PartitionAware ? s : s switch
+    {
+        TaskState.Unreachable or TaskState.Gone or TaskState.GoneByOperator or TaskState.Dropped or TaskState.Unknown => TaskState.Lost,
+        _ => s,
+    };
+
+    /// <summary>Sends an UPDATE; with <paramref name="acknowledge"/>, stamps a uuid and keeps it (checkpointed) until acknowledged.</summary>
+    private void SendLocked(Framework fw, MTaskStatus status, bool acknowledge)
+    {
+        if (acknowledge)
+        {
+            status = status with { Uuid = Convert.ToBase64String(Guid.NewGuid().ToByteArray()) };
+            fw.Unacknowledged.Add(status);
+            if (fw.Unacknowledged.Count > Framework.MaxUnacknowledged)
+            {
+                fw.Unacknowledged.RemoveAt(0);
+                LogUnackedOverflow(fw.Id, Framework.MaxUnacknowledged);
+            }
+
+            SaveLocked(fw);
+        }
+
+        fw.Stream?.Send(Encode(new MEvent { Type = "UPDATE", Update = new MUpdate(status) }));
+    }
+
+    // ---------------------------------------------------------------- helpers (under the lock)
+
+    /// <summary>Removes a framework: offers back, stream closed, record deleted. The caller kills its tasks after releasing the lock.</summary>
+    private void RemoveLocked(Framework fw, string why)
+    {
+        RescindAllLocked(fw, sendEvents: false);
+        fw.Stream?.Close();
+        fw.Stream = null;
+        _frameworks.Remove(fw.Id);
+        CountConnectedLocked();
+        _removed[fw.Id] = (fw.Info, fw.RegisteredAt, _time.GetUtcNow());
+        if (_store is not null)
+        {
+            _ = _store.CommitAsync(new Transaction { Writes = [WriteOp.Delete(KeyPrefix + fw.Id)] });
+        }
+
+        FrameworkChanged?.Invoke("FRAMEWORK_REMOVED", null, fw.Info);
+        LogRemoved(fw.Id, why);
+    }
+
+    private void RescindAllLocked(Framework fw, bool sendEvents)
+    {
+        foreach (var offer in fw.Offers.Values)
+        {
+            _state.ReleaseOffer(offer.AgentId, offer.Resources);
+            if (sendEvents)
+            {
+                fw.Stream?.Send(Encode(new MEvent { Type = "RESCIND", Rescind = new MRescind(new MId(offer.Id)) }));
+            }
+        }
+
+        fw.Offers.Clear();
+    }
+
+    /// <summary>Checkpoints the framework. Writes are issued under the lock, so they reach the (FIFO) store in order.</summary>
+    private void SaveLocked(Framework fw)
+    {
+        if (_store is not null)
+        {
+            _ = _store.CommitAsync(new Transaction
+            {
+                Writes = [WriteOp.Put(KeyPrefix + fw.Id, JsonSerializer.SerializeToUtf8Bytes(fw.ToPersisted(), MesosV1JsonContext.Default.PersistedFramework))],
+            });
+        }
+    }
+
+    private MMasterInfo MasterInfo(string hostHeader)
+    {
+        var host = hostHeader;
+        var port = 5050;
+        var colon = hostHeader.LastIndexOf(':');
+        if (colon > 0 && int.TryParse(hostHeader[(colon + 1)..], out var p))
+        {
+            host = hostHeader[..colon];
+            port = p;
+        }
+
+        return new MMasterInfo { Id = _masterId, Hostname = host, Port = port, Version = MasterHost.Version, Address = new MAddress(host, host, port) };
+    }
+
+    private static string? RoleError(string role) => role switch
+    {
+        "" => "is empty",
+        "." or ".." => "is not a valid role",
+        _ when role.StartsWith('-') => "must not start with '-'",
+        _ when role.Any(c => c == '/' || char.IsWhiteSpace(c) || char.IsControl(c)) => "must not contain '/', whitespace or control characters",
+        _ => null,
+    };
+
+    private static bool TryDecodeUuid(string uuid)
+    {
+        Span<byte> bytes = stackalloc byte[24];
+        return Convert.TryFromBase64String(uuid, bytes, out var n) && n == 16;
+    }
+
+    private static bool IsBase64(string? data)
+    {
+        if (string.IsNullOrEmpty(data))
+        {
+            return true;
+        }
+
+        var buffer = new byte[(data.Length * 3 / 4) + 3];
+        return Convert.TryFromBase64String(data, buffer, out _);
+    }
+
+    private double UnixNow() => _time.GetUtcNow().ToUnixTimeMilliseconds() / 1000.0;
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Recovered {Count} Mesos frameworks from the state store")]
+    private partial void LogRecovered(int count);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Framework {FrameworkId} ({Name}) subscribed in roles {Roles}")]
+    private partial void LogSubscribed(string frameworkId, string name, string roles);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Framework {FrameworkId} ({Name}) re-subscribed (failover)")]
+    private partial void LogResubscribed(string frameworkId, string name);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Framework {FrameworkId} disconnected; its tasks are kept for its failover timeout of {Seconds} s")]
+    private partial void LogDisconnected(string frameworkId, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Framework {FrameworkId} removed: {Why}; its tasks are killed")]
+    private partial void LogRemoved(string frameworkId, string why);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Framework {FrameworkId} named unknown or expired offer {OfferId} in {Call}")]
+    private partial void LogUnknownOffer(string frameworkId, string offerId, string call);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Framework {FrameworkId} acknowledged an update it has no pending update for (task {TaskId}, uuid {Uuid})")]
+    private partial void LogUnknownAck(string frameworkId, string taskId, string uuid);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Framework {FrameworkId}: {Call} {Ids} (noted; the drain proceeds)")]
+    private partial void LogInverseOfferAnswer(string frameworkId, string call, string ids);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Framework {FrameworkId}: {Call} for executor {ExecutorId} dropped: agent {AgentId} is unknown, removed or unreachable")]
+    private partial void LogExecutorUnreachable(string frameworkId, string executorId, string agentId, string call);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Framework {FrameworkId} sent REQUEST; resource requests are accepted and ignored, as by Mesos' allocator")]
+    private partial void LogRequestIgnored(string frameworkId);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Executor message for framework {FrameworkId} from executor {ExecutorId} dropped: the framework is not connected")]
+    private partial void LogMessageDropped(string frameworkId, string executorId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Framework {FrameworkId} has more than {Max} unacknowledged updates; the oldest is dropped")]
+    private partial void LogUnackedOverflow(string frameworkId, int max);
+}
