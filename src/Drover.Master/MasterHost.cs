@@ -41,6 +41,7 @@ public static partial class MasterHost
         services.AddHostedService<AgentMonitor>();
         services.AddSingleton(sp => new FrameworkManager(sp.GetRequiredService<ClusterState>(), sp.GetRequiredService<IStateStore>(),
             options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<FrameworkManager>>()));
+        services.AddSingleton<Mesos.Operator.OperatorEvents>();
         services.AddSingleton<Allocator>();
         services.AddHostedService(sp => sp.GetRequiredService<Allocator>());
         services.AddDroverEvents();
@@ -101,6 +102,7 @@ public static partial class MasterHost
         GroupEndpoints.Map(app);
         EventsEndpoint.Map(app);
         SchedulerEndpoint.Map(app);
+        Mesos.Operator.OperatorApi.Map(app);
         app.MapFallback((HttpContext http) => ApiResults.NotFound($"no route for {http.Request.Method} {http.Request.Path}"));
         return app;
     }

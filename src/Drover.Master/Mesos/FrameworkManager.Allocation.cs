@@ -49,8 +49,8 @@ internal sealed partial class FrameworkManager
                 }
             }
 
-            ExpireOffersLocked(agents, now);
-            var available = BuiltInPriorityLocked(view, now);
+            var released = ExpireOffersLocked(agents, now);
+            var available = BuiltInPriorityLocked(view, released, now);
             SendInverseOffersLocked(view);
             made = OfferLocked(view, available, now);
         }
@@ -93,8 +93,9 @@ internal sealed partial class FrameworkManager
     }
 
     /// <summary>Rescinds offers that timed out or whose agent is no longer schedulable (unreachable, removed, draining).</summary>
-    private void ExpireOffersLocked(Dictionary<string, OfferAgent> agents, DateTimeOffset now)
+    private Dictionary<string, Resources> ExpireOffersLocked(Dictionary<string, OfferAgent> agents, DateTimeOffset now)
     {
+        var released = new Dictionary<string, Resources>(StringComparer.Ordinal);
         foreach (var fw in _frameworks.Values)
         {
             foreach (var offer in fw.Offers.Values.ToList())
@@ -106,8 +107,11 @@ internal sealed partial class FrameworkManager
                 }
 
                 RescindLocked(fw, offer);
+                released[offer.AgentId] = released.GetValueOrDefault(offer.AgentId, Resources.Zero).Add(offer.Resources);
             }
         }
+
+        return released;
     }
 
     private void RescindLocked(Framework fw, Offer offer)
@@ -121,11 +125,12 @@ internal sealed partial class FrameworkManager
     /// Built-in work first: first-fits the recently submitted pending built-in tasks (resources only) into the
     /// agents' free resources and keeps what they need out of this pass's offers; a task that fits only with an
     /// outstanding offer's resources gets them (the offers on that agent are rescinded). Returns what is left to
-    /// offer per schedulable agent.
+    /// offer per schedulable agent (the view's free plus what this pass already took back from expired offers).
     /// </summary>
-    private Dictionary<string, Resources> BuiltInPriorityLocked(OfferView view, DateTimeOffset now)
+    private Dictionary<string, Resources> BuiltInPriorityLocked(OfferView view, Dictionary<string, Resources> released, DateTimeOffset now)
     {
-        var available = view.Agents.Where(a => a.Schedulable).ToDictionary(a => a.Id, a => a.Free, StringComparer.Ordinal);
+        var available = view.Agents.Where(a => a.Schedulable)
+            .ToDictionary(a => a.Id, a => released.TryGetValue(a.Id, out var back) ? a.Free.Add(back) : a.Free, StringComparer.Ordinal);
         var order = view.Agents.Where(a => a.Schedulable).Select(a => a.Id).ToList();
         foreach (var demand in view.PendingBuiltIn)
         {

@@ -631,6 +631,55 @@ internal sealed partial class FrameworkManager
         fw.Stream?.Send(Encode(new MEvent { Type = "UPDATE", Update = new MUpdate(status) }));
     }
 
+    // ---------------------------------------------------------------- operator API views
+
+    /// <summary>Frameworks (live, and removed ones this master saw), and the resources offered per agent, in operator API shapes.</summary>
+    public (List<Operator.OFramework> Frameworks, List<Operator.OFramework> Completed, Dictionary<string, Resources> OfferedByAgent, List<(string Id, ImmutableArray<string> Roles)> Roles) OperatorView(ImmutableDictionary<string, Resources> usage)
+    {
+        lock (_lock)
+        {
+            var offered = new Dictionary<string, Resources>(StringComparer.Ordinal);
+            foreach (var o in _frameworks.Values.SelectMany(f => f.Offers.Values))
+            {
+                offered[o.AgentId] = offered.GetValueOrDefault(o.AgentId, Resources.Zero).Add(o.Resources);
+            }
+
+            return (
+                [.. _frameworks.Values.OrderBy(f => f.RegisteredAt).Select(f => ToOperatorLocked(f, usage.GetValueOrDefault(f.Id, Resources.Zero)))],
+                [.. _removed.Select(kv => new Operator.OFramework
+                {
+                    FrameworkInfo = kv.Value.Info,
+                    RegisteredTime = Operator.OperatorShapes.Time(kv.Value.RegisteredAt),
+                    UnregisteredTime = Operator.OperatorShapes.Time(kv.Value.RemovedAt),
+                })],
+                offered,
+                [.. _frameworks.Values.Select(f => (f.Id, f.Roles))]);
+        }
+    }
+
+    /// <summary>A framework in the operator API's shape. Call under the lock (from <see cref="FrameworkChanged"/> handlers too).</summary>
+    public Operator.OFramework ToOperatorLocked(Framework f, Resources? usage = null) => new()
+    {
+        FrameworkInfo = f.Info,
+        Active = f.Connected,
+        Connected = f.Connected,
+        Recovered = f.Recovered,
+        RegisteredTime = Operator.OperatorShapes.Time(f.RegisteredAt),
+        ReregisteredTime = f.ReregisteredAt is { } r ? Operator.OperatorShapes.Time(r) : null,
+        UnregisteredTime = f.DisconnectedAt is { } d ? Operator.OperatorShapes.Time(d) : null,
+        Offers = [.. f.Offers.Values.Select(o => new MOffer
+        {
+            Id = new MId(o.Id),
+            FrameworkId = new MId(f.Id),
+            AgentId = new MId(o.AgentId),
+            Hostname = o.Hostname,
+            Resources = MesosResources.ToMesos(o.Resources, o.Role),
+            AllocationInfo = new MAllocationInfo(o.Role),
+        })],
+        AllocatedResources = usage is null ? null : MesosResources.ToMesos(usage, null),
+        OfferedResources = MesosResources.ToMesos(f.Offers.Values.Aggregate(Resources.Zero, (acc, o) => acc.Add(o.Resources)), null),
+    };
+
     // ---------------------------------------------------------------- helpers (under the lock)
 
     /// <summary>Removes a framework: offers back, stream closed, record deleted. The caller kills its tasks after releasing the lock.</summary>

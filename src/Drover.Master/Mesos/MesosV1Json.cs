@@ -390,4 +390,7 @@ internal sealed record PersistedFramework
 [JsonSerializable(typeof(MCall))]
 [JsonSerializable(typeof(MEvent))]
 [JsonSerializable(typeof(PersistedFramework))]
+[JsonSerializable(typeof(Operator.OCall))]
+[JsonSerializable(typeof(Operator.OResponse))]
+[JsonSerializable(typeof(Operator.OEvent))]
 internal sealed partial class MesosV1JsonContext : JsonSerializerContext;

@@ -1,0 +1,240 @@
+using System.Collections.Immutable;
+using System.Text.Json;
+using Drover.Core;
+using Drover.Master.Mesos;
+using Drover.Master.Metrics;
+using Drover.Master.Scheduling;
+using Drover.Master.State;
+using Drover.Testing;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Drover.Master.Tests.Mesos;
+
+/// <summary>The allocator on the real ledger (ClusterState) with a manual clock; agents are registrations, not processes.</summary>
+public sealed class AllocatorTests
+{
+    private readonly ManualTimeProvider _time = new();
+    private readonly MasterOptions _options;
+    private readonly ClusterState _state;
+    private readonly SchedulingLoop _loop;
+    private readonly FrameworkManager _frameworks;
+
+    public AllocatorTests() : this(new MasterOptions { OfferTimeout = TimeSpan.FromSeconds(10), RoleWeights = ImmutableDictionary<string, double>.Empty.Add("web", 2) })
+    {
+    }
+
+    private AllocatorTests(MasterOptions options)
+    {
+        _options = options;
+        _state = new ClusterState(_options, _time, NullLogger<ClusterState>.Instance, MasterJournal.None);
+        _loop = new SchedulingLoop(_state, new MasterMetrics(_state), _options, _time, NullLogger<SchedulingLoop>.Instance);
+        _frameworks = new FrameworkManager(_state, null, _options, _time, NullLogger<FrameworkManager>.Instance);
+    }
+
+    private (Framework Framework, SchedulerStream Stream) Subscribe(string name, string? role = null, double failover = 60)
+    {
+        var (fw, stream, error, _) = _frameworks.Subscribe(new MCall
+        {
+            Type = "SUBSCRIBE",
+            Subscribe = new MSubscribe(new MFrameworkInfo { User = "root", Name = name, Role = role, FailoverTimeout = failover }, null),
+        }, "localhost:5050");
+        Assert.Null(error.Error);
+        return (fw!, stream!);
+    }
+
+    private static List<MEvent> Events(SchedulerStream stream)
+    {
+        var list = new List<MEvent>();
+        while (stream.Reader.TryRead(out var bytes))
+        {
+            list.Add(JsonSerializer.Deserialize(bytes, MesosV1JsonContext.Default.MEvent)!);
+        }
+
+        return list;
+    }
+
+    private static List<MOffer> Offers(List<MEvent> events) => [.. events.Where(e => e.Type == "OFFERS").SelectMany(e => e.Offers!.Offers)];
+
+    [Fact]
+    public void AllocatePass_OfferHeld_BuiltInPlacementCannotDoubleBook()
+    {
+        _state.Register(Build.Agent("a1", "cpus:2;mem:1024"));
+        var (_, stream) = Subscribe("f");
+        Assert.Equal(1, _frameworks.AllocatePass());
+        Assert.Equal(2.0, Offers(Events(stream)).Single().Resources.Single(r => r.Name == "cpus").Scalar!.Value);
+
+        // The offer holds the whole agent: placement cannot put a built-in task there meanwhile.
+        var task = _state.Submit(Build.Task(cpus: 1)).View;
+        _loop.RunPass();
+        Assert.Equal(TaskState.Pending, _state.GetTask(task.Id)!.State);
+        Assert.Contains("cpus", _state.GetTask(task.Id)!.WaitingReason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AllocatePass_OldPendingBuiltInTask_HoldsNothingBackFromFrameworks()
+    {
+        _state.Register(Build.Agent("a1", "cpus:2;mem:1024"));
+        var stuck = _state.Submit(Build.Task(cpus: 1) with { Constraints = [new Constraint(Constraint.HostnameField, ConstraintOperator.Like, "elsewhere")] }).View;
+        _loop.RunPass();
+        _time.Advance(_options.BuiltInPriorityWindow + TimeSpan.FromSeconds(1));
+        var (_, stream) = Subscribe("f");
+
+        _frameworks.AllocatePass();
+
+        Assert.Equal(TaskState.Pending, _state.GetTask(stuck.Id)!.State);
+        Assert.Equal(2.0, Offers(Events(stream)).Single().Resources.Single(r => r.Name == "cpus").Scalar!.Value);
+    }
+
+    [Fact]
+    public void AllocatePass_NewBuiltInTaskNeedsOfferedResources_OfferRescindedAndTaskPlaced()
+    {
+        _state.Register(Build.Agent("a1", "cpus:2;mem:1024"));
+        var (_, stream) = Subscribe("f");
+        _frameworks.AllocatePass();
+        var offer = Offers(Events(stream)).Single();
+
+        var task = _state.Submit(Build.Task(cpus: 1.5m)).View;
+        _frameworks.AllocatePass();
+        var events = Events(stream);
+        Assert.Contains(events, e => e.Type == "RESCIND" && e.Rescind!.OfferId.Value == offer.Id.Value);
+        _loop.RunPass();
+        Assert.Equal(TaskState.Staging, _state.GetTask(task.Id)!.State);
+
+        // What the built-in task leaves is offered again (the 0.5 cpus beyond its need were offered in the same pass).
+        var again = Offers(events).Concat(Offers(Events(stream))).Select(o => o.Resources.Single(r => r.Name == "cpus").Scalar!.Value).ToList();
+        Assert.Equal([0.5], again);
+    }
+
+    [Fact]
+    public void AllocatePass_OfferTimesOut_RescindedAndResourcesBack()
+    {
+        _state.Register(Build.Agent("a1", "cpus:2;mem:1024"));
+        var (_, stream) = Subscribe("f");
+        _frameworks.AllocatePass();
+        var offer = Offers(Events(stream)).Single();
+        Assert.Equal(0m, _state.GetAgent(offer.AgentId.Value)!.Free.Cpus);
+
+        _time.Advance(TimeSpan.FromSeconds(11));
+        _frameworks.AllocatePass();
+
+        var events = Events(stream);
+        Assert.Equal("RESCIND", events[0].Type);
+        Assert.Equal(offer.Id.Value, events[0].Rescind!.OfferId.Value);
+        Assert.Single(Offers(events)); // offered again in the same pass, under a new id
+        Assert.NotEqual(offer.Id.Value, Offers(events)[0].Id.Value);
+    }
+
+    [Fact]
+    public void AllocatePass_AgentUnreachable_OfferRescinded()
+    {
+        _state.Register(Build.Agent("a1", "cpus:2;mem:1024"));
+        var (_, stream) = Subscribe("f");
+        _frameworks.AllocatePass();
+        var offer = Offers(Events(stream)).Single();
+
+        _time.Advance(TimeSpan.FromSeconds(16));
+        _state.CheckAgentTimeouts();
+        _frameworks.AllocatePass();
+
+        var events = Events(stream);
+        Assert.Contains(events, e => e.Type == "RESCIND" && e.Rescind!.OfferId.Value == offer.Id.Value);
+        Assert.Empty(Offers(events));
+    }
+
+    [Fact]
+    public void Decline_RefuseSeconds_AgentNotOfferedAgainUntilThen()
+    {
+        _state.Register(Build.Agent("a1", "cpus:2;mem:1024"));
+        var (fw, stream) = Subscribe("f");
+        _frameworks.AllocatePass();
+        var offer = Offers(Events(stream)).Single();
+
+        var result = _frameworks.Handle(new MCall
+        {
+            Type = "DECLINE",
+            FrameworkId = new MId(fw.Id),
+            Decline = new MDecline([offer.Id], new MFilters(30)),
+        }, stream.Id);
+        Assert.Equal(202, result.Status);
+        Assert.Equal(2m, _state.GetAgent(offer.AgentId.Value)!.Free.Cpus); // back in the ledger
+
+        _frameworks.AllocatePass();
+        Assert.Empty(Offers(Events(stream)));
+        _time.Advance(TimeSpan.FromSeconds(31));
+        _frameworks.AllocatePass();
+        Assert.Single(Offers(Events(stream)));
+    }
+
+    [Fact]
+    public void AllocatePass_RoleWeightsTwoToOne_SharesTwoToOne()
+    {
+        for (var i = 0; i < 6; i++)
+        {
+            _state.Register(Build.Agent($"a{i}", "cpus:2;mem:1024"));
+        }
+
+        var (_, web) = Subscribe("web-framework", role: "web"); // weight 2
+        var (_, batch) = Subscribe("batch-framework", role: "batch"); // weight 1 (default)
+        _frameworks.AllocatePass();
+
+        Assert.Equal(4, Offers(Events(web)).Count);
+        Assert.Equal(2, Offers(Events(batch)).Count);
+    }
+
+    [Fact]
+    public void Drf_EqualWeights_LowerDominantShareFirst()
+    {
+        var total = Resources.Of(10, 1000);
+        var a = new DrfClient("a", ["*"], Resources.Of(1, 600)); // dominant: mem 0.6
+        var b = new DrfClient("b", ["*"], Resources.Of(5, 100)); // dominant: cpus 0.5
+        Assert.Equal(0.6, Drf.DominantShare(a.Allocation, total), 6);
+        Assert.Equal(("b", "*"), Drf.Next([a, b], [a, b], _ => 1, total));
+    }
+
+    [Fact]
+    public void Drf_RoleWeights_RoleShareDividedByWeight()
+    {
+        var total = Resources.Of(10, 1000);
+        var web = new DrfClient("w", ["web"], Resources.Of(4, 0)); // 0.4 / 2 = 0.2
+        var batch = new DrfClient("b", ["batch"], Resources.Of(3, 0)); // 0.3 / 1 = 0.3
+        Assert.Equal(("w", "web"), Drf.Next([web, batch], [web, batch], r => r == "web" ? 2 : 1, total));
+        Assert.Equal(("b", "batch"), Drf.Next([web, batch], [web, batch], _ => 1, total));
+    }
+
+    [Fact]
+    public void Subscribe_NoFailoverTimeout_RemovedOnDisconnect_TasksKilled()
+    {
+        _state.Register(Build.Agent("a1", "cpus:2;mem:1024"));
+        var (fw, stream) = Subscribe("f", failover: 0);
+        _frameworks.AllocatePass();
+        var offer = Offers(Events(stream)).Single();
+        var accept = _frameworks.Handle(new MCall
+        {
+            Type = "ACCEPT",
+            FrameworkId = new MId(fw.Id),
+            Accept = new MAccept([offer.Id], [new MOperation
+            {
+                Type = "LAUNCH",
+                Launch = new MLaunch([new MTaskInfo
+                {
+                    Name = "t",
+                    TaskId = new MId("t"),
+                    AgentId = offer.AgentId,
+                    Resources = [new MResource { Name = "cpus", Type = "SCALAR", Scalar = new MScalar(1) }],
+                    Command = new MCommandInfo { Value = "sleep 100" },
+                }]),
+            }], null),
+        }, stream.Id);
+        Assert.Equal(202, accept.Status);
+        var droverId = FrameworkManager.DroverTaskId(fw.Id, "t");
+        Assert.Equal(TaskState.Staging, _state.GetTask(droverId)!.State);
+        Assert.Equal(fw.Id, _state.GetTask(droverId)!.FrameworkId);
+
+        _frameworks.StreamEnded(fw, stream);
+        _frameworks.AllocatePass();
+
+        Assert.Equal(TaskState.Killing, _state.GetTask(droverId)!.State);
+        Assert.Equal(TaskReasons.FrameworkRemoved, _state.GetTask(droverId)!.Reason);
+        Assert.Equal(403, _frameworks.Handle(new MCall { Type = "REVIVE", FrameworkId = new MId(fw.Id) }, stream.Id).Status);
+    }
+}
