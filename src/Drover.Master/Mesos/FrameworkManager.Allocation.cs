@@ -17,8 +17,8 @@ internal sealed partial class FrameworkManager
     private readonly Dictionary<string, AgentStatus> _knownAgents = new(StringComparer.Ordinal);
     private long _nextOfferId;
 
-    /// <summary>Raised (under the lock) when the allocator sees an agent appear (true) or be removed (false), for the operator stream.</summary>
-    public event Action<OfferAgent, bool>? AgentSeen;
+    /// <summary>Raised (under the lock) when the allocator sees an agent removed, for the operator stream.</summary>
+    public event Action<OfferAgent>? AgentRemoved;
 
     /// <summary>
     /// Runs one allocation pass. Called only by <see cref="Allocator"/> (passes never overlap). Returns the
@@ -66,7 +66,7 @@ internal sealed partial class FrameworkManager
         return made;
     }
 
-    /// <summary>Agents appearing and going away: operator events, and FAILURE to schedulers for a removed agent.</summary>
+    /// <summary>Agents going away: an operator event, and FAILURE to every scheduler, once per removed agent.</summary>
     private void TrackAgentsLocked(OfferView view)
     {
         foreach (var a in view.Agents)
@@ -76,18 +76,13 @@ internal sealed partial class FrameworkManager
             {
                 if (had && before != AgentStatus.Removed)
                 {
-                    AgentSeen?.Invoke(a, false);
+                    AgentRemoved?.Invoke(a);
                     foreach (var fw in _frameworks.Values)
                     {
                         fw.Stream?.Send(Encode(new MEvent { Type = "FAILURE", Failure = new MFailure(new MId(a.Id), null, null) }));
                     }
                 }
             }
-            else if (!had || before == AgentStatus.Removed)
-            {
-                AgentSeen?.Invoke(a, true);
-            }
-
             _knownAgents[a.Id] = a.Status;
         }
     }

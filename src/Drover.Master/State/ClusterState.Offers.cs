@@ -43,6 +43,9 @@ internal sealed record OfferLaunch(TaskSpec Spec, ImmutableArray<int> Ports);
 /// </summary>
 internal sealed partial class ClusterState
 {
+    /// <summary>Raised (outside the lock) when an agent registers for the first time (not on re-registration): its id.</summary>
+    public event Action<string>? AgentAdded;
+
     /// <summary>
     /// A consistent copy for one allocator pass. O(agents + active tasks + <paramref name="maxPending"/>); without
     /// <paramref name="includeTasks"/> (no framework exists) only the agents, O(agents).

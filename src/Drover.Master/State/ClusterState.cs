@@ -356,6 +356,7 @@ internal sealed partial class ClusterState
         var changes = new List<TaskView>();
         string id;
         Task durable;
+        var added = false;
         lock (_lock)
         {
             var now = _time.GetUtcNow();
@@ -376,6 +377,7 @@ internal sealed partial class ClusterState
             }
             else
             {
+                added = true;
                 var agent = new AgentRecord(id, registration with { AgentId = id }, now);
                 _agents[id] = agent;
                 SaveAgentLocked(agent);
@@ -394,6 +396,11 @@ internal sealed partial class ClusterState
         }
 
         LogAgentRegistered(id, registration.Hostname, registration.Resources.ToString());
+        if (added)
+        {
+            AgentAdded?.Invoke(id);
+        }
+
         Publish(changes);
         SchedulingNeeded?.Invoke();
         return (new AgentRegistered { AgentId = id, HeartbeatIntervalSeconds = _options.HeartbeatInterval.TotalSeconds }, durable);

@@ -236,6 +236,34 @@ public sealed class SchedulerApiTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task MasterRestart_FrameworkCheckpointed_ReSubscribeGetsItsRunningTaskBack()
+    {
+        if (!Requirements.RootAvailable())
+        {
+            return;
+        }
+
+        await using var cluster = await ClusterAsync(1);
+        var info = Info("survivor-framework", failoverTimeout: 120);
+        await using var s = await RawScheduler.SubscribeAsync(cluster.Master.Url, info);
+        s.AutoAcknowledge = true;
+        var offer = (await OffersFromAsync(s, 1))[0];
+        await s.CallOkAsync("ACCEPT", RawScheduler.Launch(offer, 0, RawScheduler.CommandTask("survivor", AgentOf(offer), "sleep 600")));
+        await s.UpdateAsync("survivor", "TASK_RUNNING", Timeout);
+        var id = s.FrameworkId;
+
+        s.Drop();
+        await cluster.RestartMasterAsync();
+
+        await s.SubscribeAsync(info);
+        Assert.Equal(id, s.FrameworkId);
+        await s.CallOkAsync("RECONCILE", new JsonObject { ["tasks"] = new JsonArray(new JsonObject { ["task_id"] = new JsonObject { ["value"] = "survivor" } }) });
+        await s.UpdateAsync("survivor", "TASK_RUNNING", Timeout);
+        var task = await Wait.UntilAsync(() => cluster.Client.GetTaskAsync($"{id}.survivor"), t => t.State == TaskState.Running, Timeout, "the task to stay running once its agent is back");
+        Assert.Equal(id, task.FrameworkId);
+    }
+
+    [Fact]
     public async Task Calls_Invalid_AnsweredAsMesos()
     {
         if (!Requirements.RootAvailable())

@@ -13,8 +13,8 @@ namespace Drover.Master.Mesos.Operator;
 
 /// <summary>
 /// The operator API's event fan-out. Subscribers get encoded events on their own bounded queue (a subscriber that
-/// stops reading is disconnected, never waited for). Hooks: framework changes and agent appearances/removals from
-/// <see cref="FrameworkManager"/>, task changes from <see cref="ClusterState"/>. Thread-safe.
+/// stops reading is disconnected, never waited for). Hooks: framework changes and agent removals (seen by the
+/// allocator pass) from <see cref="FrameworkManager"/>, agent registrations and task changes from <see cref="ClusterState"/>. Thread-safe.
 /// </summary>
 internal sealed class OperatorEvents
 {
@@ -38,20 +38,18 @@ internal sealed class OperatorEvents
                     ? new OEvent { Type = type, FrameworkAdded = new OFrameworkEvent(frameworks.ToOperatorLocked(fw!)) }
                     : new OEvent { Type = type, FrameworkUpdated = new OFrameworkEvent(frameworks.ToOperatorLocked(fw!)) });
         };
-        frameworks.AgentSeen += (agent, added) =>
+        frameworks.AgentRemoved += agent =>
         {
-            if (!HasSubscribers)
-            {
-                return;
-            }
-
-            if (!added)
+            if (HasSubscribers)
             {
                 Publish(new OEvent { Type = "AGENT_REMOVED", AgentRemoved = new OAgentRemoved(new MId(agent.Id)) });
             }
-            else if (_state.GetAgent(agent.Id) is { } view)
+        };
+        state.AgentAdded += agentId =>
+        {
+            if (HasSubscribers && _state.GetAgent(agentId) is { } view)
             {
-                Publish(new OEvent { Type = "AGENT_ADDED", AgentAdded = new OAgentAdded(OperatorShapes.Agent(view, agent.Offered)) });
+                Publish(new OEvent { Type = "AGENT_ADDED", AgentAdded = new OAgentAdded(OperatorShapes.Agent(view, Resources.Zero)) });
             }
         };
         state.TaskChanged += view =>
