@@ -77,6 +77,12 @@ internal sealed class Framework(string id, MFrameworkInfo info, DateTimeOffset r
 
     public Dictionary<string, Offer> Offers { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// Resources of accepted offers whose tasks are being created (between the ACCEPT's validation and the
+    /// ledger's launch), so DRF still counts them in that gap.
+    /// </summary>
+    public Resources Launching { get; set; } = Resources.Zero;
+
     public Dictionary<string, InverseOffer> InverseOffers { get; } = new(StringComparer.Ordinal);
 
     /// <summary>Updates sent and not acknowledged, by uuid, in the order sent.</summary>

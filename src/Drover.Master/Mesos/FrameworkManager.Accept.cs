@@ -142,9 +142,16 @@ internal sealed partial class FrameworkManager
         }
 
         Refuse(fw, agentId, RefuseFor(accept.Filters));
+        var launching = launches.Aggregate(Resources.Zero, (acc, l) => acc.Add(l.Spec.Resources));
+        fw.Launching = fw.Launching.Add(launching);
         after = () =>
         {
             _state.LaunchFromOffer(agentId, held, launches, failState);
+            lock (_lock)
+            {
+                fw.Launching = fw.Launching.SubtractClamped(launching); // now counted as tasks
+            }
+
             return CallResult.Accepted;
         };
         return CallResult.Accepted;

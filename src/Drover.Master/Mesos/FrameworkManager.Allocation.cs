@@ -27,18 +27,14 @@ internal sealed partial class FrameworkManager
     public int AllocatePass()
     {
         var now = _time.GetUtcNow();
-        bool any;
-        lock (_lock)
-        {
-            any = _frameworks.Count > 0;
-        }
-
-        var view = _state.OfferView(MaxPendingConsidered, includeTasks: any);
-        var agents = view.Agents.ToDictionary(a => a.Id, StringComparer.Ordinal);
         var expired = new List<string>();
         var made = 0;
         lock (_lock)
         {
+            // The ledger's view is taken under our lock (order: ours, then the cluster's), so an ACCEPT between
+            // its validation and its launch is counted either as Launching or as tasks, never as neither.
+            var view = _state.OfferView(MaxPendingConsidered, includeTasks: _frameworks.Count > 0);
+            var agents = view.Agents.ToDictionary(a => a.Id, StringComparer.Ordinal);
             TrackAgentsLocked(view);
             foreach (var fw in _frameworks.Values.ToList())
             {
@@ -244,7 +240,7 @@ internal sealed partial class FrameworkManager
 
         var total = view.Agents.Where(a => a.Status == AgentStatus.Active).Aggregate(Resources.Zero, (acc, a) => acc.Add(a.Total with { Ports = PortRanges.Empty }));
         var allocation = _frameworks.Values.ToDictionary(f => f.Id,
-            f => f.Offers.Values.Aggregate(view.FrameworkUsage.GetValueOrDefault(f.Id, Resources.Zero), (acc, o) => acc.Add(o.Resources with { Ports = PortRanges.Empty })),
+            f => f.Offers.Values.Aggregate(view.FrameworkUsage.GetValueOrDefault(f.Id, Resources.Zero).Add(f.Launching), (acc, o) => acc.Add(o.Resources with { Ports = PortRanges.Empty })),
             StringComparer.Ordinal);
         var byAgent = view.Agents.ToDictionary(a => a.Id, StringComparer.Ordinal);
         var made = new Dictionary<Framework, List<MOffer>>();

@@ -161,8 +161,10 @@ public sealed class SchedulerApiTests(ITestOutputHelper output)
         await Task.WhenAll(loops);
 
         var running = tasks.Where(t => t.State == TaskState.Running).ToList();
-        Assert.Equal(4, running.Count(t => t.FrameworkId == a.FrameworkId));
-        Assert.Equal(4, running.Count(t => t.FrameworkId == b.FrameworkId));
+        var split = $"A holds {running.Count(t => t.FrameworkId == a.FrameworkId)} cpus, B {running.Count(t => t.FrameworkId == b.FrameworkId)}; by agent: "
+            + string.Join(", ", running.GroupBy(t => t.Hostname).Select(g => $"{g.Key}: {string.Join('+', g.Select(t => t.FrameworkId == a.FrameworkId ? "A" : "B"))}"));
+        Assert.True(running.Count(t => t.FrameworkId == a.FrameworkId) == 4, split);
+        Assert.True(running.Count(t => t.FrameworkId == b.FrameworkId) == 4, split);
     }
 
     /// <summary>A framework that wants everything: fills each offer with 1-cpu tasks, declines what is too small.</summary>
