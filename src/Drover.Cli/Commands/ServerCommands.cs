@@ -68,7 +68,16 @@ internal static class ServerCommands
             Description = "Seconds (whole, at least 1) of the leader's etcd lease: how long a dead leader keeps the role",
             DefaultValueFactory = _ => defaults.LeaderLease.TotalSeconds,
         };
-        var cmd = new Command("master", "Run a master") { dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, store, storePrefix, leaderLease, LogLevelOption };
+        var offerTimeout = new Option<double>("--offer-timeout")
+        {
+            Description = "Seconds a Mesos framework may hold an offer before it is rescinded",
+            DefaultValueFactory = _ => defaults.OfferTimeout.TotalSeconds,
+        };
+        var roleWeights = new Option<string?>("--role-weights")
+        {
+            Description = "Weighted DRF between Mesos roles: ROLE=WEIGHT,… (e.g. web=2,batch=1); a role not listed weighs 1",
+        };
+        var cmd = new Command("master", "Run a master") { dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, offerTimeout, roleWeights, store, storePrefix, leaderLease, LogLevelOption };
         cmd.SetAction(async (pr, ct) =>
         {
             var url = ParseListen(pr.GetValue(listen)!);
@@ -85,6 +94,8 @@ internal static class ServerCommands
                 AgentUnreachableTimeout = PositiveSeconds(pr.GetValue(agentTimeout), "--agent-timeout"),
                 AgentRemovalTimeout = PositiveSeconds(pr.GetValue(removalTimeout), "--agent-removal-timeout"),
                 HeartbeatInterval = PositiveSeconds(pr.GetValue(heartbeatInterval), "--heartbeat-interval"),
+                OfferTimeout = PositiveSeconds(pr.GetValue(offerTimeout), "--offer-timeout"),
+                RoleWeights = ParseRoleWeights(pr.GetValue(roleWeights)),
             };
             options = WithStore(options, pr.GetValue(store), pr.GetValue(storePrefix), pr.GetValue(leaderLease));
             if (options.HeartbeatInterval >= options.AgentUnreachableTimeout)
@@ -186,6 +197,25 @@ internal static class ServerCommands
         }
 
         return options with { Etcd = endpoints, StorePrefix = prefix ?? endpoints!.Prefix ?? EtcdStoreOptions.DefaultPrefix };
+    }
+
+    /// <summary>Parses <c>web=2,batch=1</c>; each weight a positive number.</summary>
+    internal static System.Collections.Immutable.ImmutableDictionary<string, double> ParseRoleWeights(string? text)
+    {
+        var weights = System.Collections.Immutable.ImmutableDictionary.CreateBuilder<string, double>(StringComparer.Ordinal);
+        foreach (var item in (text ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var eq = item.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0 || !double.TryParse(item[(eq + 1)..], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var w)
+                || !double.IsFinite(w) || w <= 0)
+            {
+                throw new CliException($"--role-weights: '{item}' is not ROLE=WEIGHT with a positive weight", 2);
+            }
+
+            weights[item[..eq]] = w;
+        }
+
+        return weights.ToImmutable();
     }
 
     private static TimeSpan PositiveSeconds(double seconds, string flag) =>
