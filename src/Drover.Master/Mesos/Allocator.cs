@@ -1,3 +1,4 @@
+using Drover.Core.Mesos;
 using Drover.Master.Hosting;
 using Drover.Master.State;
 using Microsoft.Extensions.Logging;

@@ -1,3 +1,4 @@
+using Drover.Core.Mesos;
 using System.Collections.Immutable;
 using Drover.Core;
 using Drover.Master.State;

@@ -1,3 +1,4 @@
+using Drover.Core.Mesos;
 using Drover.Core;
 using Drover.Master.State;
 

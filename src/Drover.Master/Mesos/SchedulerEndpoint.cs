@@ -1,3 +1,4 @@
+using Drover.Core.Mesos;
 using System.Buffers;
 using System.Globalization;
 using System.IO.Pipelines;

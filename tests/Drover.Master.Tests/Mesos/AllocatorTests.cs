@@ -1,3 +1,4 @@
+using Drover.Core.Mesos;
 using System.Collections.Immutable;
 using System.Text.Json;
 using Drover.Core;

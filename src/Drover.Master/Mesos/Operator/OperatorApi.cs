@@ -1,3 +1,4 @@
+using Drover.Core.Mesos;
 using System.Text.Json;
 using Drover.Core;
 using Drover.Core.Api;

@@ -1,0 +1,54 @@
+using Drover.Client.Mesos;
+using Drover.Core;
+using Drover.Testing;
+using MesosHello;
+
+namespace Drover.Master.Tests.Mesos;
+
+/// <summary>The typed scheduler client (src/Drover.Client/Mesos) and the example framework built on it, on a real cluster.</summary>
+[Collection(RealClusterCollection.Name)]
+public sealed class MesosClientTests
+{
+    [Fact]
+    public async Task HelloFramework_RunsItsTasksToCompletionAcrossAgents_AndTearsDown()
+    {
+        if (!Requirements.RootAvailable())
+        {
+            return;
+        }
+
+        await using var cluster = await InProcessCluster.StartAsync();
+        await cluster.AddAgentAsync("hello-0", TestPorts.Resources("cpus:0.2;mem:1024;disk:1024", 10));
+        await cluster.AddAgentAsync("hello-1", TestPorts.Resources("cpus:0.2;mem:1024;disk:1024", 10));
+        using var output = new StringWriter();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+
+        var exit = await new HelloFramework(cluster.Master.Url, 4, output).RunAsync(timeout.Token);
+
+        Assert.True(exit == 0, output.ToString());
+        Assert.Contains("all 4 tasks finished", output.ToString(), StringComparison.Ordinal);
+        var tasks = (await cluster.Client.ListTasksAsync()).Where(t => t.FrameworkId is not null).ToList();
+        Assert.Equal(4, tasks.Count);
+        Assert.All(tasks, t => Assert.Equal(TaskState.Finished, t.State));
+        Assert.Equal(2, tasks.Select(t => t.Hostname).Distinct().Count()); // 0.2 cpus per agent: two tasks each
+    }
+
+    [Fact]
+    public async Task RecordIo_ReadAsync_SplitsRecordsByLength()
+    {
+        var bytes = "5\nhello3\nabc0\n"u8.ToArray();
+        var records = new List<string>();
+        await foreach (var r in RecordIo.ReadAsync(new MemoryStream(bytes)))
+        {
+            records.Add(System.Text.Encoding.UTF8.GetString(r));
+        }
+
+        Assert.Equal(["hello", "abc", ""], records);
+        await Assert.ThrowsAsync<EndOfStreamException>(async () =>
+        {
+            await foreach (var _ in RecordIo.ReadAsync(new MemoryStream("9\nshort"u8.ToArray())))
+            {
+            }
+        });
+    }
+}
