@@ -238,4 +238,106 @@ public sealed class AllocatorTests
         Assert.Equal(TaskReasons.FrameworkRemoved, _state.GetTask(droverId)!.Reason);
         Assert.Equal(403, _frameworks.Handle(new MCall { Type = "REVIVE", FrameworkId = new MId(fw.Id) }, stream.Id).Status);
     }
+
+    private List<Drover.Core.Protocol.AgentCommand> AgentCommands(string agentId)
+    {
+        var list = new List<Drover.Core.Protocol.AgentCommand>();
+        var agent = _state.FindAgent(agentId)!;
+        while (agent.Commands.Reader.TryRead(out var c))
+        {
+            list.Add(c.Command);
+        }
+
+        return list;
+    }
+
+    [Fact]
+    public void Accept_CustomExecutorAndLaunchGroup_SpecsCarryExecutorFrameworkAndData()
+    {
+        var agentId = _state.Register(Build.Agent("a1", "cpus:4;mem:4096;ports:[31000-31010]")).Registered.AgentId;
+        var (fw, stream) = Subscribe("executors");
+        _frameworks.AllocatePass();
+        var offer = Offers(Events(stream)).Single();
+        MResource Cpus(double v) => new() { Name = "cpus", Type = "SCALAR", Scalar = new MScalar(v) };
+        var executor = new MExecutorInfo
+        {
+            ExecutorId = new MId("exec-1"),
+            Command = new MCommandInfo { Value = "./my-executor --flag", Environment = new MEnvironment([new MEnvVariable("MODE", "fast", null)]) },
+            Resources = [Cpus(0.1)],
+            Data = Convert.ToBase64String("executor-bytes"u8.ToArray()),
+        };
+        var result = _frameworks.Handle(new MCall
+        {
+            Type = "ACCEPT",
+            FrameworkId = new MId(fw.Id),
+            Accept = new MAccept([offer.Id], [
+                new MOperation
+                {
+                    Type = "LAUNCH",
+                    Launch = new MLaunch([new MTaskInfo
+                    {
+                        Name = "custom",
+                        TaskId = new MId("custom"),
+                        AgentId = offer.AgentId,
+                        Resources = [Cpus(1), new MResource { Name = "ports", Type = "RANGES", Ranges = new MRanges([new MRange(31002, 31003)]) }],
+                        Executor = executor,
+                        Data = Convert.ToBase64String("task-bytes"u8.ToArray()),
+                    }]),
+                },
+                new MOperation
+                {
+                    Type = "LAUNCH_GROUP",
+                    LaunchGroup = new MLaunchGroup(new MExecutorInfo { Type = "DEFAULT", ExecutorId = new MId("default-1"), Resources = [Cpus(0.1)] },
+                        new MTaskGroupInfo([
+                            new MTaskInfo { Name = "g1", TaskId = new MId("g1"), AgentId = offer.AgentId, Resources = [Cpus(0.5)], Command = new MCommandInfo { Value = "sleep 1" } },
+                            new MTaskInfo { Name = "g2", TaskId = new MId("g2"), AgentId = offer.AgentId, Resources = [Cpus(0.5)], Command = new MCommandInfo { Shell = false, Value = "/bin/sleep", Arguments = ["sleep", "2"] } },
+                        ])),
+                },
+            ], null),
+        }, stream.Id);
+        Assert.Equal(202, result.Status);
+
+        var launches = AgentCommands(agentId).Where(c => c.Launch is not null).ToDictionary(c => c.Launch!.Task.Id, c => c.Launch!);
+        var custom = launches[FrameworkManager.DroverTaskId(fw.Id, "custom")];
+        Assert.Equal(fw.Id, custom.Task.FrameworkId);
+        Assert.Equal("exec-1", custom.Task.Executor!.ExecutorId);
+        Assert.Equal(fw.Id, custom.Task.Executor.FrameworkId);
+        Assert.Equal("./my-executor --flag", custom.Task.Executor.Shell);
+        Assert.Equal("fast", custom.Task.Executor.Env["MODE"]);
+        Assert.Equal(100, custom.Task.Executor.Resources.MilliCpus);
+        Assert.Equal("task-bytes"u8.ToArray(), Convert.FromBase64String(custom.Task.Data!));
+        Assert.Equal([31002, 31003], custom.Ports.ToArray());
+        Assert.Equal(2, custom.Task.PortCount);
+
+        var g2 = launches[FrameworkManager.DroverTaskId(fw.Id, "g2")];
+        Assert.Null(g2.Task.Executor); // DEFAULT executor: each task runs as a command task
+        Assert.Equal(["/bin/sleep", "2"], g2.Task.Args.ToArray());
+        Assert.Equal("sleep 1", launches[FrameworkManager.DroverTaskId(fw.Id, "g1")].Task.Shell);
+
+        // The tasks hold 4 - 1 - 0.5 - 0.5 cpus; the executors' 0.2 were checked against the offer but are not
+        // held after launch (a known gap, src/Drover.Master/Mesos/README.md): the rest is back in the ledger.
+        Assert.Equal(2m, _state.GetAgent(agentId)!.Free.Cpus);
+    }
+
+    [Fact]
+    public void Message_BothWays_ThroughTheAgentCommandStreamAndTheSchedulerStream()
+    {
+        var agentId = _state.Register(Build.Agent("a1", "cpus:1;mem:1024")).Registered.AgentId;
+        var (fw, stream) = Subscribe("messages");
+        var data = Convert.ToBase64String("ping"u8.ToArray());
+
+        Assert.Equal(202, _frameworks.Handle(new MCall { Type = "MESSAGE", FrameworkId = new MId(fw.Id), Message = new MMessage(new MId(agentId), new MId("exec-1"), data) }, stream.Id).Status);
+        Assert.Equal(202, _frameworks.Handle(new MCall { Type = "SHUTDOWN", FrameworkId = new MId(fw.Id), Shutdown = new MShutdown(new MId("exec-1"), new MId(agentId)) }, stream.Id).Status);
+        var commands = AgentCommands(agentId);
+        var message = commands.Single(c => c.Type == Drover.Core.Protocol.AgentCommandType.FrameworkMessage).Message!;
+        Assert.Equal((fw.Id, "exec-1", data), (message.FrameworkId, message.ExecutorId, message.Data));
+        Assert.Equal("exec-1", commands.Single(c => c.Type == Drover.Core.Protocol.AgentCommandType.ShutdownExecutor).Message!.ExecutorId);
+
+        _state.ReceiveFrameworkMessage(agentId, new Drover.Core.Protocol.FrameworkMessage { FrameworkId = fw.Id, ExecutorId = "exec-1", Data = Convert.ToBase64String("pong"u8.ToArray()) });
+        var received = Events(stream).Single(e => e.Type == "MESSAGE").Message!;
+        Assert.Equal(agentId, received.AgentId!.Value);
+        Assert.Equal("pong"u8.ToArray(), Convert.FromBase64String(received.Data!));
+
+        Assert.Equal(400, _frameworks.Handle(new MCall { Type = "MESSAGE", FrameworkId = new MId(fw.Id), Message = new MMessage(new MId(agentId), new MId("exec-1"), "not base64!") }, stream.Id).Status);
+    }
 }
