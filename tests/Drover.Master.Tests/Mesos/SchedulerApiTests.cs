@@ -61,11 +61,13 @@ public sealed class SchedulerApiTests(ITestOutputHelper output)
             return;
         }
 
-        await using var cluster = await ClusterAsync(3);
+        await using var cluster = await ClusterAsync(3, new MasterOptions { SchedulerHeartbeatInterval = TimeSpan.FromSeconds(1) });
         await using var s = await RawScheduler.SubscribeAsync(cluster.Master.Url, Info("e2e-framework"));
         s.AutoAcknowledge = true;
         Assert.False(string.IsNullOrEmpty(s.StreamId));
-        Assert.True((double)s.Subscribed["subscribed"]!["heartbeat_interval_seconds"]! > 0);
+        Assert.Equal(1.0, (double)s.Subscribed["subscribed"]!["heartbeat_interval_seconds"]!);
+        Assert.Equal(s.FrameworkId.Split('-')[..^1], ((string)s.Subscribed["subscribed"]!["master_info"]!["id"]!).Split('-'));
+        await s.NextAsync("HEARTBEAT", Timeout);
 
         var offers = await OffersFromAsync(s, 3);
         Assert.Equal(3, offers.Select(AgentOf).Distinct().Count());
