@@ -10,6 +10,7 @@ public sealed class MasterCommandTests
     [InlineData("--agent-unreachable-timeout", "-3")]
     [InlineData("--agent-removal-timeout", "0")]
     [InlineData("--heartbeat-interval", "-1")]
+    [InlineData("--offer-timeout", "0")]
     public async Task Master_NonPositiveTimeout_ExitsTwoNamingTheFlag(string flag, string value)
     {
         var dir = Directory.CreateTempSubdirectory("drover-flags-").FullName;
@@ -20,6 +21,26 @@ public sealed class MasterCommandTests
             Assert.True(r.ExitCode == 2, r.ToString());
             Assert.Contains(flag is "--agent-unreachable-timeout" ? "--agent-timeout" : flag, r.StdErr, StringComparison.Ordinal);
             Assert.False(File.Exists(Path.Combine(dir, "state.db")), "no store is opened for a refused command line");
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Theory]
+    [InlineData("web")]
+    [InlineData("web=0")]
+    [InlineData("web=2,batch=x")]
+    public async Task Master_BadRoleWeights_ExitsTwoNamingTheFlag(string value)
+    {
+        var dir = Directory.CreateTempSubdirectory("drover-flags-").FullName;
+        try
+        {
+            var r = await Master(dir, "--role-weights", value);
+
+            Assert.True(r.ExitCode == 2, r.ToString());
+            Assert.Contains("--role-weights", r.StdErr, StringComparison.Ordinal);
         }
         finally
         {
