@@ -68,8 +68,18 @@ internal sealed class Framework(string id, MFrameworkInfo info, DateTimeOffset r
 
     public bool TaskKillingState => Capabilities.Contains("TASK_KILLING_STATE");
 
-    public TimeSpan FailoverTimeout => Info.FailoverTimeout is { } s && double.IsFinite(s) && s > 0
-        ? TimeSpan.FromSeconds(Math.Min(s, TimeSpan.MaxValue.TotalSeconds / 2)) : TimeSpan.Zero;
+    public TimeSpan FailoverTimeout
+    {
+        get
+        {
+            var asked = Info.FailoverTimeout is { } s && double.IsFinite(s) && s > 0
+                ? TimeSpan.FromSeconds(Math.Min(s, TimeSpan.MaxValue.TotalSeconds / 4)) : TimeSpan.Zero;
+            return asked > MinimumFailover ? asked : MinimumFailover;
+        }
+    }
+
+    /// <summary>A floor on <see cref="FailoverTimeout"/> for a framework recovered after a master restart, until it re-subscribes.</summary>
+    public TimeSpan MinimumFailover { get; set; }
 
     public HashSet<string> SuppressedRoles { get; } = new(StringComparer.Ordinal);
 

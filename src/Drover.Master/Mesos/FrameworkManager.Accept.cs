@@ -148,9 +148,20 @@ internal sealed partial class FrameworkManager
         after = () =>
         {
             _state.LaunchFromOffer(agentId, held, launches, failState);
+            bool gone;
             lock (_lock)
             {
                 fw.Launching = fw.Launching.SubtractClamped(launching); // now counted as tasks
+                gone = !_frameworks.TryGetValue(fw.Id, out var current) || !ReferenceEquals(current, fw);
+            }
+
+            if (gone)
+            {
+                // Torn down (or timed out) while this ACCEPT was launching: its kill missed these tasks.
+                foreach (var l in launches)
+                {
+                    _state.Kill(l.Spec.Id, "Framework removed while its tasks were launched", TaskReasons.FrameworkRemoved);
+                }
             }
 
             return CallResult.Accepted;

@@ -77,7 +77,11 @@ internal sealed partial class FrameworkManager
 
     // ---------------------------------------------------------------- recovery
 
-    /// <summary>Loads checkpointed frameworks at start-up, before requests are served. Each gets a full failover timeout from now.</summary>
+    /// <summary>
+    /// Loads checkpointed frameworks at start-up, before requests are served. Each gets a full failover timeout
+    /// from now, and at least the agent timeout (so a framework with failover_timeout 0 is not removed, and its
+    /// tasks killed, before its scheduler could even notice the master is back).
+    /// </summary>
     public async Task LoadAsync(CancellationToken ct)
     {
         if (_store is null)
@@ -93,7 +97,12 @@ internal sealed partial class FrameworkManager
             {
                 var p = JsonSerializer.Deserialize(e.Value, MesosV1JsonContext.Default.PersistedFramework)!;
                 var id = p.Info.Id?.Value ?? e.Key[KeyPrefix.Length..];
-                var fw = new Framework(id, p.Info with { Id = new MId(id) }, p.RegisteredAt) { DisconnectedAt = now, Recovered = true };
+                var fw = new Framework(id, p.Info with { Id = new MId(id) }, p.RegisteredAt)
+                {
+                    DisconnectedAt = now,
+                    Recovered = true,
+                    MinimumFailover = _options.AgentUnreachableTimeout,
+                };
                 fw.Unacknowledged.AddRange(p.Unacknowledged ?? []);
                 _frameworks[id] = fw;
             }
@@ -183,6 +192,7 @@ internal sealed partial class FrameworkManager
                 fw.Info = info with { Id = new MId(id) };
                 fw.ReregisteredAt = now;
                 fw.Recovered = false;
+                fw.MinimumFailover = TimeSpan.Zero;
                 if (fw.Stream is { } old)
                 {
                     // Mesos closes the previous connection of a failed-over scheduler; its offers go back.
@@ -298,15 +308,15 @@ internal sealed partial class FrameworkManager
             result = after();
         }
 
-        foreach (var (taskId, message, reason) in kill.Select(k => (k, call.Type == "TEARDOWN" ? "Framework torn down" : "Killed by its framework", call.Type == "TEARDOWN" ? TaskReasons.FrameworkRemoved : null)))
+        foreach (var taskId in kill)
         {
-            if (reason is null)
+            if (call.Type == "TEARDOWN")
             {
-                _state.Kill(taskId);
+                _state.Kill(taskId, "Framework torn down", TaskReasons.FrameworkRemoved);
             }
             else
             {
-                _state.Kill(taskId, message, reason);
+                _state.Kill(taskId);
             }
         }
 
@@ -694,7 +704,7 @@ internal sealed partial class FrameworkManager
         _removed[fw.Id] = (fw.Info, fw.RegisteredAt, _time.GetUtcNow());
         if (_store is not null)
         {
-            _ = _store.CommitAsync(new Transaction { Writes = [WriteOp.Delete(KeyPrefix + fw.Id)] });
+            Observe(_store.CommitAsync(new Transaction { Writes = [WriteOp.Delete(KeyPrefix + fw.Id)] }));
         }
 
         FrameworkChanged?.Invoke("FRAMEWORK_REMOVED", null, fw.Info);
@@ -720,12 +730,20 @@ internal sealed partial class FrameworkManager
     {
         if (_store is not null)
         {
-            _ = _store.CommitAsync(new Transaction
+            Observe(_store.CommitAsync(new Transaction
             {
                 Writes = [WriteOp.Put(KeyPrefix + fw.Id, JsonSerializer.SerializeToUtf8Bytes(fw.ToPersisted(), MesosV1JsonContext.Default.PersistedFramework))],
-            });
+            }));
         }
     }
+
+    /// <summary>
+    /// Framework checkpoints are not awaited by the calls that cause them (Mesos answers those before its
+    /// registry write too); a failed write is logged, and the next change of the framework writes it whole again.
+    /// </summary>
+    private void Observe(Task write) =>
+        _ = write.ContinueWith(t => LogCheckpointFailed(t.Exception!.GetBaseException()), CancellationToken.None,
+            TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
     private MMasterInfo MasterInfo(string hostHeader)
     {
@@ -768,6 +786,9 @@ internal sealed partial class FrameworkManager
     }
 
     private double UnixNow() => _time.GetUtcNow().ToUnixTimeMilliseconds() / 1000.0;
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Checkpointing a Mesos framework failed")]
+    private partial void LogCheckpointFailed(Exception e);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Recovered {Count} Mesos frameworks from the state store")]
     private partial void LogRecovered(int count);
