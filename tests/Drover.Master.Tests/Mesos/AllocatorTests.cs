@@ -340,4 +340,72 @@ public sealed class AllocatorTests
 
         Assert.Equal(400, _frameworks.Handle(new MCall { Type = "MESSAGE", FrameworkId = new MId(fw.Id), Message = new MMessage(new MId(agentId), new MId("exec-1"), "not base64!") }, stream.Id).Status);
     }
+
+    private string LaunchOne(Framework fw, SchedulerStream stream, string taskId)
+    {
+        _frameworks.AllocatePass();
+        var offer = Offers(Events(stream)).First();
+        var result = _frameworks.Handle(new MCall
+        {
+            Type = "ACCEPT",
+            FrameworkId = new MId(fw.Id),
+            Accept = new MAccept([offer.Id], [new MOperation
+            {
+                Type = "LAUNCH",
+                Launch = new MLaunch([new MTaskInfo
+                {
+                    TaskId = new MId(taskId),
+                    AgentId = offer.AgentId,
+                    Resources = [new MResource { Name = "cpus", Type = "SCALAR", Scalar = new MScalar(1) }],
+                    Command = new MCommandInfo { Value = "sleep 100" },
+                }]),
+            }], new MFilters(0)),
+        }, stream.Id);
+        Assert.Equal(202, result.Status);
+        return offer.AgentId.Value;
+    }
+
+    [Fact]
+    public void AllocatePass_AgentDrained_InverseOfferToFrameworksWithTasksThere_RescindedOnUndrain()
+    {
+        var agentId = _state.Register(Build.Agent("a1", "cpus:2;mem:1024")).Registered.AgentId;
+        var (fw, stream) = Subscribe("drained");
+        var (_, bystander) = Subscribe("bystander");
+        LaunchOne(fw, stream, "t");
+        Events(bystander);
+
+        _state.Drain(agentId, TimeSpan.FromMinutes(30));
+        _frameworks.AllocatePass();
+        var events = Events(stream);
+        var io = events.Single(e => e.Type == "INVERSE_OFFERS").InverseOffers!.InverseOffers.Single();
+        Assert.Equal(agentId, io.AgentId!.Value);
+        Assert.Equal(TimeSpan.FromMinutes(30).Ticks * 100, io.Unavailability.Duration!.Nanoseconds);
+        Assert.DoesNotContain(Events(bystander), e => e.Type == "INVERSE_OFFERS"); // no tasks there
+        _frameworks.AllocatePass();
+        Assert.DoesNotContain(Events(stream), e => e.Type == "INVERSE_OFFERS"); // once per drain
+
+        _state.Undrain(agentId);
+        _frameworks.AllocatePass();
+        Assert.Contains(Events(stream), e => e.Type == "RESCIND_INVERSE_OFFER" && e.RescindInverseOffer!.InverseOfferId.Value == io.Id.Value);
+    }
+
+    [Fact]
+    public void AllocatePass_AgentRemoved_FailureEventAndTaskLost()
+    {
+        _state.Register(Build.Agent("a1", "cpus:2;mem:1024"));
+        var (fw, stream) = Subscribe("failure");
+        var agentId = LaunchOne(fw, stream, "t");
+        _frameworks.AllocatePass();
+
+        _time.Advance(_options.AgentUnreachableTimeout + TimeSpan.FromSeconds(1));
+        _state.CheckAgentTimeouts();
+        _time.Advance(_options.AgentRemovalTimeout + TimeSpan.FromSeconds(1));
+        _state.CheckAgentTimeouts();
+        _frameworks.AllocatePass();
+
+        var events = Events(stream);
+        Assert.Contains(events, e => e.Type == "FAILURE" && e.Failure!.AgentId!.Value == agentId);
+        // Not PARTITION_AWARE: TASK_UNREACHABLE and TASK_GONE both read TASK_LOST.
+        Assert.Equal(["TASK_LOST", "TASK_LOST"], events.Where(e => e.Type == "UPDATE").Select(e => e.Update!.Status.State).ToArray());
+    }
 }
