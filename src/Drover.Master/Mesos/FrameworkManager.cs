@@ -66,12 +66,11 @@ internal sealed partial class FrameworkManager
 
     private void CountConnectedLocked() => _connected = _frameworks.Values.Count(f => f.Stream is not null);
 
-    /// <summary>The Drover task id of a framework's task: unique across frameworks, safe in paths.</summary>
-    public static string DroverTaskId(string frameworkId, string taskId) => $"{frameworkId}.{taskId}";
+    /// <summary>The Drover task id of a framework's task: unique across frameworks, safe in paths (<see cref="MesosTaskIds"/>).</summary>
+    public static string DroverTaskId(string frameworkId, string taskId) => MesosTaskIds.ToDroverId(frameworkId, taskId);
 
     /// <summary>The Mesos task id back from a Drover task id.</summary>
-    public static string MesosTaskId(string frameworkId, string droverId) =>
-        droverId.StartsWith(frameworkId + ".", StringComparison.Ordinal) ? droverId[(frameworkId.Length + 1)..] : droverId;
+    public static string MesosTaskId(string frameworkId, string droverId) => MesosTaskIds.FromDroverId(frameworkId, droverId);
 
     public static byte[] Encode(MEvent e) => JsonSerializer.SerializeToUtf8Bytes(e, MesosV1JsonContext.Default.MEvent);
 
