@@ -169,7 +169,11 @@ public sealed class SchedulerApiTests(ITestOutputHelper output)
         Assert.True(running.Count(t => t.FrameworkId == b.FrameworkId) == 4, split);
     }
 
-    /// <summary>A framework that wants everything: fills each offer with 1-cpu tasks, declines what is too small.</summary>
+    /// <summary>
+    /// A framework that wants everything: fills each offer with tasks of 1 cpu and 512 MiB (two use a whole test
+    /// agent, so no leftover is offered: a leftover held by a framework counts in its DRF share until it declines
+    /// it, which would make the split depend on timing), and declines what is too small.
+    /// </summary>
     private static async Task Greedy(RawScheduler s, List<string> launched, CancellationToken ct)
     {
         try
@@ -180,14 +184,14 @@ public sealed class SchedulerApiTests(ITestOutputHelper output)
                 foreach (var node in e["offers"]!["offers"]!.AsArray())
                 {
                     var offer = node!.AsObject();
-                    var n = (int)Math.Min(Math.Floor(RawScheduler.ScalarOf(offer, "cpus")), Math.Floor(RawScheduler.ScalarOf(offer, "mem") / 128));
+                    var n = (int)Math.Min(Math.Floor(RawScheduler.ScalarOf(offer, "cpus")), Math.Floor(RawScheduler.ScalarOf(offer, "mem") / 512));
                     if (n == 0)
                     {
                         await s.CallOkAsync("DECLINE", new JsonObject { ["offer_ids"] = new JsonArray(offer["id"]!.DeepClone()), ["filters"] = new JsonObject { ["refuse_seconds"] = 60 } });
                         continue;
                     }
 
-                    var tasks = Enumerable.Range(0, n).Select(_ => RawScheduler.CommandTask($"t{launched.Count + 1}-{Guid.NewGuid():N}"[..12], AgentOf(offer), "sleep 600", cpus: 1, mem: 128)).ToArray();
+                    var tasks = Enumerable.Range(0, n).Select(_ => RawScheduler.CommandTask($"t{launched.Count + 1}-{Guid.NewGuid():N}"[..12], AgentOf(offer), "sleep 600", cpus: 1, mem: 512)).ToArray();
                     launched.AddRange(tasks.Select(t => (string)t["task_id"]!["value"]!));
                     await s.CallOkAsync("ACCEPT", RawScheduler.Launch(offer, 0, tasks));
                 }
