@@ -12,8 +12,8 @@ namespace Drover.Master.Http;
 /// <summary>
 /// <c>GET /master/state</c> and <c>/state.json</c> in the shape of Apache Mesos' master state JSON
 /// (snake_case; <c>slaves</c>, <c>frameworks[].tasks</c>, <c>completed_tasks</c>…) so dashboards and
-/// scripts written for Mesos read Drover unchanged. Drover's one-off tasks belong to a built-in
-/// framework named "drover".
+/// scripts written for Mesos read Drover unchanged. Drover's own tasks (one-off and services) belong to a
+/// built-in framework named "drover"; Mesos frameworks' tasks are listed under their framework.
 /// </summary>
 internal static class MesosStateEndpoints
 {
@@ -21,20 +21,37 @@ internal static class MesosStateEndpoints
 
     public static void Map(IEndpointRouteBuilder app, string version)
     {
-        IResult Handler(ClusterState state, HttpContext http)
+        IResult Handler(ClusterState state, Mesos.FrameworkManager frameworks, HttpContext http)
         {
             var (agents, active, completed) = state.StateDump();
-            var usedTotal = active.Where(t => t.State.HoldsResources()).Aggregate(Resources.Zero, (acc, t) => acc.Add(Resources.Of(t.Cpus, t.Mem, t.Disk, t.Gpus)));
-            var framework = new MesosFramework
+            static MesosResources Used(IEnumerable<TaskView> tasks) => MesosResources.From(tasks.Where(t => t.State.HoldsResources())
+                .Aggregate(Resources.Zero, (acc, t) => acc.Add(Resources.Of(t.Cpus, t.Mem, t.Disk, t.Gpus))), "");
+            var builtIn = new MesosFramework
             {
                 Id = BuiltInFrameworkId,
                 Name = "drover",
                 Active = true,
                 Role = "*",
-                UsedResources = MesosResources.From(usedTotal, ""),
-                Tasks = [.. active.Select(t => MesosTask.From(t))],
-                CompletedTasks = [.. completed.Select(t => MesosTask.From(t))],
+                UsedResources = Used(active.Where(t => t.FrameworkId is null)),
+                Tasks = [.. active.Where(t => t.FrameworkId is null).Select(t => MesosTask.From(t))],
+                CompletedTasks = [.. completed.Where(t => t.FrameworkId is null).Select(t => MesosTask.From(t))],
             };
+            // Mesos frameworks (the scheduler API) each with their own tasks, as in Mesos' state.json.
+            var (live, _, _, _) = frameworks.OperatorView(System.Collections.Immutable.ImmutableDictionary<string, Resources>.Empty);
+            var others = live.Select(f =>
+            {
+                var id = f.FrameworkInfo.Id?.Value ?? "";
+                return new MesosFramework
+                {
+                    Id = id,
+                    Name = f.FrameworkInfo.Name ?? "",
+                    Active = f.Connected,
+                    Role = f.FrameworkInfo.Roles is { Count: > 0 } roles ? roles[0] : f.FrameworkInfo.Role ?? "*",
+                    UsedResources = Used(active.Where(t => t.FrameworkId == id)),
+                    Tasks = [.. active.Where(t => t.FrameworkId == id).Select(t => MesosTask.From(t))],
+                    CompletedTasks = [.. completed.Where(t => t.FrameworkId == id).Select(t => MesosTask.From(t))],
+                };
+            });
             var dto = new MesosState
             {
                 Version = version,
@@ -44,7 +61,7 @@ internal static class MesosStateEndpoints
                 ActivatedSlaves = agents.Count(a => a.Status == "active"),
                 DeactivatedSlaves = agents.Count(a => a.Status != "active"),
                 Slaves = [.. agents.Select(MesosSlave.From)],
-                Frameworks = [framework],
+                Frameworks = [builtIn, .. others],
             };
             return Results.Json(dto, MesosJsonContext.Default.MesosState);
         }
@@ -196,9 +213,9 @@ internal sealed record MesosTask
 
     public static MesosTask From(TaskView t) => new()
     {
-        Id = t.Id,
+        Id = Drover.Core.Mesos.MesosTaskIds.FromDroverId(t.FrameworkId, t.Id),
         Name = t.Name,
-        FrameworkId = MesosStateEndpoints.BuiltInFrameworkId,
+        FrameworkId = t.FrameworkId ?? MesosStateEndpoints.BuiltInFrameworkId,
         SlaveId = t.AgentId,
         State = t.State.WireName(),
         Resources = MesosResources.From(Drover.Core.Resources.Of(t.Cpus, t.Mem, t.Disk, t.Gpus), t.Ports.IsEmpty ? null : PortRanges.Of([.. t.Ports]).ToString()),

@@ -142,6 +142,12 @@ public sealed class OperatorApiTests
         var state = (await CallAsync(http, master, "GET_STATE"))["get_state"]!;
         Assert.Equal(2, state["get_agents"]!["agents"]!.AsArray().Count);
 
+        // The Mesos-shaped /master/state lists the framework with its task too.
+        var legacy = JsonNode.Parse(await cluster.Client.GetStringAsync("master/state"))!;
+        var legacyFramework = legacy["frameworks"]!.AsArray().Single(f => (string?)f!["id"] == s.FrameworkId)!;
+        Assert.Equal("watched", (string?)legacyFramework["tasks"]![0]!["id"]);
+        Assert.Equal("analytics", (string?)legacyFramework["role"]);
+
         // Teardown: FRAMEWORK_REMOVED, the task killed.
         await s.CallOkAsync("TEARDOWN");
         await NextAsync(channel.Reader, e => (string?)e["type"] == "FRAMEWORK_REMOVED", "FRAMEWORK_REMOVED");
