@@ -68,7 +68,11 @@ internal static class ServerCommands
             Description = "Seconds (whole, at least 1) of the leader's etcd lease: how long a dead leader keeps the role",
             DefaultValueFactory = _ => defaults.LeaderLease.TotalSeconds,
         };
-        var cmd = new Command("master", "Run a master") { dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, store, storePrefix, leaderLease, LogLevelOption };
+        var advertise = new Option<string?>("--advertise")
+        {
+            Description = "HOST:PORT the other masters send clients and agents to while this master leads (default: the listen address; with 0.0.0.0, this machine's address)",
+        };
+        var cmd = new Command("master", "Run a master") { dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, store, storePrefix, leaderLease, advertise, LogLevelOption };
         cmd.SetAction(async (pr, ct) =>
         {
             var url = ParseListen(pr.GetValue(listen)!);
@@ -99,7 +103,8 @@ internal static class ServerCommands
                     throw new CliException("--listen: a master with --store etcd://… needs a fixed port (other masters redirect to it)", 2);
                 }
 
-                return await DroverHosts.RunHighlyAvailableMasterAsync(options, url, ParseLogLevel(pr), Console.Out.WriteLine, ct);
+                var advertised = pr.GetValue(advertise) is { } a ? ParseAdvertise(a) : null;
+                return await DroverHosts.RunHighlyAvailableMasterAsync(options, url, ParseLogLevel(pr), Console.Out.WriteLine, ct, advertised);
             }
 
             await using var host = await DroverHosts.StartMasterAsync(options, url, ParseLogLevel(pr), ct);
@@ -192,6 +197,18 @@ internal static class ServerCommands
         seconds > 0 && double.IsFinite(seconds) && seconds <= TimeSpan.MaxValue.TotalSeconds
             ? TimeSpan.FromSeconds(seconds)
             : throw new CliException($"{flag}: must be a number of seconds greater than 0", 2);
+
+    private static Uri ParseAdvertise(string text)
+    {
+        if (!ListenAddress.TryParse(text, out var url, out var error))
+        {
+            throw new CliException($"--advertise: {error}", 2);
+        }
+
+        return url.Port == 0 || url.Host is "0.0.0.0" or "[::]"
+            ? throw new CliException($"--advertise: '{text}' must name a reachable host and a fixed port", 2)
+            : url;
+    }
 
     private static Uri ParseListen(string text) =>
         ListenAddress.TryParse(text, out var url, out var error) ? url : throw new CliException($"--listen: {error}", 2);

@@ -6,6 +6,7 @@ using Drover.Core;
 using Drover.Master;
 using Drover.Master.HighAvailability;
 using Drover.Store;
+using Drover.Store.Etcd;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -108,11 +109,11 @@ public static class DroverHosts
     /// stopped, 3 when it lost leadership: a deposed master exits (a supervisor restarts it as a
     /// follower), as a Mesos master does on losing its ZooKeeper leadership.
     /// </summary>
-    public static async Task<int> RunHighlyAvailableMasterAsync(MasterOptions options, Uri listen, LogLevel logLevel, Action<string> announce, CancellationToken ct)
+    public static async Task<int> RunHighlyAvailableMasterAsync(MasterOptions options, Uri listen, LogLevel logLevel, Action<string> announce, CancellationToken ct, Uri? advertise = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(announce);
-        var address = ListenAddress.Advertise(listen).Authority;
+        var address = (advertise ?? ListenAddress.Advertise(listen)).Authority;
         using var loggers = LoggerFactory.Create(b => ConfigureLogging(b, logLevel));
         var store = MasterHost.OpenStore(options, TimeProvider.System, loggers.CreateLogger("Drover.Store"));
         await using var _ = store.ConfigureAwait(false);
@@ -159,6 +160,7 @@ public static class DroverHosts
             {
                 // Stop acting at once; the fence already refuses this master's writes.
                 announce($"Drover master {address} lost leadership; exiting");
+                (store as EtcdStateStore)?.AbandonWrites();
                 await Task.WhenAny(host.DisposeAsync().AsTask(), Task.Delay(TimeSpan.FromMilliseconds(500), CancellationToken.None)).ConfigureAwait(false);
                 return 3;
             }

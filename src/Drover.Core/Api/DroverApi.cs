@@ -225,4 +225,7 @@ public static class ErrorCodes
     public const string AgentUnreachable = "agent_unreachable";
     public const string Internal = "internal_error";
     public const string NoLeader = "no_leader";
+
+    /// <summary>The master could not make the change durable (its store is unreachable, or it is no longer the leader); it may or may not have been applied.</summary>
+    public const string StoreUnavailable = "store_unavailable";
 }
