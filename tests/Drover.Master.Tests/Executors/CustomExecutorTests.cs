@@ -19,7 +19,7 @@ namespace Drover.Master.Tests.Executors;
 /// <c>/api/v1/executor</c> to the agent. Needs root (cgroups) and python3.
 /// </summary>
 [Collection(RealClusterCollection.Name)]
-public sealed class CustomExecutorTests : IAsyncDisposable
+public sealed class CustomExecutorTests : IAsyncLifetime
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
     private const string FrameworkId = "fw-test-0001";
@@ -44,7 +44,10 @@ public sealed class CustomExecutorTests : IAsyncDisposable
         return true;
     }
 
-    public async ValueTask DisposeAsync()
+    // Each test starts its own cluster (with its own executor settings) in StartAsync.
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
     {
         if (_cluster is not null)
         {
