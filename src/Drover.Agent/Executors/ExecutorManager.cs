@@ -440,7 +440,8 @@ public sealed partial class ExecutorManager : ITaskExecutor
     /// <summary>
     /// Called by the agent once updates are durable in its status update log: each executor update among
     /// them is acknowledged to its executor (ACKNOWLEDGED), as a Mesos agent does once its status update
-    /// manager has checkpointed the update — not when the scheduler acknowledges it.
+    /// manager has checkpointed the update — not when the scheduler acknowledges it. A durable terminal
+    /// update also marks the task's checkpoint ended (see <see cref="Recover"/>).
     /// </summary>
     public void OnDurable(IEnumerable<TaskStatus> updates)
     {
@@ -449,12 +450,19 @@ public sealed partial class ExecutorManager : ITaskExecutor
         {
             foreach (var u in updates)
             {
-                if (u.ExecutorId is null || u.Uuid is not { } uuid || !_execTasks.TryGetValue(u.TaskId, out var task) || task.Run is not { } run)
+                if (u.ExecutorId is null || u.Uuid is not { } uuid || !_execTasks.TryGetValue(u.TaskId, out var task))
                 {
                     continue;
                 }
 
-                if (run.PendingAcks.Remove(uuid))
+                if (u.State.IsTerminal())
+                {
+                    // Only now: a restarted agent reports a task without this mark as failed, so a terminal
+                    // update lost before reaching the disk is never silently replaced by nothing.
+                    MarkEnded(u.TaskId);
+                }
+
+                if (task.Run is { } run && run.PendingAcks.Remove(uuid))
                 {
                     run.DurableUuids.Add(uuid);
                     run.Subscription?.Send(Acknowledged(u.TaskId, uuid));
@@ -505,7 +513,6 @@ public sealed partial class ExecutorManager : ITaskExecutor
             {
                 task.Phase = TaskPhase.Ended;
                 task.KillTimer?.Dispose();
-                MarkEnded(taskId);
                 Resize(run);
             }
         }
@@ -683,7 +690,6 @@ public sealed partial class ExecutorManager : ITaskExecutor
     {
         task.Phase = TaskPhase.Ended;
         task.KillTimer?.Dispose();
-        MarkEnded(task.Launch.Task.Id);
         _updates.Writer.TryWrite(new TaskStatus
         {
             TaskId = task.Launch.Task.Id,

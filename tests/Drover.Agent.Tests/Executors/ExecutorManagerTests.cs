@@ -132,6 +132,12 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
         var cgroup = ContainerCgroup(before.ContainerOf(Framework, "survivor")!);
         var driver = CgroupDriver.Detect();
         await Eventually.TrueAsync(() => driver.ListPids(cgroup).Count > 0, "the executor process to run");
+        // A second task ended before the restart, its terminal update safely on disk (the agent's update log).
+        var ended = ExecutorTask("survivor", memMiB: 32);
+        before.Launch(ended);
+        before.Kill(ended.Task.Id);
+        var endedUpdate = await WaitForUpdate(ended.Task.Id, u => u.State.IsTerminal(), "the second task to end");
+        before.OnDurable([endedUpdate]);
         await before.DisposeAsync(); // an agent stopped without killing: the executor keeps running
         Assert.NotEmpty(driver.ListPids(cgroup));
 
@@ -143,7 +149,15 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
         Assert.Equal("survivor", failed.ExecutorId);
         await Eventually.TrueAsync(() => driver.ListPids(cgroup).Count == 0 && after.ContainerIds.Count == 0, "the old executor to be killed");
         Assert.Contains(launch.Task.Id, after.KnownTaskIds);
+        // The task that had ended is still known (until the master acknowledges its logged update) but not reported again.
+        Assert.Contains(ended.Task.Id, after.KnownTaskIds);
+        lock (_updates)
+        {
+            Assert.Single(_updates, u => u.TaskId == ended.Task.Id);
+        }
+
         after.Forget(launch.Task.Id);
+        after.Forget(ended.Task.Id);
         Assert.DoesNotContain(launch.Task.Id, after.KnownTaskIds);
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(_workDir, "meta", "executor-tasks")));
     }
