@@ -124,6 +124,31 @@ public sealed class CustomExecutorTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task SubmitTask_ApiWithExecutor_FinishedByTheExecutor()
+    {
+        if (!await StartAsync())
+        {
+            return;
+        }
+
+        var submitted = await _cluster!.Client.SubmitTaskAsync(new TaskSubmission
+        {
+            Name = "via-api",
+            Data = Convert.ToBase64String(Encoding.UTF8.GetBytes("finish")),
+            Executor = new ExecutorSubmission
+            {
+                ExecutorId = "api-echo",
+                FrameworkId = FrameworkId,
+                Args = ["python3", TestExecutors.EchoExecutorPath],
+            },
+        });
+
+        var done = await WaitForState(submitted.Id, TaskState.Finished);
+        Assert.Equal("api-echo", done.Statuses[^1].ExecutorId);
+        Assert.Contains($"LAUNCH {submitted.Id} finish", ReadEvents(submitted.Id));
+    }
+
+    [Fact]
     public async Task SendToExecutor_RunningExecutor_MessageEchoedToMasterThenKillEndsTaskKilled()
     {
         if (!await StartAsync())
