@@ -290,6 +290,25 @@ public sealed class CustomExecutorTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Subscribe_IdleStream_HeartbeatEventsAtTheInterval()
+    {
+        if (!await StartAsync(new ExecutorManagerOptions { HeartbeatInterval = TimeSpan.FromMilliseconds(200) }))
+        {
+            return;
+        }
+
+        Submit("one", Echo("manual") with { Args = ["sleep", "600"] });
+        await Wait.UntilAsync(() => Task.FromResult(Executors.ContainerOf(FrameworkId, "manual")), c => c is not null, Timeout, "the executor to start");
+        using var raw = new RawExecutor(_agent!.Url, FrameworkId, "manual");
+        await using var stream = await raw.SubscribeAsync("{}");
+
+        Assert.Equal("SUBSCRIBED", (await stream.NextAsync(skipHeartbeats: false)).Type);
+        Assert.Equal("LAUNCH", (await stream.NextAsync(skipHeartbeats: false)).Type);
+        Assert.Equal("HEARTBEAT", (await stream.NextAsync(skipHeartbeats: false)).Type);
+        Assert.Equal("HEARTBEAT", (await stream.NextAsync(skipHeartbeats: false)).Type);
+    }
+
+    [Fact]
     public async Task Subscribe_AgainWithUnacknowledgedUpdate_ReacknowledgedNotReappliedAndQueuedTaskLaunched()
     {
         if (!await StartAsync())

@@ -46,10 +46,10 @@ internal sealed class RawExecutor(Uri agent, string frameworkId, string executor
 
     public void Dispose() => _http.Dispose();
 
-    /// <summary>A subscription's events, RecordIO-decoded; HEARTBEATs are skipped.</summary>
+    /// <summary>A subscription's events, RecordIO-decoded; HEARTBEATs are skipped unless asked for.</summary>
     internal sealed class EventStream(HttpResponseMessage response, Stream stream) : IAsyncDisposable
     {
-        public async Task<(string Type, JsonElement Json)> NextAsync()
+        public async Task<(string Type, JsonElement Json)> NextAsync(bool skipHeartbeats = true)
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
             while (true)
@@ -75,7 +75,7 @@ internal sealed class RawExecutor(Uri agent, string frameworkId, string executor
                 await stream.ReadExactlyAsync(record, timeout.Token);
                 var json = JsonDocument.Parse(record).RootElement.Clone();
                 var type = json.GetProperty("type").GetString()!;
-                if (type != "HEARTBEAT")
+                if (type != "HEARTBEAT" || !skipHeartbeats)
                 {
                     return (type, json);
                 }
