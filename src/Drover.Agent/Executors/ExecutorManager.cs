@@ -83,9 +83,10 @@ public sealed partial class ExecutorManager : ITaskExecutor
     {
         get
         {
+            var plain = _tasks.KnownTaskIds;
             lock (_gate)
             {
-                return [.. _tasks.KnownTaskIds, .. _execTasks.Keys];
+                return [.. plain, .. _execTasks.Keys];
             }
         }
     }
@@ -181,12 +182,20 @@ public sealed partial class ExecutorManager : ITaskExecutor
 
     public void Kill(string taskId, TimeSpan? gracePeriod = null)
     {
+        if (!KillExecutorTask(taskId, gracePeriod))
+        {
+            _tasks.Kill(taskId, gracePeriod); // a plain task: not under this manager's lock
+        }
+    }
+
+    /// <summary>False when <paramref name="taskId"/> is not an executor's task.</summary>
+    private bool KillExecutorTask(string taskId, TimeSpan? gracePeriod)
+    {
         lock (_gate)
         {
             if (!_execTasks.TryGetValue(taskId, out var task))
             {
-                _tasks.Kill(taskId, gracePeriod);
-                return;
+                return false;
             }
 
             switch (task.Phase)
@@ -210,6 +219,8 @@ public sealed partial class ExecutorManager : ITaskExecutor
                 default:
                     break;
             }
+
+            return true;
         }
     }
 
@@ -217,21 +228,20 @@ public sealed partial class ExecutorManager : ITaskExecutor
     {
         lock (_gate)
         {
-            if (!_execTasks.TryGetValue(taskId, out var task))
+            if (_execTasks.TryGetValue(taskId, out var task))
             {
-                _tasks.Forget(taskId);
+                if (task.Phase == TaskPhase.Ended)
+                {
+                    _execTasks.Remove(taskId);
+                    task.Run?.Tasks.Remove(taskId);
+                    DeleteCheckpoint(taskId);
+                }
+
                 return;
             }
-
-            if (task.Phase != TaskPhase.Ended)
-            {
-                return;
-            }
-
-            _execTasks.Remove(taskId);
-            task.Run?.Tasks.Remove(taskId);
-            DeleteCheckpoint(taskId);
         }
+
+        _tasks.Forget(taskId);
     }
 
     /// <remarks>A task run by an executor shares its executor's sandbox (stdout/stderr are the executor's), as in Mesos.</remarks>
