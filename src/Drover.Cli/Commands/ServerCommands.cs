@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Drover.Agent.Executors;
 using Drover.Cli.Hosting;
 using Drover.Core;
 using Drover.Master;
@@ -124,9 +125,23 @@ internal static class ServerCommands
         {
             Description = "Kill every task when the agent stops (default: leave them running; a restarted agent recovers them)",
         };
+        var executorDefaults = new ExecutorManagerOptions();
+        var registrationTimeout = new Option<double>("--executor-registration-timeout")
+        {
+            Description = "Seconds a custom executor has to subscribe to /api/v1/executor before its tasks fail and it is killed",
+            DefaultValueFactory = _ => executorDefaults.RegistrationTimeout.TotalSeconds,
+        };
+        var executorShutdownGrace = new Option<double>("--executor-shutdown-grace-period")
+        {
+            Description = "Seconds between a SHUTDOWN event and killing a custom executor",
+            DefaultValueFactory = _ => executorDefaults.ShutdownGracePeriod.TotalSeconds,
+        };
         var agentFlags = new AgentFlags();
         // --master is the global option (a comma-separated list here: the agent fails over between masters).
-        var cmd = new Command("agent", "Run an agent that offers this machine's resources") { workDir, listen, advertise, killTasks, LogLevelOption };
+        var cmd = new Command("agent", "Run an agent that offers this machine's resources")
+        {
+            workDir, listen, advertise, killTasks, registrationTimeout, executorShutdownGrace, LogLevelOption,
+        };
         agentFlags.AddTo(cmd, includeHostname: true);
         cmd.SetAction(async (pr, ct) =>
         {
@@ -138,6 +153,11 @@ internal static class ServerCommands
             {
                 Advertise = pr.GetValue(advertise) is { } a ? new Uri(a.Contains("://", StringComparison.Ordinal) ? a : "http://" + a) : null,
                 KillTasksOnStop = pr.GetValue(killTasks),
+                Executors = executorDefaults with
+                {
+                    RegistrationTimeout = PositiveSeconds(pr.GetValue(registrationTimeout), "--executor-registration-timeout"),
+                    ShutdownGracePeriod = PositiveSeconds(pr.GetValue(executorShutdownGrace), "--executor-shutdown-grace-period"),
+                },
             };
             await using var host = await DroverHosts.StartAgentAsync(settings, masterUrls, url, ParseLogLevel(pr), ct);
             Console.Out.WriteLine($"Drover agent is serving at {host.Url.GetLeftPart(UriPartial.Authority)}, registering with {string.Join(", ", masterUrls)}");

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using Drover.Agent.Execution;
+using Drover.Agent.Executors;
 using Drover.Agent.Host;
 using Drover.Core;
 using Drover.Master;
@@ -34,6 +35,9 @@ public sealed record AgentSettings
 
     /// <summary>Overrides the advertised URL (default: the bound address).</summary>
     public Uri? Advertise { get; init; }
+
+    /// <summary>Custom executor settings (registration timeout, shutdown grace…); null: Mesos' defaults.</summary>
+    public ExecutorManagerOptions? Executors { get; init; }
 
     /// <summary>
     /// Whether stopping the agent kills its tasks. False for <c>drover agent</c> (as a Mesos agent or
@@ -223,7 +227,12 @@ public static class DroverHosts
                 KillTasksOnDispose = agent.KillTasksOnStop,
             };
             builder.Services.AddSingleton(executorOptions);
-            builder.Services.AddSingleton<ITaskExecutor, ProcessTaskExecutor>();
+            builder.Services.AddSingleton(agent.Executors ?? new ExecutorManagerOptions());
+            builder.Services.AddSingleton<ProcessTaskExecutor>();
+            // Plain tasks run on the ProcessTaskExecutor; tasks with a custom executor go to that executor's process.
+            builder.Services.AddSingleton<ITaskExecutor>(sp => new ExecutorManager(
+                sp.GetRequiredService<ProcessTaskExecutor>(), executorOptions, sp.GetRequiredService<ExecutorManagerOptions>(),
+                sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<TimeProvider>()));
         }
 
         var app = builder.Build();
@@ -248,6 +257,10 @@ public static class DroverHosts
             }
 
             AgentEndpoints.Map(app, executor);
+            if (executor is ExecutorManager executors)
+            {
+                ExecutorApi.Map(app, executors);
+            }
         }
 
         try
