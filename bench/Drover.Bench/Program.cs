@@ -7,6 +7,18 @@ using Drover.Bench;
 //   Drover.Bench restart  DROVER_DLL TASKS [RUNNING] [RESTARTS]
 //   Drover.Bench agent-loss DROVER_DLL INSTANCES [UNREACHABLE_SECONDS] [ROUNDS]
 //   Drover.Bench store    sqlite DIR | etcd etcd://HOST:PORT,… [OPS]
+//   Drover.Bench failover DROVER_DLL etcd://HOST:PORT,… [RUNS]
+//   Drover.Bench api-write DROVER_DLL embedded|etcd://HOST:PORT,… [OPS]
+if (args.Length >= 3 && args[0] == "failover")
+{
+    return await HaBenchmark.FailoverAsync(Path.GetFullPath(args[1]), args[2], args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 10);
+}
+
+if (args.Length >= 3 && args[0] == "api-write")
+{
+    return await HaBenchmark.ApiWriteAsync(Path.GetFullPath(args[1]), args[2], args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 1000);
+}
+
 if (args.Length >= 3 && args[0] == "store")
 {
     return await StoreBenchmark.RunAsync(args[1], args[2], args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 2000);
@@ -34,7 +46,7 @@ if (args.Length >= 3 && args[0] == "agent-loss")
 
 if (args.Length < 3 || args[0] != "launch")
 {
-    Console.Error.WriteLine("usage: Drover.Bench launch MASTER_URL COUNT [CPUS] [MEM_MIB] [-- CMD...] | services MASTER_URL INSTANCES | restart DROVER_DLL TASKS [RUNNING] [RESTARTS] | agent-loss DROVER_DLL INSTANCES [UNREACHABLE_SECONDS] [ROUNDS] | store sqlite DIR|etcd etcd://HOST:PORT,… [OPS]");
+    Console.Error.WriteLine("usage: Drover.Bench launch MASTER_URL COUNT [CPUS] [MEM_MIB] [-- CMD...] | services MASTER_URL INSTANCES | restart DROVER_DLL TASKS [RUNNING] [RESTARTS] | agent-loss DROVER_DLL INSTANCES [UNREACHABLE_SECONDS] [ROUNDS] | store sqlite DIR|etcd etcd://HOST:PORT,… [OPS] | failover DROVER_DLL etcd://… [RUNS] | api-write DROVER_DLL embedded|etcd://… [OPS]");
     return 2;
 }
 

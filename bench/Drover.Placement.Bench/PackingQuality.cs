@@ -64,10 +64,21 @@ internal static class PackingQuality
                 batch[i] = tasks.Current;
             }
 
+            // Largest first, as the engine orders a pass (README): by share of the cluster's total cpus +
+            // memory (the tasks ask no disk or gpus), ties in stream order.
+            double cpuTotal = totalCpu, memTotal = totalMem;
+            batch = [.. batch.Select((r, i) => (r, i)).OrderByDescending(x => (x.r.Resources.MilliCpus / cpuTotal) + (x.r.Resources.MemMiB / memTotal)).ThenBy(x => x.i).Select(x => x.r)];
             var plan = engine.Place(cluster, batch);
-            var firstFailure = plan.Unplaced.IsEmpty ? null : plan.Unplaced[0];
-            var failedAt = firstFailure is null ? batch.Length : Array.FindIndex(batch, r => r.TaskId == firstFailure.TaskId);
+            // Capacity in use at the moment of the first rejection: what the pass placed before it. The batch
+            // was put in the engine's own order above, so batch order is the order of placement.
             var requestIndex = batch.Select((r, i) => (r.TaskId, i)).ToDictionary(x => x.TaskId, x => x.i, StringComparer.Ordinal);
+            var firstFailure = plan.Unplaced.IsEmpty ? null : plan.Unplaced.MinBy(f => requestIndex[f.TaskId]);
+            var failedAt = firstFailure is null ? batch.Length : requestIndex[firstFailure.TaskId];
+            if (plan.Placed.Select(d => d.TaskId).Concat(plan.Unplaced.Select(f => f.TaskId)).Order(StringComparer.Ordinal).SequenceEqual(batch.Select(r => r.TaskId).Order(StringComparer.Ordinal)) is false
+                || plan.Placed.Select(d => requestIndex[d.TaskId]).Zip(plan.Placed.Skip(1).Select(d => requestIndex[d.TaskId])).Any(p => p.First > p.Second))
+            {
+                throw new InvalidOperationException("bench: the engine did not place the batch in the order given (largest first)");
+            }
             var agentsNow = cluster.Agents.ToBuilder();
             foreach (var decision in plan.Placed)
             {

@@ -80,6 +80,15 @@ public static partial class MasterHost
             {
                 await next(http);
             }
+            catch (Exception e) when (IsStoreFailure(e) && !http.Response.HasStarted)
+            {
+                // Expected while etcd is unreachable or after losing leadership: the client retries
+                // (on another master); the write was not acknowledged, its outcome is unknown.
+                LogStoreUnavailable(app.Logger, http.Request.Path, e.Message);
+                http.Response.Headers.RetryAfter = "1";
+                await ApiResults.Error(StatusCodes.Status503ServiceUnavailable, ErrorCodes.StoreUnavailable,
+                    "the change could not be made durable and was not acknowledged (it may or may not have been applied): " + e.Message).ExecuteAsync(http);
+            }
             catch (Exception e) when (e is not OperationCanceledException && !http.Response.HasStarted)
             {
                 LogUnhandled(app.Logger, http.Request.Path, e);
@@ -109,4 +118,20 @@ public static partial class MasterHost
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Unhandled error serving {Path}")]
     private static partial void LogUnhandled(ILogger logger, string path, Exception e);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Request {Path} failed: the store is unavailable ({Reason})")]
+    private static partial void LogStoreUnavailable(ILogger logger, string path, string reason);
+
+    private static bool IsStoreFailure(Exception e)
+    {
+        for (var x = e; x is not null; x = x.InnerException)
+        {
+            if (x is StateStoreUnavailableException or Drover.Master.HighAvailability.NotLeaderException)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
 }

@@ -77,11 +77,12 @@ public sealed class PlacementEngine
             }
         }
 
+        var ordered = LargestFirst(snapshot, requests);
         var state = new PlacementState(snapshot.Agents, fields, countedGroups);
         var index = snapshot.Agents.Length >= _indexFromAgents ? new AgentIndex(state, _options.Strategy) : null;
         var compiled = new List<CompiledConstraint>();
         var signature = new RequestSignature();
-        foreach (var request in requests)
+        foreach (var request in ordered)
         {
             var need = new Need(request);
             compiled.Clear();
@@ -120,6 +121,56 @@ public sealed class PlacementEngine
         }
 
         return new PlacementPlan { Placed = placed.ToImmutable(), Unplaced = unplaced.ToImmutable() };
+    }
+
+    /// <summary>
+    /// The order requests are placed in: largest first (first-fit decreasing), so a large task is not left
+    /// without room by the small ones of the same pass, which fill the gaps after it instead. Size is the
+    /// request's share of the cluster's total cpus + memory + disk + gpus (dimensions the cluster has none of
+    /// are ignored); equal sizes keep their order, so an app's instances stay together. Deterministic: the
+    /// same input gives the same doubles and the same order.
+    /// </summary>
+    internal static IReadOnlyList<PlacementRequest> LargestFirst(ClusterSnapshot snapshot, IReadOnlyList<PlacementRequest> requests)
+    {
+        if (requests.Count < 2)
+        {
+            return requests;
+        }
+
+        double cpu = 0, mem = 0, disk = 0, gpus = 0;
+        foreach (var agent in snapshot.Agents)
+        {
+            cpu += Math.Max(0, agent.Total.MilliCpus);
+            mem += Math.Max(0, agent.Total.MemMiB);
+            disk += Math.Max(0, agent.Total.DiskMiB);
+            gpus += Math.Max(0, agent.Total.Gpus);
+        }
+
+        static double Share(long need, double total) => total > 0 ? Math.Max(0, need) / total : 0;
+        var keys = new double[requests.Count];
+        var order = new int[requests.Count];
+        var sorted = true;
+        for (var i = 0; i < requests.Count; i++)
+        {
+            var r = requests[i].Resources;
+            keys[i] = Share(r.MilliCpus, cpu) + Share(r.MemMiB, mem) + Share(r.DiskMiB, disk) + Share(r.Gpus, gpus);
+            order[i] = i;
+            sorted &= i == 0 || keys[i] <= keys[i - 1];
+        }
+
+        if (sorted)
+        {
+            return requests; // the common case: one app's instances, all the same size
+        }
+
+        Array.Sort(order, (a, b) => keys[a] != keys[b] ? keys[b].CompareTo(keys[a]) : a.CompareTo(b));
+        var result = new PlacementRequest[order.Length];
+        for (var i = 0; i < order.Length; i++)
+        {
+            result[i] = requests[order[i]];
+        }
+
+        return result;
     }
 
     /// <summary>The reference: scores every feasible agent. The position of the best, or -1 when none is feasible.</summary>

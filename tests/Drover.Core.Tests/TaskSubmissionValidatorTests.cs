@@ -285,3 +285,53 @@ public class TaskSubmissionValidatorTests
         Assert.Equal(field, Assert.Single(errors).Field);
     }
 }
+
+public class TaskSubmissionExecutorTests
+{
+    private static (TaskSpec? Spec, System.Collections.Immutable.ImmutableArray<FieldError> Errors) Validate(string json) =>
+        TaskSubmissionValidator.Validate(JsonSerializer.Deserialize(json, DroverJsonContext.Default.TaskSubmission)!);
+
+    [Fact]
+    public void Validate_ExecutorWithoutTaskCommand_SpecCarriesExecutorFrameworkAndData()
+    {
+        var (spec, errors) = Validate("""
+            {"name":"t","data":"aGk=","executor":{"executorId":"ex 1","frameworkId":"fw-1","args":["python3","x.py"],
+             "env":{"A":"b"},"cpus":0.25,"mem":48,"data":"eA=="}}
+            """);
+
+        Assert.Empty(errors);
+        Assert.NotNull(spec);
+        Assert.Null(spec.Shell);
+        Assert.Empty(spec.Args);
+        Assert.Equal("fw-1", spec.FrameworkId);
+        Assert.Equal("aGk=", spec.Data);
+        var e = spec.Executor!;
+        Assert.Equal(("ex 1", "fw-1"), (e.ExecutorId, e.FrameworkId));
+        Assert.Equal(["python3", "x.py"], e.Args.ToArray());
+        Assert.Null(e.Shell);
+        Assert.Equal("b", e.Env["A"]);
+        Assert.Equal(Resources.Of(cpus: 0.25m, memMiB: 48), e.Resources);
+        Assert.Equal("eA==", e.Data);
+    }
+
+    [Fact]
+    public void Validate_ExecutorEveryFieldWrong_NamesEachField()
+    {
+        var (spec, errors) = Validate("""
+            {"data":"not base64!","executor":{"frameworkId":"","cmd":"a","args":["b"],"cpus":-1,"mem":-2,"data":"%%"}}
+            """);
+
+        Assert.Null(spec);
+        Assert.Equal(
+            ["data", "executor.cmd", "executor.cpus", "executor.data", "executor.executorId", "executor.frameworkId", "executor.mem"],
+            errors.Select(e => e.Field).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void Validate_DataWithoutExecutor_Refused()
+    {
+        var (_, errors) = Validate("""{"cmd":"true","data":"aGk="}""");
+
+        Assert.Equal(new FieldError("data", "is only for tasks with an executor"), Assert.Single(errors));
+    }
+}

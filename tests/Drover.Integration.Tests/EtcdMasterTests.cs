@@ -6,6 +6,7 @@ using Drover.Core;
 using Drover.Core.Api;
 using Drover.Testing;
 using Drover.Testing.Etcd;
+using Drover.Testing.Network;
 using Drover.Testing.Processes;
 
 namespace Drover.Integration.Tests;
@@ -16,6 +17,9 @@ public sealed class EtcdMasterTests : IAsyncLifetime
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
     private readonly string _root = Directory.CreateTempSubdirectory("drover-etcd-master-").FullName;
     private readonly List<DroverProcess> _processes = [];
+    private readonly List<TcpProxy> _proxies = [];
+    private readonly System.Collections.Concurrent.ConcurrentBag<string> _acknowledged = [];
+    private int _failedWrites;
     private readonly HttpClient _http = new(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(10) };
     private EtcdCluster? _etcd;
 
@@ -24,6 +28,11 @@ public sealed class EtcdMasterTests : IAsyncLifetime
     public async Task DisposeAsync()
     {
         foreach (var p in Enumerable.Reverse(_processes))
+        {
+            await p.DisposeAsync();
+        }
+
+        foreach (var p in _proxies)
         {
             await p.DisposeAsync();
         }
@@ -66,7 +75,7 @@ public sealed class EtcdMasterTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task KillLeader_ThreeMastersOneAgent_NewLeaderServesWithin10sWithEveryAppAndTaskAndRunningTasksUntouched()
+    public async Task KillLeader_ThreeMastersTwoAgentsAndAWriter_NewLeaderServesWithin10sWithEveryAcknowledgedWriteAndRunningTasksUntouched()
     {
         if (!Requirements.RootAvailable())
         {
@@ -75,26 +84,36 @@ public sealed class EtcdMasterTests : IAsyncLifetime
 
         var masters = Enumerable.Range(1, 3).Select(i => StartMaster($"m{i}", "/it-failover")).ToList();
         var urls = masters.Select(m => m.Url).ToList();
-        var agent = DroverProcess.Start("agent",
-            ["agent", "--master", string.Join(',', urls.Select(u => u.Authority)), "--listen", $"127.0.0.1:{DevClusterFixture.FreePort()}", "--work-dir", Path.Combine(_root, "agent"),
-                "--resources", TestPorts.Resources("cpus:2;mem:1024;disk:1024"), "--kill-tasks-on-stop", "--log-level", "information"],
-            logFile: Path.Combine(_root, "agent.log"));
-        _processes.Add(agent);
+        for (var a = 1; a <= 2; a++)
+        {
+            StartAgent($"agent{a}", urls);
+        }
 
         // Any master answers; followers redirect (307) to the leader, the clients follow.
         using var client = new DroverClient(urls[2]);
         var marathon = new MarathonClient(urls[1], _http);
-        await Wait.UntilAsync(() => client.ListAgentsAsync(), a => a.Any(x => x.Status == "active"), Timeout, "an active agent", retryOn: NotServingYet);
-        await marathon.CreateAppAsync(new JsonObject { ["id"] = "/web", ["cmd"] = "exec sleep 600", ["cpus"] = 0.1, ["mem"] = 32, ["instances"] = 2 });
+        await Wait.UntilAsync(() => client.ListAgentsAsync(), a => a.Count(x => x.Status == "active") == 2, Timeout, "two active agents", retryOn: NotServingYet);
+        await marathon.CreateAppAsync(new JsonObject
+        {
+            ["id"] = "/web", ["cmd"] = "exec sleep 600", ["cpus"] = 0.1, ["mem"] = 32, ["instances"] = 4,
+            ["constraints"] = new JsonArray(new JsonArray("hostname", "GROUP_BY")),
+        });
         var task = await client.SubmitTaskAsync(new TaskSubmission { Name = "one-off", Cmd = "exec sleep 600", Cpus = JsonSerializer.SerializeToElement(0.1m), Mem = JsonSerializer.SerializeToElement(32) });
-        var running = await Wait.UntilAsync(() => client.ListTasksAsync(), t => t.Count(x => x.State == TaskState.Running) == 3, Timeout, "3 running tasks", retryOn: NotServingYet);
+        var running = await Wait.UntilAsync(() => client.ListTasksAsync(), t => t.Count(x => x.State == TaskState.Running) == 5, Timeout, "5 running tasks", retryOn: NotServingYet);
         var runningIds = running.Where(t => t.State == TaskState.Running).Select(t => t.Id).Order().ToList();
         Assert.Contains(task.Id, runningIds);
+        Assert.Equal(2, running.Where(t => t.State == TaskState.Running).Select(t => t.AgentId).Distinct().Count());
+
+        // A client keeps creating apps through every master in turn, before, during and after the failover.
+        using var stopWriter = new CancellationTokenSource();
+        var writer = Task.Run(() => WriteAppsUntilAsync(urls, stopWriter.Token));
+        await Wait.UntilAsync(() => Task.FromResult(writer.IsCompleted || _acknowledged.Count >= 5), ok => ok, Timeout, "writes before the failover");
 
         var leader = await LeaderAsync(urls[0]);
         var dead = urls.FindIndex(u => u.Authority == leader);
         Assert.True(dead >= 0, $"the leader {leader} is one of the masters");
         var killedAt = TimeProvider.System.GetTimestamp();
+        var acknowledgedBeforeKill = _acknowledged.Count;
         await masters[dead].Process.KillAsync(ProcessSignal.Kill);
 
         var survivor = urls[(dead + 1) % 3];
@@ -106,14 +125,91 @@ public sealed class EtcdMasterTests : IAsyncLifetime
         Assert.True(failover < TimeSpan.FromSeconds(10), $"failover took {failover}");
         Console.WriteLine($"failover: {failover.TotalSeconds:0.00} s");
 
-        // Every acknowledged app and task is there, and the running tasks were not restarted.
+        // The writer gets writes acknowledged by the new leader too, then stops.
+        var acknowledgedAtFailover = _acknowledged.Count;
+        await Wait.UntilAsync(() => Task.FromResult(writer.IsCompleted || _acknowledged.Count >= acknowledgedAtFailover + 5), ok => ok, Timeout, "writes after the failover");
+        await stopWriter.CancelAsync();
+        await writer;
+        Assert.True(acknowledgedBeforeKill > 0 && _acknowledged.Count > acknowledgedAtFailover, "writes were acknowledged before and after the failover");
+
+        // Every acknowledged app (the writer's and /web) and task is there, and the running tasks were not restarted.
         var after = await newClient.ListTasksAsync();
-        Assert.Equal(2, (int)(await new MarathonClient(urls[(dead + 2) % 3], _http).GetAppAsync("/web"))["instances"]!);
-        await Wait.UntilAsync(() => newClient.ListAgentsAsync(), a => a.Any(x => x.Status == "active"), Timeout, "the agent re-registered", retryOn: NotServingYet);
+        var apps = await new MarathonClient(urls[(dead + 2) % 3], _http).ListAppsAsync();
+        var appIds = apps.Select(a => (string)a!["id"]!).ToHashSet();
+        var lost = _acknowledged.Where(id => !appIds.Contains(id)).ToList();
+        Assert.True(lost.Count == 0, $"{lost.Count} of {_acknowledged.Count} acknowledged apps are missing: {string.Join(", ", lost.Take(10))}");
+        Assert.Equal(4, (int)(await new MarathonClient(urls[(dead + 2) % 3], _http).GetAppAsync("/web"))["instances"]!);
+        await Wait.UntilAsync(() => newClient.ListAgentsAsync(), a => a.Count(x => x.Status == "active") == 2, Timeout, "both agents re-registered", retryOn: NotServingYet);
         var final = await Wait.UntilAsync(() => newClient.ListTasksAsync(), t => runningIds.All(id => t.Any(x => x.Id == id && x.State == TaskState.Running)), Timeout,
             "the same tasks running", retryOn: NotServingYet);
         Assert.Equal(runningIds, final.Where(t => t.State == TaskState.Running).Select(t => t.Id).Order().ToList());
         Assert.All(runningIds, id => Assert.Contains(after, t => t.Id == id));
+        Console.WriteLine($"writer: {_acknowledged.Count} apps acknowledged, {_failedWrites} attempts failed (unacknowledged)");
+    }
+
+    [Fact]
+    public async Task LeaderCutOffFromEtcd_WritesSentToIt_AreNeverAcknowledgedNorCommittedAndAnotherMasterTakesOver()
+    {
+        // Each master reaches each etcd member through its own proxy, so one master can be partitioned
+        // from etcd while the others (and the test) still reach it.
+        var proxies = new List<TcpProxy>[3];
+        var masters = new List<(DroverProcess Process, Uri Url)>();
+        for (var i = 0; i < 3; i++)
+        {
+            proxies[i] = [.. _etcd!.ClientUrls.Select(TcpProxy.Start)];
+            _proxies.AddRange(proxies[i]);
+            masters.Add(StartMaster($"m{i + 1}", "/it-cut", "etcd://" + string.Join(',', proxies[i].Select(p => p.Authority))));
+        }
+
+        var urls = masters.Select(m => m.Url).ToList();
+        var leader = await Wait.UntilAsync(() => LeaderAsync(urls[0]), l => l is not null, Timeout, "a leader", retryOn: e => e is HttpRequestException);
+        var old = urls.FindIndex(u => u.Authority == leader);
+        using var noRedirect = new HttpClient(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false }) { Timeout = TimeSpan.FromSeconds(30) };
+        var oldMarathon = new MarathonClient(urls[old], noRedirect);
+        await Wait.UntilAsync(() => oldMarathon.CreateAppAsync(App("/before-cut")), _ => true, Timeout, "a write on the leader", retryOn: NotServingYet);
+
+        foreach (var p in proxies[old])
+        {
+            p.Cut();
+        }
+
+        // Writes sent to the cut-off leader: none may be acknowledged (it cannot make them durable), and
+        // none may be committed later, by it or by anyone.
+        var attempts = Enumerable.Range(0, 5).Select(async i =>
+        {
+            try
+            {
+                await oldMarathon.CreateAppAsync(App($"/to-deposed-{i}"));
+                return $"/to-deposed-{i}";
+            }
+            catch (Exception e) when (e is HttpRequestException or MarathonApiException or TaskCanceledException)
+            {
+                return null;
+            }
+        }).ToList();
+
+        Assert.True(await masters[old].Process.WaitForExitAsync(TimeSpan.FromSeconds(10)), "the cut-off leader did not step down");
+        Assert.Equal(3, masters[old].Process.ExitCode);
+        var acknowledgedByDeposed = (await Task.WhenAll(attempts)).OfType<string>().ToList();
+        Assert.Empty(acknowledgedByDeposed);
+
+        var other = urls[(old + 1) % 3];
+        var newLeader = await Wait.UntilAsync(() => LeaderAsync(other), l => l is not null && l != leader, TimeSpan.FromSeconds(15), "a new leader",
+            retryOn: e => e is HttpRequestException);
+        var newMarathon = new MarathonClient(new Uri("http://" + newLeader), _http);
+        await Wait.UntilAsync(() => newMarathon.CreateAppAsync(App("/after-cut")), _ => true, Timeout, "a write on the new leader", retryOn: NotServingYet);
+
+        foreach (var p in proxies[old])
+        {
+            p.Heal();
+        }
+
+        // Whatever the deposed master had in flight reached etcd now, if anything could: it must not have committed.
+        var ids = (await newMarathon.ListAppsAsync()).Select(a => (string)a!["id"]!).Order().ToList();
+        Assert.Equal(["/after-cut", "/before-cut"], ids);
+        var stored = await EtcdKeysAsync("/it-cut");
+        Assert.DoesNotContain(stored, k => k.Contains("to-deposed", StringComparison.Ordinal));
+        Assert.Contains(stored, k => k.Contains("after-cut", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -150,9 +246,11 @@ public sealed class EtcdMasterTests : IAsyncLifetime
     [Fact]
     public async Task Follower_LeaderAndRedirectEndpoints_AnswerItselfAndRedirectTheRestWith307()
     {
-        var masters = Enumerable.Range(1, 2).Select(i => StartMaster($"m{i}", "/it-follower")).ToList();
+        // Both listen on every interface and --advertise the loopback address: that is what the leader key names.
+        var masters = Enumerable.Range(1, 2).Select(i => StartMaster($"m{i}", "/it-follower", advertise: true)).ToList();
         var leader = await Wait.UntilAsync(() => LeaderAsync(masters[0].Url), l => l is not null, Timeout, "a leader", retryOn: e => e is HttpRequestException);
         await Wait.UntilAsync(() => LeaderAsync(masters[1].Url), l => l == leader, Timeout, "both agree", retryOn: e => e is HttpRequestException);
+        Assert.Contains(leader, masters.Select(m => m.Url.Authority));
         var follower = masters.Single(m => m.Url.Authority != leader).Url;
         using var raw = new HttpClient(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false });
 
@@ -208,11 +306,60 @@ public sealed class EtcdMasterTests : IAsyncLifetime
 
     private static bool NotServingYet(Exception e) => e is HttpRequestException || (e is DroverApiException or MarathonApiException && e.Message.Contains("leader", StringComparison.Ordinal));
 
-    private (DroverProcess Process, Uri Url) StartMaster(string name, string prefix)
+    private static JsonObject App(string id) => new() { ["id"] = id, ["cmd"] = "sleep 600", ["cpus"] = 0.01, ["mem"] = 8, ["instances"] = 0 };
+
+    /// <summary>
+    /// Creates apps one after another through each master in turn (following redirects) until cancelled,
+    /// remembering each one the API acknowledged. A failed attempt may or may not have been committed, so
+    /// it is not retried under the same id and never counted.
+    /// </summary>
+    private async Task WriteAppsUntilAsync(IReadOnlyList<Uri> masters, CancellationToken ct)
+    {
+        using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(5) };
+        for (var n = 0; !ct.IsCancellationRequested; n++)
+        {
+            var id = $"/writer/app-{n}";
+            try
+            {
+                await new MarathonClient(masters[n % masters.Count], http).CreateAppAsync(App(id), ct: ct);
+                _acknowledged.Add(id);
+            }
+            catch (Exception e) when (e is HttpRequestException or MarathonApiException or TaskCanceledException && !ct.IsCancellationRequested)
+            {
+                Interlocked.Increment(ref _failedWrites);
+                await Task.Delay(100, CancellationToken.None);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>Every key under the prefix, read from etcd's JSON gateway directly (not through a master).</summary>
+    private async Task<List<string>> EtcdKeysAsync(string prefix)
+    {
+        static string B64(string s) => Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(s));
+        var end = prefix[..^1] + (char)(prefix[^1] + 1);
+        using var response = await _http.PostAsync(new Uri(_etcd!.ClientUrls[0], "/v3/kv/range"),
+            new StringContent($$"""{"key":"{{B64(prefix)}}","range_end":"{{B64(end)}}","keys_only":true}"""));
+        response.EnsureSuccessStatusCode();
+        var kvs = JsonNode.Parse(await response.Content.ReadAsStringAsync())?["kvs"]?.AsArray() ?? [];
+        return [.. kvs.Select(kv => System.Text.Encoding.UTF8.GetString(Convert.FromBase64String((string)kv!["key"]!)))];
+    }
+
+    private void StartAgent(string name, IReadOnlyList<Uri> masters) =>
+        _processes.Add(DroverProcess.Start(name,
+            ["agent", "--master", string.Join(',', masters.Select(u => u.Authority)), "--listen", $"127.0.0.1:{DevClusterFixture.FreePort()}", "--work-dir", Path.Combine(_root, name),
+                "--hostname", name, "--resources", TestPorts.Resources("cpus:2;mem:1024;disk:1024"), "--kill-tasks-on-stop", "--log-level", "information"],
+            logFile: Path.Combine(_root, name + ".log")));
+
+    private (DroverProcess Process, Uri Url) StartMaster(string name, string prefix, string? store = null, bool advertise = false)
     {
         var port = DevClusterFixture.FreePort();
+        string[] listen = advertise ? ["--listen", $"0.0.0.0:{port}", "--advertise", $"127.0.0.1:{port}"] : ["--listen", $"127.0.0.1:{port}"];
         var process = DroverProcess.Start(name,
-            ["master", "--data-dir", Path.Combine(_root, name), "--listen", $"127.0.0.1:{port}", "--store", _etcd!.StoreAddress, "--store-prefix", prefix, "--leader-lease", "3", "--log-level", "warning"],
+            ["master", "--data-dir", Path.Combine(_root, name), .. listen, "--store", store ?? _etcd!.StoreAddress, "--store-prefix", prefix, "--leader-lease", "3", "--log-level", "warning"],
             logFile: Path.Combine(_root, name + ".log"));
         _processes.Add(process);
         return (process, new Uri($"http://127.0.0.1:{port}"));

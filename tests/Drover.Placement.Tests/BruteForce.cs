@@ -22,7 +22,17 @@ internal static class BruteForce
         var freePorts = agents.Select(a => a.Free.Ports).ToArray();
         var groups = agents.Select(a => a.GroupCounts.ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal)).ToArray();
         var result = new List<(string, string?, int[])>();
-        foreach (var request in requests)
+
+        // README: largest first by share of the cluster's total cpus + memory + disk + gpus, ties in request order.
+        double Total(Func<Resources, long> of) => agents.Sum(a => (double)Math.Max(0, of(a.Total)));
+        double[] totals = [Total(r => r.MilliCpus), Total(r => r.MemMiB), Total(r => r.DiskMiB), Total(r => r.Gpus)];
+        double Size(PlacementRequest r)
+        {
+            long[] need = [r.Resources.MilliCpus, r.Resources.MemMiB, r.Resources.DiskMiB, r.Resources.Gpus];
+            return Enumerable.Range(0, 4).Sum(d => totals[d] > 0 ? Math.Max(0, need[d]) / totals[d] : 0);
+        }
+
+        foreach (var request in requests.Select((r, i) => (r, i)).OrderByDescending(x => Size(x.r)).ThenBy(x => x.i).Select(x => x.r))
         {
             var need = request.Resources;
             var feasibleByConstraints = Enumerable.Range(0, agents.Length).Select(_ => true).ToArray();

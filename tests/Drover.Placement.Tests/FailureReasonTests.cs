@@ -126,15 +126,31 @@ public class FailureReasonTests
     [Fact]
     public void Place_SameRequestFailsAgainAfterAPlacement_ReasonReflectsNewState()
     {
-        var cluster = Build.Cluster(Build.Agent("a1", cpus: 2), Build.Agent("a2", cpus: 1));
+        // Totals of 3,000 millicpus and 3,000 MiB make 4 cpus/0 MiB and 2 cpus/2,000 MiB the same size, so
+        // largest-first keeps their order: t1 and t2 fail, t3 is placed, then t4 (the same as t1) fails again.
+        var cluster = Build.Cluster(Build.Agent("a1", cpus: 2, mem: 2000), Build.Agent("a2", cpus: 1, mem: 1000));
 
         var plan = Build.Place(cluster,
-            Build.Request("t1", cpus: 4), Build.Request("t2", cpus: 4), Build.Request("t3", cpus: 2), Build.Request("t4", cpus: 4));
+            Build.Request("t1", cpus: 4, mem: 0), Build.Request("t2", cpus: 4, mem: 0), Build.Request("t3", cpus: 2, mem: 2000), Build.Request("t4", cpus: 4, mem: 0));
 
         Assert.Equal("a1", plan.Where()["t3"]);
         Assert.Equal(
             ["no agent has 4 cpus free; the largest has 2", "no agent has 4 cpus free; the largest has 2", "no agent has 4 cpus free; the largest has 1"],
             plan.Unplaced.Select(f => f.Reason));
         Assert.Equal(["t1", "t2", "t4"], plan.Unplaced.Select(f => f.TaskId));
+    }
+
+    [Fact]
+    public void Place_MixedSizes_LargestPlacedFirstSoTheSmallFillTheGaps()
+    {
+        // In request order, binpack puts the 1-cpu task on a2 (fuller after), the first 2-cpu task on a1,
+        // and the second finds 1 cpu free on each. Largest first: 2 → a2, 2 → a1, 1 → a1.
+        var cluster = Build.Cluster(Build.Agent("a1", cpus: 3), Build.Agent("a2", cpus: 2));
+
+        var plan = Build.Place(cluster, Build.Request("small", cpus: 1), Build.Request("large-1", cpus: 2), Build.Request("large-2", cpus: 2));
+
+        Assert.Empty(plan.Unplaced);
+        Assert.Equal(new Dictionary<string, string> { ["large-1"] = "a2", ["large-2"] = "a1", ["small"] = "a1" }, plan.Where());
+        Assert.Equal(["large-1", "large-2", "small"], plan.Placed.Select(d => d.TaskId));
     }
 }

@@ -59,7 +59,8 @@ public sealed class InProcessCluster : IAsyncDisposable
 
     /// <summary>Starts an agent and waits until the master lists it as active.</summary>
     public async Task<RunningHost> AddAgentAsync(string hostname, string? resources = null,
-        string? attributes = null, FaultDomain? domain = null, CancellationToken ct = default)
+        string? attributes = null, FaultDomain? domain = null, CancellationToken ct = default,
+        Drover.Agent.Executors.ExecutorManagerOptions? executors = null)
     {
         var attrs = Attributes.Empty;
         if (attributes is not null && !Attributes.TryParse(attributes, out attrs, out var error))
@@ -74,6 +75,7 @@ public sealed class InProcessCluster : IAsyncDisposable
             Resources = Resources.Parse(resources ?? TestPorts.Resources()),
             Attributes = attrs,
             Domain = domain,
+            Executors = executors,
         }, [Master.Url], new Uri("http://127.0.0.1:0"), LogLevel.Warning, ct);
         _agents.Add(agent);
         await agent.Agent!.Registered.WaitAsync(TimeSpan.FromSeconds(30), ct);

@@ -23,6 +23,9 @@ public sealed partial class ProcessTaskExecutor
     [LoggerMessage(EventId = 113, Level = LogLevel.Information, Message = "Task {TaskId} exited with status {ExitCode}")]
     private static partial void LogExited(ILogger logger, string taskId, int exitCode);
 
+    [LoggerMessage(EventId = 114, Level = LogLevel.Warning, Message = "Could not change the cgroup limits of {TaskId}: {Error}")]
+    private static partial void LogResizeFailed(ILogger logger, string taskId, string error);
+
     [LoggerMessage(EventId = 120, Level = LogLevel.Information, Message = "Killing task {TaskId} (grace period {GraceSeconds} s)")]
     private static partial void LogKilling(ILogger logger, string taskId, double graceSeconds);
 

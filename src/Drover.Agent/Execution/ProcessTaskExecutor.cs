@@ -238,6 +238,43 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         run.KillRequested.TrySetResult(grace);
     }
 
+    /// <summary>
+    /// Changes a running task's cgroup limits to <paramref name="resources"/> (used for executor containers,
+    /// whose limits follow the tasks they run). False when the task is not running, runs without cgroups,
+    /// or the kernel refused (e.g. memory below current use); the old limits then stay.
+    /// </summary>
+    internal bool TryUpdateResources(string taskId, Resources resources)
+    {
+        if (!_tasks.TryGetValue(taskId, out var run) || run.Cgroup is not { } cgroup || _cgroups is null)
+        {
+            return false;
+        }
+
+        lock (run.Gate)
+        {
+            if (run.Phase != Phase.Running)
+            {
+                return false;
+            }
+
+            try
+            {
+                _cgroups.UpdateLimits(cgroup, new CgroupLimits
+                {
+                    MemoryMiB = resources.MemMiB,
+                    MilliCpus = resources.MilliCpus,
+                    PidsLimit = run.Spec.PidsLimit,
+                });
+                return true;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                LogResizeFailed(_logger, taskId, ex.Message);
+                return false;
+            }
+        }
+    }
+
     /// <remarks>Also removes the task's checkpoint, even for an id no longer known (idempotent).</remarks>
     public void Forget(string taskId)
     {

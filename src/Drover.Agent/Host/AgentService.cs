@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Drover.Agent.Execution;
+using Drover.Agent.Executors;
 using Drover.Core;
 using Drover.Core.Json;
 using Drover.Core.Protocol;
@@ -16,8 +17,10 @@ namespace Drover.Agent.Host;
 /// delivers status updates until the master acknowledges them (at least once, in order per task).
 /// <code>
 ///   register ──▶ ┬─ heartbeat loop ──(404: master forgot us)──▶ register again
-///                ├─ command loop: NDJSON stream → executor.Launch / Kill (idempotent)
-///                └─ update loop: executor.Updates → POST batch → ack → Forget terminal tasks
+///                ├─ command loop: NDJSON stream → executor.Launch / Kill (idempotent),
+///                │                framework messages / executor shutdowns → ExecutorManager
+///                ├─ update loop: executor.Updates → disk → POST batch → ack → Forget terminal tasks
+///                └─ message loop: executors' MESSAGE calls → POST /messages (best effort)
 /// </code>
 /// Every loop survives master restarts and failover: a failed call moves to the next master URL
 /// and retries with capped backoff.
@@ -30,6 +33,7 @@ public sealed partial class AgentService : BackgroundService
 
     private readonly AgentOptions _options;
     private readonly ITaskExecutor _executor;
+    private readonly ExecutorManager? _executors;
     private readonly HttpClient _http;
     private readonly TimeProvider _time;
     private readonly ILogger<AgentService> _logger;
@@ -56,6 +60,10 @@ public sealed partial class AgentService : BackgroundService
         // master's answer: an agent killed between the master registering it and the answer arriving
         // would otherwise come back under a new id, and the master would hold two agents for one host.
         _agentId = ReadPersistedAgentId() ?? PersistNewAgentId();
+
+        // Custom executors (Mesos' executor API) exist when the task runner is the executor manager.
+        _executors = executor as ExecutorManager;
+        _executors?.AttachAgent(options.AdvertisedAddress, () => AgentId, options.Hostname);
     }
 
     /// <summary>This agent's id: chosen at its first start, kept in the work dir, confirmed by the master at registration.</summary>
@@ -76,7 +84,8 @@ public sealed partial class AgentService : BackgroundService
             await Task.WhenAll(
                 HeartbeatLoopAsync(stoppingToken),
                 CommandLoopAsync(stoppingToken),
-                UpdateLoopAsync(stoppingToken)).ConfigureAwait(false);
+                UpdateLoopAsync(stoppingToken),
+                _executors is null ? Task.CompletedTask : MessageLoopAsync(_executors, stoppingToken)).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
@@ -266,6 +275,41 @@ public sealed partial class AgentService : BackgroundService
                 }
 
                 break;
+            case { Type: AgentCommandType.FrameworkMessage, Message: { } message }:
+                _executors?.Deliver(message);
+                break;
+            case { Type: AgentCommandType.ShutdownExecutor, Message: { } shutdown }:
+                _executors?.Shutdown(shutdown.FrameworkId, shutdown.ExecutorId);
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Posts executors' messages to their schedulers through the master. Best effort, as Mesos' framework
+    /// messages: each is tried once on each master URL and then dropped.
+    /// </summary>
+    private async Task MessageLoopAsync(ExecutorManager executors, CancellationToken ct)
+    {
+        await foreach (var message in executors.OutgoingMessages.ReadAllAsync(ct).ConfigureAwait(false))
+        {
+            for (var attempt = 0; attempt < _options.Masters.Count; attempt++)
+            {
+                var master = Master;
+                try
+                {
+                    using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                    timeout.CancelAfter(TimeSpan.FromSeconds(10));
+                    using var response = await _http.PostAsJsonAsync(new Uri(master, $"internal/v1/agents/{AgentId}/messages"), message,
+                        DroverJsonContext.Default.FrameworkMessage, timeout.Token).ConfigureAwait(false);
+                    response.EnsureSuccessStatusCode();
+                    break;
+                }
+                catch (Exception e) when (e is HttpRequestException or IOException || (e is OperationCanceledException && !ct.IsCancellationRequested))
+                {
+                    LogMasterCallFailed("framework message", master.ToString(), e.Message);
+                    NextMaster();
+                }
+            }
         }
     }
 
@@ -340,6 +384,8 @@ public sealed partial class AgentService : BackgroundService
             try
             {
                 log.Append(unlogged);
+                // Executors learn their updates are safe (ACKNOWLEDGED) once they are on disk, as from Mesos' status update manager.
+                _executors?.OnDurable(unlogged);
                 unlogged.Clear();
             }
             catch (IOException e)

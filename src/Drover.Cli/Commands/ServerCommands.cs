@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Drover.Agent.Executors;
 using Drover.Cli.Hosting;
 using Drover.Core;
 using Drover.Master;
@@ -77,7 +78,11 @@ internal static class ServerCommands
         {
             Description = "Weighted DRF between Mesos roles: ROLE=WEIGHT,… (e.g. web=2,batch=1); a role not listed weighs 1",
         };
-        var cmd = new Command("master", "Run a master") { dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, offerTimeout, roleWeights, store, storePrefix, leaderLease, LogLevelOption };
+        var advertise = new Option<string?>("--advertise")
+        {
+            Description = "HOST:PORT the other masters send clients and agents to while this master leads (default: the listen address; with 0.0.0.0, this machine's address)",
+        };
+        var cmd = new Command("master", "Run a master") { dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, offerTimeout, roleWeights, store, storePrefix, leaderLease, advertise, LogLevelOption };
         cmd.SetAction(async (pr, ct) =>
         {
             var url = ParseListen(pr.GetValue(listen)!);
@@ -110,7 +115,8 @@ internal static class ServerCommands
                     throw new CliException("--listen: a master with --store etcd://… needs a fixed port (other masters redirect to it)", 2);
                 }
 
-                return await DroverHosts.RunHighlyAvailableMasterAsync(options, url, ParseLogLevel(pr), Console.Out.WriteLine, ct);
+                var advertised = pr.GetValue(advertise) is { } a ? ParseAdvertise(a) : null;
+                return await DroverHosts.RunHighlyAvailableMasterAsync(options, url, ParseLogLevel(pr), Console.Out.WriteLine, ct, advertised);
             }
 
             await using var host = await DroverHosts.StartMasterAsync(options, url, ParseLogLevel(pr), ct);
@@ -130,9 +136,23 @@ internal static class ServerCommands
         {
             Description = "Kill every task when the agent stops (default: leave them running; a restarted agent recovers them)",
         };
+        var executorDefaults = new ExecutorManagerOptions();
+        var registrationTimeout = new Option<double>("--executor-registration-timeout")
+        {
+            Description = "Seconds a custom executor has to subscribe to /api/v1/executor before its tasks fail and it is killed",
+            DefaultValueFactory = _ => executorDefaults.RegistrationTimeout.TotalSeconds,
+        };
+        var executorShutdownGrace = new Option<double>("--executor-shutdown-grace-period")
+        {
+            Description = "Seconds between a SHUTDOWN event and killing a custom executor",
+            DefaultValueFactory = _ => executorDefaults.ShutdownGracePeriod.TotalSeconds,
+        };
         var agentFlags = new AgentFlags();
         // --master is the global option (a comma-separated list here: the agent fails over between masters).
-        var cmd = new Command("agent", "Run an agent that offers this machine's resources") { workDir, listen, advertise, killTasks, LogLevelOption };
+        var cmd = new Command("agent", "Run an agent that offers this machine's resources")
+        {
+            workDir, listen, advertise, killTasks, registrationTimeout, executorShutdownGrace, LogLevelOption,
+        };
         agentFlags.AddTo(cmd, includeHostname: true);
         cmd.SetAction(async (pr, ct) =>
         {
@@ -144,6 +164,11 @@ internal static class ServerCommands
             {
                 Advertise = pr.GetValue(advertise) is { } a ? new Uri(a.Contains("://", StringComparison.Ordinal) ? a : "http://" + a) : null,
                 KillTasksOnStop = pr.GetValue(killTasks),
+                Executors = executorDefaults with
+                {
+                    RegistrationTimeout = PositiveSeconds(pr.GetValue(registrationTimeout), "--executor-registration-timeout"),
+                    ShutdownGracePeriod = PositiveSeconds(pr.GetValue(executorShutdownGrace), "--executor-shutdown-grace-period"),
+                },
             };
             await using var host = await DroverHosts.StartAgentAsync(settings, masterUrls, url, ParseLogLevel(pr), ct);
             Console.Out.WriteLine($"Drover agent is serving at {host.Url.GetLeftPart(UriPartial.Authority)}, registering with {string.Join(", ", masterUrls)}");
@@ -222,6 +247,18 @@ internal static class ServerCommands
         seconds > 0 && double.IsFinite(seconds) && seconds <= TimeSpan.MaxValue.TotalSeconds
             ? TimeSpan.FromSeconds(seconds)
             : throw new CliException($"{flag}: must be a number of seconds greater than 0", 2);
+
+    private static Uri ParseAdvertise(string text)
+    {
+        if (!ListenAddress.TryParse(text, out var url, out var error))
+        {
+            throw new CliException($"--advertise: {error}", 2);
+        }
+
+        return url.Port == 0 || url.Host is "0.0.0.0" or "[::]"
+            ? throw new CliException($"--advertise: '{text}' must name a reachable host and a fixed port", 2)
+            : url;
+    }
 
     private static Uri ParseListen(string text) =>
         ListenAddress.TryParse(text, out var url, out var error) ? url : throw new CliException($"--listen: {error}", 2);

@@ -1,11 +1,13 @@
 using System.Security.Cryptography;
 using System.Text;
 using Drover.Agent.Execution;
+using Drover.Agent.Executors;
 using Drover.Agent.Host;
 using Drover.Core;
 using Drover.Master;
 using Drover.Master.HighAvailability;
 using Drover.Store;
+using Drover.Store.Etcd;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -33,6 +35,9 @@ public sealed record AgentSettings
 
     /// <summary>Overrides the advertised URL (default: the bound address).</summary>
     public Uri? Advertise { get; init; }
+
+    /// <summary>Custom executor settings (registration timeout, shutdown grace…); null: Mesos' defaults.</summary>
+    public ExecutorManagerOptions? Executors { get; init; }
 
     /// <summary>
     /// Whether stopping the agent kills its tasks. False for <c>drover agent</c> (as a Mesos agent or
@@ -108,11 +113,11 @@ public static class DroverHosts
     /// stopped, 3 when it lost leadership: a deposed master exits (a supervisor restarts it as a
     /// follower), as a Mesos master does on losing its ZooKeeper leadership.
     /// </summary>
-    public static async Task<int> RunHighlyAvailableMasterAsync(MasterOptions options, Uri listen, LogLevel logLevel, Action<string> announce, CancellationToken ct)
+    public static async Task<int> RunHighlyAvailableMasterAsync(MasterOptions options, Uri listen, LogLevel logLevel, Action<string> announce, CancellationToken ct, Uri? advertise = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(announce);
-        var address = ListenAddress.Advertise(listen).Authority;
+        var address = (advertise ?? ListenAddress.Advertise(listen)).Authority;
         using var loggers = LoggerFactory.Create(b => ConfigureLogging(b, logLevel));
         var store = MasterHost.OpenStore(options, TimeProvider.System, loggers.CreateLogger("Drover.Store"));
         await using var _ = store.ConfigureAwait(false);
@@ -159,6 +164,7 @@ public static class DroverHosts
             {
                 // Stop acting at once; the fence already refuses this master's writes.
                 announce($"Drover master {address} lost leadership; exiting");
+                (store as EtcdStateStore)?.AbandonWrites();
                 await Task.WhenAny(host.DisposeAsync().AsTask(), Task.Delay(TimeSpan.FromMilliseconds(500), CancellationToken.None)).ConfigureAwait(false);
                 return 3;
             }
@@ -221,7 +227,12 @@ public static class DroverHosts
                 KillTasksOnDispose = agent.KillTasksOnStop,
             };
             builder.Services.AddSingleton(executorOptions);
-            builder.Services.AddSingleton<ITaskExecutor, ProcessTaskExecutor>();
+            builder.Services.AddSingleton(agent.Executors ?? new ExecutorManagerOptions());
+            builder.Services.AddSingleton<ProcessTaskExecutor>();
+            // Plain tasks run on the ProcessTaskExecutor; tasks with a custom executor go to that executor's process.
+            builder.Services.AddSingleton<ITaskExecutor>(sp => new ExecutorManager(
+                sp.GetRequiredService<ProcessTaskExecutor>(), executorOptions, sp.GetRequiredService<ExecutorManagerOptions>(),
+                sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<TimeProvider>()));
         }
 
         var app = builder.Build();
@@ -246,6 +257,10 @@ public static class DroverHosts
             }
 
             AgentEndpoints.Map(app, executor);
+            if (executor is ExecutorManager executors)
+            {
+                ExecutorApi.Map(app, executors);
+            }
         }
 
         try

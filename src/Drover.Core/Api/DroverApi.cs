@@ -36,6 +36,42 @@ public sealed record TaskSubmission
     public ImmutableArray<JsonElement>? Constraints { get; init; }
 
     public JsonElement? KillGracePeriodSeconds { get; init; }
+
+    /// <summary>
+    /// Run the task in this custom executor (Mesos' <c>TaskInfo.executor</c>) instead of as a command of its
+    /// own; <see cref="Cmd"/>/<see cref="Args"/> are then optional and only passed on to the executor.
+    /// </summary>
+    public ExecutorSubmission? Executor { get; init; }
+
+    /// <summary>Opaque bytes for the executor (Mesos' <c>TaskInfo.data</c>), base64. Only with <see cref="Executor"/>.</summary>
+    public string? Data { get; init; }
+}
+
+/// <summary>The <c>executor</c> of a <see cref="TaskSubmission"/>: a process the agent starts once per (framework, executor id).</summary>
+public sealed record ExecutorSubmission
+{
+    public string? ExecutorId { get; init; }
+
+    public string? FrameworkId { get; init; }
+
+    public string? Name { get; init; }
+
+    /// <summary>Shell command of the executor.</summary>
+    public string? Cmd { get; init; }
+
+    /// <summary>Exec form, when <see cref="Cmd"/> is absent.</summary>
+    public ImmutableArray<string>? Args { get; init; }
+
+    public ImmutableDictionary<string, string>? Env { get; init; }
+
+    /// <summary>The executor's own CPUs (default 0), on top of its tasks'.</summary>
+    public JsonElement? Cpus { get; init; }
+
+    /// <summary>The executor's own memory in MiB (default 0), on top of its tasks'.</summary>
+    public JsonElement? Mem { get; init; }
+
+    /// <summary>Opaque bytes for the executor (Mesos' <c>ExecutorInfo.data</c>), base64.</summary>
+    public string? Data { get; init; }
 }
 
 /// <summary>A task as the API shows it: spec, where it runs, and what happened to it.</summary>
@@ -228,4 +264,7 @@ public static class ErrorCodes
     public const string AgentUnreachable = "agent_unreachable";
     public const string Internal = "internal_error";
     public const string NoLeader = "no_leader";
+
+    /// <summary>The master could not make the change durable (its store is unreachable, or it is no longer the leader); it may or may not have been applied.</summary>
+    public const string StoreUnavailable = "store_unavailable";
 }

@@ -29,9 +29,15 @@ public static class TaskSubmissionValidator
         {
             errors.Add(new("cmd", "give either cmd or args, not both"));
         }
-        else if (!hasCmd && !hasArgs)
+        else if (!hasCmd && !hasArgs && s.Executor is null)
         {
             errors.Add(new("cmd", "is required (or args)"));
+        }
+
+        var executor = s.Executor is { } e ? ValidateExecutor(e, errors) : null;
+        if (s.Data is not null && (s.Executor is null || !IsBase64(s.Data)))
+        {
+            errors.Add(new("data", s.Executor is null ? "is only for tasks with an executor" : "must be base64"));
         }
 
         if (s.Args is { } args && args.Any(a => a is null))
@@ -142,8 +148,93 @@ public static class TaskSubmissionValidator
             Constraints = constraints.ToImmutable(),
             KillGracePeriod = TimeSpan.FromSeconds((double)grace!.Value),
             Group = id,
+            FrameworkId = executor?.FrameworkId,
+            Executor = executor,
+            Data = s.Data,
         };
         return (spec, []);
+    }
+
+    /// <summary>The executor's spec, or null with the reasons added to <paramref name="errors"/>.</summary>
+    private static ExecutorSpec? ValidateExecutor(ExecutorSubmission e, ImmutableArray<FieldError>.Builder errors)
+    {
+        var before = errors.Count;
+        foreach (var (field, value) in new[] { ("executor.executorId", e.ExecutorId), ("executor.frameworkId", e.FrameworkId) })
+        {
+            if (string.IsNullOrEmpty(value))
+            {
+                errors.Add(new(field, "is required"));
+            }
+            else if (value.Length > 128 || value.Any(char.IsControl))
+            {
+                errors.Add(new(field, "must be 1-128 characters without control characters"));
+            }
+        }
+
+        var hasCmd = !string.IsNullOrWhiteSpace(e.Cmd);
+        var hasArgs = e.Args is { Length: > 0 };
+        if (hasCmd == hasArgs)
+        {
+            errors.Add(new("executor.cmd", hasCmd ? "give either cmd or args, not both" : "is required (or args)"));
+        }
+
+        if (e.Args is { } args && args.Any(a => a is null || a.Contains('\0', StringComparison.Ordinal)))
+        {
+            errors.Add(new("executor.args", "must not contain null or NUL characters"));
+        }
+
+        var cpus = Number(e.Cpus, "executor.cpus", 0, errors);
+        if (cpus is < 0 or > Resources.MaxCpus)
+        {
+            errors.Add(new("executor.cpus", $"must be between 0 and {Resources.MaxCpus}"));
+        }
+
+        var mem = Number(e.Mem, "executor.mem", 0, errors);
+        if (mem is < 0 or > Resources.MaxMiB)
+        {
+            errors.Add(new("executor.mem", $"must be between 0 and {Resources.MaxMiB} MiB"));
+        }
+
+        var env = ImmutableSortedDictionary.CreateBuilder<string, string>(StringComparer.Ordinal);
+        foreach (var (k, v) in e.Env ?? ImmutableDictionary<string, string>.Empty)
+        {
+            if (string.IsNullOrEmpty(k) || k.Contains('=', StringComparison.Ordinal) || k.Contains('\0', StringComparison.Ordinal) || v is null)
+            {
+                errors.Add(new($"executor.env.{k}", "needs a non-empty name without '=' or NUL, and a string value"));
+            }
+            else
+            {
+                env[k] = v;
+            }
+        }
+
+        if (e.Data is not null && !IsBase64(e.Data))
+        {
+            errors.Add(new("executor.data", "must be base64"));
+        }
+
+        if (errors.Count > before)
+        {
+            return null;
+        }
+
+        return new ExecutorSpec
+        {
+            ExecutorId = e.ExecutorId!,
+            FrameworkId = e.FrameworkId!,
+            Name = e.Name,
+            Shell = hasCmd ? e.Cmd : null,
+            Args = hasArgs ? e.Args!.Value : [],
+            Env = env.ToImmutable(),
+            Resources = new Resources { MilliCpus = Resources.ToMilli(cpus!.Value), MemMiB = (long)mem!.Value },
+            Data = e.Data,
+        };
+    }
+
+    private static bool IsBase64(string text)
+    {
+        var buffer = new byte[text.Length];
+        return System.Convert.TryFromBase64String(text, buffer, out _);
     }
 
     private static bool TryReadConstraint(JsonElement e, out Constraint? c, out string? why)

@@ -304,6 +304,20 @@ public sealed partial class EtcdStateStore : IStateStore
         ct.ThrowIfCancellationRequested();
     }
 
+    /// <summary>
+    /// Gives up on every write not yet answered: queued ones fail unsent, the one in flight is abandoned
+    /// (its outcome unknown). For a master that lost leadership: its writes are fenced on a leader key
+    /// that is no longer its own, so none of them could commit, and waiting for an unreachable etcd
+    /// would only delay its exit. Idempotent; the store stays usable for reads until disposed.
+    /// </summary>
+    public void AbandonWrites()
+    {
+        if (!_disposed.IsCancellationRequested)
+        {
+            _abandonWrites.Cancel();
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (_disposed.IsCancellationRequested)

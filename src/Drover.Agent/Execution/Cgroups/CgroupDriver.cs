@@ -35,6 +35,9 @@ public abstract class CgroupDriver : ICgroupDriver
 
     public abstract bool WasOomKilled(Cgroup cgroup, bool diedBySigkill);
 
+    /// <summary>By default the limits are simply written again (creating is idempotent).</summary>
+    public virtual void UpdateLimits(Cgroup cgroup, CgroupLimits limits) => Create(cgroup.Name, limits);
+
     public void AddProcess(Cgroup cgroup, int pid)
     {
         var text = pid.ToString(CultureInfo.InvariantCulture);

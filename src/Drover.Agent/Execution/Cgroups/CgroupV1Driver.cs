@@ -92,6 +92,28 @@ public sealed class CgroupV1Driver : CgroupDriver
         return cgroup;
     }
 
+    /// <remarks>
+    /// v1 requires <c>memory.limit_in_bytes</c> ≤ <c>memory.memsw.limit_in_bytes</c> at every step, so a raise
+    /// must write memsw first and a lowering must write it last. Writing memsw once up front (allowed to fail
+    /// when lowering) and then everything in <see cref="Create"/>'s order satisfies both.
+    /// </remarks>
+    public override void UpdateLimits(Cgroup cgroup, CgroupLimits limits)
+    {
+        if (_mounts.TryGetValue("memory", out var memory) && limits.MemoryMiB > 0)
+        {
+            try
+            {
+                WriteIfExists(Path.Combine(memory, cgroup.Name, "memory.memsw.limit_in_bytes"), limits.MemoryBytes.ToString(CultureInfo.InvariantCulture));
+            }
+            catch (IOException)
+            {
+                // Lowering: memsw may not go below the current memory limit yet; Create writes it after.
+            }
+        }
+
+        Create(cgroup.Name, limits);
+    }
+
     public override bool WasOomKilled(Cgroup cgroup, bool diedBySigkill)
     {
         if (!_mounts.TryGetValue("memory", out var memory))

@@ -67,6 +67,12 @@ public interface ICgroupDriver
     /// <summary>Creates the cgroup (and its parents) and writes <paramref name="limits"/>. Throws when the hierarchy refuses.</summary>
     Cgroup Create(string name, CgroupLimits limits);
 
+    /// <summary>
+    /// Rewrites the limits of an existing cgroup (raising or lowering them). Throws when the kernel refuses,
+    /// e.g. a memory limit below what the cgroup already uses.
+    /// </summary>
+    void UpdateLimits(Cgroup cgroup, CgroupLimits limits);
+
     /// <summary>Moves <paramref name="pid"/> into the cgroup in every hierarchy.</summary>
     void AddProcess(Cgroup cgroup, int pid);
 

@@ -1,0 +1,243 @@
+using System.Text.Json;
+using Drover.Core;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Net.Http.Headers;
+
+namespace Drover.Agent.Executors;
+
+/// <summary>
+/// <c>POST /api/v1/executor</c>: Mesos' v1 executor HTTP API, JSON only. Errors are answered as a Mesos
+/// agent does — status code and a plain-text reason (400 bad call, 403 not subscribed, 415 content
+/// type, 406 accept) — because executors written against Mesos read them that way.
+/// </summary>
+public static class ExecutorApi
+{
+    public const string Path = "/api/v1/executor";
+    private const string Json = "application/json";
+    private const string Protobuf = "application/x-protobuf";
+
+    public static void Map(IEndpointRouteBuilder app, ExecutorManager manager)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        app.MapPost(Path, (HttpContext http) => HandleAsync(http, manager));
+    }
+
+    private static async Task HandleAsync(HttpContext http, ExecutorManager manager)
+    {
+        var request = http.Request;
+        if (string.IsNullOrEmpty(request.ContentType))
+        {
+            await Text(http, 400, "Expecting 'Content-Type' to be present");
+            return;
+        }
+
+        var mediaType = MediaTypeHeaderValue.TryParse(request.ContentType, out var parsed) ? parsed.MediaType.Value : request.ContentType;
+        if (!string.Equals(mediaType, Json, StringComparison.OrdinalIgnoreCase))
+        {
+            await Text(http, 415, string.Equals(mediaType, Protobuf, StringComparison.OrdinalIgnoreCase)
+                ? $"Drover supports only '{Json}' on this endpoint; protobuf is not implemented"
+                : $"Expecting 'Content-Type' of {Json} or {Protobuf}");
+            return;
+        }
+
+        ExecutorCall? call;
+        try
+        {
+            call = await JsonSerializer.DeserializeAsync(request.Body, ExecutorJsonContext.Default.ExecutorCall, http.RequestAborted);
+        }
+        catch (JsonException e)
+        {
+            await Text(http, 400, "Failed to convert JSON into Call protobuf: " + e.Message);
+            return;
+        }
+
+        if (call is null)
+        {
+            await Text(http, 400, "Failed to convert JSON into Call protobuf: the body is null");
+            return;
+        }
+
+        if (ValidateCall(call) is { } invalid)
+        {
+            await Text(http, 400, "Failed to validate Executor::Call: " + invalid);
+            return;
+        }
+
+        var frameworkId = call.FrameworkId!.Value!;
+        var executorId = call.ExecutorId!.Value!;
+        switch (call.Type)
+        {
+            case "HEARTBEAT":
+                http.Response.StatusCode = 202;
+                return;
+            case "SUBSCRIBE":
+                if (!AcceptsJson(request))
+                {
+                    await Text(http, 406, $"Expecting 'Accept' to allow '{Json}' (protobuf is not implemented)");
+                    return;
+                }
+
+                var (outcome, subscription) = manager.Subscribe(frameworkId, executorId, call.Subscribe!);
+                if (subscription is null)
+                {
+                    await Text(http, outcome.StatusCode, outcome.Error ?? "");
+                    return;
+                }
+
+                await StreamAsync(http, manager, subscription);
+                return;
+            case "UPDATE":
+                await Answer(http, manager.Update(frameworkId, executorId, call.Update!.Status!));
+                return;
+            case "MESSAGE":
+                await Answer(http, manager.Message(frameworkId, executorId, call.Message!.Data!));
+                return;
+            default:
+                await Text(http, 501, $"Call type '{call.Type}' is not implemented");
+                return;
+        }
+    }
+
+    /// <summary>Mesos' <c>validateExecutorCall</c> rules: null when valid, else the reason.</summary>
+    internal static string? ValidateCall(ExecutorCall call)
+    {
+        if (string.IsNullOrEmpty(call.Type))
+        {
+            return "Expecting 'type' to be present";
+        }
+
+        if (string.IsNullOrEmpty(call.ExecutorId?.Value))
+        {
+            return "Expecting 'executor_id' to be present";
+        }
+
+        if (string.IsNullOrEmpty(call.FrameworkId?.Value))
+        {
+            return "Expecting 'framework_id' to be present";
+        }
+
+        switch (call.Type)
+        {
+            case "SUBSCRIBE":
+                return call.Subscribe is null ? "Expecting 'subscribe' to be present" : null;
+            case "UPDATE":
+                if (call.Update?.Status is not { } status)
+                {
+                    return "Expecting 'update' to be present";
+                }
+
+                return ValidateStatus(status, call.ExecutorId!.Value!);
+            case "MESSAGE":
+                return call.Message?.Data is null ? "Expecting 'message' to be present" : null;
+            case "HEARTBEAT":
+                return null;
+            default:
+                return $"Unknown call type '{call.Type}'";
+        }
+    }
+
+    /// <summary>Validates a TaskStatus an executor sends (UPDATE, or an unacknowledged update on SUBSCRIBE).</summary>
+    internal static string? ValidateStatus(MesosTaskStatus status, string executorId)
+    {
+        if (string.IsNullOrEmpty(status.TaskId?.Value))
+        {
+            return "Expecting 'task_id' to be present in 'update.status'";
+        }
+
+        if (string.IsNullOrEmpty(status.Uuid))
+        {
+            return "Expecting 'uuid' to be present";
+        }
+
+        if (!IsUuid(status.Uuid))
+        {
+            return "Invalid 'uuid': expecting the base64 encoding of 16 bytes";
+        }
+
+        if (status.ExecutorId?.Value is { } statusExecutor && statusExecutor != executorId)
+        {
+            return $"ExecutorID in Call: {executorId} does not match ExecutorID in TaskStatus: {statusExecutor}";
+        }
+
+        if (status.Source != TaskSources.Executor)
+        {
+            return $"Received Call from executor {executorId} with invalid source, expecting '{TaskSources.Executor}'";
+        }
+
+        if (string.IsNullOrEmpty(status.State) || !TaskStates.TryParse(status.State, out var state) || !status.State.StartsWith("TASK_", StringComparison.Ordinal))
+        {
+            return $"Unknown task state '{status.State}'";
+        }
+
+        if (state == TaskState.Staging)
+        {
+            return $"Received TASK_STAGING from executor {executorId} which is not allowed";
+        }
+
+        return null;
+    }
+
+    private static bool IsUuid(string base64)
+    {
+        Span<byte> bytes = stackalloc byte[32];
+        return Convert.TryFromBase64String(base64, bytes, out var written) && written == 16;
+    }
+
+    private static bool AcceptsJson(HttpRequest request)
+    {
+        var accept = request.Headers.Accept.ToString();
+        if (string.IsNullOrWhiteSpace(accept))
+        {
+            return true;
+        }
+
+        return MediaTypeHeaderValue.TryParseList([accept], out var list)
+            && list.Any(m => m.MediaType.Value is Json or "*/*" or "application/*");
+    }
+
+    /// <summary>RecordIO events until the subscription ends (a newer one, the executor's end) or the executor hangs up.</summary>
+    private static async Task StreamAsync(HttpContext http, ExecutorManager manager, ExecutorSubscription subscription)
+    {
+        var response = http.Response;
+        response.StatusCode = 200;
+        response.ContentType = Json;
+        response.Headers.CacheControl = "no-cache";
+        try
+        {
+            await response.StartAsync(http.RequestAborted);
+            await foreach (var e in subscription.Events.ReadAllAsync(http.RequestAborted))
+            {
+                await response.Body.WriteAsync(ExecutorJsonContext.RecordIo(e), http.RequestAborted);
+                await response.Body.FlushAsync(http.RequestAborted);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException)
+        {
+            // The executor hung up (or the agent is stopping): it is disconnected until it subscribes again.
+        }
+        finally
+        {
+            manager.Unsubscribe(subscription);
+        }
+    }
+
+    private static Task Answer(HttpContext http, CallOutcome outcome)
+    {
+        if (outcome.Error is null)
+        {
+            http.Response.StatusCode = outcome.StatusCode;
+            return Task.CompletedTask;
+        }
+
+        return Text(http, outcome.StatusCode, outcome.Error);
+    }
+
+    private static Task Text(HttpContext http, int status, string message)
+    {
+        http.Response.StatusCode = status;
+        http.Response.ContentType = "text/plain; charset=utf-8";
+        return http.Response.WriteAsync(message, http.RequestAborted);
+    }
+}

@@ -1,0 +1,1097 @@
+using System.Collections.Immutable;
+using System.Text.Json;
+using System.Threading.Channels;
+using Drover.Agent.Execution;
+using Drover.Core;
+using Drover.Core.Json;
+using Drover.Core.Protocol;
+using Microsoft.Extensions.Logging;
+
+namespace Drover.Agent.Executors;
+
+/// <summary>
+/// The agent's task runner: plain tasks go to the command-task executor; tasks with a
+/// <see cref="TaskSpec.Executor"/> go to a custom executor process, started once per (framework id,
+/// executor id) and driven through <c>POST /api/v1/executor</c>. See <c>Executors/README.md</c>.
+/// </summary>
+/// <remarks>
+/// Thread-safe: every executor and executor-task transition happens under one lock, so the updates
+/// of one task are emitted in order. Executor processes are run by a second
+/// <see cref="ProcessTaskExecutor"/> (own work dir <c>{WorkDir}/executors</c>, own cgroup subtree
+/// <c>{CgroupName}-executors</c>): sandbox, cgroup, shim and kill semantics are exactly those of tasks,
+/// and the two never see each other's ids. Launch, Kill and Forget are idempotent like the inner executor's.
+/// </remarks>
+public sealed partial class ExecutorManager : ITaskExecutor
+{
+    /// <summary>Mesos' reason for tasks of an executor that never subscribed.</summary>
+    public const string ReasonRegistrationTimeout = "REASON_EXECUTOR_REGISTRATION_TIMEOUT";
+
+    private readonly ITaskExecutor _tasks;
+    private readonly ProcessTaskExecutor _containers;
+    private readonly string _containersSandboxRoot;
+    private readonly string _tasksSandboxRoot;
+    private readonly ExecutorManagerOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger<ExecutorManager> _logger;
+    private readonly Lock _gate = new();
+    private readonly Dictionary<(string Framework, string Executor), ExecutorRun> _executors = [];
+    private readonly Dictionary<string, ExecutorRun> _byContainer = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ExecTask> _execTasks = new(StringComparer.Ordinal);
+    private readonly Channel<TaskStatus> _updates = Channel.CreateUnbounded<TaskStatus>();
+    private readonly Channel<FrameworkMessage> _outgoing = Channel.CreateBounded<FrameworkMessage>(
+        new BoundedChannelOptions(10_000) { FullMode = BoundedChannelFullMode.DropOldest });
+    private readonly string _checkpointDir;
+    private readonly Task _taskPump;
+    private readonly Task _containerPump;
+    private readonly ITimer _heartbeat;
+    private Func<string?> _agentId = () => null;
+    private string _agentEndpoint = "127.0.0.1:5051";
+    private string _hostname = Environment.MachineName;
+    private int _disposed;
+
+    /// <param name="tasks">Runs plain (command) tasks; owned (disposed) by this manager.</param>
+    /// <param name="processOptions">The agent's process options; executor processes get their own work dir and cgroup subtree beside them.</param>
+    public ExecutorManager(ITaskExecutor tasks, ProcessExecutorOptions processOptions, ExecutorManagerOptions options, ILoggerFactory loggers, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(tasks);
+        ArgumentNullException.ThrowIfNull(processOptions);
+        ArgumentNullException.ThrowIfNull(loggers);
+        _tasks = tasks;
+        _options = options ?? new ExecutorManagerOptions();
+        _time = time;
+        _logger = loggers.CreateLogger<ExecutorManager>();
+        _hostname = processOptions.Hostname;
+        var containerOptions = processOptions with
+        {
+            WorkDir = Path.Combine(Path.GetFullPath(processOptions.WorkDir), "executors"),
+            CgroupName = processOptions.CgroupName.TrimEnd('/') + "-executors",
+        };
+        _containersSandboxRoot = Path.Combine(containerOptions.WorkDir, "sandboxes");
+        _tasksSandboxRoot = Path.Combine(Path.GetFullPath(processOptions.WorkDir), "sandboxes");
+        _containers = new ProcessTaskExecutor(containerOptions, loggers.CreateLogger<ProcessTaskExecutor>(), time);
+        _checkpointDir = Path.Combine(Path.GetFullPath(processOptions.WorkDir), "meta", "executor-tasks");
+        Directory.CreateDirectory(_checkpointDir);
+        Recover();
+        _taskPump = PumpTasksAsync();
+        _containerPump = PumpContainersAsync();
+        _heartbeat = time.CreateTimer(_ => SendHeartbeats(), null, _options.HeartbeatInterval, _options.HeartbeatInterval);
+    }
+
+    public ChannelReader<TaskStatus> Updates => _updates.Reader;
+
+    public IReadOnlyCollection<string> KnownTaskIds
+    {
+        get
+        {
+            var plain = _tasks.KnownTaskIds;
+            lock (_gate)
+            {
+                return [.. plain, .. _execTasks.Keys];
+            }
+        }
+    }
+
+    /// <summary>Messages executors sent their schedulers; the agent posts them to the master (best effort).</summary>
+    public ChannelReader<FrameworkMessage> OutgoingMessages => _outgoing.Reader;
+
+    /// <summary>Containers (executor processes) started and not yet ended and cleaned up. For tests and diagnostics.</summary>
+    public IReadOnlyCollection<string> ContainerIds => _containers.KnownTaskIds;
+
+    /// <summary>
+    /// Tells the manager how executors reach this agent (<c>MESOS_AGENT_ENDPOINT</c>, <c>host:port</c>) and
+    /// its id (read when needed: it is confirmed at registration). Called once by the agent at start.
+    /// </summary>
+    public void AttachAgent(Uri endpoint, Func<string?> agentId, string hostname)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        var host = endpoint.Host is "0.0.0.0" or "[::]" or "+" or "*" ? "127.0.0.1" : endpoint.Host;
+        _agentEndpoint = $"{host}:{endpoint.Port}";
+        _agentId = agentId;
+        _hostname = hostname;
+    }
+
+    /// <summary>The container (executor process) currently running the executor, or null. For tests and diagnostics.</summary>
+    public string? ContainerOf(string frameworkId, string executorId)
+    {
+        lock (_gate)
+        {
+            return _executors.TryGetValue((frameworkId, executorId), out var run) ? run.ContainerId : null;
+        }
+    }
+
+    public void Launch(LaunchTask launch)
+    {
+        ArgumentNullException.ThrowIfNull(launch);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var spec = launch.Task;
+        if (spec.Executor is not { } exec)
+        {
+            _tasks.Launch(launch);
+            return;
+        }
+
+        lock (_gate)
+        {
+            if (_execTasks.ContainsKey(spec.Id))
+            {
+                return; // re-sent by the master
+            }
+
+            var task = new ExecTask(launch, exec);
+            _execTasks[spec.Id] = task;
+            WriteCheckpoint(launch);
+            if (ValidateExecutor(spec, exec) is { } invalid)
+            {
+                EndTask(task, TaskState.Failed, invalid, TaskReasons.TaskInvalid);
+                return;
+            }
+
+            var key = (exec.FrameworkId, exec.ExecutorId);
+            if (_executors.TryGetValue(key, out var run))
+            {
+                if (run.Terminating)
+                {
+                    EndTask(task, TaskState.Failed, $"Executor '{exec.ExecutorId}' is shutting down", TaskReasons.ExecutorTerminated);
+                    return;
+                }
+
+                if (!SameCommand(run.Spec, exec))
+                {
+                    EndTask(task, TaskState.Failed,
+                        $"Executor '{exec.ExecutorId}' of framework '{exec.FrameworkId}' already runs with a different command", TaskReasons.TaskInvalid);
+                    return;
+                }
+            }
+            else
+            {
+                run = StartExecutor(exec, spec);
+            }
+
+            task.Run = run;
+            task.Sandbox = Path.Combine(_containersSandboxRoot, run.ContainerId);
+            LinkSandbox(spec.Id, task.Sandbox);
+            run.Tasks[spec.Id] = task;
+            if (run.Subscription is not null)
+            {
+                SendLaunch(run, task);
+            }
+
+            Resize(run);
+        }
+    }
+
+    public void Kill(string taskId, TimeSpan? gracePeriod = null)
+    {
+        if (!KillExecutorTask(taskId, gracePeriod))
+        {
+            _tasks.Kill(taskId, gracePeriod); // a plain task: not under this manager's lock
+        }
+    }
+
+    /// <summary>False when <paramref name="taskId"/> is not an executor's task.</summary>
+    private bool KillExecutorTask(string taskId, TimeSpan? gracePeriod)
+    {
+        lock (_gate)
+        {
+            if (!_execTasks.TryGetValue(taskId, out var task))
+            {
+                return false;
+            }
+
+            switch (task.Phase)
+            {
+                case TaskPhase.Queued:
+                    // Never given to the executor: nothing to ask it.
+                    EndTask(task, TaskState.Killed, "Task killed before it was delivered to its executor", TaskReasons.TaskKilledDuringLaunch);
+                    if (task.Run is { } run)
+                    {
+                        Resize(run);
+                    }
+
+                    break;
+                case TaskPhase.Launched:
+                    var grace = gracePeriod ?? task.Launch.Task.KillGracePeriod;
+                    task.KillRequested = true;
+                    task.KillGrace = grace;
+                    SendKill(task);
+                    task.KillTimer ??= _time.CreateTimer(_ => KillDeadlinePassed(task), null, grace + _options.KillMargin, Timeout.InfiniteTimeSpan);
+                    break;
+                default:
+                    break;
+            }
+
+            return true;
+        }
+    }
+
+    public void Forget(string taskId)
+    {
+        lock (_gate)
+        {
+            if (_execTasks.TryGetValue(taskId, out var task))
+            {
+                if (task.Phase == TaskPhase.Ended)
+                {
+                    _execTasks.Remove(taskId);
+                    task.Run?.Tasks.Remove(taskId);
+                    DeleteCheckpoint(taskId);
+                }
+
+                return;
+            }
+        }
+
+        _tasks.Forget(taskId);
+    }
+
+    /// <remarks>A task run by an executor shares its executor's sandbox (stdout/stderr are the executor's), as in Mesos.</remarks>
+    public string? SandboxPath(string taskId)
+    {
+        lock (_gate)
+        {
+            if (_execTasks.TryGetValue(taskId, out var task))
+            {
+                return task.Sandbox;
+            }
+        }
+
+        return _tasks.SandboxPath(taskId);
+    }
+
+    /// <summary>A scheduler's message for one of its executors (best effort: dropped when it is not subscribed).</summary>
+    public bool Deliver(FrameworkMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        lock (_gate)
+        {
+            if (_executors.TryGetValue((message.FrameworkId, message.ExecutorId), out var run) && run.Subscription is { } sub)
+            {
+                sub.Send(new ExecutorEvent { Type = "MESSAGE", Message = new ExecutorMessage { Data = message.Data } });
+                return true;
+            }
+        }
+
+        LogMessageDropped(message.FrameworkId, message.ExecutorId);
+        return false;
+    }
+
+    /// <summary>
+    /// Shuts an executor down: SHUTDOWN event, then the process is killed after the shutdown grace period
+    /// (at once with SIGTERM→SIGKILL when it is not subscribed). Its tasks left unfinished end TASK_KILLED.
+    /// </summary>
+    public void Shutdown(string frameworkId, string executorId)
+    {
+        lock (_gate)
+        {
+            if (_executors.TryGetValue((frameworkId, executorId), out var run))
+            {
+                ShutdownLocked(run, "shutdown requested by the framework");
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _heartbeat.DisposeAsync().ConfigureAwait(false);
+        lock (_gate)
+        {
+            foreach (var run in _executors.Values)
+            {
+                run.DisposeTimers();
+                run.Subscription?.Complete();
+            }
+
+            foreach (var task in _execTasks.Values)
+            {
+                task.KillTimer?.Dispose();
+            }
+        }
+
+        await _containers.DisposeAsync().ConfigureAwait(false);
+        await _containerPump.ConfigureAwait(false);
+        await _tasks.DisposeAsync().ConfigureAwait(false);
+        await _taskPump.ConfigureAwait(false);
+        _updates.Writer.TryComplete();
+        _outgoing.Writer.TryComplete();
+    }
+
+    // ---- /api/v1/executor calls (validated for shape by ExecutorApi) ----
+
+    /// <summary>
+    /// SUBSCRIBE: replaces any previous subscription of the executor; the returned stream starts with
+    /// SUBSCRIBED, then delivers re-sent and queued LAUNCHes and pending KILLs. Unacknowledged updates
+    /// are handled as UPDATEs (a duplicate uuid is only acknowledged again); launched tasks the executor
+    /// no longer knows (neither in <c>unacknowledged_tasks</c> nor with an update) are launched again —
+    /// the agent did not restart, so they can only have been lost on the broken stream.
+    /// </summary>
+    internal (CallOutcome Outcome, ExecutorSubscription? Subscription) Subscribe(string frameworkId, string executorId, ExecutorSubscribe subscribe)
+    {
+        lock (_gate)
+        {
+            var (run, outcome) = Find(frameworkId, executorId, needSubscribed: false);
+            if (run is null)
+            {
+                return (outcome, null);
+            }
+
+            run.Subscription?.Complete();
+            var sub = new ExecutorSubscription(run);
+            run.Subscription = sub;
+            run.EverSubscribed = true;
+            run.RegistrationTimer?.Dispose();
+            run.RegistrationTimer = null;
+            LogSubscribed(frameworkId, executorId, run.ContainerId);
+            sub.Send(new ExecutorEvent
+            {
+                Type = "SUBSCRIBED",
+                Subscribed = new ExecutorSubscribed
+                {
+                    ExecutorInfo = ExecutorInfo(run.Spec),
+                    FrameworkInfo = new MesosFrameworkInfo { Id = MesosId.Of(frameworkId) },
+                    AgentInfo = new MesosAgentInfo { Hostname = _hostname, Port = PortOf(_agentEndpoint), Id = AgentIdOrNull() },
+                    ContainerId = MesosId.Of(run.ContainerId),
+                },
+            });
+
+            if (run.Terminating)
+            {
+                sub.Send(new ExecutorEvent { Type = "SHUTDOWN" });
+                return (CallOutcome.Ok, sub);
+            }
+
+            var known = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var t in subscribe.UnacknowledgedTasks ?? [])
+            {
+                if (t.TaskId?.Value is { } id)
+                {
+                    known.Add(id);
+                }
+            }
+
+            foreach (var u in subscribe.UnacknowledgedUpdates ?? [])
+            {
+                if (u.Status is { } status && ExecutorApi.ValidateStatus(status, executorId) is null)
+                {
+                    known.Add(status.TaskId!.Value!);
+                    UpdateLocked(run, status);
+                }
+            }
+
+            foreach (var task in run.Tasks.Values.OrderBy(t => t.Sequence))
+            {
+                if (task.Phase == TaskPhase.Queued || (task.Phase == TaskPhase.Launched && !task.HasUpdate && !known.Contains(task.Launch.Task.Id)))
+                {
+                    SendLaunch(run, task);
+                }
+
+                if (task.Phase == TaskPhase.Launched && task.KillRequested)
+                {
+                    SendKill(task);
+                }
+            }
+
+            Resize(run);
+            return (CallOutcome.Ok, sub);
+        }
+    }
+
+    /// <summary>The subscription's stream ended (connection closed): the executor is disconnected until it subscribes again.</summary>
+    internal void Unsubscribe(ExecutorSubscription subscription)
+    {
+        lock (_gate)
+        {
+            if (subscription.Run.Subscription == subscription)
+            {
+                subscription.Run.Subscription = null;
+                LogDisconnected(subscription.Run.Spec.FrameworkId, subscription.Run.Spec.ExecutorId);
+            }
+        }
+
+        subscription.Complete();
+    }
+
+    /// <summary>UPDATE: forwards the status through the agent's status update path; ACKNOWLEDGED follows once it is on disk.</summary>
+    internal CallOutcome Update(string frameworkId, string executorId, MesosTaskStatus status)
+    {
+        lock (_gate)
+        {
+            var (run, outcome) = Find(frameworkId, executorId, needSubscribed: true);
+            if (run is null)
+            {
+                return outcome;
+            }
+
+            UpdateLocked(run, status);
+            return CallOutcome.Accepted;
+        }
+    }
+
+    /// <summary>MESSAGE: queued for the master (best effort, as in Mesos).</summary>
+    internal CallOutcome Message(string frameworkId, string executorId, string data)
+    {
+        lock (_gate)
+        {
+            var (run, outcome) = Find(frameworkId, executorId, needSubscribed: true);
+            if (run is null)
+            {
+                return outcome;
+            }
+        }
+
+        _outgoing.Writer.TryWrite(new FrameworkMessage { FrameworkId = frameworkId, ExecutorId = executorId, Data = data });
+        return CallOutcome.Accepted;
+    }
+
+    /// <summary>
+    /// Called by the agent once updates are durable in its status update log: each executor update among
+    /// them is acknowledged to its executor (ACKNOWLEDGED), as a Mesos agent does once its status update
+    /// manager has checkpointed the update — not when the scheduler acknowledges it. A durable terminal
+    /// update also marks the task's checkpoint ended (see <see cref="Recover"/>).
+    /// </summary>
+    public void OnDurable(IEnumerable<TaskStatus> updates)
+    {
+        ArgumentNullException.ThrowIfNull(updates);
+        lock (_gate)
+        {
+            foreach (var u in updates)
+            {
+                if (u.ExecutorId is null || u.Uuid is not { } uuid || !_execTasks.TryGetValue(u.TaskId, out var task))
+                {
+                    continue;
+                }
+
+                if (u.State.IsTerminal())
+                {
+                    // Only now: a restarted agent reports a task without this mark as failed, so a terminal
+                    // update lost before reaching the disk is never silently replaced by nothing.
+                    MarkEnded(u.TaskId);
+                }
+
+                if (task.Run is { } run && run.PendingAcks.Remove(uuid))
+                {
+                    run.DurableUuids.Add(uuid);
+                    run.Subscription?.Send(Acknowledged(u.TaskId, uuid));
+                }
+            }
+        }
+    }
+
+    // ---- internals (all *Locked and helpers called with _gate held) ----
+
+    private (ExecutorRun? Run, CallOutcome Outcome) Find(string frameworkId, string executorId, bool needSubscribed)
+    {
+        if (!_executors.TryGetValue((frameworkId, executorId), out var run))
+        {
+            return _executors.Keys.Any(k => k.Framework == frameworkId)
+                ? (null, CallOutcome.BadRequest("Executor cannot be found"))
+                : (null, CallOutcome.BadRequest("Framework cannot be found"));
+        }
+
+        if (needSubscribed && !run.EverSubscribed)
+        {
+            return (null, CallOutcome.Forbidden("Executor is not subscribed"));
+        }
+
+        return (run, CallOutcome.Ok);
+    }
+
+    private void UpdateLocked(ExecutorRun run, MesosTaskStatus status)
+    {
+        var uuid = status.Uuid!;
+        var taskId = status.TaskId!.Value!;
+        if (run.DurableUuids.Contains(uuid))
+        {
+            run.Subscription?.Send(Acknowledged(taskId, uuid)); // the executor missed the first ACKNOWLEDGED
+            return;
+        }
+
+        if (!run.PendingAcks.Add(uuid))
+        {
+            return; // on its way to disk; acknowledged when it gets there
+        }
+
+        TaskStates.TryParse(status.State!, out var state);
+        if (_execTasks.TryGetValue(taskId, out var task) && task.Run == run)
+        {
+            task.HasUpdate = true;
+            if (state.IsTerminal() && task.Phase != TaskPhase.Ended)
+            {
+                task.Phase = TaskPhase.Ended;
+                task.KillTimer?.Dispose();
+                Resize(run);
+            }
+        }
+
+        // Forwarded even for a task this agent does not know: the master decides (and kills strays).
+        _updates.Writer.TryWrite(new TaskStatus
+        {
+            TaskId = taskId,
+            State = state,
+            Message = status.Message,
+            Reason = status.Reason,
+            Source = TaskSources.Executor,
+            Timestamp = status.Timestamp ?? _time.GetUtcNow().ToUnixTimeMilliseconds() / 1000.0,
+            Healthy = status.Healthy,
+            Uuid = uuid,
+            ExecutorId = run.Spec.ExecutorId,
+            Data = status.Data,
+        });
+    }
+
+    private ExecutorRun StartExecutor(ExecutorSpec exec, TaskSpec firstTask)
+    {
+        var containerId = Ids.NewTaskId(exec.ExecutorId);
+        var run = new ExecutorRun(exec, containerId);
+        _executors[(exec.FrameworkId, exec.ExecutorId)] = run;
+        _byContainer[containerId] = run;
+        var sandbox = Path.Combine(_containersSandboxRoot, containerId);
+        var env = exec.Env
+            .SetItem("MESOS_FRAMEWORK_ID", exec.FrameworkId)
+            .SetItem("MESOS_EXECUTOR_ID", exec.ExecutorId)
+            .SetItem("MESOS_AGENT_ENDPOINT", _agentEndpoint)
+            .SetItem("MESOS_DIRECTORY", sandbox)
+            .SetItem("MESOS_SANDBOX", sandbox)
+            .SetItem("MESOS_HTTP_COMMAND_EXECUTOR", "0")
+            .SetItem("MESOS_CHECKPOINT", "1")
+            .SetItem("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD", ExecutorManagerOptions.FormatDuration(_options.ShutdownGracePeriod))
+            .SetItem("MESOS_SUBSCRIPTION_BACKOFF_MAX", ExecutorManagerOptions.FormatDuration(_options.SubscriptionBackoffMax))
+            .SetItem("MESOS_RECOVERY_TIMEOUT", ExecutorManagerOptions.FormatDuration(_options.RecoveryTimeout))
+            .SetItem("MESOS_CONTAINER_ID", containerId);
+        if (_agentId() is { } agentId)
+        {
+            env = env.SetItem("MESOS_SLAVE_ID", agentId).SetItem("MESOS_AGENT_ID", agentId);
+        }
+
+        LogStartingExecutor(exec.FrameworkId, exec.ExecutorId, containerId);
+        run.RegistrationTimer = _time.CreateTimer(_ => RegistrationTimedOut(run), null, _options.RegistrationTimeout, Timeout.InfiniteTimeSpan);
+        // The container's own updates (RUNNING, then its end) arrive on the container pump; a launch
+        // failure arrives there too, as the container's TASK_FAILED, and fails the executor's tasks.
+        _containers.Launch(new LaunchTask
+        {
+            Task = new TaskSpec
+            {
+                Id = containerId,
+                Name = exec.Name ?? exec.ExecutorId,
+                Shell = exec.Shell,
+                Args = exec.Args,
+                Env = env,
+                Resources = exec.Resources.Add(firstTask.Resources),
+                KillGracePeriod = _options.ShutdownGracePeriod,
+                User = firstTask.User,
+            },
+        });
+        return run;
+    }
+
+    private void SendLaunch(ExecutorRun run, ExecTask task)
+    {
+        task.Phase = TaskPhase.Launched;
+        run.Subscription?.Send(new ExecutorEvent { Type = "LAUNCH", Launch = new ExecutorLaunch { Task = TaskInfo(run, task) } });
+    }
+
+    private void SendKill(ExecTask task)
+    {
+        task.Run?.Subscription?.Send(new ExecutorEvent
+        {
+            Type = "KILL",
+            Kill = new ExecutorKill
+            {
+                TaskId = MesosId.Of(task.Launch.Task.Id),
+                KillPolicy = task.KillGrace is { } g ? new MesosKillPolicy { GracePeriod = MesosDuration.Of(g) } : null,
+            },
+        });
+    }
+
+    private void KillDeadlinePassed(ExecTask task)
+    {
+        lock (_gate)
+        {
+            if (task.Phase == TaskPhase.Ended || task.Run is not { } run || run.Terminated)
+            {
+                return;
+            }
+
+            LogKillTimeout(task.Launch.Task.Id, run.Spec.ExecutorId);
+            run.Terminating = true;
+            _containers.Kill(run.ContainerId, TimeSpan.Zero);
+        }
+    }
+
+    private void RegistrationTimedOut(ExecutorRun run)
+    {
+        lock (_gate)
+        {
+            if (run.EverSubscribed || run.Terminated)
+            {
+                return;
+            }
+
+            LogRegistrationTimeout(run.Spec.FrameworkId, run.Spec.ExecutorId, _options.RegistrationTimeout.TotalSeconds);
+            foreach (var task in run.Tasks.Values.Where(t => t.Phase != TaskPhase.Ended).ToList())
+            {
+                EndTask(task, TaskState.Failed,
+                    $"Executor '{run.Spec.ExecutorId}' did not subscribe within {_options.RegistrationTimeout.TotalSeconds:0.###} s", ReasonRegistrationTimeout);
+            }
+
+            run.Terminating = true;
+            _containers.Kill(run.ContainerId, TimeSpan.Zero);
+        }
+    }
+
+    private void ShutdownLocked(ExecutorRun run, string why)
+    {
+        if (run.Terminating)
+        {
+            return;
+        }
+
+        run.Terminating = true;
+        run.ShuttingDown = true;
+        LogShuttingDown(run.Spec.FrameworkId, run.Spec.ExecutorId, why);
+        if (run.Subscription is { } sub)
+        {
+            sub.Send(new ExecutorEvent { Type = "SHUTDOWN" });
+            run.ShutdownTimer = _time.CreateTimer(_ => _containers.Kill(run.ContainerId, TimeSpan.Zero), null, _options.ShutdownGracePeriod, Timeout.InfiniteTimeSpan);
+        }
+        else
+        {
+            _containers.Kill(run.ContainerId, _options.ShutdownGracePeriod);
+        }
+    }
+
+    /// <summary>The executor process ended: every task of it still unfinished ends with it.</summary>
+    private void ExecutorEnded(string containerId, TaskStatus containerStatus)
+    {
+        lock (_gate)
+        {
+            if (!_byContainer.Remove(containerId, out var run))
+            {
+                return;
+            }
+
+            run.Terminated = true;
+            run.Terminating = true;
+            run.DisposeTimers();
+            run.Subscription?.Complete();
+            run.Subscription = null;
+            var key = (run.Spec.FrameworkId, run.Spec.ExecutorId);
+            if (_executors.TryGetValue(key, out var current) && current == run)
+            {
+                _executors.Remove(key);
+            }
+
+            LogExecutorEnded(run.Spec.FrameworkId, run.Spec.ExecutorId, containerStatus.State.WireName(), containerStatus.Message ?? "");
+            var reason = containerStatus.Reason == TaskReasons.ContainerLaunchFailed ? TaskReasons.ContainerLaunchFailed : TaskReasons.ExecutorTerminated;
+            foreach (var task in run.Tasks.Values.Where(t => t.Phase != TaskPhase.Ended).OrderBy(t => t.Sequence).ToList())
+            {
+                var killed = task.KillRequested || run.ShuttingDown;
+                EndTask(task, killed ? TaskState.Killed : TaskState.Failed,
+                    $"Executor '{run.Spec.ExecutorId}' terminated: {containerStatus.Message}", reason);
+            }
+        }
+    }
+
+    private void EndTask(ExecTask task, TaskState state, string message, string reason)
+    {
+        task.Phase = TaskPhase.Ended;
+        task.KillTimer?.Dispose();
+        _updates.Writer.TryWrite(new TaskStatus
+        {
+            TaskId = task.Launch.Task.Id,
+            State = state,
+            Message = message,
+            Reason = reason,
+            Source = TaskSources.Agent,
+            Timestamp = _time.GetUtcNow().ToUnixTimeMilliseconds() / 1000.0,
+            Uuid = Ids.NewUuid(),
+            ExecutorId = task.Executor.ExecutorId,
+        });
+    }
+
+    /// <summary>The executor's cgroup limits follow its resources plus those of its unfinished tasks.</summary>
+    private void Resize(ExecutorRun run)
+    {
+        var total = run.Tasks.Values.Where(t => t.Phase != TaskPhase.Ended)
+            .Aggregate(run.Spec.Resources, (sum, t) => sum.Add(t.Launch.Task.Resources));
+        if (total.MemMiB == 0 && total.MilliCpus == 0)
+        {
+            return; // nothing left to size by: keep the last limits until the executor ends
+        }
+
+        if (total != run.Limits && _containers.TryUpdateResources(run.ContainerId, total))
+        {
+            run.Limits = total;
+        }
+    }
+
+    private void SendHeartbeats()
+    {
+        lock (_gate)
+        {
+            foreach (var run in _executors.Values)
+            {
+                run.Subscription?.Send(new ExecutorEvent { Type = "HEARTBEAT" });
+            }
+        }
+    }
+
+    private static ExecutorEvent Acknowledged(string taskId, string uuid) =>
+        new() { Type = "ACKNOWLEDGED", Acknowledged = new ExecutorAcknowledged { TaskId = MesosId.Of(taskId), Uuid = uuid } };
+
+    private MesosId? AgentIdOrNull() => _agentId() is { } id ? MesosId.Of(id) : null;
+
+    private static int? PortOf(string endpoint) =>
+        int.TryParse(endpoint.AsSpan(endpoint.LastIndexOf(':') + 1), System.Globalization.CultureInfo.InvariantCulture, out var port) ? port : null;
+
+    private MesosTaskInfo TaskInfo(ExecutorRun run, ExecTask task)
+    {
+        var spec = task.Launch.Task;
+        return new MesosTaskInfo
+        {
+            Name = spec.Name,
+            TaskId = MesosId.Of(spec.Id),
+            AgentId = AgentIdOrNull(),
+            Resources = MesosResources(spec.Resources, task.Launch.Ports),
+            Executor = ExecutorInfo(run.Spec),
+            Command = !string.IsNullOrWhiteSpace(spec.Shell) || !spec.Args.IsEmpty ? Command(spec.Shell, spec.Args, spec.Env) : null,
+            Data = spec.Data,
+            KillPolicy = new MesosKillPolicy { GracePeriod = MesosDuration.Of(spec.KillGracePeriod) },
+        };
+    }
+
+    private MesosExecutorInfo ExecutorInfo(ExecutorSpec exec) => new()
+    {
+        ExecutorId = MesosId.Of(exec.ExecutorId),
+        FrameworkId = MesosId.Of(exec.FrameworkId),
+        Name = exec.Name,
+        Command = Command(exec.Shell, exec.Args, exec.Env),
+        Resources = MesosResources(exec.Resources, []),
+        Data = exec.Data,
+        ShutdownGracePeriod = MesosDuration.Of(_options.ShutdownGracePeriod),
+    };
+
+    private static MesosCommandInfo Command(string? shell, ImmutableArray<string> args, ImmutableSortedDictionary<string, string> env) => new()
+    {
+        Shell = !string.IsNullOrWhiteSpace(shell),
+        Value = !string.IsNullOrWhiteSpace(shell) ? shell : args.FirstOrDefault(),
+        Arguments = !string.IsNullOrWhiteSpace(shell) || args.IsEmpty ? null : args,
+        Environment = env.IsEmpty ? null : new MesosEnvironment { Variables = [.. env.Select(kv => new MesosVariable { Name = kv.Key, Value = kv.Value })] },
+    };
+
+    private static ImmutableArray<MesosResource> MesosResources(Resources r, ImmutableArray<int> ports)
+    {
+        var list = ImmutableArray.CreateBuilder<MesosResource>();
+        list.Add(Scalar("cpus", (double)r.Cpus));
+        list.Add(Scalar("mem", r.MemMiB));
+        if (r.DiskMiB > 0)
+        {
+            list.Add(Scalar("disk", r.DiskMiB));
+        }
+
+        if (r.Gpus > 0)
+        {
+            list.Add(Scalar("gpus", r.Gpus));
+        }
+
+        if (!ports.IsDefaultOrEmpty)
+        {
+            list.Add(new MesosResource
+            {
+                Name = "ports",
+                Type = "RANGES",
+                Ranges = new MesosRanges { Range = [.. ports.Order().Select(p => new MesosRange { Begin = p, End = p })] },
+            });
+        }
+
+        return list.ToImmutable();
+
+        static MesosResource Scalar(string name, double value) => new() { Name = name, Type = "SCALAR", Scalar = new MesosScalar { Value = value } };
+    }
+
+    private static string? ValidateExecutor(TaskSpec spec, ExecutorSpec exec)
+    {
+        if (string.IsNullOrEmpty(exec.ExecutorId) || string.IsNullOrEmpty(exec.FrameworkId))
+        {
+            return "The task's executor needs an executor id and a framework id";
+        }
+
+        if (spec.FrameworkId is { } fw && fw != exec.FrameworkId)
+        {
+            return $"The task belongs to framework '{fw}' but its executor to framework '{exec.FrameworkId}'";
+        }
+
+        var hasShell = !string.IsNullOrWhiteSpace(exec.Shell);
+        if (hasShell == !exec.Args.IsEmpty)
+        {
+            return "The task's executor needs exactly one of a shell command and exec args";
+        }
+
+        return null;
+    }
+
+    private static bool SameCommand(ExecutorSpec a, ExecutorSpec b) =>
+        a.Shell == b.Shell && a.Args.SequenceEqual(b.Args, StringComparer.Ordinal);
+
+    // ---- pumps ----
+
+    private async Task PumpTasksAsync()
+    {
+        await foreach (var u in _tasks.Updates.ReadAllAsync().ConfigureAwait(false))
+        {
+            _updates.Writer.TryWrite(u);
+        }
+    }
+
+    private async Task PumpContainersAsync()
+    {
+        await foreach (var u in _containers.Updates.ReadAllAsync().ConfigureAwait(false))
+        {
+            if (!u.State.IsTerminal())
+            {
+                continue;
+            }
+
+            try
+            {
+                ExecutorEnded(u.TaskId, u);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                LogCheckpointFailed(u.TaskId, e.Message);
+            }
+
+            _containers.Forget(u.TaskId);
+        }
+    }
+
+    // ---- checkpoints and recovery ----
+
+    private string CheckpointPath(string taskId) => Path.Combine(_checkpointDir, taskId + ".json");
+
+    private string EndedPath(string taskId) => Path.Combine(_checkpointDir, taskId + ".ended");
+
+    /// <summary>The launch, so a restarted agent can report the task (not fsynced: see TaskCheckpoint).</summary>
+    private void WriteCheckpoint(LaunchTask launch)
+    {
+        if (!Ids.IsValidName(launch.Task.Id))
+        {
+            return;
+        }
+
+        try
+        {
+            File.WriteAllBytes(CheckpointPath(launch.Task.Id), JsonSerializer.SerializeToUtf8Bytes(launch, DroverJsonContext.Default.LaunchTask));
+        }
+        catch (IOException e)
+        {
+            LogCheckpointFailed(launch.Task.Id, e.Message);
+        }
+    }
+
+    /// <summary>
+    /// <c>{WorkDir}/sandboxes/{taskId}</c> → the executor's sandbox, so the task's files stay readable by
+    /// task id (the agent's file endpoint, after the task is forgotten) like any task's.
+    /// </summary>
+    private void LinkSandbox(string taskId, string sandbox)
+    {
+        if (!Ids.IsValidName(taskId))
+        {
+            return;
+        }
+
+        try
+        {
+            Directory.CreateDirectory(_tasksSandboxRoot);
+            var link = Path.Combine(_tasksSandboxRoot, taskId);
+            if (!Path.Exists(link))
+            {
+                Directory.CreateSymbolicLink(link, sandbox);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            LogCheckpointFailed(taskId, e.Message);
+        }
+    }
+
+    private void MarkEnded(string taskId)
+    {
+        if (!Ids.IsValidName(taskId))
+        {
+            return;
+        }
+
+        try
+        {
+            File.WriteAllBytes(EndedPath(taskId), []);
+        }
+        catch (IOException e)
+        {
+            LogCheckpointFailed(taskId, e.Message);
+        }
+    }
+
+    private void DeleteCheckpoint(string taskId)
+    {
+        if (!Ids.IsValidName(taskId))
+        {
+            return;
+        }
+
+        File.Delete(CheckpointPath(taskId));
+        File.Delete(EndedPath(taskId));
+    }
+
+    /// <summary>
+    /// Executors do not survive an agent restart: executor processes a previous agent left running are
+    /// killed, and each task that was given to one and had not ended is reported TASK_FAILED
+    /// (REASON_EXECUTOR_TERMINATED). Tasks whose terminal update was already emitted stay known until
+    /// the master acknowledges it again (the update log re-sends it).
+    /// </summary>
+    private void Recover()
+    {
+        foreach (var containerId in _containers.KnownTaskIds)
+        {
+            LogKillingLeftover(containerId);
+            _containers.Kill(containerId, TimeSpan.Zero);
+        }
+
+        foreach (var file in Directory.EnumerateFiles(_checkpointDir, "*.json"))
+        {
+            LaunchTask? launch;
+            try
+            {
+                launch = JsonSerializer.Deserialize(File.ReadAllBytes(file), DroverJsonContext.Default.LaunchTask);
+            }
+            catch (Exception e) when (e is IOException or JsonException)
+            {
+                File.Delete(file);
+                continue;
+            }
+
+            if (launch?.Task.Executor is not { } exec)
+            {
+                File.Delete(file);
+                continue;
+            }
+
+            var task = new ExecTask(launch, exec) { Phase = TaskPhase.Ended };
+            _execTasks[launch.Task.Id] = task;
+            if (!File.Exists(EndedPath(launch.Task.Id)))
+            {
+                EndTask(task, TaskState.Failed, "The agent restarted; executors do not survive an agent restart", TaskReasons.ExecutorTerminated);
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Starting executor {ExecutorId} of framework {FrameworkId} as container {ContainerId}")]
+    private partial void LogStartingExecutor(string frameworkId, string executorId, string containerId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Executor {ExecutorId} of framework {FrameworkId} subscribed (container {ContainerId})")]
+    private partial void LogSubscribed(string frameworkId, string executorId, string containerId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Executor {ExecutorId} of framework {FrameworkId} disconnected")]
+    private partial void LogDisconnected(string frameworkId, string executorId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Executor {ExecutorId} of framework {FrameworkId} did not subscribe within {Seconds} s; killing it")]
+    private partial void LogRegistrationTimeout(string frameworkId, string executorId, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Task {TaskId} was not killed by executor {ExecutorId} in time; killing the executor")]
+    private partial void LogKillTimeout(string taskId, string executorId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Shutting down executor {ExecutorId} of framework {FrameworkId}: {Why}")]
+    private partial void LogShuttingDown(string frameworkId, string executorId, string why);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Executor {ExecutorId} of framework {FrameworkId} ended: {State} {Message}")]
+    private partial void LogExecutorEnded(string frameworkId, string executorId, string state, string message);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Dropped a message for executor {ExecutorId} of framework {FrameworkId}: not subscribed")]
+    private partial void LogMessageDropped(string frameworkId, string executorId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Killing executor container {ContainerId} left by a previous agent process")]
+    private partial void LogKillingLeftover(string containerId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Executor task checkpoint of {TaskId}: {Error}")]
+    private partial void LogCheckpointFailed(string taskId, string error);
+
+    internal enum TaskPhase
+    {
+        /// <summary>Waiting for the executor to subscribe.</summary>
+        Queued,
+
+        /// <summary>LAUNCH sent (or to be re-sent on re-subscription).</summary>
+        Launched,
+
+        /// <summary>A terminal update was emitted.</summary>
+        Ended,
+    }
+
+    internal sealed class ExecTask(LaunchTask launch, ExecutorSpec executor)
+    {
+        private static long _sequence;
+
+        public LaunchTask Launch { get; } = launch;
+
+        public ExecutorSpec Executor { get; } = executor;
+
+        public long Sequence { get; } = Interlocked.Increment(ref _sequence);
+
+        public ExecutorRun? Run { get; set; }
+
+        public string? Sandbox { get; set; }
+
+        public TaskPhase Phase { get; set; } = TaskPhase.Queued;
+
+        public bool HasUpdate { get; set; }
+
+        public bool KillRequested { get; set; }
+
+        public TimeSpan? KillGrace { get; set; }
+
+        public ITimer? KillTimer { get; set; }
+    }
+
+    internal sealed class ExecutorRun(ExecutorSpec spec, string containerId)
+    {
+        public ExecutorSpec Spec { get; } = spec;
+
+        public string ContainerId { get; } = containerId;
+
+        public Dictionary<string, ExecTask> Tasks { get; } = new(StringComparer.Ordinal);
+
+        public ExecutorSubscription? Subscription { get; set; }
+
+        public bool EverSubscribed { get; set; }
+
+        /// <summary>Being killed or shut down: takes no new tasks.</summary>
+        public bool Terminating { get; set; }
+
+        /// <summary>Shut down on the framework's request: unfinished tasks end TASK_KILLED.</summary>
+        public bool ShuttingDown { get; set; }
+
+        public bool Terminated { get; set; }
+
+        public Resources? Limits { get; set; }
+
+        /// <summary>Update uuids forwarded but not yet durable.</summary>
+        public HashSet<string> PendingAcks { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>Update uuids durable (and acknowledged to the executor).</summary>
+        public HashSet<string> DurableUuids { get; } = new(StringComparer.Ordinal);
+
+        public ITimer? RegistrationTimer { get; set; }
+
+        public ITimer? ShutdownTimer { get; set; }
+
+        public void DisposeTimers()
+        {
+            RegistrationTimer?.Dispose();
+            ShutdownTimer?.Dispose();
+        }
+    }
+}

@@ -1,0 +1,183 @@
+using System.Globalization;
+using Drover.Agent.Execution;
+using Drover.Agent.Execution.Cgroups;
+using Drover.Agent.Executors;
+using Drover.Agent.Tests.Execution;
+using Drover.Core;
+using Drover.Core.Protocol;
+using Microsoft.Extensions.Logging.Abstractions;
+using Xunit.Abstractions;
+
+namespace Drover.Agent.Tests.Executors;
+
+/// <summary>
+/// The executor manager without a master: executor processes in real cgroups, their limits, and what an
+/// agent restart does to them. The executors here never subscribe (<c>sleep</c>), which keeps their tasks queued.
+/// </summary>
+public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private const string Framework = "fw-1";
+    private readonly string _workDir = Path.Combine(Path.GetTempPath(), "drover-agent-tests", Guid.NewGuid().ToString("N"));
+    private readonly string _cgroupName = $"drover-test/execmgr-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..6]}";
+    private readonly List<TaskStatus> _updates = [];
+    private readonly List<(ExecutorManager Manager, Task Pump)> _managers = [];
+
+    private ExecutorManager Start(bool killOnDispose = true)
+    {
+        var options = new ProcessExecutorOptions
+        {
+            WorkDir = _workDir,
+            CgroupName = _cgroupName,
+            Hostname = "test-host.example",
+            RequireCgroups = Privileges.UseCgroups,
+            KillTasksOnDispose = killOnDispose,
+        };
+        var tasks = new ProcessTaskExecutor(options, NullLogger<ProcessTaskExecutor>.Instance, TimeProvider.System);
+        var manager = new ExecutorManager(tasks, options, new ExecutorManagerOptions { RegistrationTimeout = TimeSpan.FromMinutes(10) },
+            NullLoggerFactory.Instance, TimeProvider.System);
+        _managers.Add((manager, Pump(manager)));
+        return manager;
+    }
+
+    private async Task Pump(ExecutorManager manager)
+    {
+        await foreach (var u in manager.Updates.ReadAllAsync())
+        {
+            lock (_updates)
+            {
+                _updates.Add(u);
+            }
+        }
+    }
+
+    private async Task<TaskStatus> WaitForUpdate(string taskId, Func<TaskStatus, bool> match, string what)
+    {
+        TaskStatus? found = null;
+        await Eventually.TrueAsync(() =>
+        {
+            lock (_updates)
+            {
+                return (found = _updates.FirstOrDefault(u => u.TaskId == taskId && match(u))) is not null;
+            }
+        }, what);
+        return found!;
+    }
+
+    private static LaunchTask ExecutorTask(string executorId, long memMiB) => new()
+    {
+        Task = new TaskSpec
+        {
+            Id = Ids.NewTaskId("t"),
+            Name = "t",
+            Resources = Resources.Of(cpus: 0.1m, memMiB: memMiB),
+            FrameworkId = Framework,
+            Executor = new ExecutorSpec
+            {
+                ExecutorId = executorId,
+                FrameworkId = Framework,
+                Args = ["sleep", "600"],
+                Resources = Resources.Of(cpus: 0.1m, memMiB: 64),
+            },
+        },
+    };
+
+    private Cgroup ContainerCgroup(string containerId) => CgroupDriver.Detect().Open($"{_cgroupName}-executors/{containerId}");
+
+    private static long MemoryLimitMiB(Cgroup cgroup)
+    {
+        var file = cgroup.Directories.Select(d => Path.Combine(d, "memory.limit_in_bytes")).FirstOrDefault(File.Exists)
+            ?? cgroup.Directories.Select(d => Path.Combine(d, "memory.max")).First(File.Exists);
+        return long.Parse(File.ReadAllText(file).Trim(), CultureInfo.InvariantCulture) / (1024 * 1024);
+    }
+
+    [Fact]
+    public async Task Launch_TasksComeAndGo_ExecutorCgroupLimitIsExecutorPlusUnfinishedTasks()
+    {
+        if (!Privileges.RequireRoot(output))
+        {
+            return;
+        }
+
+        var manager = Start();
+        var first = ExecutorTask("sized", memMiB: 32);
+        manager.Launch(first);
+        var container = manager.ContainerOf(Framework, "sized")!;
+        var cgroup = ContainerCgroup(container);
+        Assert.Equal(64 + 32, MemoryLimitMiB(cgroup));
+
+        var second = ExecutorTask("sized", memMiB: 100);
+        manager.Launch(second);
+        Assert.Equal(container, manager.ContainerOf(Framework, "sized")); // one executor for both
+        Assert.Equal(64 + 32 + 100, MemoryLimitMiB(cgroup));
+
+        // Killed while queued (the executor never subscribed): ends at once, and its share goes.
+        manager.Kill(second.Task.Id);
+        var killed = await WaitForUpdate(second.Task.Id, u => u.State.IsTerminal(), "the queued task to end");
+        Assert.Equal(TaskState.Killed, killed.State);
+        Assert.Equal(TaskReasons.TaskKilledDuringLaunch, killed.Reason);
+        Assert.Equal(64 + 32, MemoryLimitMiB(cgroup));
+    }
+
+    [Fact]
+    public async Task Restart_ExecutorLeftRunning_ExecutorKilledAndItsTaskFailed()
+    {
+        if (!Privileges.RequireRoot(output))
+        {
+            return;
+        }
+
+        var before = Start(killOnDispose: false);
+        var launch = ExecutorTask("survivor", memMiB: 32);
+        before.Launch(launch);
+        var cgroup = ContainerCgroup(before.ContainerOf(Framework, "survivor")!);
+        var driver = CgroupDriver.Detect();
+        await Eventually.TrueAsync(() => driver.ListPids(cgroup).Count > 0, "the executor process to run");
+        // A second task ended before the restart, its terminal update safely on disk (the agent's update log).
+        var ended = ExecutorTask("survivor", memMiB: 32);
+        before.Launch(ended);
+        before.Kill(ended.Task.Id);
+        var endedUpdate = await WaitForUpdate(ended.Task.Id, u => u.State.IsTerminal(), "the second task to end");
+        before.OnDurable([endedUpdate]);
+        await before.DisposeAsync(); // an agent stopped without killing: the executor keeps running
+        Assert.NotEmpty(driver.ListPids(cgroup));
+
+        var after = Start();
+
+        var failed = await WaitForUpdate(launch.Task.Id, u => u.State.IsTerminal(), "the task to be reported");
+        Assert.Equal(TaskState.Failed, failed.State);
+        Assert.Equal(TaskReasons.ExecutorTerminated, failed.Reason);
+        Assert.Equal("survivor", failed.ExecutorId);
+        await Eventually.TrueAsync(() => driver.ListPids(cgroup).Count == 0 && after.ContainerIds.Count == 0, "the old executor to be killed");
+        Assert.Contains(launch.Task.Id, after.KnownTaskIds);
+        // The task that had ended is still known (until the master acknowledges its logged update) but not reported again.
+        Assert.Contains(ended.Task.Id, after.KnownTaskIds);
+        lock (_updates)
+        {
+            Assert.Single(_updates, u => u.TaskId == ended.Task.Id);
+        }
+
+        after.Forget(launch.Task.Id);
+        after.Forget(ended.Task.Id);
+        Assert.DoesNotContain(launch.Task.Id, after.KnownTaskIds);
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(_workDir, "meta", "executor-tasks")));
+    }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var (manager, pump) in _managers)
+        {
+            await manager.DisposeAsync();
+            await pump;
+        }
+
+        try
+        {
+            Directory.Delete(_workDir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
