@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Drover.Core;
 using Drover.Testing;
+using Drover.Testing.Executors;
 using Xunit.Abstractions;
 
 namespace Drover.Master.Tests.Mesos;
@@ -269,6 +270,53 @@ public sealed class SchedulerApiTests(ITestOutputHelper output)
         await s.UpdateAsync("survivor", "TASK_RUNNING", Timeout);
         var task = await Wait.UntilAsync(() => cluster.Client.GetTaskAsync($"{id}.survivor"), t => t.State == TaskState.Running, Timeout, "the task to stay running once its agent is back");
         Assert.Equal(id, task.FrameworkId);
+    }
+
+    [Fact]
+    public async Task CustomExecutor_LaunchedFromAnOffer_RunsTaskAndMessagesRoundTrip()
+    {
+        if (!Requirements.RootAvailable())
+        {
+            return;
+        }
+
+        await using var cluster = await ClusterAsync(1);
+        await using var s = await RawScheduler.SubscribeAsync(cluster.Master.Url, Info("executor-framework"));
+        s.AutoAcknowledge = true;
+        var offer = (await OffersFromAsync(s, 1))[0];
+        var task = new JsonObject
+        {
+            ["name"] = "echo",
+            ["task_id"] = new JsonObject { ["value"] = "echo-task" },
+            ["agent_id"] = new JsonObject { ["value"] = AgentOf(offer) },
+            ["resources"] = new JsonArray(RawScheduler.Scalar("cpus", 0.5), RawScheduler.Scalar("mem", 64)),
+            ["executor"] = new JsonObject
+            {
+                ["type"] = "CUSTOM",
+                ["executor_id"] = new JsonObject { ["value"] = "echo-executor" },
+                ["command"] = new JsonObject { ["value"] = $"python3 {TestExecutors.EchoExecutorPath}" },
+                ["resources"] = new JsonArray(RawScheduler.Scalar("cpus", 0.1), RawScheduler.Scalar("mem", 32)),
+            },
+            ["data"] = Convert.ToBase64String(Encoding.UTF8.GetBytes("run")),
+        };
+        await s.CallOkAsync("ACCEPT", RawScheduler.Launch(offer, 0, task));
+
+        var running = await s.UpdateAsync("echo-task", "TASK_RUNNING", Timeout);
+        Assert.Equal("echo-executor", (string?)running["update"]!["status"]!["executor_id"]?["value"]);
+
+        // Scheduler → executor → scheduler: the echo executor sends every MESSAGE back.
+        await s.CallOkAsync("MESSAGE", new JsonObject
+        {
+            ["agent_id"] = new JsonObject { ["value"] = AgentOf(offer) },
+            ["executor_id"] = new JsonObject { ["value"] = "echo-executor" },
+            ["data"] = Convert.ToBase64String(Encoding.UTF8.GetBytes("ping")),
+        });
+        var echoed = await s.NextAsync("MESSAGE", Timeout);
+        Assert.Equal("echo-executor", (string?)echoed["message"]!["executor_id"]!["value"]);
+        Assert.Equal("ping", Encoding.UTF8.GetString(Convert.FromBase64String((string)echoed["message"]!["data"]!)));
+
+        await s.CallOkAsync("KILL", new JsonObject { ["task_id"] = new JsonObject { ["value"] = "echo-task" } });
+        await s.UpdateAsync("echo-task", "TASK_KILLED", Timeout);
     }
 
     [Fact]
