@@ -369,7 +369,7 @@ public sealed partial class ExecutorManager : ITaskExecutor
             {
                 if (t.TaskId?.Value is { } id)
                 {
-                    known.Add(id);
+                    known.Add(DroverTaskId(run, id));
                 }
             }
 
@@ -377,7 +377,7 @@ public sealed partial class ExecutorManager : ITaskExecutor
             {
                 if (u.Status is { } status && ExecutorApi.ValidateStatus(status, executorId) is null)
                 {
-                    known.Add(status.TaskId!.Value!);
+                    known.Add(DroverTaskId(run, status.TaskId!.Value!));
                     UpdateLocked(run, status);
                 }
             }
@@ -475,7 +475,7 @@ public sealed partial class ExecutorManager : ITaskExecutor
                 if (task.Run is { } run && run.PendingAcks.Remove(uuid))
                 {
                     run.DurableUuids.Add(uuid);
-                    run.Subscription?.Send(Acknowledged(u.TaskId, uuid));
+                    run.Subscription?.Send(Acknowledged(run, u.TaskId, uuid));
                 }
             }
         }
@@ -503,10 +503,10 @@ public sealed partial class ExecutorManager : ITaskExecutor
     private void UpdateLocked(ExecutorRun run, MesosTaskStatus status)
     {
         var uuid = status.Uuid!;
-        var taskId = status.TaskId!.Value!;
+        var taskId = DroverTaskId(run, status.TaskId!.Value!);
         if (run.DurableUuids.Contains(uuid))
         {
-            run.Subscription?.Send(Acknowledged(taskId, uuid)); // the executor missed the first ACKNOWLEDGED
+            run.Subscription?.Send(Acknowledged(run, taskId, uuid)); // the executor missed the first ACKNOWLEDGED
             return;
         }
 
@@ -546,7 +546,7 @@ public sealed partial class ExecutorManager : ITaskExecutor
     private ExecutorRun StartExecutor(ExecutorSpec exec, TaskSpec firstTask)
     {
         var containerId = Ids.NewTaskId(exec.ExecutorId);
-        var run = new ExecutorRun(exec, containerId);
+        var run = new ExecutorRun(exec, containerId) { MesosTaskIds = firstTask.FrameworkId is not null };
         _executors[(exec.FrameworkId, exec.ExecutorId)] = run;
         _byContainer[containerId] = run;
         var sandbox = Path.Combine(_containersSandboxRoot, containerId);
@@ -601,7 +601,7 @@ public sealed partial class ExecutorManager : ITaskExecutor
             Type = "KILL",
             Kill = new ExecutorKill
             {
-                TaskId = MesosId.Of(task.Launch.Task.Id),
+                TaskId = MesosId.Of(task.Run!.ToExecutor(task.Launch.Task.Id)),
                 KillPolicy = task.KillGrace is { } g ? new MesosKillPolicy { GracePeriod = MesosDuration.Of(g) } : null,
             },
         });
@@ -740,8 +740,24 @@ public sealed partial class ExecutorManager : ITaskExecutor
         }
     }
 
-    private static ExecutorEvent Acknowledged(string taskId, string uuid) =>
-        new() { Type = "ACKNOWLEDGED", Acknowledged = new ExecutorAcknowledged { TaskId = MesosId.Of(taskId), Uuid = uuid } };
+    /// <summary>
+    /// The Drover id of a task id the executor sent: framework-qualified for a Mesos framework's executor, unless
+    /// only the id as sent is a task of this agent (a task submitted with a framework id but not through the
+    /// scheduler API). Called with the gate held.
+    /// </summary>
+    private string DroverTaskId(ExecutorRun run, string executorTaskId)
+    {
+        if (!run.MesosTaskIds)
+        {
+            return executorTaskId;
+        }
+
+        var qualified = Core.Mesos.MesosTaskIds.ToDroverId(run.Spec.FrameworkId, executorTaskId);
+        return _execTasks.ContainsKey(qualified) || !_execTasks.ContainsKey(executorTaskId) ? qualified : executorTaskId;
+    }
+
+    private static ExecutorEvent Acknowledged(ExecutorRun run, string taskId, string uuid) =>
+        new() { Type = "ACKNOWLEDGED", Acknowledged = new ExecutorAcknowledged { TaskId = MesosId.Of(run.ToExecutor(taskId)), Uuid = uuid } };
 
     private MesosId? AgentIdOrNull() => _agentId() is { } id ? MesosId.Of(id) : null;
 
@@ -754,7 +770,7 @@ public sealed partial class ExecutorManager : ITaskExecutor
         return new MesosTaskInfo
         {
             Name = spec.Name,
-            TaskId = MesosId.Of(spec.Id),
+            TaskId = MesosId.Of(run.ToExecutor(spec.Id)),
             AgentId = AgentIdOrNull(),
             Resources = MesosResources(spec.Resources, task.Launch.Ports),
             Executor = ExecutorInfo(run.Spec),
@@ -1059,6 +1075,18 @@ public sealed partial class ExecutorManager : ITaskExecutor
     internal sealed class ExecutorRun(ExecutorSpec spec, string containerId)
     {
         public ExecutorSpec Spec { get; } = spec;
+
+        /// <summary>
+        /// Started for a Mesos framework's tasks: the executor knows them by the framework's own task ids, the
+        /// agent and master by Drover ids ({frameworkId}.{taskId}, <see cref="Core.Mesos.MesosTaskIds"/>).
+        /// False for executors of /drover/v1 tasks, which see Drover ids.
+        /// </summary>
+        public bool MesosTaskIds { get; init; }
+
+        /// <summary>The id the executor knows a task by.</summary>
+        public string ToExecutor(string droverTaskId) =>
+            MesosTaskIds ? Core.Mesos.MesosTaskIds.FromDroverId(Spec.FrameworkId, droverTaskId) : droverTaskId;
+
 
         public string ContainerId { get; } = containerId;
 

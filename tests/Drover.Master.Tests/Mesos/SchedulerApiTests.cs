@@ -315,6 +315,15 @@ public sealed class SchedulerApiTests(ITestOutputHelper output)
         Assert.Equal("echo-executor", (string?)echoed["message"]!["executor_id"]!["value"]);
         Assert.Equal("ping", Encoding.UTF8.GetString(Convert.FromBase64String((string)echoed["message"]!["data"]!)));
 
+        // The executor knows the task by the framework's own id (its LAUNCH, and the ids of its UPDATEs and
+        // ACKNOWLEDGEDs), not by Drover's framework-qualified one: read from the log it prints to its stdout.
+        using var http = new HttpClient();
+        var log = await Wait.UntilAsync(
+            () => http.GetStringAsync(new Uri(cluster.Master.Url, $"/drover/v1/tasks/{s.FrameworkId}.echo-task/files/read?path=stdout&offset=0&length=65536")),
+            l => l.Contains("ACKNOWLEDGED", StringComparison.Ordinal), Timeout, "the executor's log");
+        Assert.Contains("LAUNCH echo-task run", log, StringComparison.Ordinal);
+        Assert.Contains("ACKNOWLEDGED echo-task ", log, StringComparison.Ordinal);
+
         await s.CallOkAsync("KILL", new JsonObject { ["task_id"] = new JsonObject { ["value"] = "echo-task" } });
         await s.UpdateAsync("echo-task", "TASK_KILLED", Timeout);
     }

@@ -26,6 +26,7 @@ running = {}
 def log(line):
     with open(os.path.join(SANDBOX, "events.log"), "a") as f:
         f.write(line + "\n")
+    print(line, flush=True)  # also in the sandbox's stdout, readable through the master's files API
 
 
 def call(body):
