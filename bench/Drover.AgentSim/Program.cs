@@ -43,7 +43,7 @@ var reporter = Task.Run(async () =>
 
         using var self = System.Diagnostics.Process.GetCurrentProcess();
         Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{DateTime.UtcNow:HH:mm:ss} {sim.Describe()} rss_mb={self.WorkingSet64 >> 20} threads={self.Threads.Count} maps={File.ReadLines("/proc/self/maps").Count()} gc_heap_mb={GC.GetTotalMemory(false) >> 20}"));
+            $"{DateTime.UtcNow:HH:mm:ss} {sim.Describe()} rss_mb={self.WorkingSet64 >> 20} threads={self.Threads.Count} fds={Directory.GetFiles("/proc/self/fd").Length} gc_heap_mb={GC.GetTotalMemory(false) >> 20}"));
     }
 });
 

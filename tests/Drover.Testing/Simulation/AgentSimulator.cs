@@ -27,6 +27,9 @@ public sealed record AgentSimulatorOptions
     /// </summary>
     public TimeSpan UpdateCoalescing { get; init; } = TimeSpan.FromMilliseconds(20);
 
+    /// <summary>Connections for registrations, heartbeats and updates, shared by all agents (streams have their own).</summary>
+    public int MaxRequestConnections { get; init; } = 256;
+
     /// <summary>Seed for heartbeat phases (spread over the interval, not in lockstep).</summary>
     public int Seed { get; init; } = 6;
 }
@@ -67,13 +70,25 @@ public sealed class AgentSimulator : IAsyncDisposable
         Master = master;
         Options = options;
 
-        // One connection per command stream plus the pool used by registrations, heartbeats and
-        // updates. The default limit per server is unlimited; it is set explicitly because the
-        // simulator depends on it (10,000 agents hold 10,000 streams to one master).
-        Http = new HttpClient(new SocketsHttpHandler
+        // Command streams: one long-lived connection each, so no limit (10,000 agents hold 10,000
+        // connections to one master; the default limit is unlimited too, set here because the
+        // simulator depends on it).
+        Streams = new HttpClient(new SocketsHttpHandler
         {
             UseProxy = false,
             MaxConnectionsPerServer = int.MaxValue,
+            ConnectTimeout = TimeSpan.FromSeconds(30),
+        })
+        { Timeout = Timeout.InfiniteTimeSpan };
+
+        // Registrations, heartbeats and updates share a bounded pool: when the master stalls, timed-out
+        // requests abort their connections, and an unbounded pool would open new ones without end
+        // until the process ran out of file descriptors (10,000 streams already hold half of a
+        // 20,000-descriptor limit). Requests beyond the bound wait for a connection.
+        Http = new HttpClient(new SocketsHttpHandler
+        {
+            UseProxy = false,
+            MaxConnectionsPerServer = options.MaxRequestConnections,
             PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30),
             ConnectTimeout = TimeSpan.FromSeconds(30),
         })
@@ -85,7 +100,11 @@ public sealed class AgentSimulator : IAsyncDisposable
 
     public AgentSimulatorOptions Options { get; }
 
+    /// <summary>For registrations, heartbeats and updates (bounded pool).</summary>
     internal HttpClient Http { get; }
+
+    /// <summary>For command streams (one connection each).</summary>
+    internal HttpClient Streams { get; }
 
     internal SemaphoreSlim RegistrationGate { get; }
 
@@ -203,6 +222,7 @@ public sealed class AgentSimulator : IAsyncDisposable
         }
 
         Http.Dispose();
+        Streams.Dispose();
         RegistrationGate.Dispose();
         _stop.Dispose();
     }

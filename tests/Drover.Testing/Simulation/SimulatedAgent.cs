@@ -186,7 +186,7 @@ public sealed class SimulatedAgent
             try
             {
                 using var request = new HttpRequestMessage(HttpMethod.Get, Url($"internal/v1/agents/{AgentId}/commands"));
-                using var response = await _sim.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+                using var response = await _sim.Streams.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
                 if (response.StatusCode == HttpStatusCode.NotFound)
                 {
                     await RegisterAsync(generation, ct).ConfigureAwait(false);
