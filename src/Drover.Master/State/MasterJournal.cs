@@ -15,7 +15,11 @@ namespace Drover.Master.State;
 /// the next flush commits the whole map. A task's submit, placement, TASK_STARTING and TASK_RUNNING
 /// arriving within one flush cost one row write, not four; under light load a flush starts at once, so
 /// latency is one commit. Flushes run one at a time, so the store never holds a record older than one
-/// it held before, and a flush holds every change made before it began.
+/// it held before, and a flush holds every change made before it began. A flush is cut into
+/// transactions of <see cref="MaxWritesPerTransaction"/> writes (the SQLite store folds up to 512 of
+/// them into one commit); a crash in the middle of a large one leaves each record at a state it really
+/// had, some at the flush's, none older than before it, and nothing acknowledged depends on it (an
+/// acknowledgement waits for the whole flush).
 /// </para>
 /// <code>
 ///   SaveTask/SaveAgent/DeleteTask ──▶ dirty[key] = immutable copy ──▶ flush loop (one at a time):
