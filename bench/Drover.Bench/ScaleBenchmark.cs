@@ -87,9 +87,11 @@ internal static partial class ScaleBenchmark
             await sampling.CancelAsync();
             var (gets, samplePosts) = await sampler;
             var peak = PeakRssMiB(master.Id);
+            var metrics = await http.GetStringAsync("/metrics");
 
             Console.WriteLine(string.Create(inv, $"machine: {Environment.ProcessorCount} cores, load average {BenchProcesses.LoadAverage()}, heartbeat interval {heartbeat} s"));
             Console.WriteLine(string.Create(inv, $"master rss before submitting {masterRssBefore} MiB"));
+            Console.WriteLine(string.Create(inv, $"master gc: {Metric(metrics, GcPause()):F1} s paused in total, {Metric(metrics, Gen2()):F0} gen2 collections, heap {Metric(metrics, GcHeap()) / (1 << 20):F0} MiB after the last"));
             Console.WriteLine(string.Create(inv, $"api under load: GET /v2/apps/{{id}} n={gets.Count} p50 {Percentile(gets, 0.5) * 1000:F0} ms p99 {Percentile(gets, 0.99) * 1000:F0} ms max {Max(gets) * 1000:F0} ms"));
             Console.WriteLine(string.Create(inv, $"api under load: POST /v2/apps (sampler) n={samplePosts.Count} p50 {Percentile(samplePosts, 0.5) * 1000:F0} ms p99 {Percentile(samplePosts, 0.99) * 1000:F0} ms max {Max(samplePosts) * 1000:F0} ms"));
             Console.WriteLine(string.Create(inv, $"placed={instances} seconds={seconds:F1} rate={instances / seconds:F0} rss_mb={peak}"));
@@ -177,6 +179,15 @@ internal static partial class ScaleBenchmark
 
     [GeneratedRegex("""^drover_tasks\{state="TASK_RUNNING"\} (\S+)$""", RegexOptions.Multiline)]
     private static partial Regex RunningTasks();
+
+    [GeneratedRegex("""^dotnet_gc_pause_seconds_total (\S+)$""", RegexOptions.Multiline)]
+    private static partial Regex GcPause();
+
+    [GeneratedRegex("""^dotnet_gc_collections\{generation="2"\} (\S+)$""", RegexOptions.Multiline)]
+    private static partial Regex Gen2();
+
+    [GeneratedRegex("""^dotnet_gc_heap_bytes (\S+)$""", RegexOptions.Multiline)]
+    private static partial Regex GcHeap();
 
     private static long PeakRssMiB(int pid) => ProcStatusKiB(pid, "VmHWM:") / 1024;
 

@@ -27,7 +27,6 @@ internal static class AppTaskFactory
     private static TaskSpec Template(AppDefinition app)
     {
         var appId = app.Id!;
-
         var env = ImmutableSortedDictionary.CreateBuilder<string, string>(StringComparer.Ordinal);
         foreach (var (k, v) in app.Env ?? ImmutableSortedDictionary<string, EnvVarValue>.Empty)
         {
