@@ -6,7 +6,8 @@
 # INSTANCES instances through /v2/apps in apps of 1,000 (0.01 cpu / 8 MiB each), and waits until the
 # master counts them all TASK_RUNNING. Meanwhile it times GET /v2/apps/{id} and POST /v2/apps.
 # Last line: placed=N seconds=S rate=R rss_mb=M (R instances/s; M the master's peak RSS, VmHWM).
-# Environment: SCALE_HEARTBEAT (agent heartbeat interval in s, default 5), SCALE_KEEP=1 keeps the logs.
+# Environment: SCALE_HEARTBEAT (agent heartbeat interval in s, default 5), SCALE_KEEP=1 keeps the logs,
+# SCALE_MASTER_GEN0SIZE=0x4000000 runs the master with DOTNET_GCgen0size (a 64 MiB gen0 budget).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 agents="${1:-10000}"

@@ -30,7 +30,8 @@ internal static partial class ScaleBenchmark
         var master = BenchProcesses.Start(droverDll,
             ["master", "--data-dir", Path.Combine(dir, "master"), "--listen", $"127.0.0.1:{port}", "--log-level", "warning",
              "--heartbeat-interval", heartbeat, "--agent-timeout", "60"],
-            Path.Combine(dir, "master.log"));
+            Path.Combine(dir, "master.log"),
+            Environment.GetEnvironmentVariable("SCALE_MASTER_GEN0SIZE") is { Length: > 0 } gen0 ? new Dictionary<string, string> { ["DOTNET_GCgen0size"] = gen0 } : null);
         Process? sim = null;
         using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false, MaxConnectionsPerServer = 64 }) { BaseAddress = url, Timeout = TimeSpan.FromMinutes(2) };
         try
@@ -89,7 +90,7 @@ internal static partial class ScaleBenchmark
             var peak = PeakRssMiB(master.Id);
             var metrics = await http.GetStringAsync("/metrics");
 
-            Console.WriteLine(string.Create(inv, $"machine: {Environment.ProcessorCount} cores, load average {BenchProcesses.LoadAverage()}, heartbeat interval {heartbeat} s"));
+            Console.WriteLine(string.Create(inv, $"machine: {Environment.ProcessorCount} cores, load average {BenchProcesses.LoadAverage()}, heartbeat interval {heartbeat} s, master gen0 budget {Environment.GetEnvironmentVariable("SCALE_MASTER_GEN0SIZE") ?? "default"}"));
             Console.WriteLine(string.Create(inv, $"master rss before submitting {masterRssBefore} MiB"));
             Console.WriteLine(string.Create(inv, $"master gc: {Metric(metrics, GcPause()):F1} s paused in total, {Metric(metrics, Gen2()):F0} gen2 collections, heap {Metric(metrics, GcHeap()) / (1 << 20):F0} MiB after the last"));
             Console.WriteLine(string.Create(inv, $"api under load: GET /v2/apps/{{id}} n={gets.Count} p50 {Percentile(gets, 0.5) * 1000:F0} ms p99 {Percentile(gets, 0.99) * 1000:F0} ms max {Max(gets) * 1000:F0} ms"));
