@@ -79,7 +79,7 @@ internal static class BenchProcesses
         }
     }
 
-    public static Process Start(string droverDll, string[] args, string log)
+    public static Process Start(string droverDll, string[] args, string log, IReadOnlyDictionary<string, string>? environment = null)
     {
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         psi.ArgumentList.Add(droverDll);
@@ -89,6 +89,11 @@ internal static class BenchProcesses
         }
 
         psi.Environment["DOTNET_NOLOGO"] = "1";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            psi.Environment[name] = value;
+        }
+
         var p = Process.Start(psi) ?? throw new InvalidOperationException("could not start dotnet");
         var writer = new StreamWriter(log, append: true) { AutoFlush = true };
         var gate = new Lock();

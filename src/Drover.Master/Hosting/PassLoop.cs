@@ -23,6 +23,14 @@ internal abstract class PassLoop(TimeProvider time) : BackgroundService
 
     public void Wake()
     {
+        // Checked first: Wake is called for every task change, and a Release on a full semaphore
+        // throws (measured at 7% of the master's samples at 100,000 instances). The race left
+        // (two wakers between the check and the release) is harmless: the catch below takes it.
+        if (_signal.CurrentCount > 0)
+        {
+            return;
+        }
+
         try
         {
             _signal.Release();

@@ -52,6 +52,14 @@ internal sealed class MasterMetrics(ClusterState state)
         sb.Append("# HELP drover_placement_pass_seconds Duration of one placement pass (snapshot, filter, score, apply).\n# TYPE drover_placement_pass_seconds histogram\n");
         PlacementLatency.Write(sb, "drover_placement_pass_seconds", "");
 
+        // The runtime's own view: at a million tasks the heap is gigabytes, and collections that stop the
+        // process show up as API latency and missed heartbeats.
+        sb.Append("# HELP dotnet_gc_pause_seconds_total Time the master was paused by garbage collections.\n# TYPE dotnet_gc_pause_seconds_total counter\n");
+        sb.Append(CultureInfo.InvariantCulture, $"dotnet_gc_pause_seconds_total {GC.GetTotalPauseDuration().TotalSeconds:F3}\n");
+        Gauge(sb, "dotnet_gc_collections", "Garbage collections by generation since start.",
+            [("generation=\"0\"", GC.CollectionCount(0)), ("generation=\"1\"", GC.CollectionCount(1)), ("generation=\"2\"", GC.CollectionCount(2))]);
+        Gauge(sb, "dotnet_gc_heap_bytes", "Managed heap size after the last collection.", [("", GC.GetGCMemoryInfo().HeapSizeBytes)]);
+
         sb.Append("# HELP drover_http_request_duration_seconds HTTP request durations by route.\n# TYPE drover_http_request_duration_seconds histogram\n");
         foreach (var ((method, route, status), h) in _http.OrderBy(kv => kv.Key.Route, StringComparer.Ordinal).ThenBy(kv => kv.Key.Method, StringComparer.Ordinal))
         {

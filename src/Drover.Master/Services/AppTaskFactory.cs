@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using Drover.Core;
 using Drover.Core.Health;
 using Drover.Core.Marathon;
@@ -9,10 +10,23 @@ namespace Drover.Master.Services;
 /// <summary>Turns one version of a (validated, defaulted) Marathon app into the spec of one instance.</summary>
 internal static class AppTaskFactory
 {
+    /// <summary>
+    /// One spec per app version, shared by all its instances except for the id: at a million instances,
+    /// a private copy of the environment, constraints and checks per instance would be gigabytes. The
+    /// agent adds MESOS_TASK_ID (and the other per-task variables) at launch. Keyed by the registry's
+    /// definition object, which is immutable and lives as long as the version is deployed.
+    /// </summary>
+    private static readonly ConditionalWeakTable<AppDefinition, TaskSpec> Templates = [];
+
     public static TaskSpec Create(AppDefinition app)
     {
+        var template = Templates.GetValue(app, Template);
+        return template with { Id = Ids.NewTaskId(app.Id!.Trim('/').Replace('/', '_')) };
+    }
+
+    private static TaskSpec Template(AppDefinition app)
+    {
         var appId = app.Id!;
-        var id = Ids.NewTaskId(appId.Trim('/').Replace('/', '_'));
         var env = ImmutableSortedDictionary.CreateBuilder<string, string>(StringComparer.Ordinal);
         foreach (var (k, v) in app.Env ?? ImmutableSortedDictionary<string, EnvVarValue>.Empty)
         {
@@ -25,7 +39,6 @@ internal static class AppTaskFactory
         // Marathon's own variables, as tasks launched by Marathon see them.
         env["MARATHON_APP_ID"] = appId;
         env["MARATHON_APP_VERSION"] = ServiceRegistry.ConfigVersion(app);
-        env["MESOS_TASK_ID"] = id;
         foreach (var (k, v) in app.Labels ?? ImmutableSortedDictionary<string, string>.Empty)
         {
             var name = "MARATHON_APP_LABEL_" + new string([.. k.ToUpperInvariant().Select(c => char.IsAsciiLetterOrDigit(c) ? c : '_')]);
@@ -43,7 +56,7 @@ internal static class AppTaskFactory
 
         return new TaskSpec
         {
-            Id = id,
+            Id = "",
             Name = appId,
             Shell = app.Cmd,
             Args = app.Cmd is null ? app.Args ?? [] : [],

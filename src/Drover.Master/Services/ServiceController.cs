@@ -37,8 +37,22 @@ internal sealed partial class ServiceController : PassLoop
         _cluster = cluster;
         _time = time;
         _logger = logger;
-        registry.Changed += Wake;
+        registry.Changed += OnRegistryChanged;
         cluster.TaskChanged += OnTaskChanged;
+    }
+
+    /// <summary>Apps whose instances changed since their last reconciliation (a pass woken by task changes visits only these).</summary>
+    private readonly ConcurrentDictionary<string, byte> _dirtyApps = new(StringComparer.Ordinal);
+
+    /// <summary>Set by a registry change: the next pass visits every app.</summary>
+    private volatile bool _fullPassDue = true;
+
+    private DateTimeOffset _lastFullPass = DateTimeOffset.MinValue;
+
+    private void OnRegistryChanged()
+    {
+        _fullPassDue = true;
+        Wake();
     }
 
     /// <summary>Raised after each pass that finished a deployment (for events and waiting clients).</summary>
@@ -67,12 +81,37 @@ internal sealed partial class ServiceController : PassLoop
             _registry.RecordHealthy(appId);
         }
 
+        _dirtyApps.TryAdd(appId, 0);
         Wake();
     }
 
     protected override TimeSpan Period => TimeSpan.FromMilliseconds(500);
 
-    protected override void Pass() => RunPass();
+    /// <summary>
+    /// Every app when the registry changed or a period has gone by since the last full pass (time-based
+    /// work: launch backoff, unreachable instances); otherwise only the apps whose instances changed. At a
+    /// thousand apps of a thousand instances, a pass per task change over every app would be the
+    /// master's largest cost.
+    /// </summary>
+    protected override void Pass()
+    {
+        var now = _time.GetUtcNow();
+        if (_fullPassDue || now - _lastFullPass >= Period)
+        {
+            RunPass();
+            return;
+        }
+
+        var draining = _cluster.DrainingAgentIds();
+        foreach (var appId in _dirtyApps.Keys)
+        {
+            _dirtyApps.TryRemove(appId, out _);
+            if (_registry.Get(appId) is { } app)
+            {
+                Reconcile(app, draining);
+            }
+        }
+    }
 
     protected override void OnPassFailed(Exception e) => LogPassFailed(e);
 
@@ -80,6 +119,9 @@ internal sealed partial class ServiceController : PassLoop
     /// <summary>One reconciliation of every app. Internal for tests.</summary>
     internal void RunPass()
     {
+        _fullPassDue = false;
+        _lastFullPass = _time.GetUtcNow();
+        _dirtyApps.Clear();
         var draining = _cluster.DrainingAgentIds();
         foreach (var app in _registry.List())
         {
@@ -99,8 +141,28 @@ internal sealed partial class ServiceController : PassLoop
     private void Reconcile(AppSnapshot app, HashSet<string> draining)
     {
         var appId = app.Current.Id!;
-        var all = _cluster.ActiveTasksOfGroup(appId);
         var dep = app.Deployment;
+
+        // The common case, checked without a view of every instance (a pass covers every app, and
+        // at a million instances the views would dominate): exactly the wanted number of alive,
+        // current instances, none on a draining agent. Nothing to launch or kill; a deployment
+        // finishes once all are ready. Anything else takes the full reconciliation below.
+        if (dep?.Action != DeploymentActions.Stop && (dep is null || dep.DependsOn.IsEmpty))
+        {
+            var wanted = app.Current.Instances ?? AppDefinition.DefaultInstances;
+            var summary = _cluster.SummarizeGroup(appId, ServiceRegistry.ConfigVersion(app.Current), draining);
+            if (summary.Active == wanted && summary.Settled == wanted)
+            {
+                if (dep is not null && summary.Ready == wanted)
+                {
+                    Finish(dep);
+                }
+
+                return;
+            }
+        }
+
+        var all = _cluster.ActiveTasksOfGroup(appId);
 
         if (dep?.Action == DeploymentActions.Stop)
         {

@@ -196,6 +196,44 @@ internal sealed partial class ClusterState
         }
     }
 
+    /// <summary>
+    /// Counts of a placement group's active tasks without building a view of each: O(group size) and
+    /// allocation-free, for the service controller's every-pass check and the API's per-app counts.
+    /// <paramref name="version"/> and <paramref name="leavingAgents"/> define <see cref="GroupSummary.Settled"/>.
+    /// </summary>
+    public GroupSummary SummarizeGroup(string group, string? version = null, IReadOnlySet<string>? leavingAgents = null)
+    {
+        lock (_lock)
+        {
+            if (!_activeByGroup.TryGetValue(group, out var members))
+            {
+                return default;
+            }
+
+            int staged = 0, running = 0, healthy = 0, unhealthy = 0, settled = 0, ready = 0;
+            foreach (var id in members)
+            {
+                var r = _active[id];
+                var hasCheck = !r.Spec.HealthChecks.IsEmpty;
+                var isRunning = r.State == TaskState.Running;
+                staged += r.State is TaskState.Pending or TaskState.Staging or TaskState.Starting ? 1 : 0;
+                running += isRunning ? 1 : 0;
+                healthy += isRunning && hasCheck && r.Healthy == true ? 1 : 0;
+                unhealthy += isRunning && hasCheck && r.Healthy == false ? 1 : 0;
+                var alive = r.State is not (TaskState.Killing or TaskState.Unreachable) && !r.KillRequested;
+                var leaving = r.AgentId is { } agent && leavingAgents is not null && leavingAgents.Contains(agent);
+                if (alive && !leaving && r.Spec.AppVersion == version)
+                {
+                    settled++;
+                    var isHealthy = isRunning && (!hasCheck || r.Healthy == true);
+                    ready += isHealthy && (r.Spec.ReadinessChecks.IsEmpty || r.Ready == true) ? 1 : 0;
+                }
+            }
+
+            return new GroupSummary(members.Count, staged, running, healthy, unhealthy, settled, ready);
+        }
+    }
+
     public TaskView? GetTask(string id)
     {
         lock (_lock)
@@ -535,14 +573,17 @@ internal sealed partial class ClusterState
                     continue;
                 }
 
+                // The record keeps the status: its ids point at the strings the master holds already,
+                // not at fresh copies parsed from this request (a few hundred bytes per task at scale).
+                var kept = update with { TaskId = r.Spec.Id, AgentId = r.AgentId };
                 if (r.State == TaskState.Killing && update.State is TaskState.Starting or TaskState.Running)
                 {
-                    r.AddStatus(update with { AgentId = agentId });
+                    r.AddStatus(kept);
                     SaveLocked(r);
                     continue; // the kill is in flight; keep showing KILLING
                 }
 
-                var view = TransitionLocked(r, update with { AgentId = agentId });
+                var view = TransitionLocked(r, kept);
                 changes.Add(view);
                 freed |= update.State.IsTerminal();
             }
@@ -671,6 +712,7 @@ internal sealed partial class ClusterState
     public int Apply(PlacementPlan plan)
     {
         var changes = new List<TaskView>(plan.Placed.Length);
+        var placedOn = new Dictionary<AgentRecord, string>(); // one "Placed on HOST" string per agent and pass, not per task
         lock (_lock)
         {
             foreach (var d in plan.Placed)
@@ -699,7 +741,12 @@ internal sealed partial class ClusterState
                 r.Allocated = allocated;
                 r.WaitingReason = null;
                 r.CommandSentAt = _time.GetUtcNow();
-                changes.Add(TransitionLocked(r, MasterStatus(r.Spec.Id, TaskState.Staging, $"Placed on {agent.Info.Hostname}")));
+                if (!placedOn.TryGetValue(agent, out var placedMessage))
+                {
+                    placedOn[agent] = placedMessage = $"Placed on {agent.Info.Hostname}";
+                }
+
+                changes.Add(TransitionLocked(r, MasterStatus(r.Spec.Id, TaskState.Staging, placedMessage)));
                 SendLocked(agent, LaunchCommand(r));
             }
 

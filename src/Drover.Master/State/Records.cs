@@ -64,6 +64,13 @@ internal sealed class TaskRecord(TaskSpec spec, DateTimeOffset submittedAt)
     }
 }
 
+/// <summary>
+/// Counts over a placement group's active tasks (<see cref="ClusterState.SummarizeGroup"/>). <c>Settled</c>: alive
+/// (not killing, not asked to be killed, not unreachable), of the given version and not on a leaving agent;
+/// <c>Ready</c>: settled, running, healthy (if checked) and ready (if readiness-checked).
+/// </summary>
+internal readonly record struct GroupSummary(int Active, int Staged, int Running, int Healthy, int Unhealthy, int Settled, int Ready);
+
 /// <summary>A command for an agent, to be sent only once the state change behind it is durable.</summary>
 internal readonly record struct PendingCommand(Task Durable, AgentCommand Command);
 

@@ -159,6 +159,8 @@ public sealed partial class SqliteStateStore : IStateStore
             }
         }
 
+        _putKv?.Dispose();
+        _logEvent?.Dispose();
         await _db.DisposeAsync().ConfigureAwait(false);
     }
 
@@ -323,22 +325,22 @@ public sealed partial class SqliteStateStore : IStateStore
         }
         else
         {
-            using var put = Command(tx, """
+            var put = Prepared(ref _putKv, tx, """
                 INSERT INTO kv (key, value, create_rev, mod_rev, lease) VALUES ($k, $v, $rev, $rev, $lease)
                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, mod_rev = excluded.mod_rev, lease = excluded.lease
-                """);
-            put.Parameters.AddWithValue("$k", w.Key);
-            put.Parameters.AddWithValue("$v", w.Value);
-            put.Parameters.AddWithValue("$rev", rev);
-            put.Parameters.AddWithValue("$lease", w.Lease);
+                """, "$k", "$v", "$rev", "$lease");
+            put.Parameters[0].Value = w.Key;
+            put.Parameters[1].Value = w.Value;
+            put.Parameters[2].Value = rev;
+            put.Parameters[3].Value = w.Lease;
             put.ExecuteNonQuery();
         }
 
-        using var log = Command(tx, "INSERT INTO events (rev, seq, key, value) VALUES ($rev, $seq, $k, $v)");
-        log.Parameters.AddWithValue("$rev", rev);
-        log.Parameters.AddWithValue("$seq", seq);
-        log.Parameters.AddWithValue("$k", w.Key);
-        log.Parameters.AddWithValue("$v", (object?)w.Value ?? DBNull.Value);
+        var log = Prepared(ref _logEvent, tx, "INSERT INTO events (rev, seq, key, value) VALUES ($rev, $seq, $k, $v)", "$rev", "$seq", "$k", "$v");
+        log.Parameters[0].Value = rev;
+        log.Parameters[1].Value = seq;
+        log.Parameters[2].Value = w.Key;
+        log.Parameters[3].Value = (object?)w.Value ?? DBNull.Value;
         log.ExecuteNonQuery();
         events.Add(new WatchEvent(w.Value is null ? WatchEventType.Delete : WatchEventType.Put, w.Key, w.Value, rev));
         if (_oldestRevision == 0)
@@ -456,6 +458,31 @@ public sealed partial class SqliteStateStore : IStateStore
     }
 
     private long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    /// <summary>The two statements every write runs, prepared once and kept (the batch loop is their only user).</summary>
+    private SqliteCommand? _putKv;
+
+    private SqliteCommand? _logEvent;
+
+    /// <summary>
+    /// A statement prepared on first use and reused by every later write: SQLite parses and plans it once, not
+    /// once per key (at tens of thousands of writes a second, parsing was a large part of each write).
+    /// </summary>
+    private SqliteCommand Prepared(ref SqliteCommand? cached, SqliteTransaction tx, string sql, params string[] parameters)
+    {
+        if (cached is null)
+        {
+            cached = _db.CreateCommand();
+            cached.CommandText = sql;
+            foreach (var p in parameters)
+            {
+                cached.Parameters.Add(new SqliteParameter { ParameterName = p });
+            }
+        }
+
+        cached.Transaction = tx;
+        return cached;
+    }
 
     private SqliteCommand Command(SqliteTransaction tx, string sql)
     {
