@@ -7,9 +7,9 @@ using Drover.Bench;
 //   Drover.Bench restart  DROVER_DLL TASKS [RUNNING] [RESTARTS]
 //   Drover.Bench agent-loss DROVER_DLL INSTANCES [UNREACHABLE_SECONDS] [ROUNDS]
 //   Drover.Bench store    sqlite DIR | etcd etcd://HOST:PORT,… [OPS]
-<<<<<<< HEAD
 //   Drover.Bench failover DROVER_DLL etcd://HOST:PORT,… [RUNS]
 //   Drover.Bench api-write DROVER_DLL embedded|etcd://HOST:PORT,… [OPS]
+//   Drover.Bench scale    DROVER_DLL AGENTSIM_DLL AGENTS INSTANCES
 if (args.Length >= 3 && args[0] == "failover")
 {
     return await HaBenchmark.FailoverAsync(Path.GetFullPath(args[1]), args[2], args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 10);
@@ -20,9 +20,6 @@ if (args.Length >= 3 && args[0] == "api-write")
     return await HaBenchmark.ApiWriteAsync(Path.GetFullPath(args[1]), args[2], args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 1000);
 }
 
-=======
-//   Drover.Bench scale    DROVER_DLL AGENTSIM_DLL AGENTS INSTANCES
->>>>>>> scale-sim
 if (args.Length >= 3 && args[0] == "store")
 {
     return await StoreBenchmark.RunAsync(args[1], args[2], args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 2000);
