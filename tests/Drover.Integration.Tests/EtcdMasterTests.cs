@@ -271,6 +271,37 @@ public sealed class EtcdMasterTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Follower_MesosSchedulerCalls_RedirectedToTheLeaderWhereTheFrameworkSubscribes()
+    {
+        var masters = Enumerable.Range(1, 2).Select(i => StartMaster($"m{i}", "/it-mesos-follower")).ToList();
+        var leader = await Wait.UntilAsync(() => LeaderAsync(masters[0].Url), l => l is not null, Timeout, "a leader", retryOn: e => e is HttpRequestException);
+        await Wait.UntilAsync(() => LeaderAsync(masters[1].Url), l => l == leader, Timeout, "both agree", retryOn: e => e is HttpRequestException);
+        var follower = masters.Single(m => m.Url.Authority != leader).Url;
+        await Wait.UntilAsync(() => new DroverClient(new Uri("http://" + leader), _http).ListTasksAsync(), _ => true, Timeout, "the leader serves", retryOn: NotServingYet);
+
+        // As a Mesos master: a scheduler call to a non-leader is a 307 to the leader's same endpoint.
+        using var raw = new HttpClient(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false });
+        using (var redirect = await raw.PostAsync(new Uri(follower, "/api/v1/scheduler"),
+            new StringContent("""{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"x"}}}""", System.Text.Encoding.UTF8, "application/json")))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.TemporaryRedirect, redirect.StatusCode);
+            Assert.Equal(new Uri($"http://{leader}/api/v1/scheduler"), redirect.Headers.Location);
+        }
+
+        // A framework given the follower's address subscribes at the leader, and its later calls follow it there.
+        using var scheduler = new Drover.Client.Mesos.MesosSchedulerClient(follower);
+        using var cts = new CancellationTokenSource(Timeout);
+        await using var events = scheduler.SubscribeAsync(new Drover.Core.Mesos.MFrameworkInfo { User = "root", Name = "via-follower" }, cts.Token).GetAsyncEnumerator(cts.Token);
+        Assert.True(await events.MoveNextAsync());
+        Assert.Equal("SUBSCRIBED", events.Current.Type);
+        await scheduler.SuppressAsync(cts.Token);
+
+        var frameworks = await _http.PostAsync(new Uri("http://" + leader + "/api/v1"),
+            new StringContent("""{"type":"GET_FRAMEWORKS"}""", System.Text.Encoding.UTF8, "application/json"));
+        Assert.Contains(scheduler.FrameworkId!, await frameworks.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task LeaderProcessPaused_PastItsLease_IsReplacedAndExitsOnResume()
     {
         var masters = Enumerable.Range(1, 2).Select(i => StartMaster($"m{i}", "/it-paused-leader")).ToList();
