@@ -13,19 +13,11 @@ public sealed class MasterCommandTests
     [InlineData("--offer-timeout", "0")]
     public async Task Master_NonPositiveTimeout_ExitsTwoNamingTheFlag(string flag, string value)
     {
-        var dir = Directory.CreateTempSubdirectory("drover-flags-").FullName;
-        try
-        {
-            var r = await Master(dir, flag, value);
+        var (r, storeOpened) = await MasterInFreshDirAsync(flag, value);
 
-            Assert.True(r.ExitCode == 2, r.ToString());
-            Assert.Contains(flag is "--agent-unreachable-timeout" ? "--agent-timeout" : flag, r.StdErr, StringComparison.Ordinal);
-            Assert.False(File.Exists(Path.Combine(dir, "state.db")), "no store is opened for a refused command line");
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        Assert.True(r.ExitCode == 2, r.ToString());
+        Assert.Contains(flag is "--agent-unreachable-timeout" ? "--agent-timeout" : flag, r.StdErr, StringComparison.Ordinal);
+        Assert.False(storeOpened, "no store is opened for a refused command line");
     }
 
     [Theory]
@@ -34,35 +26,19 @@ public sealed class MasterCommandTests
     [InlineData("web=2,batch=x")]
     public async Task Master_BadRoleWeights_ExitsTwoNamingTheFlag(string value)
     {
-        var dir = Directory.CreateTempSubdirectory("drover-flags-").FullName;
-        try
-        {
-            var r = await Master(dir, "--role-weights", value);
+        var (r, _) = await MasterInFreshDirAsync("--role-weights", value);
 
-            Assert.True(r.ExitCode == 2, r.ToString());
-            Assert.Contains("--role-weights", r.StdErr, StringComparison.Ordinal);
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        Assert.True(r.ExitCode == 2, r.ToString());
+        Assert.Contains("--role-weights", r.StdErr, StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task Master_HeartbeatNotShorterThanAgentTimeout_ExitsTwo()
     {
-        var dir = Directory.CreateTempSubdirectory("drover-flags-").FullName;
-        try
-        {
-            var r = await Master(dir, "--agent-timeout", "2", "--heartbeat-interval", "2");
+        var (r, _) = await MasterInFreshDirAsync("--agent-timeout", "2", "--heartbeat-interval", "2");
 
-            Assert.True(r.ExitCode == 2, r.ToString());
-            Assert.Contains("--heartbeat-interval: must be shorter than --agent-timeout", r.StdErr, StringComparison.Ordinal);
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        Assert.True(r.ExitCode == 2, r.ToString());
+        Assert.Contains("--heartbeat-interval: must be shorter than --agent-timeout", r.StdErr, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -74,31 +50,30 @@ public sealed class MasterCommandTests
     [InlineData("--store-prefix", "/x", "--store-prefix")]
     public async Task Master_BadStoreFlag_ExitsTwoNamingTheFlag(string flag, string value, string named)
     {
-        var dir = Directory.CreateTempSubdirectory("drover-flags-").FullName;
-        try
-        {
-            var r = await Master(dir, flag, value);
+        var (r, storeOpened) = await MasterInFreshDirAsync(flag, value);
 
-            Assert.True(r.ExitCode == 2, r.ToString());
-            Assert.Contains(named + ":", r.StdErr, StringComparison.Ordinal);
-            Assert.False(File.Exists(Path.Combine(dir, "state.db")), "no store is opened for a refused command line");
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        Assert.True(r.ExitCode == 2, r.ToString());
+        Assert.Contains(named + ":", r.StdErr, StringComparison.Ordinal);
+        Assert.False(storeOpened, "no store is opened for a refused command line");
     }
 
     [Fact]
     public async Task Master_StorePrefixContradictsTheStoreUrl_ExitsTwo()
     {
+        var (r, _) = await MasterInFreshDirAsync("--store", "etcd://127.0.0.1:1/a", "--store-prefix", "/b");
+
+        Assert.True(r.ExitCode == 2, r.ToString());
+        Assert.Contains("--store-prefix: '/b' contradicts", r.StdErr, StringComparison.Ordinal);
+    }
+
+    /// <summary>Runs <c>drover master</c> with <paramref name="flags"/> on a fresh data dir; whether it opened a store there.</summary>
+    private static async Task<(ProcessResult Result, bool StoreOpened)> MasterInFreshDirAsync(params string[] flags)
+    {
         var dir = Directory.CreateTempSubdirectory("drover-flags-").FullName;
         try
         {
-            var r = await Master(dir, "--store", "etcd://127.0.0.1:1/a", "--store-prefix", "/b");
-
-            Assert.True(r.ExitCode == 2, r.ToString());
-            Assert.Contains("--store-prefix: '/b' contradicts", r.StdErr, StringComparison.Ordinal);
+            var r = await Master(dir, flags);
+            return (r, File.Exists(Path.Combine(dir, "state.db")));
         }
         finally
         {
