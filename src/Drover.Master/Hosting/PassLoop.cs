@@ -12,6 +12,9 @@ internal abstract class PassLoop(TimeProvider time) : BackgroundService
 {
     private readonly SemaphoreSlim _signal = new(0, 1);
 
+    /// <summary>Held for the whole of each pass, and by <see cref="RunExclusive{T}"/>.</summary>
+    private readonly Lock _passGate = new();
+
     /// <summary>The longest time between passes when nothing wakes the loop.</summary>
     protected abstract TimeSpan Period { get; }
 
@@ -20,6 +23,20 @@ internal abstract class PassLoop(TimeProvider time) : BackgroundService
 
     /// <summary>Called with an exception a pass threw.</summary>
     protected abstract void OnPassFailed(Exception e);
+
+    /// <summary>
+    /// Runs <paramref name="change"/> while no pass runs, so a pass sees all of it or none of it. For
+    /// changes a pass must not see half-done: a kill-and-scale seen as "scaled down, still running"
+    /// makes the pass kill another instance too. Blocks for at most one pass; the change must be short.
+    /// </summary>
+    public T RunExclusive<T>(Func<T> change)
+    {
+        ArgumentNullException.ThrowIfNull(change);
+        lock (_passGate)
+        {
+            return change();
+        }
+    }
 
     public void Wake()
     {
@@ -64,7 +81,10 @@ internal abstract class PassLoop(TimeProvider time) : BackgroundService
 
             try
             {
-                Pass();
+                lock (_passGate)
+                {
+                    Pass();
+                }
             }
 #pragma warning disable CA1031 // The loop must survive a bad pass; it is reported and the next pass retries.
             catch (Exception e)

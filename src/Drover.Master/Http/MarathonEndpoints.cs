@@ -132,7 +132,7 @@ internal static class MarathonEndpoints
             return Json(AppJson(registry.Get(def.Id!)!, cluster, Embeds(http, "app.", defaultAll: false)), StatusCodes.Status201Created);
         });
 
-        app.MapMethods("/v2/apps/{**path}", ["GET", "PUT", "PATCH", "DELETE", "POST"], async (string path, HttpContext http, ServiceRegistry registry, ClusterState cluster) =>
+        app.MapMethods("/v2/apps/{**path}", ["GET", "PUT", "PATCH", "DELETE", "POST"], async (string path, HttpContext http, ServiceRegistry registry, ClusterState cluster, ServiceController controller) =>
         {
             var method = http.Request.Method;
             var (appId, suffix, rest) = SplitAppPath(path);
@@ -153,7 +153,7 @@ internal static class MarathonEndpoints
                 case ("tasks", "GET"):
                     return registry.Get(appId) is null ? NoApp(appId) : Json(new JsonObject { ["tasks"] = TasksJson(cluster.ActiveTasksOfGroup(appId)) });
                 case ("tasks", "DELETE"):
-                    return await KillTasks(http, registry, cluster, appId, rest);
+                    return await KillTasks(http, registry, cluster, controller, appId, rest);
                 case ("versions", "GET") when rest is null:
                     return registry.Get(appId) is { } v
                         ? Json(new JsonObject { ["versions"] = new JsonArray([.. v.Versions.Select(x => (JsonNode)JsonValue.Create(x.Version)!).Reverse()]) })
@@ -177,7 +177,7 @@ internal static class MarathonEndpoints
             return Json(new JsonObject { ["tasks"] = TasksJson(tasks) });
         });
 
-        app.MapPost("/v2/tasks/delete", async (HttpContext http, ServiceRegistry registry, ClusterState cluster) =>
+        app.MapPost("/v2/tasks/delete", async (HttpContext http, ServiceRegistry registry, ClusterState cluster, ServiceController controller) =>
         {
             using var doc = await JsonDocument.ParseAsync(http.Request.Body);
             if (!doc.RootElement.TryGetProperty("ids", out var ids) || ids.ValueKind != JsonValueKind.Array)
@@ -194,17 +194,23 @@ internal static class MarathonEndpoints
                 }
             }
 
-            if (Bool(http, "scale"))
+            var scale = Bool(http, "scale");
+            var changes = controller.RunExclusive(() =>
             {
-                foreach (var g in killed.GroupBy(t => t.AppId!))
+                var scaled = scale ? killed.GroupBy(t => t.AppId!).Select(g => ScaleDown(registry, g.Key, g.Count())).ToList() : [];
+                foreach (var t in killed)
                 {
-                    ScaleDown(registry, g.Key, g.Count());
+                    cluster.Kill(t.Id);
                 }
-            }
 
-            foreach (var t in killed)
+                return scaled;
+            });
+            foreach (var change in changes)
             {
-                cluster.Kill(t.Id);
+                if (change is not null)
+                {
+                    await change.Durable;
+                }
             }
 
             return Json(new JsonObject { ["tasks"] = TasksJson(killed) });
@@ -307,7 +313,7 @@ internal static class MarathonEndpoints
         return Json(new JsonObject { ["version"] = result.Deployment.Version, ["deploymentId"] = result.Deployment.Id });
     }
 
-    private static async Task<IResult> KillTasks(HttpContext http, ServiceRegistry registry, ClusterState cluster, string appId, string? taskId)
+    private static async Task<IResult> KillTasks(HttpContext http, ServiceRegistry registry, ClusterState cluster, ServiceController controller, string appId, string? taskId)
     {
         if (registry.Get(appId) is null)
         {
@@ -324,24 +330,23 @@ internal static class MarathonEndpoints
             return Message(StatusCodes.Status404NotFound, $"Task '{taskId}' does not exist");
         }
 
-        if (Bool(http, "scale"))
+        // Scale and kill in one step as far as the controller can tell: between the two it would see
+        // one instance too many (or too few) and kill (or launch) another.
+        var scale = Bool(http, "scale");
+        var change = controller.RunExclusive(() =>
         {
-            var change = ScaleDown(registry, appId, targets.Count);
+            var scaled = scale ? ScaleDown(registry, appId, targets.Count) : null;
             foreach (var t in targets)
             {
                 cluster.Kill(t.Id);
             }
 
-            if (change is not null)
-            {
-                await change.Durable;
-                return Json(new JsonObject { ["version"] = change.Deployment?.Version, ["deploymentId"] = change.Deployment?.Id });
-            }
-        }
-
-        foreach (var t in targets)
+            return scaled;
+        });
+        if (change is not null)
         {
-            cluster.Kill(t.Id);
+            await change.Durable;
+            return Json(new JsonObject { ["version"] = change.Deployment?.Version, ["deploymentId"] = change.Deployment?.Id });
         }
 
         return taskId is null

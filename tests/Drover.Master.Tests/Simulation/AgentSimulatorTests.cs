@@ -60,13 +60,18 @@ public sealed class AgentSimulatorTests
         Assert.Equal(500, sim.RunningTasks);
         Assert.True(tasks.GroupBy(t => t!["host"]!.GetValue<string>()).All(g => g.Count() <= 3), "MAX_PER 3 held on simulated hosts");
 
-        // A kill goes down a command stream and comes back as TASK_KILLED.
-        var victim = ids.First();
-        await marathon.KillAppTaskAsync("/sim/web", victim, scale: true);
-        var killed = await Wait.UntilAsync(() => cluster.Client.GetTaskAsync(victim), t => t.State.IsTerminal(), Timeout, $"{victim} to end");
-        Assert.Equal(TaskState.Killed, killed.State);
-        Assert.Equal(1, sim.Kills);
-        await Wait.UntilAsync(() => Task.FromResult(sim.TaskIds().Contains(victim)), held => !held, Timeout, "the agent to forget the acknowledged kill");
+        // A kill goes down a command stream and comes back as TASK_KILLED. Kill-and-scale kills exactly
+        // the instance named: the controller never sees the app scaled down with the victim still live
+        // (it would kill a second instance), so several in a row each cost one kill.
+        foreach (var victim in ids.Take(10))
+        {
+            await marathon.KillAppTaskAsync("/sim/web", victim, scale: true);
+            var killed = await Wait.UntilAsync(() => cluster.Client.GetTaskAsync(victim), t => t.State.IsTerminal(), Timeout, $"{victim} to end");
+            Assert.Equal(TaskState.Killed, killed.State);
+            await Wait.UntilAsync(() => Task.FromResult(sim.TaskIds().Contains(victim)), held => !held, Timeout, "the agent to forget the acknowledged kill");
+        }
+
+        Assert.Equal(10, sim.Kills);
 
         // Several heartbeat intervals later nobody timed out: every agent is still active, every task running.
         var heartbeats = sim.Heartbeats;
@@ -76,7 +81,10 @@ public sealed class AgentSimulatorTests
         Assert.Equal(0, sim.HeartbeatFailures);
         Assert.Equal(0, sim.Reregistrations);
         var app = await marathon.GetAppAsync("/sim/web");
-        Assert.Equal(499, app["tasksRunning"]!.GetValue<int>());
+        Assert.Equal(490, app["tasksRunning"]!.GetValue<int>());
+        Assert.Equal(490, app["instances"]!.GetValue<int>());
+        Assert.Equal(10, sim.Kills);
+        Assert.Equal(500, sim.Launches);
     }
 
     [Fact]
