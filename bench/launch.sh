@@ -2,7 +2,10 @@
 # Launch benchmarks against `drover dev` started as its own process on a spare port with a fresh
 # data dir:
 #   bench/launch.sh [COUNT=1000]             COUNT one-off tasks at once: submit→TASK_RUNNING p50/p99, total
-#   bench/launch.sh services [INSTANCES=1000]  one /v2 app of INSTANCES: POST→all running, POST→all healthy
+#   bench/launch.sh services [INSTANCES=1000] [ROUNDS=2]
+#                                           one /v2 app of INSTANCES: POST→all running, POST→all healthy;
+#                                           round 1 on a fresh master and agent, later rounds warm
+#                                           (BENCH_TIMELINE=1 prints the counts at every 100 ms poll)
 #   bench/launch.sh restart [TASKS=10000] [RUNNING=1000] [RESTARTS=5]
 #                                           a master with TASKS task records is SIGKILLed and restarted:
 #                                           start→/ping, start→all tasks listed (own master + agent processes)
@@ -44,7 +47,7 @@ for _ in $(seq 1 100); do
 done
 
 if [ "$mode" = services ]; then
-  dotnet "$root/bench/Drover.Bench/bin/Release/net10.0/Drover.Bench.dll" services "http://127.0.0.1:$port" "$count"
+  dotnet "$root/bench/Drover.Bench/bin/Release/net10.0/Drover.Bench.dll" services "http://127.0.0.1:$port" "$count" "${2:-2}"
 else
   dotnet "$root/bench/Drover.Bench/bin/Release/net10.0/Drover.Bench.dll" launch "http://127.0.0.1:$port" "$count" 0.01 8 -- sleep 120
 fi

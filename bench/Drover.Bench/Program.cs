@@ -3,7 +3,7 @@ using Drover.Bench;
 
 // Usage:
 //   Drover.Bench launch   MASTER_URL COUNT [CPUS] [MEM_MIB] [-- CMD...]
-//   Drover.Bench services MASTER_URL INSTANCES
+//   Drover.Bench services MASTER_URL INSTANCES [ROUNDS=2]   (round 1 cold, later rounds warm)
 //   Drover.Bench restart  DROVER_DLL TASKS [RUNNING] [RESTARTS]
 //   Drover.Bench agent-loss DROVER_DLL INSTANCES [UNREACHABLE_SECONDS] [ROUNDS]
 //   Drover.Bench store    sqlite DIR | etcd etcd://HOST:PORT,… [OPS]
@@ -33,7 +33,8 @@ if (args.Length >= 5 && args[0] == "scale")
 
 if (args.Length >= 3 && args[0] == "services")
 {
-    return await ServicesBenchmark.RunAsync(new Uri(args[1]), int.Parse(args[2], CultureInfo.InvariantCulture), TimeSpan.FromMinutes(3));
+    var rounds = args.Length >= 4 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 2;
+    return await ServicesBenchmark.RunAsync(new Uri(args[1]), int.Parse(args[2], CultureInfo.InvariantCulture), rounds, TimeSpan.FromMinutes(3));
 }
 
 if (args.Length >= 3 && args[0] == "restart")
@@ -53,7 +54,7 @@ if (args.Length >= 3 && args[0] == "agent-loss")
 
 if (args.Length < 3 || args[0] != "launch")
 {
-    Console.Error.WriteLine("usage: Drover.Bench launch MASTER_URL COUNT [CPUS] [MEM_MIB] [-- CMD...] | services MASTER_URL INSTANCES | restart DROVER_DLL TASKS [RUNNING] [RESTARTS] | agent-loss DROVER_DLL INSTANCES [UNREACHABLE_SECONDS] [ROUNDS] | store sqlite DIR|etcd etcd://HOST:PORT,… [OPS] | failover DROVER_DLL etcd://… [RUNS] | api-write DROVER_DLL embedded|etcd://… [OPS]");
+    Console.Error.WriteLine("usage: Drover.Bench launch MASTER_URL COUNT [CPUS] [MEM_MIB] [-- CMD...] | services MASTER_URL INSTANCES [ROUNDS] | restart DROVER_DLL TASKS [RUNNING] [RESTARTS] | agent-loss DROVER_DLL INSTANCES [UNREACHABLE_SECONDS] [ROUNDS] | store sqlite DIR|etcd etcd://HOST:PORT,… [OPS] | failover DROVER_DLL etcd://… [RUNS] | api-write DROVER_DLL embedded|etcd://… [OPS]");
     return 2;
 }
 
