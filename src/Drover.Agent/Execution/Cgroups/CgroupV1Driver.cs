@@ -79,7 +79,15 @@ public sealed class CgroupV1Driver : CgroupDriver
             WriteFile(Path.Combine(dir, "cpu.shares"), limits.CpuShares.ToString(CultureInfo.InvariantCulture));
             if (limits.CpuQuotaMicros is { } quota)
             {
-                WriteFile(Path.Combine(dir, "cpu.cfs_period_us"), CgroupLimits.CpuPeriodMicros.ToString(CultureInfo.InvariantCulture));
+                // Each write to either file re-validates CFS bandwidth under a kernel-wide mutex
+                // (tg_set_cfs_bandwidth: 3.7% of the agent's samples while launching 1,000 tasks), so
+                // the period, which a new cgroup already has, is written only when it differs.
+                var period = Path.Combine(dir, "cpu.cfs_period_us");
+                if (ReadLong(period) != CgroupLimits.CpuPeriodMicros)
+                {
+                    WriteFile(period, CgroupLimits.CpuPeriodMicros.ToString(CultureInfo.InvariantCulture));
+                }
+
                 WriteFile(Path.Combine(dir, "cpu.cfs_quota_us"), quota.ToString(CultureInfo.InvariantCulture));
             }
         }
