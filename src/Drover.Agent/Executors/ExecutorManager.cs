@@ -40,7 +40,12 @@ public sealed partial class ExecutorManager : ITaskExecutor
     private readonly Channel<TaskStatus> _updates = Channel.CreateUnbounded<TaskStatus>();
     private readonly Channel<FrameworkMessage> _outgoing = Channel.CreateBounded<FrameworkMessage>(
         new BoundedChannelOptions(10_000) { FullMode = BoundedChannelFullMode.DropOldest });
+    private readonly Channel<ExecutorExit> _exits = Channel.CreateUnbounded<ExecutorExit>();
+
+    /// <summary>Exits emitted and not yet acknowledged by the master, by uuid: still listed as live to the master.</summary>
+    private readonly Dictionary<string, LiveExecutor> _reporting = new(StringComparer.Ordinal);
     private readonly string _checkpointDir;
+    private readonly string _executorsDir;
     private readonly Task _taskPump;
     private readonly Task _containerPump;
     private readonly ITimer _heartbeat;
@@ -71,6 +76,8 @@ public sealed partial class ExecutorManager : ITaskExecutor
         _containers = new ProcessTaskExecutor(containerOptions, loggers.CreateLogger<ProcessTaskExecutor>(), time);
         _checkpointDir = Path.Combine(Path.GetFullPath(processOptions.WorkDir), "meta", "executor-tasks");
         Directory.CreateDirectory(_checkpointDir);
+        _executorsDir = Path.Combine(Path.GetFullPath(processOptions.WorkDir), "meta", "executors");
+        Directory.CreateDirectory(_executorsDir);
         Recover();
         _taskPump = PumpTasksAsync();
         _containerPump = PumpContainersAsync();
@@ -87,6 +94,53 @@ public sealed partial class ExecutorManager : ITaskExecutor
             lock (_gate)
             {
                 return [.. plain, .. _execTasks.Keys];
+            }
+        }
+    }
+
+    /// <summary>
+    /// Executor exits for the master. The agent makes each durable (<see cref="OnExitsDurable"/>), delivers it at
+    /// least once and reports the acknowledgement (<see cref="OnExitsAcknowledged"/>).
+    /// </summary>
+    public ChannelReader<ExecutorExit> Exits => _exits.Reader;
+
+    /// <summary>
+    /// Executors the master should count as running here: every executor whose process has not ended, and every
+    /// ended one whose exit the master has not acknowledged yet (so it never forgets one whose exit is on its way).
+    /// </summary>
+    public IReadOnlyList<LiveExecutor> LiveExecutors
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _byContainer.Values.Where(r => !r.Recovered).Select(r => new LiveExecutor { Executor = r.Spec, ContainerId = r.ContainerId }), .. _reporting.Values];
+            }
+        }
+    }
+
+    /// <summary>Exits are on disk in the agent's update log, which now owns their delivery: the executors' checkpoints go.</summary>
+    public void OnExitsDurable(IEnumerable<ExecutorExit> exits)
+    {
+        ArgumentNullException.ThrowIfNull(exits);
+        foreach (var exit in exits)
+        {
+            if (exit.ContainerId is { } containerId && Ids.IsValidName(containerId))
+            {
+                File.Delete(ExecutorCheckpointPath(containerId));
+            }
+        }
+    }
+
+    /// <summary>The master acknowledged these exits (uuids; others are ignored): the executors are no longer listed.</summary>
+    public void OnExitsAcknowledged(IEnumerable<string> uuids)
+    {
+        ArgumentNullException.ThrowIfNull(uuids);
+        lock (_gate)
+        {
+            foreach (var uuid in uuids)
+            {
+                _reporting.Remove(uuid);
             }
         }
     }
@@ -318,6 +372,7 @@ public sealed partial class ExecutorManager : ITaskExecutor
         await _taskPump.ConfigureAwait(false);
         _updates.Writer.TryComplete();
         _outgoing.Writer.TryComplete();
+        _exits.Writer.TryComplete();
     }
 
     // ---- /api/v1/executor calls (validated for shape by ExecutorApi) ----
@@ -568,6 +623,7 @@ public sealed partial class ExecutorManager : ITaskExecutor
         }
 
         LogStartingExecutor(exec.FrameworkId, exec.ExecutorId, containerId);
+        WriteExecutorCheckpoint(containerId, exec);
         run.RegistrationTimer = _time.CreateTimer(_ => RegistrationTimedOut(run), null, _options.RegistrationTimeout, Timeout.InfiniteTimeSpan);
         // The container's own updates (RUNNING, then its end) arrive on the container pump; a launch
         // failure arrives there too, as the container's TASK_FAILED, and fails the executor's tasks.
@@ -686,6 +742,8 @@ public sealed partial class ExecutorManager : ITaskExecutor
             }
 
             LogExecutorEnded(run.Spec.FrameworkId, run.Spec.ExecutorId, containerStatus.State.WireName(), containerStatus.Message ?? "");
+            ReportExit(run.Spec, run.ContainerId, ExecutorExit.WaitStatus(containerStatus.ExitCode),
+                run.Recovered ? "The agent restarted; executors do not survive an agent restart" : containerStatus.Message);
             var reason = containerStatus.Reason == TaskReasons.ContainerLaunchFailed ? TaskReasons.ContainerLaunchFailed : TaskReasons.ExecutorTerminated;
             foreach (var task in run.Tasks.Values.Where(t => t.Phase != TaskPhase.Ended).OrderBy(t => t.Sequence).ToList())
             {
@@ -694,6 +752,23 @@ public sealed partial class ExecutorManager : ITaskExecutor
                     $"Executor '{run.Spec.ExecutorId}' terminated: {containerStatus.Message}", reason);
             }
         }
+    }
+
+    /// <summary>Queues the exit for the master; the executor stays listed as live until the master acknowledges it. Called with the gate held.</summary>
+    private void ReportExit(ExecutorSpec spec, string containerId, int? status, string? message)
+    {
+        var exit = new ExecutorExit
+        {
+            FrameworkId = spec.FrameworkId,
+            ExecutorId = spec.ExecutorId,
+            ContainerId = containerId,
+            Status = status,
+            Message = message,
+            Uuid = Ids.NewUuid(),
+            Timestamp = _time.GetUtcNow().ToUnixTimeMilliseconds() / 1000.0,
+        };
+        _reporting[exit.Uuid] = new LiveExecutor { Executor = spec, ContainerId = containerId };
+        _exits.Writer.TryWrite(exit);
     }
 
     private void EndTask(ExecTask task, TaskState state, string message, string reason)
@@ -909,6 +984,29 @@ public sealed partial class ExecutorManager : ITaskExecutor
         }
     }
 
+    private string ExecutorCheckpointPath(string containerId) => Path.Combine(_executorsDir, containerId + ".json");
+
+    /// <summary>
+    /// The executor's spec, kept until its exit is durable in the agent's update log, so the exit of an executor
+    /// that outlived its agent process (killed when the agent restarts) still reaches the master.
+    /// </summary>
+    private void WriteExecutorCheckpoint(string containerId, ExecutorSpec exec)
+    {
+        if (!Ids.IsValidName(containerId))
+        {
+            return;
+        }
+
+        try
+        {
+            File.WriteAllBytes(ExecutorCheckpointPath(containerId), JsonSerializer.SerializeToUtf8Bytes(exec, DroverJsonContext.Default.ExecutorSpec));
+        }
+        catch (IOException e)
+        {
+            LogCheckpointFailed(containerId, e.Message);
+        }
+    }
+
     /// <summary>
     /// <c>{WorkDir}/sandboxes/{taskId}</c> → the executor's sandbox, so the task's files stay readable by
     /// task id (the agent's file endpoint, after the task is forgotten) like any task's.
@@ -971,7 +1069,39 @@ public sealed partial class ExecutorManager : ITaskExecutor
     /// </summary>
     private void Recover()
     {
-        foreach (var containerId in _containers.KnownTaskIds)
+        var leftovers = _containers.KnownTaskIds.ToHashSet(StringComparer.Ordinal);
+        foreach (var file in Directory.EnumerateFiles(_executorsDir, "*.json"))
+        {
+            var containerId = Path.GetFileNameWithoutExtension(file);
+            ExecutorSpec? spec;
+            try
+            {
+                spec = JsonSerializer.Deserialize(File.ReadAllBytes(file), DroverJsonContext.Default.ExecutorSpec);
+            }
+            catch (Exception e) when (e is IOException or JsonException)
+            {
+                File.Delete(file);
+                continue;
+            }
+
+            if (spec is null)
+            {
+                File.Delete(file);
+            }
+            else if (leftovers.Contains(containerId))
+            {
+                // Killed below; its end, with the real exit status, is reported by ExecutorEnded like any exit.
+                var run = new ExecutorRun(spec, containerId) { Recovered = true, Terminating = true };
+                _byContainer[containerId] = run;
+            }
+            else
+            {
+                // Ended (and forgotten) before its exit was durable: all that is known is that it is gone.
+                ReportExit(spec, containerId, null, "The agent restarted; executors do not survive an agent restart");
+            }
+        }
+
+        foreach (var containerId in leftovers)
         {
             LogKillingLeftover(containerId);
             _containers.Kill(containerId, TimeSpan.Zero);
@@ -1103,6 +1233,9 @@ public sealed partial class ExecutorManager : ITaskExecutor
         public bool ShuttingDown { get; set; }
 
         public bool Terminated { get; set; }
+
+        /// <summary>Left running by a previous agent process and being killed: only its exit is still to report.</summary>
+        public bool Recovered { get; init; }
 
         public Resources? Limits { get; set; }
 

@@ -19,7 +19,7 @@ namespace Drover.Agent.Host;
 ///   register ──▶ ┬─ heartbeat loop ──(404: master forgot us)──▶ register again
 ///                ├─ command loop: NDJSON stream → executor.Launch / Kill (idempotent),
 ///                │                framework messages / executor shutdowns → ExecutorManager
-///                ├─ update loop: executor.Updates → disk → POST batch → ack → Forget terminal tasks
+///                ├─ update loop: executor.Updates + executor exits → disk → POST batch → ack → Forget terminal tasks
 ///                └─ message loop: executors' MESSAGE calls → POST /messages (best effort)
 /// </code>
 /// Every loop survives master restarts and failover: a failed call moves to the next master URL
@@ -130,6 +130,7 @@ public sealed partial class AgentService : BackgroundService
                         Attributes = _options.Attributes,
                         Domain = _options.Domain,
                         Tasks = [.. _executor.KnownTaskIds.Select(id => new TaskStatus { TaskId = id, State = TaskState.Running })],
+                        Executors = [.. _executors?.LiveExecutors ?? []],
                     };
                     using var response = await _http.PostAsJsonAsync(new Uri(master, "internal/v1/agents/register"), registration,
                         DroverJsonContext.Default.AgentRegistration, ct).ConfigureAwait(false);
@@ -168,7 +169,7 @@ public sealed partial class AgentService : BackgroundService
             var master = Master;
             try
             {
-                var heartbeat = new AgentHeartbeat { ActiveTaskIds = [.. _executor.KnownTaskIds] };
+                var heartbeat = new AgentHeartbeat { ActiveTaskIds = [.. _executor.KnownTaskIds], Executors = [.. _executors?.LiveExecutors ?? []] };
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 timeout.CancelAfter(TimeSpan.FromSeconds(10));
                 using var response = await _http.PostAsJsonAsync(new Uri(master, $"internal/v1/agents/{AgentId}/heartbeat"), heartbeat,
@@ -356,7 +357,9 @@ public sealed partial class AgentService : BackgroundService
     /// <summary>
     /// Sends updates in order and keeps each one until the master acknowledges it: on disk first
     /// (<see cref="StatusUpdateLog"/>), so a restarted agent re-sends what was not acknowledged before
-    /// anything new. A terminal update's acknowledgement lets the executor forget the task.
+    /// anything new. A terminal update's acknowledgement lets the executor forget the task. Custom executors'
+    /// exits take the same path (<see cref="ExecutorExit"/>: on disk, sent, kept until acknowledged), so a master
+    /// outage delays them but never loses one.
     /// </summary>
     private async Task UpdateLoopAsync(CancellationToken ct)
     {
@@ -367,11 +370,14 @@ public sealed partial class AgentService : BackgroundService
         }
 
         var unlogged = new List<TaskStatus>();
+        var unloggedExits = new List<ExecutorExit>();
         var backoff = TimeSpan.FromMilliseconds(100);
         var updates = _executor.Updates;
+        var exits = _executors?.Exits;
         while (!ct.IsCancellationRequested)
         {
-            if (log.Pending.Count == 0 && unlogged.Count == 0 && !await updates.WaitToReadAsync(ct).ConfigureAwait(false))
+            if (log.Pending.Count == 0 && log.PendingExits.Count == 0 && unlogged.Count == 0 && unloggedExits.Count == 0
+                && !await WaitToReadAsync(updates, exits, ct).ConfigureAwait(false))
             {
                 return;
             }
@@ -381,12 +387,20 @@ public sealed partial class AgentService : BackgroundService
                 unlogged.Add(u with { AgentId = u.AgentId ?? AgentId, Uuid = u.Uuid ?? Ids.NewUuid() });
             }
 
+            // Read after the updates: the tasks an executor took down with it are reported before its exit.
+            while (exits is not null && unloggedExits.Count < MaxBatch && exits.TryRead(out var x))
+            {
+                unloggedExits.Add(x);
+            }
+
             try
             {
-                log.Append(unlogged);
+                log.Append(unlogged, unloggedExits);
                 // Executors learn their updates are safe (ACKNOWLEDGED) once they are on disk, as from Mesos' status update manager.
                 _executors?.OnDurable(unlogged);
+                _executors?.OnExitsDurable(unloggedExits);
                 unlogged.Clear();
+                unloggedExits.Clear();
             }
             catch (IOException e)
             {
@@ -396,7 +410,7 @@ public sealed partial class AgentService : BackgroundService
                 continue;
             }
 
-            if (log.Pending.Count == 0)
+            if (log.Pending.Count == 0 && log.PendingExits.Count == 0)
             {
                 continue;
             }
@@ -405,7 +419,7 @@ public sealed partial class AgentService : BackgroundService
             var master = Master;
             try
             {
-                var batch = new StatusUpdateBatch { Updates = [.. log.Pending.Take(MaxBatch)] };
+                var batch = new StatusUpdateBatch { Updates = [.. log.Pending.Take(MaxBatch)], ExecutorExits = [.. log.PendingExits.Take(MaxBatch)] };
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 timeout.CancelAfter(TimeSpan.FromSeconds(10));
                 using var response = await _http.PostAsJsonAsync(new Uri(master, $"internal/v1/agents/{AgentId}/updates"), batch,
@@ -420,6 +434,7 @@ public sealed partial class AgentService : BackgroundService
                 var ack = await response.Content.ReadFromJsonAsync(DroverJsonContext.Default.StatusUpdateAck, timeout.Token).ConfigureAwait(false);
                 var acked = (ack?.Acknowledged ?? []).ToHashSet(StringComparer.Ordinal);
                 log.Acknowledge(acked);
+                _executors?.OnExitsAcknowledged(batch.ExecutorExits.Select(x => x.Uuid).Where(acked.Contains));
                 foreach (var u in batch.Updates.Where(u => acked.Contains(u.Uuid!) && u.State.IsTerminal()))
                 {
                     _executor.Forget(u.TaskId);
@@ -435,6 +450,30 @@ public sealed partial class AgentService : BackgroundService
                 backoff = Min(backoff * 2, MaxBackoff);
             }
         }
+    }
+
+    /// <summary>True when either channel has something to read; false once the updates channel is completed.</summary>
+    private static async ValueTask<bool> WaitToReadAsync(System.Threading.Channels.ChannelReader<TaskStatus> updates,
+        System.Threading.Channels.ChannelReader<ExecutorExit>? exits, CancellationToken ct)
+    {
+        if (exits is null)
+        {
+            return await updates.WaitToReadAsync(ct).ConfigureAwait(false);
+        }
+
+        if (updates.TryPeek(out _) || exits.TryPeek(out _))
+        {
+            return true;
+        }
+
+        // Cancelled afterwards, so the waiter left on the channel that did not fire does not pile up.
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var u = updates.WaitToReadAsync(either.Token).AsTask();
+        var x = exits.WaitToReadAsync(either.Token).AsTask();
+        var first = await Task.WhenAny(u, x).ConfigureAwait(false);
+        await either.CancelAsync().ConfigureAwait(false);
+        ct.ThrowIfCancellationRequested();
+        return first == x ? await x.ConfigureAwait(false) || await updates.WaitToReadAsync(ct).ConfigureAwait(false) : await u.ConfigureAwait(false);
     }
 
     private string IdFile => Path.Combine(_options.WorkDir, "agent-id");

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using Drover.Core;
 using Drover.Core.Json;
+using Drover.Core.Protocol;
 
 namespace Drover.Agent.Host;
 
@@ -9,7 +10,7 @@ namespace Drover.Agent.Host;
 /// The agent's status updates on disk until the master acknowledges them, so a restarted agent
 /// re-sends what the master may never have received, in the original order. One append-only file,
 /// <c>{WorkDir}/meta/updates.log</c>, one record a line: <c>U {json status}</c> for an update,
-/// <c>A uuid,uuid,…</c> for acknowledgements.
+/// <c>X {json exit}</c> for an executor exit, <c>A uuid,uuid,…</c> for acknowledgements (of either).
 /// </summary>
 /// <remarks>
 /// <see cref="Append"/> fsyncs once per batch (group commit), so an update sent to the master is on
@@ -25,6 +26,8 @@ internal sealed class StatusUpdateLog : IDisposable
     private readonly string _path;
     private readonly LinkedList<TaskStatus> _pending = new();
     private readonly Dictionary<string, LinkedListNode<TaskStatus>> _byUuid = new(StringComparer.Ordinal);
+    private readonly LinkedList<ExecutorExit> _exits = new();
+    private readonly Dictionary<string, LinkedListNode<ExecutorExit>> _exitsByUuid = new(StringComparer.Ordinal);
     private FileStream _file;
 
     public StatusUpdateLog(string workDir)
@@ -43,15 +46,30 @@ internal sealed class StatusUpdateLog : IDisposable
     /// <summary>Updates not yet acknowledged, oldest first.</summary>
     public IReadOnlyCollection<TaskStatus> Pending => _pending;
 
-    /// <summary>Adds updates (each must carry a uuid) and makes them durable before returning.</summary>
-    public void Append(IReadOnlyList<TaskStatus> updates)
+    /// <summary>Executor exits not yet acknowledged, oldest first.</summary>
+    public IReadOnlyCollection<ExecutorExit> PendingExits => _exits;
+
+    /// <summary>Adds updates (each must carry a uuid) and executor exits, and makes them durable before returning.</summary>
+    public void Append(IReadOnlyList<TaskStatus> updates, IReadOnlyList<ExecutorExit>? exits = null)
     {
-        if (updates.Count == 0)
+        exits ??= [];
+        if (updates.Count == 0 && exits.Count == 0)
         {
             return;
         }
 
         var buffer = new MemoryStream();
+        foreach (var exit in exits)
+        {
+            if (_exitsByUuid.ContainsKey(exit.Uuid))
+            {
+                continue;
+            }
+
+            WriteExit(buffer, exit);
+            _exitsByUuid[exit.Uuid] = _exits.AddLast(exit);
+        }
+
         foreach (var update in updates)
         {
             if (update.Uuid is not { } uuid || _byUuid.ContainsKey(uuid))
@@ -80,6 +98,11 @@ internal sealed class StatusUpdateLog : IDisposable
                 _pending.Remove(node);
                 acked.Add(uuid);
             }
+            else if (_exitsByUuid.Remove(uuid, out var exit))
+            {
+                _exits.Remove(exit);
+                acked.Add(uuid);
+            }
         }
 
         if (acked.Count == 0)
@@ -87,7 +110,7 @@ internal sealed class StatusUpdateLog : IDisposable
             return;
         }
 
-        if (_pending.Count == 0)
+        if (_pending.Count == 0 && _exits.Count == 0)
         {
             _file.SetLength(0);
             _file.Position = 0;
@@ -106,6 +129,13 @@ internal sealed class StatusUpdateLog : IDisposable
     }
 
     public void Dispose() => _file.Dispose();
+
+    private static void WriteExit(Stream to, ExecutorExit exit)
+    {
+        to.Write("X "u8);
+        to.Write(JsonSerializer.SerializeToUtf8Bytes(exit, DroverJsonContext.Default.ExecutorExit));
+        to.WriteByte((byte)'\n');
+    }
 
     private void Load()
     {
@@ -128,6 +158,23 @@ internal sealed class StatusUpdateLog : IDisposable
                     _byUuid[uuid] = _pending.AddLast(update);
                 }
             }
+            else if (line.StartsWith("X ", StringComparison.Ordinal))
+            {
+                ExecutorExit? exit;
+                try
+                {
+                    exit = JsonSerializer.Deserialize(line.AsSpan(2), DroverJsonContext.Default.ExecutorExit);
+                }
+                catch (JsonException)
+                {
+                    continue; // torn by a crash mid-write, as above
+                }
+
+                if (exit is not null && !_exitsByUuid.ContainsKey(exit.Uuid))
+                {
+                    _exitsByUuid[exit.Uuid] = _exits.AddLast(exit);
+                }
+            }
             else if (line.StartsWith("A ", StringComparison.Ordinal))
             {
                 foreach (var uuid in line[2..].Split(',', StringSplitOptions.RemoveEmptyEntries))
@@ -135,6 +182,10 @@ internal sealed class StatusUpdateLog : IDisposable
                     if (_byUuid.Remove(uuid, out var node))
                     {
                         _pending.Remove(node);
+                    }
+                    else if (_exitsByUuid.Remove(uuid, out var exit))
+                    {
+                        _exits.Remove(exit);
                     }
                 }
             }
@@ -152,6 +203,11 @@ internal sealed class StatusUpdateLog : IDisposable
                 file.Write("U "u8);
                 file.Write(JsonSerializer.SerializeToUtf8Bytes(update, DroverJsonContext.Default.TaskStatus));
                 file.WriteByte((byte)'\n');
+            }
+
+            foreach (var exit in _exits)
+            {
+                WriteExit(file, exit);
             }
 
             file.Flush(flushToDisk: true);

@@ -22,6 +22,7 @@ namespace Drover.Core.Json;
 [JsonSerializable(typeof(FrameworkMessage))]
 [JsonSerializable(typeof(ExecutorSpec))]
 [JsonSerializable(typeof(StatusUpdateBatch))]
+[JsonSerializable(typeof(ExecutorExit))]
 [JsonSerializable(typeof(StatusUpdateAck))]
 [JsonSerializable(typeof(FileChunk))]
 [JsonSerializable(typeof(TaskSubmission))]

@@ -11,7 +11,7 @@ namespace Drover.Core.Protocol;
 //     | GET  /internal/v1/agents/{id}/commands  |   NDJSON stream of AgentCommand (launch/kill/ping)
 //     | <--------------------------------------- |
 //     | POST /internal/v1/agents/{id}/heartbeat  |   AgentHeartbeat → 200 | 404 (re-register)
-//     | POST /internal/v1/agents/{id}/updates    |   StatusUpdateBatch → StatusUpdateAck
+//     | POST /internal/v1/agents/{id}/updates    |   StatusUpdateBatch (task updates + executor exits) → StatusUpdateAck
 //     | POST /internal/v1/agents/{id}/messages   |   FrameworkMessage from an executor → 202
 //
 // Launch and kill are idempotent on the agent; the master re-sends them when a heartbeat shows the
@@ -36,6 +36,9 @@ public sealed record AgentRegistration
 
     /// <summary>Tasks the agent is running now, so a master that lost its state can reconcile them.</summary>
     public ImmutableArray<TaskStatus> Tasks { get; init => field = value.IsDefault ? [] : value; } = [];
+
+    /// <summary>Custom executors running on the agent now (see <see cref="AgentHeartbeat.Executors"/>).</summary>
+    public ImmutableArray<LiveExecutor> Executors { get; init => field = value.IsDefault ? [] : value; } = [];
 }
 
 public sealed record AgentRegistered
@@ -49,6 +52,56 @@ public sealed record AgentHeartbeat
 {
     /// <summary>Ids of every task the agent holds and has not seen acknowledged as terminal.</summary>
     public ImmutableArray<string> ActiveTaskIds { get; init => field = value.IsDefault ? [] : value; } = [];
+
+    /// <summary>
+    /// Custom executors whose process runs (or is being shut down) on the agent. The master reconciles its
+    /// executor ledger with it: it learns executors it lost in a restart, and forgets ones the agent does not have.
+    /// </summary>
+    public ImmutableArray<LiveExecutor> Executors { get; init => field = value.IsDefault ? [] : value; } = [];
+}
+
+/// <summary>A custom executor running on an agent: its spec (resources included) and the container running it.</summary>
+public sealed record LiveExecutor
+{
+    public required ExecutorSpec Executor { get; init; }
+
+    public required string ContainerId { get; init; }
+}
+
+/// <summary>
+/// A custom executor's process ended (by itself, crash, OOM, kill, shutdown, registration timeout, or an agent
+/// restart, which executors do not survive). Delivered like status updates: on disk on the agent first, in
+/// <see cref="StatusUpdateBatch.ExecutorExits"/>, kept until the master acknowledges <see cref="Uuid"/>.
+/// </summary>
+public sealed record ExecutorExit
+{
+    public required string FrameworkId { get; init; }
+
+    public required string ExecutorId { get; init; }
+
+    /// <summary>The container that ran it, so a late duplicate cannot end a newer run of the same executor id.</summary>
+    public string? ContainerId { get; init; }
+
+    /// <summary>The process' wait status as <c>waitpid</c> gives it (Mesos' <c>Event.Failure.status</c>); null when unknown.</summary>
+    public int? Status { get; init; }
+
+    public string? Message { get; init; }
+
+    public required string Uuid { get; init; }
+
+    /// <summary>Seconds since the Unix epoch.</summary>
+    public double Timestamp { get; init; }
+
+    /// <summary>
+    /// Mesos' wait status from a Drover exit code (shell convention: 128 + n for a death by signal n): the
+    /// code shifted left by 8 for an exit, the signal number for a signal. Null stays null.
+    /// </summary>
+    public static int? WaitStatus(int? exitCode) => exitCode switch
+    {
+        null => null,
+        > 128 and <= 128 + 64 => exitCode.Value - 128,
+        _ => (exitCode.Value & 0xff) << 8,
+    };
 }
 
 public enum AgentCommandType
@@ -110,11 +163,14 @@ public sealed record KillTask
 public sealed record StatusUpdateBatch
 {
     public required ImmutableArray<TaskStatus> Updates { get; init; }
+
+    /// <summary>Executor exits, applied after <see cref="Updates"/> and acknowledged by uuid like them.</summary>
+    public ImmutableArray<ExecutorExit> ExecutorExits { get; init => field = value.IsDefault ? [] : value; } = [];
 }
 
 public sealed record StatusUpdateAck
 {
-    /// <summary>Uuids the master has recorded; the agent may forget them.</summary>
+    /// <summary>Uuids (of updates and executor exits) the master has recorded; the agent may forget them.</summary>
     public required ImmutableArray<string> Acknowledged { get; init; }
 }
 

@@ -335,9 +335,9 @@ internal sealed partial class FrameworkManager
                 return "executor.resources: " + exResError;
             }
 
-            if (!inGroup)
+            if (!inGroup && !_state.HasExecutor(agentId, fw.Id, executorId))
             {
-                // A LAUNCH_GROUP's executor was counted once for the group.
+                // A LAUNCH_GROUP's executor was counted once for the group; a running executor holds its resources already (as Mesos).
                 if (!remaining.Subtract(res).Contains(exRes))
                 {
                     return $"Executor uses more resources {exRes} than available {MesosResources.Describe(remaining.Subtract(res))}";

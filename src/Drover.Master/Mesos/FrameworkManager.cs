@@ -38,6 +38,9 @@ internal sealed partial class FrameworkManager
     private readonly TimeProvider _time;
     private readonly ILogger<FrameworkManager> _logger;
     private readonly string _masterId = Guid.NewGuid().ToString();
+
+    /// <summary>Framework ids this master knows: true live, false removed. Lock-free for <see cref="ClusterState.FrameworkPresenceOf"/>.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _presence = new(StringComparer.Ordinal);
     private long _nextId;
 
     public FrameworkManager(ClusterState state, IStateStore? store, MasterOptions options, TimeProvider time, ILogger<FrameworkManager> logger)
@@ -49,6 +52,10 @@ internal sealed partial class FrameworkManager
         _logger = logger;
         state.TaskChanged += OnTaskChanged;
         state.FrameworkMessageReceived += OnExecutorMessage;
+        state.ExecutorExited += OnExecutorExited;
+        state.FrameworkPresenceOf = id => _presence.TryGetValue(id, out var live)
+            ? live ? FrameworkPresence.Live : FrameworkPresence.Removed
+            : FrameworkPresence.Unknown;
     }
 
     /// <summary>Raised (outside the lock) when something changed that an allocator pass should look at.</summary>
@@ -104,6 +111,7 @@ internal sealed partial class FrameworkManager
                 };
                 fw.Unacknowledged.AddRange(p.Unacknowledged ?? []);
                 _frameworks[id] = fw;
+                _presence[id] = true;
             }
         }
 
@@ -182,6 +190,7 @@ internal sealed partial class FrameworkManager
                 id ??= $"{_masterId}-{Interlocked.Increment(ref _nextId):D4}";
                 fw = new Framework(id, info with { Id = new MId(id) }, now);
                 _frameworks[id] = fw;
+                _presence[id] = true;
                 added = true;
                 LogSubscribed(id, info.Name, string.Join(',', fw.Roles));
             }
@@ -615,6 +624,27 @@ internal sealed partial class FrameworkManager
         }
     }
 
+    /// <summary>
+    /// An executor the master counted has exited: FAILURE (agent id, executor id, wait status) to its framework if
+    /// connected. Not queued for a disconnected framework and not acknowledged, as in Mesos (its tasks' terminal
+    /// updates are the reliable signal).
+    /// </summary>
+    private void OnExecutorExited(string agentId, ExecutorExit exit)
+    {
+        lock (_lock)
+        {
+            if (_frameworks.TryGetValue(exit.FrameworkId, out var fw) && fw.Stream is { } stream)
+            {
+                stream.Send(Encode(new MEvent { Type = "FAILURE", Failure = new MFailure(new MId(agentId), new MId(exit.ExecutorId), exit.Status) }));
+                LogExecutorFailureSent(exit.FrameworkId, exit.ExecutorId, agentId, exit.Status?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown");
+            }
+            else
+            {
+                LogExecutorFailureDropped(exit.FrameworkId, exit.ExecutorId, agentId);
+            }
+        }
+    }
+
     /// <summary>Mesos' state for a framework: without PARTITION_AWARE, the partition states read TASK_LOST.</summary>
     private static TaskState MapState(Framework fw, TaskState s) => fw.PartitionAware ? s : s switch
     {
@@ -699,8 +729,11 @@ internal sealed partial class FrameworkManager
         fw.Stream?.Close();
         fw.Stream = null;
         _frameworks.Remove(fw.Id);
+        _presence[fw.Id] = false;
         CountConnectedLocked();
         _removed[fw.Id] = (fw.Info, fw.RegisteredAt, _time.GetUtcNow());
+        // As Mesos: the executors stop counting now and their agents shut them down.
+        _state.RemoveFrameworkExecutors(fw.Id);
         if (_store is not null)
         {
             Observe(_store.CommitAsync(new Transaction { Writes = [WriteOp.Delete(KeyPrefix + fw.Id)] }));
@@ -821,6 +854,12 @@ internal sealed partial class FrameworkManager
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Executor message for framework {FrameworkId} from executor {ExecutorId} dropped: the framework is not connected")]
     private partial void LogMessageDropped(string frameworkId, string executorId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Executor {ExecutorId} of framework {FrameworkId} on agent {AgentId} exited (wait status {Status}); FAILURE sent")]
+    private partial void LogExecutorFailureSent(string frameworkId, string executorId, string agentId, string status);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Not forwarding the exit of executor {ExecutorId} on agent {AgentId}: framework {FrameworkId} is not connected")]
+    private partial void LogExecutorFailureDropped(string frameworkId, string executorId, string agentId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Framework {FrameworkId} has more than {Max} unacknowledged updates; the oldest is dropped")]
     private partial void LogUnackedOverflow(string frameworkId, int max);

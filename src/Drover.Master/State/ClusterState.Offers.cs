@@ -93,6 +93,22 @@ internal sealed partial class ClusterState
                 }
             }
 
+            // A framework's executors count towards its allocation like its tasks.
+            foreach (var a in includeTasks ? _agents.Values : Enumerable.Empty<AgentRecord>())
+            {
+                foreach (var e in a.Executors.Values)
+                {
+                    var fw = e.Spec.FrameworkId;
+                    usage[fw] = usage.GetValueOrDefault(fw, Resources.Zero).Add(ExecutorResources(e.Spec));
+                    if (!where.TryGetValue(fw, out var set))
+                    {
+                        where[fw] = set = new HashSet<string>(StringComparer.Ordinal);
+                    }
+
+                    set.Add(a.Id);
+                }
+            }
+
             return new OfferView(agents.ToImmutable(), pending.ToImmutable(), usage.ToImmutableDictionary(StringComparer.Ordinal),
                 where.ToImmutableDictionary(kv => kv.Key, kv => kv.Value.ToImmutableHashSet(StringComparer.Ordinal), StringComparer.Ordinal));
         }
@@ -164,11 +180,20 @@ internal sealed partial class ClusterState
                 IndexLocked(r);
                 _countsByState[TaskState.Pending]++;
                 var allocated = spec.Resources with { Ports = PortRanges.Of([.. launch.Ports]) };
-                if (agent is null || agent.Status != AgentStatus.Active || !agent.Free.Contains(allocated))
+                // The first task of a custom executor on the agent also takes the executor's own resources, once.
+                var newExecutor = CountedExecutor(spec) is { } exec && agent is not null && !agent.Executors.ContainsKey((exec.FrameworkId, exec.ExecutorId))
+                    ? exec : null;
+                var needed = newExecutor is null ? allocated : allocated.Add(ExecutorResources(newExecutor));
+                if (agent is null || agent.Status != AgentStatus.Active || !agent.Free.Contains(needed))
                 {
                     var why = agent is null || agent.Status != AgentStatus.Active ? "The offer's agent is no longer active" : "The offer's resources are no longer free on its agent";
                     changes.Add(TransitionLocked(r, MasterStatus(spec.Id, failState, why, TaskReasons.InvalidOffers)));
                     continue;
+                }
+
+                if (newExecutor is not null)
+                {
+                    AddExecutorLocked(agent, newExecutor, now);
                 }
 
                 agent.Used = agent.Used.Add(allocated);

@@ -145,6 +145,7 @@ internal sealed partial class ClusterState
                     agent.TaskIds.Add(r.Spec.Id);
                     var group = r.Spec.Group ?? r.Spec.Id;
                     agent.GroupCounts[group] = agent.GroupCounts.GetValueOrDefault(group) + 1;
+                    RestoreExecutorLocked(agent, r, now);
                 }
                 else
                 {
@@ -411,6 +412,7 @@ internal sealed partial class ClusterState
                 }
 
                 ReconcileLocked(existing, registration.Tasks.Select(t => t.TaskId).ToHashSet(StringComparer.Ordinal), changes, now);
+                ReconcileExecutorsLocked(existing, registration.Executors, now);
                 SaveAgentLocked(existing);
             }
             else
@@ -419,6 +421,7 @@ internal sealed partial class ClusterState
                 var agent = new AgentRecord(id, registration with { AgentId = id }, now);
                 _agents[id] = agent;
                 SaveAgentLocked(agent);
+                ReconcileExecutorsLocked(agent, registration.Executors, now);
 
                 // Tasks the agent runs that this master does not know of are orphans: kill them.
                 foreach (var t in registration.Tasks)
@@ -448,6 +451,7 @@ internal sealed partial class ClusterState
     public bool Heartbeat(string agentId, AgentHeartbeat heartbeat)
     {
         var changes = new List<TaskView>();
+        var freed = false;
         lock (_lock)
         {
             if (!_agents.TryGetValue(agentId, out var agent) || agent.Status == AgentStatus.Removed)
@@ -463,9 +467,12 @@ internal sealed partial class ClusterState
             }
 
             ReconcileLocked(agent, heartbeat.ActiveTaskIds.ToHashSet(StringComparer.Ordinal), changes, now);
+            var executors = agent.Executors.Count;
+            ReconcileExecutorsLocked(agent, heartbeat.Executors, now);
+            freed = agent.Executors.Count < executors;
         }
 
-        if (changes.Count > 0)
+        if (changes.Count > 0 || freed)
         {
             Publish(changes);
             SchedulingNeeded?.Invoke();
@@ -526,13 +533,14 @@ internal sealed partial class ClusterState
     }
 
     /// <summary>
-    /// Applies a batch of updates from an agent, in order. Returns the uuids to acknowledge, and a task
-    /// that completes once the changes are durable: acknowledge only after it.
+    /// Applies a batch of updates from an agent, in order, then its executor exits. Returns the uuids to
+    /// acknowledge, and a task that completes once the changes are durable: acknowledge only after it.
     /// </summary>
     public (ImmutableArray<string> Acks, Task Durable) ApplyUpdates(string agentId, StatusUpdateBatch batch)
     {
-        var acks = ImmutableArray.CreateBuilder<string>(batch.Updates.Length);
+        var acks = ImmutableArray.CreateBuilder<string>(batch.Updates.Length + batch.ExecutorExits.Length);
         var changes = new List<TaskView>();
+        var failures = new List<ExecutorExit>();
         var freed = false;
         Task durable;
         lock (_lock)
@@ -588,10 +596,22 @@ internal sealed partial class ClusterState
                 freed |= update.State.IsTerminal();
             }
 
+            acks.AddRange(batch.ExecutorExits.Select(x => x.Uuid));
+            if (agent is not null && agent.Status != AgentStatus.Removed)
+            {
+                ApplyExecutorExitsLocked(agent, batch.ExecutorExits, failures);
+                freed |= failures.Count > 0;
+            }
+
             durable = _lastWrite;
         }
 
         Publish(changes);
+        foreach (var exit in failures)
+        {
+            ExecutorExited?.Invoke(agentId, exit);
+        }
+
         if (freed)
         {
             SchedulingNeeded?.Invoke();
@@ -627,6 +647,7 @@ internal sealed partial class ClusterState
                     SaveAgentLocked(agent);
                     LogAgentRemoved(agent.Id);
                     TransitionAllLocked(agent, TaskState.Gone, TaskReasons.AgentRemoved, "Agent was removed after being unreachable", changes);
+                    ClearExecutorsLocked(agent);
                 }
             }
         }

@@ -134,4 +134,28 @@ internal sealed class AgentRecord(string id, AgentRegistration info, DateTimeOff
     public Resources Offered { get; set; } = Resources.Zero;
 
     public Resources Free => Total.SubtractClamped(Used).SubtractClamped(Offered);
+
+    /// <summary>Custom executors of Mesos frameworks running here; their resources are part of <see cref="Used"/>.</summary>
+    public Dictionary<(string Framework, string Executor), ExecutorRecord> Executors { get; } = [];
+
+    /// <summary>
+    /// Executors that ended recently (exit reported, or forgotten because the agent no longer listed them), so a
+    /// late or repeated report is recognised: a late exit still gets its FAILURE, a repeated one nothing.
+    /// </summary>
+    public Dictionary<(string Framework, string Executor), EndedExecutor> EndedExecutors { get; } = [];
 }
+
+/// <summary>The master's record of a live custom executor on an agent. Guarded by <see cref="ClusterState"/>'s lock.</summary>
+internal sealed class ExecutorRecord(ExecutorSpec spec, DateTimeOffset since)
+{
+    public ExecutorSpec Spec { get; } = spec;
+
+    /// <summary>When the master started counting it (its first task accepted, or learned from the agent).</summary>
+    public DateTimeOffset Since { get; } = since;
+
+    /// <summary>The agent's container running it, once the agent listed it.</summary>
+    public string? ContainerId { get; set; }
+}
+
+/// <summary>An executor the master stopped counting: when, which container, and whether its FAILURE went out.</summary>
+internal readonly record struct EndedExecutor(DateTimeOffset At, string? ContainerId, bool FailureSent);

@@ -1,5 +1,6 @@
 using Drover.Agent.Host;
 using Drover.Core;
+using Drover.Core.Protocol;
 
 namespace Drover.Agent.Tests.Host;
 
@@ -50,6 +51,57 @@ public sealed class StatusUpdateLogTests : IDisposable
         Assert.Equal(7, failed.ExitCode);
         Assert.Equal("a TASK_FAILED", failed.Message);
     }
+
+    private static ExecutorExit Exit(string executorId, int? status) => new()
+    {
+        FrameworkId = "fw-1",
+        ExecutorId = executorId,
+        ContainerId = executorId + ".c1",
+        Status = status,
+        Message = "Command exited with status 3",
+        Uuid = Ids.NewUuid(),
+        Timestamp = 1700000000.5,
+    };
+
+    [Fact]
+    public void Reopen_UnacknowledgedExecutorExits_SurviveBesideUpdates_AndAcknowledgementsDropThem()
+    {
+        var u = Update("a", TaskState.Failed, exitCode: 3);
+        var x1 = Exit("e1", 3 << 8);
+        var x2 = Exit("e2", null);
+        using (var log = new StatusUpdateLog(_workDir))
+        {
+            log.Append([u], [x1]);
+            log.Append([], [x2]);
+            log.Append([], [x1]); // a repeat is not logged twice
+            log.Acknowledge([x2.Uuid]);
+        }
+
+        using (var reopened = new StatusUpdateLog(_workDir))
+        {
+            Assert.Equal([u.Uuid], reopened.Pending.Select(p => p.Uuid));
+            var exit = Assert.Single(reopened.PendingExits);
+            Assert.Equal(x1, exit);
+            reopened.Acknowledge([u.Uuid!]);
+            Assert.Single(reopened.PendingExits);
+            Assert.True(new FileInfo(LogFile).Length > 0, "an exit still pending keeps the file");
+            reopened.Acknowledge([x1.Uuid]);
+            Assert.Empty(reopened.PendingExits);
+            Assert.Equal(0, new FileInfo(LogFile).Length);
+        }
+
+        using var empty = new StatusUpdateLog(_workDir);
+        Assert.Empty(empty.PendingExits);
+        Assert.Empty(empty.Pending);
+    }
+
+    [Theory]
+    [InlineData(0, 0)]
+    [InlineData(7, 7 << 8)]
+    [InlineData(128 + 9, 9)]
+    [InlineData(128 + 15, 15)]
+    public void WaitStatus_FromExitCode_AsWaitpid(int exitCode, int expected) =>
+        Assert.Equal(expected, ExecutorExit.WaitStatus(exitCode));
 
     [Fact]
     public void Acknowledge_Everything_TruncatesTheFile()

@@ -4,7 +4,8 @@
 It SUBSCRIBEs to MESOS_AGENT_ENDPOINT and for each LAUNCH sends TASK_RUNNING, then acts on the task's
 data (base64 text): "finish" -> TASK_FINISHED, "fail" -> TASK_FAILED, "crash" -> the executor exits 3,
 anything else -> keeps running until KILL (TASK_KILLED). With the task label "ignore-kill" in the data
-("run ignore-kill") KILL events are ignored. MESSAGE events are echoed back as MESSAGE calls;
+("run ignore-kill") KILL events are ignored. MESSAGE events are echoed back as MESSAGE calls, except
+"exit N", which makes the executor exit with status N at once (its tasks unfinished);
 SHUTDOWN kills every running task (TASK_KILLED) and exits 0. Every event received is appended to
 events.log in the sandbox (one line: TYPE and details), so tests can see what reached the executor.
 """
@@ -107,7 +108,11 @@ def main():
             log("ACKNOWLEDGED %s %s" % (a["task_id"]["value"], a["uuid"]))
         elif kind == "MESSAGE":
             data = event["message"]["data"]
-            log("MESSAGE %s" % base64.b64decode(data).decode())
+            text = base64.b64decode(data).decode()
+            log("MESSAGE %s" % text)
+            if text.startswith("exit "):
+                log("EXITING %s" % text[5:])
+                return int(text[5:])
             call({"type": "MESSAGE", "message": {"data": data}})
         elif kind == "SHUTDOWN":
             log("SHUTDOWN")

@@ -116,7 +116,7 @@ internal sealed class OperatorEvents
 
 /// <summary>
 /// <c>POST /api/v1</c>: the Mesos v1 operator API, JSON only: GET_HEALTH, GET_VERSION, GET_STATE, GET_AGENTS,
-/// GET_FRAMEWORKS, GET_TASKS, GET_ROLES, and SUBSCRIBE (a RecordIO stream: SUBSCRIBED with the state, then
+/// GET_FRAMEWORKS, GET_TASKS, GET_EXECUTORS, GET_ROLES, and SUBSCRIBE (a RecordIO stream: SUBSCRIBED with the state, then
 /// TASK_ADDED, TASK_UPDATED, AGENT_ADDED, AGENT_REMOVED, FRAMEWORK_ADDED/UPDATED/REMOVED and HEARTBEAT).
 /// Built-in tasks appear under the built-in framework <see cref="MesosStateEndpoints.BuiltInFrameworkId"/>.
 /// </summary>
@@ -160,13 +160,14 @@ internal static class OperatorApi
             "GET_AGENTS" => new OResponse { Type = "GET_AGENTS", GetAgents = Agents(state, frameworks.OperatorView(Usage(state)).OfferedByAgent) },
             "GET_FRAMEWORKS" => new OResponse { Type = "GET_FRAMEWORKS", GetFrameworks = Frameworks(state, frameworks) },
             "GET_TASKS" => new OResponse { Type = "GET_TASKS", GetTasks = Tasks(state) },
+            "GET_EXECUTORS" => new OResponse { Type = "GET_EXECUTORS", GetExecutors = Executors(state) },
             "GET_ROLES" => new OResponse { Type = "GET_ROLES", GetRoles = Roles(state, frameworks, options) },
             _ => null,
         };
         if (response is null)
         {
             await ApiResults.Error(StatusCodes.Status400BadRequest, ErrorCodes.ValidationFailed,
-                $"type: '{call.Type}' is not an operator call Drover supports (GET_HEALTH, GET_VERSION, GET_STATE, GET_AGENTS, GET_FRAMEWORKS, GET_TASKS, GET_ROLES, SUBSCRIBE)").ExecuteAsync(http);
+                $"type: '{call.Type}' is not an operator call Drover supports (GET_HEALTH, GET_VERSION, GET_STATE, GET_AGENTS, GET_FRAMEWORKS, GET_TASKS, GET_EXECUTORS, GET_ROLES, SUBSCRIBE)").ExecuteAsync(http);
             return;
         }
 
@@ -207,7 +208,7 @@ internal static class OperatorApi
     private static System.Collections.Immutable.ImmutableDictionary<string, Resources> Usage(ClusterState state) => state.OfferView(0).FrameworkUsage;
 
     private static OGetState State(ClusterState state, FrameworkManager frameworks) => new(
-        Tasks(state), new OGetExecutors([]), Frameworks(state, frameworks), Agents(state, frameworks.OperatorView(Usage(state)).OfferedByAgent));
+        Tasks(state), Executors(state), Frameworks(state, frameworks), Agents(state, frameworks.OperatorView(Usage(state)).OfferedByAgent));
 
     private static OGetAgents Agents(ClusterState state, Dictionary<string, Resources> offered) => new(
         [.. state.ListAgents().Where(a => a.Status != "removed").Select(a => OperatorShapes.Agent(a, offered.GetValueOrDefault(a.Id, Resources.Zero)))],
@@ -241,6 +242,8 @@ internal static class OperatorApi
             [.. completed.Select(OperatorShapes.Task)],
             []);
     }
+
+    private static OGetExecutors Executors(ClusterState state) => new([.. state.ListExecutors().Select(OperatorShapes.Executor)], []);
 
     private static OGetRoles Roles(ClusterState state, FrameworkManager frameworks, MasterOptions options)
     {

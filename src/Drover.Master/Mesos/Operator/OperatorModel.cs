@@ -2,6 +2,7 @@ using Drover.Core.Mesos;
 using Drover.Core;
 using Drover.Core.Api;
 using Drover.Master.Http;
+using Drover.Master.State;
 
 namespace Drover.Master.Mesos.Operator;
 
@@ -112,7 +113,10 @@ internal sealed record OGetTasks(
     IReadOnlyList<OTask> CompletedTasks,
     IReadOnlyList<OTask> OrphanTasks);
 
-internal sealed record OGetExecutors(IReadOnlyList<MExecutorInfo> Executors);
+/// <summary>Mesos' <c>Response.GetExecutors</c>: live executors with their agent; Drover has no orphan executors.</summary>
+internal sealed record OGetExecutors(IReadOnlyList<OExecutor> Executors, IReadOnlyList<OExecutor> OrphanExecutors);
+
+internal sealed record OExecutor(MExecutorInfo ExecutorInfo, MId AgentId);
 
 internal sealed record ORole
 {
@@ -148,6 +152,8 @@ internal sealed record OResponse
     public OGetFrameworks? GetFrameworks { get; init; }
 
     public OGetTasks? GetTasks { get; init; }
+
+    public OGetExecutors? GetExecutors { get; init; }
 
     public OGetRoles? GetRoles { get; init; }
 }
@@ -191,6 +197,24 @@ internal sealed record OEvent
 internal static class OperatorShapes
 {
     public static MTimeInfo Time(DateTimeOffset t) => new(t.ToUnixTimeMilliseconds() * 1_000_000);
+
+    /// <summary>A live executor as Mesos' <c>ExecutorInfo</c> (CUSTOM, its command and own resources) with its agent.</summary>
+    public static OExecutor Executor(ExecutorView e) => new(new MExecutorInfo
+    {
+        Type = "CUSTOM",
+        ExecutorId = new MId(e.Spec.ExecutorId),
+        FrameworkId = new MId(e.Spec.FrameworkId),
+        Name = e.Spec.Name,
+        Command = new MCommandInfo
+        {
+            Shell = e.Spec.Shell is not null,
+            Value = e.Spec.Shell ?? e.Spec.Args.FirstOrDefault(),
+            Arguments = e.Spec.Shell is null && !e.Spec.Args.IsEmpty ? e.Spec.Args : null,
+            Environment = e.Spec.Env.IsEmpty ? null : new MEnvironment([.. e.Spec.Env.Select(kv => new MEnvVariable(kv.Key, kv.Value, "VALUE"))]),
+        },
+        Resources = MesosResources.ToMesos(e.Spec.Resources, null),
+        Data = e.Spec.Data,
+    }, new MId(e.AgentId));
 
     public static Resources FromView(ResourcesView v) =>
         Resources.Of(v.Cpus, v.Mem, v.Disk, v.Gpus, PortRanges.TryParse(v.Ports, out var p, out _) ? p : PortRanges.Empty);
