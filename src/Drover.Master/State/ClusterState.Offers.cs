@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using Drover.Core;
 using Drover.Core.Api;
+using Drover.Core.Protocol;
 
 namespace Drover.Master.State;
 
@@ -134,7 +135,9 @@ internal sealed partial class ClusterState
     /// Turns an accepted offer's hold into tasks: releases <paramref name="held"/> and, under the same lock,
     /// places each task on the agent (TASK_STAGING, launch queued once durable). A task that cannot be placed
     /// (agent gone, id taken) ends at once in <paramref name="failState"/> (TASK_LOST or TASK_DROPPED, as
-    /// Mesos answers for frameworks without/with PARTITION_AWARE), so the framework always hears of it.
+    /// Mesos answers for frameworks without/with PARTITION_AWARE), so the framework always hears of it. The tasks
+    /// of a task group (same <see cref="TaskSpec.TaskGroupId"/>) are placed all or none, and go to the agent in
+    /// one <see cref="AgentCommandType.LaunchGroup"/> command.
     /// <c>Durable</c> completes once every change is in the store.
     /// </summary>
     public Task LaunchFromOffer(string agentId, Resources held, IReadOnlyList<OfferLaunch> launches, TaskState failState)
@@ -150,37 +153,47 @@ internal sealed partial class ClusterState
                 agent.Offered = agent.Offered.SubtractClamped(held);
             }
 
-            foreach (var launch in launches)
+            // A task group (Mesos' LAUNCH_GROUP) is placed all or nothing and sent as one command; other tasks one by one.
+            foreach (var batch in launches.GroupBy(l => l.Spec.TaskGroupId ?? l.Spec.Id, StringComparer.Ordinal))
             {
-                var spec = launch.Spec;
-                if (_active.ContainsKey(spec.Id) || _completed.ContainsKey(spec.Id))
+                // Cannot record a second task under an id; the Mesos layer checks first, so a taken id is a race only.
+                var members = batch.Where(l => !_active.ContainsKey(l.Spec.Id) && !_completed.ContainsKey(l.Spec.Id)).ToList();
+                var needed = members.Aggregate(Resources.Zero, (acc, l) => acc.Add(l.Spec.Resources with { Ports = PortRanges.Of([.. l.Ports]) }));
+                var why = agent is null || agent.Status != AgentStatus.Active ? "The offer's agent is no longer active"
+                    : !agent.Free.Contains(needed) ? "The offer's resources are no longer free on its agent"
+                    : members.Count < batch.Count() ? "Another task of its task group could not be launched"
+                    : null;
+                var placed = new List<TaskRecord>(members.Count);
+                foreach (var launch in members)
                 {
-                    // Cannot record a second task under this id; the Mesos layer checks first, so this is a race only.
-                    continue;
+                    var spec = launch.Spec;
+                    var r = new TaskRecord(spec, now);
+                    _active.Add(spec.Id, r);
+                    IndexLocked(r);
+                    _countsByState[TaskState.Pending]++;
+                    if (why is not null)
+                    {
+                        changes.Add(TransitionLocked(r, MasterStatus(spec.Id, failState, why, TaskReasons.InvalidOffers)));
+                        continue;
+                    }
+
+                    var allocated = spec.Resources with { Ports = PortRanges.Of([.. launch.Ports]) };
+                    agent!.Used = agent.Used.Add(allocated);
+                    agent.TaskIds.Add(spec.Id);
+                    var group = spec.Group ?? spec.Id;
+                    agent.GroupCounts[group] = agent.GroupCounts.GetValueOrDefault(group) + 1;
+                    r.AgentId = agent.Id;
+                    r.Ports = launch.Ports;
+                    r.Allocated = allocated;
+                    r.CommandSentAt = now;
+                    changes.Add(TransitionLocked(r, MasterStatus(spec.Id, TaskState.Staging, $"Launched on {agent.Info.Hostname} from an offer")));
+                    placed.Add(r);
                 }
 
-                var r = new TaskRecord(spec, now);
-                _active.Add(spec.Id, r);
-                IndexLocked(r);
-                _countsByState[TaskState.Pending]++;
-                var allocated = spec.Resources with { Ports = PortRanges.Of([.. launch.Ports]) };
-                if (agent is null || agent.Status != AgentStatus.Active || !agent.Free.Contains(allocated))
+                if (placed.Count > 0)
                 {
-                    var why = agent is null || agent.Status != AgentStatus.Active ? "The offer's agent is no longer active" : "The offer's resources are no longer free on its agent";
-                    changes.Add(TransitionLocked(r, MasterStatus(spec.Id, failState, why, TaskReasons.InvalidOffers)));
-                    continue;
+                    SendLocked(agent!, placed[0].Spec.TaskGroupId is null ? LaunchCommand(placed[0]) : LaunchGroupCommand(placed));
                 }
-
-                agent.Used = agent.Used.Add(allocated);
-                agent.TaskIds.Add(spec.Id);
-                var group = spec.Group ?? spec.Id;
-                agent.GroupCounts[group] = agent.GroupCounts.GetValueOrDefault(group) + 1;
-                r.AgentId = agent.Id;
-                r.Ports = launch.Ports;
-                r.Allocated = allocated;
-                r.CommandSentAt = now;
-                changes.Add(TransitionLocked(r, MasterStatus(spec.Id, TaskState.Staging, $"Launched on {agent.Info.Hostname} from an offer")));
-                SendLocked(agent, LaunchCommand(r));
             }
 
             durable = _lastWrite;
@@ -211,6 +224,28 @@ internal sealed partial class ClusterState
         }
 
         return KillResult.Accepted;
+    }
+
+    /// <summary>
+    /// The specs of the live tasks of <paramref name="taskId"/>'s task group (<see cref="TaskSpec.TaskGroupId"/>), itself
+    /// included; empty when it is not live or not in a group. O(tasks on its agent).
+    /// </summary>
+    public ImmutableArray<TaskSpec> ActiveTaskGroup(string taskId)
+    {
+        lock (_lock)
+        {
+            if (!_active.TryGetValue(taskId, out var r) || r.Spec.TaskGroupId is not { } groupId)
+            {
+                return [];
+            }
+
+            if (r.AgentId is null || !_agents.TryGetValue(r.AgentId, out var agent))
+            {
+                return [r.Spec];
+            }
+
+            return [.. agent.TaskIds.Select(id => _active[id].Spec).Where(s => s.TaskGroupId == groupId)];
+        }
     }
 
     /// <summary>Ids of the live (not ended) tasks a framework launched. O(active tasks).</summary>
