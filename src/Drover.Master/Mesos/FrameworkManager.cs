@@ -640,6 +640,16 @@ internal sealed partial class FrameworkManager
                 Healthy = s.Healthy,
             }, acknowledge: true);
         }
+
+        if (s.State == TaskState.Failed)
+        {
+            // Mesos' default executor kills the rest of a task group when one of its tasks fails (a custom executor
+            // decides for itself). Our lock is released: Kill raises TaskChanged again.
+            foreach (var sibling in _state.ActiveTaskGroup(view.Id).Where(t => t.Executor is null && t.Id != view.Id))
+            {
+                _state.Kill(sibling.Id, $"Task '{MesosTaskId(fwId, view.Id)}' of its task group failed", reason: null);
+            }
+        }
     }
 
     private void OnExecutorMessage(string agentId, FrameworkMessage message)

@@ -205,7 +205,7 @@ internal sealed partial class ClusterState
     }
 
     /// <summary>Kills a task as <see cref="Kill"/> does, with the message and reason its status should carry.</summary>
-    public KillResult Kill(string id, string message, string reason)
+    public KillResult Kill(string id, string message, string? reason)
     {
         TaskView? changed;
         lock (_lock)
@@ -227,21 +227,22 @@ internal sealed partial class ClusterState
     }
 
     /// <summary>
-    /// The specs of the live tasks of <paramref name="taskId"/>'s task group (<see cref="TaskSpec.TaskGroupId"/>), itself
-    /// included; empty when it is not live or not in a group. O(tasks on its agent).
+    /// The specs of the live tasks of the task group (<see cref="TaskSpec.TaskGroupId"/>) <paramref name="taskId"/>
+    /// belongs to — itself included while it is live, so also for a task that just ended; empty when it is unknown or
+    /// not in a group. O(tasks on its agent).
     /// </summary>
     public ImmutableArray<TaskSpec> ActiveTaskGroup(string taskId)
     {
         lock (_lock)
         {
-            if (!_active.TryGetValue(taskId, out var r) || r.Spec.TaskGroupId is not { } groupId)
+            if ((_active.TryGetValue(taskId, out var r) || _completed.TryGetValue(taskId, out r)) is false || r.Spec.TaskGroupId is not { } groupId)
             {
                 return [];
             }
 
             if (r.AgentId is null || !_agents.TryGetValue(r.AgentId, out var agent))
             {
-                return [r.Spec];
+                return _active.ContainsKey(taskId) ? [r.Spec] : [];
             }
 
             return [.. agent.TaskIds.Select(id => _active[id].Spec).Where(s => s.TaskGroupId == groupId)];

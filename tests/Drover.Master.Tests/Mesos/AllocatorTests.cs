@@ -515,11 +515,32 @@ public sealed class AllocatorTests
         return offer;
     }
 
-    private void Finish(string agentId, string droverTaskId)
+    private void Finish(string agentId, string droverTaskId, TaskState state = TaskState.Finished)
     {
-        var batch = new Drover.Core.Protocol.StatusUpdateBatch { Updates = [new TaskStatus { TaskId = droverTaskId, State = TaskState.Finished, Uuid = Guid.NewGuid().ToString() }] };
+        var batch = new Drover.Core.Protocol.StatusUpdateBatch { Updates = [new TaskStatus { TaskId = droverTaskId, State = state, Uuid = Guid.NewGuid().ToString() }] };
         _state.ApplyUpdates(agentId, batch);
-        Assert.Equal(TaskState.Finished, _state.GetTask(droverTaskId)!.State);
+        Assert.Equal(state, _state.GetTask(droverTaskId)!.State);
+    }
+
+    [Fact]
+    public void TaskOfAGroupFails_DefaultExecutorKillsTheRestCustomExecutorDecides()
+    {
+        var agentId = _state.Register(Build.Agent("a1", "cpus:4;mem:4096")).Registered.AgentId;
+        var (fw, stream) = Subscribe("failures");
+        _frameworks.AllocatePass();
+        var offer = Offers(Events(stream)).Single();
+        AcceptGroup(fw, stream, offer, new MExecutorInfo { Type = "DEFAULT", ExecutorId = new MId("default") }, GroupTask("d1", offer), GroupTask("d2", offer));
+        _frameworks.AllocatePass();
+        var offer2 = Offers(Events(stream)).Single();
+        AcceptGroup(fw, stream, offer2, CustomExecutor, GroupTask("c1", offer2), GroupTask("c2", offer2));
+        string Id(string taskId) => FrameworkManager.DroverTaskId(fw.Id, taskId);
+
+        Finish(agentId, Id("d1"), TaskState.Failed);
+        Finish(agentId, Id("c1"), TaskState.Failed);
+
+        Assert.Equal(TaskState.Killing, _state.GetTask(Id("d2"))!.State);
+        Assert.Contains("'d1' of its task group failed", _state.GetTask(Id("d2"))!.Message, StringComparison.Ordinal);
+        Assert.Equal(TaskState.Staging, _state.GetTask(Id("c2"))!.State);
     }
 
     [Fact]
