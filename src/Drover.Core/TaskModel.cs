@@ -138,6 +138,13 @@ public sealed record TaskSpec
 
     /// <summary>Opaque bytes for the executor (Mesos' <c>TaskInfo.data</c>), base64.</summary>
     public string? Data { get; init; }
+
+    /// <summary>
+    /// Set on the tasks of one Mesos task group (a LAUNCH_GROUP), the same on each: the Drover id of the group's
+    /// first task. Such tasks reach their agent together in one <see cref="Protocol.AgentCommandType.LaunchGroup"/>
+    /// command. Null for tasks launched on their own.
+    /// </summary>
+    public string? TaskGroupId { get; init; }
 }
 
 /// <summary>

@@ -30,6 +30,19 @@ public interface ITaskExecutor : IAsyncDisposable
     /// <summary>Starts the task unless its id is already known. Returns quickly; progress arrives on <see cref="Updates"/>.</summary>
     void Launch(LaunchTask launch);
 
+    /// <summary>
+    /// Starts the tasks of one task group (Mesos' LAUNCH_GROUP) together, skipping ids already known. By default
+    /// each is launched on its own; a runner with custom executors hands a group to its executor in one piece.
+    /// </summary>
+    void LaunchGroup(LaunchTaskGroup group)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        foreach (var launch in group.Tasks)
+        {
+            Launch(launch);
+        }
+    }
+
     /// <summary>SIGTERM, then after the grace period SIGKILL to every process in the task's cgroup. No-op for unknown or ended tasks.</summary>
     void Kill(string taskId, TimeSpan? gracePeriod = null);
 

@@ -200,38 +200,112 @@ public sealed partial class ExecutorManager : ITaskExecutor
                 return;
             }
 
-            var key = (exec.FrameworkId, exec.ExecutorId);
-            if (_executors.TryGetValue(key, out var run))
+            if (AdmitLocked([task], exec) is { } run)
             {
-                if (run.Terminating)
+                if (run.Subscription is not null)
                 {
-                    EndTask(task, TaskState.Failed, $"Executor '{exec.ExecutorId}' is shutting down", TaskReasons.ExecutorTerminated);
-                    return;
+                    SendLaunch(run, task);
                 }
 
-                if (!SameCommand(run.Spec, exec))
-                {
-                    EndTask(task, TaskState.Failed,
-                        $"Executor '{exec.ExecutorId}' of framework '{exec.FrameworkId}' already runs with a different command", TaskReasons.TaskInvalid);
-                    return;
-                }
+                Resize(run);
             }
-            else
+        }
+    }
+
+    /// <summary>
+    /// The tasks of one task group (Mesos' LAUNCH_GROUP). Tasks without an executor (the DEFAULT executor's) run as
+    /// command tasks, each on its own; the tasks of a custom executor are admitted together — all of them, or none
+    /// (each then ends TASK_FAILED) — and handed to the executor in one LAUNCH_GROUP event. Tasks already known are
+    /// skipped (a re-send). Idempotent, like <see cref="Launch"/>.
+    /// </summary>
+    public void LaunchGroup(LaunchTaskGroup group)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        foreach (var plain in group.Tasks.Where(l => l.Task.Executor is null))
+        {
+            _tasks.Launch(plain);
+        }
+
+        lock (_gate)
+        {
+            var fresh = group.Tasks.Where(l => l.Task.Executor is not null && !_execTasks.ContainsKey(l.Task.Id)).ToList();
+            if (fresh.Count == 0)
             {
-                run = StartExecutor(exec, spec);
+                return;
             }
 
+            var groupKey = fresh[0].Task.TaskGroupId ?? fresh[0].Task.Id;
+            var tasks = fresh.ConvertAll(l => new ExecTask(l, l.Task.Executor!) { GroupKey = groupKey });
+            foreach (var task in tasks)
+            {
+                _execTasks[task.Launch.Task.Id] = task;
+                WriteCheckpoint(task.Launch);
+            }
+
+            var exec = tasks[0].Executor;
+            var invalid = tasks.Select(t => ValidateExecutor(t.Launch.Task, t.Executor)).FirstOrDefault(e => e is not null)
+                ?? (tasks.Exists(t => t.Executor.FrameworkId != exec.FrameworkId || t.Executor.ExecutorId != exec.ExecutorId || !SameCommand(t.Executor, exec))
+                    ? "The tasks of a task group must all be run by the same executor" : null);
+            if (invalid is not null)
+            {
+                foreach (var task in tasks)
+                {
+                    EndTask(task, TaskState.Failed, invalid, TaskReasons.TaskInvalid);
+                }
+
+                return;
+            }
+
+            if (AdmitLocked(tasks, exec) is { } run)
+            {
+                if (run.Subscription is not null)
+                {
+                    SendLaunchGroup(run, tasks);
+                }
+
+                Resize(run);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Gives <paramref name="tasks"/> (one task, or one task group) to their executor, starting it when it does not
+    /// run: all of them, or — when the executor is shutting down or runs another command — none, each then ended
+    /// TASK_FAILED. Returns the executor, or null when the tasks failed. Called with the gate held.
+    /// </summary>
+    private ExecutorRun? AdmitLocked(List<ExecTask> tasks, ExecutorSpec exec)
+    {
+        var key = (exec.FrameworkId, exec.ExecutorId);
+        if (_executors.TryGetValue(key, out var run))
+        {
+            var refused = run.Terminating ? (TaskReasons.ExecutorTerminated, $"Executor '{exec.ExecutorId}' is shutting down")
+                : !SameCommand(run.Spec, exec) ? (TaskReasons.TaskInvalid, $"Executor '{exec.ExecutorId}' of framework '{exec.FrameworkId}' already runs with a different command")
+                : default((string Reason, string Message)?);
+            if (refused is var (reason, message))
+            {
+                foreach (var task in tasks)
+                {
+                    EndTask(task, TaskState.Failed, message, reason);
+                }
+
+                return null;
+            }
+        }
+        else
+        {
+            run = StartExecutor(exec, tasks[0].Launch.Task);
+        }
+
+        foreach (var task in tasks)
+        {
             task.Run = run;
             task.Sandbox = Path.Combine(_containersSandboxRoot, run.ContainerId);
-            LinkSandbox(spec.Id, task.Sandbox);
-            run.Tasks[spec.Id] = task;
-            if (run.Subscription is not null)
-            {
-                SendLaunch(run, task);
-            }
-
-            Resize(run);
+            LinkSandbox(task.Launch.Task.Id, task.Sandbox);
+            run.Tasks[task.Launch.Task.Id] = task;
         }
+
+        return run;
     }
 
     public void Kill(string taskId, TimeSpan? gracePeriod = null)
@@ -255,8 +329,16 @@ public sealed partial class ExecutorManager : ITaskExecutor
             switch (task.Phase)
             {
                 case TaskPhase.Queued:
-                    // Never given to the executor: nothing to ask it.
+                    // Never given to the executor: nothing to ask it. A task group is delivered whole or not at all,
+                    // so the rest of a queued group is killed with it (as a Mesos agent does).
                     EndTask(task, TaskState.Killed, "Task killed before it was delivered to its executor", TaskReasons.TaskKilledDuringLaunch);
+                    foreach (var sibling in task.GroupKey is { } groupKey && task.Run is { } owner
+                        ? owner.Tasks.Values.Where(t => t.GroupKey == groupKey && t.Phase == TaskPhase.Queued).OrderBy(t => t.Sequence).ToList()
+                        : [])
+                    {
+                        EndTask(sibling, TaskState.Killed, $"Task killed before it was delivered to its executor: task '{task.Run!.ToExecutor(taskId)}' of its task group was killed", TaskReasons.TaskKilledDuringLaunch);
+                    }
+
                     if (task.Run is { } run)
                     {
                         Resize(run);
@@ -437,13 +519,23 @@ public sealed partial class ExecutorManager : ITaskExecutor
                 }
             }
 
+            // A task group's tasks go in one LAUNCH_GROUP, as they first did (GroupBy keeps the order of first appearance).
+            var launch = run.Tasks.Values.OrderBy(t => t.Sequence)
+                .Where(t => t.Phase == TaskPhase.Queued || (t.Phase == TaskPhase.Launched && !t.HasUpdate && !known.Contains(t.Launch.Task.Id)));
+            foreach (var batch in launch.GroupBy(t => t.GroupKey ?? t.Launch.Task.Id, StringComparer.Ordinal).ToList())
+            {
+                if (batch.First().GroupKey is null)
+                {
+                    SendLaunch(run, batch.First());
+                }
+                else
+                {
+                    SendLaunchGroup(run, [.. batch]);
+                }
+            }
+
             foreach (var task in run.Tasks.Values.OrderBy(t => t.Sequence))
             {
-                if (task.Phase == TaskPhase.Queued || (task.Phase == TaskPhase.Launched && !task.HasUpdate && !known.Contains(task.Launch.Task.Id)))
-                {
-                    SendLaunch(run, task);
-                }
-
                 if (task.Phase == TaskPhase.Launched && task.KillRequested)
                 {
                     SendKill(task);
@@ -648,6 +740,20 @@ public sealed partial class ExecutorManager : ITaskExecutor
     {
         task.Phase = TaskPhase.Launched;
         run.Subscription?.Send(new ExecutorEvent { Type = "LAUNCH", Launch = new ExecutorLaunch { Task = TaskInfo(run, task) } });
+    }
+
+    private void SendLaunchGroup(ExecutorRun run, List<ExecTask> tasks)
+    {
+        foreach (var task in tasks)
+        {
+            task.Phase = TaskPhase.Launched;
+        }
+
+        run.Subscription?.Send(new ExecutorEvent
+        {
+            Type = "LAUNCH_GROUP",
+            LaunchGroup = new ExecutorLaunchGroup { TaskGroup = new MesosTaskGroup { Tasks = [.. tasks.Select(t => TaskInfo(run, t))] } },
+        });
     }
 
     private void SendKill(ExecTask task)
@@ -1186,6 +1292,9 @@ public sealed partial class ExecutorManager : ITaskExecutor
         public ExecutorSpec Executor { get; } = executor;
 
         public long Sequence { get; } = Interlocked.Increment(ref _sequence);
+
+        /// <summary>Set on the tasks of one task group (the same on each): they reach the executor in one LAUNCH_GROUP.</summary>
+        public string? GroupKey { get; init; }
 
         public ExecutorRun? Run { get; set; }
 

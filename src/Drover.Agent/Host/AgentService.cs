@@ -40,7 +40,8 @@ public sealed partial class AgentService : BackgroundService
     private readonly SemaphoreSlim _registerLock = new(1, 1);
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Task> _launching = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _registered = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly System.Collections.Concurrent.BlockingCollection<(LaunchTask Launch, TaskCompletionSource Started)> _launchQueue = [];
+    /// <summary>Launches to run: one task, or the tasks of one task group (<c>AsGroup</c>), launched in one call.</summary>
+    private readonly System.Collections.Concurrent.BlockingCollection<(ImmutableArray<LaunchTask> Launches, bool AsGroup, TaskCompletionSource Started)> _launchQueue = [];
     private int _launchThreadsStarted;
     private int _masterIndex;
     private string? _agentId;
@@ -261,7 +262,21 @@ public sealed partial class AgentService : BackgroundService
                 }
 
                 EnsureLaunchThreads();
-                _launchQueue.Add((launch, started));
+                _launchQueue.Add(([launch], false, started));
+                break;
+            case { Type: AgentCommandType.LaunchGroup, LaunchGroup: { } group }:
+                // One work item for the whole group, so its executor gets it in one piece; a kill of any task of it
+                // waits for the group's launch. Tasks whose launch is already in flight (a re-send) are left out.
+                var groupStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                var fresh = group.Tasks.Where(l => _launching.TryAdd(l.Task.Id, groupStarted.Task)).ToImmutableArray();
+                if (fresh.IsEmpty)
+                {
+                    break;
+                }
+
+                LogLaunchGroup(string.Join(',', fresh.Select(l => l.Task.Id)));
+                EnsureLaunchThreads();
+                _launchQueue.Add((fresh, true, groupStarted));
                 break;
             case { Type: AgentCommandType.Kill, Kill: { } kill }:
                 LogKill(kill.TaskId);
@@ -332,11 +347,18 @@ public sealed partial class AgentService : BackgroundService
 
     private void RunLaunches()
     {
-        foreach (var (launch, started) in _launchQueue.GetConsumingEnumerable())
+        foreach (var (launches, asGroup, started) in _launchQueue.GetConsumingEnumerable())
         {
             try
             {
-                _executor.Launch(launch);
+                if (asGroup)
+                {
+                    _executor.LaunchGroup(new LaunchTaskGroup { Tasks = launches });
+                }
+                else
+                {
+                    _executor.Launch(launches[0]);
+                }
             }
             catch (ObjectDisposedException)
             {
@@ -344,11 +366,15 @@ public sealed partial class AgentService : BackgroundService
             }
             catch (Exception e)
             {
-                LogLaunchFailed(launch.Task.Id, e);
+                LogLaunchFailed(launches[0].Task.Id, e);
             }
             finally
             {
-                _launching.TryRemove(launch.Task.Id, out _);
+                foreach (var launch in launches)
+                {
+                    _launching.TryRemove(launch.Task.Id, out _);
+                }
+
                 started.TrySetResult();
             }
         }
@@ -525,6 +551,9 @@ public sealed partial class AgentService : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Launching task {TaskId}")]
     private partial void LogLaunch(string taskId);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Launching task group {TaskIds}")]
+    private partial void LogLaunchGroup(string taskIds);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Killing task {TaskId}")]
     private partial void LogKill(string taskId);

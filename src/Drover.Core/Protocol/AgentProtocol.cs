@@ -8,7 +8,7 @@ namespace Drover.Core.Protocol;
 //
 //   agent                                     master
 //     | POST /internal/v1/agents/register  ---> |   AgentRegistration → AgentRegistered
-//     | GET  /internal/v1/agents/{id}/commands  |   NDJSON stream of AgentCommand (launch/kill/ping)
+//     | GET  /internal/v1/agents/{id}/commands  |   NDJSON stream of AgentCommand (launch/launch group/kill/ping)
 //     | <--------------------------------------- |
 //     | POST /internal/v1/agents/{id}/heartbeat  |   AgentHeartbeat → 200 | 404 (re-register)
 //     | POST /internal/v1/agents/{id}/updates    |   StatusUpdateBatch (task updates + executor exits) → StatusUpdateAck
@@ -115,6 +115,12 @@ public enum AgentCommandType
 
     /// <summary>Shut an executor down (<see cref="AgentCommand.Message"/> names it; <c>Data</c> unused).</summary>
     ShutdownExecutor,
+
+    /// <summary>
+    /// The tasks of one Mesos task group (<see cref="AgentCommand.LaunchGroup"/>), in one line so the agent gets all
+    /// of them or none: launched together, and handed to a custom executor as one <c>LAUNCH_GROUP</c> event.
+    /// </summary>
+    LaunchGroup,
 }
 
 /// <summary>One line of the command stream.</summary>
@@ -127,6 +133,8 @@ public sealed record AgentCommand
     public KillTask? Kill { get; init; }
 
     public FrameworkMessage? Message { get; init; }
+
+    public LaunchTaskGroup? LaunchGroup { get; init; }
 }
 
 /// <summary>
@@ -150,6 +158,15 @@ public sealed record LaunchTask
 
     /// <summary>Host ports assigned by the master, in PORT0…PORTn order.</summary>
     public ImmutableArray<int> Ports { get; init => field = value.IsDefault ? [] : value; } = [];
+}
+
+/// <summary>
+/// The tasks of one task group (Mesos' LAUNCH_GROUP), each with its own ports. Every task carries the same
+/// <see cref="TaskSpec.TaskGroupId"/>. Idempotent on the agent like a launch: tasks it already knows are skipped.
+/// </summary>
+public sealed record LaunchTaskGroup
+{
+    public ImmutableArray<LaunchTask> Tasks { get; init => field = value.IsDefault ? [] : value; } = [];
 }
 
 public sealed record KillTask

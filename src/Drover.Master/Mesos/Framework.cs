@@ -35,6 +35,9 @@ internal sealed class SchedulerStream
 /// <summary>An outstanding offer: resources held on one agent for one framework (and one of its roles).</summary>
 internal sealed record Offer(string Id, string FrameworkId, string AgentId, string Hostname, Resources Resources, string Role, DateTimeOffset CreatedAt);
 
+/// <summary>A refusal of <paramref name="Resources"/> on one agent until <paramref name="Until"/> (Mesos' offer filter).</summary>
+internal sealed record OfferFilter(Resources Resources, DateTimeOffset Until);
+
 /// <summary>An inverse offer sent for an agent's drain (one per framework, agent and drain).</summary>
 internal sealed record InverseOffer(string Id, string AgentId, DateTimeOffset DrainStartedAt);
 
@@ -83,8 +86,12 @@ internal sealed class Framework(string id, MFrameworkInfo info, DateTimeOffset r
 
     public HashSet<string> SuppressedRoles { get; } = new(StringComparer.Ordinal);
 
-    /// <summary>DECLINE filters: no offers of this agent before the time (Mesos filters by agent and resources; Drover by agent).</summary>
-    public Dictionary<string, DateTimeOffset> RefusedAgents { get; } = new(StringComparer.Ordinal);
+    /// <summary>
+    /// Offer filters by agent (Mesos' DECLINE / ACCEPT <c>filters.refuse_seconds</c>): each covers the resources the
+    /// framework declined or left unused there, until it expires. The agent is not offered to the framework while
+    /// what it has to offer is contained in an unexpired filter; once more is free there (a task ended), it is.
+    /// </summary>
+    public Dictionary<string, List<OfferFilter>> Filters { get; } = new(StringComparer.Ordinal);
 
     public Dictionary<string, Offer> Offers { get; } = new(StringComparer.Ordinal);
 

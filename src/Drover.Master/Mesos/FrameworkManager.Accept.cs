@@ -139,10 +139,13 @@ internal sealed partial class FrameworkManager
 
             remaining = groupRemaining;
             ids = groupIds;
-            launches.AddRange(built);
+            var groupId = built[0].Spec.Id; // task ids are never reused, so neither is this
+            launches.AddRange(built.Select(l => l with { Spec = l.Spec with { TaskGroupId = groupId } }));
         }
 
-        Refuse(fw, agentId, RefuseFor(accept.Filters));
+        // As Mesos: what the operations left unused is declined, with the call's filters.
+        var used = launches.Aggregate(Resources.Zero, (acc, l) => acc.Add(l.Spec.Resources with { Ports = PortRanges.Of([.. l.Ports]) }));
+        Refuse(fw, agentId, held.SubtractClamped(used), RefuseFor(accept.Filters));
         var launching = launches.Aggregate(Resources.Zero, (acc, l) => acc.Add(l.Spec.Resources));
         fw.Launching = fw.Launching.Add(launching);
         after = () =>

@@ -256,14 +256,9 @@ internal sealed partial class FrameworkManager
             var candidates = new List<DrfClient>();
             foreach (var fw in connected)
             {
-                if (fw.RefusedAgents.TryGetValue(agentId, out var until))
+                if (IsFiltered(fw, agentId, free, now))
                 {
-                    if (until > now)
-                    {
-                        continue;
-                    }
-
-                    fw.RefusedAgents.Remove(agentId);
+                    continue;
                 }
 
                 var roles = fw.Roles.Where(r => !fw.SuppressedRoles.Contains(r)).ToList();

@@ -356,7 +356,7 @@ internal sealed partial class FrameworkManager
             if (id?.Value is { } oid && fw.Offers.Remove(oid, out var offer))
             {
                 _state.ReleaseOffer(offer.AgentId, offer.Resources);
-                Refuse(fw, offer.AgentId, refuse);
+                Refuse(fw, offer.AgentId, offer.Resources, refuse);
             }
             else
             {
@@ -370,12 +370,45 @@ internal sealed partial class FrameworkManager
     private TimeSpan RefuseFor(MFilters? filters) =>
         filters?.RefuseSeconds is { } s && double.IsFinite(s) && s >= 0 ? TimeSpan.FromSeconds(Math.Min(s, 365 * 24 * 3600)) : TimeSpan.FromSeconds(5);
 
-    private void Refuse(Framework fw, string agentId, TimeSpan refuse)
+    /// <summary>
+    /// Installs an offer filter (as Mesos' allocator): <paramref name="resources"/> on the agent are not offered to
+    /// the framework again before <paramref name="refuse"/> has passed, unless more than them is free there.
+    /// Nothing for an empty refusal or nothing refused (an ACCEPT that used the whole offer).
+    /// </summary>
+    private void Refuse(Framework fw, string agentId, Resources resources, TimeSpan refuse)
     {
-        if (refuse > TimeSpan.Zero)
+        if (refuse <= TimeSpan.Zero || resources.IsZero)
         {
-            fw.RefusedAgents[agentId] = _time.GetUtcNow() + refuse;
+            return;
         }
+
+        if (!fw.Filters.TryGetValue(agentId, out var filters))
+        {
+            fw.Filters[agentId] = filters = [];
+        }
+
+        filters.Add(new OfferFilter(resources, _time.GetUtcNow() + refuse));
+    }
+
+    /// <summary>
+    /// Whether an unexpired filter of the framework covers all of <paramref name="available"/> on the agent (Mesos:
+    /// a filter refuses an offer whose resources it contains). Drops expired filters on the way.
+    /// </summary>
+    private static bool IsFiltered(Framework fw, string agentId, Resources available, DateTimeOffset now)
+    {
+        if (!fw.Filters.TryGetValue(agentId, out var filters))
+        {
+            return false;
+        }
+
+        filters.RemoveAll(f => f.Until <= now);
+        if (filters.Count == 0)
+        {
+            fw.Filters.Remove(agentId);
+            return false;
+        }
+
+        return filters.Exists(f => f.Resources.Contains(available));
     }
 
     private CallResult InverseOfferAnswer(Framework fw, MCall call)
@@ -387,7 +420,7 @@ internal sealed partial class FrameworkManager
 
     private CallResult Revive(Framework fw, IReadOnlyList<string>? roles)
     {
-        fw.RefusedAgents.Clear();
+        fw.Filters.Clear();
         if (roles is { Count: > 0 })
         {
             foreach (var r in roles)
@@ -439,6 +472,15 @@ internal sealed partial class FrameworkManager
         }
 
         toKill.Add(droverId);
+
+        // A task group run by the DEFAULT executor lives and dies together: Mesos' default executor kills the whole
+        // group when one of its tasks is killed. A custom executor decides for itself (it just gets the KILL).
+        var group = _state.ActiveTaskGroup(droverId);
+        if (group.Any(t => t.Executor is null))
+        {
+            toKill.AddRange(group.Select(t => t.Id).Where(id => id != droverId));
+        }
+
         return CallResult.Accepted;
     }
 
@@ -606,6 +648,16 @@ internal sealed partial class FrameworkManager
                 Timestamp = s.Timestamp,
                 Healthy = s.Healthy,
             }, acknowledge: true);
+        }
+
+        if (s.State == TaskState.Failed)
+        {
+            // Mesos' default executor kills the rest of a task group when one of its tasks fails (a custom executor
+            // decides for itself). Our lock is released: Kill raises TaskChanged again.
+            foreach (var sibling in _state.ActiveTaskGroup(view.Id).Where(t => t.Executor is null && t.Id != view.Id))
+            {
+                _state.Kill(sibling.Id, $"Task '{MesosTaskId(fwId, view.Id)}' of its task group failed", reason: null);
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using Drover.Core;
 using Drover.Core.Api;
+using Drover.Core.Protocol;
 
 namespace Drover.Master.State;
 
@@ -150,7 +151,9 @@ internal sealed partial class ClusterState
     /// Turns an accepted offer's hold into tasks: releases <paramref name="held"/> and, under the same lock,
     /// places each task on the agent (TASK_STAGING, launch queued once durable). A task that cannot be placed
     /// (agent gone, id taken) ends at once in <paramref name="failState"/> (TASK_LOST or TASK_DROPPED, as
-    /// Mesos answers for frameworks without/with PARTITION_AWARE), so the framework always hears of it.
+    /// Mesos answers for frameworks without/with PARTITION_AWARE), so the framework always hears of it. The tasks
+    /// of a task group (same <see cref="TaskSpec.TaskGroupId"/>) are placed all or none, and go to the agent in
+    /// one <see cref="AgentCommandType.LaunchGroup"/> command.
     /// <c>Durable</c> completes once every change is in the store.
     /// </summary>
     public Task LaunchFromOffer(string agentId, Resources held, IReadOnlyList<OfferLaunch> launches, TaskState failState)
@@ -166,46 +169,60 @@ internal sealed partial class ClusterState
                 agent.Offered = agent.Offered.SubtractClamped(held);
             }
 
-            foreach (var launch in launches)
+            // A task group (Mesos' LAUNCH_GROUP) is placed all or nothing and sent as one command; other tasks one by one.
+            foreach (var batch in launches.GroupBy(l => l.Spec.TaskGroupId ?? l.Spec.Id, StringComparer.Ordinal))
             {
-                var spec = launch.Spec;
-                if (_active.ContainsKey(spec.Id) || _completed.ContainsKey(spec.Id))
-                {
-                    // Cannot record a second task under this id; the Mesos layer checks first, so this is a race only.
-                    continue;
-                }
-
-                var r = new TaskRecord(spec, now);
-                _active.Add(spec.Id, r);
-                IndexLocked(r);
-                _countsByState[TaskState.Pending]++;
-                var allocated = spec.Resources with { Ports = PortRanges.Of([.. launch.Ports]) };
+                // Cannot record a second task under an id; the Mesos layer checks first, so a taken id is a race only.
+                var members = batch.Where(l => !_active.ContainsKey(l.Spec.Id) && !_completed.ContainsKey(l.Spec.Id)).ToList();
                 // The first task of a custom executor on the agent also takes the executor's own resources, once.
-                var newExecutor = CountedExecutor(spec) is { } exec && agent is not null && !agent.Executors.ContainsKey((exec.FrameworkId, exec.ExecutorId))
-                    ? exec : null;
-                var needed = newExecutor is null ? allocated : allocated.Add(ExecutorResources(newExecutor));
-                if (agent is null || agent.Status != AgentStatus.Active || !agent.Free.Contains(needed))
+                var newExecutors = agent is null ? [] : members.Select(l => CountedExecutor(l.Spec)).OfType<ExecutorSpec>()
+                    .DistinctBy(e => (e.FrameworkId, e.ExecutorId))
+                    .Where(e => !agent.Executors.ContainsKey((e.FrameworkId, e.ExecutorId))).ToList();
+                var needed = members.Aggregate(Resources.Zero, (acc, l) => acc.Add(l.Spec.Resources with { Ports = PortRanges.Of([.. l.Ports]) }));
+                needed = newExecutors.Aggregate(needed, (acc, e) => acc.Add(ExecutorResources(e)));
+                var why = agent is null || agent.Status != AgentStatus.Active ? "The offer's agent is no longer active"
+                    : !agent.Free.Contains(needed) ? "The offer's resources are no longer free on its agent"
+                    : members.Count < batch.Count() ? "Another task of its task group could not be launched"
+                    : null;
+                var placed = new List<TaskRecord>(members.Count);
+                if (why is null)
                 {
-                    var why = agent is null || agent.Status != AgentStatus.Active ? "The offer's agent is no longer active" : "The offer's resources are no longer free on its agent";
-                    changes.Add(TransitionLocked(r, MasterStatus(spec.Id, failState, why, TaskReasons.InvalidOffers)));
-                    continue;
+                    foreach (var exec in newExecutors)
+                    {
+                        AddExecutorLocked(agent!, exec, now);
+                    }
                 }
 
-                if (newExecutor is not null)
+                foreach (var launch in members)
                 {
-                    AddExecutorLocked(agent, newExecutor, now);
+                    var spec = launch.Spec;
+                    var r = new TaskRecord(spec, now);
+                    _active.Add(spec.Id, r);
+                    IndexLocked(r);
+                    _countsByState[TaskState.Pending]++;
+                    if (why is not null)
+                    {
+                        changes.Add(TransitionLocked(r, MasterStatus(spec.Id, failState, why, TaskReasons.InvalidOffers)));
+                        continue;
+                    }
+
+                    var allocated = spec.Resources with { Ports = PortRanges.Of([.. launch.Ports]) };
+                    agent!.Used = agent.Used.Add(allocated);
+                    agent.TaskIds.Add(spec.Id);
+                    var group = spec.Group ?? spec.Id;
+                    agent.GroupCounts[group] = agent.GroupCounts.GetValueOrDefault(group) + 1;
+                    r.AgentId = agent.Id;
+                    r.Ports = launch.Ports;
+                    r.Allocated = allocated;
+                    r.CommandSentAt = now;
+                    changes.Add(TransitionLocked(r, MasterStatus(spec.Id, TaskState.Staging, $"Launched on {agent.Info.Hostname} from an offer")));
+                    placed.Add(r);
                 }
 
-                agent.Used = agent.Used.Add(allocated);
-                agent.TaskIds.Add(spec.Id);
-                var group = spec.Group ?? spec.Id;
-                agent.GroupCounts[group] = agent.GroupCounts.GetValueOrDefault(group) + 1;
-                r.AgentId = agent.Id;
-                r.Ports = launch.Ports;
-                r.Allocated = allocated;
-                r.CommandSentAt = now;
-                changes.Add(TransitionLocked(r, MasterStatus(spec.Id, TaskState.Staging, $"Launched on {agent.Info.Hostname} from an offer")));
-                SendLocked(agent, LaunchCommand(r));
+                if (placed.Count > 0)
+                {
+                    SendLocked(agent!, placed[0].Spec.TaskGroupId is null ? LaunchCommand(placed[0]) : LaunchGroupCommand(placed));
+                }
             }
 
             durable = _lastWrite;
@@ -217,7 +234,7 @@ internal sealed partial class ClusterState
     }
 
     /// <summary>Kills a task as <see cref="Kill"/> does, with the message and reason its status should carry.</summary>
-    public KillResult Kill(string id, string message, string reason)
+    public KillResult Kill(string id, string message, string? reason)
     {
         TaskView? changed;
         lock (_lock)
@@ -236,6 +253,29 @@ internal sealed partial class ClusterState
         }
 
         return KillResult.Accepted;
+    }
+
+    /// <summary>
+    /// The specs of the live tasks of the task group (<see cref="TaskSpec.TaskGroupId"/>) <paramref name="taskId"/>
+    /// belongs to — itself included while it is live, so also for a task that just ended; empty when it is unknown or
+    /// not in a group. O(tasks on its agent).
+    /// </summary>
+    public ImmutableArray<TaskSpec> ActiveTaskGroup(string taskId)
+    {
+        lock (_lock)
+        {
+            if ((_active.TryGetValue(taskId, out var r) || _completed.TryGetValue(taskId, out r)) is false || r.Spec.TaskGroupId is not { } groupId)
+            {
+                return [];
+            }
+
+            if (r.AgentId is null || !_agents.TryGetValue(r.AgentId, out var agent))
+            {
+                return _active.ContainsKey(taskId) ? [r.Spec] : [];
+            }
+
+            return [.. agent.TaskIds.Select(id => _active[id].Spec).Where(s => s.TaskGroupId == groupId)];
+        }
     }
 
     /// <summary>Ids of the live (not ended) tasks a framework launched. O(active tasks).</summary>

@@ -893,7 +893,7 @@ internal sealed partial class ClusterState
             if (r.State == TaskState.Staging && !r.KillRequested)
             {
                 r.CommandSentAt = now;
-                SendLocked(agent, LaunchCommand(r));
+                SendLocked(agent, r.Spec.TaskGroupId is { } groupId ? ResendGroupLocked(agent, groupId, known, now) : LaunchCommand(r));
             }
             else
             {
@@ -969,6 +969,32 @@ internal sealed partial class ClusterState
 
     private static AgentCommand LaunchCommand(TaskRecord r) =>
         new() { Type = AgentCommandType.Launch, Launch = new LaunchTask { Task = r.Spec, Ports = r.Ports } };
+
+    private static AgentCommand LaunchGroupCommand(IEnumerable<TaskRecord> group) => new()
+    {
+        Type = AgentCommandType.LaunchGroup,
+        LaunchGroup = new LaunchTaskGroup { Tasks = [.. group.Select(r => new LaunchTask { Task = r.Spec, Ports = r.Ports })] },
+    };
+
+    /// <summary>
+    /// A task group is re-sent as a group: every task of it on the agent that is still staging, not being killed and
+    /// unknown to the agent, in one command (their resend clock restarts, so the rest of this reconciliation skips them).
+    /// </summary>
+    private AgentCommand ResendGroupLocked(AgentRecord agent, string groupId, HashSet<string> known, DateTimeOffset now)
+    {
+        var group = new List<TaskRecord>();
+        foreach (var id in agent.TaskIds)
+        {
+            var r = _active[id];
+            if (r.Spec.TaskGroupId == groupId && r.State == TaskState.Staging && !r.KillRequested && !known.Contains(id))
+            {
+                r.CommandSentAt = now;
+                group.Add(r);
+            }
+        }
+
+        return LaunchGroupCommand(group.OrderBy(r => r.Spec.Id == groupId ? 0 : 1));
+    }
 
     /// <summary>Moves a task to the state in <paramref name="status"/>, keeping ledgers and counters true.</summary>
     private TaskView TransitionLocked(TaskRecord r, TaskStatus status)

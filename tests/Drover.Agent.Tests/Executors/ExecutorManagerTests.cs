@@ -118,6 +118,56 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
         Assert.Equal(64 + 32, MemoryLimitMiB(cgroup));
     }
 
+    private static LaunchTaskGroup Group(params LaunchTask[] tasks) =>
+        new() { Tasks = [.. tasks.Select(t => t with { Task = t.Task with { TaskGroupId = tasks[0].Task.Id } })] };
+
+    [Fact]
+    public async Task LaunchGroup_OneExecutor_AdmittedTogetherReSendIgnoredQueuedKillEndsTheGroup()
+    {
+        if (!Privileges.RequireRoot(output))
+        {
+            return;
+        }
+
+        var manager = Start();
+        var group = Group(ExecutorTask("grouped", memMiB: 32), ExecutorTask("grouped", memMiB: 50));
+        manager.LaunchGroup(group);
+        var container = manager.ContainerOf(Framework, "grouped")!;
+        Assert.Equal(64 + 32 + 50, MemoryLimitMiB(ContainerCgroup(container)));
+        Assert.All(group.Tasks, t => Assert.Contains(t.Task.Id, manager.KnownTaskIds));
+
+        manager.LaunchGroup(group); // re-sent by the master: nothing new
+        Assert.Equal(container, manager.ContainerOf(Framework, "grouped"));
+
+        // Not delivered yet (the executor never subscribed): a group is delivered whole, so it is killed whole.
+        manager.Kill(group.Tasks[1].Task.Id);
+        foreach (var t in group.Tasks)
+        {
+            var killed = await WaitForUpdate(t.Task.Id, u => u.State.IsTerminal(), "the queued group to end");
+            Assert.Equal(TaskState.Killed, killed.State);
+            Assert.Equal(TaskReasons.TaskKilledDuringLaunch, killed.Reason);
+        }
+    }
+
+    [Fact]
+    public async Task LaunchGroup_TasksOfDifferentExecutors_EveryTaskFailsNoExecutorStarted()
+    {
+        var manager = Start();
+        var group = Group(ExecutorTask("one", memMiB: 32), ExecutorTask("other", memMiB: 32));
+
+        manager.LaunchGroup(group);
+
+        foreach (var t in group.Tasks)
+        {
+            var failed = await WaitForUpdate(t.Task.Id, u => u.State.IsTerminal(), "the group to fail");
+            Assert.Equal(TaskState.Failed, failed.State);
+            Assert.Equal(TaskReasons.TaskInvalid, failed.Reason);
+        }
+
+        Assert.Null(manager.ContainerOf(Framework, "one"));
+        Assert.Null(manager.ContainerOf(Framework, "other"));
+    }
+
     [Fact]
     public async Task Restart_ExecutorLeftRunning_ExecutorKilledAndItsTaskFailed()
     {

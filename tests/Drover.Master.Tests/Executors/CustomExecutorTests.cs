@@ -362,4 +362,93 @@ public sealed class CustomExecutorTests : IAsyncLifetime
             Assert.Single(done.Statuses, s => s.State == TaskState.Running && s.Source == TaskSources.Executor);
         }
     }
+
+    /// <summary>Launches a task group on the agent through the master's offer path (as an ACCEPT with LAUNCH_GROUP does).</summary>
+    private string[] LaunchGroup(ExecutorSpec executor, params string[] data)
+    {
+        var ids = data.Select(_ => Ids.NewTaskId("group-task")).ToArray();
+        var launches = ids.Select((id, i) => new OfferLaunch(new TaskSpec
+        {
+            Id = id,
+            Name = "group-task",
+            Resources = Resources.Of(cpus: 0.1m, memMiB: 32),
+            FrameworkId = FrameworkId,
+            Executor = executor,
+            Data = Convert.ToBase64String(Encoding.UTF8.GetBytes(data[i])),
+            TaskGroupId = ids[0],
+        }, [])).ToList();
+        _ = State.LaunchFromOffer(AgentId, Resources.Zero, launches, TaskState.Lost);
+        return ids;
+    }
+
+    private static string[] GroupTaskIds((string Type, System.Text.Json.JsonElement Json) e)
+    {
+        Assert.Equal("LAUNCH_GROUP", e.Type);
+        return [.. e.Json.GetProperty("launch_group").GetProperty("task_group").GetProperty("tasks").EnumerateArray()
+            .Select(t => t.GetProperty("task_id").GetProperty("value").GetString()!)];
+    }
+
+    [Fact]
+    public async Task LaunchGroup_ExecutorSubscribesAndResubscribes_WholeGroupInOneLaunchGroupEachTime()
+    {
+        if (!await StartAsync())
+        {
+            return;
+        }
+
+        var ids = LaunchGroup(Echo("manual") with { Args = ["sleep", "600"] }, "one", "two");
+        await Wait.UntilAsync(() => Task.FromResult(Executors.ContainerOf(FrameworkId, "manual")), c => c is not null, Timeout, "the executor to start");
+        using var raw = new RawExecutor(_agent!.Url, FrameworkId, "manual");
+        await using (var stream = await raw.SubscribeAsync("{}"))
+        {
+            Assert.Equal("SUBSCRIBED", (await stream.NextAsync()).Type);
+            var group = await stream.NextAsync();
+            Assert.Equal(ids, GroupTaskIds(group));
+            Assert.Equal(["b25l", "dHdv"], group.Json.GetProperty("launch_group").GetProperty("task_group").GetProperty("tasks").EnumerateArray()
+                .Select(t => t.GetProperty("data").GetString()!).ToArray()); // "one", "two"
+        }
+
+        // Lost on the broken stream (the executor knows neither): the group again, whole, as one event.
+        await using (var stream = await raw.SubscribeAsync("{}"))
+        {
+            Assert.Equal("SUBSCRIBED", (await stream.NextAsync()).Type);
+            Assert.Equal(ids, GroupTaskIds(await stream.NextAsync()));
+        }
+
+        // The executor knows the first: only the second is launched again, still as a LAUNCH_GROUP.
+        var resubscribe = "{\"unacknowledged_tasks\":[{\"name\":\"group-task\",\"task_id\":{\"value\":\"" + ids[0] + "\"}}]}";
+        await using (var stream = await raw.SubscribeAsync(resubscribe))
+        {
+            Assert.Equal("SUBSCRIBED", (await stream.NextAsync()).Type);
+            Assert.Equal([ids[1]], GroupTaskIds(await stream.NextAsync()));
+            foreach (var id in ids)
+            {
+                Assert.Equal(202, (await raw.CallAsync("UPDATE", raw.Update(id, "TASK_RUNNING", RawExecutor.NewUuid()))).Status);
+            }
+
+            foreach (var id in ids)
+            {
+                await WaitForState(id, TaskState.Running);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task LaunchGroup_KillOfAQueuedTask_WholeGroupKilledBeforeDelivery()
+    {
+        if (!await StartAsync())
+        {
+            return;
+        }
+
+        var ids = LaunchGroup(Echo("silent") with { Args = ["sleep", "600"] }, "one", "two");
+        await Wait.UntilAsync(() => Task.FromResult(Executors.ContainerOf(FrameworkId, "silent")), c => c is not null, Timeout, "the executor to start");
+        await WaitForState(ids[1], TaskState.Staging);
+
+        State.Kill(ids[0], "test", TaskReasons.TaskKilledDuringLaunch);
+
+        var sibling = await WaitForState(ids[1], TaskState.Killed);
+        Assert.Equal(TaskReasons.TaskKilledDuringLaunch, sibling.Reason);
+        Assert.Equal(TaskState.Killed, (await WaitForState(ids[0], TaskState.Killed)).State);
+    }
 }

@@ -297,7 +297,13 @@ public sealed class AllocatorTests
         }, stream.Id);
         Assert.Equal(202, result.Status);
 
-        var launches = AgentCommands(agentId).Where(c => c.Launch is not null).ToDictionary(c => c.Launch!.Task.Id, c => c.Launch!);
+        var commands = AgentCommands(agentId);
+        var launches = commands.SelectMany(c => c.Launch is { } l ? [l] : c.LaunchGroup?.Tasks ?? []).ToDictionary(l => l.Task.Id);
+        // The DEFAULT executor's group reaches the agent as one command, its tasks marked with one group id.
+        var group = commands.Single(c => c.Type == Drover.Core.Protocol.AgentCommandType.LaunchGroup).LaunchGroup!.Tasks;
+        Assert.Equal([FrameworkManager.DroverTaskId(fw.Id, "g1"), FrameworkManager.DroverTaskId(fw.Id, "g2")], group.Select(l => l.Task.Id).ToArray());
+        Assert.All(group, l => Assert.Equal(FrameworkManager.DroverTaskId(fw.Id, "g1"), l.Task.TaskGroupId));
+        Assert.Null(launches[FrameworkManager.DroverTaskId(fw.Id, "custom")].Task.TaskGroupId);
         var custom = launches[FrameworkManager.DroverTaskId(fw.Id, "custom")];
         Assert.Equal(fw.Id, custom.Task.FrameworkId);
         Assert.Equal("exec-1", custom.Task.Executor!.ExecutorId);
@@ -408,5 +414,225 @@ public sealed class AllocatorTests
         Assert.Contains(events, e => e.Type == "FAILURE" && e.Failure!.AgentId!.Value == agentId);
         // Not PARTITION_AWARE: TASK_UNREACHABLE and TASK_GONE both read TASK_LOST.
         Assert.Equal(["TASK_LOST", "TASK_LOST"], events.Where(e => e.Type == "UPDATE").Select(e => e.Update!.Status.State).ToArray());
+    }
+
+    private static MResource Cpus(double v) => new() { Name = "cpus", Type = "SCALAR", Scalar = new MScalar(v) };
+
+    private static MTaskInfo GroupTask(string id, MOffer offer, double cpus = 0.5) =>
+        new() { Name = id, TaskId = new MId(id), AgentId = offer.AgentId, Resources = [Cpus(cpus)], Command = new MCommandInfo { Value = "sleep 100" } };
+
+    private void AcceptGroup(Framework fw, SchedulerStream stream, MOffer offer, MExecutorInfo executor, params MTaskInfo[] tasks)
+    {
+        var result = _frameworks.Handle(new MCall
+        {
+            Type = "ACCEPT",
+            FrameworkId = new MId(fw.Id),
+            Accept = new MAccept([offer.Id], [new MOperation { Type = "LAUNCH_GROUP", LaunchGroup = new MLaunchGroup(executor, new MTaskGroupInfo([.. tasks])) }], new MFilters(0)),
+        }, stream.Id);
+        Assert.Equal(202, result.Status);
+    }
+
+    private static MExecutorInfo CustomExecutor => new()
+    {
+        Type = "CUSTOM",
+        ExecutorId = new MId("group-exec"),
+        Command = new MCommandInfo { Value = "./group-executor" },
+        Resources = [Cpus(0.1)],
+    };
+
+    [Fact]
+    public void Accept_LaunchGroupToCustomExecutor_OneGroupCommandAndResentWholeWhenTheAgentLacksIt()
+    {
+        var agentId = _state.Register(Build.Agent("a1", "cpus:4;mem:4096")).Registered.AgentId;
+        var (fw, stream) = Subscribe("groups");
+        _frameworks.AllocatePass();
+        var offer = Offers(Events(stream)).Single();
+        AcceptGroup(fw, stream, offer, CustomExecutor, GroupTask("a", offer), GroupTask("b", offer));
+
+        var ids = new[] { FrameworkManager.DroverTaskId(fw.Id, "a"), FrameworkManager.DroverTaskId(fw.Id, "b") };
+        var command = AgentCommands(agentId).Single(); // one line on the command stream for the whole group
+        Assert.Equal(Drover.Core.Protocol.AgentCommandType.LaunchGroup, command.Type);
+        Assert.Equal(ids, command.LaunchGroup!.Tasks.Select(l => l.Task.Id).ToArray());
+        Assert.All(command.LaunchGroup.Tasks, l => Assert.Equal("group-exec", l.Task.Executor!.ExecutorId));
+        Assert.All(ids, id => Assert.Equal(TaskState.Staging, _state.GetTask(id)!.State));
+
+        // The agent's heartbeat shows it never got them (a dropped stream): the group is re-sent as one command.
+        _time.Advance(_options.CommandResendAfter + TimeSpan.FromSeconds(1));
+        Assert.True(_state.Heartbeat(agentId, new Drover.Core.Protocol.AgentHeartbeat()));
+        var resent = AgentCommands(agentId).Single();
+        Assert.Equal(Drover.Core.Protocol.AgentCommandType.LaunchGroup, resent.Type);
+        Assert.Equal(ids.Order().ToArray(), resent.LaunchGroup!.Tasks.Select(l => l.Task.Id).Order().ToArray());
+        Assert.Equal(ids[0], resent.LaunchGroup.Tasks[0].Task.Id);
+
+        // Should the agent know only one of them, only the one it lacks is re-sent, still as a group command.
+        _time.Advance(_options.CommandResendAfter + TimeSpan.FromSeconds(1));
+        Assert.True(_state.Heartbeat(agentId, new Drover.Core.Protocol.AgentHeartbeat { ActiveTaskIds = [ids[0]] }));
+        Assert.Equal([ids[1]], AgentCommands(agentId).Single().LaunchGroup!.Tasks.Select(l => l.Task.Id).ToArray());
+    }
+
+    [Fact]
+    public void Accept_LaunchGroupNoLongerFitsTheAgent_EveryTaskOfTheGroupFails()
+    {
+        var agentId = _state.Register(Build.Agent("a1", "cpus:2;mem:1024")).Registered.AgentId;
+        var spec = (string id) => new TaskSpec { Id = id, Name = id, Shell = "sleep 100", Resources = Resources.Of(1, 64), FrameworkId = "fw", TaskGroupId = "fw.g1" };
+
+        // The group needs 3 cpus and the agent has 2 (as when placement raced the offer): none of it launches.
+        _ = _state.LaunchFromOffer(agentId, Resources.Zero, [new OfferLaunch(spec("fw.g1"), []), new OfferLaunch(spec("fw.g2"), []), new OfferLaunch(spec("fw.g3"), [])], TaskState.Lost);
+
+        Assert.All(new[] { "fw.g1", "fw.g2", "fw.g3" }, id => Assert.Equal(TaskState.Lost, _state.GetTask(id)!.State));
+        Assert.Empty(AgentCommands(agentId));
+        Assert.Equal(2m, _state.GetAgent(agentId)!.Free.Cpus);
+    }
+
+    [Fact]
+    public void Kill_TaskOfAGroup_DefaultExecutorKillsTheGroupCustomExecutorOnlyTheTask()
+    {
+        _state.Register(Build.Agent("a1", "cpus:4;mem:4096"));
+        var (fw, stream) = Subscribe("kills");
+        _frameworks.AllocatePass();
+        var offer = Offers(Events(stream)).Single();
+        AcceptGroup(fw, stream, offer, new MExecutorInfo { Type = "DEFAULT", ExecutorId = new MId("default") }, GroupTask("d1", offer), GroupTask("d2", offer));
+        _frameworks.AllocatePass();
+        var offer2 = Offers(Events(stream)).Single();
+        AcceptGroup(fw, stream, offer2, CustomExecutor, GroupTask("c1", offer2), GroupTask("c2", offer2));
+
+        TaskState StateOf(string id) => _state.GetTask(FrameworkManager.DroverTaskId(fw.Id, id))!.State;
+        void Kill(string id) => Assert.Equal(202, _frameworks.Handle(new MCall { Type = "KILL", FrameworkId = new MId(fw.Id), Kill = new MKill(new MId(id), null, null) }, stream.Id).Status);
+
+        Kill("d1");
+        Assert.Equal(TaskState.Killing, StateOf("d1"));
+        Assert.Equal(TaskState.Killing, StateOf("d2")); // the default executor's group dies together
+
+        Kill("c1");
+        Assert.Equal(TaskState.Killing, StateOf("c1"));
+        Assert.Equal(TaskState.Staging, StateOf("c2")); // a custom executor decides for itself
+    }
+
+    private MOffer DeclineNextOffer(Framework fw, SchedulerStream stream, double refuseSeconds)
+    {
+        _frameworks.AllocatePass();
+        var offer = Offers(Events(stream)).Single();
+        Assert.Equal(202, _frameworks.Handle(new MCall { Type = "DECLINE", FrameworkId = new MId(fw.Id), Decline = new MDecline([offer.Id], new MFilters(refuseSeconds)) }, stream.Id).Status);
+        return offer;
+    }
+
+    private void Finish(string agentId, string droverTaskId, TaskState state = TaskState.Finished)
+    {
+        var batch = new Drover.Core.Protocol.StatusUpdateBatch { Updates = [new TaskStatus { TaskId = droverTaskId, State = state, Uuid = Guid.NewGuid().ToString() }] };
+        _state.ApplyUpdates(agentId, batch);
+        Assert.Equal(state, _state.GetTask(droverTaskId)!.State);
+    }
+
+    [Fact]
+    public void TaskOfAGroupFails_DefaultExecutorKillsTheRestCustomExecutorDecides()
+    {
+        var agentId = _state.Register(Build.Agent("a1", "cpus:4;mem:4096")).Registered.AgentId;
+        var (fw, stream) = Subscribe("failures");
+        _frameworks.AllocatePass();
+        var offer = Offers(Events(stream)).Single();
+        AcceptGroup(fw, stream, offer, new MExecutorInfo { Type = "DEFAULT", ExecutorId = new MId("default") }, GroupTask("d1", offer), GroupTask("d2", offer));
+        _frameworks.AllocatePass();
+        var offer2 = Offers(Events(stream)).Single();
+        AcceptGroup(fw, stream, offer2, CustomExecutor, GroupTask("c1", offer2), GroupTask("c2", offer2));
+        string Id(string taskId) => FrameworkManager.DroverTaskId(fw.Id, taskId);
+
+        Finish(agentId, Id("d1"), TaskState.Failed);
+        Finish(agentId, Id("c1"), TaskState.Failed);
+
+        Assert.Equal(TaskState.Killing, _state.GetTask(Id("d2"))!.State);
+        Assert.Contains("'d1' of its task group failed", _state.GetTask(Id("d2"))!.Message, StringComparison.Ordinal);
+        Assert.Equal(TaskState.Staging, _state.GetTask(Id("c2"))!.State);
+    }
+
+    [Fact]
+    public void Decline_MoreResourcesFreeOnTheAgent_OfferedBeforeTheFilterExpires()
+    {
+        _state.Register(Build.Agent("a1", "cpus:2;mem:1024"));
+        var (fw, stream) = Subscribe("filters");
+        var agentId = LaunchOne(fw, stream, "t"); // 1 of 2 cpus; the rest is offered next
+        var declined = DeclineNextOffer(fw, stream, 60);
+        Assert.Equal(1.0, declined.Resources.Single(r => r.Name == "cpus").Scalar!.Value);
+
+        // Unchanged: what the agent has free is what was declined, so it is filtered.
+        _frameworks.AllocatePass();
+        Assert.Empty(Offers(Events(stream)));
+        _time.Advance(TimeSpan.FromSeconds(20));
+        _frameworks.AllocatePass();
+        Assert.Empty(Offers(Events(stream)));
+
+        // The task ends: 2 cpus are free, more than the filter covers, so the agent is offered long before 60 s.
+        Finish(agentId, FrameworkManager.DroverTaskId(fw.Id, "t"));
+        _frameworks.AllocatePass();
+        var offer = Offers(Events(stream)).Single();
+        Assert.Equal(2.0, offer.Resources.Single(r => r.Name == "cpus").Scalar!.Value);
+    }
+
+    [Fact]
+    public void Decline_LessFreeOnTheAgentThanDeclined_StillFiltered()
+    {
+        var agentId = _state.Register(Build.Agent("a1", "cpus:2;mem:1024")).Registered.AgentId;
+        var (fw, stream) = Subscribe("filters");
+        DeclineNextOffer(fw, stream, 60);
+
+        // A built-in task takes some: what is left is contained in what was declined.
+        var builtIn = _state.Submit(Build.Task(cpus: 1)).View;
+        _loop.RunPass();
+        Assert.Equal(agentId, _state.GetTask(builtIn.Id)!.AgentId);
+        _frameworks.AllocatePass();
+        Assert.Empty(Offers(Events(stream)));
+
+        _time.Advance(TimeSpan.FromSeconds(61));
+        _frameworks.AllocatePass();
+        Assert.Single(Offers(Events(stream)));
+    }
+
+    [Fact]
+    public void Accept_UnusedResourcesWithRefuseSeconds_FilteredUntilMoreIsFree()
+    {
+        _state.Register(Build.Agent("a1", "cpus:2;mem:1024"));
+        var (fw, stream) = Subscribe("filters");
+        _frameworks.AllocatePass();
+        var offer = Offers(Events(stream)).Single();
+        Assert.Equal(202, _frameworks.Handle(new MCall
+        {
+            Type = "ACCEPT",
+            FrameworkId = new MId(fw.Id),
+            Accept = new MAccept([offer.Id], [new MOperation { Type = "LAUNCH", Launch = new MLaunch([GroupTask("t", offer, cpus: 1)]) }], new MFilters(60)),
+        }, stream.Id).Status);
+
+        _frameworks.AllocatePass();
+        Assert.Empty(Offers(Events(stream))); // the unused cpu is filtered
+
+        Finish(offer.AgentId.Value, FrameworkManager.DroverTaskId(fw.Id, "t"));
+        _frameworks.AllocatePass();
+        Assert.Equal(2.0, Offers(Events(stream)).Single().Resources.Single(r => r.Name == "cpus").Scalar!.Value);
+    }
+
+    [Fact]
+    public void Revive_AfterDecline_FiltersClearedAndOfferedAtOnce()
+    {
+        _state.Register(Build.Agent("a1", "cpus:2;mem:1024"));
+        var (fw, stream) = Subscribe("filters");
+        DeclineNextOffer(fw, stream, 3600);
+        _frameworks.AllocatePass();
+        Assert.Empty(Offers(Events(stream)));
+
+        Assert.Equal(202, _frameworks.Handle(new MCall { Type = "REVIVE", FrameworkId = new MId(fw.Id) }, stream.Id).Status);
+        _frameworks.AllocatePass();
+        Assert.Single(Offers(Events(stream)));
+    }
+
+    [Fact]
+    public void Decline_FilterIsPerFramework_OtherFrameworkStillOffered()
+    {
+        _state.Register(Build.Agent("a1", "cpus:2;mem:1024"));
+        var (fw, stream) = Subscribe("decliner");
+        DeclineNextOffer(fw, stream, 60);
+        var (_, other) = Subscribe("other");
+
+        _frameworks.AllocatePass();
+
+        Assert.Empty(Offers(Events(stream)));
+        Assert.Single(Offers(Events(other)));
     }
 }

@@ -329,6 +329,73 @@ public sealed class SchedulerApiTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task LaunchGroup_CustomAndDefaultExecutors_OneLaunchGroupEventRunningUpdatesAndKillSemantics()
+    {
+        if (!Requirements.RootAvailable())
+        {
+            return;
+        }
+
+        await using var cluster = await ClusterAsync(1);
+        await using var s = await RawScheduler.SubscribeAsync(cluster.Master.Url, Info("group-framework"));
+        s.AutoAcknowledge = true;
+        var offer = (await OffersFromAsync(s, 1))[0];
+        var agentId = AgentOf(offer);
+        JsonObject ExecutorTask(string id) => new()
+        {
+            ["name"] = id,
+            ["task_id"] = new JsonObject { ["value"] = id },
+            ["agent_id"] = new JsonObject { ["value"] = agentId },
+            ["resources"] = new JsonArray(RawScheduler.Scalar("cpus", 0.25), RawScheduler.Scalar("mem", 64)),
+            ["data"] = Convert.ToBase64String(Encoding.UTF8.GetBytes("run")),
+        };
+        JsonObject Group(JsonObject executor, params JsonObject[] tasks) => new()
+        {
+            ["type"] = "LAUNCH_GROUP",
+            ["launch_group"] = new JsonObject { ["executor"] = executor, ["task_group"] = new JsonObject { ["tasks"] = new JsonArray([.. tasks]) } },
+        };
+        var custom = new JsonObject
+        {
+            ["type"] = "CUSTOM",
+            ["executor_id"] = new JsonObject { ["value"] = "group-executor" },
+            ["command"] = new JsonObject { ["value"] = $"python3 {TestExecutors.EchoExecutorPath}" },
+            ["resources"] = new JsonArray(RawScheduler.Scalar("cpus", 0.1), RawScheduler.Scalar("mem", 32)),
+        };
+        var defaultExecutor = new JsonObject { ["type"] = "DEFAULT", ["executor_id"] = new JsonObject { ["value"] = "default-executor" } };
+        await s.CallOkAsync("ACCEPT", new JsonObject
+        {
+            ["offer_ids"] = new JsonArray(offer["id"]!.DeepClone()),
+            ["operations"] = new JsonArray(
+                Group(custom, ExecutorTask("group-a"), ExecutorTask("group-b")),
+                Group(defaultExecutor, RawScheduler.CommandTask("plain-a", agentId, "sleep 100", cpus: 0.2, mem: 32), RawScheduler.CommandTask("plain-b", agentId, "sleep 100", cpus: 0.2, mem: 32))),
+            ["filters"] = new JsonObject { ["refuse_seconds"] = 0 },
+        });
+
+        foreach (var id in new[] { "group-a", "group-b", "plain-a", "plain-b" })
+        {
+            var running = await s.UpdateAsync(id, "TASK_RUNNING", Timeout);
+            output.WriteLine($"{id}: {running["update"]!["status"]!["executor_id"]?["value"]}");
+        }
+
+        // The custom executor got both tasks in one LAUNCH_GROUP event, by the framework's own task ids, and no LAUNCH.
+        using var http = new HttpClient();
+        var log = await Wait.UntilAsync(
+            () => http.GetStringAsync(new Uri(cluster.Master.Url, $"/drover/v1/tasks/{s.FrameworkId}.group-a/files/read?path=stdout&offset=0&length=65536")),
+            l => l.Contains("LAUNCH_GROUP", StringComparison.Ordinal), Timeout, "the executor's log");
+        var lines = ((string)JsonNode.Parse(log)!["data"]!).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(["LAUNCH_GROUP group-a:run group-b:run"], lines.Where(l => l.StartsWith("LAUNCH", StringComparison.Ordinal)).ToArray());
+
+        // A custom executor decides what a kill means (the echo executor kills just that task); the DEFAULT
+        // executor's group is killed whole.
+        await s.CallOkAsync("KILL", new JsonObject { ["task_id"] = new JsonObject { ["value"] = "group-a" } });
+        await s.UpdateAsync("group-a", "TASK_KILLED", Timeout);
+        await s.CallOkAsync("KILL", new JsonObject { ["task_id"] = new JsonObject { ["value"] = "plain-a" } });
+        await s.UpdateAsync("plain-a", "TASK_KILLED", Timeout);
+        await s.UpdateAsync("plain-b", "TASK_KILLED", Timeout);
+        Assert.Equal(TaskState.Running, (await cluster.Client.GetTaskAsync($"{s.FrameworkId}.group-b")).State);
+    }
+
+    [Fact]
     public async Task Calls_Invalid_AnsweredAsMesos()
     {
         if (!Requirements.RootAvailable())

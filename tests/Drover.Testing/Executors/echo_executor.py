@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A tiny custom executor for Drover's tests, speaking Mesos' v1 executor HTTP API (JSON, RecordIO).
 
-It SUBSCRIBEs to MESOS_AGENT_ENDPOINT and for each LAUNCH sends TASK_RUNNING, then acts on the task's
+It SUBSCRIBEs to MESOS_AGENT_ENDPOINT and for each LAUNCH (and each task of a LAUNCH_GROUP, logged as one
+line "LAUNCH_GROUP id:data id:data") sends TASK_RUNNING, then acts on the task's
 data (base64 text): "finish" -> TASK_FINISHED, "fail" -> TASK_FAILED, "crash" -> the executor exits 3,
 anything else -> keeps running until KILL (TASK_KILLED). With the task label "ignore-kill" in the data
 ("run ignore-kill") KILL events are ignored. MESSAGE events are echoed back as MESSAGE calls, except
@@ -66,6 +67,28 @@ def records(resp):
         yield json.loads(data)
 
 
+def data_of(task):
+    return base64.b64decode(task.get("data", "")).decode()
+
+
+def start(task):
+    """Runs a launched task as its data asks; False when the executor is to crash."""
+    task_id = task["task_id"]["value"]
+    data = data_of(task)
+    running[task_id] = data
+    update(task_id, "TASK_RUNNING")
+    if data == "finish":
+        update(task_id, "TASK_FINISHED", "done")
+        del running[task_id]
+    elif data == "fail":
+        update(task_id, "TASK_FAILED", "asked to fail")
+        del running[task_id]
+    elif data == "crash":
+        log("CRASHING")
+        return False
+    return True
+
+
 def main():
     conn = http.client.HTTPConnection(HOST, int(PORT))
     body = {"type": "SUBSCRIBE", "subscribe": {},
@@ -83,20 +106,15 @@ def main():
             log("SUBSCRIBED %s %s" % (s["executor_info"]["executor_id"]["value"], s.get("container_id", {}).get("value", "")))
         elif kind == "LAUNCH":
             task = event["launch"]["task"]
-            task_id = task["task_id"]["value"]
-            data = base64.b64decode(task.get("data", "")).decode()
-            log("LAUNCH %s %s" % (task_id, data))
-            running[task_id] = data
-            update(task_id, "TASK_RUNNING")
-            if data == "finish":
-                update(task_id, "TASK_FINISHED", "done")
-                del running[task_id]
-            elif data == "fail":
-                update(task_id, "TASK_FAILED", "asked to fail")
-                del running[task_id]
-            elif data == "crash":
-                log("CRASHING")
+            log("LAUNCH %s %s" % (task["task_id"]["value"], data_of(task)))
+            if not start(task):
                 return 3
+        elif kind == "LAUNCH_GROUP":
+            tasks = event["launch_group"]["task_group"]["tasks"]
+            log("LAUNCH_GROUP %s" % " ".join("%s:%s" % (t["task_id"]["value"], data_of(t)) for t in tasks))
+            for task in tasks:
+                if not start(task):
+                    return 3
         elif kind == "KILL":
             task_id = event["kill"]["task_id"]["value"]
             log("KILL %s" % task_id)

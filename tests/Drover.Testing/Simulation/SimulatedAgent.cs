@@ -225,6 +225,25 @@ public sealed class SimulatedAgent
         }
     }
 
+    private void Launch(LaunchTask launch, double now)
+    {
+        lock (_gate)
+        {
+            var id = launch.Task.Id;
+            if (!_tasks.TryAdd(id, TaskState.Running))
+            {
+                return;
+            }
+
+            bool? healthy = launch.Task.HealthChecks.IsEmpty ? null : true;
+            _outbox.Add(Status(id, TaskState.Starting, now, null));
+            _outbox.Add(Status(id, TaskState.Running, now, healthy));
+        }
+
+        _sim.CountLaunch();
+        _sim.AddRunning(1);
+    }
+
     /// <summary>Launch and kill are idempotent, as on the real agent: a re-sent launch of a held task changes nothing.</summary>
     private void Handle(AgentCommand? command)
     {
@@ -232,21 +251,14 @@ public sealed class SimulatedAgent
         switch (command)
         {
             case { Type: AgentCommandType.Launch, Launch: { } launch }:
-                lock (_gate)
+                Launch(launch, now);
+                break;
+            case { Type: AgentCommandType.LaunchGroup, LaunchGroup: { } group }:
+                foreach (var member in group.Tasks)
                 {
-                    var id = launch.Task.Id;
-                    if (!_tasks.TryAdd(id, TaskState.Running))
-                    {
-                        return;
-                    }
-
-                    bool? healthy = launch.Task.HealthChecks.IsEmpty ? null : true;
-                    _outbox.Add(Status(id, TaskState.Starting, now, null));
-                    _outbox.Add(Status(id, TaskState.Running, now, healthy));
+                    Launch(member, now);
                 }
 
-                _sim.CountLaunch();
-                _sim.AddRunning(1);
                 break;
             case { Type: AgentCommandType.Kill, Kill: { } kill }:
                 lock (_gate)
