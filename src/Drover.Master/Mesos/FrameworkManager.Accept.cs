@@ -74,13 +74,17 @@ internal sealed partial class FrameworkManager
         var remaining = held;
         var launches = new List<OfferLaunch>();
         var ids = new HashSet<string>(StringComparer.Ordinal);
+
+        // Custom executors whose resources this call has charged to the offer already: an executor that
+        // several launches start takes its resources once (and one running on the agent, none).
+        var charged = new HashSet<string>(StringComparer.Ordinal);
         foreach (var op in operations)
         {
             if (op.Type == "LAUNCH")
             {
                 foreach (var info in op.Launch?.TaskInfos ?? [])
                 {
-                    if (BuildTask(fw, info, agentId, info.Executor, inGroup: false, ids, ref remaining) is { } error)
+                    if (BuildTask(fw, info, agentId, info.Executor, inGroup: false, ids, charged, ref remaining) is { } error)
                     {
                         SendLocked(fw, MasterUpdate(info.TaskId?.Value ?? "", TaskState.Error, TaskReasons.TaskInvalid, error, info.AgentId), acknowledge: true);
                     }
@@ -98,8 +102,9 @@ internal sealed partial class FrameworkManager
             var tasks = group?.TaskGroup?.Tasks ?? [];
             var groupRemaining = remaining;
             var groupIds = new HashSet<string>(ids, StringComparer.Ordinal);
+            var groupCharged = new HashSet<string>(charged, StringComparer.Ordinal);
             var built = new List<OfferLaunch>();
-            string? groupError = GroupExecutorError(group?.Executor, ref groupRemaining);
+            string? groupError = GroupExecutorError(group?.Executor, fw.Id, agentId, groupCharged, ref groupRemaining);
             if (groupError is null && tasks.Count == 0)
             {
                 groupError = "launch_group.task_group.tasks: at least one task is required";
@@ -117,7 +122,7 @@ internal sealed partial class FrameworkManager
                 {
                     groupError = $"task '{info.TaskId?.Value}': a task of a group must not set 'executor' (the group's executor runs it)";
                 }
-                else if (BuildTask(fw, info with { Executor = executor }, agentId, executor, inGroup: true, groupIds, ref groupRemaining) is { } error)
+                else if (BuildTask(fw, info with { Executor = executor }, agentId, executor, inGroup: true, groupIds, groupCharged, ref groupRemaining) is { } error)
                 {
                     groupError = $"task '{info.TaskId?.Value}': {error}";
                 }
@@ -139,6 +144,7 @@ internal sealed partial class FrameworkManager
 
             remaining = groupRemaining;
             ids = groupIds;
+            charged = groupCharged;
             var groupId = built[0].Spec.Id; // task ids are never reused, so neither is this
             launches.AddRange(built.Select(l => l with { Spec = l.Spec with { TaskGroupId = groupId } }));
         }
@@ -189,7 +195,7 @@ internal sealed partial class FrameworkManager
         Timestamp = UnixNow(),
     };
 
-    private static string? GroupExecutorError(MExecutorInfo? executor, ref Resources remaining)
+    private string? GroupExecutorError(MExecutorInfo? executor, string frameworkId, string agentId, HashSet<string> charged, ref Resources remaining)
     {
         if (executor is null)
         {
@@ -204,6 +210,14 @@ internal sealed partial class FrameworkManager
         if (executor.ExecutorId?.Value is not { Length: > 0 })
         {
             return "launch_group.executor.executor_id: required";
+        }
+
+        // A custom executor already running on the agent holds its resources (as in Mesos); so does one
+        // an earlier operation of this call starts.
+        var executorId = executor.ExecutorId.Value;
+        if (executor.Type != "DEFAULT" && (_state.HasExecutor(agentId, frameworkId, executorId) || !charged.Add(executorId)))
+        {
+            return MesosResources.TryParse(executor.Resources, out _, out var error) ? null : "executor.resources: " + error;
         }
 
         return ExecutorResourcesError(executor, ref remaining);
@@ -230,7 +244,7 @@ internal sealed partial class FrameworkManager
     /// success subtracts its resources from <paramref name="remaining"/> and leaves the task in <see cref="_lastBuilt"/>.
     /// Returns the reason it is invalid, in Mesos' wording where Mesos has one.
     /// </summary>
-    private string? BuildTask(Framework fw, MTaskInfo info, string agentId, MExecutorInfo? executor, bool inGroup, HashSet<string> ids, ref Resources remaining)
+    private string? BuildTask(Framework fw, MTaskInfo info, string agentId, MExecutorInfo? executor, bool inGroup, HashSet<string> ids, HashSet<string> charged, ref Resources remaining)
     {
         _lastBuilt = null;
         if (info.TaskId?.Value is not { Length: > 0 } taskId)
@@ -338,15 +352,17 @@ internal sealed partial class FrameworkManager
                 return "executor.resources: " + exResError;
             }
 
-            if (!inGroup && !_state.HasExecutor(agentId, fw.Id, executorId))
+            if (!inGroup && !_state.HasExecutor(agentId, fw.Id, executorId) && !charged.Contains(executorId))
             {
-                // A LAUNCH_GROUP's executor was counted once for the group; a running executor holds its resources already (as Mesos).
+                // A LAUNCH_GROUP's executor was counted once for the group; a running executor holds its
+                // resources already (as Mesos), and so does one an earlier launch of this call starts.
                 if (!remaining.Subtract(res).Contains(exRes))
                 {
                     return $"Executor uses more resources {exRes} than available {MesosResources.Describe(remaining.Subtract(res))}";
                 }
 
                 remaining = remaining.Subtract(exRes);
+                charged.Add(executorId);
             }
 
             executorSpec = new ExecutorSpec

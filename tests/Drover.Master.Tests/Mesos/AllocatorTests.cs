@@ -471,6 +471,39 @@ public sealed class AllocatorTests
     }
 
     [Fact]
+    public void Accept_SeveralLaunchesStartOneNewExecutor_ExecutorChargedToTheOfferOnce()
+    {
+        // 1 cpu: the executor's 0.5 once plus two tasks of 0.25 fit exactly; charging the executor per
+        // launch (0.5 + 0.25 + 0.5 + 0.25) would refuse the second task.
+        var agentId = _state.Register(Build.Agent("a1", "cpus:1;mem:4096")).Registered.AgentId;
+        var (fw, stream) = Subscribe("charge-once");
+        _frameworks.AllocatePass();
+        var offer = Offers(Events(stream)).Single();
+        var executor = CustomExecutor with { Resources = [Cpus(0.5)] };
+        MOperation Launch(string id) => new() { Type = "LAUNCH", Launch = new MLaunch([GroupTask(id, offer, 0.25) with { Executor = executor, Command = null }]) };
+        var result = _frameworks.Handle(new MCall
+        {
+            Type = "ACCEPT",
+            FrameworkId = new MId(fw.Id),
+            Accept = new MAccept([offer.Id], [Launch("t1"), Launch("t2")], new MFilters(0)),
+        }, stream.Id);
+        Assert.Equal(202, result.Status);
+
+        Assert.DoesNotContain(Events(stream), e => e.Type == "UPDATE" && e.Update!.Status.State == "TASK_ERROR");
+        Assert.Equal(2, AgentCommands(agentId).Count(c => c.Launch is not null));
+        Assert.Equal(0m, _state.GetAgent(agentId)!.Free.Cpus);
+
+        // A group for the now running executor is not charged for it either: 0 cpus are left, and a group
+        // of no-cpu tasks still fits.
+        Finish(agentId, FrameworkManager.DroverTaskId(fw.Id, "t2"), TaskState.Killed);
+        _frameworks.AllocatePass();
+        var next = Offers(Events(stream)).Single();
+        Assert.Equal(0.25, next.Resources.Single(r => r.Name == "cpus").Scalar!.Value);
+        AcceptGroup(fw, stream, next, executor, GroupTask("g1", next, 0.25));
+        Assert.Equal(TaskState.Staging, _state.GetTask(FrameworkManager.DroverTaskId(fw.Id, "g1"))!.State);
+    }
+
+    [Fact]
     public void Accept_LaunchGroupNoLongerFitsTheAgent_EveryTaskOfTheGroupFails()
     {
         var agentId = _state.Register(Build.Agent("a1", "cpus:2;mem:1024")).Registered.AgentId;
