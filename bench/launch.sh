@@ -34,7 +34,7 @@ if [ "$mode" = agent-loss ]; then
     "${1:-20}" "${2:-15}" "${3:-5}"
 fi
 
-data="$(mktemp -d /tmp/drover-bench.XXXXXX)"
+data="$(mktemp -d "${TMPDIR:-/tmp}/drover-bench.XXXXXX")"   # the agent's sandboxes live here too
 
 "$root/drover" dev --listen "127.0.0.1:$port" --data-dir "$data" --log-level warning \
   --resources "cpus:64;mem:49152;disk:10000;ports:[31000-32000]" >"$data/dev.log" 2>&1 &
