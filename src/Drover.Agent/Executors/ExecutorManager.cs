@@ -1173,28 +1173,38 @@ public sealed partial class ExecutorManager : ITaskExecutor
     /// (REASON_EXECUTOR_TERMINATED). Tasks whose terminal update was already emitted stay known until
     /// the master acknowledges it again (the update log re-sends it).
     /// </summary>
+    /// <summary>A checkpoint file's record, or null after deleting a file that is unreadable or empty (torn by a crash).</summary>
+    private static T? ReadCheckpoint<T>(string file, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type)
+        where T : class
+    {
+        try
+        {
+            if (JsonSerializer.Deserialize(File.ReadAllBytes(file), type) is { } record)
+            {
+                return record;
+            }
+        }
+        catch (Exception e) when (e is IOException or JsonException)
+        {
+        }
+
+        File.Delete(file);
+        return null;
+    }
+
     private void Recover()
     {
         var leftovers = _containers.KnownTaskIds.ToHashSet(StringComparer.Ordinal);
         foreach (var file in Directory.EnumerateFiles(_executorsDir, "*.json"))
         {
             var containerId = Path.GetFileNameWithoutExtension(file);
-            ExecutorSpec? spec;
-            try
+            var spec = ReadCheckpoint(file, DroverJsonContext.Default.ExecutorSpec);
+            if (spec is null)
             {
-                spec = JsonSerializer.Deserialize(File.ReadAllBytes(file), DroverJsonContext.Default.ExecutorSpec);
-            }
-            catch (Exception e) when (e is IOException or JsonException)
-            {
-                File.Delete(file);
                 continue;
             }
 
-            if (spec is null)
-            {
-                File.Delete(file);
-            }
-            else if (leftovers.Contains(containerId))
+            if (leftovers.Contains(containerId))
             {
                 // Killed below; its end, with the real exit status, is reported by ExecutorEnded like any exit.
                 var run = new ExecutorRun(spec, containerId) { Recovered = true, Terminating = true };
@@ -1215,17 +1225,7 @@ public sealed partial class ExecutorManager : ITaskExecutor
 
         foreach (var file in Directory.EnumerateFiles(_checkpointDir, "*.json"))
         {
-            LaunchTask? launch;
-            try
-            {
-                launch = JsonSerializer.Deserialize(File.ReadAllBytes(file), DroverJsonContext.Default.LaunchTask);
-            }
-            catch (Exception e) when (e is IOException or JsonException)
-            {
-                File.Delete(file);
-                continue;
-            }
-
+            var launch = ReadCheckpoint(file, DroverJsonContext.Default.LaunchTask);
             if (launch?.Task.Executor is not { } exec)
             {
                 File.Delete(file);

@@ -147,16 +147,7 @@ public sealed class AllocatorTests
     {
         _state.Register(Build.Agent("a1", "cpus:2;mem:1024"));
         var (fw, stream) = Subscribe("f");
-        _frameworks.AllocatePass();
-        var offer = Offers(Events(stream)).Single();
-
-        var result = _frameworks.Handle(new MCall
-        {
-            Type = "DECLINE",
-            FrameworkId = new MId(fw.Id),
-            Decline = new MDecline([offer.Id], new MFilters(30)),
-        }, stream.Id);
-        Assert.Equal(202, result.Status);
+        var offer = DeclineNextOffer(fw, stream, 30);
         Assert.Equal(2m, _state.GetAgent(offer.AgentId.Value)!.Free.Cpus); // back in the ledger
 
         _frameworks.AllocatePass();
