@@ -1167,12 +1167,6 @@ public sealed partial class ExecutorManager : ITaskExecutor
         File.Delete(EndedPath(taskId));
     }
 
-    /// <summary>
-    /// Executors do not survive an agent restart: executor processes a previous agent left running are
-    /// killed, and each task that was given to one and had not ended is reported TASK_FAILED
-    /// (REASON_EXECUTOR_TERMINATED). Tasks whose terminal update was already emitted stay known until
-    /// the master acknowledges it again (the update log re-sends it).
-    /// </summary>
     /// <summary>A checkpoint file's record, or null after deleting a file that is unreadable or empty (torn by a crash).</summary>
     private static T? ReadCheckpoint<T>(string file, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type)
         where T : class
@@ -1192,6 +1186,12 @@ public sealed partial class ExecutorManager : ITaskExecutor
         return null;
     }
 
+    /// <summary>
+    /// Executors do not survive an agent restart: executor processes a previous agent left running are
+    /// killed, and each task that was given to one and had not ended is reported TASK_FAILED
+    /// (REASON_EXECUTOR_TERMINATED). Tasks whose terminal update was already emitted stay known until
+    /// the master acknowledges it again (the update log re-sends it).
+    /// </summary>
     private void Recover()
     {
         var leftovers = _containers.KnownTaskIds.ToHashSet(StringComparer.Ordinal);
