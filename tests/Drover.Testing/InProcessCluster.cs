@@ -9,11 +9,12 @@ namespace Drover.Testing;
 /// <summary>
 /// A real master and real agents in the test process, each on its own loopback port, talking HTTP
 /// exactly as separate processes would. Agents run real tasks in cgroups (root needed).
-/// Dispose stops agents first (killing their tasks), then the master.
+/// Dispose stops agents first (killing their tasks, also those of agents that leave them running when stopped), then the master.
 /// </summary>
 public sealed class InProcessCluster : IAsyncDisposable
 {
     private readonly List<RunningHost> _agents = [];
+    private readonly Dictionary<RunningHost, AgentSettings> _agentSettings = [];
     private readonly string _root;
 
     private readonly MasterOptions _masterOptions;
@@ -60,7 +61,7 @@ public sealed class InProcessCluster : IAsyncDisposable
     /// <summary>Starts an agent and waits until the master lists it as active.</summary>
     public async Task<RunningHost> AddAgentAsync(string hostname, string? resources = null,
         string? attributes = null, FaultDomain? domain = null, CancellationToken ct = default,
-        Drover.Agent.Executors.ExecutorManagerOptions? executors = null)
+        Drover.Agent.Executors.ExecutorManagerOptions? executors = null, bool killTasksOnStop = true)
     {
         var attrs = Attributes.Empty;
         if (attributes is not null && !Attributes.TryParse(attributes, out attrs, out var error))
@@ -68,7 +69,7 @@ public sealed class InProcessCluster : IAsyncDisposable
             throw new ArgumentException(error, nameof(attributes));
         }
 
-        var agent = await DroverHosts.StartAgentAsync(new AgentSettings
+        var settings = new AgentSettings
         {
             WorkDir = Path.Combine(_root, hostname),
             Hostname = hostname,
@@ -76,10 +77,38 @@ public sealed class InProcessCluster : IAsyncDisposable
             Attributes = attrs,
             Domain = domain,
             Executors = executors,
-        }, [Master.Url], new Uri("http://127.0.0.1:0"), LogLevel.Warning, ct);
+            KillTasksOnStop = killTasksOnStop,
+        };
+        var agent = await DroverHosts.StartAgentAsync(settings, [Master.Url], new Uri("http://127.0.0.1:0"), LogLevel.Warning, ct);
         _agents.Add(agent);
+        _agentSettings[agent] = settings;
         await agent.Agent!.Registered.WaitAsync(TimeSpan.FromSeconds(30), ct);
         return agent;
+    }
+
+    /// <summary>
+    /// Stops the agent (its tasks keep running when it was added with <c>killTasksOnStop: false</c>), optionally runs
+    /// <paramref name="whileDown"/>, then starts it again on the same port and work dir (so processes that outlived it,
+    /// custom executors included, reach it at the same address) and waits until it has registered.
+    /// </summary>
+    public async Task<RunningHost> RestartAgentAsync(RunningHost agent, Func<Task>? whileDown = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(agent);
+        var settings = _agentSettings[agent];
+        var listen = new Uri($"http://127.0.0.1:{agent.Url.Port}");
+        await agent.DisposeAsync();
+        _agents.Remove(agent);
+        _agentSettings.Remove(agent);
+        if (whileDown is not null)
+        {
+            await whileDown();
+        }
+
+        var restarted = await DroverHosts.StartAgentAsync(settings, [Master.Url], listen, LogLevel.Warning, ct);
+        _agents.Add(restarted);
+        _agentSettings[restarted] = settings;
+        await restarted.Agent!.Registered.WaitAsync(TimeSpan.FromSeconds(30), ct);
+        return restarted;
     }
 
     public async ValueTask DisposeAsync()
@@ -87,6 +116,13 @@ public sealed class InProcessCluster : IAsyncDisposable
         foreach (var a in _agents)
         {
             await a.DisposeAsync();
+            if (_agentSettings.TryGetValue(a, out var settings) && !settings.KillTasksOnStop)
+            {
+                // Its tasks outlived it: one more start on its work dir recovers them, and this stop kills them.
+                var reaper = await DroverHosts.StartAgentAsync(settings with { KillTasksOnStop = true }, [Master.Url],
+                    new Uri("http://127.0.0.1:0"), LogLevel.Warning, CancellationToken.None);
+                await reaper.DisposeAsync();
+            }
         }
 
         await Master.DisposeAsync();

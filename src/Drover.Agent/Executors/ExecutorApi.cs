@@ -3,6 +3,8 @@ using Drover.Core;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Net.Http.Headers;
 
 namespace Drover.Agent.Executors;
@@ -197,20 +199,26 @@ public static class ExecutorApi
             && list.Any(m => m.MediaType.Value is Json or "*/*" or "application/*");
     }
 
-    /// <summary>RecordIO events until the subscription ends (a newer one, the executor's end) or the executor hangs up.</summary>
+    /// <summary>
+    /// RecordIO events until the subscription ends (a newer one, the executor's end), the executor hangs up, or the
+    /// agent stops: the stream is then ended at once (rather than holding the server's shutdown), and the executor,
+    /// which outlives the agent process, subscribes again to the next one.
+    /// </summary>
     private static async Task StreamAsync(HttpContext http, ExecutorManager manager, ExecutorSubscription subscription)
     {
         var response = http.Response;
         response.StatusCode = 200;
         response.ContentType = Json;
         response.Headers.CacheControl = "no-cache";
+        var stopping = http.RequestServices.GetService<IHostApplicationLifetime>()?.ApplicationStopping ?? CancellationToken.None;
+        using var ended = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, stopping);
         try
         {
-            await response.StartAsync(http.RequestAborted);
-            await foreach (var e in subscription.Events.ReadAllAsync(http.RequestAborted))
+            await response.StartAsync(ended.Token);
+            await foreach (var e in subscription.Events.ReadAllAsync(ended.Token))
             {
-                await response.Body.WriteAsync(ExecutorJsonContext.RecordIo(e), http.RequestAborted);
-                await response.Body.FlushAsync(http.RequestAborted);
+                await response.Body.WriteAsync(ExecutorJsonContext.RecordIo(e), ended.Token);
+                await response.Body.FlushAsync(ended.Token);
             }
         }
         catch (Exception e) when (e is OperationCanceledException or IOException)

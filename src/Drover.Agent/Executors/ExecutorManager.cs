@@ -26,6 +26,9 @@ public sealed partial class ExecutorManager : ITaskExecutor
     /// <summary>Mesos' reason for tasks of an executor that never subscribed.</summary>
     public const string ReasonRegistrationTimeout = "REASON_EXECUTOR_REGISTRATION_TIMEOUT";
 
+    /// <summary>Mesos' reason for tasks of an executor that did not re-subscribe after an agent restart.</summary>
+    public const string ReasonReregistrationTimeout = "REASON_EXECUTOR_REREGISTRATION_TIMEOUT";
+
     private readonly ITaskExecutor _tasks;
     private readonly ProcessTaskExecutor _containers;
     private readonly string _containersSandboxRoot;
@@ -114,7 +117,7 @@ public sealed partial class ExecutorManager : ITaskExecutor
         {
             lock (_gate)
             {
-                return [.. _byContainer.Values.Where(r => !r.Recovered).Select(r => new LiveExecutor { Executor = r.Spec, ContainerId = r.ContainerId }), .. _reporting.Values];
+                return [.. _byContainer.Values.Select(r => new LiveExecutor { Executor = r.Spec, ContainerId = r.ContainerId }), .. _reporting.Values];
             }
         }
     }
@@ -128,6 +131,7 @@ public sealed partial class ExecutorManager : ITaskExecutor
             if (exit.ContainerId is { } containerId && Ids.IsValidName(containerId))
             {
                 File.Delete(ExecutorCheckpointPath(containerId));
+                File.Delete(SubscribedPath(containerId));
             }
         }
     }
@@ -290,6 +294,13 @@ public sealed partial class ExecutorManager : ITaskExecutor
                 }
 
                 return null;
+            }
+
+            if (!run.MesosTaskIdsKnown)
+            {
+                // Recovered without any task to tell: the first task it is given tells.
+                run.MesosTaskIds = tasks[0].Launch.Task.FrameworkId is not null;
+                run.MesosTaskIdsKnown = true;
             }
         }
         else
@@ -462,9 +473,12 @@ public sealed partial class ExecutorManager : ITaskExecutor
     /// <summary>
     /// SUBSCRIBE: replaces any previous subscription of the executor; the returned stream starts with
     /// SUBSCRIBED, then delivers re-sent and queued LAUNCHes and pending KILLs. Unacknowledged updates
-    /// are handled as UPDATEs (a duplicate uuid is only acknowledged again); launched tasks the executor
-    /// no longer knows (neither in <c>unacknowledged_tasks</c> nor with an update) are launched again —
-    /// the agent did not restart, so they can only have been lost on the broken stream.
+    /// are handled as UPDATEs (a duplicate uuid is only acknowledged again). Launched tasks the executor
+    /// no longer knows (neither in <c>unacknowledged_tasks</c> nor with an update) are launched again when
+    /// they were launched by this agent process — they can only have been lost on the broken stream — but
+    /// end TASK_DROPPED (REASON_AGENT_RESTARTED) when they were recovered from a previous agent process's
+    /// checkpoints, as a Mesos agent does: that agent may have died before the LAUNCH reached the executor,
+    /// or after, and only the executor could tell.
     /// </summary>
     internal (CallOutcome Outcome, ExecutorSubscription? Subscription) Subscribe(string frameworkId, string executorId, ExecutorSubscribe subscribe)
     {
@@ -477,6 +491,13 @@ public sealed partial class ExecutorManager : ITaskExecutor
             }
 
             run.Subscription?.Complete();
+            if (!run.WasSubscribed)
+            {
+                // Before any LAUNCH can go out: a restarted agent then knows its tasks may have reached the executor.
+                MarkSubscribed(run.ContainerId);
+                run.WasSubscribed = true;
+            }
+
             var sub = new ExecutorSubscription(run);
             run.Subscription = sub;
             run.EverSubscribed = true;
@@ -516,6 +537,16 @@ public sealed partial class ExecutorManager : ITaskExecutor
                 {
                     known.Add(DroverTaskId(run, status.TaskId!.Value!));
                     UpdateLocked(run, status);
+                }
+            }
+
+            foreach (var task in run.Tasks.Values.Where(t => t.Recovered).OrderBy(t => t.Sequence).ToList())
+            {
+                task.Recovered = false;
+                if (task.Phase == TaskPhase.Launched && !task.HasUpdate && !known.Contains(task.Launch.Task.Id))
+                {
+                    EndTask(task, TaskState.Dropped,
+                        $"Task launched during agent restart: executor '{executorId}' did not know it when it re-subscribed", TaskReasons.AgentRestarted);
                 }
             }
 
@@ -607,19 +638,30 @@ public sealed partial class ExecutorManager : ITaskExecutor
         {
             foreach (var u in updates)
             {
-                if (u.ExecutorId is null || u.Uuid is not { } uuid || !_execTasks.TryGetValue(u.TaskId, out var task))
+                if (u.ExecutorId is null || u.Uuid is not { } uuid)
                 {
                     continue;
                 }
 
-                if (u.State.IsTerminal())
+                _execTasks.TryGetValue(u.TaskId, out var task);
+                if (task is not null && u.State.IsTerminal())
                 {
                     // Only now: a restarted agent reports a task without this mark as failed, so a terminal
                     // update lost before reaching the disk is never silently replaced by nothing.
                     MarkEnded(u.TaskId);
                 }
+                else if (task is not null && !task.UpdateDurable && task.Phase != TaskPhase.Ended)
+                {
+                    // The executor has the task (it sent an update, now safe): a restarted agent must not drop it
+                    // when it re-subscribes without listing it (its acknowledged updates are no longer listed).
+                    MarkUpdated(u.TaskId);
+                    task.UpdateDurable = true;
+                }
 
-                if (task.Run is { } run && run.PendingAcks.Remove(uuid))
+                // The run that forwarded the update, even for a task ended or forgotten already (a re-sent update).
+                var run = task?.Run is { } owner && owner.PendingAcks.Contains(uuid) ? owner
+                    : _byContainer.Values.FirstOrDefault(r => r.PendingAcks.Contains(uuid));
+                if (run is not null && run.PendingAcks.Remove(uuid))
                 {
                     run.DurableUuids.Add(uuid);
                     run.Subscription?.Send(Acknowledged(run, u.TaskId, uuid));
@@ -693,7 +735,7 @@ public sealed partial class ExecutorManager : ITaskExecutor
     private ExecutorRun StartExecutor(ExecutorSpec exec, TaskSpec firstTask)
     {
         var containerId = Ids.NewTaskId(exec.ExecutorId);
-        var run = new ExecutorRun(exec, containerId) { MesosTaskIds = firstTask.FrameworkId is not null };
+        var run = new ExecutorRun(exec, containerId) { MesosTaskIds = firstTask.FrameworkId is not null, MesosTaskIdsKnown = true };
         _executors[(exec.FrameworkId, exec.ExecutorId)] = run;
         _byContainer[containerId] = run;
         var sandbox = Path.Combine(_containersSandboxRoot, containerId);
@@ -793,11 +835,16 @@ public sealed partial class ExecutorManager : ITaskExecutor
                 return;
             }
 
-            LogRegistrationTimeout(run.Spec.FrameworkId, run.Spec.ExecutorId, _options.RegistrationTimeout.TotalSeconds);
-            foreach (var task in run.Tasks.Values.Where(t => t.Phase != TaskPhase.Ended).ToList())
+            // Subscribed to a previous agent process (this one recovered it): it had the re-registration timeout.
+            var again = run.WasSubscribed;
+            var timeout = again ? _options.ReregistrationTimeout : _options.RegistrationTimeout;
+            LogRegistrationTimeout(run.Spec.FrameworkId, run.Spec.ExecutorId, again ? "re-subscribe after the agent restarted" : "subscribe", timeout.TotalSeconds);
+            foreach (var task in run.Tasks.Values.Where(t => t.Phase != TaskPhase.Ended).OrderBy(t => t.Sequence).ToList())
             {
-                EndTask(task, TaskState.Failed,
-                    $"Executor '{run.Spec.ExecutorId}' did not subscribe within {_options.RegistrationTimeout.TotalSeconds:0.###} s", ReasonRegistrationTimeout);
+                EndTask(task, TaskState.Failed, again
+                    ? $"Executor '{run.Spec.ExecutorId}' did not re-subscribe within {timeout.TotalSeconds:0.###} s of the agent's restart"
+                    : $"Executor '{run.Spec.ExecutorId}' did not subscribe within {timeout.TotalSeconds:0.###} s",
+                    again ? ReasonReregistrationTimeout : ReasonRegistrationTimeout);
             }
 
             run.Terminating = true;
@@ -848,8 +895,7 @@ public sealed partial class ExecutorManager : ITaskExecutor
             }
 
             LogExecutorEnded(run.Spec.FrameworkId, run.Spec.ExecutorId, containerStatus.State.WireName(), containerStatus.Message ?? "");
-            ReportExit(run.Spec, run.ContainerId, ExecutorExit.WaitStatus(containerStatus.ExitCode),
-                run.Recovered ? "The agent restarted; executors do not survive an agent restart" : containerStatus.Message);
+            ReportExit(run.Spec, run.ContainerId, ExecutorExit.WaitStatus(containerStatus.ExitCode), containerStatus.Message);
             var reason = containerStatus.Reason == TaskReasons.ContainerLaunchFailed ? TaskReasons.ContainerLaunchFailed : TaskReasons.ExecutorTerminated;
             foreach (var task in run.Tasks.Values.Where(t => t.Phase != TaskPhase.Ended).OrderBy(t => t.Sequence).ToList())
             {
@@ -1072,6 +1118,12 @@ public sealed partial class ExecutorManager : ITaskExecutor
 
     private string EndedPath(string taskId) => Path.Combine(_checkpointDir, taskId + ".ended");
 
+    /// <summary>Written once an update of the task from its executor is durable: the executor had the task.</summary>
+    private string UpdatedPath(string taskId) => Path.Combine(_checkpointDir, taskId + ".updated");
+
+    /// <summary>Written at the executor's first SUBSCRIBE, before any LAUNCH is sent to it.</summary>
+    private string SubscribedPath(string containerId) => Path.Combine(_executorsDir, containerId + ".subscribed");
+
     /// <summary>The launch, so a restarted agent can report the task (not fsynced: see TaskCheckpoint).</summary>
     private void WriteCheckpoint(LaunchTask launch)
     {
@@ -1139,20 +1191,27 @@ public sealed partial class ExecutorManager : ITaskExecutor
         }
     }
 
-    private void MarkEnded(string taskId)
+    private void MarkEnded(string taskId) => Mark(taskId, EndedPath);
+
+    private void MarkUpdated(string taskId) => Mark(taskId, UpdatedPath);
+
+    private void MarkSubscribed(string containerId) => Mark(containerId, SubscribedPath);
+
+    /// <summary>An empty marker file (not fsynced, like every checkpoint here: it must outlive the agent process, not the machine).</summary>
+    private void Mark(string id, Func<string, string> path)
     {
-        if (!Ids.IsValidName(taskId))
+        if (!Ids.IsValidName(id))
         {
             return;
         }
 
         try
         {
-            File.WriteAllBytes(EndedPath(taskId), []);
+            File.WriteAllBytes(path(id), []);
         }
         catch (IOException e)
         {
-            LogCheckpointFailed(taskId, e.Message);
+            LogCheckpointFailed(id, e.Message);
         }
     }
 
@@ -1165,6 +1224,7 @@ public sealed partial class ExecutorManager : ITaskExecutor
 
         File.Delete(CheckpointPath(taskId));
         File.Delete(EndedPath(taskId));
+        File.Delete(UpdatedPath(taskId));
     }
 
     /// <summary>A checkpoint file's record, or null after deleting a file that is unreadable or empty (torn by a crash).</summary>
@@ -1187,15 +1247,20 @@ public sealed partial class ExecutorManager : ITaskExecutor
     }
 
     /// <summary>
-    /// Executors do not survive an agent restart: executor processes a previous agent left running are
-    /// killed, and each task that was given to one and had not ended is reported TASK_FAILED
-    /// (REASON_EXECUTOR_TERMINATED). Tasks whose terminal update was already emitted stay known until
-    /// the master acknowledges it again (the update log re-sends it).
+    /// Takes over what a previous agent process left (Mesos' agent recovery with <c>--recover=reconnect</c>). An
+    /// executor whose container the executors' <see cref="ProcessTaskExecutor"/> adopted (its process still runs)
+    /// is kept, with its unfinished tasks, and has <see cref="ExecutorManagerOptions.ReregistrationTimeout"/> to
+    /// SUBSCRIBE again (<see cref="ExecutorManagerOptions.RegistrationTimeout"/> when it had never subscribed: its
+    /// tasks were never sent, and are delivered as usual); one whose container ended meanwhile is reported by
+    /// <see cref="ExecutorEnded"/> with the status its shim recorded, taking its tasks with it. A task whose
+    /// executor is gone without a trace is reported TASK_FAILED (REASON_EXECUTOR_TERMINATED). Tasks whose terminal
+    /// update was already durable stay known until the master acknowledges it again (the update log re-sends it).
+    /// Never starts anything. Called from the constructor, before the pumps run.
     /// </summary>
     private void Recover()
     {
         var leftovers = _containers.KnownTaskIds.ToHashSet(StringComparer.Ordinal);
-        foreach (var file in Directory.EnumerateFiles(_executorsDir, "*.json"))
+        foreach (var file in Directory.EnumerateFiles(_executorsDir, "*.json").Order(StringComparer.Ordinal))
         {
             var containerId = Path.GetFileNameWithoutExtension(file);
             var spec = ReadCheckpoint(file, DroverJsonContext.Default.ExecutorSpec);
@@ -1204,16 +1269,28 @@ public sealed partial class ExecutorManager : ITaskExecutor
                 continue;
             }
 
-            if (leftovers.Contains(containerId))
+            if (!leftovers.Remove(containerId))
             {
-                // Killed below; its end, with the real exit status, is reported by ExecutorEnded like any exit.
-                var run = new ExecutorRun(spec, containerId) { Recovered = true, Terminating = true };
-                _byContainer[containerId] = run;
+                // Ended and forgotten before its exit was durable: all that is known is that it is gone.
+                File.Delete(SubscribedPath(containerId));
+                ReportExit(spec, containerId, null, "The executor ended while the agent restarted; its exit status was not recorded");
+                continue;
+            }
+
+            var run = new ExecutorRun(spec, containerId) { WasSubscribed = File.Exists(SubscribedPath(containerId)) };
+            _byContainer[containerId] = run;
+            if (_executors.TryAdd((spec.FrameworkId, spec.ExecutorId), run))
+            {
+                var timeout = run.WasSubscribed ? _options.ReregistrationTimeout : _options.RegistrationTimeout;
+                run.RegistrationTimer = _time.CreateTimer(_ => RegistrationTimedOut(run), null, timeout, Timeout.InfiniteTimeSpan);
+                LogRecoveredExecutor(spec.FrameworkId, spec.ExecutorId, containerId);
             }
             else
             {
-                // Ended (and forgotten) before its exit was durable: all that is known is that it is gone.
-                ReportExit(spec, containerId, null, "The agent restarted; executors do not survive an agent restart");
+                // Two containers of one executor id outlived the agent (an old one was still ending while its
+                // successor started): only one can be subscribed to; the other goes, its exit reported when it ends.
+                run.Terminating = true;
+                _containers.Kill(containerId, TimeSpan.Zero);
             }
         }
 
@@ -1223,21 +1300,45 @@ public sealed partial class ExecutorManager : ITaskExecutor
             _containers.Kill(containerId, TimeSpan.Zero);
         }
 
-        foreach (var file in Directory.EnumerateFiles(_checkpointDir, "*.json"))
+        // In launch order (as near as the files tell), so queued tasks are delivered in their order.
+        var checkpoints = Directory.EnumerateFiles(_checkpointDir, "*.json")
+            .Select(f => new FileInfo(f)).OrderBy(f => f.LastWriteTimeUtc).ThenBy(f => f.Name, StringComparer.Ordinal).ToList();
+        foreach (var file in checkpoints)
         {
-            var launch = ReadCheckpoint(file, DroverJsonContext.Default.LaunchTask);
+            var launch = ReadCheckpoint(file.FullName, DroverJsonContext.Default.LaunchTask);
             if (launch?.Task.Executor is not { } exec)
             {
-                File.Delete(file);
+                File.Delete(file.FullName);
                 continue;
             }
 
-            var task = new ExecTask(launch, exec) { Phase = TaskPhase.Ended };
-            _execTasks[launch.Task.Id] = task;
-            if (!File.Exists(EndedPath(launch.Task.Id)))
+            var id = launch.Task.Id;
+            var task = new ExecTask(launch, exec) { Phase = TaskPhase.Ended, GroupKey = launch.Task.TaskGroupId };
+            _execTasks[id] = task;
+            var ended = File.Exists(EndedPath(id));
+            if (_executors.TryGetValue((exec.FrameworkId, exec.ExecutorId), out var run))
             {
-                EndTask(task, TaskState.Failed, "The agent restarted; executors do not survive an agent restart", TaskReasons.ExecutorTerminated);
+                task.Run = run;
+                task.Sandbox = Path.Combine(_containersSandboxRoot, run.ContainerId);
+                run.Tasks[id] = task;
+                if (!ended)
+                {
+                    task.Phase = run.WasSubscribed ? TaskPhase.Launched : TaskPhase.Queued;
+                    task.UpdateDurable = task.HasUpdate = File.Exists(UpdatedPath(id));
+                    task.Recovered = true;
+                }
             }
+            else if (!ended)
+            {
+                EndTask(task, TaskState.Failed, "The agent restarted and the task's executor was no longer running", TaskReasons.ExecutorTerminated);
+            }
+        }
+
+        foreach (var run in _executors.Values)
+        {
+            run.MesosTaskIdsKnown = run.Tasks.Count > 0;
+            run.MesosTaskIds = run.Tasks.Values.Any(t => t.Launch.Task.FrameworkId is not null);
+            Resize(run);
         }
     }
 
@@ -1250,8 +1351,8 @@ public sealed partial class ExecutorManager : ITaskExecutor
     [LoggerMessage(Level = LogLevel.Information, Message = "Executor {ExecutorId} of framework {FrameworkId} disconnected")]
     private partial void LogDisconnected(string frameworkId, string executorId);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Executor {ExecutorId} of framework {FrameworkId} did not subscribe within {Seconds} s; killing it")]
-    private partial void LogRegistrationTimeout(string frameworkId, string executorId, double seconds);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Executor {ExecutorId} of framework {FrameworkId} did not {What} within {Seconds} s; killing it")]
+    private partial void LogRegistrationTimeout(string frameworkId, string executorId, string what, double seconds);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Task {TaskId} was not killed by executor {ExecutorId} in time; killing the executor")]
     private partial void LogKillTimeout(string taskId, string executorId);
@@ -1265,7 +1366,10 @@ public sealed partial class ExecutorManager : ITaskExecutor
     [LoggerMessage(Level = LogLevel.Debug, Message = "Dropped a message for executor {ExecutorId} of framework {FrameworkId}: not subscribed")]
     private partial void LogMessageDropped(string frameworkId, string executorId);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Killing executor container {ContainerId} left by a previous agent process")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "Recovered executor {ExecutorId} of framework {FrameworkId} (container {ContainerId}); waiting for it to subscribe again")]
+    private partial void LogRecoveredExecutor(string frameworkId, string executorId, string containerId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Killing executor container {ContainerId} left by a previous agent process without a checkpoint")]
     private partial void LogKillingLeftover(string containerId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Executor task checkpoint of {TaskId}: {Error}")]
@@ -1304,6 +1408,15 @@ public sealed partial class ExecutorManager : ITaskExecutor
 
         public bool HasUpdate { get; set; }
 
+        /// <summary>An update of it from the executor is durable (and marked on disk, see <c>UpdatedPath</c>).</summary>
+        public bool UpdateDurable { get; set; }
+
+        /// <summary>
+        /// Rebuilt from a previous agent process's checkpoints and not yet confirmed by its executor: dropped when the
+        /// executor re-subscribes without knowing it (instead of being launched again).
+        /// </summary>
+        public bool Recovered { get; set; }
+
         public bool KillRequested { get; set; }
 
         public TimeSpan? KillGrace { get; set; }
@@ -1320,7 +1433,10 @@ public sealed partial class ExecutorManager : ITaskExecutor
         /// agent and master by Drover ids ({frameworkId}.{taskId}, <see cref="Core.Mesos.MesosTaskIds"/>).
         /// False for executors of /drover/v1 tasks, which see Drover ids.
         /// </summary>
-        public bool MesosTaskIds { get; init; }
+        public bool MesosTaskIds { get; set; }
+
+        /// <summary>False for an executor recovered without any task: <see cref="MesosTaskIds"/> is then set by its next task.</summary>
+        public bool MesosTaskIdsKnown { get; set; }
 
         /// <summary>The id the executor knows a task by.</summary>
         public string ToExecutor(string droverTaskId) =>
@@ -1333,7 +1449,14 @@ public sealed partial class ExecutorManager : ITaskExecutor
 
         public ExecutorSubscription? Subscription { get; set; }
 
+        /// <summary>Subscribed to this agent process (UPDATE and MESSAGE are refused before, as by a Mesos agent).</summary>
         public bool EverSubscribed { get; set; }
+
+        /// <summary>
+        /// Subscribed to this or a previous agent process (its marker file is on disk): LAUNCHes may have reached it.
+        /// Decides, after a restart, between the re-registration and the registration timeout.
+        /// </summary>
+        public bool WasSubscribed { get; set; }
 
         /// <summary>Being killed or shut down: takes no new tasks.</summary>
         public bool Terminating { get; set; }
@@ -1342,9 +1465,6 @@ public sealed partial class ExecutorManager : ITaskExecutor
         public bool ShuttingDown { get; set; }
 
         public bool Terminated { get; set; }
-
-        /// <summary>Left running by a previous agent process and being killed: only its exit is still to report.</summary>
-        public bool Recovered { get; init; }
 
         public Resources? Limits { get; set; }
 

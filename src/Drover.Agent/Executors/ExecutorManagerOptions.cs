@@ -12,6 +12,14 @@ public sealed record ExecutorManagerOptions
     public TimeSpan RegistrationTimeout { get; init; } = TimeSpan.FromMinutes(1);
 
     /// <summary>
+    /// How long an executor recovered by a restarted agent (its process outlived the previous agent process) has to
+    /// SUBSCRIBE again (Mesos' <c>--executor_reregistration_timeout</c>, 2 s). After it, the executor's unfinished
+    /// tasks fail with REASON_EXECUTOR_REREGISTRATION_TIMEOUT and it is killed. An executor retries with a backoff of
+    /// at most <see cref="SubscriptionBackoffMax"/>, so keep this above it (and above the agent's start-up time).
+    /// </summary>
+    public TimeSpan ReregistrationTimeout { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
     /// Between the SHUTDOWN event and killing the executor (Mesos' <c>--executor_shutdown_grace_period</c>,
     /// 5 s); exported as <c>MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD</c>.
     /// </summary>
@@ -26,7 +34,10 @@ public sealed record ExecutorManagerOptions
     /// <summary>HEARTBEAT events on every subscription stream (Mesos sends them every 30 s).</summary>
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Exported as <c>MESOS_SUBSCRIPTION_BACKOFF_MAX</c> (Mesos' <c>--executor_reregistration_timeout</c>, 2 s).</summary>
+    /// <summary>
+    /// Exported as <c>MESOS_SUBSCRIPTION_BACKOFF_MAX</c>: the longest an executor waits between two SUBSCRIBE attempts
+    /// after losing its connection (a Mesos agent exports its executor re-registration timeout constant, 2 s).
+    /// </summary>
     public TimeSpan SubscriptionBackoffMax { get; init; } = TimeSpan.FromSeconds(2);
 
     /// <summary>Exported as <c>MESOS_RECOVERY_TIMEOUT</c> (Mesos' <c>--recovery_timeout</c>, 15 min).</summary>

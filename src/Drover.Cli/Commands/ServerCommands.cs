@@ -142,6 +142,11 @@ internal static class ServerCommands
             Description = "Seconds a custom executor has to subscribe to /api/v1/executor before its tasks fail and it is killed",
             DefaultValueFactory = _ => executorDefaults.RegistrationTimeout.TotalSeconds,
         };
+        var reregistrationTimeout = new Option<double>("--executor-reregistration-timeout")
+        {
+            Description = "Seconds a custom executor that outlived the previous agent process has to subscribe again before its tasks fail and it is killed",
+            DefaultValueFactory = _ => executorDefaults.ReregistrationTimeout.TotalSeconds,
+        };
         var executorShutdownGrace = new Option<double>("--executor-shutdown-grace-period")
         {
             Description = "Seconds between a SHUTDOWN event and killing a custom executor",
@@ -151,7 +156,7 @@ internal static class ServerCommands
         // --master is the global option (a comma-separated list here: the agent fails over between masters).
         var cmd = new Command("agent", "Run an agent that offers this machine's resources")
         {
-            workDir, listen, advertise, killTasks, registrationTimeout, executorShutdownGrace, LogLevelOption,
+            workDir, listen, advertise, killTasks, registrationTimeout, reregistrationTimeout, executorShutdownGrace, LogLevelOption,
         };
         agentFlags.AddTo(cmd, includeHostname: true);
         cmd.SetAction(async (pr, ct) =>
@@ -167,6 +172,7 @@ internal static class ServerCommands
                 Executors = executorDefaults with
                 {
                     RegistrationTimeout = PositiveSeconds(pr.GetValue(registrationTimeout), "--executor-registration-timeout"),
+                    ReregistrationTimeout = PositiveSeconds(pr.GetValue(reregistrationTimeout), "--executor-reregistration-timeout"),
                     ShutdownGracePeriod = PositiveSeconds(pr.GetValue(executorShutdownGrace), "--executor-shutdown-grace-period"),
                 },
             };

@@ -69,8 +69,8 @@ public sealed record LiveExecutor
 }
 
 /// <summary>
-/// A custom executor's process ended (by itself, crash, OOM, kill, shutdown, registration timeout, or an agent
-/// restart, which executors do not survive). Delivered like status updates: on disk on the agent first, in
+/// A custom executor's process ended (by itself, crash, OOM, kill, shutdown, registration timeout, or no
+/// re-subscription after an agent restart). Delivered like status updates: on disk on the agent first, in
 /// <see cref="StatusUpdateBatch.ExecutorExits"/>, kept until the master acknowledges <see cref="Uuid"/>.
 /// </summary>
 public sealed record ExecutorExit

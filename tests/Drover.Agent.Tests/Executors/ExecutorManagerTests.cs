@@ -12,7 +12,8 @@ namespace Drover.Agent.Tests.Executors;
 
 /// <summary>
 /// The executor manager without a master: executor processes in real cgroups, their limits, and what an
-/// agent restart does to them. The executors here never subscribe (<c>sleep</c>), which keeps their tasks queued.
+/// agent restart does to them. The executors here never subscribe by themselves (<c>sleep</c>), which keeps their
+/// tasks queued; tests that need a subscribed executor subscribe and update on its behalf through the manager's calls.
 /// </summary>
 public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifetime
 {
@@ -22,7 +23,7 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
     private readonly List<TaskStatus> _updates = [];
     private readonly List<(ExecutorManager Manager, Task Pump)> _managers = [];
 
-    private ExecutorManager Start(bool killOnDispose = true)
+    private ExecutorManager Start(bool killOnDispose = true, TimeSpan? reregistrationTimeout = null)
     {
         var options = new ProcessExecutorOptions
         {
@@ -33,7 +34,11 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
             KillTasksOnDispose = killOnDispose,
         };
         var tasks = new ProcessTaskExecutor(options, NullLogger<ProcessTaskExecutor>.Instance, TimeProvider.System);
-        var manager = new ExecutorManager(tasks, options, new ExecutorManagerOptions { RegistrationTimeout = TimeSpan.FromMinutes(10) },
+        var manager = new ExecutorManager(tasks, options, new ExecutorManagerOptions
+        {
+            RegistrationTimeout = TimeSpan.FromMinutes(10),
+            ReregistrationTimeout = reregistrationTimeout ?? TimeSpan.FromMinutes(10),
+        },
             NullLoggerFactory.Instance, TimeProvider.System);
         _managers.Add((manager, Pump(manager)));
         return manager;
@@ -169,7 +174,7 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
     }
 
     [Fact]
-    public async Task Restart_ExecutorLeftRunning_ExecutorKilledAndItsTaskFailed()
+    public async Task Restart_ExecutorNeverSubscribed_KeptWithItsQueuedTaskAndEndedTaskNotReportedAgain()
     {
         if (!Privileges.RequireRoot(output))
         {
@@ -179,9 +184,11 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
         var before = Start(killOnDispose: false);
         var launch = ExecutorTask("survivor", memMiB: 32);
         before.Launch(launch);
-        var cgroup = ContainerCgroup(before.ContainerOf(Framework, "survivor")!);
+        var container = before.ContainerOf(Framework, "survivor")!;
+        var cgroup = ContainerCgroup(container);
         var driver = CgroupDriver.Detect();
         await Eventually.TrueAsync(() => driver.ListPids(cgroup).Count > 0, "the executor process to run");
+        var pids = driver.ListPids(cgroup);
         // A second task ended before the restart, its terminal update safely on disk (the agent's update log).
         var ended = ExecutorTask("survivor", memMiB: 32);
         before.Launch(ended);
@@ -189,20 +196,23 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
         var endedUpdate = await WaitForUpdate(ended.Task.Id, u => u.State.IsTerminal(), "the second task to end");
         before.OnDurable([endedUpdate]);
         await before.DisposeAsync(); // an agent stopped without killing: the executor keeps running
-        Assert.NotEmpty(driver.ListPids(cgroup));
 
         var after = Start();
 
-        var failed = await WaitForUpdate(launch.Task.Id, u => u.State.IsTerminal(), "the task to be reported");
-        Assert.Equal(TaskState.Failed, failed.State);
-        Assert.Equal(TaskReasons.ExecutorTerminated, failed.Reason);
-        Assert.Equal("survivor", failed.ExecutorId);
-        await Eventually.TrueAsync(() => driver.ListPids(cgroup).Count == 0 && after.ContainerIds.Count == 0, "the old executor to be killed");
+        // The same executor process, still waiting for its first SUBSCRIBE, and listed to the master.
+        Assert.Equal(container, after.ContainerOf(Framework, "survivor"));
+        Assert.Equal(pids, driver.ListPids(cgroup));
+        Assert.Contains(after.LiveExecutors, e => e.ContainerId == container);
+        Assert.Equal(64 + 32, MemoryLimitMiB(cgroup)); // its own share plus the unfinished task's
         Assert.Contains(launch.Task.Id, after.KnownTaskIds);
-        // The task that had ended is still known (until the master acknowledges its logged update) but not reported again.
-        Assert.Contains(ended.Task.Id, after.KnownTaskIds);
+        Assert.Contains(ended.Task.Id, after.KnownTaskIds); // until the master acknowledges its logged update
+        // The task is still queued (never sent, as the executor never subscribed): a kill ends it as such.
+        after.Kill(launch.Task.Id);
+        var killed = await WaitForUpdate(launch.Task.Id, u => u.State.IsTerminal(), "the queued task to be killed");
+        Assert.Equal(TaskReasons.TaskKilledDuringLaunch, killed.Reason);
         lock (_updates)
         {
+            Assert.Single(_updates, u => u.TaskId == launch.Task.Id);
             Assert.Single(_updates, u => u.TaskId == ended.Task.Id);
         }
 
@@ -210,6 +220,133 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
         after.Forget(ended.Task.Id);
         Assert.DoesNotContain(launch.Task.Id, after.KnownTaskIds);
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(_workDir, "meta", "executor-tasks")));
+    }
+
+    /// <summary>Subscribes on the executor's behalf, acknowledges nothing; returns the subscription.</summary>
+    private static ExecutorSubscription Subscribe(ExecutorManager manager, string executorId, params string[] unacknowledgedTasks)
+    {
+        var (outcome, sub) = manager.Subscribe(Framework, executorId, new ExecutorSubscribe
+        {
+            UnacknowledgedTasks = [.. unacknowledgedTasks.Select(id => new MesosTaskInfo { Name = "t", TaskId = MesosId.Of(id) })],
+        });
+        Assert.Equal(200, outcome.StatusCode);
+        return sub!;
+    }
+
+    private static List<string> Drain(ExecutorSubscription sub)
+    {
+        var events = new List<string>();
+        while (sub.Events.TryRead(out var e))
+        {
+            events.Add(e.Type switch
+            {
+                "LAUNCH" => "LAUNCH " + e.Launch!.Task!.TaskId!.Value,
+                "KILL" => "KILL " + e.Kill!.TaskId!.Value,
+                "ACKNOWLEDGED" => "ACKNOWLEDGED " + e.Acknowledged!.TaskId!.Value,
+                _ => e.Type!,
+            });
+        }
+
+        return events;
+    }
+
+    /// <summary>
+    /// Before a restart: an executor subscribed and got three tasks; it reported the first RUNNING (durable), the
+    /// other two not yet. Returns the stopped manager's executor container and the tasks.
+    /// </summary>
+    private async Task<(string Container, LaunchTask Running, LaunchTask Silent, LaunchTask Unacknowledged)> SubscribedExecutorLeftRunning()
+    {
+        var before = Start(killOnDispose: false);
+        var running = ExecutorTask("survivor", memMiB: 32);
+        var silent = ExecutorTask("survivor", memMiB: 32);
+        var unacknowledged = ExecutorTask("survivor", memMiB: 32);
+        before.Launch(running);
+        before.Launch(silent);
+        before.Launch(unacknowledged);
+        var container = before.ContainerOf(Framework, "survivor")!;
+        var sub = Subscribe(before, "survivor");
+        Assert.Equal(["SUBSCRIBED", "LAUNCH " + running.Task.Id, "LAUNCH " + silent.Task.Id, "LAUNCH " + unacknowledged.Task.Id], Drain(sub));
+        Assert.Equal(202, before.Update(Framework, "survivor", new MesosTaskStatus
+        {
+            TaskId = MesosId.Of(running.Task.Id),
+            State = "TASK_RUNNING",
+            Source = TaskSources.Executor,
+            Uuid = Convert.ToBase64String(Guid.NewGuid().ToByteArray()),
+        }).StatusCode);
+        var update = await WaitForUpdate(running.Task.Id, u => u.State == TaskState.Running, "the RUNNING update");
+        before.OnDurable([update]);
+        Assert.Equal(["ACKNOWLEDGED " + running.Task.Id], Drain(sub));
+        await before.DisposeAsync();
+        return (container, running, silent, unacknowledged);
+    }
+
+    [Fact]
+    public async Task Restart_SubscribedExecutorResubscribes_KnownTasksKeptUnknownLaunchedTaskDroppedKillsDelivered()
+    {
+        if (!Privileges.RequireRoot(output))
+        {
+            return;
+        }
+
+        var (container, running, silent, unacknowledged) = await SubscribedExecutorLeftRunning();
+        var after = Start();
+        Assert.Equal(container, after.ContainerOf(Framework, "survivor"));
+        // A kill while the executor is away waits for it.
+        after.Kill(running.Task.Id);
+
+        // It re-subscribes listing the task it has no acknowledged update for; the RUNNING one it need not list.
+        var sub = Subscribe(after, "survivor", unacknowledged.Task.Id);
+
+        // The one it does not know may never have reached it: dropped, not launched again (as a Mesos agent does).
+        var dropped = await WaitForUpdate(silent.Task.Id, u => u.State.IsTerminal(), "the unknown task to be dropped");
+        Assert.Equal(TaskState.Dropped, dropped.State);
+        Assert.Equal(TaskReasons.AgentRestarted, dropped.Reason);
+        Assert.Equal(["SUBSCRIBED", "KILL " + running.Task.Id], Drain(sub));
+        lock (_updates)
+        {
+            Assert.DoesNotContain(_updates, u => u.State.IsTerminal() && u.TaskId != silent.Task.Id);
+        }
+
+        Assert.Equal(64 + 32 + 32, MemoryLimitMiB(ContainerCgroup(container))); // the dropped task's share went
+        Assert.Equal(202, after.Update(Framework, "survivor", new MesosTaskStatus
+        {
+            TaskId = MesosId.Of(unacknowledged.Task.Id),
+            State = "TASK_FINISHED",
+            Source = TaskSources.Executor,
+            Uuid = Convert.ToBase64String(Guid.NewGuid().ToByteArray()),
+        }).StatusCode);
+        Assert.Equal(TaskState.Finished, (await WaitForUpdate(unacknowledged.Task.Id, u => u.State.IsTerminal(), "the finished update")).State);
+    }
+
+    [Fact]
+    public async Task Restart_SubscribedExecutorDoesNotResubscribe_TasksFailReregistrationTimeoutExecutorKilledExitReported()
+    {
+        if (!Privileges.RequireRoot(output))
+        {
+            return;
+        }
+
+        var (container, running, silent, unacknowledged) = await SubscribedExecutorLeftRunning();
+        var cgroup = ContainerCgroup(container);
+        var driver = CgroupDriver.Detect();
+        Assert.NotEmpty(driver.ListPids(cgroup));
+
+        var after = Start(reregistrationTimeout: TimeSpan.FromMilliseconds(500));
+
+        foreach (var task in new[] { running, silent, unacknowledged })
+        {
+            var failed = await WaitForUpdate(task.Task.Id, u => u.State.IsTerminal(), "the task to fail");
+            Assert.Equal(TaskState.Failed, failed.State);
+            Assert.Equal(ExecutorManager.ReasonReregistrationTimeout, failed.Reason);
+            Assert.Equal("survivor", failed.ExecutorId);
+        }
+
+        await Eventually.TrueAsync(() => driver.ListPids(cgroup).Count == 0 && after.ContainerIds.Count == 0, "the executor to be killed");
+        ExecutorExit? exit = null;
+        await Eventually.TrueAsync(() => after.Exits.TryRead(out exit), "the executor's exit to be reported");
+        Assert.Equal(container, exit!.ContainerId);
+        Assert.Equal("survivor", exit.ExecutorId);
+        Assert.Null(after.ContainerOf(Framework, "survivor"));
     }
 
     public Task InitializeAsync() => Task.CompletedTask;

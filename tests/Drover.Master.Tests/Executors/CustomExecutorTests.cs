@@ -32,7 +32,7 @@ public sealed class CustomExecutorTests : IAsyncLifetime
 
     private string AgentId => _agent!.Agent!.AgentId!;
 
-    private async Task<bool> StartAsync(ExecutorManagerOptions? options = null)
+    private async Task<bool> StartAsync(ExecutorManagerOptions? options = null, bool killTasksOnStop = true)
     {
         if (!Requirements.RootAvailable())
         {
@@ -40,7 +40,8 @@ public sealed class CustomExecutorTests : IAsyncLifetime
         }
 
         _cluster = await InProcessCluster.StartAsync();
-        _agent = await _cluster.AddAgentAsync("exec-host", TestPorts.Resources(), executors: options ?? new ExecutorManagerOptions());
+        _agent = await _cluster.AddAgentAsync("exec-host", TestPorts.Resources(), executors: options ?? new ExecutorManagerOptions(),
+            killTasksOnStop: killTasksOnStop);
         return true;
     }
 
@@ -361,6 +362,78 @@ public sealed class CustomExecutorTests : IAsyncLifetime
             var done = await WaitForState(first, TaskState.Finished);
             Assert.Single(done.Statuses, s => s.State == TaskState.Running && s.Source == TaskSources.Executor);
         }
+    }
+
+    private static string Text(string text) => Convert.ToBase64String(Encoding.UTF8.GetBytes(text));
+
+    [Fact]
+    public async Task AgentRestart_ExecutorWithRunningTask_SameProcessResubscribesTaskKeepsRunningMessageAndKillWork()
+    {
+        // The agent stops without killing anything (as `drover agent` does); the executor (MESOS_CHECKPOINT=1) retries.
+        if (!await StartAsync(new ExecutorManagerOptions { ReregistrationTimeout = TimeSpan.FromSeconds(5), SubscriptionBackoffMax = TimeSpan.FromMilliseconds(500) },
+            killTasksOnStop: false))
+        {
+            return;
+        }
+
+        var id = Submit("run");
+        await WaitForState(id, TaskState.Running);
+        var container = Executors.ContainerOf(FrameworkId, "echo");
+        var before = await WaitForEvents(id, e => e.Any(l => l.StartsWith($"ACKNOWLEDGED {id} ", StringComparison.Ordinal)), "TASK_RUNNING to be acknowledged");
+        var firstSubscription = Assert.Single(before, l => l.StartsWith("SUBSCRIBED", StringComparison.Ordinal));
+        Assert.Contains($" {container} pid=", firstSubscription, StringComparison.Ordinal);
+
+        _agent = await _cluster!.RestartAgentAsync(_agent!);
+
+        // The same executor process (same container, same pid) subscribed to the new agent process.
+        var after = await WaitForEvents(id, e => e.Count(l => l.StartsWith("SUBSCRIBED", StringComparison.Ordinal)) == 2, "the executor to subscribe again");
+        Assert.Equal([firstSubscription, firstSubscription], after.Where(l => l.StartsWith("SUBSCRIBED", StringComparison.Ordinal)));
+        Assert.Equal(container, Executors.ContainerOf(FrameworkId, "echo"));
+        Assert.Contains(Executors.LiveExecutors, e => e.ContainerId == container && e.Executor.ExecutorId == "echo");
+        Assert.Equal(TaskState.Running, (await _cluster.Client.GetTaskAsync(id)).State);
+        Assert.Equal($"LAUNCH {id} run", Assert.Single(after, l => l.StartsWith("LAUNCH", StringComparison.Ordinal))); // not launched again
+
+        // A scheduler message still round-trips through the new agent process.
+        var echoed = new TaskCompletionSource<FrameworkMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
+        State.FrameworkMessageReceived += (_, message) => echoed.TrySetResult(message);
+        Assert.True(State.SendToExecutor(AgentId, new FrameworkMessage { FrameworkId = FrameworkId, ExecutorId = "echo", Data = Text("after the restart") }));
+        Assert.Equal(Text("after the restart"), (await echoed.Task.WaitAsync(Timeout)).Data);
+
+        // And a kill reaches the executor, which ends the task itself.
+        await _cluster.Client.KillTaskAsync(id);
+        var killed = await WaitForState(id, TaskState.Killed);
+        Assert.Equal("killed by the executor", killed.Message);
+        Assert.Equal(TaskSources.Executor, killed.Statuses[^1].Source);
+        Assert.DoesNotContain(killed.Statuses, s => s.State is TaskState.Failed or TaskState.Lost or TaskState.Dropped);
+        Assert.Single(killed.Statuses, s => s.State == TaskState.Running && s.Source == TaskSources.Executor);
+        Assert.Equal(container, Executors.ContainerOf(FrameworkId, "echo")); // the executor itself keeps running
+    }
+
+    [Fact]
+    public async Task AgentRestart_ExecutorDoesNotResubscribe_KilledAfterTimeoutTaskFailsWithReregistrationTimeout()
+    {
+        if (!await StartAsync(new ExecutorManagerOptions { ReregistrationTimeout = TimeSpan.FromSeconds(1) }, killTasksOnStop: false))
+        {
+            return;
+        }
+
+        var id = Submit("run");
+        await WaitForState(id, TaskState.Running);
+        Assert.True(State.SendToExecutor(AgentId, new FrameworkMessage { FrameworkId = FrameworkId, ExecutorId = "echo", Data = Text("no-reconnect") }));
+        await WaitForEvents(id, e => e.Contains("MESSAGE no-reconnect"), "the executor to be told not to reconnect");
+
+        _agent = await _cluster!.RestartAgentAsync(_agent!);
+
+        var failed = await WaitForState(id, TaskState.Failed);
+        Assert.Equal(ExecutorManager.ReasonReregistrationTimeout, failed.Reason);
+        Assert.Contains("did not re-subscribe within 1 s", failed.Message, StringComparison.Ordinal);
+        await Wait.UntilAsync(() => Task.FromResult(Executors.ContainerIds), c => c.Count == 0, Timeout, "the silent executor to be killed");
+        Assert.Null(Executors.ContainerOf(FrameworkId, "echo"));
+        // Its exit was reported (the master acknowledged it, so it is no longer listed), and it never subscribed again.
+        await Wait.UntilAsync(() => Task.FromResult(Executors.LiveExecutors), l => l.Count == 0, Timeout, "the executor's exit to be acknowledged");
+        var events = ReadEvents(id);
+        Assert.Contains("STAYING-SILENT", events);
+        Assert.Single(events, l => l.StartsWith("SUBSCRIBED", StringComparison.Ordinal));
     }
 
     /// <summary>Launches a task group on the agent through the master's offer path (as an ACCEPT with LAUNCH_GROUP does).</summary>
