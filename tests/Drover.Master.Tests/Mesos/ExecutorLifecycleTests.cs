@@ -13,7 +13,7 @@ namespace Drover.Master.Tests.Mesos;
 /// <summary>
 /// A custom executor's life as a Mesos framework sees it, on a real master and agent running the Python echo
 /// executor (needs root): its resources held in the ledger while it lives, FAILURE when it exits, GET_EXECUTORS,
-/// and its exit reaching the master across a master outage.
+/// its exit reaching the master across a master outage, and the executor surviving an agent restart.
 /// </summary>
 [Collection(RealClusterCollection.Name)]
 public sealed class ExecutorLifecycleTests(ITestOutputHelper output)
@@ -174,6 +174,57 @@ public sealed class ExecutorLifecycleTests(ITestOutputHelper output)
         var whole = await OfferWhereAsync(s, o => RawScheduler.ScalarOf(o, "cpus") == 1, "the executor's cpu is back");
         Assert.Equal(1, RawScheduler.ScalarOf(whole, "cpus"));
         Assert.Empty(await LiveExecutorIdsAsync(cluster.Master.Url));
+    }
+
+    private static ExecutorManager Manager(Drover.Cli.Hosting.RunningHost agent) => (ExecutorManager)agent.Services.GetRequiredService<ITaskExecutor>();
+
+    [Fact]
+    public async Task AgentRestart_ExecutorResubscribes_StillCountedTaskRunningAndMessagesRoundTrip()
+    {
+        if (!Requirements.RootAvailable())
+        {
+            return;
+        }
+
+        await using var cluster = await InProcessCluster.StartAsync();
+        // Stopping the agent leaves its tasks and executors running (as `drover agent` does).
+        var agent = await cluster.AddAgentAsync("restart-host", TestPorts.Resources("cpus:2;mem:1024;disk:1024", 20),
+            executors: new ExecutorManagerOptions { ReregistrationTimeout = TimeSpan.FromSeconds(5), SubscriptionBackoffMax = TimeSpan.FromMilliseconds(500) },
+            killTasksOnStop: false);
+        await using var s = await RawScheduler.SubscribeAsync(cluster.Master.Url, Info("restart-framework"));
+        s.AutoAcknowledge = true;
+        var offer = (await s.NextAsync("OFFERS", Timeout))["offers"]!["offers"]![0]!.AsObject();
+        var agentId = AgentOf(offer);
+        await s.CallOkAsync("ACCEPT", RawScheduler.Launch(offer, 0, ExecutorTask("survivor", agentId, "survivor-executor", 0.5, 0.25)));
+        await s.UpdateAsync("survivor", "TASK_RUNNING", Timeout);
+        var container = Manager(agent).ContainerOf(s.FrameworkId, "survivor-executor");
+        var events = Path.Combine(Manager(agent).SandboxPath($"{s.FrameworkId}.survivor")!, "events.log");
+        await Wait.UntilAsync(() => Task.FromResult(File.ReadAllLines(events)), l => l.Any(x => x.StartsWith("ACKNOWLEDGED survivor ", StringComparison.Ordinal)),
+            Timeout, "TASK_RUNNING to be acknowledged to the executor");
+
+        agent = await cluster.RestartAgentAsync(agent);
+
+        Assert.Equal(container, Manager(agent).ContainerOf(s.FrameworkId, "survivor-executor"));
+        await Wait.UntilAsync(() => Task.FromResult(File.ReadAllLines(events)), l => l.Count(x => x.StartsWith("SUBSCRIBED", StringComparison.Ordinal)) == 2,
+            Timeout, "the executor to subscribe to the restarted agent");
+        // Still counted (the restarted agent lists it), its resources still held, its task still running.
+        Assert.Equal(["survivor-executor"], await LiveExecutorIdsAsync(cluster.Master.Url));
+        Assert.Equal(0.75m, (await cluster.Client.GetAgentAsync(agentId)).Used.Cpus);
+        await s.CallOkAsync("RECONCILE", new JsonObject { ["tasks"] = new JsonArray(new JsonObject { ["task_id"] = Id("survivor") }) });
+        await s.UpdateAsync("survivor", "TASK_RUNNING", Timeout);
+        await s.CallOkAsync("MESSAGE", new JsonObject
+        {
+            ["agent_id"] = Id(agentId),
+            ["executor_id"] = Id("survivor-executor"),
+            ["data"] = Convert.ToBase64String(Encoding.UTF8.GetBytes("still there?")),
+        });
+        var echoed = await s.NextAsync("MESSAGE", Timeout);
+        Assert.Equal("still there?", Encoding.UTF8.GetString(Convert.FromBase64String((string)echoed["message"]!["data"]!)));
+        lock (s.Seen)
+        {
+            Assert.DoesNotContain(s.Seen, e => (string?)e["type"] == "FAILURE");
+            Assert.DoesNotContain(s.Seen, e => (string?)e["type"] == "UPDATE" && (string?)e["update"]!["status"]!["state"] != "TASK_RUNNING");
+        }
     }
 
     [Fact]
