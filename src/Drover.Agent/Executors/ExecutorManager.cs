@@ -47,6 +47,9 @@ public sealed partial class ExecutorManager : ITaskExecutor
 
     /// <summary>Exits emitted and not yet acknowledged by the master, by uuid: still listed as live to the master.</summary>
     private readonly Dictionary<string, LiveExecutor> _reporting = new(StringComparer.Ordinal);
+
+    /// <summary>Executors recovered from a previous agent process: their timeout starts at <see cref="AttachAgent"/>.</summary>
+    private readonly List<ExecutorRun> _awaitingAttach = [];
     private readonly string _checkpointDir;
     private readonly string _executorsDir;
     private readonly Task _taskPump;
@@ -157,7 +160,9 @@ public sealed partial class ExecutorManager : ITaskExecutor
 
     /// <summary>
     /// Tells the manager how executors reach this agent (<c>MESOS_AGENT_ENDPOINT</c>, <c>host:port</c>) and
-    /// its id (read when needed: it is confirmed at registration). Called once by the agent at start.
+    /// its id (read when needed: it is confirmed at registration). Called once by the agent at start, once its
+    /// HTTP endpoint serves: only then do the executors recovered from a previous agent process start their
+    /// (re-)registration timeout, so the agent's own start-up does not eat into it.
     /// </summary>
     public void AttachAgent(Uri endpoint, Func<string?> agentId, string hostname)
     {
@@ -166,6 +171,19 @@ public sealed partial class ExecutorManager : ITaskExecutor
         _agentEndpoint = $"{host}:{endpoint.Port}";
         _agentId = agentId;
         _hostname = hostname;
+        lock (_gate)
+        {
+            foreach (var run in _awaitingAttach)
+            {
+                if (!run.EverSubscribed && !run.Terminated)
+                {
+                    var timeout = run.WasSubscribed ? _options.ReregistrationTimeout : _options.RegistrationTimeout;
+                    run.RegistrationTimer ??= _time.CreateTimer(_ => RegistrationTimedOut(run), null, timeout, Timeout.InfiniteTimeSpan);
+                }
+            }
+
+            _awaitingAttach.Clear();
+        }
     }
 
     /// <summary>The container (executor process) currently running the executor, or null. For tests and diagnostics.</summary>
@@ -1249,9 +1267,9 @@ public sealed partial class ExecutorManager : ITaskExecutor
     /// <summary>
     /// Takes over what a previous agent process left (Mesos' agent recovery with <c>--recover=reconnect</c>). An
     /// executor whose container the executors' <see cref="ProcessTaskExecutor"/> adopted (its process still runs)
-    /// is kept, with its unfinished tasks, and has <see cref="ExecutorManagerOptions.ReregistrationTimeout"/> to
-    /// SUBSCRIBE again (<see cref="ExecutorManagerOptions.RegistrationTimeout"/> when it had never subscribed: its
-    /// tasks were never sent, and are delivered as usual); one whose container ended meanwhile is reported by
+    /// is kept, with its unfinished tasks, and has <see cref="ExecutorManagerOptions.ReregistrationTimeout"/> (from
+    /// <see cref="AttachAgent"/>) to SUBSCRIBE again (<see cref="ExecutorManagerOptions.RegistrationTimeout"/> when
+    /// it had never subscribed: its tasks were never sent, and are delivered as usual); one whose container ended meanwhile is reported by
     /// <see cref="ExecutorEnded"/> with the status its shim recorded, taking its tasks with it. A task whose
     /// executor is gone without a trace is reported TASK_FAILED (REASON_EXECUTOR_TERMINATED). Tasks whose terminal
     /// update was already durable stay known until the master acknowledges it again (the update log re-sends it).
@@ -1281,8 +1299,7 @@ public sealed partial class ExecutorManager : ITaskExecutor
             _byContainer[containerId] = run;
             if (_executors.TryAdd((spec.FrameworkId, spec.ExecutorId), run))
             {
-                var timeout = run.WasSubscribed ? _options.ReregistrationTimeout : _options.RegistrationTimeout;
-                run.RegistrationTimer = _time.CreateTimer(_ => RegistrationTimedOut(run), null, timeout, Timeout.InfiniteTimeSpan);
+                _awaitingAttach.Add(run); // its timeout starts once the agent's endpoint serves (AttachAgent)
                 LogRecoveredExecutor(spec.FrameworkId, spec.ExecutorId, containerId);
             }
             else

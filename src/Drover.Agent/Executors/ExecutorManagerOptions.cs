@@ -14,8 +14,9 @@ public sealed record ExecutorManagerOptions
     /// <summary>
     /// How long an executor recovered by a restarted agent (its process outlived the previous agent process) has to
     /// SUBSCRIBE again (Mesos' <c>--executor_reregistration_timeout</c>, 2 s). After it, the executor's unfinished
-    /// tasks fail with REASON_EXECUTOR_REREGISTRATION_TIMEOUT and it is killed. An executor retries with a backoff of
-    /// at most <see cref="SubscriptionBackoffMax"/>, so keep this above it (and above the agent's start-up time).
+    /// tasks fail with REASON_EXECUTOR_REREGISTRATION_TIMEOUT and it is killed. Counted from when the restarted agent's
+    /// endpoint serves; an executor retries with a backoff of at most <see cref="SubscriptionBackoffMax"/>, so keep
+    /// this at least that.
     /// </summary>
     public TimeSpan ReregistrationTimeout { get; init; } = TimeSpan.FromSeconds(2);
 

@@ -40,6 +40,7 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
             ReregistrationTimeout = reregistrationTimeout ?? TimeSpan.FromMinutes(10),
         },
             NullLoggerFactory.Instance, TimeProvider.System);
+        manager.AttachAgent(new Uri("http://127.0.0.1:5051"), () => "agent-1", "test-host.example"); // as the agent does once it serves
         _managers.Add((manager, Pump(manager)));
         return manager;
     }
