@@ -267,13 +267,7 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
         var container = before.ContainerOf(Framework, "survivor")!;
         var sub = Subscribe(before, "survivor");
         Assert.Equal(["SUBSCRIBED", "LAUNCH " + running.Task.Id, "LAUNCH " + silent.Task.Id, "LAUNCH " + unacknowledged.Task.Id], Drain(sub));
-        Assert.Equal(202, before.Update(Framework, "survivor", new MesosTaskStatus
-        {
-            TaskId = MesosId.Of(running.Task.Id),
-            State = "TASK_RUNNING",
-            Source = TaskSources.Executor,
-            Uuid = Convert.ToBase64String(Guid.NewGuid().ToByteArray()),
-        }).StatusCode);
+        Assert.Equal(202, before.Update(Framework, "survivor", ExecutorStatus(running, "TASK_RUNNING")).StatusCode);
         var update = await WaitForUpdate(running.Task.Id, u => u.State == TaskState.Running, "the RUNNING update");
         before.OnDurable([update]);
         Assert.Equal(["ACKNOWLEDGED " + running.Task.Id], Drain(sub));
@@ -309,13 +303,7 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
         }
 
         Assert.Equal(64 + 32 + 32, MemoryLimitMiB(ContainerCgroup(container))); // the dropped task's share went
-        Assert.Equal(202, after.Update(Framework, "survivor", new MesosTaskStatus
-        {
-            TaskId = MesosId.Of(unacknowledged.Task.Id),
-            State = "TASK_FINISHED",
-            Source = TaskSources.Executor,
-            Uuid = Convert.ToBase64String(Guid.NewGuid().ToByteArray()),
-        }).StatusCode);
+        Assert.Equal(202, after.Update(Framework, "survivor", ExecutorStatus(unacknowledged, "TASK_FINISHED")).StatusCode);
         Assert.Equal(TaskState.Finished, (await WaitForUpdate(unacknowledged.Task.Id, u => u.State.IsTerminal(), "the finished update")).State);
     }
 
@@ -368,4 +356,13 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
         {
         }
     }
+
+    /// <summary>An UPDATE's status as the executor sends it, with a fresh uuid.</summary>
+    private static MesosTaskStatus ExecutorStatus(LaunchTask task, string state) => new()
+    {
+        TaskId = MesosId.Of(task.Task.Id),
+        State = state,
+        Source = TaskSources.Executor,
+        Uuid = Convert.ToBase64String(Guid.NewGuid().ToByteArray()),
+    };
 }

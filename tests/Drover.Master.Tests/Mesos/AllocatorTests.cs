@@ -150,11 +150,7 @@ public sealed class AllocatorTests
         var offer = DeclineNextOffer(fw, stream, 30);
         Assert.Equal(2m, _state.GetAgent(offer.AgentId.Value)!.Free.Cpus); // back in the ledger
 
-        _frameworks.AllocatePass();
-        Assert.Empty(Offers(Events(stream)));
-        _time.Advance(TimeSpan.FromSeconds(31));
-        _frameworks.AllocatePass();
-        Assert.Single(Offers(Events(stream)));
+        AssertFilteredUntil(stream, TimeSpan.FromSeconds(31));
     }
 
     [Fact]
@@ -540,6 +536,16 @@ public sealed class AllocatorTests
         return offer;
     }
 
+    /// <summary>No offer now; one after <paramref name="later"/> (the decline filter expired).</summary>
+    private void AssertFilteredUntil(SchedulerStream stream, TimeSpan later)
+    {
+        _frameworks.AllocatePass();
+        Assert.Empty(Offers(Events(stream)));
+        _time.Advance(later);
+        _frameworks.AllocatePass();
+        Assert.Single(Offers(Events(stream)));
+    }
+
     private void Finish(string agentId, string droverTaskId, TaskState state = TaskState.Finished)
     {
         var batch = new Drover.Core.Protocol.StatusUpdateBatch { Updates = [new TaskStatus { TaskId = droverTaskId, State = state, Uuid = Guid.NewGuid().ToString() }] };
@@ -602,12 +608,7 @@ public sealed class AllocatorTests
         var builtIn = _state.Submit(Build.Task(cpus: 1)).View;
         _loop.RunPass();
         Assert.Equal(agentId, _state.GetTask(builtIn.Id)!.AgentId);
-        _frameworks.AllocatePass();
-        Assert.Empty(Offers(Events(stream)));
-
-        _time.Advance(TimeSpan.FromSeconds(61));
-        _frameworks.AllocatePass();
-        Assert.Single(Offers(Events(stream)));
+        AssertFilteredUntil(stream, TimeSpan.FromSeconds(61));
     }
 
     [Fact]
