@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Drover.Core;
+using Drover.Core.Mesos;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -141,8 +142,10 @@ public static class ExecutorApi
     }
 
     /// <summary>Validates a TaskStatus an executor sends (UPDATE, or an unacknowledged update on SUBSCRIBE).</summary>
-    internal static string? ValidateStatus(MesosTaskStatus status, string executorId)
+    internal static string? ValidateStatus(MTaskStatus status, string executorId)
     {
+        // task_id and state are required members of MTaskStatus, so a status without them already failed to
+        // parse (as proto2 required fields do in Mesos); an explicit JSON null still gets here.
         if (string.IsNullOrEmpty(status.TaskId?.Value))
         {
             return "Expecting 'task_id' to be present in 'update.status'";

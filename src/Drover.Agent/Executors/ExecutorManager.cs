@@ -4,6 +4,7 @@ using System.Threading.Channels;
 using Drover.Agent.Execution;
 using Drover.Core;
 using Drover.Core.Json;
+using Drover.Core.Mesos;
 using Drover.Core.Protocol;
 using Microsoft.Extensions.Logging;
 
@@ -528,9 +529,9 @@ public sealed partial class ExecutorManager : ITaskExecutor
                 Subscribed = new ExecutorSubscribed
                 {
                     ExecutorInfo = ExecutorInfo(run.Spec),
-                    FrameworkInfo = new MesosFrameworkInfo { Id = MesosId.Of(frameworkId) },
-                    AgentInfo = new MesosAgentInfo { Hostname = _hostname, Port = PortOf(_agentEndpoint), Id = AgentIdOrNull() },
-                    ContainerId = MesosId.Of(run.ContainerId),
+                    FrameworkInfo = new MFrameworkInfo { Id = new MId(frameworkId), User = "", Name = "" },
+                    AgentInfo = new MAgentInfo { Hostname = _hostname, Port = PortOf(_agentEndpoint), Id = AgentIdOrNull() },
+                    ContainerId = new MId(run.ContainerId),
                 },
             });
 
@@ -612,7 +613,7 @@ public sealed partial class ExecutorManager : ITaskExecutor
     }
 
     /// <summary>UPDATE: forwards the status through the agent's status update path; ACKNOWLEDGED follows once it is on disk.</summary>
-    internal CallOutcome Update(string frameworkId, string executorId, MesosTaskStatus status)
+    internal CallOutcome Update(string frameworkId, string executorId, MTaskStatus status)
     {
         lock (_gate)
         {
@@ -707,7 +708,7 @@ public sealed partial class ExecutorManager : ITaskExecutor
         return (run, CallOutcome.Ok);
     }
 
-    private void UpdateLocked(ExecutorRun run, MesosTaskStatus status)
+    private void UpdateLocked(ExecutorRun run, MTaskStatus status)
     {
         var uuid = status.Uuid!;
         var taskId = DroverTaskId(run, status.TaskId!.Value!);
@@ -812,7 +813,7 @@ public sealed partial class ExecutorManager : ITaskExecutor
         run.Subscription?.Send(new ExecutorEvent
         {
             Type = "LAUNCH_GROUP",
-            LaunchGroup = new ExecutorLaunchGroup { TaskGroup = new MesosTaskGroup { Tasks = [.. tasks.Select(t => TaskInfo(run, t))] } },
+            LaunchGroup = new ExecutorLaunchGroup { TaskGroup = new MTaskGroupInfo([.. tasks.Select(t => TaskInfo(run, t))]) },
         });
     }
 
@@ -823,8 +824,8 @@ public sealed partial class ExecutorManager : ITaskExecutor
             Type = "KILL",
             Kill = new ExecutorKill
             {
-                TaskId = MesosId.Of(task.Run!.ToExecutor(task.Launch.Task.Id)),
-                KillPolicy = task.KillGrace is { } g ? new MesosKillPolicy { GracePeriod = MesosDuration.Of(g) } : null,
+                TaskId = new MId(task.Run!.ToExecutor(task.Launch.Task.Id)),
+                KillPolicy = task.KillGrace is { } g ? new MKillPolicy(MDurationInfo.Of(g)) : null,
             },
         });
     }
@@ -1002,51 +1003,52 @@ public sealed partial class ExecutorManager : ITaskExecutor
     }
 
     private static ExecutorEvent Acknowledged(ExecutorRun run, string taskId, string uuid) =>
-        new() { Type = "ACKNOWLEDGED", Acknowledged = new ExecutorAcknowledged { TaskId = MesosId.Of(run.ToExecutor(taskId)), Uuid = uuid } };
+        new() { Type = "ACKNOWLEDGED", Acknowledged = new ExecutorAcknowledged { TaskId = new MId(run.ToExecutor(taskId)), Uuid = uuid } };
 
-    private MesosId? AgentIdOrNull() => _agentId() is { } id ? MesosId.Of(id) : null;
+    private MId? AgentIdOrNull() => _agentId() is { } id ? new MId(id) : null;
 
     private static int? PortOf(string endpoint) =>
         int.TryParse(endpoint.AsSpan(endpoint.LastIndexOf(':') + 1), System.Globalization.CultureInfo.InvariantCulture, out var port) ? port : null;
 
-    private MesosTaskInfo TaskInfo(ExecutorRun run, ExecTask task)
+    private MTaskInfo TaskInfo(ExecutorRun run, ExecTask task)
     {
         var spec = task.Launch.Task;
-        return new MesosTaskInfo
+        return new MTaskInfo
         {
             Name = spec.Name,
-            TaskId = MesosId.Of(run.ToExecutor(spec.Id)),
+            TaskId = new MId(run.ToExecutor(spec.Id)),
             AgentId = AgentIdOrNull(),
             Resources = MesosResources(spec.Resources, task.Launch.Ports),
             Executor = ExecutorInfo(run.Spec),
             Command = !string.IsNullOrWhiteSpace(spec.Shell) || !spec.Args.IsEmpty ? Command(spec.Shell, spec.Args, spec.Env) : null,
             Data = spec.Data,
-            KillPolicy = new MesosKillPolicy { GracePeriod = MesosDuration.Of(spec.KillGracePeriod) },
+            KillPolicy = new MKillPolicy(MDurationInfo.Of(spec.KillGracePeriod)),
         };
     }
 
-    private MesosExecutorInfo ExecutorInfo(ExecutorSpec exec) => new()
+    private MExecutorInfo ExecutorInfo(ExecutorSpec exec) => new()
     {
-        ExecutorId = MesosId.Of(exec.ExecutorId),
-        FrameworkId = MesosId.Of(exec.FrameworkId),
+        Type = "CUSTOM",
+        ExecutorId = new MId(exec.ExecutorId),
+        FrameworkId = new MId(exec.FrameworkId),
         Name = exec.Name,
         Command = Command(exec.Shell, exec.Args, exec.Env),
         Resources = MesosResources(exec.Resources, []),
         Data = exec.Data,
-        ShutdownGracePeriod = MesosDuration.Of(_options.ShutdownGracePeriod),
+        ShutdownGracePeriod = MDurationInfo.Of(_options.ShutdownGracePeriod),
     };
 
-    private static MesosCommandInfo Command(string? shell, ImmutableArray<string> args, ImmutableSortedDictionary<string, string> env) => new()
+    private static MCommandInfo Command(string? shell, ImmutableArray<string> args, ImmutableSortedDictionary<string, string> env) => new()
     {
         Shell = !string.IsNullOrWhiteSpace(shell),
         Value = !string.IsNullOrWhiteSpace(shell) ? shell : args.FirstOrDefault(),
         Arguments = !string.IsNullOrWhiteSpace(shell) || args.IsEmpty ? null : args,
-        Environment = env.IsEmpty ? null : new MesosEnvironment { Variables = [.. env.Select(kv => new MesosVariable { Name = kv.Key, Value = kv.Value })] },
+        Environment = env.IsEmpty ? null : new MEnvironment([.. env.Select(kv => new MEnvVariable(kv.Key, kv.Value, null))]),
     };
 
-    private static ImmutableArray<MesosResource> MesosResources(Resources r, ImmutableArray<int> ports)
+    private static ImmutableArray<MResource> MesosResources(Resources r, ImmutableArray<int> ports)
     {
-        var list = ImmutableArray.CreateBuilder<MesosResource>();
+        var list = ImmutableArray.CreateBuilder<MResource>();
         list.Add(Scalar("cpus", (double)r.Cpus));
         list.Add(Scalar("mem", r.MemMiB));
         if (r.DiskMiB > 0)
@@ -1061,17 +1063,17 @@ public sealed partial class ExecutorManager : ITaskExecutor
 
         if (!ports.IsDefaultOrEmpty)
         {
-            list.Add(new MesosResource
+            list.Add(new MResource
             {
                 Name = "ports",
                 Type = "RANGES",
-                Ranges = new MesosRanges { Range = [.. ports.Order().Select(p => new MesosRange { Begin = p, End = p })] },
+                Ranges = new MRanges([.. ports.Order().Select(p => new MRange(p, p))]),
             });
         }
 
         return list.ToImmutable();
 
-        static MesosResource Scalar(string name, double value) => new() { Name = name, Type = "SCALAR", Scalar = new MesosScalar { Value = value } };
+        static MResource Scalar(string name, double value) => new() { Name = name, Type = "SCALAR", Scalar = new MScalar(value) };
     }
 
     private static string? ValidateExecutor(TaskSpec spec, ExecutorSpec exec)

@@ -4,7 +4,7 @@ using System.Text.Json.Serialization;
 namespace Drover.Core.Mesos;
 
 // The subset of Mesos' v1 protobuf messages (include/mesos/v1/mesos.proto, scheduler/scheduler.proto,
-// master/master.proto) Drover reads and writes, in Mesos' JSON mapping: proto field names (snake_case),
+// master/master.proto, executor/executor.proto) Drover reads and writes, in Mesos' JSON mapping: proto field names (snake_case),
 // enums as their names, bytes as base64, unknown fields ignored. Field semantics follow the protos; only
 // what Drover acts on is modelled, so a call with fields Drover does not know still parses.
 
@@ -121,9 +121,15 @@ public sealed record MExecutorInfo
 
     /// <summary>base64.</summary>
     public string? Data { get; init; }
+
+    /// <summary>How long the agent waits after SHUTDOWN before killing the executor (executor.proto, ExecutorInfo field 13).</summary>
+    public MDurationInfo? ShutdownGracePeriod { get; init; }
 }
 
-public sealed record MDurationInfo(long Nanoseconds);
+public sealed record MDurationInfo(long Nanoseconds)
+{
+    public static MDurationInfo Of(TimeSpan span) => new(span.Ticks * 100);
+}
 
 public sealed record MTimeInfo(long Nanoseconds);
 
@@ -201,6 +207,16 @@ public sealed record MTaskStatus
     public string? Uuid { get; init; }
 
     public bool? Healthy { get; init; }
+}
+
+/// <summary>mesos.proto AgentInfo (the fields the agent tells its executors).</summary>
+public sealed record MAgentInfo
+{
+    public required string Hostname { get; init; }
+
+    public int? Port { get; init; }
+
+    public MId? Id { get; init; }
 }
 
 // ---------------------------------------------------------------- scheduler calls

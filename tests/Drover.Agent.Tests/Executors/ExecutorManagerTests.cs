@@ -4,6 +4,7 @@ using Drover.Agent.Execution.Cgroups;
 using Drover.Agent.Executors;
 using Drover.Agent.Tests.Execution;
 using Drover.Core;
+using Drover.Core.Mesos;
 using Drover.Core.Protocol;
 using Microsoft.Extensions.Logging.Abstractions;
 using Xunit.Abstractions;
@@ -228,7 +229,7 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
     {
         var (outcome, sub) = manager.Subscribe(Framework, executorId, new ExecutorSubscribe
         {
-            UnacknowledgedTasks = [.. unacknowledgedTasks.Select(id => new MesosTaskInfo { Name = "t", TaskId = MesosId.Of(id) })],
+            UnacknowledgedTasks = [.. unacknowledgedTasks.Select(id => new MTaskInfo { Name = "t", TaskId = new MId(id) })],
         });
         Assert.Equal(200, outcome.StatusCode);
         return sub!;
@@ -358,9 +359,9 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
     }
 
     /// <summary>An UPDATE's status as the executor sends it, with a fresh uuid.</summary>
-    private static MesosTaskStatus ExecutorStatus(LaunchTask task, string state) => new()
+    private static MTaskStatus ExecutorStatus(LaunchTask task, string state) => new()
     {
-        TaskId = MesosId.Of(task.Task.Id),
+        TaskId = new MId(task.Task.Id),
         State = state,
         Source = TaskSources.Executor,
         Uuid = Convert.ToBase64String(Guid.NewGuid().ToByteArray()),
