@@ -1,4 +1,6 @@
+using System.Collections.Immutable;
 using System.Globalization;
+using System.Text.Json;
 using Drover.Agent.Execution;
 using Drover.Agent.Execution.Cgroups;
 using Drover.Agent.Executors;
@@ -250,6 +252,53 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
         }
 
         return events;
+    }
+
+    [Fact]
+    public void Subscribe_QueuedTask_EventsKeepMesosJsonShape()
+    {
+        if (!Privileges.RequireRoot(output))
+        {
+            return;
+        }
+
+        var manager = Start();
+        var task = ExecutorTask("wire", memMiB: 32) with { Ports = [31005] };
+        task = task with { Task = task.Task with { Executor = task.Task.Executor! with { Env = ImmutableSortedDictionary<string, string>.Empty.Add("MODE", "fast") } } };
+        manager.Launch(task);
+        var sub = Subscribe(manager, "wire");
+
+        Assert.True(sub.Events.TryRead(out var subscribed));
+        Assert.True(sub.Events.TryRead(out var launch));
+        using var s = JsonDocument.Parse(JsonSerializer.Serialize(subscribed, ExecutorJsonContext.Default.ExecutorEvent));
+        using var l = JsonDocument.Parse(JsonSerializer.Serialize(launch, ExecutorJsonContext.Default.ExecutorEvent));
+
+        // The shapes executors (and Mesos' own JSON parsers) read: snake_case, defaults written out, nulls omitted.
+        var info = s.RootElement.GetProperty("subscribed");
+        var executor = info.GetProperty("executor_info");
+        Assert.Equal("CUSTOM", executor.GetProperty("type").GetString());
+        Assert.Equal("wire", executor.GetProperty("executor_id").GetProperty("value").GetString());
+        Assert.False(executor.GetProperty("command").GetProperty("shell").GetBoolean());
+        Assert.Equal("sleep", executor.GetProperty("command").GetProperty("value").GetString());
+        var variable = executor.GetProperty("command").GetProperty("environment").GetProperty("variables")[0];
+        Assert.Equal("""{"name":"MODE","value":"fast"}""", variable.GetRawText());
+        Assert.True(executor.GetProperty("shutdown_grace_period").GetProperty("nanoseconds").GetInt64() > 0);
+        Assert.False(executor.TryGetProperty("container", out _));
+        var framework = info.GetProperty("framework_info");
+        Assert.Equal("fw-1", framework.GetProperty("id").GetProperty("value").GetString());
+        Assert.Equal("", framework.GetProperty("user").GetString()); // required in the proto: written even though unknown
+        Assert.Equal("", framework.GetProperty("name").GetString());
+        Assert.Equal("test-host.example", info.GetProperty("agent_info").GetProperty("hostname").GetString());
+        Assert.Equal(5051, info.GetProperty("agent_info").GetProperty("port").GetInt32());
+
+        var t = l.RootElement.GetProperty("launch").GetProperty("task");
+        Assert.Equal(task.Task.Id, t.GetProperty("task_id").GetProperty("value").GetString());
+        Assert.Equal("agent-1", t.GetProperty("agent_id").GetProperty("value").GetString());
+        var resources = t.GetProperty("resources").EnumerateArray().ToDictionary(r => r.GetProperty("name").GetString()!);
+        Assert.Equal("""{"name":"cpus","type":"SCALAR","scalar":{"value":0.1}}""", resources["cpus"].GetRawText());
+        Assert.Equal("""{"name":"ports","type":"RANGES","ranges":{"range":[{"begin":31005,"end":31005}]}}""", resources["ports"].GetRawText());
+        Assert.True(t.GetProperty("kill_policy").GetProperty("grace_period").GetProperty("nanoseconds").GetInt64() > 0);
+        Assert.False(t.TryGetProperty("command", out _)); // the task runs in its executor: no command of its own
     }
 
     /// <summary>
