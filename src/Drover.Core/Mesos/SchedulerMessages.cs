@@ -122,7 +122,7 @@ public sealed record MExecutorInfo
     /// <summary>base64.</summary>
     public string? Data { get; init; }
 
-    /// <summary>How long the agent waits after SHUTDOWN before killing the executor (executor.proto, ExecutorInfo field 13).</summary>
+    /// <summary>How long the agent waits after SHUTDOWN before killing the executor (mesos.proto ExecutorInfo.shutdown_grace_period).</summary>
     public MDurationInfo? ShutdownGracePeriod { get; init; }
 }
 
