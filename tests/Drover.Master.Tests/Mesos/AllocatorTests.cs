@@ -54,6 +54,15 @@ public sealed class AllocatorTests
         return list;
     }
 
+    /// <summary>One agent "a1" with <paramref name="resources"/>, one framework, and the offer it gets first.</summary>
+    private (string AgentId, Framework Framework, SchedulerStream Stream, MOffer Offer) FirstOffer(string resources, string framework)
+    {
+        var agentId = _state.Register(Build.Agent("a1", resources)).Registered.AgentId;
+        var (fw, stream) = Subscribe(framework);
+        _frameworks.AllocatePass();
+        return (agentId, fw, stream, Offers(Events(stream)).Single());
+    }
+
     private static List<MOffer> Offers(List<MEvent> events) => [.. events.Where(e => e.Type == "OFFERS").SelectMany(e => e.Offers!.Offers)];
 
     [Fact]
@@ -241,10 +250,7 @@ public sealed class AllocatorTests
     [Fact]
     public void Accept_CustomExecutorAndLaunchGroup_SpecsCarryExecutorFrameworkAndData()
     {
-        var agentId = _state.Register(Build.Agent("a1", "cpus:4;mem:4096;ports:[31000-31010]")).Registered.AgentId;
-        var (fw, stream) = Subscribe("executors");
-        _frameworks.AllocatePass();
-        var offer = Offers(Events(stream)).Single();
+        var (agentId, fw, stream, offer) = FirstOffer("cpus:4;mem:4096;ports:[31000-31010]", "executors");
         MResource Cpus(double v) => new() { Name = "cpus", Type = "SCALAR", Scalar = new MScalar(v) };
         var executor = new MExecutorInfo
         {
@@ -430,10 +436,7 @@ public sealed class AllocatorTests
     [Fact]
     public void Accept_LaunchGroupToCustomExecutor_OneGroupCommandAndResentWholeWhenTheAgentLacksIt()
     {
-        var agentId = _state.Register(Build.Agent("a1", "cpus:4;mem:4096")).Registered.AgentId;
-        var (fw, stream) = Subscribe("groups");
-        _frameworks.AllocatePass();
-        var offer = Offers(Events(stream)).Single();
+        var (agentId, fw, stream, offer) = FirstOffer("cpus:4;mem:4096", "groups");
         AcceptGroup(fw, stream, offer, CustomExecutor, GroupTask("a", offer), GroupTask("b", offer));
 
         var ids = new[] { FrameworkManager.DroverTaskId(fw.Id, "a"), FrameworkManager.DroverTaskId(fw.Id, "b") };
@@ -462,10 +465,7 @@ public sealed class AllocatorTests
     {
         // 1 cpu: the executor's 0.5 once plus two tasks of 0.25 fit exactly; charging the executor per
         // launch (0.5 + 0.25 + 0.5 + 0.25) would refuse the second task.
-        var agentId = _state.Register(Build.Agent("a1", "cpus:1;mem:4096")).Registered.AgentId;
-        var (fw, stream) = Subscribe("charge-once");
-        _frameworks.AllocatePass();
-        var offer = Offers(Events(stream)).Single();
+        var (agentId, fw, stream, offer) = FirstOffer("cpus:1;mem:4096", "charge-once");
         var executor = CustomExecutor with { Resources = [Cpus(0.5)] };
         MOperation Launch(string id) => new() { Type = "LAUNCH", Launch = new MLaunch([GroupTask(id, offer, 0.25) with { Executor = executor, Command = null }]) };
         var result = _frameworks.Handle(new MCall
@@ -556,10 +556,7 @@ public sealed class AllocatorTests
     [Fact]
     public void TaskOfAGroupFails_DefaultExecutorKillsTheRestCustomExecutorDecides()
     {
-        var agentId = _state.Register(Build.Agent("a1", "cpus:4;mem:4096")).Registered.AgentId;
-        var (fw, stream) = Subscribe("failures");
-        _frameworks.AllocatePass();
-        var offer = Offers(Events(stream)).Single();
+        var (agentId, fw, stream, offer) = FirstOffer("cpus:4;mem:4096", "failures");
         AcceptGroup(fw, stream, offer, new MExecutorInfo { Type = "DEFAULT", ExecutorId = new MId("default") }, GroupTask("d1", offer), GroupTask("d2", offer));
         _frameworks.AllocatePass();
         var offer2 = Offers(Events(stream)).Single();
