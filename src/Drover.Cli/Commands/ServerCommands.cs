@@ -44,36 +44,16 @@ internal static class ServerCommands
         var listen = new Option<string>("--listen") { Description = "HOST:PORT to serve on", DefaultValueFactory = _ => "127.0.0.1:5050" };
         var strategy = new Option<string>("--strategy") { Description = "binpack (default) or spread", DefaultValueFactory = _ => "binpack" };
         var defaults = new MasterOptions();
-        var agentTimeout = new Option<double>("--agent-timeout", "--agent-unreachable-timeout")
-        {
-            Description = "Seconds without a heartbeat before an agent is unreachable (its tasks TASK_UNREACHABLE)",
-            DefaultValueFactory = _ => defaults.AgentUnreachableTimeout.TotalSeconds,
-        };
-        var removalTimeout = new Option<double>("--agent-removal-timeout")
-        {
-            Description = "Seconds an agent may stay unreachable before it is removed (its tasks TASK_GONE)",
-            DefaultValueFactory = _ => defaults.AgentRemovalTimeout.TotalSeconds,
-        };
-        var heartbeatInterval = new Option<double>("--heartbeat-interval")
-        {
-            Description = "Seconds between agent heartbeats (told to each agent when it registers)",
-            DefaultValueFactory = _ => defaults.HeartbeatInterval.TotalSeconds,
-        };
+        var agentTimeout = SecondsOption("Seconds without a heartbeat before an agent is unreachable (its tasks TASK_UNREACHABLE)", defaults.AgentUnreachableTimeout, "--agent-timeout", "--agent-unreachable-timeout");
+        var removalTimeout = SecondsOption("Seconds an agent may stay unreachable before it is removed (its tasks TASK_GONE)", defaults.AgentRemovalTimeout, "--agent-removal-timeout");
+        var heartbeatInterval = SecondsOption("Seconds between agent heartbeats (told to each agent when it registers)", defaults.HeartbeatInterval, "--heartbeat-interval");
         var store = new Option<string?>("--store")
         {
             Description = "Where master state lives: embedded (default, SQLite in --data-dir) or etcd://HOST:PORT,HOST:PORT,…[/prefix] for highly available masters",
         };
         var storePrefix = new Option<string?>("--store-prefix") { Description = $"Key prefix in etcd (default {EtcdStoreOptions.DefaultPrefix}), so several clusters can share one etcd" };
-        var leaderLease = new Option<double>("--leader-lease")
-        {
-            Description = "Seconds (whole, at least 1) of the leader's etcd lease: how long a dead leader keeps the role",
-            DefaultValueFactory = _ => defaults.LeaderLease.TotalSeconds,
-        };
-        var offerTimeout = new Option<double>("--offer-timeout")
-        {
-            Description = "Seconds a Mesos framework may hold an offer before it is rescinded",
-            DefaultValueFactory = _ => defaults.OfferTimeout.TotalSeconds,
-        };
+        var leaderLease = SecondsOption("Seconds (whole, at least 1) of the leader's etcd lease: how long a dead leader keeps the role", defaults.LeaderLease, "--leader-lease");
+        var offerTimeout = SecondsOption("Seconds a Mesos framework may hold an offer before it is rescinded", defaults.OfferTimeout, "--offer-timeout");
         var roleWeights = new Option<string?>("--role-weights")
         {
             Description = "Weighted DRF between Mesos roles: ROLE=WEIGHT,… (e.g. web=2,batch=1); a role not listed weighs 1",
@@ -137,21 +117,9 @@ internal static class ServerCommands
             Description = "Kill every task when the agent stops (default: leave them running; a restarted agent recovers them)",
         };
         var executorDefaults = new ExecutorManagerOptions();
-        var registrationTimeout = new Option<double>("--executor-registration-timeout")
-        {
-            Description = "Seconds a custom executor has to subscribe to /api/v1/executor before its tasks fail and it is killed",
-            DefaultValueFactory = _ => executorDefaults.RegistrationTimeout.TotalSeconds,
-        };
-        var reregistrationTimeout = new Option<double>("--executor-reregistration-timeout")
-        {
-            Description = "Seconds a custom executor that outlived the previous agent process has to subscribe again before its tasks fail and it is killed",
-            DefaultValueFactory = _ => executorDefaults.ReregistrationTimeout.TotalSeconds,
-        };
-        var executorShutdownGrace = new Option<double>("--executor-shutdown-grace-period")
-        {
-            Description = "Seconds between a SHUTDOWN event and killing a custom executor",
-            DefaultValueFactory = _ => executorDefaults.ShutdownGracePeriod.TotalSeconds,
-        };
+        var registrationTimeout = SecondsOption("Seconds a custom executor has to subscribe to /api/v1/executor before its tasks fail and it is killed", executorDefaults.RegistrationTimeout, "--executor-registration-timeout");
+        var reregistrationTimeout = SecondsOption("Seconds a custom executor that outlived the previous agent process has to subscribe again before its tasks fail and it is killed", executorDefaults.ReregistrationTimeout, "--executor-reregistration-timeout");
+        var executorShutdownGrace = SecondsOption("Seconds between a SHUTDOWN event and killing a custom executor", executorDefaults.ShutdownGracePeriod, "--executor-shutdown-grace-period");
         var agentFlags = new AgentFlags();
         // --master is the global option (a comma-separated list here: the agent fails over between masters).
         var cmd = new Command("agent", "Run an agent that offers this machine's resources")
@@ -248,6 +216,10 @@ internal static class ServerCommands
 
         return weights.ToImmutable();
     }
+
+    /// <summary>A duration flag given in seconds, defaulting to <paramref name="defaultValue"/>.</summary>
+    private static Option<double> SecondsOption(string description, TimeSpan defaultValue, string name, params string[] aliases) =>
+        new(name, aliases) { Description = description, DefaultValueFactory = _ => defaultValue.TotalSeconds };
 
     private static TimeSpan PositiveSeconds(double seconds, string flag) =>
         seconds > 0 && double.IsFinite(seconds) && seconds <= TimeSpan.MaxValue.TotalSeconds
