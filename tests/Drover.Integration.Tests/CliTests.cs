@@ -75,6 +75,25 @@ public sealed class DevClusterFixture : IAsyncLifetime
 public sealed class CliTests(DevClusterFixture cluster) : IClassFixture<DevClusterFixture>
 {
     [Fact]
+    public async Task Dev_AfterLaunches_HoldsNoInotifyWatches()
+    {
+        if (!cluster.Available)
+        {
+            return;
+        }
+
+        // The host's defaults watched every directory under the working directory (and so every
+        // sandbox of a data dir inside it) for appsettings changes.
+        var r = await cluster.Cli("run", "--wait", "--mem", "32", "--", "true");
+        Assert.True(r.ExitCode == 0, r.ToString());
+
+        var inotify = Directory.GetFiles($"/proc/{cluster.Dev!.Pid}/fd")
+            .Select(fd => new FileInfo(fd).LinkTarget)
+            .Count(target => target == "anon_inode:inotify");
+        Assert.Equal(0, inotify);
+    }
+
+    [Fact]
     public async Task RunWait_Echo_PrintsOutputAndExitsZero()
     {
         if (!cluster.Available)

@@ -33,13 +33,13 @@ namespace Drover.Agent.Execution;
 public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 {
     /// <summary>
-    /// $1 = the task's checkpoint directory, $2 = number of cgroup.procs files, then those files, then
+    /// $1 = the file to record the exit status in, $2 = number of cgroup.procs files, then those files, then
     /// the argv of the command. Exit status 125 with the marker file means the shim could not join a
     /// cgroup (a launch failure, not a task failure).
     /// </summary>
     /// <remarks>
     /// The shim stays as the command's parent so the exit status outlives the agent: it writes it to
-    /// <c>$1/exit</c> (and exits with it). Signals sent to the task's process group reach the shim
+    /// <c>$1</c> (and exits with it). Signals sent to the task's process group reach the shim
     /// too; it traps them, and POSIX sh defers a trap until the foreground command has completed, so
     /// the shim always outlives the command and records how it ended. A command run in the foreground
     /// starts with default dispositions for the trapped signals (a background one would ignore
@@ -47,10 +47,9 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
     /// </remarks>
     internal const string ShimScript = """
         exec </dev/null >>stdout 2>>stderr
-        meta=$1
+        exit_file=$1
         n=$2
         shift 2
-        echo $$ >"$meta/shim"
         while [ "$n" -gt 0 ]; do
           if ! echo $$ >"$1"; then
             echo "drover: cannot join cgroup $1" >&2
@@ -63,7 +62,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         trap : TERM INT HUP QUIT USR1 USR2
         "$@"
         code=$?
-        echo $code >"$meta/exit"
+        echo $code >"$exit_file"
         exit $code
         """;
 
@@ -161,8 +160,8 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
     /// <summary>The task's main pid (also its process group and session id), or null.</summary>
     internal int? PidOf(string taskId) => _tasks.TryGetValue(taskId, out var run) && run.Pid > 0 ? run.Pid : null;
 
-    /// <summary>The task's checkpoint directory. Internal for tests.</summary>
-    internal string CheckpointOf(string taskId) => _checkpoint.DirectoryOf(taskId);
+    /// <summary>Where the task's shim records its exit status. Internal for tests.</summary>
+    internal string ExitFileOf(string taskId) => _checkpoint.ExitFileOf(taskId);
 
     /// <summary>The health checker of this executor's tasks.</summary>
     internal HealthChecker Health => _health;
@@ -511,7 +510,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         args.Add("-c");
         args.Add(ShimScript);
         args.Add(ShimName);
-        args.Add(_checkpoint.DirectoryOf(spec.Id));
+        args.Add(_checkpoint.ExitFileOf(spec.Id));
         var procs = run.Cgroup?.ProcsFiles.ToList() ?? [];
         args.Add(procs.Count.ToString(CultureInfo.InvariantCulture));
         foreach (var file in procs)
@@ -535,9 +534,20 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 
         if (!string.IsNullOrWhiteSpace(spec.Shell))
         {
-            args.Add(Shell);
-            args.Add("-c");
-            args.Add(spec.Shell);
+            if (SimpleCommand.TrySplit(spec.Shell) is { } words)
+            {
+                // "sleep 600": the program itself under the shim, without a `sh -c` process in between.
+                foreach (var word in words)
+                {
+                    args.Add(word);
+                }
+            }
+            else
+            {
+                args.Add(Shell);
+                args.Add("-c");
+                args.Add(spec.Shell);
+            }
         }
         else
         {
@@ -678,9 +688,9 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         }
         else if (code is null)
         {
-            (state, message, reason) = (TaskState.Failed, run.ShimPidKnown
-                ? "The task's supervisor ended without recording an exit status (it was killed while the agent was down)"
-                : "The agent stopped while launching the task", TaskReasons.ExecutorTerminated);
+            (state, message, reason) = (TaskState.Failed,
+                "The task's supervisor ended without recording an exit status (it was killed while the agent was down, or the agent stopped while launching it)",
+                TaskReasons.ExecutorTerminated);
         }
         else if (code == 0)
         {
@@ -816,6 +826,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
     {
         var adopted = 0;
         var ended = 0;
+        var shims = FindShims();
         foreach (var rec in _checkpoint.ReadAll())
         {
             if (rec.Launch is not { } launch || !Ids.IsValidName(rec.TaskId))
@@ -826,15 +837,17 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
                 continue;
             }
 
+            var exitFile = _checkpoint.ExitFileOf(rec.TaskId);
+            var shim = shims.GetValueOrDefault(exitFile);
             var run = new TaskRun(launch.Task, launch.Ports, Path.Combine(_sandboxRoot, rec.TaskId))
             {
                 Cgroup = _cgroups?.Open(TaskCgroupName(rec.TaskId)),
-                Pid = rec.ShimPid ?? 0,
-                ShimPidKnown = rec.ShimPid is not null,
+                Pid = shim,
                 Phase = Phase.Running,
             };
-            var shimDir = _checkpoint.DirectoryOf(rec.TaskId);
-            var watch = rec.ShimPid is int pid && rec.ExitCode is null ? ChildReaper.Instance.WatchForeign(pid, p => IsShimOf(p, shimDir)) : null;
+
+            // The shim may have ended between the scan and now: WatchForeign checks it again through a pidfd.
+            var watch = shim > 0 && rec.ExitCode is null ? ChildReaper.Instance.WatchForeign(shim, p => ShimExitFile(p) == exitFile) : null;
             run.ShimExited = watch ?? Task.FromResult(ChildReaper.UnknownStatus);
             _tasks[rec.TaskId] = run;
             if (watch is not null)
@@ -859,18 +872,37 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         }
     }
 
-    /// <summary>Whether <paramref name="pid"/> is the shim of the task checkpointed in <paramref name="shimDir"/> (its argv names it).</summary>
-    private static bool IsShimOf(int pid, string shimDir)
+    /// <summary>
+    /// The shims running on this machine, by the exit file their command line names (one scan of
+    /// /proc when the agent starts: the shims do not record their pids, to keep a launch to as few
+    /// files as possible). Shims of other agents on the machine name other work dirs.
+    /// </summary>
+    internal static Dictionary<string, int> FindShims()
+    {
+        var shims = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && ShimExitFile(pid) is { } exitFile)
+            {
+                shims[exitFile] = pid;
+            }
+        }
+
+        return shims;
+    }
+
+    /// <summary>The exit file named by <paramref name="pid"/>'s command line if it is a shim, else null.</summary>
+    private static string? ShimExitFile(int pid)
     {
         try
         {
             var argv = File.ReadAllText(string.Create(CultureInfo.InvariantCulture, $"/proc/{pid}/cmdline")).Split('\0');
             var at = Array.IndexOf(argv, ShimName);
-            return at >= 0 && at + 1 < argv.Length && argv[at + 1] == shimDir;
+            return at >= 0 && at + 1 < argv.Length ? argv[at + 1] : null;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return false;
+            return null;
         }
     }
 
@@ -1009,9 +1041,6 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 
         /// <summary>The shim's pid: it leads the task's session and process group.</summary>
         public int Pid { get; set; }
-
-        /// <summary>False for a recovered task whose shim never recorded its pid (the agent died mid-launch).</summary>
-        public bool ShimPidKnown { get; init; } = true;
 
         /// <summary>The task's health check registration, when it has a check.</summary>
         public HealthChecker.TaskHealth? Health { get; set; }

@@ -8,25 +8,27 @@ namespace Drover.Agent.Execution;
 
 /// <summary>
 /// What the agent keeps on disk about each task it launched, so a restarted agent can find its tasks
-/// again: <c>{WorkDir}/meta/tasks/{taskId}/</c> holds
+/// again: <c>{WorkDir}/meta/tasks/</c> holds, per task,
 /// <list type="bullet">
-/// <item><c>task.json</c>: the launch (spec and ports), written by the agent before the task is spawned;</item>
-/// <item><c>shim</c>: the pid of the task's supervisor (the shim), written by the shim itself first thing;</item>
-/// <item><c>exit</c>: the task's exit status in shell convention, written by the shim when the command ends.</item>
+/// <item><c>{taskId}.json</c>: the launch (spec and ports), written by the agent before the task is spawned;</item>
+/// <item><c>{taskId}.exit</c>: the task's exit status in shell convention, written by the task's
+/// supervisor (the shim) when the command ends.</item>
 /// </list>
-/// The directory is removed once the master has acknowledged the task's terminal update.
+/// Both are removed once the master has acknowledged the task's terminal update. The shim's pid is not
+/// recorded: a restarted agent finds a live shim by its command line, which names its exit file.
 /// </summary>
 /// <remarks>
+/// Two files in one shared directory, not a directory per task: on ext4 every inode created costs a
+/// search past recently deleted ones, which dominated launch bursts (docs/benchmarks.md, "Services").
 /// Files are written without fsync: they must survive the agent process dying (they do, in the page
 /// cache), not the machine crashing — a crashed machine takes the task processes with it, and a
-/// task.json lost that way describes a task that no longer runs. Thread-safe: every method touches
-/// only its task's directory, and one task is only ever launched once.
+/// launch lost that way describes a task that no longer runs. Thread-safe: every method touches
+/// only its task's files, and one task is only ever launched once.
 /// </remarks>
 internal sealed class TaskCheckpoint
 {
-    private const string LaunchFile = "task.json";
-    private const string ShimFile = "shim";
-    private const string ExitFile = "exit";
+    private const string LaunchSuffix = ".json";
+    private const string ExitSuffix = ".exit";
 
     public TaskCheckpoint(string workDir)
     {
@@ -37,66 +39,56 @@ internal sealed class TaskCheckpoint
     /// <summary><c>{WorkDir}/meta/tasks</c>.</summary>
     public string Root { get; }
 
-    /// <summary>The task's checkpoint directory (the shim writes <c>shim</c> and <c>exit</c> into it).</summary>
-    public string DirectoryOf(string taskId) => Path.Combine(Root, taskId);
+    /// <summary>Where the task's shim records the command's exit status (it names it on its command line).</summary>
+    public string ExitFileOf(string taskId) => Path.Combine(Root, taskId + ExitSuffix);
 
-    /// <summary>Records the launch before the task is spawned; clears what an earlier launch of the same id left.</summary>
+    /// <summary>
+    /// Records the launch before the task is spawned; clears an exit status an earlier launch of the
+    /// same id left. Written in place, not renamed into place: a launch cut short by the agent dying is
+    /// unreadable, which <see cref="ReadAll"/> reports as a launch that never started — and it did not,
+    /// as the task is spawned only after this returns.
+    /// </summary>
     public void WriteLaunch(LaunchTask launch)
     {
-        var dir = DirectoryOf(launch.Task.Id);
-        Directory.CreateDirectory(dir);
-        File.Delete(Path.Combine(dir, ShimFile));
-        File.Delete(Path.Combine(dir, ExitFile));
-        var tmp = Path.Combine(dir, LaunchFile + ".tmp");
-        File.WriteAllBytes(tmp, JsonSerializer.SerializeToUtf8Bytes(launch, DroverJsonContext.Default.LaunchTask));
-        File.Move(tmp, Path.Combine(dir, LaunchFile), overwrite: true);
+        File.Delete(ExitFileOf(launch.Task.Id));
+        File.WriteAllBytes(Path.Combine(Root, launch.Task.Id + LaunchSuffix), JsonSerializer.SerializeToUtf8Bytes(launch, DroverJsonContext.Default.LaunchTask));
     }
 
     /// <summary>Every checkpointed task, readable or not (an unreadable one has a null <see cref="Recovered.Launch"/>).</summary>
     public IEnumerable<Recovered> ReadAll()
     {
-        foreach (var dir in Directory.EnumerateDirectories(Root))
+        foreach (var file in Directory.EnumerateFiles(Root, "*" + LaunchSuffix))
         {
-            var id = Path.GetFileName(dir);
+            var id = Path.GetFileNameWithoutExtension(file);
             LaunchTask? launch = null;
             try
             {
-                launch = JsonSerializer.Deserialize(File.ReadAllBytes(Path.Combine(dir, LaunchFile)), DroverJsonContext.Default.LaunchTask);
+                launch = JsonSerializer.Deserialize(File.ReadAllBytes(file), DroverJsonContext.Default.LaunchTask);
             }
             catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
             {
-                // An agent killed between creating the directory and renaming task.json: the task never started.
+                // An agent killed while writing the launch: the task never started.
             }
 
-            yield return new Recovered(id, launch is not null && launch.Task.Id == id ? launch : null, ReadInt(dir, ShimFile), ReadInt(dir, ExitFile));
+            yield return new Recovered(id, launch is not null && launch.Task.Id == id ? launch : null, ReadExit(id));
+        }
+
+        // An exit status whose launch is gone: an agent killed inside Remove.
+        foreach (var file in Directory.EnumerateFiles(Root, "*" + ExitSuffix))
+        {
+            if (!File.Exists(Path.ChangeExtension(file, LaunchSuffix)))
+            {
+                File.Delete(file);
+            }
         }
     }
 
     /// <summary>The exit status the shim recorded, or null when it did not (it was killed, or the task still runs).</summary>
-    public int? ReadExit(string taskId) => ReadInt(DirectoryOf(taskId), ExitFile);
-
-    /// <summary>Removes the task's checkpoint. Idempotent.</summary>
-    public void Remove(string taskId)
-    {
-        if (!Ids.IsValidName(taskId))
-        {
-            return;
-        }
-
-        try
-        {
-            Directory.Delete(DirectoryOf(taskId), recursive: true);
-        }
-        catch (DirectoryNotFoundException)
-        {
-        }
-    }
-
-    private static int? ReadInt(string dir, string file)
+    public int? ReadExit(string taskId)
     {
         try
         {
-            var text = File.ReadAllText(Path.Combine(dir, file)).Trim();
+            var text = File.ReadAllText(ExitFileOf(taskId)).Trim();
             return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) ? value : null;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -105,8 +97,23 @@ internal sealed class TaskCheckpoint
         }
     }
 
-    /// <param name="Launch">The launch, or null when task.json is missing or unreadable.</param>
-    /// <param name="ShimPid">The supervisor's pid, or null when the shim never got to write it.</param>
+    /// <summary>
+    /// Removes the task's checkpoint, the launch first: what an agent killed in between leaves is an
+    /// exit status without a launch, which describes no task (<see cref="ReadAll"/> deletes it).
+    /// Idempotent.
+    /// </summary>
+    public void Remove(string taskId)
+    {
+        if (!Ids.IsValidName(taskId))
+        {
+            return;
+        }
+
+        File.Delete(Path.Combine(Root, taskId + LaunchSuffix));
+        File.Delete(ExitFileOf(taskId));
+    }
+
+    /// <param name="Launch">The launch, or null when its file is unreadable.</param>
     /// <param name="ExitCode">The command's exit status, or null when the shim has not recorded one.</param>
-    public sealed record Recovered(string TaskId, LaunchTask? Launch, int? ShimPid, int? ExitCode);
+    public sealed record Recovered(string TaskId, LaunchTask? Launch, int? ExitCode);
 }

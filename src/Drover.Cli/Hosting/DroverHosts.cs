@@ -180,7 +180,15 @@ public static class DroverHosts
 
     private static WebApplicationBuilder CreateBuilder(Uri listen, LogLevel logLevel)
     {
-        var builder = WebApplication.CreateSlimBuilder();
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            // Not the working directory, and no reloading: with the defaults the host watched every
+            // directory under the working directory with inotify for appsettings changes — with
+            // `drover dev`'s default data dir (.drover/dev) that is every task sandbox, one more watch
+            // and a stream of events per launch. Drover reads no appsettings files.
+            ContentRootPath = AppContext.BaseDirectory,
+            Args = ["--hostBuilder:reloadConfigOnChange=false"],
+        });
         builder.WebHost.UseUrls(listen.GetLeftPart(UriPartial.Authority));
         ConfigureLogging(builder.Logging, logLevel);
         builder.Services.AddSingleton(TimeProvider.System);

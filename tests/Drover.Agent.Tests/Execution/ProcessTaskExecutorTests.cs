@@ -150,7 +150,40 @@ public sealed class ProcessTaskExecutorTests(ITestOutputHelper output) : IAsyncL
         var pid = _h.ReadSandboxFile(spec.Id, "pid").Trim();
         Assert.NotEqual(shim, pid);
         Assert.Equal($"{shim} {shim} {shim}", _h.ReadSandboxFile(spec.Id, "ids").Trim());
-        Assert.Equal(shim, File.ReadAllText(Path.Combine(_h.Executor.CheckpointOf(spec.Id), "shim")).Trim());
+
+        // A restarted agent finds the shim by the exit file its command line names.
+        Assert.Equal(shim, Drover.Agent.Execution.ProcessTaskExecutor.FindShims()[_h.Executor.ExitFileOf(spec.Id)].ToString(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    [Fact]
+    public async Task Launch_PlainShellCommand_RunsTheProgramDirectlyUnderTheShim()
+    {
+        var spec = _h.Launch(ExecutorHarness.Shell("sleep 30"));
+        await _h.WaitForStateAsync(spec.Id, TaskState.Running);
+        var shim = _h.Executor.PidOf(spec.Id)!.Value;
+
+        // No `sh -c` in between: the shim's only child is the program itself, with the command's words as argv.
+        var children = $"/proc/{shim}/task/{shim}/children";
+        await Eventually.TrueAsync(() => File.ReadAllText(children).Trim().Length > 0, "the shim started the command");
+        var child = File.ReadAllText(children).Trim();
+        Assert.DoesNotContain(' ', child);
+        await Eventually.TrueAsync(() => File.ReadAllText($"/proc/{child}/cmdline") == "sleep\u000030\u0000", "the child has exec'd sleep");
+
+        _h.Executor.Kill(spec.Id);
+        var terminal = await _h.WaitForTerminalAsync(spec.Id);
+        Assert.Equal(TaskState.Killed, terminal.State);
+    }
+
+    [Fact]
+    public async Task Launch_PlainShellCommandNotFound_FailsWithStatus127LikeTheShell()
+    {
+        var spec = _h.Launch(ExecutorHarness.Shell("drover-no-such-program --flag"));
+
+        var terminal = await _h.WaitForTerminalAsync(spec.Id);
+
+        Assert.Equal(TaskState.Failed, terminal.State);
+        Assert.Equal(127, terminal.ExitCode);
+        Assert.Contains("drover-no-such-program: not found", _h.ReadSandboxFile(spec.Id, "stderr"), StringComparison.Ordinal);
     }
 
     [Fact]
