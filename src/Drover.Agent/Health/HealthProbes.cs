@@ -36,15 +36,15 @@ internal readonly record struct ProbeResult(ProbeOutcome Outcome, string Detail)
 /// </summary>
 internal sealed class HealthProbes : IDisposable
 {
-    /// <summary>Output of the latest COMMAND check, in the task's sandbox (overwritten by each check).</summary>
-    internal const string CommandLogFile = ".drover-health.log";
-
     /// <summary>
     /// $1 = number of cgroup.procs files, then those files, then the argv to exec. Like the task shim:
     /// user text only ever travels as arguments. Exit status 125 = could not join the task's cgroup.
+    /// The check's stdout and stderr are appended to the task's sandbox <c>stderr</c>, as Mesos' checker
+    /// sends them to the executor's stderr (no file of its own: a file created per task is a cost at
+    /// launch rate, docs/benchmarks.md).
     /// </summary>
     internal const string CommandShim = """
-        exec </dev/null >.drover-health.log 2>&1
+        exec </dev/null >>stderr 2>&1
         n=$1
         shift
         while [ "$n" -gt 0 ]; do

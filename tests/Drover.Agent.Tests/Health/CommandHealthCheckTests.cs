@@ -49,7 +49,7 @@ public sealed class CommandHealthCheckTests(ITestOutputHelper output) : IAsyncLi
 
         Assert.False(update.Healthy);
         Assert.Equal("Health check failed: command exited with status 1", update.Message);
-        Assert.Equal("checking\n", _h.ReadSandboxFile(spec.Id, ".drover-health.log"));
+        Assert.Contains("checking\n", _h.ReadSandboxFile(spec.Id, "stderr"), StringComparison.Ordinal);
     }
 
     [Fact]
