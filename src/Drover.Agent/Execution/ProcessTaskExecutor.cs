@@ -71,6 +71,9 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 
     private const string LaunchFailedMarker = ".drover-launch-failed";
     private const string Shell = "/bin/sh";
+
+    /// <summary>The kernel's name (<c>/proc/PID/comm</c>) of a process exec'd as <see cref="Shell"/>: the base name of the path exec'd.</summary>
+    private const string ShellComm = "sh";
     private const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
     private static readonly TimeSpan ReapTimeout = TimeSpan.FromSeconds(30);
 
@@ -882,7 +885,11 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         var shims = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
         {
-            if (int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) && ShimExitFile(pid) is { } exitFile)
+            // comm first: reading a command line takes the process' mmap lock, which a process hung
+            // in the kernel may hold; a shim's comm is that of /bin/sh.
+            if (int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
+                && ReadProc(pid, "comm")?.TrimEnd('\n') == ShellComm
+                && ShimExitFile(pid) is { } exitFile)
             {
                 shims[exitFile] = pid;
             }
@@ -894,11 +901,16 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
     /// <summary>The exit file named by <paramref name="pid"/>'s command line if it is a shim, else null.</summary>
     private static string? ShimExitFile(int pid)
     {
+        var argv = ReadProc(pid, "cmdline")?.Split('\0');
+        var at = argv is null ? -1 : Array.IndexOf(argv, ShimName);
+        return at >= 0 && at + 1 < argv!.Length ? argv[at + 1] : null;
+    }
+
+    private static string? ReadProc(int pid, string file)
+    {
         try
         {
-            var argv = File.ReadAllText(string.Create(CultureInfo.InvariantCulture, $"/proc/{pid}/cmdline")).Split('\0');
-            var at = Array.IndexOf(argv, ShimName);
-            return at >= 0 && at + 1 < argv.Length ? argv[at + 1] : null;
+            return File.ReadAllText(string.Create(CultureInfo.InvariantCulture, $"/proc/{pid}/{file}"));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
