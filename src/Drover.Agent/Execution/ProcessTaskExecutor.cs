@@ -33,13 +33,13 @@ namespace Drover.Agent.Execution;
 public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 {
     /// <summary>
-    /// $1 = the file to record the exit status in, $2 = number of cgroup.procs files, then those files, then
+    /// $1 = the exits log to record the exit status in, $2 = the task id, $3 = number of cgroup.procs files, then those files, then
     /// the argv of the command. Exit status 125 with the marker file means the shim could not join a
     /// cgroup (a launch failure, not a task failure).
     /// </summary>
     /// <remarks>
-    /// The shim stays as the command's parent so the exit status outlives the agent: it writes it to
-    /// <c>$1</c> (and exits with it). Signals sent to the task's process group reach the shim
+    /// The shim stays as the command's parent so the exit status outlives the agent: it appends
+    /// <c>"$2 status"</c> to <c>$1</c> (one write, see <see cref="TaskCheckpoint"/>) and exits with it. Signals sent to the task's process group reach the shim
     /// too; it traps them, and POSIX sh defers a trap until the foreground command has completed, so
     /// the shim always outlives the command and records how it ended. A command run in the foreground
     /// starts with default dispositions for the trapped signals (a background one would ignore
@@ -47,9 +47,10 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
     /// </remarks>
     internal const string ShimScript = """
         exec </dev/null >>stdout 2>>stderr
-        exit_file=$1
-        n=$2
-        shift 2
+        exits=$1
+        task=$2
+        n=$3
+        shift 3
         while [ "$n" -gt 0 ]; do
           if ! echo $$ >"$1"; then
             echo "drover: cannot join cgroup $1" >&2
@@ -62,7 +63,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         trap : TERM INT HUP QUIT USR1 USR2
         "$@"
         code=$?
-        echo $code >"$exit_file"
+        echo "$task $code" >>"$exits"
         exit $code
         """;
 
@@ -106,7 +107,6 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         _path = Environment.GetEnvironmentVariable("PATH") is { Length: > 0 } path ? path : DefaultPath;
         _lang = Environment.GetEnvironmentVariable("LANG") is { Length: > 0 } lang ? lang : "C.UTF-8";
         _setpriv = FindExecutable("setpriv", _path);
-        _checkpoint = new TaskCheckpoint(options.WorkDir);
 
         try
         {
@@ -127,6 +127,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             LogCgroupsUnavailable(_logger, options.CgroupRoot, ex.Message);
         }
 
+        _checkpoint = new TaskCheckpoint(options.WorkDir);
         _health = new HealthChecker(this, _logger, _time);
         try
         {
@@ -141,8 +142,9 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         }
         catch
         {
-            // A constructor that throws must leave no check loop behind.
+            // A constructor that throws must leave no check loop (or open log) behind.
             _health.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            _checkpoint.Dispose();
             throw;
         }
     }
@@ -163,8 +165,8 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
     /// <summary>The task's main pid (also its process group and session id), or null.</summary>
     internal int? PidOf(string taskId) => _tasks.TryGetValue(taskId, out var run) && run.Pid > 0 ? run.Pid : null;
 
-    /// <summary>Where the task's shim records its exit status. Internal for tests.</summary>
-    internal string ExitFileOf(string taskId) => _checkpoint.ExitFileOf(taskId);
+    /// <summary>The task checkpoint (launches and exit statuses). Internal for tests.</summary>
+    internal TaskCheckpoint Checkpoint => _checkpoint;
 
     /// <summary>The health checker of this executor's tasks.</summary>
     internal HealthChecker Health => _health;
@@ -333,6 +335,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         await _health.DisposeAsync().ConfigureAwait(false);
         if (!_options.KillTasksOnDispose)
         {
+            _checkpoint.Dispose();
             _updates.Writer.TryComplete();
             LogLeftRunning(_logger, _tasks.Values.Count(r => r.Phase != Phase.Ended));
             return;
@@ -356,6 +359,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             }
         }
 
+        _checkpoint.Dispose();
         _updates.Writer.TryComplete();
         LogDisposed(_logger, runs.Count);
     }
@@ -404,7 +408,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             }
 
             File.Delete(Path.Combine(run.Sandbox!, LaunchFailedMarker));
-            _checkpoint.WriteLaunch(new LaunchTask { Task = spec, Ports = run.Ports });
+            run.ExitsLog = _checkpoint.WriteLaunch(new LaunchTask { Task = spec, Ports = run.Ports });
             if (_cgroups is not null)
             {
                 run.Cgroup = _cgroups.Create(TaskCgroupName(spec.Id), new CgroupLimits
@@ -513,7 +517,8 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         args.Add("-c");
         args.Add(ShimScript);
         args.Add(ShimName);
-        args.Add(_checkpoint.ExitFileOf(spec.Id));
+        args.Add(run.ExitsLog!);
+        args.Add(spec.Id);
         var procs = run.Cgroup?.ProcsFiles.ToList() ?? [];
         args.Add(procs.Count.ToString(CultureInfo.InvariantCulture));
         foreach (var file in procs)
@@ -830,27 +835,20 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         var adopted = 0;
         var ended = 0;
         var shims = FindShims();
-        foreach (var rec in _checkpoint.ReadAll())
+        foreach (var rec in _checkpoint.Recovered)
         {
-            if (rec.Launch is not { } launch || !Ids.IsValidName(rec.TaskId))
-            {
-                // Died before the launch was fully recorded: nothing can have started but a shim
-                // that may have joined the cgroup, which orphan reaping kills.
-                _checkpoint.Remove(rec.TaskId);
-                continue;
-            }
-
-            var exitFile = _checkpoint.ExitFileOf(rec.TaskId);
-            var shim = shims.GetValueOrDefault(exitFile);
-            var run = new TaskRun(launch.Task, launch.Ports, Path.Combine(_sandboxRoot, rec.TaskId))
+            var shim = shims.GetValueOrDefault(new ShimIdentity(rec.ExitsLog, rec.TaskId));
+            var run = new TaskRun(rec.Launch.Task, rec.Launch.Ports, Path.Combine(_sandboxRoot, rec.TaskId))
             {
                 Cgroup = _cgroups?.Open(TaskCgroupName(rec.TaskId)),
                 Pid = shim,
                 Phase = Phase.Running,
+                ExitsLog = rec.ExitsLog,
             };
 
             // The shim may have ended between the scan and now: WatchForeign checks it again through a pidfd.
-            var watch = shim > 0 && rec.ExitCode is null ? ChildReaper.Instance.WatchForeign(shim, p => ShimExitFile(p) == exitFile) : null;
+            var identity = new ShimIdentity(rec.ExitsLog, rec.TaskId);
+            var watch = shim > 0 && rec.ExitCode is null ? ChildReaper.Instance.WatchForeign(shim, p => IdentifyShim(p) == identity) : null;
             run.ShimExited = watch ?? Task.FromResult(ChildReaper.UnknownStatus);
             _tasks[rec.TaskId] = run;
             if (watch is not null)
@@ -876,34 +874,34 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
     }
 
     /// <summary>
-    /// The shims running on this machine, by the exit file their command line names (one scan of
-    /// /proc when the agent starts: the shims do not record their pids, to keep a launch to as few
-    /// files as possible). Shims of other agents on the machine name other work dirs.
+    /// The shims running on this machine, by the exits log and task id their command line names (one
+    /// scan of /proc when the agent starts: the shims do not record their pids, to keep a launch to as
+    /// few files as possible). Shims of other agents on the machine name other work dirs.
     /// </summary>
-    internal static Dictionary<string, int> FindShims()
+    internal static Dictionary<ShimIdentity, int> FindShims()
     {
-        var shims = new Dictionary<string, int>(StringComparer.Ordinal);
+        var shims = new Dictionary<ShimIdentity, int>();
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
         {
             // comm first: reading a command line takes the process' mmap lock, which a process hung
             // in the kernel may hold; a shim's comm is that of /bin/sh.
             if (int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
                 && ReadProc(pid, "comm")?.TrimEnd('\n') == ShellComm
-                && ShimExitFile(pid) is { } exitFile)
+                && IdentifyShim(pid) is { } identity)
             {
-                shims[exitFile] = pid;
+                shims[identity] = pid;
             }
         }
 
         return shims;
     }
 
-    /// <summary>The exit file named by <paramref name="pid"/>'s command line if it is a shim, else null.</summary>
-    private static string? ShimExitFile(int pid)
+    /// <summary>The exits log and task id named by <paramref name="pid"/>'s command line if it is a shim, else null.</summary>
+    private static ShimIdentity? IdentifyShim(int pid)
     {
         var argv = ReadProc(pid, "cmdline")?.Split('\0');
         var at = argv is null ? -1 : Array.IndexOf(argv, ShimName);
-        return at >= 0 && at + 1 < argv!.Length ? argv[at + 1] : null;
+        return at >= 0 && at + 2 < argv!.Length ? new ShimIdentity(argv[at + 1], argv[at + 2]) : null;
     }
 
     private static string? ReadProc(int pid, string file)
@@ -917,6 +915,9 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             return null;
         }
     }
+
+    /// <summary>What a shim's command line says it supervises.</summary>
+    internal readonly record struct ShimIdentity(string ExitsLog, string TaskId);
 
     private async Task ReapOrphansAsync()
     {
@@ -1050,6 +1051,9 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         /// <see cref="ChildReaper.UnknownStatus"/> for a shim adopted from a previous agent process.
         /// </summary>
         public Task<int>? ShimExited { get; set; }
+
+        /// <summary>The exits log the task's shim appends its exit status to.</summary>
+        public string? ExitsLog { get; set; }
 
         /// <summary>The shim's pid: it leads the task's session and process group.</summary>
         public int Pid { get; set; }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 using System.Text.Json;
 using Drover.Core;
 using Drover.Core.Json;
@@ -7,113 +8,323 @@ using Drover.Core.Protocol;
 namespace Drover.Agent.Execution;
 
 /// <summary>
-/// What the agent keeps on disk about each task it launched, so a restarted agent can find its tasks
-/// again: <c>{WorkDir}/meta/tasks/</c> holds, per task,
+/// What the agent keeps on disk about the tasks it launched, so a restarted agent can find them again.
+/// Two kinds of append-only log in <c>{WorkDir}/meta/tasks/</c>, no file per task:
 /// <list type="bullet">
-/// <item><c>{taskId}.json</c>: the launch (spec and ports), written by the agent before the task is spawned;</item>
-/// <item><c>{taskId}.exit</c>: the task's exit status in shell convention, written by the task's
-/// supervisor (the shim) when the command ends.</item>
+/// <item><c>tasks.log</c>, written by the agent: <c>L {generation} {launch json}</c> before a task is
+/// spawned, <c>F {taskId}</c> once the master has acknowledged its terminal update (forgotten).</item>
+/// <item><c>exits.{generation}.log</c>, appended by the tasks' supervisors (shims): <c>{taskId} {status}</c>
+/// when the command ends, status in shell convention (128+n for signal n). A shim names its exits
+/// log on its command line; one <c>echo</c> is one <c>write(2)</c> to an <c>O_APPEND</c> file, so
+/// lines from concurrent shims never interleave.</item>
 /// </list>
-/// Both are removed once the master has acknowledged the task's terminal update. The shim's pid is not
-/// recorded: a restarted agent finds a live shim by its command line, which names its exit file.
 /// </summary>
 /// <remarks>
-/// Two files in one shared directory, not a directory per task: on ext4 every inode created costs a
-/// search past recently deleted ones, which dominated launch bursts (docs/benchmarks.md, "Services").
-/// Files are written without fsync: they must survive the agent process dying (they do, in the page
-/// cache), not the machine crashing — a crashed machine takes the task processes with it, and a
-/// launch lost that way describes a task that no longer runs. Thread-safe: every method touches
-/// only its task's files, and one task is only ever launched once.
+/// Why logs and not a file per task: creating and deleting several files per task dominated launch
+/// bursts on ext4 without a journal, which skips every inode deleted in the last minute (five while
+/// its block is dirty) when allocating one (docs/benchmarks.md, "Services"). Now a launch and its
+/// end write no file of their own.
+/// <para>
+/// Bounded: <c>tasks.log</c> is rewritten with only the live launches when the agent starts and
+/// whenever forgotten entries outnumber live ones (past <see cref="CompactAfter"/>); new launches
+/// move to a new exits generation every <see cref="GenerationSize"/> launches, and a generation's
+/// file is deleted once every task launched in it is forgotten (a shim may append to it until then).
+/// </para>
+/// <para>
+/// Nothing is fsynced: the logs must survive the agent process dying (they do, in the page cache), not
+/// the machine crashing — a crashed machine takes the task processes with it. A line cut short by the
+/// agent dying is skipped on reading (a launch cut short was never spawned). Thread-safe: one lock
+/// guards the writer and the in-memory state.
+/// </para>
 /// </remarks>
-internal sealed class TaskCheckpoint
+internal sealed class TaskCheckpoint : IDisposable
 {
-    private const string LaunchSuffix = ".json";
-    private const string ExitSuffix = ".exit";
+    /// <summary>Launches per exits generation.</summary>
+    internal const int GenerationSize = 4096;
 
+    /// <summary>Forgotten entries <c>tasks.log</c> may hold before it is compacted (also needs more forgotten than live).</summary>
+    internal const int CompactAfter = 8192;
+
+    private const string TasksLog = "tasks.log";
+
+    private readonly Lock _gate = new();
+
+    /// <summary>Live (not forgotten) launches and the exits generation each was launched in.</summary>
+    private readonly Dictionary<string, (LaunchTask Launch, int Generation)> _live = new(StringComparer.Ordinal);
+
+    /// <summary>Live tasks per exits generation: a generation's file goes when its count reaches 0.</summary>
+    private readonly Dictionary<int, int> _generationUse = [];
+
+    /// <summary>Exit statuses read so far, by task; and how far each generation's file has been read.</summary>
+    private readonly Dictionary<string, int> _exits = new(StringComparer.Ordinal);
+    private readonly Dictionary<int, long> _exitsRead = [];
+
+    private FileStream _tasksLog;
+    private int _generation;
+    private int _launchesInGeneration;
+    private int _forgottenInLog;
+    private bool _disposed;
+
+    /// <summary>Reads what an earlier agent process left (see <see cref="Recovered"/>) and compacts it.</summary>
     public TaskCheckpoint(string workDir)
     {
         Root = Path.Combine(Path.GetFullPath(workDir), "meta", "tasks");
         Directory.CreateDirectory(Root);
+        Recovered = Load();
+        _tasksLog = Rewrite();
     }
 
     /// <summary><c>{WorkDir}/meta/tasks</c>.</summary>
     public string Root { get; }
 
-    /// <summary>Where the task's shim records the command's exit status (it names it on its command line).</summary>
-    public string ExitFileOf(string taskId) => Path.Combine(Root, taskId + ExitSuffix);
+    /// <summary>The live launches found when this instance was created, each with its exit status if its shim recorded one.</summary>
+    public IReadOnlyList<RecoveredTask> Recovered { get; }
+
+    /// <summary>The exits log new launches' shims append to.</summary>
+    public string CurrentExitsLog
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return ExitsLogOf(_generation);
+            }
+        }
+    }
 
     /// <summary>
-    /// Records the launch before the task is spawned; clears an exit status an earlier launch of the
-    /// same id left. Written in place, not renamed into place: a launch cut short by the agent dying is
-    /// unreadable, which <see cref="ReadAll"/> reports as a launch that never started — and it did not,
-    /// as the task is spawned only after this returns.
+    /// Records the launch before the task is spawned and returns the exits log its shim must append to.
+    /// A second launch of a live id replaces the first (its exit status is dropped).
     /// </summary>
-    public void WriteLaunch(LaunchTask launch)
+    public string WriteLaunch(LaunchTask launch)
     {
-        File.Delete(ExitFileOf(launch.Task.Id));
-        File.WriteAllBytes(Path.Combine(Root, launch.Task.Id + LaunchSuffix), JsonSerializer.SerializeToUtf8Bytes(launch, DroverJsonContext.Default.LaunchTask));
-    }
-
-    /// <summary>Every checkpointed task, readable or not (an unreadable one has a null <see cref="Recovered.Launch"/>).</summary>
-    public IEnumerable<Recovered> ReadAll()
-    {
-        foreach (var file in Directory.EnumerateFiles(Root, "*" + LaunchSuffix))
+        var json = JsonSerializer.Serialize(launch, DroverJsonContext.Default.LaunchTask);
+        lock (_gate)
         {
-            var id = Path.GetFileNameWithoutExtension(file);
-            LaunchTask? launch = null;
-            try
+            if (_launchesInGeneration >= GenerationSize)
             {
-                launch = JsonSerializer.Deserialize(File.ReadAllBytes(file), DroverJsonContext.Default.LaunchTask);
-            }
-            catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
-            {
-                // An agent killed while writing the launch: the task never started.
+                if (_generationUse.GetValueOrDefault(_generation) == 0)
+                {
+                    // Every task of the generation ending now is already forgotten: no shim appends to it any more.
+                    _generationUse.Remove(_generation);
+                    _exitsRead.Remove(_generation);
+                    File.Delete(ExitsLogOf(_generation));
+                }
+
+                _generation++;
+                _launchesInGeneration = 0;
             }
 
-            yield return new Recovered(id, launch is not null && launch.Task.Id == id ? launch : null, ReadExit(id));
-        }
-
-        // An exit status whose launch is gone: an agent killed inside Remove.
-        foreach (var file in Directory.EnumerateFiles(Root, "*" + ExitSuffix))
-        {
-            if (!File.Exists(Path.ChangeExtension(file, LaunchSuffix)))
-            {
-                File.Delete(file);
-            }
+            Drop(launch.Task.Id);
+            Append(string.Create(CultureInfo.InvariantCulture, $"L {_generation} {json}\n"));
+            _live[launch.Task.Id] = (launch, _generation);
+            _generationUse[_generation] = _generationUse.GetValueOrDefault(_generation) + 1;
+            _launchesInGeneration++;
+            return ExitsLogOf(_generation);
         }
     }
 
-    /// <summary>The exit status the shim recorded, or null when it did not (it was killed, or the task still runs).</summary>
+    /// <summary>The exit status the task's shim recorded, or null when it did not (it was killed, or the task still runs).</summary>
     public int? ReadExit(string taskId)
     {
-        try
+        lock (_gate)
         {
-            var text = File.ReadAllText(ExitFileOf(taskId)).Trim();
-            return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) ? value : null;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return null;
+            if (_exits.TryGetValue(taskId, out var code))
+            {
+                return code;
+            }
+
+            if (!_live.TryGetValue(taskId, out var entry))
+            {
+                return null;
+            }
+
+            // The shim appends before it exits, and this is asked after it exited: its line is there.
+            ReadExits(entry.Generation);
+            return _exits.TryGetValue(taskId, out code) ? code : null;
         }
     }
 
-    /// <summary>
-    /// Removes the task's checkpoint, the launch first: what an agent killed in between leaves is an
-    /// exit status without a launch, which describes no task (<see cref="ReadAll"/> deletes it).
-    /// Idempotent.
-    /// </summary>
+    /// <summary>Forgets the task (after the master acknowledged its terminal update). Idempotent; an unknown id writes nothing.</summary>
     public void Remove(string taskId)
     {
-        if (!Ids.IsValidName(taskId))
+        lock (_gate)
+        {
+            if (!_live.ContainsKey(taskId))
+            {
+                return;
+            }
+
+            Drop(taskId);
+            Append($"F {taskId}\n");
+            _forgottenInLog++;
+            if (_forgottenInLog > CompactAfter && _forgottenInLog > _live.Count && !_disposed)
+            {
+                _tasksLog.Dispose();
+                _tasksLog = Rewrite();
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _disposed = true;
+            _tasksLog.Dispose();
+        }
+    }
+
+    private string ExitsLogOf(int generation) => Path.Combine(Root, string.Create(CultureInfo.InvariantCulture, $"exits.{generation}.log"));
+
+    /// <summary>Removes a live task from memory; deletes its generation's exits log if it was the last one there. Lock held.</summary>
+    private void Drop(string taskId)
+    {
+        if (!_live.Remove(taskId, out var entry))
         {
             return;
         }
 
-        File.Delete(Path.Combine(Root, taskId + LaunchSuffix));
-        File.Delete(ExitFileOf(taskId));
+        _exits.Remove(taskId);
+        var left = _generationUse[entry.Generation] - 1;
+        if (left > 0 || entry.Generation == _generation)
+        {
+            _generationUse[entry.Generation] = left;
+            return;
+        }
+
+        _generationUse.Remove(entry.Generation);
+        _exitsRead.Remove(entry.Generation);
+        File.Delete(ExitsLogOf(entry.Generation));
     }
 
-    /// <param name="Launch">The launch, or null when its file is unreadable.</param>
-    /// <param name="ExitCode">The command's exit status, or null when the shim has not recorded one.</param>
-    public sealed record Recovered(string TaskId, LaunchTask? Launch, int? ExitCode);
+    private void Append(string line)
+    {
+        if (_disposed)
+        {
+            // The executor is shutting down: an acknowledgement arriving now is written by the next
+            // one (it recovers the task as ended and reports it again; the master acknowledges again).
+            return;
+        }
+
+        var bytes = Encoding.UTF8.GetBytes(line);
+        _tasksLog.Write(bytes);
+        _tasksLog.Flush();
+    }
+
+    /// <summary>Reads the lines appended to a generation's exits log since the last read (complete lines only). Lock held.</summary>
+    private void ReadExits(int generation)
+    {
+        var offset = _exitsRead.GetValueOrDefault(generation);
+        byte[] data;
+        try
+        {
+            using var file = new FileStream(ExitsLogOf(generation), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            if (file.Length <= offset)
+            {
+                return;
+            }
+
+            file.Position = offset;
+            data = new byte[file.Length - offset];
+            file.ReadExactly(data);
+        }
+        catch (FileNotFoundException)
+        {
+            return;
+        }
+
+        var complete = Array.LastIndexOf(data, (byte)'\n') + 1;
+        _exitsRead[generation] = offset + complete;
+        foreach (var line in Encoding.UTF8.GetString(data, 0, complete).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var space = line.IndexOf(' ', StringComparison.Ordinal);
+            if (space > 0
+                && int.TryParse(line.AsSpan(space + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var code)
+                && _live.TryGetValue(line[..space], out var entry) && entry.Generation == generation)
+            {
+                _exits[line[..space]] = code;
+            }
+        }
+    }
+
+    /// <summary>Replays <c>tasks.log</c> and every exits log; deletes exits logs no live task uses.</summary>
+    private List<RecoveredTask> Load()
+    {
+        var path = Path.Combine(Root, TasksLog);
+        var lines = File.Exists(path) ? File.ReadAllText(path).Split('\n') : [];
+        foreach (var line in lines)
+        {
+            if (line.StartsWith("F ", StringComparison.Ordinal))
+            {
+                _live.Remove(line[2..]);
+                continue;
+            }
+
+            var parts = line.Split(' ', 3);
+            if (parts is not ["L", var gen, var json] || !int.TryParse(gen, NumberStyles.None, CultureInfo.InvariantCulture, out var generation))
+            {
+                continue;
+            }
+
+            try
+            {
+                if (JsonSerializer.Deserialize(json, DroverJsonContext.Default.LaunchTask) is { } launch && Ids.IsValidName(launch.Task.Id))
+                {
+                    _live[launch.Task.Id] = (launch, generation);
+                }
+            }
+            catch (JsonException)
+            {
+                // Cut short by the agent dying while writing it: that launch was never spawned.
+            }
+        }
+
+        foreach (var (_, generation) in _live.Values)
+        {
+            _generationUse[generation] = _generationUse.GetValueOrDefault(generation) + 1;
+            _generation = Math.Max(_generation, generation + 1);
+        }
+
+        foreach (var file in Directory.EnumerateFiles(Root, "exits.*.log"))
+        {
+            var name = Path.GetFileName(file);
+            if (int.TryParse(name.AsSpan(6, name.Length - 10), NumberStyles.None, CultureInfo.InvariantCulture, out var generation))
+            {
+                if (_generationUse.ContainsKey(generation))
+                {
+                    ReadExits(generation);
+                    continue;
+                }
+
+                _generation = Math.Max(_generation, generation + 1);
+            }
+
+            File.Delete(file);
+        }
+
+        return [.. _live.Select(kv => new RecoveredTask(kv.Key, kv.Value.Launch, _exits.TryGetValue(kv.Key, out var code) ? code : null, ExitsLogOf(kv.Value.Generation)))];
+    }
+
+    /// <summary>Writes <c>tasks.log</c> afresh with only the live launches (no partial line can follow) and opens it for appending. Lock held or constructing.</summary>
+    private FileStream Rewrite()
+    {
+        var path = Path.Combine(Root, TasksLog);
+        var tmp = path + ".tmp";
+        using (var writer = new StreamWriter(tmp, append: false, new UTF8Encoding(false)))
+        {
+            foreach (var (_, (launch, generation)) in _live)
+            {
+                writer.Write(string.Create(CultureInfo.InvariantCulture, $"L {generation} {JsonSerializer.Serialize(launch, DroverJsonContext.Default.LaunchTask)}\n"));
+            }
+        }
+
+        File.Move(tmp, path, overwrite: true);
+        _forgottenInLog = 0;
+        return new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read);
+    }
 }
+
+/// <param name="ExitCode">The command's exit status, or null when the shim has not recorded one.</param>
+/// <param name="ExitsLog">The exits log the task's shim appends to (its command line names it).</param>
+internal sealed record RecoveredTask(string TaskId, LaunchTask Launch, int? ExitCode, string ExitsLog);

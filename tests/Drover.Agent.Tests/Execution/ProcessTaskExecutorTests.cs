@@ -152,7 +152,8 @@ public sealed class ProcessTaskExecutorTests(ITestOutputHelper output) : IAsyncL
         Assert.Equal($"{shim} {shim} {shim}", _h.ReadSandboxFile(spec.Id, "ids").Trim());
 
         // A restarted agent finds the shim by the exit file its command line names.
-        Assert.Equal(shim, Drover.Agent.Execution.ProcessTaskExecutor.FindShims()[_h.Executor.ExitFileOf(spec.Id)].ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var identity = new Drover.Agent.Execution.ProcessTaskExecutor.ShimIdentity(_h.Executor.Checkpoint.CurrentExitsLog, spec.Id);
+        Assert.Equal(shim, Drover.Agent.Execution.ProcessTaskExecutor.FindShims()[identity].ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 
     [Fact]
