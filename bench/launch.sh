@@ -5,7 +5,8 @@
 #   bench/launch.sh services [INSTANCES=1000] [ROUNDS=2]
 #                                           one /v2 app of INSTANCES: POST→all running, POST→all healthy;
 #                                           round 1 on a fresh master and agent, later rounds warm
-#                                           (BENCH_TIMELINE=1 prints the counts at every 100 ms poll)
+#                                           (BENCH_TIMELINE=1 prints the counts at every 100 ms poll;
+#                                           BENCH_DROVER_DLL runs another build, see below)
 #   bench/launch.sh restart [TASKS=10000] [RUNNING=1000] [RESTARTS=5]
 #                                           a master with TASKS task records is SIGKILLed and restarted:
 #                                           start→/ping, start→all tasks listed (own master + agent processes)
@@ -36,7 +37,12 @@ fi
 
 data="$(mktemp -d "${TMPDIR:-/tmp}/drover-bench.XXXXXX")"   # the agent's sandboxes live here too
 
-"$root/drover" dev --listen "127.0.0.1:$port" --data-dir "$data" --log-level warning \
+# BENCH_DROVER_DLL=path/to/drover.dll runs another build's dev cluster (A/B against an older commit:
+# `git worktree add /tmp/old COMMIT && dotnet publish /tmp/old/src/Drover.Cli -c Release
+#  --use-current-runtime --self-contained false -p:PublishReadyToRun=true -o /tmp/old-drover`).
+drover=("$root/drover")
+[ -n "${BENCH_DROVER_DLL:-}" ] && drover=(dotnet "$BENCH_DROVER_DLL")
+"${drover[@]}" dev --listen "127.0.0.1:$port" --data-dir "$data" --log-level warning \
   --resources "cpus:64;mem:49152;disk:10000;ports:[31000-32000]" >"$data/dev.log" 2>&1 &
 dev=$!
 # sync: ext4 without a journal (this VM's /) skips inodes deleted in the last 60 s when allocating, or
