@@ -837,7 +837,8 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         var shims = FindShims();
         foreach (var rec in _checkpoint.Recovered)
         {
-            var shim = shims.GetValueOrDefault(new ShimIdentity(rec.ExitsLog, rec.TaskId));
+            var identity = new ShimIdentity(rec.ExitsLog, rec.TaskId);
+            var shim = shims.GetValueOrDefault(identity);
             var run = new TaskRun(rec.Launch.Task, rec.Launch.Ports, Path.Combine(_sandboxRoot, rec.TaskId))
             {
                 Cgroup = _cgroups?.Open(TaskCgroupName(rec.TaskId)),
@@ -847,7 +848,6 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             };
 
             // The shim may have ended between the scan and now: WatchForeign checks it again through a pidfd.
-            var identity = new ShimIdentity(rec.ExitsLog, rec.TaskId);
             var watch = shim > 0 && rec.ExitCode is null ? ChildReaper.Instance.WatchForeign(shim, p => IdentifyShim(p) == identity) : null;
             run.ShimExited = watch ?? Task.FromResult(ChildReaper.UnknownStatus);
             _tasks[rec.TaskId] = run;

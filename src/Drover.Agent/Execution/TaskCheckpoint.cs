@@ -98,7 +98,7 @@ internal sealed class TaskCheckpoint : IDisposable
     /// </summary>
     public string WriteLaunch(LaunchTask launch)
     {
-        var json = JsonSerializer.Serialize(launch, DroverJsonContext.Default.LaunchTask);
+        var json = JsonSerializer.SerializeToUtf8Bytes(launch, DroverJsonContext.Default.LaunchTask);
         lock (_gate)
         {
             if (_launchesInGeneration >= GenerationSize)
@@ -106,9 +106,7 @@ internal sealed class TaskCheckpoint : IDisposable
                 if (_generationUse.GetValueOrDefault(_generation) == 0)
                 {
                     // Every task of the generation ending now is already forgotten: no shim appends to it any more.
-                    _generationUse.Remove(_generation);
-                    _exitsRead.Remove(_generation);
-                    File.Delete(ExitsLogOf(_generation));
+                    Retire(_generation);
                 }
 
                 _generation++;
@@ -116,7 +114,7 @@ internal sealed class TaskCheckpoint : IDisposable
             }
 
             Drop(launch.Task.Id);
-            Append(string.Create(CultureInfo.InvariantCulture, $"L {_generation} {json}\n"));
+            Append(LaunchLine(_generation, json));
             _live[launch.Task.Id] = (launch, _generation);
             _generationUse[_generation] = _generationUse.GetValueOrDefault(_generation) + 1;
             _launchesInGeneration++;
@@ -156,7 +154,7 @@ internal sealed class TaskCheckpoint : IDisposable
             }
 
             Drop(taskId);
-            Append($"F {taskId}\n");
+            Append(Encoding.UTF8.GetBytes($"F {taskId}\n"));
             _forgottenInLog++;
             if (_forgottenInLog > CompactAfter && _forgottenInLog > _live.Count && !_disposed)
             {
@@ -193,12 +191,25 @@ internal sealed class TaskCheckpoint : IDisposable
             return;
         }
 
-        _generationUse.Remove(entry.Generation);
-        _exitsRead.Remove(entry.Generation);
-        File.Delete(ExitsLogOf(entry.Generation));
+        Retire(entry.Generation);
     }
 
-    private void Append(string line)
+    /// <summary>Forgets an exits generation and deletes its file: no live task's shim appends to it. Lock held.</summary>
+    private void Retire(int generation)
+    {
+        _generationUse.Remove(generation);
+        _exitsRead.Remove(generation);
+        File.Delete(ExitsLogOf(generation));
+    }
+
+    /// <summary><c>L {generation} {launch json}\n</c>, one line of <c>tasks.log</c> (compact JSON has no newline).</summary>
+    private static byte[] LaunchLine(int generation, byte[] json)
+    {
+        var prefix = Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"L {generation} "));
+        return [.. prefix, .. json, (byte)'\n'];
+    }
+
+    private void Append(byte[] line)
     {
         if (_disposed)
         {
@@ -207,8 +218,7 @@ internal sealed class TaskCheckpoint : IDisposable
             return;
         }
 
-        var bytes = Encoding.UTF8.GetBytes(line);
-        _tasksLog.Write(bytes);
+        _tasksLog.Write(line);
         _tasksLog.Flush();
     }
 
@@ -311,11 +321,11 @@ internal sealed class TaskCheckpoint : IDisposable
     {
         var path = Path.Combine(Root, TasksLog);
         var tmp = path + ".tmp";
-        using (var writer = new StreamWriter(tmp, append: false, new UTF8Encoding(false)))
+        using (var file = new FileStream(tmp, FileMode.Create, FileAccess.Write))
         {
             foreach (var (_, (launch, generation)) in _live)
             {
-                writer.Write(string.Create(CultureInfo.InvariantCulture, $"L {generation} {JsonSerializer.Serialize(launch, DroverJsonContext.Default.LaunchTask)}\n"));
+                file.Write(LaunchLine(generation, JsonSerializer.SerializeToUtf8Bytes(launch, DroverJsonContext.Default.LaunchTask)));
             }
         }
 
