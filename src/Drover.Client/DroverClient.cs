@@ -122,6 +122,22 @@ public sealed class DroverClient : IDisposable
         return await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
     }
 
+    /// <summary>A join token for <c>drover agent --join-token</c>, valid for <paramref name="ttl"/> (the master's default, one hour, when null).</summary>
+    public Task<JoinTokenCreated> CreateJoinTokenAsync(TimeSpan? ttl = null, string? description = null, CancellationToken ct = default) =>
+        SendAsync(HttpMethod.Post, "drover/v1/join-tokens",
+            JsonContent.Create(new JoinTokenRequest { TtlSeconds = ttl?.TotalSeconds, Description = description }, DroverJsonContext.Default.JoinTokenRequest),
+            DroverJsonContext.Default.JoinTokenCreated, ct);
+
+    public async Task<ImmutableArray<JoinTokenView>> ListJoinTokensAsync(CancellationToken ct = default) =>
+        (await SendAsync(HttpMethod.Get, "drover/v1/join-tokens", null, DroverJsonContext.Default.JoinTokenList, ct).ConfigureAwait(false)).Tokens;
+
+    /// <summary>Revokes a join token at once (agents that joined with it keep their certificates).</summary>
+    public async Task RevokeJoinTokenAsync(string id, CancellationToken ct = default)
+    {
+        using var response = await _http.DeleteAsync(new Uri(Master, $"drover/v1/join-tokens/{Uri.EscapeDataString(id)}"), ct).ConfigureAwait(false);
+        await ThrowIfErrorAsync(response, ct).ConfigureAwait(false);
+    }
+
     private async Task<T> SendAsync<T>(HttpMethod method, string path, HttpContent? content, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type, CancellationToken ct)
     {
         using var request = new HttpRequestMessage(method, new Uri(Master, path)) { Content = content };

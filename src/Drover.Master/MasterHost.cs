@@ -5,6 +5,7 @@ using Drover.Master.Http;
 using Drover.Master.Mesos;
 using Drover.Master.Metrics;
 using Drover.Master.Scheduling;
+using Drover.Master.Security.Pki;
 using Drover.Master.Services;
 using Drover.Master.State;
 using Drover.Store;
@@ -32,7 +33,16 @@ public static partial class MasterHost
         services.AddSingleton(sp => new MasterJournal(sp.GetRequiredService<IStateStore>()));
         services.AddSingleton<ClusterState>();
         services.AddSingleton<MasterMetrics>();
-        services.AddSingleton(_ => new SandboxReader(new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(10) }));
+        if (options.Tls is { } tls)
+        {
+            // DroverHosts loads the CA and issues the master's certificates before the server starts
+            // (MasterCredentials.InitializeAsync); a highly available master registers the instance it made before its election.
+            services.TryAddSingleton(sp => new MasterCredentials(tls, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<MasterCredentials>>()));
+            services.AddSingleton<JoinTokens>();
+        }
+
+        services.AddSingleton(sp => new AgentHttpClients(sp.GetService<MasterCredentials>(), sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<SandboxReader>();
         services.AddSingleton(sp => new ServiceRegistry(sp.GetRequiredService<IStateStore>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ServiceRegistry>>()));
         services.AddSingleton<ServiceController>();
         services.AddHostedService(sp => sp.GetRequiredService<ServiceController>());
@@ -105,6 +115,7 @@ public static partial class MasterHost
         app.MapGet("/health", () => Results.Text("ok\n"));
         app.MapGet("/metrics", (MasterMetrics m) => Results.Text(m.Render(), "text/plain; version=0.0.4; charset=utf-8"));
         AgentProtocolEndpoints.Map(app);
+        PkiEndpoints.Map(app);
         DroverApiEndpoints.Map(app);
         MesosStateEndpoints.Map(app, Version);
         MarathonEndpoints.Map(app);

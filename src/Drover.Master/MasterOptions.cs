@@ -31,6 +31,13 @@ public sealed record MasterOptions
     public PlacementStrategy Strategy { get; init; } = PlacementStrategy.BinPack;
 
     /// <summary>
+    /// TLS and agent identities (docs/security.md): HTTPS with a certificate of the cluster CA (or the
+    /// operator's), agents joining with tokens and calling with mutual TLS. Null serves plain HTTP with no
+    /// agent identities: <c>drover dev</c> and <c>drover master --insecure</c>, loopback only.
+    /// </summary>
+    public Security.Pki.MasterTlsOptions? Tls { get; init; }
+
+    /// <summary>
     /// The etcd cluster holding all master state (<c>--store etcd://…</c>); null keeps the embedded
     /// SQLite store in <see cref="DataDir"/> (the default: one master).
     /// </summary>

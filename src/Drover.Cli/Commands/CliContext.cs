@@ -20,20 +20,40 @@ internal static class CliContext
 
     public static readonly Option<bool> Json = new("--json") { Description = "Print JSON instead of a table", Recursive = true };
 
+    public static readonly Option<string?> CaCert = new("--ca-cert")
+    {
+        Description = "PEM file of the CA to trust for the master's HTTPS certificate (or set DROVER_CA_CERT); default: the CA pinned for that master, else the system's",
+        Recursive = true,
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("DROVER_CA_CERT") is { Length: > 0 } f ? f : null,
+    };
+
     private static readonly JsonSerializerOptions Indented = new(DroverJsonContext.Default.Options) { WriteIndented = true };
 
     public static DroverClient Client(ParseResult result)
     {
+        var uri = MasterUri(result);
+        return new DroverClient(uri, Http(result, uri));
+    }
+
+    /// <summary>
+    /// The master's URL. Without a scheme it is https:// (what <c>drover master</c> serves), except the default,
+    /// <c>drover dev</c>'s plain http://127.0.0.1:5050.
+    /// </summary>
+    public static Uri MasterUri(ParseResult result)
+    {
         var text = result.GetValue(Master)!;
         if (!text.Contains("://", StringComparison.Ordinal))
         {
-            text = "http://" + text;
+            text = "https://" + text;
         }
 
-        return Uri.TryCreate(text, UriKind.Absolute, out var uri)
-            ? new DroverClient(uri)
-            : throw new CliException($"--master: '{text}' is not a URL", 2);
+        return Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"
+            ? uri
+            : throw new CliException($"--master: '{text}' is not an http(s) URL", 2);
     }
+
+    /// <summary>An HttpClient for the master trusting what this invocation trusts (<see cref="Security.CliTrust"/>).</summary>
+    public static HttpClient Http(ParseResult result, Uri master) => Security.CliTrust.CreateHttpClient(master, result.GetValue(CaCert));
 
     public static void PrintJson<T>(T value)
     {

@@ -138,8 +138,8 @@ internal static class MarathonCli
 
     public static MarathonClient Client(ParseResult pr)
     {
-        using var drover = CliContext.Client(pr);
-        return new MarathonClient(drover.Master);
+        var master = CliContext.MasterUri(pr);
+        return new MarathonClient(master, CliContext.Http(pr, master));
     }
 
     /// <summary>An action with a Marathon client whose API errors print as <c>path: error</c> lines (exit 2 for 4xx, else 1).</summary>

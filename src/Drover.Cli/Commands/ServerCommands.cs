@@ -2,7 +2,10 @@ using System.CommandLine;
 using Drover.Agent.Executors;
 using Drover.Cli.Hosting;
 using Drover.Core;
+using Drover.Core.Security.Pki;
 using Drover.Master;
+using Drover.Master.Security.Pki;
+using Microsoft.Extensions.DependencyInjection;
 using Drover.Placement;
 using Drover.Store.Etcd;
 using Microsoft.Extensions.Logging;
@@ -18,19 +21,36 @@ internal static class ServerCommands
     {
         var dataDir = new Option<string>("--data-dir") { Description = "Where master state and task sandboxes live", DefaultValueFactory = _ => ".drover/dev" };
         var listen = new Option<string>("--listen") { Description = "HOST:PORT to serve on", DefaultValueFactory = _ => "127.0.0.1:5050" };
+        var auth = new Option<bool>("--auth") { Description = "Serve HTTPS with a cluster CA (kept in the data dir) and mutual TLS between master and agent, as drover master does" };
         var agentFlags = new AgentFlags();
-        var cmd = new Command("dev", "Run a master and one agent in one process (zero setup)") { dataDir, listen, LogLevelOption };
+        var cmd = new Command("dev", "Run a master and one agent in one process (zero setup)") { dataDir, listen, auth, LogLevelOption };
         agentFlags.AddTo(cmd, includeHostname: true);
         cmd.SetAction(async (pr, ct) =>
         {
             var url = ParseListen(pr.GetValue(listen)!);
+            var secure = pr.GetValue(auth);
+            if (!secure && !ListenAddress.IsLoopback(url))
+            {
+                throw new CliException($"--listen: drover dev without --auth serves plain HTTP, only on a loopback address (127.0.0.1, ::1, localhost), not {url.Host}", 2);
+            }
+
             var dir = Path.GetFullPath(pr.GetValue(dataDir)!);
-            var master = new MasterOptions { DataDir = Path.Combine(dir, "master") };
+            var master = new MasterOptions { DataDir = Path.Combine(dir, "master"), Tls = secure ? new MasterTlsOptions() : null };
             var agent = agentFlags.Read(pr, Path.Combine(dir, "agent"));
             await using var host = await DroverHosts.StartDevAsync(master, agent, url, ParseLogLevel(pr), ct);
             await host.Agent!.Registered.WaitAsync(TimeSpan.FromSeconds(30), ct);
             Console.Out.WriteLine($"Drover dev cluster is up at {host.Url.GetLeftPart(UriPartial.Authority)}  (master + agent, data in {dir})");
-            Console.Out.WriteLine($"  try:  ./drover run --wait -- echo hello      ./drover node ls      Ctrl-C stops it");
+            if (secure)
+            {
+                AnnounceCa(host, master.DataDir);
+                Console.Out.WriteLine($"  try:  DROVER_CA_CERT={Path.Combine(master.DataDir, CaFileName)} ./drover --master {host.Url.GetLeftPart(UriPartial.Authority)} node ls");
+            }
+            else
+            {
+                Console.Out.WriteLine("  plain HTTP on loopback: anyone on this machine can use it (docs/security.md); --auth serves HTTPS");
+                Console.Out.WriteLine($"  try:  ./drover run --wait -- echo hello      ./drover node ls      Ctrl-C stops it");
+            }
+
             await WaitForCtrlC(host, ct);
             Console.Out.WriteLine("Stopping: killing tasks and removing their cgroups…");
             return 0;
@@ -62,7 +82,13 @@ internal static class ServerCommands
         {
             Description = "HOST:PORT the other masters send clients and agents to while this master leads (default: the listen address; with 0.0.0.0, this machine's address)",
         };
-        var cmd = new Command("master", "Run a master") { dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, offerTimeout, roleWeights, store, storePrefix, leaderLease, advertise, LogLevelOption };
+        var insecure = new Option<bool>("--insecure") { Description = "Serve plain HTTP without TLS or agent certificates; only on a loopback --listen address" };
+        var tlsCert = new Option<string?>("--tls-cert") { Description = "PEM serving certificate to use instead of one issued by the cluster CA (with --tls-key and --tls-ca)" };
+        var tlsKey = new Option<string?>("--tls-key") { Description = "PEM private key of --tls-cert" };
+        var tlsCa = new Option<string?>("--tls-ca") { Description = "PEM CA that issued --tls-cert: what clients and joining agents must trust for this master (GET /drover/v1/ca serves it; join tokens embed its hash)" };
+        var tlsDefaults = new MasterTlsOptions();
+        var agentCertLifetime = SecondsOption("Seconds an agent certificate is valid; agents renew after two thirds of it", tlsDefaults.AgentCertificateLifetime, "--agent-cert-lifetime");
+        var cmd = new Command("master", "Run a master") { dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, offerTimeout, roleWeights, store, storePrefix, leaderLease, advertise, insecure, tlsCert, tlsKey, tlsCa, agentCertLifetime, LogLevelOption };
         cmd.SetAction(async (pr, ct) =>
         {
             var url = ParseListen(pr.GetValue(listen)!);
@@ -83,6 +109,11 @@ internal static class ServerCommands
                 RoleWeights = ParseRoleWeights(pr.GetValue(roleWeights)),
             };
             options = WithStore(options, pr.GetValue(store), pr.GetValue(storePrefix), pr.GetValue(leaderLease));
+            options = options with
+            {
+                Tls = ReadTls(url, pr.GetValue(insecure), pr.GetValue(tlsCert), pr.GetValue(tlsKey), pr.GetValue(tlsCa),
+                    tlsDefaults with { AgentCertificateLifetime = AgentCertificateLifetime(pr.GetValue(agentCertLifetime)) }),
+            };
             if (options.HeartbeatInterval >= options.AgentUnreachableTimeout)
             {
                 throw new CliException("--heartbeat-interval: must be shorter than --agent-timeout, or every agent would turn unreachable between heartbeats", 2);
@@ -99,8 +130,13 @@ internal static class ServerCommands
                 return await DroverHosts.RunHighlyAvailableMasterAsync(options, url, ParseLogLevel(pr), Console.Out.WriteLine, ct, advertised);
             }
 
-            await using var host = await DroverHosts.StartMasterAsync(options, url, ParseLogLevel(pr), ct);
+            var advertisedUrl = pr.GetValue(advertise) is { } adv ? ParseAdvertise(adv) : null;
+            await using var host = await DroverHosts.StartMasterAsync(options, url, ParseLogLevel(pr), ct, advertisedUrl);
             Console.Out.WriteLine($"Drover master is up at {host.Url.GetLeftPart(UriPartial.Authority)}");
+            if (options.Tls is not null)
+            {
+                AnnounceCa(host, options.DataDir);
+            }
             await WaitForCtrlC(host, ct);
             return 0;
         });
@@ -120,23 +156,30 @@ internal static class ServerCommands
         var registrationTimeout = SecondsOption("Seconds a custom executor has to subscribe to /api/v1/executor before its tasks fail and it is killed", executorDefaults.RegistrationTimeout, "--executor-registration-timeout");
         var reregistrationTimeout = SecondsOption("Seconds a custom executor that outlived the previous agent process has to subscribe again before its tasks fail and it is killed", executorDefaults.ReregistrationTimeout, "--executor-reregistration-timeout");
         var executorShutdownGrace = SecondsOption("Seconds between a SHUTDOWN event and killing a custom executor", executorDefaults.ShutdownGracePeriod, "--executor-shutdown-grace-period");
+        var joinToken = new Option<string?>("--join-token")
+        {
+            Description = "Join token from `drover node token create` (or DROVER_JOIN_TOKEN); needed at the first start only, with https:// masters",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable("DROVER_JOIN_TOKEN") is { Length: > 0 } t ? t : null,
+        };
         var agentFlags = new AgentFlags();
         // --master is the global option (a comma-separated list here: the agent fails over between masters).
         var cmd = new Command("agent", "Run an agent that offers this machine's resources")
         {
-            workDir, listen, advertise, killTasks, registrationTimeout, reregistrationTimeout, executorShutdownGrace, LogLevelOption,
+            workDir, listen, advertise, killTasks, registrationTimeout, reregistrationTimeout, executorShutdownGrace, joinToken, LogLevelOption,
         };
         agentFlags.AddTo(cmd, includeHostname: true);
         cmd.SetAction(async (pr, ct) =>
         {
+            // Without a scheme a master is https://, as `drover master` serves by default.
             var masterUrls = pr.GetValue(CliContext.Master)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                .Select(m => Uri.TryCreate(m.Contains("://", StringComparison.Ordinal) ? m : "http://" + m, UriKind.Absolute, out var u)
-                    ? u : throw new CliException($"--master: '{m}' is not a URL", 2)).ToList();
+                .Select(m => Uri.TryCreate(m.Contains("://", StringComparison.Ordinal) ? m : "https://" + m, UriKind.Absolute, out var u) && u.Scheme is "http" or "https"
+                    ? u : throw new CliException($"--master: '{m}' is not an http(s) URL", 2)).ToList();
             var url = ParseListen(pr.GetValue(listen)!);
             var settings = agentFlags.Read(pr, Path.GetFullPath(pr.GetValue(workDir)!)) with
             {
                 Advertise = pr.GetValue(advertise) is { } a ? new Uri(a.Contains("://", StringComparison.Ordinal) ? a : "http://" + a) : null,
                 KillTasksOnStop = pr.GetValue(killTasks),
+                JoinToken = pr.GetValue(joinToken),
                 Executors = executorDefaults with
                 {
                     RegistrationTimeout = PositiveSeconds(pr.GetValue(registrationTimeout), "--executor-registration-timeout"),
@@ -150,6 +193,80 @@ internal static class ServerCommands
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>The cluster CA's certificate (public) is written here at each start, for clients to trust (<c>--ca-cert</c>).</summary>
+    internal const string CaFileName = "ca.pem";
+
+    /// <summary>Writes the CA clients must trust next to the master's data, and prints where it is and its fingerprint.</summary>
+    private static void AnnounceCa(RunningHost host, string dataDir)
+    {
+        var credentials = host.Services.GetRequiredService<MasterCredentials>();
+        var path = Path.Combine(dataDir, CaFileName);
+        File.WriteAllText(path, credentials.ServingCaPem);
+        Console.Out.WriteLine($"  HTTPS; clients trust the CA in {path} (SHA-256 fingerprint {PemCertificates.Fingerprint(credentials.ServingRoots[0])})");
+        Console.Out.WriteLine("  agents join with a token: drover node token create  →  drover agent --master … --join-token …");
+    }
+
+    /// <summary>
+    /// The TLS settings of <c>drover master</c>: HTTPS by default; <c>--insecure</c> (plain HTTP) only on a loopback
+    /// listen address; an operator's certificate needs its key and its CA. Files are read here (exit 2 when they cannot be).
+    /// </summary>
+    internal static MasterTlsOptions? ReadTls(Uri listen, bool insecure, string? certFile, string? keyFile, string? caFile, MasterTlsOptions defaults)
+    {
+        if (insecure)
+        {
+            if (certFile is not null || keyFile is not null || caFile is not null)
+            {
+                throw new CliException("--insecure: serves plain HTTP, so --tls-cert, --tls-key and --tls-ca do not apply", 2);
+            }
+
+            return ListenAddress.IsLoopback(listen)
+                ? null
+                : throw new CliException($"--insecure: plain HTTP is refused on {listen.Host}, which is not a loopback address; leave --insecure out to serve HTTPS", 2);
+        }
+
+        if (certFile is null && keyFile is null && caFile is null)
+        {
+            return defaults;
+        }
+
+        if (certFile is null || keyFile is null || caFile is null)
+        {
+            throw new CliException("--tls-cert, --tls-key and --tls-ca go together (the certificate, its key, and the CA that issued it)", 2);
+        }
+
+        var cert = ReadFile(certFile, "--tls-cert");
+        var key = ReadFile(keyFile, "--tls-key");
+        var ca = ReadFile(caFile, "--tls-ca");
+        if (PemCertificates.LoadWithKey(cert, key) is { Succeeded: false } bad)
+        {
+            throw new CliException($"--tls-cert/--tls-key: {bad.Error}", 2);
+        }
+
+        if (PemCertificates.LoadAll(ca) is { Succeeded: false } badCa)
+        {
+            throw new CliException($"--tls-ca: {badCa.Error}", 2);
+        }
+
+        return defaults with { CertificatePem = cert, KeyPem = key, CaPem = ca };
+    }
+
+    private static TimeSpan AgentCertificateLifetime(double seconds) =>
+        seconds >= 10 && seconds <= TimeSpan.FromDays(366).TotalSeconds
+            ? TimeSpan.FromSeconds(seconds)
+            : throw new CliException("--agent-cert-lifetime: must be between 10 seconds and a year (in seconds)", 2);
+
+    private static string ReadFile(string path, string flag)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CliException($"{flag}: cannot read {path}: {e.Message}", 2);
+        }
     }
 
     private static async Task WaitForCtrlC(RunningHost host, CancellationToken ct)

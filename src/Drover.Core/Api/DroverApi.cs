@@ -265,6 +265,12 @@ public static class ErrorCodes
     public const string Internal = "internal_error";
     public const string NoLeader = "no_leader";
 
+    /// <summary>The call needs credentials it did not present (or presented invalid ones).</summary>
+    public const string Unauthorized = "unauthorized";
+
+    /// <summary>The caller is known but may not do this (e.g. an agent speaking for another agent).</summary>
+    public const string Forbidden = "forbidden";
+
     /// <summary>The master could not make the change durable (its store is unreachable, or it is no longer the leader); it may or may not have been applied.</summary>
     public const string StoreUnavailable = "store_unavailable";
 }

@@ -11,6 +11,7 @@ namespace Drover.Master.HighAvailability;
 /// <c>GET /master/redirect</c> itself and sends every other request to the leader with a 307 (same
 /// method and body, same path and query), or a 503 <c>no_leader</c> error while none is elected.
 /// The leader serves <c>/master/redirect</c> too (to itself); its <c>/v2/leader</c> is the Marathon endpoint.
+/// Redirects keep the request's scheme: masters of one cluster all serve HTTPS, or all plain HTTP.
 /// </summary>
 public static class LeaderEndpoints
 {
@@ -23,12 +24,12 @@ public static class LeaderEndpoints
         app.MapGet("/v2/leader", () => election.Leader is { } leader
             ? Results.Text(new JsonObject { ["leader"] = leader }.ToJsonString(), "application/json")
             : NoLeader());
-        app.MapGet("/master/redirect", () => election.Leader is { } leader ? Results.Redirect("http://" + leader, permanent: false, preserveMethod: true) : NoLeader());
+        app.MapGet("/master/redirect", (HttpContext http) => election.Leader is { } leader ? Results.Redirect($"{http.Request.Scheme}://{leader}", permanent: false, preserveMethod: true) : NoLeader());
         // A catch-all endpoint, tried after every other route (not MapFallback: its pattern skips paths
         // that look like file names, and task ids have dots; not terminal middleware: minimal hosting
         // runs endpoints after it, so it would swallow /v2/leader).
         app.Map("/{**path}", (HttpContext http) => (election.Leader is { } leader
-            ? Results.Redirect($"http://{leader}{http.Request.PathBase}{http.Request.Path}{http.Request.QueryString}", permanent: false, preserveMethod: true)
+            ? Results.Redirect($"{http.Request.Scheme}://{leader}{http.Request.PathBase}{http.Request.Path}{http.Request.QueryString}", permanent: false, preserveMethod: true)
             : NoLeader()).ExecuteAsync(http)).WithOrder(int.MaxValue);
         return app;
     }
@@ -37,7 +38,7 @@ public static class LeaderEndpoints
     public static WebApplication MapLeaderRedirect(this WebApplication app, string address)
     {
         ArgumentNullException.ThrowIfNull(app);
-        app.MapGet("/master/redirect", () => Results.Redirect("http://" + address, permanent: false, preserveMethod: true));
+        app.MapGet("/master/redirect", (HttpContext http) => Results.Redirect($"{http.Request.Scheme}://{address}", permanent: false, preserveMethod: true));
         return app;
     }
 

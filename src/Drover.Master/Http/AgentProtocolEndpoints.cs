@@ -2,6 +2,7 @@ using System.Text.Json;
 using Drover.Core.Api;
 using Drover.Core.Json;
 using Drover.Core.Protocol;
+using Drover.Master.Security.Pki;
 using Drover.Master.State;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -10,7 +11,13 @@ using Microsoft.Extensions.Hosting;
 
 namespace Drover.Master.Http;
 
-/// <summary>The agent-facing protocol (see Drover.Core.Protocol.AgentProtocol for the sequence).</summary>
+/// <summary>
+/// The agent-facing protocol (see Drover.Core.Protocol.AgentProtocol for the sequence). With TLS every
+/// call is mutual TLS and may only speak for the agent its certificate names (<see cref="AgentCaller"/>):
+/// the <c>{id}</c> in the path, the <c>agentId</c> of a registration. What an agent reports is further
+/// limited to its own tasks and executors by <see cref="ClusterState"/> (updates for a task placed
+/// elsewhere change nothing and free nothing).
+/// </summary>
 internal static class AgentProtocolEndpoints
 {
     /// <summary>With nothing to send, the stream carries a ping this often so both ends notice a dead connection.</summary>
@@ -21,13 +28,33 @@ internal static class AgentProtocolEndpoints
     public static void Map(IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/internal/v1/agents");
+        // Every {id} route: the certificate must be that agent's (checked before the body is read).
+        var byId = g.MapGroup("/{id}").AddEndpointFilter(async (context, next) =>
+            AgentCaller.Check(context.HttpContext, context.HttpContext.GetRouteValue("id") as string) is { } denied ? denied : await next(context));
 
         g.MapPost("/register", async (HttpRequest req, ClusterState state, CancellationToken ct) =>
         {
+            // With TLS the agent must name the id its certificate carries (an agent without one cannot register at all).
+            var caller = AgentCaller.CallerId(req.HttpContext);
+            if (caller is null && AgentCaller.Check(req.HttpContext, null) is { } unauthenticated)
+            {
+                return unauthenticated;
+            }
+
             var (body, error) = await ApiResults.ReadBody(req, DroverJsonContext.Default.AgentRegistration, ct);
             if (error is not null)
             {
                 return error;
+            }
+
+            if (caller is not null && AgentCaller.Check(req.HttpContext, body!.AgentId ?? caller) is { } denied)
+            {
+                return denied;
+            }
+
+            if (caller is not null)
+            {
+                body = body! with { AgentId = caller };
             }
 
             if (string.IsNullOrWhiteSpace(body!.Hostname) || string.IsNullOrWhiteSpace(body.Address))
@@ -40,7 +67,7 @@ internal static class AgentProtocolEndpoints
             return ApiResults.Json(registered, DroverJsonContext.Default.AgentRegistered);
         });
 
-        g.MapPost("/{id}/heartbeat", async (string id, HttpRequest req, ClusterState state, CancellationToken ct) =>
+        byId.MapPost("/heartbeat", async (string id, HttpRequest req, ClusterState state, CancellationToken ct) =>
         {
             var (body, error) = await ApiResults.ReadBody(req, DroverJsonContext.Default.AgentHeartbeat, ct);
             if (error is not null)
@@ -51,7 +78,7 @@ internal static class AgentProtocolEndpoints
             return state.Heartbeat(id, body!) ? Results.Ok() : ApiResults.NotFound($"agent '{id}' is not registered; register again");
         });
 
-        g.MapPost("/{id}/updates", async (string id, HttpRequest req, ClusterState state, CancellationToken ct) =>
+        byId.MapPost("/updates", async (string id, HttpRequest req, ClusterState state, CancellationToken ct) =>
         {
             var (body, error) = await ApiResults.ReadBody(req, DroverJsonContext.Default.StatusUpdateBatch, ct);
             if (error is not null)
@@ -70,7 +97,7 @@ internal static class AgentProtocolEndpoints
             return ApiResults.Json(new StatusUpdateAck { Acknowledged = acks }, DroverJsonContext.Default.StatusUpdateAck);
         });
 
-        g.MapPost("/{id}/messages", async (string id, HttpRequest req, ClusterState state, CancellationToken ct) =>
+        byId.MapPost("/messages", async (string id, HttpRequest req, ClusterState state, CancellationToken ct) =>
         {
             var (body, error) = await ApiResults.ReadBody(req, DroverJsonContext.Default.FrameworkMessage, ct);
             if (error is not null)
@@ -87,8 +114,10 @@ internal static class AgentProtocolEndpoints
             return Results.Accepted();
         });
 
-        g.MapGet("/{id}/commands", async (string id, HttpContext http, ClusterState state, IHostApplicationLifetime lifetime) =>
+        byId.MapGet("/commands", async (string id, HttpContext http, ClusterState state, IHostApplicationLifetime lifetime, TimeProvider time) =>
         {
+            // A stream outlives neither the certificate it was opened with: the agent reconnects with its renewed one.
+            var certificateExpires = http.Connection.ClientCertificate?.NotAfter.ToUniversalTime() is { } notAfter ? new DateTimeOffset(notAfter, TimeSpan.Zero) : DateTimeOffset.MaxValue;
             var agent = state.FindAgent(id);
             if (agent is null)
             {
@@ -112,7 +141,7 @@ internal static class AgentProtocolEndpoints
                 // An agent removed and registered again under the same id has a new record, whose
                 // commands (e.g. kills for the tasks that went with the removal) this stream would
                 // never read: end it, and the agent reconnects to the new record at once.
-                while (!ct.IsCancellationRequested && ReferenceEquals(state.FindAgent(id), agent))
+                while (!ct.IsCancellationRequested && ReferenceEquals(state.FindAgent(id), agent) && time.GetUtcNow() < certificateExpires)
                 {
                     using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct);
                     wait.CancelAfter(PingInterval);

@@ -93,7 +93,7 @@ internal static class DroverApiEndpoints
 
             try
             {
-                var chunk = await reader.ReadAsync(agent.Address, id, file, offset ?? 0, length ?? SandboxReader.MaxChunk, ct);
+                var chunk = await reader.ReadAsync(agent.AgentId, agent.Address, id, file, offset ?? 0, length ?? SandboxReader.MaxChunk, ct);
                 return chunk is { } c
                     ? ApiResults.Json(new FileChunk { Data = System.Text.Encoding.UTF8.GetString(c.Data), Offset = offset ?? 0, Size = c.Size }, DroverJsonContext.Default.FileChunk)
                     : ApiResults.NotFound($"task '{id}' has no file '{file}' on agent {agent.AgentId}");
@@ -152,7 +152,7 @@ internal static class DroverApiEndpoints
     }
 
     /// <summary>A drain body is optional: no body (or an empty one) means the defaults.</summary>
-    private static bool HasBody(HttpRequest req) =>
+    internal static bool HasBody(HttpRequest req) =>
         req.ContentLength is > 0 || (req.ContentLength is null && req.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestBodyDetectionFeature>()?.CanHaveBody == true);
 
     private static async Task<IResult> AgentChange(string id, (AgentChangeResult Result, AgentView? View, Task Durable) change, string verb)
@@ -226,7 +226,7 @@ internal static class DroverApiEndpoints
                 {
                     try
                     {
-                        chunk = await reader.ReadAsync(a.Address, id, file, offset, SandboxReader.MaxChunk, ct);
+                        chunk = await reader.ReadAsync(a.AgentId, a.Address, id, file, offset, SandboxReader.MaxChunk, ct);
                     }
                     catch (HttpRequestException e) when (!started)
                     {

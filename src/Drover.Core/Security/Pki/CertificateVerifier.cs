@@ -48,7 +48,7 @@ public static class CertificateVerifier
                 return null;
             }
         }
-        catch (CryptographicException e)
+        catch (Exception e) when (e is CryptographicException or ArgumentException)
         {
             return "the certificate could not be checked: " + e.Message;
         }
