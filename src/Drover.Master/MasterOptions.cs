@@ -30,6 +30,9 @@ public sealed record MasterOptions
 
     public PlacementStrategy Strategy { get; init; } = PlacementStrategy.BinPack;
 
+    /// <summary>Authentication, authorization and browser protections (<see cref="Security.SecurityOptions"/>): on by default.</summary>
+    public Security.SecurityOptions Security { get; init; } = new();
+
     /// <summary>
     /// The etcd cluster holding all master state (<c>--store etcd://…</c>); null keeps the embedded
     /// SQLite store in <see cref="DataDir"/> (the default: one master).

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Drover.Agent.Execution;
+using Drover.Core.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -18,7 +19,8 @@ public static class AgentEndpoints
 
     public static void Map(IEndpointRouteBuilder app, ITaskExecutor executor)
     {
-        app.MapGet("/agent/v1/health", () => Results.Text("ok\n"));
+        app.MapGet("/agent/v1/health", () => Results.Text("ok\n")).WithMetadata(RouteAccess.Anonymous);
+        // Sandbox files: the master only (by its certificate), which checked the user's permission first.
         app.MapGet("/agent/v1/tasks/{id}/files/{name}", async (string id, string name, long? offset, int? length, HttpContext http) =>
         {
             if (name is not ("stdout" or "stderr"))
@@ -42,6 +44,6 @@ public static class AgentEndpoints
             var read = await file.ReadAtLeastAsync(buffer, count, throwOnEndOfStream: false, http.RequestAborted);
             http.Response.Headers[SizeHeader] = size.ToString(CultureInfo.InvariantCulture);
             return Results.Bytes(buffer.AsMemory(0, read), "application/octet-stream");
-        });
+        }).WithMetadata(RouteAccess.Master);
     }
 }

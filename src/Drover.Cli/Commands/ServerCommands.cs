@@ -19,17 +19,35 @@ internal static class ServerCommands
         var dataDir = new Option<string>("--data-dir") { Description = "Where master state and task sandboxes live", DefaultValueFactory = _ => ".drover/dev" };
         var listen = new Option<string>("--listen") { Description = "HOST:PORT to serve on", DefaultValueFactory = _ => "127.0.0.1:5050" };
         var agentFlags = new AgentFlags();
-        var cmd = new Command("dev", "Run a master and one agent in one process (zero setup)") { dataDir, listen, LogLevelOption };
+        var auth = new Option<bool>("--auth")
+        {
+            Description = "Require logins and permissions, as a real cluster does (default: none, which is allowed only on a loopback address)",
+        };
+        var bootstrapPassword = BootstrapPasswordOption();
+        var cmd = new Command("dev", "Run a master and one agent in one process (zero setup)") { dataDir, listen, auth, bootstrapPassword, LogLevelOption };
         agentFlags.AddTo(cmd, includeHostname: true);
         cmd.SetAction(async (pr, ct) =>
         {
             var url = ParseListen(pr.GetValue(listen)!);
             var dir = Path.GetFullPath(pr.GetValue(dataDir)!);
-            var master = new MasterOptions { DataDir = Path.Combine(dir, "master") };
+            var secure = pr.GetValue(auth);
+            if (!secure && !IsLoopback(url))
+            {
+                throw new CliException($"--listen: {url.Authority} is not a loopback address; a dev cluster without logins may listen only on 127.0.0.1 or [::1] (add --auth)", 2);
+            }
+
+            var master = new MasterOptions
+            {
+                DataDir = Path.Combine(dir, "master"),
+                Security = new Master.Security.SecurityOptions { Enabled = secure, BootstrapPasswordFile = pr.GetValue(bootstrapPassword) },
+            };
             var agent = agentFlags.Read(pr, Path.Combine(dir, "agent"));
             await using var host = await DroverHosts.StartDevAsync(master, agent, url, ParseLogLevel(pr), ct);
             await host.Agent!.Registered.WaitAsync(TimeSpan.FromSeconds(30), ct);
             Console.Out.WriteLine($"Drover dev cluster is up at {host.Url.GetLeftPart(UriPartial.Authority)}  (master + agent, data in {dir})");
+            Console.Out.WriteLine(secure
+                ? $"  logins required: user admin, password in {BootstrapPasswordPath(master)} (see docs/security.md)"
+                : "  NO LOGINS: anyone who can reach this loopback port may run anything as this machine's users (fine for one person's machine; --auth turns logins on; docs/security.md)");
             Console.Out.WriteLine($"  try:  ./drover run --wait -- echo hello      ./drover node ls      Ctrl-C stops it");
             await WaitForCtrlC(host, ct);
             Console.Out.WriteLine("Stopping: killing tasks and removing their cgroups…");
@@ -62,7 +80,17 @@ internal static class ServerCommands
         {
             Description = "HOST:PORT the other masters send clients and agents to while this master leads (default: the listen address; with 0.0.0.0, this machine's address)",
         };
-        var cmd = new Command("master", "Run a master") { dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, offerTimeout, roleWeights, store, storePrefix, leaderLease, advertise, LogLevelOption };
+        var bootstrapPassword = BootstrapPasswordOption();
+        var allowedHosts = new Option<string?>("--allowed-hosts")
+        {
+            Description = "Comma-separated extra host names clients may use to reach this master (its own addresses and names are always allowed); '*' allows any (behind a proxy)",
+        };
+        var tokenLifetime = SecondsOption("Seconds a login token is valid", new Master.Security.SecurityOptions().TokenLifetime, "--token-lifetime");
+        var cmd = new Command("master", "Run a master")
+        {
+            dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, offerTimeout, roleWeights, store, storePrefix, leaderLease, advertise,
+            bootstrapPassword, allowedHosts, tokenLifetime, LogLevelOption,
+        };
         cmd.SetAction(async (pr, ct) =>
         {
             var url = ParseListen(pr.GetValue(listen)!);
@@ -81,6 +109,11 @@ internal static class ServerCommands
                 HeartbeatInterval = PositiveSeconds(pr.GetValue(heartbeatInterval), "--heartbeat-interval"),
                 OfferTimeout = PositiveSeconds(pr.GetValue(offerTimeout), "--offer-timeout"),
                 RoleWeights = ParseRoleWeights(pr.GetValue(roleWeights)),
+                Security = ParseAllowedHosts(new Master.Security.SecurityOptions
+                {
+                    BootstrapPasswordFile = pr.GetValue(bootstrapPassword),
+                    TokenLifetime = PositiveSeconds(pr.GetValue(tokenLifetime), "--token-lifetime"),
+                }, pr.GetValue(allowedHosts)),
             };
             options = WithStore(options, pr.GetValue(store), pr.GetValue(storePrefix), pr.GetValue(leaderLease));
             if (options.HeartbeatInterval >= options.AgentUnreachableTimeout)
@@ -151,6 +184,36 @@ internal static class ServerCommands
         });
         return cmd;
     }
+
+    private static Option<string?> BootstrapPasswordOption() => new("--bootstrap-password-file")
+    {
+        Description = "On a new cluster, the first user's (admin) password is read from this file (default: generated into DATA-DIR/bootstrap-admin-password, mode 0600)",
+    };
+
+    private static Master.Security.SecurityOptions ParseAllowedHosts(Master.Security.SecurityOptions security, string? text)
+    {
+        var names = (text ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (names.Contains("*"))
+        {
+            return names.Length == 1 ? security with { AnyHost = true } : throw new CliException("--allowed-hosts: '*' stands alone", 2);
+        }
+
+        foreach (var n in names)
+        {
+            if (Uri.CheckHostName(n.Trim('[', ']')) == UriHostNameType.Unknown)
+            {
+                throw new CliException($"--allowed-hosts: '{n}' is not a host name or address", 2);
+            }
+        }
+
+        return security with { AllowedHosts = [.. names] };
+    }
+
+    private static string BootstrapPasswordPath(MasterOptions options) =>
+        options.Security.BootstrapPasswordFile ?? Path.Combine(options.DataDir, "bootstrap-admin-password");
+
+    private static bool IsLoopback(Uri url) =>
+        url.IsLoopback || (System.Net.IPAddress.TryParse(url.Host.Trim('[', ']'), out var ip) && System.Net.IPAddress.IsLoopback(ip));
 
     private static async Task WaitForCtrlC(RunningHost host, CancellationToken ct)
     {

@@ -4,6 +4,7 @@ using Drover.Agent.Execution;
 using Drover.Agent.Executors;
 using Drover.Agent.Host;
 using Drover.Core;
+using Drover.Core.Security;
 using Drover.Master;
 using Drover.Master.HighAvailability;
 using Drover.Store;
@@ -214,6 +215,8 @@ public static class DroverHosts
         Action<IServiceCollection>? configure = null, Action<WebApplication>? map = null)
     {
         var builder = CreateBuilder(listen, logLevel);
+        var security = master?.Security ?? new Master.Security.SecurityOptions { Enabled = false };
+        builder.Services.AddSingleton(new BrowserGuard(ListenAddress.HostNames(listen, agent?.Advertise, security.AllowedHosts), security.AnyHost));
 
         if (master is not null)
         {
@@ -262,6 +265,13 @@ public static class DroverHosts
             {
                 await app.DisposeAsync().ConfigureAwait(false);
                 throw new HostStartException($"the agent cannot run tasks: {e.Message}", e);
+            }
+
+            if (master is null)
+            {
+                // A stand-alone agent has its own gate (in dev mode the master's covers these routes too).
+                app.UseRouting();
+                app.UseAgentGate(app.Services.GetRequiredService<BrowserGuard>(), secure: false);
             }
 
             AgentEndpoints.Map(app, executor);

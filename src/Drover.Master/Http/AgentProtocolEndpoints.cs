@@ -1,3 +1,5 @@
+using Drover.Master.Security;
+using Drover.Core.Security;
 using System.Text.Json;
 using Drover.Core.Api;
 using Drover.Core.Json;
@@ -20,7 +22,8 @@ internal static class AgentProtocolEndpoints
 
     public static void Map(IEndpointRouteBuilder app)
     {
-        var g = app.MapGroup("/internal/v1/agents");
+        // Agents only, by their certificate; a route's {id} must be the certificate's agent id (the gate checks).
+        var g = app.MapGroup("/internal/v1/agents").Access(RouteAccess.Agent);
 
         g.MapPost("/register", async (HttpRequest req, ClusterState state, CancellationToken ct) =>
         {
