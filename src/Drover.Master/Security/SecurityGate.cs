@@ -56,7 +56,8 @@ public static partial class SecurityGate
             }
 
             Caller? caller = null;
-            if (access.Kind is not AccessKind.Anonymous)
+            // Executors and joining agents carry their own kind of token, which their handler checks.
+            if (access.Kind is not (AccessKind.Anonymous or AccessKind.Executor or AccessKind.JoinToken))
             {
                 var authenticator = http.RequestServices.GetRequiredService<Authenticator>();
                 (caller, var error) = await authenticator.AuthenticateAsync(http);
