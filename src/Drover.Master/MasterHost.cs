@@ -53,6 +53,8 @@ public static partial class MasterHost
         services.AddSingleton<TokenService>();
         services.AddSingleton<Authenticator>();
         services.AddSingleton<Authorizer>();
+        services.AddSingleton<Security.Audit.AuditLog>();
+        services.AddHostedService(sp => sp.GetRequiredService<Security.Audit.AuditLog>());
         return services;
     }
 
@@ -141,6 +143,7 @@ public static partial class MasterHost
         SchedulerEndpoint.Map(app);
         Mesos.Operator.OperatorApi.Map(app);
         LoginEndpoint.Map(app);
+        Security.Audit.AuditEndpoint.Map(app);
         // Unknown paths answer 404 to anyone: the answer names no resource.
         app.MapFallback((HttpContext http) => ApiResults.NotFound($"no route for {http.Request.Method} {http.Request.Path}")).Access(RouteAccess.Anonymous);
         return app;

@@ -38,6 +38,11 @@ internal static class LoginEndpoint
             return Error(StatusCodes.Status400BadRequest, "Bad Request", "Request has bad JSON: " + e.Message, "ERR_MALFORMED_DATA");
         }
 
+        if (body?.Uid is { Length: > 0 and <= 96 } named)
+        {
+            Security.Audit.AuditEndpoint.Note(http, "uid=" + named);
+        }
+
         if (body?.Uid is not { Length: > 0 } uid)
         {
             return Error(StatusCodes.Status400BadRequest, "Bad Request", "uid: is required", "ERR_INVALID_DATA");

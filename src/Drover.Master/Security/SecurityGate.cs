@@ -4,6 +4,7 @@ using Drover.Core.Api;
 using Drover.Core.Json;
 using Drover.Core.Security;
 using Drover.Master.Iam;
+using Drover.Master.Security.Audit;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -41,6 +42,11 @@ public static partial class SecurityGate
             var endpoint = http.GetEndpoint();
             var access = endpoint?.Metadata.GetMetadata<RouteAccess>();
             var path = request.Path.Value ?? "";
+            if (!HttpMethods.IsGet(request.Method) && !HttpMethods.IsHead(request.Method) && !HttpMethods.IsOptions(request.Method) && access?.Audited != false)
+            {
+                AuditWhenAnswered(http);
+            }
+
             if (guard.Check(request.Method, request.Host.Value, request.Headers.Origin.ToString(), own, request.ContentType, hasBody,
                     protobufAllowed: path.StartsWith("/api/v1", StringComparison.Ordinal)) is { } refused)
             {
@@ -66,6 +72,11 @@ public static partial class SecurityGate
                     await Denials.WriteAsync(http, StatusCodes.Status401Unauthorized, error);
                     return;
                 }
+
+                if (caller is not null)
+                {
+                    http.Items[CallerKey] = caller; // for the handler and for the audit record, refused or not
+                }
             }
 
             var authorizer = http.RequestServices.GetRequiredService<Authorizer>();
@@ -86,12 +97,35 @@ public static partial class SecurityGate
                     return;
             }
 
-            if (caller is not null)
-            {
-                http.Items[CallerKey] = caller;
-            }
-
             await next(http);
+        });
+    }
+
+    /// <summary>Queues the call's audit record as its response starts (streams are recorded when they open, not when they end).</summary>
+    private static void AuditWhenAnswered(HttpContext http)
+    {
+        var log = http.RequestServices.GetRequiredService<AuditLog>();
+        http.Response.OnStarting(() =>
+        {
+            var status = http.Response.StatusCode;
+            var record = new AuditRecord
+            {
+                Time = log.Now(),
+                Caller = CallerOf(http)?.ToString() ?? "anonymous",
+                From = $"{http.Connection.RemoteIpAddress}:{http.Connection.RemotePort}",
+                Method = http.Request.Method,
+                Path = http.Request.Path.Value + http.Request.QueryString.Value,
+                Detail = http.Items.TryGetValue(AuditEndpoint.DetailKey, out var d) ? d as string : null,
+                Status = status,
+                Result = status switch
+                {
+                    < 400 => "allowed",
+                    401 or 403 => "denied",
+                    < 500 => "refused",
+                    _ => "failed",
+                },
+            };
+            return log.AppendAsync(record).AsTask();
         });
     }
 
