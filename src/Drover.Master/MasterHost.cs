@@ -1,10 +1,13 @@
 using System.Diagnostics;
 using Drover.Core.Api;
 using Drover.Master.Events;
+using Drover.Core.Security;
 using Drover.Master.Http;
+using Drover.Master.Iam;
 using Drover.Master.Mesos;
 using Drover.Master.Metrics;
 using Drover.Master.Scheduling;
+using Drover.Master.Security;
 using Drover.Master.Security.Pki;
 using Drover.Master.Services;
 using Drover.Master.State;
@@ -55,6 +58,13 @@ public static partial class MasterHost
         services.AddSingleton<Allocator>();
         services.AddHostedService(sp => sp.GetRequiredService<Allocator>());
         services.AddDroverEvents();
+        services.AddSingleton(options.Security);
+        services.AddSingleton<IamStore>();
+        services.AddSingleton<TokenService>();
+        services.AddSingleton<Authenticator>();
+        services.AddSingleton<Authorizer>();
+        services.AddSingleton<Security.Audit.AuditLog>();
+        services.AddHostedService(sp => sp.GetRequiredService<Security.Audit.AuditLog>());
         return services;
     }
 
@@ -77,11 +87,24 @@ public static partial class MasterHost
         app.Services.GetRequiredService<ClusterState>().Restore(tasks, agents);
         await app.Services.GetRequiredService<ServiceRegistry>().LoadAsync(ct).ConfigureAwait(false);
         await app.Services.GetRequiredService<FrameworkManager>().LoadAsync(ct).ConfigureAwait(false);
+        await app.Services.GetRequiredService<TokenService>().LoadAsync(ct).ConfigureAwait(false);
+        var iam = app.Services.GetRequiredService<IamStore>();
+        await iam.LoadAsync(ct).ConfigureAwait(false);
+        var options = app.Services.GetRequiredService<MasterOptions>();
+        if (options.Security.Enabled)
+        {
+            await iam.BootstrapAsync(options.Security.BootstrapPasswordFile, options.DataDir, ct).ConfigureAwait(false);
+        }
     }
 
-    /// <summary>Adds request metrics, the error guard and every master endpoint.</summary>
+    /// <summary>
+    /// Adds request metrics, the error guard, the security gate and every master endpoint. The gate's
+    /// browser protections take the <see cref="BrowserGuard"/> registered in the services (the host names
+    /// the server answers to); without one, loopback names and the machine's name.
+    /// </summary>
     public static WebApplication MapDroverMaster(this WebApplication app)
     {
+        var guard = app.Services.GetService<BrowserGuard>() ?? new BrowserGuard([.. BrowserGuard.LoopbackNames, Environment.MachineName]);
         app.UseRouting();
         app.Use(async (http, next) =>
         {
@@ -99,6 +122,11 @@ public static partial class MasterHost
                 await ApiResults.Error(StatusCodes.Status503ServiceUnavailable, ErrorCodes.StoreUnavailable,
                     "the change could not be made durable and was not acknowledged (it may or may not have been applied): " + e.Message).ExecuteAsync(http);
             }
+            catch (BadHttpRequestException e) when (!http.Response.HasStarted)
+            {
+                // A body over the route's limit (413), a malformed request: the client's error, not ours.
+                await ApiResults.Error(e.StatusCode, e.StatusCode == StatusCodes.Status413PayloadTooLarge ? "payload_too_large" : "bad_request", e.Message).ExecuteAsync(http);
+            }
             catch (Exception e) when (e is not OperationCanceledException && !http.Response.HasStarted)
             {
                 LogUnhandled(app.Logger, http.Request.Path, e);
@@ -111,9 +139,11 @@ public static partial class MasterHost
                     .RecordHttp(http.Request.Method, route, http.Response.StatusCode, Stopwatch.GetElapsedTime(started).TotalSeconds);
             }
         });
+        app.UseDroverSecurityGate(guard);
 
-        app.MapGet("/health", () => Results.Text("ok\n"));
-        app.MapGet("/metrics", (MasterMetrics m) => Results.Text(m.Render(), "text/plain; version=0.0.4; charset=utf-8"));
+        app.MapGet("/health", () => Results.Text("ok\n")).Access(RouteAccess.Anonymous);
+        app.MapGet("/metrics", (MasterMetrics m) => Results.Text(m.Render(), "text/plain; version=0.0.4; charset=utf-8"))
+            .Access(RouteAccess.Permission(Rids.Metrics, PermissionAction.Read));
         AgentProtocolEndpoints.Map(app);
         PkiEndpoints.Map(app);
         DroverApiEndpoints.Map(app);
@@ -123,7 +153,10 @@ public static partial class MasterHost
         EventsEndpoint.Map(app);
         SchedulerEndpoint.Map(app);
         Mesos.Operator.OperatorApi.Map(app);
-        app.MapFallback((HttpContext http) => ApiResults.NotFound($"no route for {http.Request.Method} {http.Request.Path}"));
+        LoginEndpoint.Map(app);
+        Security.Audit.AuditEndpoint.Map(app);
+        // Unknown paths answer 404 to anyone: the answer names no resource.
+        app.MapFallback((HttpContext http) => ApiResults.NotFound($"no route for {http.Request.Method} {http.Request.Path}")).Access(RouteAccess.Anonymous);
         return app;
     }
 

@@ -30,6 +30,9 @@ public sealed record MasterOptions
 
     public PlacementStrategy Strategy { get; init; } = PlacementStrategy.BinPack;
 
+    /// <summary>Authentication, authorization and browser protections (<see cref="Security.SecurityOptions"/>): on by default.</summary>
+    public Security.SecurityOptions Security { get; init; } = new();
+
     /// <summary>
     /// TLS and agent identities (docs/security.md): HTTPS with a certificate of the cluster CA (or the
     /// operator's), agents joining with tokens and calling with mutual TLS. Null serves plain HTTP with no

@@ -35,10 +35,17 @@ public sealed class InProcessCluster : IAsyncDisposable
 
     public string Root => _root;
 
-    public static async Task<InProcessCluster> StartAsync(MasterOptions? options = null, CancellationToken ct = default)
+    /// <param name="options">Master settings; unless <paramref name="secure"/>, its security is turned off (a loopback cluster without logins, as <c>drover dev</c>).</param>
+    /// <param name="secure">Keep the master's authentication and authorization on.</param>
+    public static async Task<InProcessCluster> StartAsync(MasterOptions? options = null, CancellationToken ct = default, bool secure = false)
     {
         var root = Directory.CreateTempSubdirectory("drover-test-").FullName;
         var masterOptions = (options ?? new MasterOptions()) with { DataDir = Path.Combine(root, "master") };
+        if (!secure)
+        {
+            masterOptions = masterOptions with { Security = Drover.Master.Security.SecurityOptions.Disabled };
+        }
+
         var master = await DroverHosts.StartMasterAsync(masterOptions, new Uri("http://127.0.0.1:0"), LogLevel.Warning, ct);
         return new InProcessCluster(master, root, masterOptions);
     }

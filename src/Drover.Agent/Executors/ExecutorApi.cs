@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Drover.Core;
 using Drover.Core.Mesos;
+using Drover.Core.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -24,7 +25,8 @@ public static class ExecutorApi
     public static void Map(IEndpointRouteBuilder app, ExecutorManager manager)
     {
         ArgumentNullException.ThrowIfNull(app);
-        app.MapPost(Path, (HttpContext http) => HandleAsync(http, manager));
+        // Executors prove themselves with their own token, checked by the handler against each call's ids.
+        app.MapPost(Path, (HttpContext http) => HandleAsync(http, manager)).WithMetadata(RouteAccess.Executor);
     }
 
     private static async Task HandleAsync(HttpContext http, ExecutorManager manager)

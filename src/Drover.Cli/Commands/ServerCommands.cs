@@ -21,9 +21,13 @@ internal static class ServerCommands
     {
         var dataDir = new Option<string>("--data-dir") { Description = "Where master state and task sandboxes live", DefaultValueFactory = _ => ".drover/dev" };
         var listen = new Option<string>("--listen") { Description = "HOST:PORT to serve on", DefaultValueFactory = _ => "127.0.0.1:5050" };
-        var auth = new Option<bool>("--auth") { Description = "Serve HTTPS with a cluster CA (kept in the data dir) and mutual TLS between master and agent, as drover master does" };
         var agentFlags = new AgentFlags();
-        var cmd = new Command("dev", "Run a master and one agent in one process (zero setup)") { dataDir, listen, auth, LogLevelOption };
+        var auth = new Option<bool>("--auth")
+        {
+            Description = "Require logins and permissions and serve HTTPS (a cluster CA in the data dir, mutual TLS between master and agent), as a real cluster does (default: none of it, allowed only on a loopback address)",
+        };
+        var bootstrapPassword = BootstrapPasswordOption();
+        var cmd = new Command("dev", "Run a master and one agent in one process (zero setup)") { dataDir, listen, auth, bootstrapPassword, LogLevelOption };
         agentFlags.AddTo(cmd, includeHostname: true);
         cmd.SetAction(async (pr, ct) =>
         {
@@ -35,19 +39,25 @@ internal static class ServerCommands
             }
 
             var dir = Path.GetFullPath(pr.GetValue(dataDir)!);
-            var master = new MasterOptions { DataDir = Path.Combine(dir, "master"), Tls = secure ? new MasterTlsOptions() : null };
+            var master = new MasterOptions
+            {
+                DataDir = Path.Combine(dir, "master"),
+                Security = new Master.Security.SecurityOptions { Enabled = secure, BootstrapPasswordFile = pr.GetValue(bootstrapPassword) },
+                Tls = secure ? new MasterTlsOptions() : null,
+            };
             var agent = agentFlags.Read(pr, Path.Combine(dir, "agent"));
             await using var host = await DroverHosts.StartDevAsync(master, agent, url, ParseLogLevel(pr), ct);
             await host.Agent!.Registered.WaitAsync(TimeSpan.FromSeconds(30), ct);
             Console.Out.WriteLine($"Drover dev cluster is up at {host.Url.GetLeftPart(UriPartial.Authority)}  (master + agent, data in {dir})");
             if (secure)
             {
+                Console.Out.WriteLine($"  logins required: user admin, password in {BootstrapPasswordPath(master)} (see docs/security.md)");
                 AnnounceCa(host, master.DataDir);
                 Console.Out.WriteLine($"  try:  DROVER_CA_CERT={Path.Combine(master.DataDir, CaFileName)} ./drover --master {host.Url.GetLeftPart(UriPartial.Authority)} node ls");
             }
             else
             {
-                Console.Out.WriteLine("  plain HTTP on loopback: anyone on this machine can use it (docs/security.md); --auth serves HTTPS");
+                Console.Out.WriteLine("  NO LOGINS, plain HTTP: anyone who can reach this loopback port may run anything as this machine's users (fine for one person's machine; --auth turns logins and HTTPS on; docs/security.md)");
                 Console.Out.WriteLine($"  try:  ./drover run --wait -- echo hello      ./drover node ls      Ctrl-C stops it");
             }
 
@@ -82,13 +92,23 @@ internal static class ServerCommands
         {
             Description = "HOST:PORT the other masters send clients and agents to while this master leads (default: the listen address; with 0.0.0.0, this machine's address)",
         };
-        var insecure = new Option<bool>("--insecure") { Description = "Serve plain HTTP without TLS or agent certificates; only on a loopback --listen address" };
+        var insecure = new Option<bool>("--insecure") { Description = "Serve plain HTTP without logins, TLS or agent certificates, as drover dev does; only on a loopback --listen address" };
         var tlsCert = new Option<string?>("--tls-cert") { Description = "PEM serving certificate to use instead of one issued by the cluster CA (with --tls-key and --tls-ca)" };
         var tlsKey = new Option<string?>("--tls-key") { Description = "PEM private key of --tls-cert" };
         var tlsCa = new Option<string?>("--tls-ca") { Description = "PEM CA that issued --tls-cert: what clients and joining agents must trust for this master (GET /drover/v1/ca serves it; join tokens embed its hash)" };
         var tlsDefaults = new MasterTlsOptions();
         var agentCertLifetime = SecondsOption("Seconds an agent certificate is valid; agents renew after two thirds of it", tlsDefaults.AgentCertificateLifetime, "--agent-cert-lifetime");
-        var cmd = new Command("master", "Run a master") { dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, offerTimeout, roleWeights, store, storePrefix, leaderLease, advertise, insecure, tlsCert, tlsKey, tlsCa, agentCertLifetime, LogLevelOption };
+        var bootstrapPassword = BootstrapPasswordOption();
+        var allowedHosts = new Option<string?>("--allowed-hosts")
+        {
+            Description = "Comma-separated extra host names clients may use to reach this master (its own addresses and names are always allowed); '*' allows any (behind a proxy)",
+        };
+        var tokenLifetime = SecondsOption("Seconds a login token is valid", new Master.Security.SecurityOptions().TokenLifetime, "--token-lifetime");
+        var cmd = new Command("master", "Run a master")
+        {
+            dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, offerTimeout, roleWeights, store, storePrefix, leaderLease, advertise,
+            bootstrapPassword, allowedHosts, tokenLifetime, insecure, tlsCert, tlsKey, tlsCa, agentCertLifetime, LogLevelOption,
+        };
         cmd.SetAction(async (pr, ct) =>
         {
             var url = ParseListen(pr.GetValue(listen)!);
@@ -107,6 +127,11 @@ internal static class ServerCommands
                 HeartbeatInterval = PositiveSeconds(pr.GetValue(heartbeatInterval), "--heartbeat-interval"),
                 OfferTimeout = PositiveSeconds(pr.GetValue(offerTimeout), "--offer-timeout"),
                 RoleWeights = ParseRoleWeights(pr.GetValue(roleWeights)),
+                Security = ParseAllowedHosts(new Master.Security.SecurityOptions
+                {
+                    BootstrapPasswordFile = pr.GetValue(bootstrapPassword),
+                    TokenLifetime = PositiveSeconds(pr.GetValue(tokenLifetime), "--token-lifetime"),
+                }, pr.GetValue(allowedHosts)),
             };
             options = WithStore(options, pr.GetValue(store), pr.GetValue(storePrefix), pr.GetValue(leaderLease));
             options = options with
@@ -114,6 +139,12 @@ internal static class ServerCommands
                 Tls = ReadTls(url, pr.GetValue(insecure), pr.GetValue(tlsCert), pr.GetValue(tlsKey), pr.GetValue(tlsCa),
                     tlsDefaults with { AgentCertificateLifetime = AgentCertificateLifetime(pr.GetValue(agentCertLifetime)) }),
             };
+            if (pr.GetValue(insecure))
+            {
+                // Without TLS no agent could prove who it is, so --insecure is drover dev's mode: no logins either, loopback only.
+                options = options with { Security = options.Security with { Enabled = false } };
+            }
+
             if (options.HeartbeatInterval >= options.AgentUnreachableTimeout)
             {
                 throw new CliException("--heartbeat-interval: must be shorter than --agent-timeout, or every agent would turn unreachable between heartbeats", 2);
@@ -137,6 +168,7 @@ internal static class ServerCommands
             {
                 AnnounceCa(host, options.DataDir);
             }
+
             await WaitForCtrlC(host, ct);
             return 0;
         });
@@ -268,6 +300,34 @@ internal static class ServerCommands
             throw new CliException($"{flag}: cannot read {path}: {e.Message}", 2);
         }
     }
+
+    private static Option<string?> BootstrapPasswordOption() => new("--bootstrap-password-file")
+    {
+        Description = "On a new cluster, the first user's (admin) password is read from this file (default: generated into DATA-DIR/bootstrap-admin-password, mode 0600)",
+    };
+
+    private static Master.Security.SecurityOptions ParseAllowedHosts(Master.Security.SecurityOptions security, string? text)
+    {
+        var names = (text ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (names.Contains("*"))
+        {
+            return names.Length == 1 ? security with { AnyHost = true } : throw new CliException("--allowed-hosts: '*' stands alone", 2);
+        }
+
+        foreach (var n in names)
+        {
+            if (Uri.CheckHostName(n.Trim('[', ']')) == UriHostNameType.Unknown)
+            {
+                throw new CliException($"--allowed-hosts: '{n}' is not a host name or address", 2);
+            }
+        }
+
+        return security with { AllowedHosts = [.. names] };
+    }
+
+    private static string BootstrapPasswordPath(MasterOptions options) =>
+        options.Security.BootstrapPasswordFile ?? Path.Combine(options.DataDir, "bootstrap-admin-password");
+
 
     private static async Task WaitForCtrlC(RunningHost host, CancellationToken ct)
     {

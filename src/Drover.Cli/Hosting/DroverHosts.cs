@@ -9,6 +9,7 @@ using Drover.Agent.Executors;
 using Drover.Agent.Host;
 using Drover.Agent.Security;
 using Drover.Core;
+using Drover.Core.Security;
 using Drover.Master;
 using Drover.Master.HighAvailability;
 using Drover.Master.Security.Pki;
@@ -381,6 +382,9 @@ public static class DroverHosts
         }
 
         var (builder, bound) = CreateBuilder(listeners, logLevel);
+        var security = master?.Security ?? new Master.Security.SecurityOptions { Enabled = false };
+        builder.Services.AddSingleton(new BrowserGuard(ListenAddress.HostNames(listen, agent?.Advertise, security.AllowedHosts), security.AnyHost));
+
 
         if (master is not null)
         {
@@ -457,7 +461,16 @@ public static class DroverHosts
                 throw new HostStartException($"the agent cannot run tasks: {e.Message}", e);
             }
 
-            AgentEndpoints.Map(app, executor, agentCredentials);
+            if (master is null)
+            {
+                // A stand-alone agent has its own gate (in dev mode the master's covers these routes too): with
+                // TLS its sandbox routes answer only a master's certificate of the cluster CA.
+                var roots = agentCredentials?.ClusterRoots;
+                app.UseRouting();
+                app.UseAgentGate(app.Services.GetRequiredService<BrowserGuard>(), roots);
+            }
+
+            AgentEndpoints.Map(app, executor);
             if (executor is ExecutorManager executors)
             {
                 ExecutorApi.Map(app, executors);

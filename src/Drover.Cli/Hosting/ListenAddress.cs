@@ -82,4 +82,31 @@ public static class ListenAddress
             .SelectMany(n => n.GetIPProperties().UnicastAddresses)
             .Select(a => a.Address)
             .FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork && !IPAddress.IsLoopback(a));
+
+    /// <summary>
+    /// The host names a server bound to <paramref name="listen"/> answers to, for the browser guard's Host check:
+    /// loopback names, the machine's name, the bound and advertised hosts, every interface address when bound to
+    /// a wildcard, and the operator's <paramref name="extra"/> names.
+    /// </summary>
+    public static IReadOnlyList<string> HostNames(Uri listen, Uri? advertise, IEnumerable<string> extra)
+    {
+        ArgumentNullException.ThrowIfNull(listen);
+        ArgumentNullException.ThrowIfNull(extra);
+        var names = new List<string>(Core.Security.BrowserGuard.LoopbackNames) { Environment.MachineName, listen.Host };
+        if (advertise is not null)
+        {
+            names.Add(advertise.Host);
+        }
+
+        if (IPAddress.TryParse(listen.Host.Trim('[', ']'), out var ip) && (ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any)))
+        {
+            foreach (var nic in NetworkInterface.GetAllNetworkInterfaces())
+            {
+                names.AddRange(nic.GetIPProperties().UnicastAddresses.Select(a => a.Address.ToString()));
+            }
+        }
+
+        names.AddRange(extra);
+        return names;
+    }
 }

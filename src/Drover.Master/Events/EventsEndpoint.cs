@@ -1,3 +1,5 @@
+using Drover.Master.Security;
+using Drover.Core.Security;
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Text;
@@ -32,7 +34,8 @@ internal static partial class EventsEndpoint
     {
         // Attach the publisher's hooks now, before the first request can change anything.
         _ = app.ServiceProvider.GetService<EventPublisher>();
-        app.MapGet("/v2/events", StreamAsync);
+        app.MapGet("/v2/events", StreamAsync)
+            .Access(RouteAccess.Permission(Rids.MarathonService, PermissionAction.Read).And(Rids.MarathonEvents, PermissionAction.Read));
     }
 
     private static async Task StreamAsync(HttpContext http, EventBus bus, IHostApplicationLifetime lifetime, TimeProvider time, ILoggerFactory loggers)

@@ -1,8 +1,9 @@
+using Drover.Master.Security;
+using Drover.Core.Security;
 using System.Text.Json;
 using Drover.Core.Api;
 using Drover.Core.Json;
 using Drover.Core.Protocol;
-using Drover.Master.Security.Pki;
 using Drover.Master.State;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -13,8 +14,8 @@ namespace Drover.Master.Http;
 
 /// <summary>
 /// The agent-facing protocol (see Drover.Core.Protocol.AgentProtocol for the sequence). With TLS every
-/// call is mutual TLS and may only speak for the agent its certificate names (<see cref="AgentCaller"/>):
-/// the <c>{id}</c> in the path, the <c>agentId</c> of a registration. What an agent reports is further
+/// call is mutual TLS and may only speak for the agent its certificate names: the <c>{id}</c> in the path
+/// (the security gate checks it, <see cref="RouteAccess.Agent"/>), the <c>agentId</c> of a registration (checked here). What an agent reports is further
 /// limited to its own tasks and executors by <see cref="ClusterState"/> (updates for a task placed
 /// elsewhere change nothing and free nothing).
 /// </summary>
@@ -27,34 +28,27 @@ internal static class AgentProtocolEndpoints
 
     public static void Map(IEndpointRouteBuilder app)
     {
-        var g = app.MapGroup("/internal/v1/agents");
-        // Every {id} route: the certificate must be that agent's (checked before the body is read).
-        var byId = g.MapGroup("/{id}").AddEndpointFilter(async (context, next) =>
-            AgentCaller.Check(context.HttpContext, context.HttpContext.GetRouteValue("id") as string) is { } denied ? denied : await next(context));
+        // Agents only, by their certificate; a route's {id} must be the certificate's agent id (the gate checks).
+        var g = app.MapGroup("/internal/v1/agents").Access(RouteAccess.Agent);
 
         g.MapPost("/register", async (HttpRequest req, ClusterState state, CancellationToken ct) =>
         {
-            // With TLS the agent must name the id its certificate carries (an agent without one cannot register at all).
-            var caller = AgentCaller.CallerId(req.HttpContext);
-            if (caller is null && AgentCaller.Check(req.HttpContext, null) is { } unauthenticated)
-            {
-                return unauthenticated;
-            }
-
             var (body, error) = await ApiResults.ReadBody(req, DroverJsonContext.Default.AgentRegistration, ct);
             if (error is not null)
             {
                 return error;
             }
 
-            if (caller is not null && AgentCaller.Check(req.HttpContext, body!.AgentId ?? caller) is { } denied)
+            // An agent (by its certificate) registers only as itself: the id in the body, when given, must be the
+            // certificate's, and is that when not. (Without TLS the caller is a dev cluster's anonymous one.)
+            if (req.HttpContext.Caller() is { Kind: CallerKind.Agent } agent)
             {
-                return denied;
-            }
+                if (body!.AgentId is { } named && named != agent.Id)
+                {
+                    return ApiResults.Error(StatusCodes.Status403Forbidden, ErrorCodes.Forbidden, $"the certificate is agent '{agent.Id}''s; it cannot register as agent '{named}'");
+                }
 
-            if (caller is not null)
-            {
-                body = body! with { AgentId = caller };
+                body = body with { AgentId = agent.Id };
             }
 
             if (string.IsNullOrWhiteSpace(body!.Hostname) || string.IsNullOrWhiteSpace(body.Address))
@@ -67,7 +61,7 @@ internal static class AgentProtocolEndpoints
             return ApiResults.Json(registered, DroverJsonContext.Default.AgentRegistered);
         });
 
-        byId.MapPost("/heartbeat", async (string id, HttpRequest req, ClusterState state, CancellationToken ct) =>
+        g.MapPost("/{id}/heartbeat", async (string id, HttpRequest req, ClusterState state, CancellationToken ct) =>
         {
             var (body, error) = await ApiResults.ReadBody(req, DroverJsonContext.Default.AgentHeartbeat, ct);
             if (error is not null)
@@ -78,7 +72,7 @@ internal static class AgentProtocolEndpoints
             return state.Heartbeat(id, body!) ? Results.Ok() : ApiResults.NotFound($"agent '{id}' is not registered; register again");
         });
 
-        byId.MapPost("/updates", async (string id, HttpRequest req, ClusterState state, CancellationToken ct) =>
+        g.MapPost("/{id}/updates", async (string id, HttpRequest req, ClusterState state, CancellationToken ct) =>
         {
             var (body, error) = await ApiResults.ReadBody(req, DroverJsonContext.Default.StatusUpdateBatch, ct);
             if (error is not null)
@@ -97,7 +91,7 @@ internal static class AgentProtocolEndpoints
             return ApiResults.Json(new StatusUpdateAck { Acknowledged = acks }, DroverJsonContext.Default.StatusUpdateAck);
         });
 
-        byId.MapPost("/messages", async (string id, HttpRequest req, ClusterState state, CancellationToken ct) =>
+        g.MapPost("/{id}/messages", async (string id, HttpRequest req, ClusterState state, CancellationToken ct) =>
         {
             var (body, error) = await ApiResults.ReadBody(req, DroverJsonContext.Default.FrameworkMessage, ct);
             if (error is not null)
@@ -114,7 +108,7 @@ internal static class AgentProtocolEndpoints
             return Results.Accepted();
         });
 
-        byId.MapGet("/commands", async (string id, HttpContext http, ClusterState state, IHostApplicationLifetime lifetime, TimeProvider time) =>
+        g.MapGet("/{id}/commands", async (string id, HttpContext http, ClusterState state, IHostApplicationLifetime lifetime, TimeProvider time) =>
         {
             // A stream outlives neither the certificate it was opened with: the agent reconnects with its renewed one.
             var certificateExpires = http.Connection.ClientCertificate?.NotAfter.ToUniversalTime() is { } notAfter ? new DateTimeOffset(notAfter, TimeSpan.Zero) : DateTimeOffset.MaxValue;

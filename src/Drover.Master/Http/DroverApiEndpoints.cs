@@ -1,3 +1,5 @@
+using Drover.Master.Security;
+using Drover.Core.Security;
 using Drover.Core;
 using Drover.Core.Api;
 using Drover.Core.Json;
@@ -30,6 +32,9 @@ internal static class DroverApiEndpoints
     public static void Map(IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/drover/v1");
+        // Tasks: the drover:tasks action at the gate; an app's instance also needs the app's permission, a
+        // framework's task Mesos operator access (TaskAccess, in the handlers).
+        var readTasks = RouteAccess.PermissionThenObjects(Rids.Tasks, PermissionAction.Read);
 
         g.MapPost("/tasks", async (HttpRequest req, ClusterState state, CancellationToken ct) =>
         {
@@ -48,7 +53,7 @@ internal static class DroverApiEndpoints
             var (view, durable) = state.Submit(spec);
             await durable; // answer only once the task survives a master crash
             return Results.Json(view, DroverJsonContext.Default.TaskView, statusCode: StatusCodes.Status201Created);
-        });
+        }).Access(RouteAccess.PermissionThenObjects(Rids.Tasks, PermissionAction.Create));
 
         g.MapGet("/tasks", (string? state, ClusterState cluster) =>
         {
@@ -64,13 +69,15 @@ internal static class DroverApiEndpoints
             }
 
             return ApiResults.Json(new TaskList { Tasks = cluster.ListTasks(filter) }, DroverJsonContext.Default.TaskList);
-        });
+        }).Access(readTasks);
 
         g.MapGet("/tasks/{id}", (string id, ClusterState state) =>
-            state.GetTask(id) is { } view ? ApiResults.Json(view, DroverJsonContext.Default.TaskView) : ApiResults.NotFound($"no task with id '{id}'"));
+            state.GetTask(id) is { } view ? ApiResults.Json(view, DroverJsonContext.Default.TaskView) : ApiResults.NotFound($"no task with id '{id}'"))
+            .Access(readTasks);
 
-        g.MapPost("/tasks/{id}/kill", (string id, ClusterState state) => KillTask(id, state));
-        g.MapDelete("/tasks/{id}", (string id, ClusterState state) => KillTask(id, state));
+        var killTasks = RouteAccess.PermissionThenObjects(Rids.Tasks, PermissionAction.Delete);
+        g.MapPost("/tasks/{id}/kill", (string id, ClusterState state) => KillTask(id, state)).Access(killTasks);
+        g.MapDelete("/tasks/{id}", (string id, ClusterState state) => KillTask(id, state)).Access(killTasks);
 
 
         g.MapGet("/tasks/{id}/files/read", async (string id, string? path, long? offset, int? length, ClusterState state, SandboxReader reader, CancellationToken ct) =>
@@ -102,7 +109,7 @@ internal static class DroverApiEndpoints
             {
                 return ApiResults.Error(StatusCodes.Status502BadGateway, ErrorCodes.AgentUnreachable, $"agent {agent.AgentId} at {agent.Address} did not answer: {e.Message}");
             }
-        });
+        }).Access(readTasks);
 
         g.MapGet("/tasks/{id}/logs", async (string id, string? stream, long? offset, bool? follow, HttpContext http, ClusterState state, SandboxReader reader) =>
         {
@@ -120,12 +127,15 @@ internal static class DroverApiEndpoints
             }
 
             await StreamLogsAsync(http, id, file, offset ?? 0, follow ?? false, state, reader);
-        });
+        }).Access(readTasks);
 
-        g.MapGet("/agents", (ClusterState state) => ApiResults.Json(new AgentList { Agents = state.ListAgents() }, DroverJsonContext.Default.AgentList));
+        var readAgents = RouteAccess.Permission(Rids.MesosOps, PermissionAction.Read);
+        g.MapGet("/agents", (ClusterState state) => ApiResults.Json(new AgentList { Agents = state.ListAgents() }, DroverJsonContext.Default.AgentList))
+            .Access(readAgents);
 
         g.MapGet("/agents/{id}", (string id, ClusterState state) =>
-            state.GetAgent(id) is { } a ? ApiResults.Json(a, DroverJsonContext.Default.AgentView) : ApiResults.NotFound($"no agent with id '{id}'"));
+            state.GetAgent(id) is { } a ? ApiResults.Json(a, DroverJsonContext.Default.AgentView) : ApiResults.NotFound($"no agent with id '{id}'"))
+            .Access(readAgents);
 
         g.MapPost("/agents/{id}/drain", async (string id, HttpRequest req, ClusterState state, CancellationToken ct) =>
         {
@@ -146,9 +156,10 @@ internal static class DroverApiEndpoints
             }
 
             return await AgentChange(id, state.Drain(id, TimeSpan.FromSeconds(seconds)), "drained");
-        });
+        }).Access(RouteAccess.Permission(Rids.Agents, PermissionAction.Delete)).MaxBody(64 * 1024);
 
-        g.MapPost("/agents/{id}/undrain", (string id, ClusterState state) => AgentChange(id, state.Undrain(id), "undrained"));
+        g.MapPost("/agents/{id}/undrain", (string id, ClusterState state) => AgentChange(id, state.Undrain(id), "undrained"))
+            .Access(RouteAccess.Permission(Rids.Agents, PermissionAction.Update));
     }
 
     /// <summary>A drain body is optional: no body (or an empty one) means the defaults.</summary>

@@ -1,3 +1,5 @@
+using Drover.Master.Security;
+using Drover.Core.Security;
 using System.Collections.Immutable;
 using System.Globalization;
 using System.Text.Json.Nodes;
@@ -35,10 +37,10 @@ internal static class GroupEndpoints
                 default:
                     return await Change(http, registry, groupId, create: http.Request.Method == "POST", removeMissing: http.Request.Method == "PUT");
             }
-        });
-        app.MapGet("/v2/groups", (ServiceRegistry registry) => Get(registry, "/"));
-        app.MapPost("/v2/groups", (HttpContext http, ServiceRegistry registry) => Change(http, registry, "/", create: true, removeMissing: false));
-        app.MapPut("/v2/groups", (HttpContext http, ServiceRegistry registry) => Change(http, registry, "/", create: false, removeMissing: false));
+        }).Access(MarathonEndpoints.Access);
+        app.MapGet("/v2/groups", (ServiceRegistry registry) => Get(registry, "/")).Access(MarathonEndpoints.Access);
+        app.MapPost("/v2/groups", (HttpContext http, ServiceRegistry registry) => Change(http, registry, "/", create: true, removeMissing: false)).Access(MarathonEndpoints.Access);
+        app.MapPut("/v2/groups", (HttpContext http, ServiceRegistry registry) => Change(http, registry, "/", create: false, removeMissing: false)).Access(MarathonEndpoints.Access);
     }
 
     private static IResult Get(ServiceRegistry registry, string groupId)

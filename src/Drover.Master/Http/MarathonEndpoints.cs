@@ -1,3 +1,5 @@
+using Drover.Master.Security;
+using Drover.Core.Security;
 using System.Collections.Immutable;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -18,9 +20,15 @@ namespace Drover.Master.Http;
 /// </summary>
 internal static class MarathonEndpoints
 {
+    /// <summary>
+    /// Marathon's API as a whole (Admin Router's <c>dcos:adminrouter:service:marathon</c>); each handler then checks
+    /// the apps and groups it touches against <c>dcos:service:marathon:marathon:services:{path}</c>.
+    /// </summary>
+    public static readonly RouteAccess Access = RouteAccess.PermissionThenObjects(Rids.MarathonService, PermissionAction.Read);
+
     public static void Map(IEndpointRouteBuilder app)
     {
-        app.MapGet("/ping", () => Results.Text("pong\n"));
+        app.MapGet("/ping", () => Results.Text("pong\n")).Access(RouteAccess.Anonymous);
         app.MapGet("/v2/info", (HttpContext http) => Json(new JsonObject
         {
             ["name"] = "drover",
@@ -30,8 +38,8 @@ internal static class MarathonEndpoints
             ["elected"] = true,
             ["http_config"] = new JsonObject { ["http_port"] = http.Connection.LocalPort },
             ["marathon_config"] = new JsonObject { ["master"] = http.Request.Host.ToString() },
-        }));
-        app.MapGet("/v2/leader", (HttpContext http) => Json(new JsonObject { ["leader"] = http.Request.Host.ToString() }));
+        })).Access(Access.And(Rids.MarathonConfig, PermissionAction.Read));
+        app.MapGet("/v2/leader", (HttpContext http) => Json(new JsonObject { ["leader"] = http.Request.Host.ToString() })).Access(Access.And(Rids.MarathonLeader, PermissionAction.Read));
 
         app.MapGet("/v2/apps", (HttpContext http, ServiceRegistry registry, ClusterState cluster) =>
         {
@@ -55,7 +63,7 @@ internal static class MarathonEndpoints
             }
 
             return Json(new JsonObject { ["apps"] = apps });
-        });
+        }).Access(Access);
 
         // PUT/PATCH /v2/apps with an array: update (or create) several apps as one deployment plan.
         app.MapMethods("/v2/apps", ["PUT", "PATCH"], async (HttpContext http, ServiceRegistry registry) =>
@@ -105,7 +113,7 @@ internal static class MarathonEndpoints
 
             await result.Durable;
             return Json(new JsonObject { ["version"] = result.Deployment?.Version, ["deploymentId"] = result.Deployment?.Id });
-        });
+        }).Access(Access);
 
         app.MapPost("/v2/apps", async (HttpContext http, ServiceRegistry registry, ClusterState cluster) =>
         {
@@ -130,7 +138,7 @@ internal static class MarathonEndpoints
             http.Response.Headers.Location = "/v2/apps" + def!.Id;
             http.Response.Headers["Marathon-Deployment-Id"] = result.Deployment!.Id;
             return Json(AppJson(registry.Get(def.Id!)!, cluster, Embeds(http, "app.", defaultAll: false)), StatusCodes.Status201Created);
-        });
+        }).Access(Access);
 
         app.MapMethods("/v2/apps/{**path}", ["GET", "PUT", "PATCH", "DELETE", "POST"], async (string path, HttpContext http, ServiceRegistry registry, ClusterState cluster, ServiceController controller) =>
         {
@@ -163,7 +171,7 @@ internal static class MarathonEndpoints
                 default:
                     return Message(StatusCodes.Status404NotFound, $"no route for {method} /v2/apps/{path}");
             }
-        });
+        }).Access(Access);
 
         app.MapGet("/v2/tasks", (string? status, ServiceRegistry registry, ClusterState cluster) =>
         {
@@ -175,7 +183,7 @@ internal static class MarathonEndpoints
             }
 
             return Json(new JsonObject { ["tasks"] = TasksJson(tasks) });
-        });
+        }).Access(Access);
 
         app.MapPost("/v2/tasks/delete", async (HttpContext http, ServiceRegistry registry, ClusterState cluster, ServiceController controller) =>
         {
@@ -214,12 +222,12 @@ internal static class MarathonEndpoints
             }
 
             return Json(new JsonObject { ["tasks"] = TasksJson(killed) });
-        });
+        }).Access(Access);
 
         // A group change is one plan over several apps sharing one deployment id: one entry each.
         app.MapGet("/v2/deployments", (ServiceRegistry registry, ClusterState cluster) =>
             Json(new JsonArray([.. registry.List().Where(a => a.Deployment is not null).Select(a => a.Deployment!)
-                .GroupBy(d => d.Id).Select(g => (JsonNode)DeploymentJson([.. g], cluster))])));
+                .GroupBy(d => d.Id).Select(g => (JsonNode)DeploymentJson([.. g], cluster))]))).Access(Access);
 
         app.MapDelete("/v2/deployments/{id}", async (string id, HttpContext http, ServiceRegistry registry) =>
         {
@@ -233,7 +241,7 @@ internal static class MarathonEndpoints
             return result.Deployment is { } rollback
                 ? Json(new JsonObject { ["deploymentId"] = rollback.Id, ["version"] = rollback.Version })
                 : Results.StatusCode(StatusCodes.Status202Accepted);
-        });
+        }).Access(Access);
 
         app.MapGet("/v2/queue", (ServiceRegistry registry, ClusterState cluster, TimeProvider time) =>
         {
@@ -266,7 +274,7 @@ internal static class MarathonEndpoints
             }
 
             return Json(new JsonObject { ["queue"] = queue });
-        });
+        }).Access(Access);
 
         app.MapDelete("/v2/queue/{**appId}", (string appId, ServiceRegistry registry) =>
         {
@@ -277,7 +285,7 @@ internal static class MarathonEndpoints
             }
 
             return registry.ResetDelay(id) ? Results.NoContent() : NoApp(id);
-        });
+        }).Access(Access);
     }
 
     // ------------------------------------------------------------------ handlers

@@ -1,3 +1,5 @@
+using Drover.Master.Security;
+using Drover.Core.Security;
 using System.Collections.Immutable;
 using System.Text.Json.Serialization;
 using Drover.Core;
@@ -66,9 +68,10 @@ internal static class MesosStateEndpoints
             return Results.Json(dto, MesosJsonContext.Default.MesosState);
         }
 
-        app.MapGet("/master/state", Handler);
-        app.MapGet("/state.json", Handler);
-        app.MapGet("/master/state.json", Handler);
+        var access = RouteAccess.Permission(Rids.MesosOps, PermissionAction.Read);
+        app.MapGet("/master/state", Handler).Access(access);
+        app.MapGet("/state.json", Handler).Access(access);
+        app.MapGet("/master/state.json", Handler).Access(access);
     }
 }
 

@@ -1,3 +1,5 @@
+using Drover.Master.Security;
+using Drover.Core.Security;
 using Drover.Core.Mesos;
 using System.Buffers;
 using System.Globalization;
@@ -26,7 +28,8 @@ internal static class SchedulerEndpoint
 
     public static void Map(IEndpointRouteBuilder app)
     {
-        app.MapPost("/api/v1/scheduler", HandleAsync);
+        // Any authenticated principal: SUBSCRIBE then checks the framework's principal, roles and user (FrameworkManager).
+        app.MapPost("/api/v1/scheduler", HandleAsync).Access(RouteAccess.Authenticated);
     }
 
     private static async Task HandleAsync(HttpContext http, FrameworkManager frameworks, MasterOptions options, IHostApplicationLifetime lifetime)

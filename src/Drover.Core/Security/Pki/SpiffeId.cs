@@ -39,6 +39,9 @@ public sealed record SpiffeId(IdentityKind Kind, string Name)
 
     public override string ToString() => Uri;
 
+    /// <summary>The caller this identity authenticates (for the security gate).</summary>
+    public Caller ToCaller() => new(Kind == IdentityKind.Agent ? CallerKind.Agent : CallerKind.Master, Name);
+
     /// <summary>Parses the URI text; null when it is not a Drover identity.</summary>
     public static SpiffeId? TryParse(string? text)
     {

@@ -1,3 +1,5 @@
+using Drover.Master.Security;
+using Drover.Core.Security;
 using Drover.Core.Mesos;
 using System.Text.Json;
 using Drover.Core;
@@ -128,7 +130,7 @@ internal static class OperatorApi
     {
         // Attach the event hooks now, before the first request can change anything.
         _ = app.ServiceProvider.GetService(typeof(OperatorEvents));
-        app.MapPost("/api/v1", HandleAsync);
+        app.MapPost("/api/v1", HandleAsync).Access(RouteAccess.Permission(Rids.MesosOps, PermissionAction.Read));
     }
 
     private static async Task HandleAsync(HttpContext http, ClusterState state, FrameworkManager frameworks, OperatorEvents events, MasterOptions options, IHostApplicationLifetime lifetime)

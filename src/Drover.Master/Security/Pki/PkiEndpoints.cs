@@ -2,8 +2,10 @@ using Drover.Core;
 using Drover.Core.Api;
 using Drover.Core.Json;
 using Drover.Core.Protocol;
+using Drover.Core.Security;
 using Drover.Core.Security.Pki;
 using Drover.Master.Http;
+using Drover.Master.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -48,7 +50,7 @@ public static partial class PkiEndpoints
             }
 
             return Results.Text(credentials.ServingCaPem, "application/x-pem-file");
-        });
+        }).Access(RouteAccess.Anonymous); // public: what a client checks a fingerprint against
 
         var tokens = app.MapGroup("/drover/v1/join-tokens");
         tokens.MapPost("", async (HttpRequest req, IServiceProvider services, CancellationToken ct) =>
@@ -89,12 +91,13 @@ public static partial class PkiEndpoints
 
             var created = await joinTokens.CreateAsync(ttl, description, ct);
             return ApiResults.Json(created, DroverJsonContext.Default.JoinTokenCreated, StatusCodes.Status201Created);
-        });
+        }).Access(RouteAccess.Permission(Rids.AgentJoin, PermissionAction.Create)).MaxBody(16 * 1024);
 
         tokens.MapGet("", async (IServiceProvider services, CancellationToken ct) =>
             services.GetService<JoinTokens>() is { } joinTokens
                 ? ApiResults.Json(new JoinTokenList { Tokens = await joinTokens.ListAsync(ct) }, DroverJsonContext.Default.JoinTokenList)
-                : NoTls());
+                : NoTls())
+            .Access(RouteAccess.Permission(Rids.AgentJoin, PermissionAction.Read));
 
         tokens.MapDelete("/{id}", async (string id, IServiceProvider services, CancellationToken ct) =>
         {
@@ -104,7 +107,7 @@ public static partial class PkiEndpoints
             }
 
             return await joinTokens.RevokeAsync(id, ct) ? Results.NoContent() : ApiResults.NotFound($"no join token with id '{id}'");
-        });
+        }).Access(RouteAccess.Permission(Rids.AgentJoin, PermissionAction.Delete));
 
         app.MapPost("/internal/v1/agents/join", async (HttpRequest req, IServiceProvider services, ILoggerFactory loggers, CancellationToken ct) =>
         {
@@ -141,18 +144,13 @@ public static partial class PkiEndpoints
                 Certificate = PemCertificates.Export(certificate),
                 ClusterCa = credentials.Ca.Pem,
             }, DroverJsonContext.Default.AgentJoinResponse);
-        });
+        }).Access(RouteAccess.JoinToken).MaxBody(64 * 1024); // the token in the body is checked here, not by the gate
 
         app.MapPost("/internal/v1/agents/{id}/certificate", async (string id, HttpRequest req, IServiceProvider services, CancellationToken ct) =>
         {
             if (services.GetService<MasterCredentials>() is not { } credentials)
             {
                 return NoTls();
-            }
-
-            if (AgentCaller.Check(req.HttpContext, id) is { } denied)
-            {
-                return denied;
             }
 
             var (body, error) = await ApiResults.ReadBody(req, DroverJsonContext.Default.CertificateRenewal, ct);
@@ -170,7 +168,7 @@ public static partial class PkiEndpoints
             using var certificate = issued.Value!;
             return ApiResults.Json(new CertificateIssued { Certificate = PemCertificates.Export(certificate), ClusterCa = credentials.Ca.Pem },
                 DroverJsonContext.Default.CertificateIssued);
-        });
+        }).Access(RouteAccess.Agent).MaxBody(64 * 1024); // the gate checks the certificate is agent {id}'s
     }
 
     private static IResult NoTls() =>

@@ -1,0 +1,129 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using Drover.Core.Security;
+using Drover.Master.Iam;
+using Microsoft.AspNetCore.Http;
+
+namespace Drover.Master.Security;
+
+/// <summary>
+/// Finds out who sent a request, from (in this order) the <c>Authorization</c> header — a login token as
+/// <c>token=&lt;JWT&gt;</c> (DC/OS) or <c>Bearer &lt;JWT&gt;</c>, or HTTP Basic with a uid and password
+/// (Mesos frameworks' principal and secret) — or else the TLS client certificate (agents, masters).
+/// Credentials that are present but wrong are an error, never a silent fall-back to anonymous.
+/// </summary>
+public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOptions options)
+{
+    private const int MaxBasicCacheEntries = 10_000;
+
+    /// <summary>
+    /// Verified Basic credentials, keyed by a hash of uid and secret, valid for one IAM generation: PBKDF2 is
+    /// deliberately slow and a framework sends its credentials with every call.
+    /// </summary>
+    private readonly ConcurrentDictionary<string, (string Uid, long Generation)> _basic = new(StringComparer.Ordinal);
+
+    public bool Enabled => options.Enabled;
+
+    /// <summary>The caller, or null with no credentials, or the reason presented credentials are refused.</summary>
+    public async ValueTask<(Caller? Caller, string? Error)> AuthenticateAsync(HttpContext http)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        if (!options.Enabled)
+        {
+            return (Caller.Dev, null);
+        }
+
+        var header = http.Request.Headers.Authorization.ToString();
+        if (header.Length > 0)
+        {
+            if (header.StartsWith("token=", StringComparison.OrdinalIgnoreCase))
+            {
+                return await FromTokenAsync(header["token=".Length..].Trim()).ConfigureAwait(false);
+            }
+
+            if (header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+            {
+                return await FromTokenAsync(header["Bearer ".Length..].Trim()).ConfigureAwait(false);
+            }
+
+            if (header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
+            {
+                return FromBasic(header["Basic ".Length..].Trim());
+            }
+
+            return (null, "the Authorization header must be 'token=<JWT>', 'Bearer <JWT>' or 'Basic <credentials>'");
+        }
+
+        // The TLS layer accepted the certificate only if the cluster CA issued it.
+        return WorkloadIdentity.FromCertificate(http.Connection.ClientCertificate) is { } machine ? (machine, null) : (null, null);
+    }
+
+    private async ValueTask<(Caller?, string?)> FromTokenAsync(string token)
+    {
+        if (token.Length == 0 || token.Length > 16 * 1024)
+        {
+            return (null, "the token is empty or too long");
+        }
+
+        var (uid, cv, error) = await tokens.ValidateAsync(token).ConfigureAwait(false);
+        if (error is not null)
+        {
+            return (null, error);
+        }
+
+        var user = iam.Snapshot.Users.GetValueOrDefault(uid!);
+        if (user is null)
+        {
+            return (null, $"the token's user '{uid}' no longer exists");
+        }
+
+        return user.CredentialVersion != cv
+            ? (null, "the token was issued before the account's credentials changed; log in again")
+            : (ToCaller(user), null);
+    }
+
+    private (Caller?, string?) FromBasic(string encoded)
+    {
+        string decoded;
+        try
+        {
+            decoded = Encoding.UTF8.GetString(Convert.FromBase64String(encoded));
+        }
+        catch (FormatException)
+        {
+            return (null, "the Basic credentials are not base64");
+        }
+
+        var colon = decoded.IndexOf(':', StringComparison.Ordinal);
+        if (colon <= 0)
+        {
+            return (null, "the Basic credentials must be 'principal:secret'");
+        }
+
+        var uid = decoded[..colon];
+        var generation = iam.Generation;
+        var key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(decoded)));
+        if (_basic.TryGetValue(key, out var hit) && hit.Generation == generation && hit.Uid == uid
+            && iam.Snapshot.Users.GetValueOrDefault(uid) is { } cached)
+        {
+            return (ToCaller(cached), null);
+        }
+
+        var user = iam.VerifyPassword(uid, decoded[(colon + 1)..]);
+        if (user is null)
+        {
+            return (null, "invalid principal or secret");
+        }
+
+        if (_basic.Count >= MaxBasicCacheEntries)
+        {
+            _basic.Clear();
+        }
+
+        _basic[key] = (uid, generation);
+        return (ToCaller(user), null);
+    }
+
+    private static Caller ToCaller(IamUser user) => new(user.Kind == AccountKind.Service ? CallerKind.ServiceAccount : CallerKind.User, user.Uid);
+}
