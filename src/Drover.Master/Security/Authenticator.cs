@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using Drover.Core.Security;
+using Drover.Core.Security.Pki;
 using Drover.Master.Iam;
 using Microsoft.AspNetCore.Http;
 
@@ -10,10 +11,11 @@ namespace Drover.Master.Security;
 /// <summary>
 /// Finds out who sent a request, from (in this order) the <c>Authorization</c> header — a login token as
 /// <c>token=&lt;JWT&gt;</c> (DC/OS) or <c>Bearer &lt;JWT&gt;</c>, or HTTP Basic with a uid and password
-/// (Mesos frameworks' principal and secret) — or else the TLS client certificate (agents, masters).
+/// (Mesos frameworks' principal and secret) — or else the TLS client certificate (agents, masters: its
+/// <c>spiffe://drover/…</c> identity, checked against the cluster CA, <see cref="PeerIdentity"/>).
 /// Credentials that are present but wrong are an error, never a silent fall-back to anonymous.
 /// </summary>
-public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOptions options)
+public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOptions options, Pki.MasterCredentials? credentials = null, TimeProvider? time = null)
 {
     private const int MaxBasicCacheEntries = 10_000;
 
@@ -31,7 +33,9 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
         ArgumentNullException.ThrowIfNull(http);
         if (!options.Enabled)
         {
-            return (Caller.Dev, null);
+            // No logins; but a master that serves TLS identities still holds agents to theirs (an agent certificate
+            // speaks for its agent only), so a presented certificate counts even here.
+            return credentials is not null && http.Connection.ClientCertificate is not null ? FromCertificate(http) : (Caller.Dev, null);
         }
 
         var header = http.Request.Headers.Authorization.ToString();
@@ -55,8 +59,21 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
             return (null, "the Authorization header must be 'token=<JWT>', 'Bearer <JWT>' or 'Basic <credentials>'");
         }
 
-        // The TLS layer accepted the certificate only if the cluster CA issued it.
-        return WorkloadIdentity.FromCertificate(http.Connection.ClientCertificate) is { } machine ? (machine, null) : (null, null);
+        return http.Connection.ClientCertificate is null ? (null, null) : FromCertificate(http);
+    }
+
+    /// <summary>The agent or master a TLS client certificate names.</summary>
+    private (Caller?, string?) FromCertificate(HttpContext http)
+    {
+        if (credentials is null)
+        {
+            return (null, "this master serves no TLS identities; a client certificate proves nothing here");
+        }
+
+        // The TLS layer accepted the certificate only if the cluster CA issued it; checked again here, per
+        // request, so one that expires while its connection stays open stops counting.
+        var (identity, error) = PeerIdentity.Of(http.Connection.ClientCertificate, credentials.Ca.Roots, (time ?? TimeProvider.System).GetUtcNow());
+        return identity is null ? (null, "the client certificate is refused: " + error) : (identity.ToCaller(), null);
     }
 
     private async ValueTask<(Caller?, string?)> FromTokenAsync(string token)

@@ -26,8 +26,8 @@ namespace Drover.Master.Tests.Security;
 [Collection(RealClusterCollection.Name)]
 public sealed class RouteSecurityTests : IAsyncLifetime
 {
-    /// <summary>The only routes anyone may call without credentials (issue 13: health, ping, login).</summary>
-    private static readonly string[] AllowList = ["/health", "/ping", LoginEndpoint.Path, "/agent/v1/health", "{*path:nonfile}"];
+    /// <summary>The only routes anyone may call without credentials (issue 13: health, ping, login; and the public CA certificate).</summary>
+    private static readonly string[] AllowList = ["/health", "/ping", LoginEndpoint.Path, "/agent/v1/health", "/drover/v1/ca", "{*path:nonfile}"];
 
     private readonly HttpClient _http = new(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false }) { Timeout = TimeSpan.FromSeconds(30) };
     private string _root = "";
