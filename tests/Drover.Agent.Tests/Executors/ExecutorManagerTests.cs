@@ -191,7 +191,8 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
         var container = before.ContainerOf(Framework, "survivor")!;
         var cgroup = ContainerCgroup(container);
         var driver = CgroupDriver.Detect();
-        await Eventually.TrueAsync(() => driver.ListPids(cgroup).Count > 0, "the executor process to run");
+        // The shim joins the cgroup before it starts the command: wait for the command, or the snapshot may miss it.
+        await Eventually.TrueAsync(() => driver.ListPids(cgroup).Any(IsSleep), "the executor process to run");
         var pids = driver.ListPids(cgroup);
         // A second task ended before the restart, its terminal update safely on disk (the agent's update log).
         var ended = ExecutorTask("survivor", memMiB: 32);
@@ -257,6 +258,18 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
         await Eventually.TrueAsync(() => (token = driver.ListPids(cgroup).Select(TokenInEnvironment).FirstOrDefault(t => t is not null)) is not null,
             "the executor process to run with its token");
         return token!;
+    }
+
+    private static bool IsSleep(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/cmdline").StartsWith("sleep\0", StringComparison.Ordinal);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
     }
 
     private static string? TokenInEnvironment(int pid)
