@@ -19,6 +19,23 @@ public sealed class SqliteStateStoreTests : StateStoreContractTests
     }
 
     [Fact]
+    public async Task Open_NewAndExistingFiles_AreReadableByTheOwnerOnly()
+    {
+        const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        await Store.PutAsync("/secret", B("hash"));
+        foreach (var file in new[] { DbPath, DbPath + "-wal", DbPath + "-shm" })
+        {
+            Assert.Equal(OwnerOnly, File.GetUnixFileMode(file));
+        }
+
+        // A store file left world-readable by an older build is tightened when it is opened.
+        await Store.DisposeAsync();
+        File.SetUnixFileMode(DbPath, OwnerOnly | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        Store = SqliteStateStore.Open(DbPath, _time);
+        Assert.Equal(OwnerOnly, File.GetUnixFileMode(DbPath));
+    }
+
+    [Fact]
     public async Task Reopen_AfterClose_KeepsKeysAndRevision()
     {
         await Store.PutAsync("/a", B("1"));

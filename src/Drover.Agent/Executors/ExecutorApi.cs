@@ -12,9 +12,12 @@ using Microsoft.Net.Http.Headers;
 namespace Drover.Agent.Executors;
 
 /// <summary>
-/// <c>POST /api/v1/executor</c>: Mesos' v1 executor HTTP API, JSON only. Errors are answered as a Mesos
-/// agent does — status code and a plain-text reason (400 bad call, 403 not subscribed, 415 content
-/// type, 406 accept) — because executors written against Mesos read them that way.
+/// <c>POST /api/v1/executor</c>: Mesos' v1 executor HTTP API, JSON only. Every call is authenticated first, with the
+/// executor's own token (<see cref="ExecutorTokens"/>; 401 and <c>WWW-Authenticate</c> without a valid one), and
+/// authorized next: the call's framework and executor ids must be the token's, and the token's container the
+/// executor's current one (403 otherwise), before anything changes. Errors are answered as a Mesos agent does —
+/// status code and a plain-text reason (400 bad call, 401 no valid token, 403 another executor's ids or not
+/// subscribed, 415 content type, 406 accept) — because executors written against Mesos read them that way.
 /// </summary>
 public static class ExecutorApi
 {
@@ -32,6 +35,17 @@ public static class ExecutorApi
     private static async Task HandleAsync(HttpContext http, ExecutorManager manager)
     {
         var request = http.Request;
+        // Before the body is even read, as Mesos' authenticator runs before its handler.
+        var authentication = await manager.Tokens.AuthenticateAsync(request.Headers.Authorization.ToString());
+        if (authentication.Principal is not { } caller)
+        {
+            http.Response.Headers.WWWAuthenticate = ExecutorTokens.Challenge(authentication.Error);
+            await Text(http, 401, authentication.Error is null
+                ? "Executor authentication required: send 'Authorization: Bearer $MESOS_EXECUTOR_AUTHENTICATION_TOKEN'"
+                : "Executor authentication failed: " + authentication.Error);
+            return;
+        }
+
         if (string.IsNullOrEmpty(request.ContentType))
         {
             await Text(http, 400, "Expecting 'Content-Type' to be present");
@@ -70,12 +84,16 @@ public static class ExecutorApi
             return;
         }
 
-        var frameworkId = call.FrameworkId!.Value!;
-        var executorId = call.ExecutorId!.Value!;
+        if (Authorize(caller, call.FrameworkId!.Value!, call.ExecutorId!.Value!) is { } forbidden)
+        {
+            await Text(http, 403, forbidden);
+            return;
+        }
+
         switch (call.Type)
         {
             case "HEARTBEAT":
-                http.Response.StatusCode = 202;
+                await Answer(http, manager.Heartbeat(caller));
                 return;
             case "SUBSCRIBE":
                 if (!AcceptsJson(request))
@@ -84,7 +102,7 @@ public static class ExecutorApi
                     return;
                 }
 
-                var (outcome, subscription) = manager.Subscribe(frameworkId, executorId, call.Subscribe!);
+                var (outcome, subscription) = manager.Subscribe(caller, call.Subscribe!);
                 if (subscription is null)
                 {
                     await Text(http, outcome.StatusCode, outcome.Error ?? "");
@@ -94,15 +112,34 @@ public static class ExecutorApi
                 await StreamAsync(http, manager, subscription);
                 return;
             case "UPDATE":
-                await Answer(http, manager.Update(frameworkId, executorId, call.Update!.Status!));
+                await Answer(http, manager.Update(caller, call.Update!.Status!));
                 return;
             case "MESSAGE":
-                await Answer(http, manager.Message(frameworkId, executorId, call.Message!.Data!));
+                await Answer(http, manager.Message(caller, call.Message!.Data!));
                 return;
             default:
                 await Text(http, 501, $"Call type '{call.Type}' is not implemented");
                 return;
         }
+    }
+
+    /// <summary>
+    /// Mesos' <c>verifyExecutorClaims</c> for the ids a call names: null when they are the token's, else the reason
+    /// (403). The container claim is checked by the manager, against the executor's current container.
+    /// </summary>
+    internal static string? Authorize(ExecutorPrincipal caller, string frameworkId, string executorId)
+    {
+        if (caller.FrameworkId != frameworkId)
+        {
+            return $"Authenticated principal does not contain an '{ExecutorTokens.FrameworkClaim}' claim with the framework ID {frameworkId}, which is set in the call";
+        }
+
+        if (caller.ExecutorId != executorId)
+        {
+            return $"Authenticated principal does not contain an '{ExecutorTokens.ExecutorClaim}' claim with the executor ID {executorId}, which is set in the call";
+        }
+
+        return null;
     }
 
     /// <summary>Mesos' <c>validateExecutorCall</c> rules: null when valid, else the reason.</summary>

@@ -37,6 +37,7 @@ public sealed partial class ExecutorManager : ITaskExecutor
     private readonly ExecutorManagerOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<ExecutorManager> _logger;
+    private readonly ExecutorTokens _tokens;
     private readonly Lock _gate = new();
     private readonly Dictionary<(string Framework, string Executor), ExecutorRun> _executors = [];
     private readonly Dictionary<string, ExecutorRun> _byContainer = new(StringComparer.Ordinal);
@@ -80,6 +81,8 @@ public sealed partial class ExecutorManager : ITaskExecutor
         };
         _containersSandboxRoot = Path.Combine(containerOptions.WorkDir, "sandboxes");
         _tasksSandboxRoot = Path.Combine(Path.GetFullPath(processOptions.WorkDir), "sandboxes");
+        _tokens = ExecutorTokens.LoadOrCreate(Path.Combine(Path.GetFullPath(processOptions.WorkDir), "meta"), time);
+        RestrictToOwner(Path.Combine(containerOptions.WorkDir, "meta"));
         _containers = new ProcessTaskExecutor(containerOptions, loggers.CreateLogger<ProcessTaskExecutor>(), time);
         _checkpointDir = Path.Combine(Path.GetFullPath(processOptions.WorkDir), "meta", "executor-tasks");
         Directory.CreateDirectory(_checkpointDir);
@@ -92,6 +95,9 @@ public sealed partial class ExecutorManager : ITaskExecutor
     }
 
     public ChannelReader<TaskStatus> Updates => _updates.Reader;
+
+    /// <summary>Issues each executor container's token and checks the tokens executors present (<see cref="ExecutorApi"/>).</summary>
+    internal ExecutorTokens Tokens => _tokens;
 
     public IReadOnlyCollection<string> KnownTaskIds
     {
@@ -499,14 +505,26 @@ public sealed partial class ExecutorManager : ITaskExecutor
     /// checkpoints, as a Mesos agent does: that agent may have died before the LAUNCH reached the executor,
     /// or after, and only the executor could tell.
     /// </summary>
-    internal (CallOutcome Outcome, ExecutorSubscription? Subscription) Subscribe(string frameworkId, string executorId, ExecutorSubscribe subscribe)
+    internal (CallOutcome Outcome, ExecutorSubscription? Subscription) Subscribe(ExecutorPrincipal caller, ExecutorSubscribe subscribe)
     {
+        ArgumentNullException.ThrowIfNull(caller);
+        ArgumentNullException.ThrowIfNull(subscribe);
+        var (frameworkId, executorId) = (caller.FrameworkId, caller.ExecutorId);
         lock (_gate)
         {
-            var (run, outcome) = Find(frameworkId, executorId, needSubscribed: false);
+            var (run, outcome) = Find(caller, needSubscribed: false);
             if (run is null)
             {
                 return (outcome, null);
+            }
+
+            // Refused as a whole, before anything changes, when an update it re-sends is about another's task.
+            foreach (var u in subscribe.UnacknowledgedUpdates ?? [])
+            {
+                if (u.Status is { } status && ExecutorApi.ValidateStatus(status, executorId) is null && ForeignTask(run, status) is { } foreign)
+                {
+                    return (CallOutcome.Forbidden(foreign), null);
+                }
             }
 
             run.Subscription?.Complete();
@@ -613,14 +631,21 @@ public sealed partial class ExecutorManager : ITaskExecutor
     }
 
     /// <summary>UPDATE: forwards the status through the agent's status update path; ACKNOWLEDGED follows once it is on disk.</summary>
-    internal CallOutcome Update(string frameworkId, string executorId, MTaskStatus status)
+    internal CallOutcome Update(ExecutorPrincipal caller, MTaskStatus status)
     {
+        ArgumentNullException.ThrowIfNull(caller);
+        ArgumentNullException.ThrowIfNull(status);
         lock (_gate)
         {
-            var (run, outcome) = Find(frameworkId, executorId, needSubscribed: true);
+            var (run, outcome) = Find(caller, needSubscribed: true);
             if (run is null)
             {
                 return outcome;
+            }
+
+            if (ForeignTask(run, status) is { } foreign)
+            {
+                return CallOutcome.Forbidden(foreign);
             }
 
             UpdateLocked(run, status);
@@ -629,19 +654,31 @@ public sealed partial class ExecutorManager : ITaskExecutor
     }
 
     /// <summary>MESSAGE: queued for the master (best effort, as in Mesos).</summary>
-    internal CallOutcome Message(string frameworkId, string executorId, string data)
+    internal CallOutcome Message(ExecutorPrincipal caller, string data)
     {
+        ArgumentNullException.ThrowIfNull(caller);
         lock (_gate)
         {
-            var (run, outcome) = Find(frameworkId, executorId, needSubscribed: true);
+            var (run, outcome) = Find(caller, needSubscribed: true);
             if (run is null)
             {
                 return outcome;
             }
         }
 
-        _outgoing.Writer.TryWrite(new FrameworkMessage { FrameworkId = frameworkId, ExecutorId = executorId, Data = data });
+        _outgoing.Writer.TryWrite(new FrameworkMessage { FrameworkId = caller.FrameworkId, ExecutorId = caller.ExecutorId, Data = data });
         return CallOutcome.Accepted;
+    }
+
+    /// <summary>HEARTBEAT: nothing to do but answer, once the caller is known to be one of this agent's executors.</summary>
+    internal CallOutcome Heartbeat(ExecutorPrincipal caller)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        lock (_gate)
+        {
+            var (run, outcome) = Find(caller, needSubscribed: false);
+            return run is null ? outcome : CallOutcome.Accepted;
+        }
     }
 
     /// <summary>
@@ -691,13 +728,25 @@ public sealed partial class ExecutorManager : ITaskExecutor
 
     // ---- internals (all *Locked and helpers called with _gate held) ----
 
-    private (ExecutorRun? Run, CallOutcome Outcome) Find(string frameworkId, string executorId, bool needSubscribed)
+    /// <summary>
+    /// The executor an authenticated call speaks for (its ids are the token's, checked by <see cref="ExecutorApi"/>).
+    /// The token must also be that of the executor's current container (Mesos' <c>cid</c> check): a token of an earlier
+    /// container of the same executor id is refused.
+    /// </summary>
+    private (ExecutorRun? Run, CallOutcome Outcome) Find(ExecutorPrincipal caller, bool needSubscribed)
     {
+        var (frameworkId, executorId) = (caller.FrameworkId, caller.ExecutorId);
         if (!_executors.TryGetValue((frameworkId, executorId), out var run))
         {
             return _executors.Keys.Any(k => k.Framework == frameworkId)
                 ? (null, CallOutcome.BadRequest("Executor cannot be found"))
                 : (null, CallOutcome.BadRequest("Framework cannot be found"));
+        }
+
+        if (run.ContainerId != caller.ContainerId)
+        {
+            return (null, CallOutcome.Forbidden(
+                $"Authenticated principal does not contain a '{ExecutorTokens.ContainerClaim}' claim with the correct active ContainerID"));
         }
 
         if (needSubscribed && !run.EverSubscribed)
@@ -706,6 +755,20 @@ public sealed partial class ExecutorManager : ITaskExecutor
         }
 
         return (run, CallOutcome.Ok);
+    }
+
+    /// <summary>
+    /// Null when an executor may report on the task its status names: one of its own, or one this agent does not know
+    /// (forwarded: the master decides). Else the reason (403): the task is another executor's, or a command task of this
+    /// agent — an executor's update would otherwise end a task it does not run. Called with the gate held.
+    /// </summary>
+    private string? ForeignTask(ExecutorRun run, MTaskStatus status)
+    {
+        var taskId = DroverTaskId(run, status.TaskId!.Value!);
+        var owned = _execTasks.TryGetValue(taskId, out var task)
+            ? task.Run == run
+            : !_tasks.KnownTaskIds.Contains(taskId, StringComparer.Ordinal);
+        return owned ? null : $"Task {status.TaskId.Value} is not a task of executor '{run.Spec.ExecutorId}'";
     }
 
     private void UpdateLocked(ExecutorRun run, MTaskStatus status)
@@ -769,7 +832,8 @@ public sealed partial class ExecutorManager : ITaskExecutor
             .SetItem("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD", ExecutorManagerOptions.FormatDuration(_options.ShutdownGracePeriod))
             .SetItem("MESOS_SUBSCRIPTION_BACKOFF_MAX", ExecutorManagerOptions.FormatDuration(_options.SubscriptionBackoffMax))
             .SetItem("MESOS_RECOVERY_TIMEOUT", ExecutorManagerOptions.FormatDuration(_options.RecoveryTimeout))
-            .SetItem("MESOS_CONTAINER_ID", containerId);
+            .SetItem("MESOS_CONTAINER_ID", containerId)
+            .SetItem("MESOS_EXECUTOR_AUTHENTICATION_TOKEN", _tokens.Issue(exec.FrameworkId, exec.ExecutorId, containerId));
         if (_agentId() is { } agentId)
         {
             env = env.SetItem("MESOS_SLAVE_ID", agentId).SetItem("MESOS_AGENT_ID", agentId);
@@ -1000,6 +1064,26 @@ public sealed partial class ExecutorManager : ITaskExecutor
 
         var qualified = Core.Mesos.MesosTaskIds.ToDroverId(run.Spec.FrameworkId, executorTaskId);
         return _execTasks.ContainsKey(qualified) || !_execTasks.ContainsKey(executorTaskId) ? qualified : executorTaskId;
+    }
+
+    /// <summary>
+    /// Makes <paramref name="directory"/> the agent's alone (0700): the executor containers' launch checkpoints there hold
+    /// each executor's environment, token included. Tasks never need it (their sandboxes are elsewhere).
+    /// </summary>
+    private static void RestrictToOwner(string directory)
+    {
+        const UnixFileMode ownerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        Directory.CreateDirectory(Path.GetDirectoryName(directory)!); // with the usual mode: executors reach their sandboxes through it
+        if (OperatingSystem.IsWindows())
+        {
+            return; // Drover runs on Linux; this only keeps the platform analyzer informed
+        }
+
+        Directory.CreateDirectory(directory, ownerOnly);
+        if (File.GetUnixFileMode(directory) != ownerOnly)
+        {
+            File.SetUnixFileMode(directory, ownerOnly); // made before executor tokens existed
+        }
     }
 
     private static ExecutorEvent Acknowledged(ExecutorRun run, string taskId, string uuid) =>

@@ -71,7 +71,8 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
         }
 
         // The TLS layer accepted the certificate only if the cluster CA issued it; checked again here, per
-        // request, so one that expires while its connection stays open stops counting.
+        // request, so one that expires while its connection stays open stops counting. The chain is built once
+        // per certificate (one per connection: an agent's heartbeats, updates and command stream reuse theirs).
         var (identity, error) = PeerIdentity.Of(http.Connection.ClientCertificate, credentials.Ca.Roots, (time ?? TimeProvider.System).GetUtcNow());
         return identity is null ? (null, "the client certificate is refused: " + error) : (identity.ToCaller(), null);
     }

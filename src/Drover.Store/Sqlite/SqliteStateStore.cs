@@ -62,6 +62,24 @@ public sealed partial class SqliteStateStore : IStateStore
     public static SqliteStateStore Open(string path, TimeProvider? time = null, ILogger? logger = null, SqliteStoreOptions? options = null)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        // The store holds password hashes, signing keys and the cluster CA: owner-only. SQLite gives the -wal and
+        // -shm files the database file's mode, so creating (or fixing) the file first covers all three.
+        const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        if (!File.Exists(path))
+        {
+            using (new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = OwnerOnly }))
+            {
+            }
+        }
+
+        foreach (var file in new[] { path, path + "-wal", path + "-shm" })
+        {
+            if (File.Exists(file) && (File.GetUnixFileMode(file) & ~OwnerOnly) != 0)
+            {
+                File.SetUnixFileMode(file, OwnerOnly);
+            }
+        }
+
         var db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
         db.Open();
         Exec(db, """

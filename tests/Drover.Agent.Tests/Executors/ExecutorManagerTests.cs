@@ -191,7 +191,8 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
         var container = before.ContainerOf(Framework, "survivor")!;
         var cgroup = ContainerCgroup(container);
         var driver = CgroupDriver.Detect();
-        await Eventually.TrueAsync(() => driver.ListPids(cgroup).Count > 0, "the executor process to run");
+        // The shim joins the cgroup before it starts the command: wait for the command, or the snapshot may miss it.
+        await Eventually.TrueAsync(() => driver.ListPids(cgroup).Any(IsSleep), "the executor process to run");
         var pids = driver.ListPids(cgroup);
         // A second task ended before the restart, its terminal update safely on disk (the agent's update log).
         var ended = ExecutorTask("survivor", memMiB: 32);
@@ -226,15 +227,62 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(_workDir, "meta", "executor-tasks")));
     }
 
-    /// <summary>Subscribes on the executor's behalf, acknowledges nothing; returns the subscription.</summary>
-    private static ExecutorSubscription Subscribe(ExecutorManager manager, string executorId, params string[] unacknowledgedTasks)
+    /// <summary>Subscribes on the executor's behalf (with its token), acknowledges nothing; returns the subscription.</summary>
+    private static ExecutorSubscription Subscribe(ExecutorManager manager, ExecutorPrincipal caller, params string[] unacknowledgedTasks)
     {
-        var (outcome, sub) = manager.Subscribe(Framework, executorId, new ExecutorSubscribe
+        var (outcome, sub) = manager.Subscribe(caller, new ExecutorSubscribe
         {
             UnacknowledgedTasks = [.. unacknowledgedTasks.Select(id => new MTaskInfo { Name = "t", TaskId = new MId(id) })],
         });
         Assert.Equal(200, outcome.StatusCode);
         return sub!;
+    }
+
+    /// <summary>
+    /// Who the executor's calls come from: the token the agent put in the executor process's environment, read there
+    /// (as the executor itself does) and checked by the manager as <c>/api/v1/executor</c> checks it.
+    /// </summary>
+    private async Task<ExecutorPrincipal> CallerOf(ExecutorManager manager, string executorId)
+    {
+        var token = await EnvironmentToken(manager.ContainerOf(Framework, executorId)!);
+        var authentication = await manager.Tokens.AuthenticateAsync("Bearer " + token);
+        Assert.Null(authentication.Error);
+        return authentication.Principal!;
+    }
+
+    private async Task<string> EnvironmentToken(string containerId)
+    {
+        var driver = CgroupDriver.Detect();
+        var cgroup = ContainerCgroup(containerId);
+        string? token = null;
+        await Eventually.TrueAsync(() => (token = driver.ListPids(cgroup).Select(TokenInEnvironment).FirstOrDefault(t => t is not null)) is not null,
+            "the executor process to run with its token");
+        return token!;
+    }
+
+    private static bool IsSleep(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/cmdline").StartsWith("sleep\0", StringComparison.Ordinal);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private static string? TokenInEnvironment(int pid)
+    {
+        const string name = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN=";
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/environ").Split('\0').FirstOrDefault(v => v.StartsWith(name, StringComparison.Ordinal))?[name.Length..];
+        }
+        catch (IOException)
+        {
+            return null; // the process ended meanwhile
+        }
     }
 
     private static List<string> Drain(ExecutorSubscription sub)
@@ -255,7 +303,7 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
     }
 
     [Fact]
-    public void Subscribe_QueuedTask_EventsKeepMesosJsonShape()
+    public async Task Subscribe_QueuedTask_EventsKeepMesosJsonShape()
     {
         if (!Privileges.RequireRoot(output))
         {
@@ -266,7 +314,7 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
         var task = ExecutorTask("wire", memMiB: 32) with { Ports = [31005] };
         task = task with { Task = task.Task with { Executor = task.Task.Executor! with { Env = ImmutableSortedDictionary<string, string>.Empty.Add("MODE", "fast") } } };
         manager.Launch(task);
-        var sub = Subscribe(manager, "wire");
+        var sub = Subscribe(manager, await CallerOf(manager, "wire"));
 
         Assert.True(sub.Events.TryRead(out var subscribed));
         Assert.True(sub.Events.TryRead(out var launch));
@@ -315,9 +363,10 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
         before.Launch(silent);
         before.Launch(unacknowledged);
         var container = before.ContainerOf(Framework, "survivor")!;
-        var sub = Subscribe(before, "survivor");
+        var caller = await CallerOf(before, "survivor");
+        var sub = Subscribe(before, caller);
         Assert.Equal(["SUBSCRIBED", "LAUNCH " + running.Task.Id, "LAUNCH " + silent.Task.Id, "LAUNCH " + unacknowledged.Task.Id], Drain(sub));
-        Assert.Equal(202, before.Update(Framework, "survivor", ExecutorStatus(running, "TASK_RUNNING")).StatusCode);
+        Assert.Equal(202, before.Update(caller, ExecutorStatus(running, "TASK_RUNNING")).StatusCode);
         var update = await WaitForUpdate(running.Task.Id, u => u.State == TaskState.Running, "the RUNNING update");
         before.OnDurable([update]);
         Assert.Equal(["ACKNOWLEDGED " + running.Task.Id], Drain(sub));
@@ -344,8 +393,11 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
         // A kill while the executor is away waits for it.
         after.Kill(running.Task.Id);
 
-        // It re-subscribes listing the task it has no acknowledged update for; the RUNNING one it need not list.
-        var sub = Subscribe(after, "survivor", unacknowledged.Task.Id);
+        // It re-subscribes, with the token the previous agent process gave it (the key is the agent's, on disk), listing
+        // the task it has no acknowledged update for; the RUNNING one it need not list.
+        var caller = await CallerOf(after, "survivor");
+        Assert.Equal(container, caller.ContainerId);
+        var sub = Subscribe(after, caller, unacknowledged.Task.Id);
 
         // The one it does not know may never have reached it: dropped, not launched again (as a Mesos agent does).
         var dropped = await WaitForUpdate(silent.Task.Id, u => u.State.IsTerminal(), "the unknown task to be dropped");
@@ -358,7 +410,7 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
         }
 
         Assert.Equal(64 + 32 + 32, MemoryLimitMiB(ContainerCgroup(container))); // the dropped task's share went
-        Assert.Equal(202, after.Update(Framework, "survivor", ExecutorStatus(unacknowledged, "TASK_FINISHED")).StatusCode);
+        Assert.Equal(202, after.Update(caller, ExecutorStatus(unacknowledged, "TASK_FINISHED")).StatusCode);
         Assert.Equal(TaskState.Finished, (await WaitForUpdate(unacknowledged.Task.Id, u => u.State.IsTerminal(), "the finished update")).State);
     }
 
@@ -391,6 +443,120 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
         Assert.Equal(container, exit!.ContainerId);
         Assert.Equal("survivor", exit.ExecutorId);
         Assert.Null(after.ContainerOf(Framework, "survivor"));
+    }
+
+    [Fact]
+    public async Task Update_AnotherExecutorsTaskOrACommandTask_ForbiddenAndNothingForwarded()
+    {
+        if (!Privileges.RequireRoot(output))
+        {
+            return;
+        }
+
+        var manager = Start();
+        var mine = ExecutorTask("attacker", memMiB: 32);
+        var theirs = ExecutorTask("victim", memMiB: 32);
+        // A command task of the same framework: the executor would name it by the framework's own task id.
+        var command = new LaunchTask
+        {
+            Task = new TaskSpec
+            {
+                Id = MesosTaskIds.ToDroverId(Framework, "plain-1"),
+                Name = "plain",
+                FrameworkId = Framework,
+                Args = ["sleep", "600"],
+                Resources = Resources.Of(cpus: 0.1m, memMiB: 32),
+            },
+        };
+        manager.Launch(mine);
+        manager.Launch(theirs);
+        manager.Launch(command);
+        await WaitForUpdate(command.Task.Id, u => u.State == TaskState.Running, "the command task to run");
+        var attacker = await CallerOf(manager, "attacker");
+        var victim = await CallerOf(manager, "victim");
+        var attackerStream = Subscribe(manager, attacker);
+        var victimStream = Subscribe(manager, victim);
+        Assert.Equal(["SUBSCRIBED", "LAUNCH " + mine.Task.Id], Drain(attackerStream));
+        Assert.Equal(["SUBSCRIBED", "LAUNCH " + theirs.Task.Id], Drain(victimStream));
+
+        // With its own (valid) token and ids, the attacker reports on tasks that are not its own.
+        var forgedVictim = manager.Update(attacker, ExecutorStatus(theirs, "TASK_FAILED"));
+        var forgedCommand = manager.Update(attacker, ExecutorStatus(command, "TASK_FINISHED") with { TaskId = new MId("plain-1") });
+        var (resubscribed, stream) = manager.Subscribe(attacker, new ExecutorSubscribe
+        {
+            UnacknowledgedUpdates = [new ExecutorUpdate { Status = ExecutorStatus(theirs, "TASK_FINISHED") }],
+        });
+
+        Assert.Equal(new CallOutcome(403, $"Task {theirs.Task.Id} is not a task of executor 'attacker'"), forgedVictim);
+        Assert.Equal(new CallOutcome(403, "Task plain-1 is not a task of executor 'attacker'"), forgedCommand);
+        Assert.Equal(403, resubscribed.StatusCode);
+        Assert.Null(stream);
+        Assert.False(attackerStream.Events.Completion.IsCompleted); // its subscription was not replaced
+        // Nothing reached the agent's update path: the victim's own update, sent after, is the first of its task.
+        Assert.Equal(202, manager.Update(victim, ExecutorStatus(theirs, "TASK_RUNNING")).StatusCode);
+        await WaitForUpdate(theirs.Task.Id, u => u.State == TaskState.Running, "the victim's own update");
+        lock (_updates)
+        {
+            Assert.Equal([TaskState.Running], _updates.Where(u => u.TaskId == theirs.Task.Id).Select(u => u.State));
+            Assert.Equal([TaskState.Starting, TaskState.Running], _updates.Where(u => u.TaskId == command.Task.Id).Select(u => u.State));
+        }
+    }
+
+    [Fact]
+    public async Task Launch_Executor_NoOtherUserCanReadItsTokenOrTheAgentsKeyOnDisk()
+    {
+        if (!Privileges.RequireRoot(output))
+        {
+            return;
+        }
+
+        var manager = Start();
+        manager.Launch(ExecutorTask("secretive", memMiB: 32));
+        var token = System.Text.Encoding.UTF8.GetBytes(await EnvironmentToken(manager.ContainerOf(Framework, "secretive")!));
+        var key = Path.Combine(_workDir, "meta", ExecutorTokens.KeyFileName);
+        var holders = Directory.EnumerateFiles(_workDir, "*", SearchOption.AllDirectories)
+            .Where(f => File.ReadAllBytes(f).AsSpan().IndexOf(token) >= 0).Append(key).ToList();
+
+        Assert.Contains(holders, f => f.StartsWith(Path.Combine(_workDir, "executors", "meta"), StringComparison.Ordinal)); // the launch checkpoint
+        foreach (var file in holders)
+        {
+            // A task's user (nobody) tries to read it.
+            using var cat = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--", "cat", file])
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            })!;
+            var stolen = await cat.StandardOutput.ReadToEndAsync();
+            await cat.WaitForExitAsync();
+            Assert.True(cat.ExitCode != 0 && stolen.Length == 0, $"nobody read {file}");
+        }
+    }
+
+    [Fact]
+    public async Task Subscribe_TokenOfAnEarlierContainerOfTheExecutor_RefusedNewContainersTokenAccepted()
+    {
+        if (!Privileges.RequireRoot(output))
+        {
+            return;
+        }
+
+        var manager = Start();
+        manager.Launch(ExecutorTask("reused", memMiB: 32));
+        var first = manager.ContainerOf(Framework, "reused")!;
+        var earlier = await CallerOf(manager, "reused");
+        manager.Shutdown(Framework, "reused");
+        await Eventually.TrueAsync(() => manager.ContainerOf(Framework, "reused") is null, "the first container to end");
+
+        var gone = manager.Subscribe(earlier, new ExecutorSubscribe()).Outcome;
+        manager.Launch(ExecutorTask("reused", memMiB: 32)); // the same executor id, in a new container
+        Assert.NotEqual(first, manager.ContainerOf(Framework, "reused"));
+        var stale = manager.Subscribe(earlier, new ExecutorSubscribe()).Outcome;
+        var current = await CallerOf(manager, "reused");
+
+        Assert.Equal(new CallOutcome(400, "Framework cannot be found"), gone);
+        Assert.Equal(new CallOutcome(403, "Authenticated principal does not contain a 'cid' claim with the correct active ContainerID"), stale);
+        Assert.Equal(earlier with { ContainerId = current.ContainerId }, current);
+        Assert.Equal(200, manager.Subscribe(current, new ExecutorSubscribe()).Outcome.StatusCode);
     }
 
     public Task InitializeAsync() => Task.CompletedTask;

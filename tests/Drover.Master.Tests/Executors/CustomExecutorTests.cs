@@ -19,7 +19,7 @@ namespace Drover.Master.Tests.Executors;
 /// <c>/api/v1/executor</c> to the agent. Needs root (cgroups) and python3.
 /// </summary>
 [Collection(RealClusterCollection.Name)]
-public sealed class CustomExecutorTests : IAsyncLifetime
+public sealed partial class CustomExecutorTests : IAsyncLifetime
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
     private const string FrameworkId = "fw-test-0001";
@@ -88,6 +88,10 @@ public sealed class CustomExecutorTests : IAsyncLifetime
 
     private async Task<string[]> WaitForEvents(string taskId, Func<string[], bool> done, string what) =>
         await Wait.UntilAsync(() => Task.FromResult(ReadEvents(taskId)), done, Timeout, what, describe: e => string.Join(" | ", e));
+
+    /// <summary>Speaks for the executor of <paramref name="taskId"/> (one running <see cref="RawExecutor.SilentArgs"/>), with the token the agent gave it.</summary>
+    private async Task<RawExecutor> RawAsync(string taskId, string executorId = "manual") =>
+        new(_agent!.Url, FrameworkId, executorId, await RawExecutor.ReadTokenAsync(() => Executors.SandboxPath(taskId)));
 
     private string[] ReadEvents(string taskId)
     {
@@ -268,19 +272,21 @@ public sealed class CustomExecutorTests : IAsyncLifetime
             return;
         }
 
-        // An executor that never subscribes by itself: the test speaks for it.
-        var id = Submit("run", Echo("manual") with { Args = ["sleep", "600"] });
+        // An executor that never subscribes by itself: the test speaks for it, with its token.
+        var id = Submit("run", Echo("manual") with { Args = RawExecutor.SilentArgs });
         await Wait.UntilAsync(() => Task.FromResult(Executors.ContainerOf(FrameworkId, "manual")), c => c is not null, Timeout, "the executor to start");
-        using var raw = new RawExecutor(_agent!.Url, FrameworkId, "manual");
+        using var raw = await RawAsync(id);
 
         Assert.Equal((415, "Expecting 'Content-Type' of application/json or application/x-protobuf"),
             await raw.PostAsync("{}", "text/plain"));
         Assert.Equal((400, "Failed to validate Executor::Call: Expecting 'type' to be present"),
             await raw.PostAsync("""{"framework_id":{"value":"x"},"executor_id":{"value":"y"}}"""));
         Assert.Equal(400, (await raw.PostAsync("{not json")).Status);
-        Assert.Equal((400, "Framework cannot be found"),
+        // Ids other than the token's are refused whether or not such an executor exists (Mesos looks first, then answers
+        // the same 403 for an existing one); "cannot be found" is left for a token whose own executor is gone.
+        Assert.Equal((403, "Authenticated principal does not contain an 'fid' claim with the framework ID other, which is set in the call"),
             await raw.PostAsync("""{"type":"MESSAGE","framework_id":{"value":"other"},"executor_id":{"value":"manual"},"message":{"data":""}}"""));
-        Assert.Equal((400, "Executor cannot be found"),
+        Assert.Equal((403, "Authenticated principal does not contain an 'eid' claim with the executor ID nope, which is set in the call"),
             await raw.PostAsync("""{"type":"MESSAGE","framework_id":{"value":"fw-test-0001"},"executor_id":{"value":"nope"},"message":{"data":""}}"""));
         Assert.Equal((403, "Executor is not subscribed"), await raw.CallAsync("UPDATE", raw.Update(id, "TASK_RUNNING", RawExecutor.NewUuid())));
         Assert.Equal((400, "Failed to validate Executor::Call: Expecting 'uuid' to be present"),
@@ -298,9 +304,9 @@ public sealed class CustomExecutorTests : IAsyncLifetime
             return;
         }
 
-        Submit("one", Echo("manual") with { Args = ["sleep", "600"] });
+        var id = Submit("one", Echo("manual") with { Args = RawExecutor.SilentArgs });
         await Wait.UntilAsync(() => Task.FromResult(Executors.ContainerOf(FrameworkId, "manual")), c => c is not null, Timeout, "the executor to start");
-        using var raw = new RawExecutor(_agent!.Url, FrameworkId, "manual");
+        using var raw = await RawAsync(id);
         await using var stream = await raw.SubscribeAsync("{}");
 
         Assert.Equal("SUBSCRIBED", (await stream.NextAsync(skipHeartbeats: false)).Type);
@@ -317,9 +323,9 @@ public sealed class CustomExecutorTests : IAsyncLifetime
             return;
         }
 
-        var first = Submit("one", Echo("manual") with { Args = ["sleep", "600"] });
+        var first = Submit("one", Echo("manual") with { Args = RawExecutor.SilentArgs });
         await Wait.UntilAsync(() => Task.FromResult(Executors.ContainerOf(FrameworkId, "manual")), c => c is not null, Timeout, "the executor to start");
-        using var raw = new RawExecutor(_agent!.Url, FrameworkId, "manual");
+        using var raw = await RawAsync(first);
         var uuid = RawExecutor.NewUuid();
 
         await using (var stream = await raw.SubscribeAsync("{}"))
@@ -343,7 +349,7 @@ public sealed class CustomExecutorTests : IAsyncLifetime
 
         // The executor "missed" that ACKNOWLEDGED: it disconnected, and re-sends the update when it subscribes
         // again. Meanwhile a second task arrived for it; it waits in the agent's queue.
-        var second = Submit("two", Echo("manual") with { Args = ["sleep", "600"] });
+        var second = Submit("two", Echo("manual") with { Args = RawExecutor.SilentArgs });
         await Wait.UntilAsync(() => _cluster!.Client.GetTaskAsync(second), t => t.State == TaskState.Staging, Timeout, "the second task to reach the agent");
         var resent = uuid;
         var resubscribe = "{\"unacknowledged_tasks\":[{\"name\":\"exec-task\",\"task_id\":{\"value\":\"" + first + "\"}}],"
@@ -469,9 +475,9 @@ public sealed class CustomExecutorTests : IAsyncLifetime
             return;
         }
 
-        var ids = LaunchGroup(Echo("manual") with { Args = ["sleep", "600"] }, "one", "two");
+        var ids = LaunchGroup(Echo("manual") with { Args = RawExecutor.SilentArgs }, "one", "two");
         await Wait.UntilAsync(() => Task.FromResult(Executors.ContainerOf(FrameworkId, "manual")), c => c is not null, Timeout, "the executor to start");
-        using var raw = new RawExecutor(_agent!.Url, FrameworkId, "manual");
+        using var raw = await RawAsync(ids[0]);
         await using (var stream = await raw.SubscribeAsync("{}"))
         {
             Assert.Equal("SUBSCRIBED", (await stream.NextAsync()).Type);

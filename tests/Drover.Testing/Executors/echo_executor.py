@@ -16,6 +16,10 @@ for at most MESOS_RECOVERY_TIMEOUT, listing the tasks it launched but has no ack
 (unacknowledged_tasks) and its unacknowledged updates (unacknowledged_updates). UPDATE calls that fail while
 the agent is away stay unacknowledged and are re-sent that way. The MESSAGE "no-reconnect" turns this off for
 tests: after the next broken stream the executor stays alive without ever subscribing again.
+
+Every call carries the executor's own token, MESOS_EXECUTOR_AUTHENTICATION_TOKEN, as "Authorization: Bearer <token>"
+(Mesos' executor authentication); like Mesos' executor library it takes the variable out of its environment, so
+processes it starts do not inherit it.
 """
 import base64
 import http.client
@@ -32,6 +36,7 @@ FRAMEWORK_ID = os.environ["MESOS_FRAMEWORK_ID"]
 EXECUTOR_ID = os.environ["MESOS_EXECUTOR_ID"]
 SANDBOX = os.environ.get("MESOS_SANDBOX", ".")
 HOST, PORT = ENDPOINT.rsplit(":", 1)
+TOKEN = os.environ.pop("MESOS_EXECUTOR_AUTHENTICATION_TOKEN", "")
 running = {}     # task id -> data, of tasks not ended
 launched = {}    # task id -> TaskInfo, until an update of the task is acknowledged
 unacked = {}     # uuid -> TaskStatus sent (or to send), until ACKNOWLEDGED; in sending order
@@ -63,12 +68,20 @@ def log(line):
     print(line, flush=True)  # also in the sandbox's stdout, readable through the master's files API
 
 
+def headers(extra=None):
+    h = {"Content-Type": "application/json"}
+    if TOKEN:
+        h["Authorization"] = "Bearer " + TOKEN
+    h.update(extra or {})
+    return h
+
+
 def call(body):
     body["framework_id"] = {"value": FRAMEWORK_ID}
     body["executor_id"] = {"value": EXECUTOR_ID}
     try:
         conn = http.client.HTTPConnection(HOST, int(PORT), timeout=10)
-        conn.request("POST", "/api/v1/executor", json.dumps(body), {"Content-Type": "application/json"})
+        conn.request("POST", "/api/v1/executor", json.dumps(body), headers())
         resp = conn.getresponse()
         text = resp.read().decode()
         conn.close()
@@ -192,8 +205,7 @@ def session():
     conn = http.client.HTTPConnection(HOST, int(PORT))
     body = {"type": "SUBSCRIBE", "subscribe": subscribe,
             "framework_id": {"value": FRAMEWORK_ID}, "executor_id": {"value": EXECUTOR_ID}}
-    conn.request("POST", "/api/v1/executor", json.dumps(body),
-                 {"Content-Type": "application/json", "Accept": "application/json"})
+    conn.request("POST", "/api/v1/executor", json.dumps(body), headers({"Accept": "application/json"}))
     resp = conn.getresponse()
     if resp.status != 200:
         log("SUBSCRIBE-FAILED %d %s" % (resp.status, resp.read().decode()))
