@@ -14,11 +14,11 @@ namespace Drover.Core.Protocol;
 /// <summary>A joining agent's request: the join token without its CA hash, and a CSR for a key the agent made.</summary>
 public sealed record AgentJoinRequest
 {
-    /// <summary><c>&lt;id&gt;.&lt;secret&gt;</c> of a join token (<see cref="Security.Pki.JoinToken.Credential"/>).</summary>
-    public required string Token { get; init; }
+    /// <summary><c>&lt;id&gt;.&lt;secret&gt;</c> of a join token (<see cref="Security.Pki.JoinToken.Credential"/>); checked before anything else (401).</summary>
+    public string? Token { get; init; }
 
     /// <summary>PEM PKCS#10 request; only its public key is used.</summary>
-    public required string Csr { get; init; }
+    public string? Csr { get; init; }
 
     /// <summary>For the master's log only: the id is the master's choice.</summary>
     public string? Hostname { get; init; }

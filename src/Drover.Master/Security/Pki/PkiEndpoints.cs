@@ -111,26 +111,27 @@ public static partial class PkiEndpoints
 
         app.MapPost("/internal/v1/agents/join", async (HttpRequest req, IServiceProvider services, ILoggerFactory loggers, CancellationToken ct) =>
         {
+            // The gate leaves this route to its token: every refusal of it is a 401 with a challenge, as the gate's are.
             if (services.GetService<JoinTokens>() is not { } joinTokens || services.GetService<MasterCredentials>() is not { } credentials)
             {
-                return NoTls();
+                return new Unauthorized("this master serves plain HTTP (drover dev, --insecure): it has no CA and takes no joins");
             }
 
             var (body, error) = await ApiResults.ReadBody(req, DroverJsonContext.Default.AgentJoinRequest, ct);
             if (error is not null)
             {
-                return error;
+                return new Unauthorized("a join needs a JSON body with the join token (token) and a certificate signing request (csr)");
             }
 
             if (await joinTokens.CheckAsync(body!.Token, ct) is { } refused)
             {
                 LogJoinRefused(loggers.CreateLogger(typeof(PkiEndpoints)), req.HttpContext.Connection.RemoteIpAddress?.ToString() ?? "?", refused);
-                return ApiResults.Error(StatusCodes.Status401Unauthorized, ErrorCodes.Unauthorized, refused);
+                return new Unauthorized(refused);
             }
 
             // Always a new id: a token lets its holder add an agent, never take over an existing one.
             var agentId = Ids.NewAgentId();
-            var issued = credentials.IssueAgent(agentId, body.Csr);
+            var issued = credentials.IssueAgent(agentId, body.Csr ?? "");
             if (!issued.Succeeded)
             {
                 return ApiResults.Validation([new FieldError("csr", issued.Error!["csr: ".Length..])]);
@@ -169,6 +170,12 @@ public static partial class PkiEndpoints
             return ApiResults.Json(new CertificateIssued { Certificate = PemCertificates.Export(certificate), ClusterCa = credentials.Ca.Pem },
                 DroverJsonContext.Default.CertificateIssued);
         }).Access(RouteAccess.Agent).MaxBody(64 * 1024); // the gate checks the certificate is agent {id}'s
+    }
+
+    /// <summary>A 401 with a challenge, in the shape the gate writes its own (<see cref="Denials"/>).</summary>
+    private sealed class Unauthorized(string reason) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext) => Denials.WriteAsync(httpContext, StatusCodes.Status401Unauthorized, reason);
     }
 
     private static IResult NoTls() =>
