@@ -154,7 +154,7 @@ public sealed class AgentRecoveryTests : IAsyncLifetime
     {
         var masterPort = DevClusterFixture.FreePort();
         var masterUrl = $"http://127.0.0.1:{masterPort}";
-        Start("master", ["master", "--data-dir", Path.Combine(_root, "master"), "--listen", $"127.0.0.1:{masterPort}", "--log-level", "warning"]);
+        Start("master", ["master", "--data-dir", Path.Combine(_root, "master"), "--listen", $"127.0.0.1:{masterPort}", "--insecure", "--log-level", "warning"]);
         string[] agentArgs = ["agent", "--master", masterUrl, "--listen", $"127.0.0.1:{DevClusterFixture.FreePort()}", "--work-dir", Path.Combine(_root, "agent"),
             "--resources", TestPorts.Resources("cpus:2;mem:1024;disk:1024"), "--log-level", "information", .. extraAgentArgs];
         _client = new DroverClient(new Uri(masterUrl));

@@ -246,7 +246,7 @@ public sealed class EtcdMasterTests : IAsyncLifetime
     [Fact]
     public async Task Follower_RedirectEndpoint_AnswersItselfAndRedirectsTheRestWith307()
     {
-        // Both listen on every interface and --advertise the loopback address: that is what the leader key names.
+        // Both listen on 127.0.0.1 and --advertise localhost: the leader key names the advertised address, not the listen one.
         var masters = Enumerable.Range(1, 2).Select(i => StartMaster($"m{i}", "/it-follower", advertise: true)).ToList();
         var leader = await Wait.UntilAsync(() => LeaderAsync(masters[0].Url), l => l is not null, Timeout, "a leader", retryOn: e => e is HttpRequestException);
         await Wait.UntilAsync(() => LeaderAsync(masters[1].Url), l => l == leader, Timeout, "both agree", retryOn: e => e is HttpRequestException);
@@ -382,18 +382,19 @@ public sealed class EtcdMasterTests : IAsyncLifetime
 
     private void StartAgent(string name, IReadOnlyList<Uri> masters) =>
         _processes.Add(DroverProcess.Start(name,
-            ["agent", "--master", string.Join(',', masters.Select(u => u.Authority)), "--listen", $"127.0.0.1:{DevClusterFixture.FreePort()}", "--work-dir", Path.Combine(_root, name),
+            ["agent", "--master", string.Join(',', masters.Select(u => u.GetLeftPart(UriPartial.Authority))), "--listen", $"127.0.0.1:{DevClusterFixture.FreePort()}", "--work-dir", Path.Combine(_root, name),
                 "--hostname", name, "--resources", TestPorts.Resources("cpus:2;mem:1024;disk:1024"), "--kill-tasks-on-stop", "--log-level", "information"],
             logFile: Path.Combine(_root, name + ".log")));
 
     private (DroverProcess Process, Uri Url) StartMaster(string name, string prefix, string? store = null, bool advertise = false)
     {
         var port = DevClusterFixture.FreePort();
-        string[] listen = advertise ? ["--listen", $"0.0.0.0:{port}", "--advertise", $"127.0.0.1:{port}"] : ["--listen", $"127.0.0.1:{port}"];
+        // Plain HTTP without logins (--insecure) is allowed on loopback only: advertise a name other than the listen address instead of listening on every interface.
+        string[] listen = advertise ? ["--listen", $"127.0.0.1:{port}", "--advertise", $"localhost:{port}"] : ["--listen", $"127.0.0.1:{port}"];
         var process = DroverProcess.Start(name,
-            ["master", "--data-dir", Path.Combine(_root, name), .. listen, "--store", store ?? _etcd!.StoreAddress, "--store-prefix", prefix, "--leader-lease", "3", "--log-level", "warning"],
+            ["master", "--data-dir", Path.Combine(_root, name), .. listen, "--store", store ?? _etcd!.StoreAddress, "--store-prefix", prefix, "--leader-lease", "3", "--insecure", "--log-level", "warning"],
             logFile: Path.Combine(_root, name + ".log"));
         _processes.Add(process);
-        return (process, new Uri($"http://127.0.0.1:{port}"));
+        return (process, new Uri(advertise ? $"http://localhost:{port}" : $"http://127.0.0.1:{port}"));
     }
 }
