@@ -191,6 +191,7 @@ public sealed class PkiTests
     [InlineData("spiffe://other/agent/a")]
     [InlineData("spiffe://drover/master/host")]
     [InlineData("spiffe://drover/master/host:99999")]
+    [InlineData("spiffe://drover/master/host:-1")]
     [InlineData("https://drover/agent/a")]
     public void TryParse_NotADroverIdentity_Null(string text) => Assert.Null(SpiffeId.TryParse(text));
 

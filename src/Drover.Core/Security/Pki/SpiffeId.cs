@@ -147,6 +147,6 @@ public sealed record SpiffeId(IdentityKind Kind, string Name)
         }
 
         return int.TryParse(address.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port)
-            && port is > 0 and <= 65535;
+            && port is >= 0 and <= 65535; // 0 only until the listener has bound its port (the certificate is then issued again)
     }
 }
