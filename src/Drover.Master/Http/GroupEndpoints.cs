@@ -208,6 +208,12 @@ internal static class GroupEndpoints
             return await Apply(http, registry, restore, drop, []);
         }
 
+        // Creating a group needs create on it, asked before whether it exists (a 409 would tell).
+        if (create && MarathonAccess.Require(http, groupId, PermissionAction.Create) is { } createDenied)
+        {
+            return createDenied;
+        }
+
         if (create && groupId != "/" && (registry.AppsUnder(groupId).Count > 0 || registry.ListGroups().Any(g => g.Id == groupId)))
         {
             return Message(StatusCodes.Status409Conflict, $"Group {groupId} is already created. Use PUT to change this group.");
