@@ -254,6 +254,12 @@ public static class EtcdTlsFiles
     {
         text = "";
         error = null;
+        if (string.IsNullOrWhiteSpace(file))
+        {
+            error = new EtcdTlsFileError(which, "no file named (an empty path)");
+            return false;
+        }
+
         try
         {
             var info = new FileInfo(file);
