@@ -1,6 +1,5 @@
 using System.Text;
 using System.Text.Json.Nodes;
-using Drover.Client;
 using Drover.Client.Marathon;
 using Drover.Testing;
 using Drover.Testing.Etcd;
@@ -19,7 +18,9 @@ public sealed class EtcdTlsMasterTests : IAsyncLifetime
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
     private readonly string _root = Directory.CreateTempSubdirectory("drover-etcd-tls-master-").FullName;
     private readonly List<DroverProcess> _processes = [];
+    private const string Password = "tls-test-admin";
     private readonly HttpClient _http = new(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(10) };
+    private readonly HttpClient _noRedirect = new(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false }) { Timeout = TimeSpan.FromSeconds(10) };
     private EtcdCluster _etcd = null!;
 
     public async Task InitializeAsync() => _etcd = await EtcdCluster.StartAsync(new EtcdClusterOptions { Members = 1, Tls = new EtcdClusterTlsOptions() });
@@ -37,6 +38,7 @@ public sealed class EtcdTlsMasterTests : IAsyncLifetime
         }
 
         _http.Dispose();
+        _noRedirect.Dispose();
         try
         {
             Directory.Delete(_root, recursive: true);
@@ -54,9 +56,10 @@ public sealed class EtcdTlsMasterTests : IAsyncLifetime
 
         var leader = await Wait.UntilAsync(() => LeaderAsync(url), l => l is not null, Timeout, $"the master to lead ({master.Tail()})", retryOn: e => e is HttpRequestException);
         Assert.Equal(url.Authority, leader);
+        var token = await Wait.UntilAsync(() => LoginAsync(url), t => t is not null, Timeout, "the admin to log in (users are in etcd)", retryOn: e => e is HttpRequestException);
+        _http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
         var marathon = new MarathonClient(url, _http);
-        await Wait.UntilAsync(() => marathon.CreateAppAsync(new JsonObject { ["id"] = "/over-tls", ["cmd"] = "sleep 600", ["cpus"] = 0.01, ["mem"] = 8, ["instances"] = 0 }),
-            _ => true, Timeout, "the leader accepts an app", retryOn: e => e is HttpRequestException or MarathonApiException);
+        await marathon.CreateAppAsync(new JsonObject { ["id"] = "/over-tls", ["cmd"] = "sleep 600", ["cpus"] = 0.01, ["mem"] = 8, ["instances"] = 0 });
 
         Assert.Equal("/over-tls", (string)(await marathon.GetAppAsync("/over-tls"))["id"]!);
         Assert.Contains(await EtcdKeysAsync("/it-tls"), k => k.Contains("over-tls", StringComparison.Ordinal));
@@ -76,7 +79,7 @@ public sealed class EtcdTlsMasterTests : IAsyncLifetime
 
         Assert.False(master.HasExited, master.Tail());
         Assert.Null(await Wait.UntilAsync(() => LeaderAsync(url), _ => true, Timeout, "the master serves as a follower", retryOn: e => e is HttpRequestException));
-        Assert.Empty(await EtcdKeysAsync("/it-tls-refused"));
+        Assert.Empty(await EtcdKeysAsync("/it-tls-refused")); // no leader key, no users: nothing got in
     }
 
     private (DroverProcess Process, Uri Url) StartMaster(string name, string prefix, string ca, string cert, string key)
@@ -84,16 +87,31 @@ public sealed class EtcdTlsMasterTests : IAsyncLifetime
         var port = DevClusterFixture.FreePort();
         var process = DroverProcess.Start(name,
             ["master", "--data-dir", Path.Combine(_root, name), "--listen", $"127.0.0.1:{port}", "--store", _etcd.StoreAddress, "--store-prefix", prefix,
-                "--store-ca", ca, "--store-cert", cert, "--store-key", key, "--leader-lease", "3", "--log-level", "warning"],
+                "--store-ca", ca, "--store-cert", cert, "--store-key", key, "--bootstrap-password-file", PasswordFile(), "--leader-lease", "3", "--log-level", "warning"],
             logFile: Path.Combine(_root, name + ".log"));
         _processes.Add(process);
         return (process, new Uri($"http://127.0.0.1:{port}"));
     }
 
+    private string PasswordFile()
+    {
+        var file = Path.Combine(_root, "admin-password");
+        File.WriteAllText(file, Password);
+        return file;
+    }
+
+    /// <summary>The leader's address from <c>/master/redirect</c> (anonymous): its 307 target; null while none leads (503).</summary>
     private async Task<string?> LeaderAsync(Uri master)
     {
-        using var response = await _http.GetAsync(new Uri(master, "/v2/leader"));
-        return response.IsSuccessStatusCode ? JsonNode.Parse(await response.Content.ReadAsStringAsync())?["leader"]?.GetValue<string>() : null;
+        using var response = await _noRedirect.GetAsync(new Uri(master, "/master/redirect"));
+        return response.StatusCode == System.Net.HttpStatusCode.TemporaryRedirect ? response.Headers.Location?.Authority : null;
+    }
+
+    private async Task<string?> LoginAsync(Uri master)
+    {
+        using var response = await _noRedirect.PostAsync(new Uri(master, "/acs/api/v1/auth/login"),
+            new StringContent(new JsonObject { ["uid"] = "admin", ["password"] = Password }.ToJsonString(), Encoding.UTF8, "application/json"));
+        return response.IsSuccessStatusCode ? JsonNode.Parse(await response.Content.ReadAsStringAsync())?["token"]?.GetValue<string>() : null;
     }
 
     /// <summary>Every key under the prefix, read from etcd over TLS with the cluster's own client certificate (not through a master).</summary>

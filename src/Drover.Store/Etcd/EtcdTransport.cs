@@ -253,8 +253,13 @@ internal sealed partial class EtcdTransport : IDisposable
         }
 
         var causes = Causes(e).ToList();
-        var alert = causes.OfType<System.Security.Cryptography.CryptographicException>().FirstOrDefault(c => c.Message.Contains("alert", StringComparison.OrdinalIgnoreCase))?.Message
-            ?? causes.OfType<AuthenticationException>().FirstOrDefault(c => c.Message.Contains("TLS alert", StringComparison.OrdinalIgnoreCase))?.Message;
+
+        // etcd's alert about our certificate: OpenSSL's text after the handshake (TLS 1.3, e.g.
+        // "sslv3 alert bad certificate", "tlsv13 alert certificate required"), SslStream's during it
+        // (TLS 1.2, "… sent a TLS alert: 'BadCertificate'").
+        var alert = causes.Where(c => c is System.Security.Cryptography.CryptographicException or AuthenticationException)
+            .Select(c => c.Message)
+            .FirstOrDefault(m => m.Contains("alert", StringComparison.OrdinalIgnoreCase) && CertificateAlerts.Any(a => m.Contains(a, StringComparison.OrdinalIgnoreCase)));
         if (alert is not null)
         {
             return _options.Tls.ClientCertificate is { } mine
@@ -267,10 +272,13 @@ internal sealed partial class EtcdTransport : IDisposable
             return refused.Message;
         }
 
-        return request.HttpRequestError == HttpRequestError.SecureConnectionError
+        // A handshake cut by a reset connection (a member killed mid-handshake) is a connection fault, not TLS's.
+        return request.HttpRequestError == HttpRequestError.SecureConnectionError && !causes.Any(c => c is SocketException)
             ? $"the TLS handshake with etcd failed ({string.Join("; ", causes.Skip(1).Select(c => c.Message).Distinct())}); is this endpoint serving TLS?"
             : null;
     }
+
+    private static readonly string[] CertificateAlerts = ["certificate", "unknown ca", "unknownca", "access denied", "accessdenied"];
 
     private static IEnumerable<Exception> Causes(Exception e)
     {
