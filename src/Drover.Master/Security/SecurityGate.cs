@@ -196,7 +196,7 @@ public static class Denials
         if (status == StatusCodes.Status401Unauthorized)
         {
             response.Headers.WWWAuthenticate = IsMesos(path)
-                ? new Microsoft.Extensions.Primitives.StringValues(["Basic realm=\"mesos-master\"", "Bearer realm=\"drover\""])
+                ? new Microsoft.Extensions.Primitives.StringValues([$"Basic realm=\"{MesosRealm(path)}\"", "Bearer realm=\"drover\""])
                 : new Microsoft.Extensions.Primitives.StringValues(["acsjwt", "Bearer realm=\"drover\""]);
         }
 
@@ -232,6 +232,21 @@ public static class Denials
             await Results.Json(new ApiError { Code = code, Message = reason, Details = [] }, DroverJsonContext.Default.ApiError, statusCode: status).ExecuteAsync(http);
         }
     }
+
+    /// <summary>
+    /// Mesos' HTTP authentication realm of a path (Mesos 1.11): frameworks authenticate in
+    /// <c>mesos-master-scheduler</c>, the operator API in <c>mesos-master-readwrite</c>, the read-only endpoints
+    /// (<c>/master/state</c>, …) in <c>mesos-master-readonly</c>; the executor API (served here by <c>drover dev</c>)
+    /// is the agent's <c>mesos-agent-executor</c>.
+    /// </summary>
+    internal static string MesosRealm(string path) =>
+        IsPathOrBelow(path, "/api/v1/scheduler") ? "mesos-master-scheduler"
+        : IsPathOrBelow(path, "/api/v1/executor") ? "mesos-agent-executor"
+        : path.StartsWith("/api/v1", StringComparison.Ordinal) ? "mesos-master-readwrite"
+        : "mesos-master-readonly";
+
+    private static bool IsPathOrBelow(string path, string prefix) =>
+        path.StartsWith(prefix, StringComparison.Ordinal) && (path.Length == prefix.Length || path[prefix.Length] == '/');
 
     private static bool IsMesos(string path) =>
         path.StartsWith("/api/v1", StringComparison.Ordinal) || path.StartsWith("/master/", StringComparison.Ordinal) || path == "/state.json";
