@@ -22,7 +22,7 @@ namespace Drover.Master.Tests.Mesos;
 /// Agents are registrations in the master's ledger (a real agent joins a secured master with a certificate,
 /// which these tests do not need: a refused task never reaches an agent).
 /// </summary>
-public sealed class SchedulerAuthTests
+public sealed class SchedulerAuthorizationTests
 {
     private const string Secret = "s3cret-for-tests";
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
