@@ -48,7 +48,7 @@ public static partial class SecurityGate
             }
 
             if (guard.Check(request.Method, request.Host.Value, request.Headers.Origin.ToString(), own, request.ContentType, hasBody,
-                    protobufAllowed: path.StartsWith("/api/v1", StringComparison.Ordinal)) is { } refused)
+                    routeChecksContentType: request.Path.StartsWithSegments("/api/v1")) is { } refused)
             {
                 await Denials.WriteAsync(http, refused.Status, refused.Reason);
                 return;
