@@ -112,7 +112,12 @@ public sealed class IamSnapshot
     public bool GroupAllows(string gid, string rid, PermissionAction action) => Groups.ContainsKey(gid) && Policy.Allows(GrantsOfGroup(gid), rid, action);
 
     /// <summary>Accounts holding every action on <c>dcos:superuser</c>, directly or through a group.</summary>
-    public int SuperuserCount() => Users.Keys.Count(uid => Allows(uid, Rids.Superuser, PermissionAction.Full));
+    public int SuperuserCount() => Users.Keys.Count(IsSuperuser);
+
+    /// <summary>Whether any account holds every action on <c>dcos:superuser</c> (stops at the first).</summary>
+    public bool HasSuperuser() => Users.Keys.Any(IsSuperuser);
+
+    private bool IsSuperuser(string uid) => Allows(uid, Rids.Superuser, PermissionAction.Full);
 }
 
 /// <summary>
@@ -549,7 +554,7 @@ public sealed partial class IamStore(IStateStore store, TimeProvider time, ILogg
             }
 
             var after = Apply(before, changes);
-            if (before.SuperuserCount() > 0 && after.SuperuserCount() == 0)
+            if (before.HasSuperuser() && !after.HasSuperuser())
             {
                 return IamResult.Fail(IamError.LastSuperuser,
                     $"The last account holding `{Rids.Superuser}` cannot be removed or lose it: grant `{Rids.Superuser}` full to another account first.");

@@ -350,6 +350,18 @@ public sealed class IamApiTests(SecureMasterFixture fixture) : IClassFixture<Sec
         AssertError(await M.AsAdmin(HttpMethod.Delete, Acls + url + "/users/u-acl/read"), HttpStatusCode.BadRequest, "ERR_USER_NOT_IN_ACL", "User `u-acl` is not part of ACL");
         await M.AdminExpect(HttpStatusCode.NoContent, HttpMethod.Put, Acls + url + "/users/u-acl/create");
         AssertError(await M.AsAdmin(HttpMethod.Delete, Acls + url + "/users/u-acl/update"), HttpStatusCode.BadRequest, "ERR_ACTION_NOT_YET_STORED", "Action `update` unknown for user `u-acl`");
+        await M.AdminExpect(HttpStatusCode.NoContent, HttpMethod.Put, Acls + url + "/users/u-acl/update");
+        await M.AdminExpect(HttpStatusCode.NoContent, HttpMethod.Delete, Acls + url + "/users/u-acl"); // every action at once
+        AssertError(await M.AsAdmin(HttpMethod.Get, Acls + url + "/users/u-acl"), HttpStatusCode.BadRequest, "ERR_USER_NOT_IN_ACL");
+        Assert.False(await Allowed(url + "/users/u-acl/create"));
+
+        await M.AdminExpect(HttpStatusCode.NoContent, HttpMethod.Put, Acls + url + "/groups/g-acl/read");
+        var groupActions = (await M.AdminExpect(HttpStatusCode.OK, HttpMethod.Get, Acls + url + "/groups/g-acl")).Json!["array"]!.AsArray();
+        Assert.Equal(new[] { "read", "delete" }, groupActions.Select(a => a!["name"]!.GetValue<string>()));
+        Assert.Equal("/acs/api/v1/acls/" + url + "/groups/g-acl/read", groupActions[0]!["url"]!.GetValue<string>());
+        await M.AdminExpect(HttpStatusCode.NoContent, HttpMethod.Delete, Acls + url + "/groups/g-acl/read");
+        Assert.False(await Allowed(url + "/groups/g-acl/read"));
+        Assert.True(await Allowed(url + "/groups/g-acl/delete"));
         await M.AdminExpect(HttpStatusCode.NoContent, HttpMethod.Delete, Acls + url + "/groups/g-acl");
         AssertError(await M.AsAdmin(HttpMethod.Get, Acls + url + "/groups/g-acl"), HttpStatusCode.BadRequest, "ERR_GROUP_NOT_IN_ACL");
 
