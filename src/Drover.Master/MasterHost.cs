@@ -144,6 +144,7 @@ public static partial class MasterHost
         Mesos.Operator.OperatorApi.Map(app);
         LoginEndpoint.Map(app);
         Security.Audit.AuditEndpoint.Map(app);
+        IamEndpoints.Map(app);
         // Unknown paths answer 404 to anyone: the answer names no resource.
         app.MapFallback((HttpContext http) => ApiResults.NotFound($"no route for {http.Request.Method} {http.Request.Path}")).Access(RouteAccess.Anonymous);
         return app;

@@ -213,10 +213,11 @@ public static class Denials
         {
             var (title, code) = status switch
             {
-                401 => ("Unauthorized", "ERR_MISSING_AUTH_TOKEN"),
-                403 => ("Forbidden", "ERR_FORBIDDEN"),
-                415 => ("Unsupported Media Type", "ERR_INVALID_DATA"),
-                _ => (ReasonPhrase(status), "ERR_INTERNAL"),
+                // DC/OS' titles are the status line ("401 Unauthorized").
+                401 => ("401 Unauthorized", "ERR_MISSING_AUTH_TOKEN"),
+                403 => ("403 Forbidden", "ERR_FORBIDDEN"),
+                415 => ("415 Unsupported Media Type", "ERR_INVALID_DATA"),
+                _ => ($"{status} {ReasonPhrase(status)}", "ERR_INTERNAL"),
             };
             await Results.Json(new JsonObject { ["title"] = title, ["description"] = reason, ["code"] = code }, statusCode: status).ExecuteAsync(http);
         }
