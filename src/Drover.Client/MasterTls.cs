@@ -8,6 +8,15 @@ using Drover.Core.Security.Pki;
 namespace Drover.Client;
 
 /// <summary>
+/// What a client trusts for a master's HTTPS certificate: <see cref="Roots"/> only (custom root trust), or the
+/// machine's store when null. <see cref="OnUntrusted"/> hears about a certificate refused for want of a trusted CA.
+/// </summary>
+public sealed record MasterTrust(X509Certificate2Collection? Roots, Action<X509Certificate2>? OnUntrusted = null)
+{
+    public static MasterTrust System { get; } = new(Roots: null);
+}
+
+/// <summary>
 /// How a client trusts a Drover master's HTTPS certificate: the cluster CA (or the operator's <c>--tls-ca</c>)
 /// as the only root, given by the caller (<c>--ca-cert</c>, a pinned CA), or else the machine's trust store
 /// (an operator certificate from a public CA). The host name is always checked.

@@ -73,7 +73,7 @@ public static partial class MasterHost
     {
         ArgumentNullException.ThrowIfNull(options);
         return options.Etcd is { } etcd
-            ? new EtcdStateStore(etcd.Uris, new EtcdStoreOptions { Prefix = options.StorePrefix }, time, logger)
+            ? new EtcdStateStore(etcd.Uris, new EtcdStoreOptions { Prefix = options.StorePrefix, Tls = options.StoreTls }, time, logger)
             : SqliteStateStore.Open(Path.Combine(options.DataDir, "state.db"), time, logger);
     }
 
@@ -155,6 +155,7 @@ public static partial class MasterHost
         Mesos.Operator.OperatorApi.Map(app);
         LoginEndpoint.Map(app);
         Security.Audit.AuditEndpoint.Map(app);
+        IamEndpoints.Map(app);
         // Unknown paths answer 404 to anyone: the answer names no resource.
         app.MapFallback((HttpContext http) => ApiResults.NotFound($"no route for {http.Request.Method} {http.Request.Path}")).Access(RouteAccess.Anonymous);
         return app;

@@ -107,7 +107,7 @@ public sealed class TlsCliTests(TlsMasterFixture master) : IClassFixture<TlsMast
     {
         var configDir = Config();
         var config = $"XDG_CONFIG_HOME={configDir}";
-        var pinned = Path.Combine(configDir, "drover", "ca", "127.0.0.1_" + master.Url.Port + ".pem");
+        var pinned = Path.Combine(configDir, "drover", "masters", "127.0.0.1_" + master.Url.Port, "ca.pem");
 
         var wrong = await master.Cli([config], "ca", "pin", "--fingerprint", new string('A', 64));
         Assert.True(wrong.ExitCode == 1, wrong.ToString());

@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Drover.Client;
+using Drover.Client.Auth;
+using Drover.Client.Iam;
 using Drover.Core.Json;
 
 namespace Drover.Cli.Commands;
@@ -29,17 +31,11 @@ internal static class CliContext
 
     private static readonly JsonSerializerOptions Indented = new(DroverJsonContext.Default.Options) { WriteIndented = true };
 
-    public static DroverClient Client(ParseResult result)
-    {
-        var uri = MasterUri(result);
-        return new DroverClient(uri, Http(result, uri));
-    }
-
     /// <summary>
-    /// The master's URL. Without a scheme it is https:// (what <c>drover master</c> serves), except the default,
-    /// <c>drover dev</c>'s plain http://127.0.0.1:5050.
+    /// The master URL of <c>--master</c> (or <c>DROVER_MASTER</c>). Without a scheme it is https://, what
+    /// <c>drover master</c> serves; the default is <c>drover dev</c>'s plain http://127.0.0.1:5050.
     /// </summary>
-    public static Uri MasterUri(ParseResult result)
+    public static Uri MasterUrl(ParseResult result)
     {
         var text = result.GetValue(Master)!;
         if (!text.Contains("://", StringComparison.Ordinal))
@@ -52,8 +48,29 @@ internal static class CliContext
             : throw new CliException($"--master: '{text}' is not an http(s) URL", 2);
     }
 
-    /// <summary>An HttpClient for the master trusting what this invocation trusts (<see cref="Security.CliTrust"/>).</summary>
-    public static HttpClient Http(ParseResult result, Uri master) => Security.CliTrust.CreateHttpClient(master, result.GetValue(CaCert));
+    /// <summary>
+    /// The login token to send to <paramref name="master"/>: <c>DROVER_TOKEN</c> when set, else the one
+    /// <c>drover login</c> stored for that master, else none.
+    /// </summary>
+    public static string? Token(Uri master) =>
+        Environment.GetEnvironmentVariable("DROVER_TOKEN") is { Length: > 0 } token ? token.Trim() : TokenFiles.Default().Read(master);
+
+    /// <summary>The CA this invocation trusts for <paramref name="master"/>: <c>--ca-cert</c>, a pinned CA, or the system's (<see cref="Security.CliTrust"/>).</summary>
+    public static MasterTrust Trust(ParseResult result, Uri master) => Security.CliTrust.For(master, result.GetValue(CaCert));
+
+    /// <summary>
+    /// The handler every client command talks to the master through: its TLS trust, the login token, and a 401
+    /// turned into <see cref="MasterLoginRequiredException"/> (one sentence telling the user to log in).
+    /// </summary>
+    public static HttpMessageHandler Handler(ParseResult result)
+    {
+        var master = MasterUrl(result);
+        return MasterHttp.Create(master, Token(master), loginRequiredOn401: true, Trust(result, master));
+    }
+
+    public static DroverClient Client(ParseResult result) => new(MasterUrl(result), Handler(result));
+
+    public static IamClient Iam(ParseResult result) => new(MasterUrl(result), Handler(result));
 
     public static void PrintJson<T>(T value)
     {

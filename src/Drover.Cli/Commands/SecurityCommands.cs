@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using Drover.Cli.Security;
+using Drover.Client.Auth;
 using Drover.Core.Protocol;
 using Drover.Core.Security.Pki;
 using Spectre.Console;
@@ -81,7 +81,7 @@ internal static class SecurityCommands
         var show = new Command("show", "Fetch the master's CA (without trusting it) and print its SHA-256 fingerprint and PEM");
         show.SetAction(async (pr, ct) =>
         {
-            var master = CliContext.MasterUri(pr);
+            var master = CliContext.MasterUrl(pr);
             var (_, info) = await Client.MasterTls.FetchCaAsync(master, ct);
             if (pr.GetValue(CliContext.Json))
             {
@@ -96,10 +96,10 @@ internal static class SecurityCommands
         });
 
         var fingerprint = new Option<string?>("--fingerprint") { Description = "The SHA-256 fingerprint you expect (from the master's start-up output or its operator); pins only if it matches" };
-        var pin = new Command("pin", "Trust the master's CA for that master from now on (kept in ~/.config/drover/ca, 0600), after checking its fingerprint") { fingerprint };
+        var pin = new Command("pin", "Trust the master's CA for that master from now on (kept in ~/.config/drover/masters/, 0600), after checking its fingerprint") { fingerprint };
         pin.SetAction(async (pr, ct) =>
         {
-            var master = CliContext.MasterUri(pr);
+            var master = CliContext.MasterUrl(pr);
             if (master.Scheme != Uri.UriSchemeHttps)
             {
                 throw new CliException($"--master: {master} is plain HTTP; there is no CA to pin", 2);

@@ -2,6 +2,7 @@ using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using Drover.Cli.Commands;
 using Drover.Client;
+using Drover.Client.Auth;
 using Drover.Core.Security.Pki;
 
 namespace Drover.Cli.Security;
@@ -17,8 +18,8 @@ internal static class CliTrust
     private static X509Certificate2? _rejected;
     private static Uri? _rejectedMaster;
 
-    /// <summary>An HttpClient for <paramref name="master"/> trusting what this invocation trusts.</summary>
-    public static HttpClient CreateHttpClient(Uri master, string? caCertFile)
+    /// <summary>What this invocation trusts for <paramref name="master"/>; a refusal is remembered for <see cref="DescribeRejectionAsync"/>.</summary>
+    public static MasterTrust For(Uri master, string? caCertFile)
     {
         ArgumentNullException.ThrowIfNull(master);
         X509Certificate2Collection? roots = null;
@@ -27,11 +28,11 @@ internal static class CliTrust
             roots = caCertFile is { Length: > 0 } ? ReadCaFile(caCertFile) : PinnedOrNull(master);
         }
 
-        return new HttpClient(MasterTls.CreateHandler(roots, leaf =>
+        return new MasterTrust(roots, leaf =>
         {
             _rejected = leaf;
             _rejectedMaster = master;
-        })) { Timeout = Timeout.InfiniteTimeSpan };
+        });
     }
 
     /// <summary>
