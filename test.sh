@@ -12,6 +12,7 @@ command -v pgrep >/dev/null 2>&1 || need+=(procps)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v flock >/dev/null 2>&1 || need+=(util-linux)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)   # the etcd store's tests start their own members
+command -v openssl >/dev/null 2>&1 || need+=(openssl)      # an impostor agent endpoint (AgentIdentityTests) serves a certificate with s_server
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "test.sh: installing ${need[*]}"

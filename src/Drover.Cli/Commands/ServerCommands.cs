@@ -53,7 +53,7 @@ internal static class ServerCommands
             {
                 Console.Out.WriteLine($"  logins required: user admin, password in {BootstrapPasswordPath(master)} (see docs/security.md)");
                 AnnounceCa(host, master.DataDir);
-                Console.Out.WriteLine($"  try:  DROVER_CA_CERT={Path.Combine(master.DataDir, CaFileName)} ./drover --master {host.Url.GetLeftPart(UriPartial.Authority)} node ls");
+                Console.Out.WriteLine($"  try:  DROVER_CA_CERT={Path.Combine(master.DataDir, DroverHosts.CaFileName)} ./drover --master {host.Url.GetLeftPart(UriPartial.Authority)} node ls");
             }
             else
             {
@@ -230,16 +230,10 @@ internal static class ServerCommands
         return cmd;
     }
 
-    /// <summary>The cluster CA's certificate (public) is written here at each start, for clients to trust (<c>--ca-cert</c>).</summary>
-    internal const string CaFileName = "ca.pem";
-
-    /// <summary>Writes the CA clients must trust next to the master's data, and prints where it is and its fingerprint.</summary>
+    /// <summary>Prints where the CA clients must trust is (DroverHosts wrote it) and its fingerprint.</summary>
     private static void AnnounceCa(RunningHost host, string dataDir)
     {
-        var credentials = host.Services.GetRequiredService<MasterCredentials>();
-        var path = Path.Combine(dataDir, CaFileName);
-        File.WriteAllText(path, credentials.ServingCaPem);
-        Console.Out.WriteLine($"  HTTPS; clients trust the CA in {path} (SHA-256 fingerprint {PemCertificates.Fingerprint(credentials.ServingRoots[0])})");
+        Console.Out.WriteLine(DroverHosts.CaAnnouncement(dataDir, host.Services.GetRequiredService<MasterCredentials>()));
         Console.Out.WriteLine("  agents join with a token: drover node token create  →  drover agent --master … --join-token …");
     }
 

@@ -12,6 +12,7 @@ using Drover.Core;
 using Drover.Core.Security;
 using Drover.Master;
 using Drover.Master.HighAvailability;
+using Drover.Core.Security.Pki;
 using Drover.Master.Security.Pki;
 using Drover.Store;
 using Drover.Store.Etcd;
@@ -160,8 +161,26 @@ public static class DroverHosts
             : null;
         if (credentials is not null)
         {
-            // Not fenced: creating the CA is a create-if-absent, so masters racing for it agree on one.
-            await credentials.InitializeAsync(store, address, ct).ConfigureAwait(false);
+            // Not fenced: creating the CA is a create-if-absent, so masters racing for it agree on one. Without the
+            // store there is no CA, so nothing to serve HTTPS with: keep trying (the store logs why it fails).
+            var backoff = TimeSpan.FromMilliseconds(500);
+            while (true)
+            {
+                try
+                {
+                    await credentials.InitializeAsync(store, address, ct).ConfigureAwait(false);
+                    break;
+                }
+                catch (StateStoreUnavailableException e)
+                {
+                    announce($"Drover master {address} cannot load the cluster CA from {options.Etcd} yet ({e.Message}); retrying");
+                    await Task.Delay(backoff, ct).ConfigureAwait(false);
+                    backoff = backoff * 2 > TimeSpan.FromSeconds(10) ? TimeSpan.FromSeconds(10) : backoff * 2;
+                }
+            }
+
+            WriteCaFile(options.DataDir, credentials);
+            announce(CaAnnouncement(options.DataDir, credentials));
         }
 
         using var election = new LeaderElection(store, new LeaderElectionOptions { Address = address, LeaseTtl = options.LeaderLease }, TimeProvider.System, loggers.CreateLogger<LeaderElection>());
@@ -436,6 +455,7 @@ public static class DroverHosts
             if (masterCredentials is not null)
             {
                 await masterCredentials.InitializeAsync(app.Services.GetRequiredService<IStateStore>(), (advertise ?? ListenAddress.Advertise(listen)).Authority, ct).ConfigureAwait(false);
+                WriteCaFile(master.DataDir, masterCredentials);
             }
 
             await app.RecoverDroverMasterAsync(ct).ConfigureAwait(false);
@@ -528,6 +548,24 @@ public static class DroverHosts
         }
 
         return new RunningHost(app, url, agentService, ownedCredentials) { AgentUrl = ownAgentUrl };
+    }
+
+    /// <summary>The CA's certificate (public) is written to <c>&lt;data-dir&gt;/ca.pem</c> at each start, for clients to trust (<c>--ca-cert</c>).</summary>
+    public const string CaFileName = "ca.pem";
+
+    /// <summary>What a master prints about the CA clients must trust.</summary>
+    public static string CaAnnouncement(string dataDir, MasterCredentials credentials)
+    {
+        ArgumentNullException.ThrowIfNull(credentials);
+        return $"  HTTPS; clients trust the CA in {Path.Combine(dataDir, CaFileName)} (SHA-256 fingerprint {PemCertificates.Fingerprint(credentials.ServingRoots[0])})";
+    }
+
+    private static void WriteCaFile(string dataDir, MasterCredentials credentials)
+    {
+        Directory.CreateDirectory(dataDir);
+        var path = Path.Combine(dataDir, CaFileName);
+        File.WriteAllText(path + ".tmp", credentials.ServingCaPem);
+        File.Move(path + ".tmp", path, overwrite: true); // whole or absent: clients and tests read it while the master starts
     }
 
     /// <summary>The URL a started listener serves: its scheme, and the port it really bound.</summary>

@@ -260,7 +260,7 @@ public sealed class AgentIdentityTests
                     var probe = await ProcessRunner.RunAsync("nsenter", [$"--net=/run/netns/{host1.Name}", "--", "bash", "-c", $"exec 3<>/dev/tcp/{host1.Address}/5051"]);
                     return probe.Succeeded || impostor.HasExited;
                 }, TimeSpan.FromSeconds(20), "the impostor to listen");
-                Assert.False(impostor.HasExited, await impostor.StandardError.ReadToEndAsync());
+                Assert.False(impostor.HasExited, impostor.HasExited ? await impostor.StandardError.ReadToEndAsync() : "");
 
                 using var response = await cluster.Http.GetAsync(new Uri(cluster.MasterUrl, $"drover/v1/tasks/{task.Id}/files/read?path=stdout&offset=0"));
                 var body = await response.Content.ReadAsStringAsync();
