@@ -216,9 +216,21 @@ public static class DroverHosts
             }
 
             var fenced = new FencedStateStore(store, election);
-            var host = await StartAsync(listen, logLevel, options, agent: null, masters: null, ct,
-                services => services.AddSingleton<IStateStore>(fenced).AddSingleton(election),
-                app => app.MapLeaderRedirect(address), advertise, credentials).ConfigureAwait(false);
+            RunningHost host;
+            try
+            {
+                host = await StartAsync(listen, logLevel, options, agent: null, masters: null, ct,
+                    services => services.AddSingleton<IStateStore>(fenced).AddSingleton(election),
+                    app => app.MapLeaderRedirect(address), advertise, credentials).ConfigureAwait(false);
+            }
+            catch (NotLeaderException e)
+            {
+                // Deposed while loading the state (e.g. paused past its lease): a write was fenced off. Exit as below.
+                announce($"Drover master {address} lost leadership while starting as the leader ({e.Message}); exiting");
+                (store as EtcdStateStore)?.AbandonWrites();
+                return 3;
+            }
+
             announce($"Drover master {address} is the leader");
             var shutdown = host.WaitForShutdownAsync(ct);
             var lost = Task.Delay(Timeout.Infinite, election.Lost);

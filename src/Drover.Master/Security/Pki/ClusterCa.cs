@@ -44,6 +44,7 @@ public sealed partial class ClusterCa : IDisposable
     public static async Task<ClusterCa> LoadOrCreateAsync(IStateStore store, TimeProvider time, ILogger logger, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(store);
+        var created = false;
         for (var attempt = 0; ; attempt++)
         {
             if (await store.GetAsync(StoreKey, ct).ConfigureAwait(false) is { } entry)
@@ -57,7 +58,11 @@ public sealed partial class ClusterCa : IDisposable
                 }
 
                 var ca = new ClusterCa(loaded.Value!);
-                LogLoaded(logger, ca.Fingerprint);
+                if (!created)
+                {
+                    LogLoaded(logger, ca.Fingerprint);
+                }
+
                 return ca;
             }
 
@@ -67,11 +72,12 @@ public sealed partial class ClusterCa : IDisposable
             }
 
             var now = time.GetUtcNow();
-            using var created = CertificateAuthority.CreateCa($"Drover cluster CA {now:yyyy-MM-dd}", now, CertificateAuthority.DefaultCaLifetime);
-            var record = new StoredCa { Certificate = PemCertificates.Export(created), Key = PemCertificates.ExportWithKey(created), CreatedAt = now };
+            using var fresh = CertificateAuthority.CreateCa($"Drover cluster CA {now:yyyy-MM-dd}", now, CertificateAuthority.DefaultCaLifetime);
+            var record = new StoredCa { Certificate = PemCertificates.Export(fresh), Key = PemCertificates.ExportWithKey(fresh), CreatedAt = now };
             if (await store.CompareAndSwapAsync(StoreKey, 0, JsonSerializer.SerializeToUtf8Bytes(record, PkiJsonContext.Default.StoredCa), ct).ConfigureAwait(false))
             {
-                LogCreated(logger, PemCertificates.Fingerprint(created));
+                created = true;
+                LogCreated(logger, PemCertificates.Fingerprint(fresh));
             }
 
             // Read back what is stored: ours, or the one another master stored first.
