@@ -293,11 +293,8 @@ public sealed partial class AgentCredentials : IDisposable
 
     private void Save(X509Certificate2 certificate, bool writeCas, string? clusterCaPem, string? masterCaPem)
     {
-        System.IO.Directory.CreateDirectory(_dir);
-        if (!OperatingSystem.IsWindows())
-        {
-            File.SetUnixFileMode(_dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        }
+        System.IO.Directory.CreateDirectory(_dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.SetUnixFileMode(_dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute); // an existing one is tightened too
 
         if (writeCas)
         {
@@ -313,12 +310,8 @@ public sealed partial class AgentCredentials : IDisposable
     {
         var tmp = path + ".tmp";
         File.Delete(tmp);
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite; // never readable by others, not even for a moment
-        }
-
+        // Never readable by others, not even for a moment.
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite };
         using (var file = new FileStream(tmp, options))
         {
             file.Write(System.Text.Encoding.UTF8.GetBytes(text));
