@@ -416,7 +416,6 @@ public static class DroverHosts
         var security = master?.Security ?? new Master.Security.SecurityOptions { Enabled = false };
         builder.Services.AddSingleton(new BrowserGuard(ListenAddress.HostNames(listen, agent?.Advertise, security.AllowedHosts), security.AnyHost));
 
-
         if (master is not null)
         {
             Directory.CreateDirectory(master.DataDir);
