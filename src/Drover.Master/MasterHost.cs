@@ -51,6 +51,7 @@ public static partial class MasterHost
         services.AddSingleton(options.Security);
         services.AddSingleton<IamStore>();
         services.AddSingleton<TokenService>();
+        services.AddSingleton<CredentialThrottle>();
         services.AddSingleton<Authenticator>();
         services.AddSingleton<Authorizer>();
         services.AddSingleton<Security.Audit.AuditLog>();
@@ -119,8 +120,10 @@ public static partial class MasterHost
             }
             catch (Exception e) when (e is not OperationCanceledException && !http.Response.HasStarted)
             {
-                LogUnhandled(app.Logger, http.Request.Path, e);
-                await ApiResults.Error(StatusCodes.Status500InternalServerError, ErrorCodes.Internal, "internal error: " + e.Message).ExecuteAsync(http);
+                // The exception's text stays in the log: it may name files, keys or other callers' objects.
+                var incident = http.TraceIdentifier;
+                LogUnhandled(app.Logger, http.Request.Path, incident, e);
+                await ApiResults.Error(StatusCodes.Status500InternalServerError, ErrorCodes.Internal, $"internal error (logged as {incident})").ExecuteAsync(http);
             }
             finally
             {
@@ -150,8 +153,8 @@ public static partial class MasterHost
         return app;
     }
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Unhandled error serving {Path}")]
-    private static partial void LogUnhandled(ILogger logger, string path, Exception e);
+    [LoggerMessage(Level = LogLevel.Error, Message = "Unhandled error serving {Path} (incident {Incident})")]
+    private static partial void LogUnhandled(ILogger logger, string path, string incident, Exception e);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Request {Path} failed: the store is unavailable ({Reason})")]
     private static partial void LogStoreUnavailable(ILogger logger, string path, string reason);
