@@ -24,7 +24,8 @@ internal static class ServerCommands
             Description = "Require logins and permissions, as a real cluster does (default: none, which is allowed only on a loopback address)",
         };
         var bootstrapPassword = BootstrapPasswordOption();
-        var cmd = new Command("dev", "Run a master and one agent in one process (zero setup)") { dataDir, listen, auth, bootstrapPassword, LogLevelOption };
+        var secretsKey = SecretsKeyOption();
+        var cmd = new Command("dev", "Run a master and one agent in one process (zero setup)") { dataDir, listen, auth, bootstrapPassword, secretsKey, LogLevelOption };
         agentFlags.AddTo(cmd, includeHostname: true);
         cmd.SetAction(async (pr, ct) =>
         {
@@ -40,6 +41,7 @@ internal static class ServerCommands
             {
                 DataDir = Path.Combine(dir, "master"),
                 Security = new Master.Security.SecurityOptions { Enabled = secure, BootstrapPasswordFile = pr.GetValue(bootstrapPassword) },
+                SecretsKeyFile = CheckSecretsKeyFile(pr.GetValue(secretsKey), etcd: false),
             };
             var agent = agentFlags.Read(pr, Path.Combine(dir, "agent"));
             await using var host = await DroverHosts.StartDevAsync(master, agent, url, ParseLogLevel(pr), ct);
@@ -86,10 +88,11 @@ internal static class ServerCommands
             Description = "Comma-separated extra host names clients may use to reach this master (its own addresses and names are always allowed); '*' allows any (behind a proxy)",
         };
         var tokenLifetime = SecondsOption("Seconds a login token is valid", new Master.Security.SecurityOptions().TokenLifetime, "--token-lifetime");
+        var secretsKey = SecretsKeyOption();
         var cmd = new Command("master", "Run a master")
         {
             dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, offerTimeout, roleWeights, store, storePrefix, leaderLease, advertise,
-            bootstrapPassword, allowedHosts, tokenLifetime, LogLevelOption,
+            bootstrapPassword, allowedHosts, tokenLifetime, secretsKey, LogLevelOption,
         };
         cmd.SetAction(async (pr, ct) =>
         {
@@ -116,6 +119,7 @@ internal static class ServerCommands
                 }, pr.GetValue(allowedHosts)),
             };
             options = WithStore(options, pr.GetValue(store), pr.GetValue(storePrefix), pr.GetValue(leaderLease));
+            options = options with { SecretsKeyFile = CheckSecretsKeyFile(pr.GetValue(secretsKey), etcd: options.Etcd is not null) };
             if (options.HeartbeatInterval >= options.AgentUnreachableTimeout)
             {
                 throw new CliException("--heartbeat-interval: must be shorter than --agent-timeout, or every agent would turn unreachable between heartbeats", 2);
@@ -189,6 +193,25 @@ internal static class ServerCommands
     {
         Description = "On a new cluster, the first user's (admin) password is read from this file (default: generated into DATA-DIR/bootstrap-admin-password, mode 0600)",
     };
+
+    private static Option<string?> SecretsKeyOption() => new("--secrets-key-file")
+    {
+        Description = "The secret store's key-encryption key(s): base64 of 32 random bytes per line, the first encrypts, later ones only decrypt (rotation); "
+            + "mode 0600. Required, and the same file on every master, with --store etcd://…; default for a single master: generated into DATA-DIR/secrets.key",
+    };
+
+    /// <summary>The key file's full path once it reads as a key ring (exit 2 with the reason otherwise); required on etcd.</summary>
+    internal static string? CheckSecretsKeyFile(string? file, bool etcd)
+    {
+        if (file is null)
+        {
+            return etcd ? throw new CliException(MasterHost.MissingSecretsKeyFile, 2) : null;
+        }
+
+        var full = Path.GetFullPath(file);
+        var (_, error) = Drover.Master.Secrets.SecretKeyRing.Load(full);
+        return error is null ? full : throw new CliException(error, 2);
+    }
 
     private static Master.Security.SecurityOptions ParseAllowedHosts(Master.Security.SecurityOptions security, string? text)
     {

@@ -251,7 +251,15 @@ public static class DroverHosts
         {
             app.MapDroverMaster();
             map?.Invoke(app);
-            await app.RecoverDroverMasterAsync(ct).ConfigureAwait(false);
+            try
+            {
+                await app.RecoverDroverMasterAsync(ct).ConfigureAwait(false);
+            }
+            catch (Master.Secrets.SecretKeyMismatchException e)
+            {
+                await app.DisposeAsync().ConfigureAwait(false);
+                throw new HostStartException(e.Message, e);
+            }
         }
 
         if (agent is not null)

@@ -6,6 +6,7 @@ using System.Text.Json.Nodes;
 using Drover.Core;
 using Drover.Core.Api;
 using Drover.Core.Marathon;
+using Drover.Master.Secrets;
 using Drover.Master.Services;
 using Drover.Master.State;
 using Microsoft.AspNetCore.Builder;
@@ -105,6 +106,11 @@ internal static class MarathonEndpoints
                 return Json(new JsonObject { ["message"] = "Object is not valid", ["details"] = errors }, StatusCodes.Status422UnprocessableEntity);
             }
 
+            if (SecretAccess.MarathonRefusal(http, plan.Select(p => p.Item1), a => "(" + a.Id + ")") is { } refusedSecrets)
+            {
+                return refusedSecrets;
+            }
+
             var result = registry.PutPlan(plan, [], Force(http));
             if (Locked(result) is { } locked)
             {
@@ -121,6 +127,11 @@ internal static class MarathonEndpoints
             if (error is not null)
             {
                 return error;
+            }
+
+            if (SecretAccess.MarathonRefusal(http, [def!]) is { } refusedSecrets)
+            {
+                return refusedSecrets;
             }
 
             var result = registry.Put(def!, mustCreate: true, force: Force(http));
@@ -302,6 +313,12 @@ internal static class MarathonEndpoints
         if (patch && existing is null && http.Request.Method == "PATCH")
         {
             return NoApp(appId);
+        }
+
+        // Any new definition of an app that uses secrets needs read on them: a changed command could print them.
+        if (SecretAccess.MarathonRefusal(http, [def!]) is { } refusedSecrets)
+        {
+            return refusedSecrets;
         }
 
         var result = registry.Put(def!, mustCreate: false, force: Force(http));
