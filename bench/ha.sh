@@ -4,6 +4,8 @@
 #                                      kill → a survivor names a new leader that answers the API
 #   bench/ha.sh api-write [OPS=1000]   POST /v2/apps (0 instances) latency and rate, 1 and 16 clients,
 #                                      on a master with the embedded store, then on one with etcd
+#   BENCH_ETCD_TLS=1 runs etcd over TLS with client certificates (bench/etcd.sh); the masters get
+#   --store-ca/--store-cert/--store-key
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 mode="${1:-failover}"

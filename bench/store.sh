@@ -4,7 +4,7 @@
 #   1. the embedded SQLite store (WAL, synchronous = FULL) in a fresh directory,
 #   2. a 1-member etcd, 3. a 3-member etcd (all members on this machine, loopback, etcd's default
 #      Raft timers), each with fresh data directories under /tmp (the same disk as SQLite's).
-#   bench/store.sh [OPS=2000]
+#   bench/store.sh [OPS=2000]          (BENCH_ETCD_TLS=1: etcd over TLS with client certificates, see bench/etcd.sh)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ops="${1:-2000}"

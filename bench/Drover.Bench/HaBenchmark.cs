@@ -40,7 +40,7 @@ internal static class HaBenchmark
                         var port = FreePort();
                         var dir = Path.Combine(data, $"run{run}-m{i}");
                         masters.Add((Start(droverDll, ["master", "--data-dir", dir, "--listen", $"127.0.0.1:{port}", "--store", etcd, "--store-prefix", prefix,
-                            "--leader-lease", "3", "--secrets-key-file", SecretsKeyFile(data), "--log-level", "warning"], dir + ".log"), new Uri($"http://127.0.0.1:{port}/")));
+                            .. BenchEtcdTls.MasterFlags(), "--leader-lease", "3", "--secrets-key-file", SecretsKeyFile(data), "--log-level", "warning"], dir + ".log"), new Uri($"http://127.0.0.1:{port}/")));
                     }
 
                     var leader = await UntilAsync(() => LeaderAsync(http, masters[0].Url), l => l is not null, Timeout, "a leader", masters[0].Process);
@@ -84,7 +84,7 @@ internal static class HaBenchmark
         var data = Directory.CreateTempSubdirectory("drover-api-write-bench-").FullName;
         var port = FreePort();
         var url = new Uri($"http://127.0.0.1:{port}/");
-        string[] storeArgs = store == "embedded" ? [] : ["--store", store, "--store-prefix", $"/bench-api-{Environment.ProcessId}", "--leader-lease", "3", "--secrets-key-file", SecretsKeyFile(data)];
+        string[] storeArgs = store == "embedded" ? [] : ["--store", store, "--store-prefix", $"/bench-api-{Environment.ProcessId}", .. BenchEtcdTls.MasterFlags(), "--leader-lease", "3", "--secrets-key-file", SecretsKeyFile(data)];
         var master = Start(droverDll, ["master", "--data-dir", Path.Combine(data, "m"), "--listen", $"127.0.0.1:{port}", .. storeArgs, "--log-level", "warning"],
             Path.Combine(data, "master.log"));
         using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false, MaxConnectionsPerServer = 64 }) { Timeout = TimeSpan.FromSeconds(30) };

@@ -27,7 +27,7 @@ internal static class StoreBenchmark
             _ => throw new ArgumentException($"unknown store '{kind}' (sqlite DIR | etcd etcd://HOST:PORT,…)", nameof(kind)),
         };
         var inv = CultureInfo.InvariantCulture;
-        Console.WriteLine(string.Create(inv, $"store: {kind} {target}; machine: {Environment.ProcessorCount} cores, .NET {Environment.Version}"));
+        Console.WriteLine(string.Create(inv, $"store: {kind} {target}{(kind == "etcd" && BenchEtcdTls.MasterFlags().Length > 0 ? " over TLS (client certificate)" : "")}; machine: {Environment.ProcessorCount} cores, .NET {Environment.Version}"));
 
         await MeasureAsync(store, "warm-up", 1, WarmUp, quiet: true);
         var sequential = await MeasureAsync(store, "sequential (1 writer)", 1, ops);
@@ -37,8 +37,8 @@ internal static class StoreBenchmark
 
     private static EtcdStateStore Etcd(string address)
     {
-        var endpoints = EtcdEndpoints.Parse(address);
-        return new EtcdStateStore(endpoints.Uris, new EtcdStoreOptions { Prefix = endpoints.Prefix ?? "/drover-bench/" + Guid.NewGuid().ToString("N") });
+        var (endpoints, tls) = BenchEtcdTls.Apply(EtcdEndpoints.Parse(address));
+        return new EtcdStateStore(endpoints.Uris, new EtcdStoreOptions { Prefix = endpoints.Prefix ?? "/drover-bench/" + Guid.NewGuid().ToString("N"), Tls = tls });
     }
 
     private static async Task<bool> MeasureAsync(IStateStore store, string label, int writers, int ops, bool quiet = false)

@@ -40,6 +40,13 @@ public static class Ids
         return true;
     }
 
+    /// <summary>
+    /// A Unix user name a task may ask to run as (Marathon's <c>user</c>): 1-32 letters, digits, '_', '-' or '.'.
+    /// Whether the user exists is for the agent that runs the task to say.
+    /// </summary>
+    public static bool IsValidUserName(string user) =>
+        user.Length is > 0 and <= 32 && user.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.');
+
     private static string Sanitise(string name)
     {
         Span<char> buf = stackalloc char[Math.Min(name.Length, 64)];

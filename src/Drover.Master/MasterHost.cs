@@ -91,7 +91,7 @@ public static partial class MasterHost
     {
         ArgumentNullException.ThrowIfNull(options);
         return options.Etcd is { } etcd
-            ? new EtcdStateStore(etcd.Uris, new EtcdStoreOptions { Prefix = options.StorePrefix }, time, logger)
+            ? new EtcdStateStore(etcd.Uris, new EtcdStoreOptions { Prefix = options.StorePrefix, Tls = options.StoreTls }, time, logger)
             : SqliteStateStore.Open(Path.Combine(options.DataDir, "state.db"), time, logger);
     }
 

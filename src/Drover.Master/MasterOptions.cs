@@ -45,6 +45,13 @@ public sealed record MasterOptions
     /// </summary>
     public EtcdEndpoints? Etcd { get; init; }
 
+    /// <summary>
+    /// TLS to etcd (<c>--store-ca</c>, <c>--store-cert</c>, <c>--store-key</c>): etcd's certificate is
+    /// verified against these CAs only, and the client certificate is presented to etcd's
+    /// <c>--client-cert-auth</c>. Set, <see cref="Etcd"/>'s endpoints are https; null is plain HTTP.
+    /// </summary>
+    public EtcdTlsOptions? StoreTls { get; init; }
+
     /// <summary>Key prefix in etcd, so several Drover clusters can share one etcd (<c>--store-prefix</c>).</summary>
     public string StorePrefix { get; init; } = EtcdStoreOptions.DefaultPrefix;
 

@@ -18,6 +18,25 @@ public class TaskSubmissionValidatorTests
     }
 
     [Fact]
+    public void Validate_User_CarriedToTheSpec()
+    {
+        Assert.Equal("nobody", Valid("""{"cmd":"id","user":"nobody"}""").User);
+        Assert.Null(Valid("""{"cmd":"id"}""").User);
+    }
+
+    [Theory]
+    [InlineData("\"\"")]
+    [InlineData("\"root;id\"")]
+    [InlineData("\"a-name-longer-than-thirty-two-chars\"")]
+    public void Validate_BadUser_NamesTheField(string user)
+    {
+        var (spec, errors) = TaskSubmissionValidator.Validate(Sub($$"""{"cmd":"id","user":{{user}}}"""));
+
+        Assert.Null(spec);
+        Assert.Equal("user", Assert.Single(errors).Field);
+    }
+
+    [Fact]
     public void Validate_OnlyCmd_AppliesDefaults()
     {
         var spec = Valid("""{"cmd":"echo hi"}""");

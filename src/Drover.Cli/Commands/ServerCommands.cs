@@ -69,9 +69,11 @@ internal static class ServerCommands
         var heartbeatInterval = SecondsOption("Seconds between agent heartbeats (told to each agent when it registers)", defaults.HeartbeatInterval, "--heartbeat-interval");
         var store = new Option<string?>("--store")
         {
-            Description = "Where master state lives: embedded (default, SQLite in --data-dir) or etcd://HOST:PORT,HOST:PORT,…[/prefix] for highly available masters",
+            Description = "Where master state lives: embedded (default, SQLite in --data-dir) or etcd://HOST:PORT,HOST:PORT,…[/prefix] for highly available masters"
+                + " (https://HOST:PORT,https://HOST:PORT,… also works; with --store-ca the etcd:// endpoints are https)",
         };
         var storePrefix = new Option<string?>("--store-prefix") { Description = $"Key prefix in etcd (default {EtcdStoreOptions.DefaultPrefix}), so several clusters can share one etcd" };
+        var storeTls = new StoreTlsFlags();
         var leaderLease = SecondsOption("Seconds (whole, at least 1) of the leader's etcd lease: how long a dead leader keeps the role", defaults.LeaderLease, "--leader-lease");
         var offerTimeout = SecondsOption("Seconds a Mesos framework may hold an offer before it is rescinded", defaults.OfferTimeout, "--offer-timeout");
         var roleWeights = new Option<string?>("--role-weights")
@@ -94,6 +96,7 @@ internal static class ServerCommands
             dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, offerTimeout, roleWeights, store, storePrefix, leaderLease, advertise,
             bootstrapPassword, allowedHosts, tokenLifetime, secretsKey, LogLevelOption,
         };
+        storeTls.AddTo(cmd);
         cmd.SetAction(async (pr, ct) =>
         {
             var url = ParseListen(pr.GetValue(listen)!);
@@ -118,7 +121,7 @@ internal static class ServerCommands
                     TokenLifetime = PositiveSeconds(pr.GetValue(tokenLifetime), "--token-lifetime"),
                 }, pr.GetValue(allowedHosts)),
             };
-            options = WithStore(options, pr.GetValue(store), pr.GetValue(storePrefix), pr.GetValue(leaderLease));
+            options = WithStore(options, pr.GetValue(store), pr.GetValue(storePrefix), pr.GetValue(leaderLease), storeTls.Read(pr));
             options = options with { SecretsKeyFile = CheckSecretsKeyFile(pr.GetValue(secretsKey), etcd: options.Etcd is not null) };
             if (options.HeartbeatInterval >= options.AgentUnreachableTimeout)
             {
@@ -249,9 +252,13 @@ internal static class ServerCommands
         }
     }
 
-    /// <summary>Applies <c>--store</c>, <c>--store-prefix</c> and <c>--leader-lease</c>, refusing (exit 2) what does not parse.</summary>
-    internal static MasterOptions WithStore(MasterOptions options, string? store, string? prefix, double leaseSeconds)
+    /// <summary>
+    /// Applies <c>--store</c>, <c>--store-prefix</c>, <c>--leader-lease</c> and the store's TLS files,
+    /// refusing (exit 2) what does not parse or load, and TLS flags that do not fit the endpoints.
+    /// </summary>
+    internal static MasterOptions WithStore(MasterOptions options, string? store, string? prefix, double leaseSeconds, StoreTlsFiles? tlsFiles = null)
     {
+        tlsFiles ??= new StoreTlsFiles(null, null, null);
         if (!(leaseSeconds >= 1 && leaseSeconds <= 3600 && leaseSeconds == Math.Floor(leaseSeconds)))
         {
             throw new CliException("--leader-lease: must be a whole number of seconds between 1 and 3600 (etcd leases are whole seconds)", 2);
@@ -260,12 +267,20 @@ internal static class ServerCommands
         options = options with { LeaderLease = TimeSpan.FromSeconds(leaseSeconds) };
         if (store is null || store.Equals("embedded", StringComparison.OrdinalIgnoreCase))
         {
-            return prefix is null ? options : throw new CliException("--store-prefix: only applies with --store etcd://…", 2);
+            return prefix is not null ? throw new CliException("--store-prefix: only applies with --store etcd://…", 2)
+                : tlsFiles.FirstFlag is { } flag ? throw new CliException($"{flag}: TLS to the store only applies with --store etcd://… (the embedded store is a file in --data-dir)", 2)
+                : options;
         }
 
         if (!EtcdEndpoints.TryParse(store, out var endpoints, out var error))
         {
             throw new CliException($"--store: {error} (or 'embedded')", 2);
+        }
+
+        var tls = LoadStoreTls(tlsFiles, endpoints!);
+        if (tls is not null)
+        {
+            endpoints = endpoints!.WithTls();
         }
 
         if (prefix is not null)
@@ -281,7 +296,41 @@ internal static class ServerCommands
             }
         }
 
-        return options with { Etcd = endpoints, StorePrefix = prefix ?? endpoints!.Prefix ?? EtcdStoreOptions.DefaultPrefix };
+        return options with { Etcd = endpoints, StoreTls = tls, StorePrefix = prefix ?? endpoints!.Prefix ?? EtcdStoreOptions.DefaultPrefix };
+    }
+
+    /// <summary>The store's TLS settings from <c>--store-ca/--store-cert/--store-key</c>; null for plain HTTP. Refuses (exit 2) files that do not load and flags that do not fit <paramref name="endpoints"/>.</summary>
+    private static EtcdTlsOptions? LoadStoreTls(StoreTlsFiles files, EtcdEndpoints endpoints)
+    {
+        if (files.FirstFlag is not { } flag)
+        {
+            return endpoints.IsTls
+                ? throw new CliException($"--store: {endpoints} names https:// endpoints; give --store-ca (the CA that signed etcd's certificate, the only one trusted)", 2)
+                : null;
+        }
+
+        if (endpoints is { SchemeWritten: true, IsTls: false })
+        {
+            throw new CliException($"--store: {endpoints} names plain http:// endpoints, but {flag} asks for TLS; write https://HOST:PORT or etcd://HOST:PORT", 2);
+        }
+
+        if (files.Ca is null)
+        {
+            throw new CliException($"{flag}: TLS to etcd needs --store-ca too: etcd's certificate is verified against that CA only, not the machine's trusted CAs", 2);
+        }
+
+        if (!EtcdTlsFiles.TryLoad(files.Ca, files.Certificate, files.Key, out var tls, out var error))
+        {
+            var named = error!.File switch
+            {
+                EtcdTlsFile.Ca => "--store-ca",
+                EtcdTlsFile.Certificate => "--store-cert",
+                _ => "--store-key",
+            };
+            throw new CliException($"{named}: {error.Reason}", 2);
+        }
+
+        return tls;
     }
 
     /// <summary>Parses <c>web=2,batch=1</c>; each weight a positive number.</summary>
@@ -331,6 +380,32 @@ internal static class ServerCommands
         Enum.TryParse<LogLevel>(pr.GetValue(LogLevelOption), ignoreCase: true, out var level)
             ? level
             : throw new CliException($"--log-level: '{pr.GetValue(LogLevelOption)}' is not a log level", 2);
+
+    /// <summary>The PEM files named by <c>--store-ca</c>, <c>--store-cert</c>, <c>--store-key</c> (each may be absent).</summary>
+    internal sealed record StoreTlsFiles(string? Ca, string? Certificate, string? Key)
+    {
+        /// <summary>The first of the flags given, for messages; null when none is.</summary>
+        public string? FirstFlag => Ca is not null ? "--store-ca" : Certificate is not null ? "--store-cert" : Key is not null ? "--store-key" : null;
+    }
+
+    /// <summary><c>--store-ca</c>, <c>--store-cert</c>, <c>--store-key</c>: TLS from the master to etcd.</summary>
+    private sealed class StoreTlsFlags
+    {
+        private readonly Option<string?> _ca = new("--store-ca") { Description = "PEM file of the CA(s) that signed etcd's server certificate; the only ones trusted. Makes the etcd endpoints https" };
+        private readonly Option<string?> _cert = new("--store-cert") { Description = "PEM client certificate for etcd's --client-cert-auth (intermediates may follow it)" };
+        private readonly Option<string?> _key = new("--store-key") { Description = "PEM private key of --store-cert, unencrypted, not accessible by other users (chmod 600)" };
+
+        public void AddTo(Command cmd)
+        {
+            cmd.Options.Add(_ca);
+            cmd.Options.Add(_cert);
+            cmd.Options.Add(_key);
+        }
+
+        public StoreTlsFiles Read(ParseResult pr) => new(Full(pr.GetValue(_ca)), Full(pr.GetValue(_cert)), Full(pr.GetValue(_key)));
+
+        private static string? Full(string? path) => string.IsNullOrWhiteSpace(path) ? path : Path.GetFullPath(path);
+    }
 
     /// <summary>Flags describing what an agent offers, shared by dev and agent.</summary>
     private sealed class AgentFlags

@@ -21,6 +21,12 @@ public sealed record TaskSubmission
 
     public ImmutableDictionary<string, string>? Env { get; init; }
 
+    /// <summary>
+    /// The Unix user to run as; absent: the agent's <c>--default-task-user</c>. Naming a user needs the
+    /// permission to run tasks as that user (<c>dcos:mesos:master:task:user:{user}</c>, create).
+    /// </summary>
+    public string? User { get; init; }
+
     public JsonElement? Cpus { get; init; }
 
     public JsonElement? Mem { get; init; }

@@ -34,6 +34,11 @@ public static class TaskSubmissionValidator
             errors.Add(new("cmd", "is required (or args)"));
         }
 
+        if (s.User is { } user && !Ids.IsValidUserName(user))
+        {
+            errors.Add(new("user", "must be a user name of up to 32 letters, digits, '_', '-' or '.'"));
+        }
+
         var executor = s.Executor is { } e ? ValidateExecutor(e, errors) : null;
         if (s.Data is not null && (s.Executor is null || !IsBase64(s.Data)))
         {
@@ -148,6 +153,7 @@ public static class TaskSubmissionValidator
             Constraints = constraints.ToImmutable(),
             KillGracePeriod = TimeSpan.FromSeconds((double)grace!.Value),
             Group = id,
+            User = s.User,
             FrameworkId = executor?.FrameworkId,
             Executor = executor,
             Data = s.Data,

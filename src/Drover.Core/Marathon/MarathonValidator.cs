@@ -119,7 +119,7 @@ public static partial class MarathonValidator
         }
 
         // A POSIX user name; whether it exists is for the agent that runs the task to say.
-        if (app.User is { } user && (user.Length is 0 or > 32 || !user.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.')))
+        if (app.User is { } user && !Ids.IsValidUserName(user))
         {
             e.Add("/user", MarathonErrorText.BadUser);
         }

@@ -43,7 +43,7 @@ internal static class EventFactory
             ["clientIp"] = clientIp,
             ["uri"] = uri,
             ["appDefinition"] = AppNode(app),
-        });
+        }, appIds: [app.Id!]);
 
     public static MarathonEvent StreamAttached(DateTimeOffset at, string remoteAddress) =>
         new(EventTypes.StreamAttached, at, _ => new JsonObject { ["remoteAddress"] = remoteAddress });
@@ -72,14 +72,14 @@ internal static class EventFactory
         {
             ["id"] = plan[0].Id,
             ["plan"] = Plan(plan, light),
-        }, hasLightForm: true);
+        }, hasLightForm: true, appIds: AppsOf(plan));
 
     public static MarathonEvent DeploymentFailed(DateTimeOffset at, ImmutableArray<Deployment> plan) =>
         new(EventTypes.DeploymentFailed, at, light => new JsonObject
         {
             ["id"] = plan[0].Id,
             ["plan"] = Plan(plan, light),
-        }, hasLightForm: true);
+        }, hasLightForm: true, appIds: AppsOf(plan));
 
     /// <summary><c>group_change_success</c> for the group holding the deployment's app.</summary>
     public static MarathonEvent GroupChangeSuccess(DateTimeOffset at, Deployment d) =>
@@ -87,10 +87,10 @@ internal static class EventFactory
         {
             ["groupId"] = ParentGroup(d.AppId),
             ["version"] = PlanVersion(d),
-        });
+        }, appIds: [d.AppId]);
 
     public static MarathonEvent AppTerminated(DateTimeOffset at, string appId) =>
-        new(EventTypes.AppTerminated, at, _ => new JsonObject { ["appId"] = appId });
+        new(EventTypes.AppTerminated, at, _ => new JsonObject { ["appId"] = appId }, appIds: [appId]);
 
     /// <summary>
     /// Marathon's deployment plan over the apps' deployments of one plan id (one app, or the apps of a
@@ -133,7 +133,12 @@ internal static class EventFactory
         {
             ["plan"] = Plan(plan, light),
             ["currentStep"] = new JsonObject { ["actions"] = new JsonArray(Action(StepActions(app)[step], app.AppId)) },
-        }, hasLightForm: true);
+        }, hasLightForm: true, appIds: AppsOf(plan));
+
+    private static ImmutableArray<string> AppsOf(ImmutableArray<Deployment> plan) => [.. plan.Select(d => d.AppId).Distinct()];
+
+    /// <summary>A task event is about the task's app (publishers send them for app instances only).</summary>
+    private static ImmutableArray<string> AppOf(TaskView t) => t.AppId is { } app ? [app] : [];
 
     private static string PlanVersion(Deployment d) => d.To?.Version ?? MarathonEvent.FormatTimestamp(d.StartedAt);
 
@@ -167,7 +172,7 @@ internal static class EventFactory
             ["ipAddresses"] = new JsonArray(),
             ["ports"] = new JsonArray([.. t.Ports.Select(p => (JsonNode)JsonValue.Create(p))]),
             ["version"] = t.AppVersion ?? "",
-        });
+        }, appIds: AppOf(t));
 
     public static MarathonEvent InstanceChanged(DateTimeOffset at, TaskView t) =>
         new(EventTypes.InstanceChanged, at, _ => new JsonObject
@@ -178,7 +183,7 @@ internal static class EventFactory
             ["agentId"] = t.AgentId ?? "",
             ["host"] = t.Hostname ?? "",
             ["runSpecVersion"] = t.AppVersion ?? "",
-        });
+        }, appIds: AppOf(t));
 
     public static MarathonEvent HealthStatusChanged(DateTimeOffset at, TaskView t, bool alive) =>
         new(EventTypes.HealthStatusChanged, at, _ => new JsonObject
@@ -188,7 +193,7 @@ internal static class EventFactory
             ["instanceId"] = t.Id,
             ["version"] = t.AppVersion ?? "",
             ["alive"] = alive,
-        });
+        }, appIds: AppOf(t));
 
     public static MarathonEvent InstanceHealthChanged(DateTimeOffset at, TaskView t, bool healthy) =>
         new(EventTypes.InstanceHealthChanged, at, _ => new JsonObject
@@ -197,7 +202,7 @@ internal static class EventFactory
             ["runSpecId"] = t.AppId,
             ["runSpecVersion"] = t.AppVersion ?? "",
             ["healthy"] = healthy,
-        });
+        }, appIds: AppOf(t));
 
     /// <summary><c>failed_health_check_event</c>, with the app's health check when <paramref name="app"/> is known.</summary>
     public static MarathonEvent FailedHealthCheck(DateTimeOffset at, TaskView t, AppDefinition? app) =>
@@ -207,7 +212,7 @@ internal static class EventFactory
             ["taskId"] = t.Id,
             ["instanceId"] = t.Id,
             ["healthCheck"] = app is null ? null : AppNode(app)["healthChecks"]?.AsArray().FirstOrDefault()?.DeepClone(),
-        });
+        }, appIds: AppOf(t));
 
     public static MarathonEvent UnhealthyInstanceKill(DateTimeOffset at, TaskView t) =>
         new(EventTypes.UnhealthyInstanceKill, at, _ => new JsonObject
@@ -219,7 +224,7 @@ internal static class EventFactory
             ["reason"] = LatestMessage(t),
             ["host"] = t.Hostname ?? "",
             ["slaveId"] = t.AgentId,
-        });
+        }, appIds: AppOf(t));
 
     /// <summary>Marathon's instance condition for a task state.</summary>
     public static string Condition(TaskView t) => t.State switch

@@ -46,6 +46,7 @@ internal static partial class EventsEndpoint
             .ToList();
         var light = string.Equals(query["plan-format"].ToString(), "light", StringComparison.OrdinalIgnoreCase);
         var remote = http.Connection.RemoteIpAddress?.ToString() ?? "";
+        var visible = Visibility(http);
         var logger = loggers.CreateLogger(typeof(EventsEndpoint).FullName!);
 
         http.Response.StatusCode = StatusCodes.Status200OK;
@@ -63,7 +64,7 @@ internal static partial class EventsEndpoint
         {
             await http.Response.StartAsync(stop.Token).ConfigureAwait(false);
             await http.Response.BodyWriter.FlushAsync(stop.Token).ConfigureAwait(false); // the headers now, not with the first event
-            await WriteAsync(http.Response.BodyWriter, subscription, light, bus.Options.KeepAlive, stop.Token).ConfigureAwait(false);
+            await WriteAsync(http.Response.BodyWriter, subscription, light, bus.Options.KeepAlive, stop.Token, visible).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
@@ -81,12 +82,43 @@ internal static partial class EventsEndpoint
     }
 
     /// <summary>
+    /// Which events the caller may see: the stream's permission (admin:events) shows the event stream, and
+    /// an event about apps only if the caller may also read each of them, so a grant of the stream to a team
+    /// shows it its own apps' events, never another team's definitions or instances. Null: everything (a
+    /// dev cluster without logins). Evaluated per event against the live IAM snapshot, so a revoked grant
+    /// takes effect on an open stream.
+    /// </summary>
+    private static Func<MarathonEvent, bool>? Visibility(HttpContext http)
+    {
+        var caller = http.Caller();
+        if (caller.Kind == CallerKind.DevAnonymous)
+        {
+            return null;
+        }
+
+        var authorizer = http.RequestServices.GetRequiredService<Authorizer>();
+        return e =>
+        {
+            foreach (var app in e.AppIds)
+            {
+                if (!authorizer.Allows(caller, Rids.MarathonPath(app), PermissionAction.Read))
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        };
+    }
+
+    /// <summary>
     /// Writes the subscription's events to <paramref name="output"/> as SSE frames until it completes or
-    /// <paramref name="ct"/> is cancelled. Flushes as soon as no further event is ready (and every
+    /// <paramref name="ct"/> is cancelled. Events <paramref name="visible"/> refuses are skipped. Flushes as soon as no further event is ready (and every
     /// <see cref="MaxBatch"/> events), so no event waits in a buffer; a flush waits for a slow client, whose
     /// subscription then fills and is dropped rather than holding up the bus. Internal for tests.
     /// </summary>
-    internal static async Task WriteAsync(PipeWriter output, EventSubscription subscription, bool light, TimeSpan keepAlive, CancellationToken ct)
+    internal static async Task WriteAsync(PipeWriter output, EventSubscription subscription, bool light, TimeSpan keepAlive, CancellationToken ct,
+        Func<MarathonEvent, bool>? visible = null)
     {
         var reader = subscription.Reader;
         CancellationTokenSource? idle = null;
@@ -97,6 +129,11 @@ internal static partial class EventsEndpoint
                 var batch = 0;
                 while (batch < MaxBatch && reader.TryRead(out var e))
                 {
+                    if (visible is not null && !visible(e))
+                    {
+                        continue;
+                    }
+
                     output.Write(e.Frame(light).Span);
                     batch++;
                 }

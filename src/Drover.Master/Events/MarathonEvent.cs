@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -24,17 +25,25 @@ internal sealed class MarathonEvent
     /// run later, on another thread.
     /// </param>
     /// <param name="hasLightForm">True when the light form differs (deployment events), so it is built separately.</param>
-    public MarathonEvent(string eventType, DateTimeOffset timestamp, Func<bool, JsonObject> payload, bool hasLightForm = false)
+    /// <param name="appIds">The apps the event tells about (see <see cref="AppIds"/>); default: none.</param>
+    public MarathonEvent(string eventType, DateTimeOffset timestamp, Func<bool, JsonObject> payload, bool hasLightForm = false, ImmutableArray<string> appIds = default)
     {
         EventType = eventType;
         Timestamp = timestamp;
         _payload = payload;
         _hasLightForm = hasLightForm;
+        AppIds = appIds.IsDefault ? [] : appIds;
     }
 
     public string EventType { get; }
 
     public DateTimeOffset Timestamp { get; }
+
+    /// <summary>
+    /// The apps whose ids, definitions or instances the event carries: a subscriber gets the event only if it
+    /// may read every one of them. Empty for events about no app (the stream's own attach and detach).
+    /// </summary>
+    public ImmutableArray<string> AppIds { get; }
 
     /// <summary>The event as Marathon's JSON.</summary>
     public JsonObject ToJson(bool light = false)

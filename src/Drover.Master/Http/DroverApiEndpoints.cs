@@ -33,11 +33,12 @@ internal static class DroverApiEndpoints
     {
         var g = app.MapGroup("/drover/v1");
         // Tasks: the drover:tasks action at the gate; an app's instance also needs the app's permission, a
-        // framework's task Mesos operator access (TaskAccess, in the handlers).
+        // framework's task Mesos operator access, a named user the run-as permission (TaskAccess, in the handlers).
         var readTasks = RouteAccess.PermissionThenObjects(Rids.Tasks, PermissionAction.Read);
 
         g.MapPost("/tasks", async (HttpRequest req, ClusterState state, CancellationToken ct) =>
         {
+            var http = req.HttpContext;
             var (body, error) = await ApiResults.ReadBody(req, DroverJsonContext.Default.TaskSubmission, ct);
             if (error is not null)
             {
@@ -50,12 +51,17 @@ internal static class DroverApiEndpoints
                 return ApiResults.Validation(errors);
             }
 
+            if (TaskAccess.CheckSubmit(http, spec) is { } denied)
+            {
+                return denied;
+            }
+
             var (view, durable) = state.Submit(spec);
             await durable; // answer only once the task survives a master crash
             return Results.Json(view, DroverJsonContext.Default.TaskView, statusCode: StatusCodes.Status201Created);
         }).Access(RouteAccess.PermissionThenObjects(Rids.Tasks, PermissionAction.Create));
 
-        g.MapGet("/tasks", (string? state, ClusterState cluster) =>
+        g.MapGet("/tasks", (string? state, HttpContext http, ClusterState cluster) =>
         {
             TaskState? filter = null;
             if (state is not null)
@@ -68,19 +74,19 @@ internal static class DroverApiEndpoints
                 filter = parsed;
             }
 
-            return ApiResults.Json(new TaskList { Tasks = cluster.ListTasks(filter) }, DroverJsonContext.Default.TaskList);
+            return ApiResults.Json(new TaskList { Tasks = TaskAccess.Visible(http, cluster.ListTasks(filter)) }, DroverJsonContext.Default.TaskList);
         }).Access(readTasks);
 
-        g.MapGet("/tasks/{id}", (string id, ClusterState state) =>
-            state.GetTask(id) is { } view ? ApiResults.Json(view, DroverJsonContext.Default.TaskView) : ApiResults.NotFound($"no task with id '{id}'"))
+        g.MapGet("/tasks/{id}", (string id, HttpContext http, ClusterState state) =>
+            state.GetTask(id) is not { } view ? ApiResults.NotFound($"no task with id '{id}'")
+            : TaskAccess.Check(http, view, TaskOperation.Read) ?? ApiResults.Json(view, DroverJsonContext.Default.TaskView))
             .Access(readTasks);
 
         var killTasks = RouteAccess.PermissionThenObjects(Rids.Tasks, PermissionAction.Delete);
-        g.MapPost("/tasks/{id}/kill", (string id, ClusterState state) => KillTask(id, state)).Access(killTasks);
-        g.MapDelete("/tasks/{id}", (string id, ClusterState state) => KillTask(id, state)).Access(killTasks);
+        g.MapPost("/tasks/{id}/kill", (string id, HttpContext http, ClusterState state) => KillTask(http, id, state)).Access(killTasks);
+        g.MapDelete("/tasks/{id}", (string id, HttpContext http, ClusterState state) => KillTask(http, id, state)).Access(killTasks);
 
-
-        g.MapGet("/tasks/{id}/files/read", async (string id, string? path, long? offset, int? length, ClusterState state, SandboxReader reader, CancellationToken ct) =>
+        g.MapGet("/tasks/{id}/files/read", async (string id, string? path, long? offset, int? length, HttpContext http, ClusterState state, SandboxReader reader, CancellationToken ct) =>
         {
             var file = path ?? "stdout";
             if (ValidateFileQuery(file, offset ?? 0, length) is { } bad)
@@ -88,9 +94,14 @@ internal static class DroverApiEndpoints
                 return bad;
             }
 
-            if (state.GetTask(id) is null)
+            if (state.GetTask(id) is not { } task)
             {
                 return ApiResults.NotFound($"no task with id '{id}'");
+            }
+
+            if (TaskAccess.Check(http, task, TaskOperation.Sandbox) is { } denied)
+            {
+                return denied;
             }
 
             if (state.AgentOfTask(id) is not { } agent)
@@ -120,9 +131,15 @@ internal static class DroverApiEndpoints
                 return;
             }
 
-            if (state.GetTask(id) is null)
+            if (state.GetTask(id) is not { } task)
             {
                 await ApiResults.NotFound($"no task with id '{id}'").ExecuteAsync(http);
+                return;
+            }
+
+            if (TaskAccess.Check(http, task, TaskOperation.Sandbox) is { } denied)
+            {
+                await denied.ExecuteAsync(http);
                 return;
             }
 
@@ -180,8 +197,13 @@ internal static class DroverApiEndpoints
         }
     }
 
-    private static async Task<IResult> KillTask(string id, ClusterState state)
+    private static async Task<IResult> KillTask(HttpContext http, string id, ClusterState state)
     {
+        if (state.GetTask(id) is { } task && TaskAccess.Check(http, task, TaskOperation.Kill) is { } denied)
+        {
+            return denied;
+        }
+
         var (result, durable) = state.Kill(id);
         if (result == KillResult.NotFound)
         {

@@ -29,24 +29,28 @@ internal static class GroupEndpoints
             switch (http.Request.Method)
             {
                 case "GET" when versions:
-                    return Versions(registry, groupId);
+                    return Versions(http, registry, groupId);
                 case "GET":
-                    return Get(registry, groupId);
+                    return Get(http, registry, groupId);
                 case "DELETE":
                     return await Delete(http, registry, groupId);
                 default:
                     return await Change(http, registry, groupId, create: http.Request.Method == "POST", removeMissing: http.Request.Method == "PUT");
             }
         }).Access(MarathonEndpoints.Access);
-        app.MapGet("/v2/groups", (ServiceRegistry registry) => Get(registry, "/")).Access(MarathonEndpoints.Access);
+        app.MapGet("/v2/groups", (HttpContext http, ServiceRegistry registry) => Get(http, registry, "/")).Access(MarathonEndpoints.Access);
         app.MapPost("/v2/groups", (HttpContext http, ServiceRegistry registry) => Change(http, registry, "/", create: true, removeMissing: false)).Access(MarathonEndpoints.Access);
         app.MapPut("/v2/groups", (HttpContext http, ServiceRegistry registry) => Change(http, registry, "/", create: false, removeMissing: false)).Access(MarathonEndpoints.Access);
     }
 
-    private static IResult Get(ServiceRegistry registry, string groupId)
+    private static IResult Get(HttpContext http, ServiceRegistry registry, string groupId)
     {
-        var apps = registry.List().Select(a => a.Current).ToList();
-        var groups = registry.ListGroups().ToDictionary(g => g.Id, StringComparer.Ordinal);
+        var (apps, groups, denied) = Visible(http, registry, groupId);
+        if (denied is not null)
+        {
+            return denied;
+        }
+
         if (!Exists(groupId, apps, groups))
         {
             return Message(StatusCodes.Status404NotFound, $"Group '{groupId}' does not exist");
@@ -55,12 +59,46 @@ internal static class GroupEndpoints
         return Json(GroupJson(groupId, apps, groups));
     }
 
+    /// <summary>
+    /// The apps and groups the caller may see: apps it may read, groups it may read or that lead to something
+    /// it may read (so <c>/</c> shows a <c>/team-a</c> user the way to <c>/team-a</c>, and nothing else). A
+    /// group that is neither is a 403, whether or not it exists; <c>/</c> is never refused, only filtered.
+    /// </summary>
+    private static (List<AppDefinition> Apps, Dictionary<string, GroupRecord> Groups, IResult? Denied) Visible(HttpContext http, ServiceRegistry registry, string groupId)
+    {
+        var canRead = MarathonAccess.Reader(http);
+        var apps = registry.List().Select(a => a.Current).Where(a => canRead(a.Id!)).ToList();
+        var all = registry.ListGroups();
+        var readable = all.Where(g => canRead(g.Id)).Select(g => g.Id).Concat(apps.Select(a => a.Id!)).ToList();
+        var leading = new HashSet<string>(StringComparer.Ordinal) { "/" };
+        foreach (var id in readable)
+        {
+            for (var p = Parent(id); p != "/"; p = Parent(p))
+            {
+                if (!leading.Add(p))
+                {
+                    break;
+                }
+            }
+        }
+
+        var groups = all.Where(g => canRead(g.Id) || leading.Contains(g.Id)).ToDictionary(g => g.Id, StringComparer.Ordinal);
+        var denied = canRead(groupId) || leading.Contains(groupId) ? null : MarathonAccess.Require(http, groupId, PermissionAction.Read);
+        return (apps, groups, denied);
+    }
+
     private static bool Exists(string groupId, List<AppDefinition> apps, Dictionary<string, GroupRecord> groups) =>
         groupId == "/" || groups.ContainsKey(groupId) || apps.Any(a => Under(a.Id!, groupId)) || groups.Keys.Any(g => Under(g, groupId));
 
-    private static IResult Versions(ServiceRegistry registry, string groupId)
+    private static IResult Versions(HttpContext http, ServiceRegistry registry, string groupId)
     {
-        var versions = registry.List().Where(a => groupId == "/" || Under(a.Current.Id!, groupId))
+        if (Visible(http, registry, groupId).Denied is { } denied)
+        {
+            return denied;
+        }
+
+        var canRead = MarathonAccess.Reader(http);
+        var versions = registry.List().Where(a => (groupId == "/" || Under(a.Current.Id!, groupId)) && canRead(a.Current.Id!))
             .SelectMany(a => a.Versions.Select(v => v.Version!)).Distinct().OrderDescending(StringComparer.Ordinal);
         return Json(new JsonArray([.. versions.Select(v => (JsonNode)JsonValue.Create(v)!)]));
     }
@@ -68,6 +106,15 @@ internal static class GroupEndpoints
     private static async Task<IResult> Delete(HttpContext http, ServiceRegistry registry, string groupId)
     {
         var apps = groupId == "/" ? registry.List().Select(a => a.Current.Id!).ToList() : registry.AppsUnder(groupId);
+
+        // Removing a group removes everything in it: delete on the group, every app and every group below.
+        var needs = new[] { groupId }.Concat(apps).Concat(registry.ListGroups().Select(g => g.Id).Where(g => Under(g, groupId)))
+            .Select(id => MarathonAccess.On(id, PermissionAction.Delete));
+        if (MarathonAccess.Require(http, needs) is { } denied)
+        {
+            return denied;
+        }
+
         if (!Exists(groupId, registry.List().Select(a => a.Current).ToList(), registry.ListGroups().ToDictionary(g => g.Id, StringComparer.Ordinal)))
         {
             return Message(StatusCodes.Status404NotFound, $"Group '{groupId}' does not exist");
@@ -120,6 +167,11 @@ internal static class GroupEndpoints
                 return Message(StatusCodes.Status404NotFound, $"Group '{groupId}' does not exist");
             }
 
+            if (MarathonAccess.Require(http, scaled.SelectMany(a => MarathonAccess.ToWrite(a.Item1, exists: true))) is { } denied)
+            {
+                return denied;
+            }
+
             return await Apply(http, registry, scaled, [], []);
         }
 
@@ -147,7 +199,19 @@ internal static class GroupEndpoints
                 return Message(StatusCodes.Status404NotFound, $"Group '{groupId}' has no apps to roll back to version {target}");
             }
 
+            var needs = restore.SelectMany(a => MarathonAccess.ToWrite(a.Item1, exists: true)).Concat(drop.Select(id => MarathonAccess.On(id, PermissionAction.Delete)));
+            if (MarathonAccess.Require(http, needs) is { } rollbackDenied)
+            {
+                return rollbackDenied;
+            }
+
             return await Apply(http, registry, restore, drop, []);
+        }
+
+        // Creating a group needs create on it, asked before whether it exists (a 409 would tell).
+        if (create && MarathonAccess.Require(http, groupId, PermissionAction.Create) is { } createDenied)
+        {
+            return createDenied;
         }
 
         if (create && groupId != "/" && (registry.AppsUnder(groupId).Count > 0 || registry.ListGroups().Any(g => g.Id == groupId)))
@@ -187,7 +251,51 @@ internal static class GroupEndpoints
             groups = [.. groups.Select(g => g.Id == groupId && existing.TryGetValue(g.Id, out var had) ? (g.Id, had.Dependencies) : g)];
         }
 
+        if (MarathonAccess.Require(http, ChangeNeeds(registry, plan, remove, groups, replaces ? groupId : null)) is { } changeDenied)
+        {
+            return changeDenied;
+        }
+
         return await Apply(http, registry, plan, remove, groups, replaces ? groupId : null);
+    }
+
+    /// <summary>
+    /// Every permission a group change needs, checked together before anything changes: each app written
+    /// (create or update, and its run-as user), each app removed (delete), each group recorded (create when
+    /// new, else update), and each group record a replacing PUT drops (delete).
+    /// </summary>
+    private static IEnumerable<Grant> ChangeNeeds(ServiceRegistry registry, List<(AppDefinition App, ImmutableArray<string> Deps)> plan, List<string> remove,
+        List<(string Id, ImmutableArray<string> Dependencies)> groups, string? replaceGroupsUnder)
+    {
+        var records = registry.ListGroups().Select(g => g.Id).ToHashSet(StringComparer.Ordinal);
+        var appIds = registry.List().Select(a => a.Current.Id!).ToList();
+        foreach (var (app, _) in plan)
+        {
+            foreach (var need in MarathonAccess.ToWrite(app, exists: registry.Get(app.Id!) is not null))
+            {
+                yield return need;
+            }
+        }
+
+        foreach (var id in remove)
+        {
+            yield return MarathonAccess.On(id, PermissionAction.Delete);
+        }
+
+        foreach (var (id, _) in groups)
+        {
+            var exists = records.Contains(id) || appIds.Any(a => Under(a, id));
+            yield return MarathonAccess.On(id, exists ? PermissionAction.Update : PermissionAction.Create);
+        }
+
+        if (replaceGroupsUnder is not null)
+        {
+            var kept = groups.Select(g => g.Id).ToHashSet(StringComparer.Ordinal);
+            foreach (var id in records.Where(r => (r == replaceGroupsUnder || Under(r, replaceGroupsUnder)) && !kept.Contains(r)))
+            {
+                yield return MarathonAccess.On(id, PermissionAction.Delete);
+            }
+        }
     }
 
     private static async Task<IResult> Apply(HttpContext http, ServiceRegistry registry, List<(AppDefinition, ImmutableArray<string>)> plan, List<string> remove,

@@ -47,9 +47,15 @@ internal static class MarathonEndpoints
             var embed = Embeds(http, "apps.");
             var idFilter = http.Request.Query["id"].ToString();
             var labelFilter = http.Request.Query["label"].ToString();
+            var canRead = MarathonAccess.Reader(http);
             var apps = new JsonArray();
             foreach (var a in registry.List())
             {
+                if (!canRead(a.Current.Id!))
+                {
+                    continue;
+                }
+
                 if (idFilter.Length > 0 && !a.Current.Id!.Contains(idFilter, StringComparison.OrdinalIgnoreCase))
                 {
                     continue;
@@ -106,6 +112,12 @@ internal static class MarathonEndpoints
                 return Json(new JsonObject { ["message"] = "Object is not valid", ["details"] = errors }, StatusCodes.Status422UnprocessableEntity);
             }
 
+            // All or nothing: every app of the plan is checked before any changes.
+            if (MarathonAccess.Require(http, plan.SelectMany(p => MarathonAccess.ToWrite(p.Item1, registry.Get(p.Item1.Id!) is not null))) is { } denied)
+            {
+                return denied;
+            }
+
             if (SecretAccess.MarathonRefusal(http, plan.Select(p => p.Item1), a => "(" + a.Id + ")") is { } refusedSecrets)
             {
                 return refusedSecrets;
@@ -127,6 +139,11 @@ internal static class MarathonEndpoints
             if (error is not null)
             {
                 return error;
+            }
+
+            if (MarathonAccess.Require(http, MarathonAccess.ToWrite(def!, exists: false)) is { } denied)
+            {
+                return denied;
             }
 
             if (SecretAccess.MarathonRefusal(http, [def!]) is { } refusedSecrets)
@@ -155,6 +172,21 @@ internal static class MarathonEndpoints
         {
             var method = http.Request.Method;
             var (appId, suffix, rest) = SplitAppPath(path);
+
+            // The app's permission before whether it exists, so a 404 tells nothing about apps one may not read.
+            // Writes are checked in PutApp on the definition's canonical id (the one written).
+            var needs = (suffix, method) switch
+            {
+                (null or "tasks" or "versions", "GET") => PermissionAction.Read,
+                (null, "DELETE") => PermissionAction.Delete,
+                ("restart", "POST") or ("tasks", "DELETE") => PermissionAction.Update,
+                _ => PermissionAction.None,
+            };
+            if (needs != PermissionAction.None && MarathonAccess.Require(http, appId, needs) is { } denied)
+            {
+                return denied;
+            }
+
             switch (suffix, method)
             {
                 case (null, "GET"):
@@ -184,9 +216,10 @@ internal static class MarathonEndpoints
             }
         }).Access(Access);
 
-        app.MapGet("/v2/tasks", (string? status, ServiceRegistry registry, ClusterState cluster) =>
+        app.MapGet("/v2/tasks", (string? status, HttpContext http, ServiceRegistry registry, ClusterState cluster) =>
         {
-            var tasks = registry.List().SelectMany(a => cluster.ActiveTasksOfGroup(a.Current.Id!));
+            var canRead = MarathonAccess.Reader(http);
+            var tasks = registry.List().Where(a => canRead(a.Current.Id!)).SelectMany(a => cluster.ActiveTasksOfGroup(a.Current.Id!));
             if (status is { Length: > 0 } s)
             {
                 tasks = tasks.Where(t => string.Equals(t.State.WireName(), "TASK_" + s, StringComparison.OrdinalIgnoreCase)
@@ -213,6 +246,12 @@ internal static class MarathonEndpoints
                 }
             }
 
+            // All or nothing: killing an instance changes its app (Marathon's update), checked for every app first.
+            if (MarathonAccess.Require(http, killed.Select(t => t.AppId!).Distinct().Select(app => MarathonAccess.On(app, PermissionAction.Update))) is { } denied)
+            {
+                return denied;
+            }
+
             var scale = Bool(http, "scale");
             var changes = controller.RunExclusive(() =>
             {
@@ -235,13 +274,24 @@ internal static class MarathonEndpoints
             return Json(new JsonObject { ["tasks"] = TasksJson(killed) });
         }).Access(Access);
 
-        // A group change is one plan over several apps sharing one deployment id: one entry each.
-        app.MapGet("/v2/deployments", (ServiceRegistry registry, ClusterState cluster) =>
-            Json(new JsonArray([.. registry.List().Where(a => a.Deployment is not null).Select(a => a.Deployment!)
-                .GroupBy(d => d.Id).Select(g => (JsonNode)DeploymentJson([.. g], cluster))]))).Access(Access);
+        // A group change is one plan over several apps sharing one deployment id: one entry each. A plan is
+        // listed with the apps the caller may read (Marathon lists it when any is; here the others stay hidden too).
+        app.MapGet("/v2/deployments", (HttpContext http, ServiceRegistry registry, ClusterState cluster) =>
+        {
+            var canRead = MarathonAccess.Reader(http);
+            return Json(new JsonArray([.. registry.List().Where(a => a.Deployment is not null && canRead(a.Current.Id!)).Select(a => a.Deployment!)
+                .GroupBy(d => d.Id).Select(g => (JsonNode)DeploymentJson([.. g], cluster))]));
+        }).Access(Access);
 
         app.MapDelete("/v2/deployments/{id}", async (string id, HttpContext http, ServiceRegistry registry) =>
         {
+            // Cancelling or rolling back a plan changes every app in it: update on each, as Marathon checks.
+            var affected = registry.List().Where(a => a.Deployment?.Id == id).Select(a => MarathonAccess.On(a.Current.Id!, PermissionAction.Update));
+            if (MarathonAccess.Require(http, affected) is { } denied)
+            {
+                return denied;
+            }
+
             var result = registry.CancelDeployment(id, Force(http));
             if (result.Error == AppChangeError.NotFound)
             {
@@ -254,12 +304,18 @@ internal static class MarathonEndpoints
                 : Results.StatusCode(StatusCodes.Status202Accepted);
         }).Access(Access);
 
-        app.MapGet("/v2/queue", (ServiceRegistry registry, ClusterState cluster, TimeProvider time) =>
+        app.MapGet("/v2/queue", (HttpContext http, ServiceRegistry registry, ClusterState cluster, TimeProvider time) =>
         {
+            var canRead = MarathonAccess.Reader(http);
             var queue = new JsonArray();
             foreach (var a in registry.List())
             {
                 var id = a.Current.Id!;
+                if (!canRead(id))
+                {
+                    continue;
+                }
+
                 var waiting = cluster.ActiveTasksOfGroup(id).Where(t => t.State == TaskState.Pending).ToList();
                 var n = a.Current.Instances ?? 1;
                 var alive = cluster.ActiveTasksOfGroup(id).Count(t => t.State != TaskState.Killing);
@@ -287,12 +343,17 @@ internal static class MarathonEndpoints
             return Json(new JsonObject { ["queue"] = queue });
         }).Access(Access);
 
-        app.MapDelete("/v2/queue/{**appId}", (string appId, ServiceRegistry registry) =>
+        app.MapDelete("/v2/queue/{**appId}", (string appId, HttpContext http, ServiceRegistry registry) =>
         {
             var id = "/" + appId.Trim('/');
             if (id.EndsWith("/delay", StringComparison.Ordinal))
             {
                 id = id[..^"/delay".Length];
+            }
+
+            if (MarathonAccess.Require(http, id, PermissionAction.Update) is { } denied)
+            {
+                return denied;
             }
 
             return registry.ResetDelay(id) ? Results.NoContent() : NoApp(id);
@@ -308,6 +369,12 @@ internal static class MarathonEndpoints
         if (error is not null)
         {
             return error;
+        }
+
+        // On the canonical id (the one written, whatever dot segments the path had), before whether it exists.
+        if (MarathonAccess.Require(http, MarathonAccess.ToWrite(def!, exists: registry.Get(def!.Id!) is not null)) is { } denied)
+        {
+            return denied;
         }
 
         if (patch && existing is null && http.Request.Method == "PATCH")

@@ -3,6 +3,8 @@ using System.Security.Cryptography;
 using System.Text;
 using Drover.Core.Security;
 using Drover.Master.Iam;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http;
 
 namespace Drover.Master.Security;
@@ -55,9 +57,30 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
             return (null, "the Authorization header must be 'token=<JWT>', 'Bearer <JWT>' or 'Basic <credentials>'");
         }
 
-        // The TLS layer accepted the certificate only if the cluster CA issued it.
-        return WorkloadIdentity.FromCertificate(http.Connection.ClientCertificate) is { } machine ? (machine, null) : (null, null);
+        // The TLS layer accepted the certificate only if the cluster CA issued it. The identity is read once per
+        // connection: an agent's heartbeats, updates and command stream reuse theirs.
+        var certificate = http.Connection.ClientCertificate;
+        if (certificate is null)
+        {
+            return (null, null);
+        }
+
+        var items = http.Features.Get<IConnectionItemsFeature>()?.Items;
+        if (items?.TryGetValue(ConnectionCallerKey, out var cached) == true && cached is (X509Certificate2 c, Caller known) && ReferenceEquals(c, certificate))
+        {
+            return (known, null);
+        }
+
+        var machine = WorkloadIdentity.FromCertificate(certificate);
+        if (items is not null && machine is not null)
+        {
+            items[ConnectionCallerKey] = (certificate, machine);
+        }
+
+        return (machine, null);
     }
+
+    private static readonly object ConnectionCallerKey = new();
 
     private async ValueTask<(Caller?, string?)> FromTokenAsync(string token)
     {

@@ -4,23 +4,41 @@ using System.Globalization;
 namespace Drover.Store.Etcd;
 
 /// <summary>
-/// The members of an etcd cluster and, optionally, the key prefix, as written on a command line:
-/// <c>etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379</c> or <c>etcd://h1,h2,h3/drover-prod</c>
-/// (port 2379 when left out, IPv6 in brackets: <c>[fd00::1]:2379</c>).
+/// The members of an etcd cluster and, optionally, the key prefix, as written on a command line, in
+/// one of two forms:
+/// <list type="bullet">
+/// <item><c>etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379</c> or <c>etcd://h1,h2,h3/drover-prod</c>
+/// (port 2379 when left out, IPv6 in brackets: <c>[fd00::1]:2379</c>): the scheme follows the TLS
+/// settings, <c>http</c> until <see cref="WithTls"/> makes it <c>https</c>;</item>
+/// <item><c>https://10.0.0.1:2379,https://10.0.0.2:2379[/prefix]</c> (or <c>http://…</c>), as etcdctl's
+/// <c>--endpoints</c> and Kubernetes' <c>--etcd-servers</c> take them: every endpoint with the same
+/// scheme and a port, the prefix after the last one.</item>
+/// </list>
 /// </summary>
 public sealed record EtcdEndpoints(ImmutableArray<Uri> Uris, string? Prefix)
 {
     public const string Scheme = "etcd://";
     public const int DefaultPort = 2379;
 
+    /// <summary>Whether the text wrote the scheme (<c>http://</c>, <c>https://</c>) rather than <c>etcd://</c>.</summary>
+    public bool SchemeWritten { get; init; }
+
+    /// <summary>Whether the endpoints are <c>https</c>.</summary>
+    public bool IsTls => Uris.Length > 0 && Uris[0].Scheme == Uri.UriSchemeHttps;
+
     /// <summary>Parses <paramref name="text"/>.</summary>
-    /// <exception cref="FormatException">It is not of that form; the message names the part that is wrong.</exception>
+    /// <exception cref="FormatException">It is not of either form; the message names the part that is wrong.</exception>
     public static EtcdEndpoints Parse(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
+        if (StartsWithScheme(text, Uri.UriSchemeHttp) || StartsWithScheme(text, Uri.UriSchemeHttps))
+        {
+            return ParseUrls(text);
+        }
+
         if (!text.StartsWith(Scheme, StringComparison.OrdinalIgnoreCase))
         {
-            throw new FormatException($"'{text}' is not an etcd address: it must start with {Scheme} (e.g. {Scheme}10.0.0.1:2379,10.0.0.2:2379)");
+            throw new FormatException($"'{text}' is not an etcd address: it must start with {Scheme} (e.g. {Scheme}10.0.0.1:2379,10.0.0.2:2379) or be a list of https:// URLs");
         }
 
         var rest = text[Scheme.Length..];
@@ -28,12 +46,8 @@ public sealed record EtcdEndpoints(ImmutableArray<Uri> Uris, string? Prefix)
         var slash = rest.IndexOf('/', StringComparison.Ordinal);
         if (slash >= 0)
         {
-            prefix = rest[slash..];
+            prefix = CheckPrefix(rest[slash..], text);
             rest = rest[..slash];
-            if (prefix.Contains('?', StringComparison.Ordinal) || prefix.Contains('#', StringComparison.Ordinal))
-            {
-                throw new FormatException($"the key prefix '{prefix}' in '{text}' may not contain '?' or '#'");
-            }
         }
 
         if (rest.Length == 0)
@@ -45,16 +59,10 @@ public sealed record EtcdEndpoints(ImmutableArray<Uri> Uris, string? Prefix)
         var uris = ImmutableArray.CreateBuilder<Uri>(parts.Length);
         for (var i = 0; i < parts.Length; i++)
         {
-            uris.Add(ParseEndpoint(parts[i].Trim(), i + 1, text));
+            uris.Add(ParseEndpoint(parts[i].Trim(), i + 1, text, Uri.UriSchemeHttp, portRequired: false));
         }
 
-        var duplicate = uris.GroupBy(u => u.Authority, StringComparer.OrdinalIgnoreCase).FirstOrDefault(g => g.Count() > 1);
-        if (duplicate is not null)
-        {
-            throw new FormatException($"endpoint '{duplicate.Key}' appears more than once in '{text}'");
-        }
-
-        return new EtcdEndpoints(uris.MoveToImmutable(), prefix);
+        return Checked(new EtcdEndpoints(uris.MoveToImmutable(), prefix), text);
     }
 
     /// <summary>Parses like <see cref="Parse"/>; false with the reason in <paramref name="error"/> instead of throwing.</summary>
@@ -74,9 +82,75 @@ public sealed record EtcdEndpoints(ImmutableArray<Uri> Uris, string? Prefix)
         }
     }
 
-    public override string ToString() => Scheme + string.Join(',', Uris.Select(u => u.Authority)) + Prefix;
+    /// <summary>The same endpoints over TLS: <c>https</c> for the <c>etcd://</c> form; the written form must already be <c>https</c>.</summary>
+    /// <exception cref="InvalidOperationException">The endpoints were written as <c>http://</c>.</exception>
+    public EtcdEndpoints WithTls()
+    {
+        if (IsTls)
+        {
+            return this;
+        }
 
-    private static Uri ParseEndpoint(string part, int position, string text)
+        return SchemeWritten
+            ? throw new InvalidOperationException($"{this} names plain http:// endpoints")
+            : this with { Uris = [.. Uris.Select(u => new UriBuilder(u) { Scheme = Uri.UriSchemeHttps, Port = u.Port }.Uri)] };
+    }
+
+    public override string ToString() => SchemeWritten
+        ? string.Join(',', Uris.Select(u => u.GetLeftPart(UriPartial.Authority))) + Prefix
+        : Scheme + string.Join(',', Uris.Select(u => u.Authority)) + Prefix;
+
+    private static bool StartsWithScheme(string text, string scheme) =>
+        text.Length > scheme.Length + 3 && text.StartsWith(scheme, StringComparison.OrdinalIgnoreCase) && text.AsSpan(scheme.Length).StartsWith("://", StringComparison.Ordinal);
+
+    /// <summary><c>https://h1:2379,https://h2:2379[/prefix]</c>: one scheme for all, a port on each, a path only after the last.</summary>
+    private static EtcdEndpoints ParseUrls(string text)
+    {
+        var scheme = StartsWithScheme(text, Uri.UriSchemeHttps) ? Uri.UriSchemeHttps : Uri.UriSchemeHttp;
+        var parts = text.Split(',');
+        var uris = ImmutableArray.CreateBuilder<Uri>(parts.Length);
+        string? prefix = null;
+        for (var i = 0; i < parts.Length; i++)
+        {
+            var part = parts[i].Trim();
+            if (!StartsWithScheme(part, scheme))
+            {
+                throw new FormatException(part.Contains("://", StringComparison.Ordinal)
+                    ? $"'{text}' mixes schemes: endpoint {i + 1} '{part}' is not {scheme}:// like the first"
+                    : $"endpoint {i + 1} '{part}' of '{text}' has no scheme: write each endpoint as {scheme}://HOST:PORT");
+            }
+
+            var authority = part[(scheme.Length + 3)..];
+            var slash = authority.IndexOf('/', StringComparison.Ordinal);
+            if (slash >= 0)
+            {
+                if (i < parts.Length - 1)
+                {
+                    throw new FormatException($"endpoint '{part}' of '{text}' has a path; only the last endpoint may carry the key prefix");
+                }
+
+                prefix = CheckPrefix(authority[slash..], text);
+                authority = authority[..slash];
+            }
+
+            uris.Add(ParseEndpoint(authority, i + 1, text, scheme, portRequired: true));
+        }
+
+        return Checked(new EtcdEndpoints(uris.MoveToImmutable(), prefix is "/" ? null : prefix) { SchemeWritten = true }, text);
+    }
+
+    private static string CheckPrefix(string prefix, string text) =>
+        prefix.Contains('?', StringComparison.Ordinal) || prefix.Contains('#', StringComparison.Ordinal)
+            ? throw new FormatException($"the key prefix '{prefix}' in '{text}' may not contain '?' or '#'")
+            : prefix;
+
+    private static EtcdEndpoints Checked(EtcdEndpoints endpoints, string text)
+    {
+        var duplicate = endpoints.Uris.GroupBy(u => u.Authority, StringComparer.OrdinalIgnoreCase).FirstOrDefault(g => g.Count() > 1);
+        return duplicate is null ? endpoints : throw new FormatException($"endpoint '{duplicate.Key}' appears more than once in '{text}'");
+    }
+
+    private static Uri ParseEndpoint(string part, int position, string text, string scheme, bool portRequired)
     {
         if (part.Length == 0)
         {
@@ -117,6 +191,11 @@ public sealed record EtcdEndpoints(ImmutableArray<Uri> Uris, string? Prefix)
             throw new FormatException($"endpoint '{part}' in '{text}' has no host");
         }
 
+        if (port is null && portRequired)
+        {
+            throw new FormatException($"endpoint '{part}' in '{text}' has no port: write {scheme}://{host}:{DefaultPort} (etcd's client port)");
+        }
+
         var number = DefaultPort;
         if (port is not null && (!int.TryParse(port, NumberStyles.None, CultureInfo.InvariantCulture, out number) || number is < 1 or > 65535))
         {
@@ -128,6 +207,6 @@ public sealed record EtcdEndpoints(ImmutableArray<Uri> Uris, string? Prefix)
             throw new FormatException($"'{host}' (endpoint '{part}' in '{text}') is not a host name or IP address");
         }
 
-        return new Uri(string.Create(CultureInfo.InvariantCulture, $"http://{host}:{number}/"));
+        return new Uri(string.Create(CultureInfo.InvariantCulture, $"{scheme}://{host}:{number}/"));
     }
 }

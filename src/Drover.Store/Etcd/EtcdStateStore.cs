@@ -9,8 +9,8 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Drover.Store.Etcd;
 
 /// <summary>
-/// The state store on an etcd (v3.4+) cluster, spoken to through etcd's v3 JSON gateway over plain
-/// HTTP (no gRPC runtime needed). The contract maps one to one onto etcd:
+/// The state store on an etcd (v3.4+) cluster, spoken to through etcd's v3 JSON gateway over HTTP
+/// (no gRPC runtime needed), or HTTPS with <see cref="EtcdStoreOptions.Tls"/>. The contract maps one to one onto etcd:
 /// <list type="bullet">
 /// <item>keys: the caller's key under <see cref="EtcdStoreOptions.Prefix"/> (<c>/drover</c> + <c>/drover/tasks/t1</c>);
 /// keys written through this store start with '/';</item>
@@ -55,7 +55,7 @@ public sealed partial class EtcdStateStore : IStateStore
     private readonly CancellationTokenSource _disposed = new();
     private long _revision;
 
-    /// <param name="endpoints">Client URLs of the cluster's members (http://host:2379); calls fail over between them.</param>
+    /// <param name="endpoints">Client URLs of the cluster's members (http://host:2379, or https:// with <see cref="EtcdStoreOptions.Tls"/>); calls fail over between them.</param>
     public EtcdStateStore(IEnumerable<Uri> endpoints, EtcdStoreOptions? options = null, TimeProvider? time = null, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
@@ -65,12 +65,20 @@ public sealed partial class EtcdStateStore : IStateStore
             throw new ArgumentException("at least one etcd endpoint is needed", nameof(endpoints));
         }
 
-        if (list.FirstOrDefault(e => e.Scheme != Uri.UriSchemeHttp) is { } bad)
+        _options = options ?? new EtcdStoreOptions();
+        var scheme = _options.Tls is null ? Uri.UriSchemeHttp : Uri.UriSchemeHttps;
+        if (list.FirstOrDefault(e => e.Scheme != scheme) is { } bad)
         {
-            throw new ArgumentException($"etcd endpoint {bad} is not http:// (TLS is not supported yet)", nameof(endpoints));
+            throw new ArgumentException(_options.Tls is null
+                ? $"etcd endpoint {bad} is not http://; an https:// endpoint needs EtcdStoreOptions.Tls (the CA that signed etcd's certificate)"
+                : $"etcd endpoint {bad} is not https://, but EtcdStoreOptions.Tls is set: TLS settings never go with plain HTTP", nameof(endpoints));
         }
 
-        _options = options ?? new EtcdStoreOptions();
+        if (_options.Tls is not null && _options.CreateHandler is not null)
+        {
+            throw new ArgumentException("EtcdStoreOptions.Tls and CreateHandler exclude each other: a handler of the caller's is used as it is", nameof(options));
+        }
+
         _root = NormalizePrefix(_options.Prefix);
         _rootBytes = Encoding.UTF8.GetBytes(_root);
         _time = time ?? TimeProvider.System;
@@ -246,7 +254,7 @@ public sealed partial class EtcdStateStore : IStateStore
             if (stream.Error is not null)
             {
                 failures++;
-                LogWatchReconnect(prefix, stream.Endpoint, next, EtcdTransport.Describe(stream.Error));
+                LogWatchReconnect(prefix, stream.Endpoint, next, _transport.Describe(stream.Error));
                 await DelayAfterWatchFailureAsync(failures, stop.Token).ConfigureAwait(false);
                 continue;
             }
@@ -295,7 +303,7 @@ public sealed partial class EtcdStateStore : IStateStore
             }
 
             failures++;
-            LogWatchReconnect(prefix, stream.Endpoint, next, stream.Error is null ? "stream ended" : EtcdTransport.Describe(stream.Error));
+            LogWatchReconnect(prefix, stream.Endpoint, next, stream.Error is null ? "stream ended" : _transport.Describe(stream.Error));
             _transport.MoveOn(stream.Index, stream.Error);
             await DelayAfterWatchFailureAsync(failures, stop.Token).ConfigureAwait(false);
         }

@@ -37,8 +37,15 @@ public sealed record EtcdStoreOptions
     public int ListPageSize { get; init; } = 1000;
 
     /// <summary>
+    /// TLS to etcd (the endpoints must then be <c>https</c>); null speaks plain HTTP (the endpoints
+    /// must be <c>http</c>).
+    /// </summary>
+    public EtcdTlsOptions? Tls { get; init; }
+
+    /// <summary>
     /// Creates the HTTP handler the store sends through (it disposes it). Null: a
-    /// <see cref="SocketsHttpHandler"/> with TCP keep-alive, short connect timeout and no proxy.
+    /// <see cref="SocketsHttpHandler"/> with TCP keep-alive, short connect timeout, no proxy, and
+    /// <see cref="Tls"/>. A handler given here is used as it is: <see cref="Tls"/> must be null.
     /// </summary>
     public Func<HttpMessageHandler>? CreateHandler { get; init; }
 }

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
-using System.Net.Http.Json;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Microsoft.Extensions.Logging;
@@ -43,7 +44,9 @@ internal static class GrpcCode
 /// when sending it again is safe: always for <see cref="CallKind.Idempotent"/> calls; for mutations
 /// only when etcd cannot have applied it (the connection was never made, the member had no leader,
 /// etcd refused it before proposing). A mutation sent without an answer fails with
-/// <see cref="StateStoreUnavailableException.OutcomeUnknown"/> set.
+/// <see cref="StateStoreUnavailableException.OutcomeUnknown"/> set. With <see cref="EtcdStoreOptions.Tls"/>
+/// a refused TLS handshake counts as not sent; once every endpoint has refused one, the call fails at
+/// once, naming what TLS refused.
 /// </summary>
 internal sealed partial class EtcdTransport : IDisposable
 {
@@ -68,7 +71,11 @@ internal sealed partial class EtcdTransport : IDisposable
         _time = time;
         _logger = logger;
         _probe = new RangeRequest { Key = probeKey, Limit = 1 };
-        _http = new HttpClient(options.CreateHandler?.Invoke() ?? CreateDefaultHandler(), disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
+
+        // Over TLS the first write is preceded by a read too: a certificate etcd refuses is then
+        // found by a call that is safe to repeat, never by a write whose outcome would look unknown.
+        _probeBeforeWrite = options.Tls is null ? 0 : 1;
+        _http = new HttpClient(options.CreateHandler?.Invoke() ?? CreateDefaultHandler(options.Tls), disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
         _http.DefaultRequestHeaders.Add(RequireLeaderHeader, "true");
     }
 
@@ -82,6 +89,7 @@ internal sealed partial class EtcdTransport : IDisposable
     {
         var started = _time.GetTimestamp();
         var failures = 0;
+        var tlsFailures = 0;
         Exception? last = null;
         while (true)
         {
@@ -108,7 +116,7 @@ internal sealed partial class EtcdTransport : IDisposable
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, timeout.Token);
             try
             {
-                using var content = JsonContent.Create(body, requestType);
+                using var content = Serialize(body, requestType);
                 using var response = await _http.PostAsync(new Uri(endpoint, path), content, linked.Token).ConfigureAwait(false);
                 var bytes = await response.Content.ReadAsByteArrayAsync(linked.Token).ConfigureAwait(false);
                 if (response.IsSuccessStatusCode)
@@ -134,6 +142,20 @@ internal sealed partial class EtcdTransport : IDisposable
                 }
 
                 throw new EtcdServerException(code, message);
+            }
+            catch (HttpRequestException e) when (DescribeTlsFailure(e) is { } refused)
+            {
+                // etcd processed nothing (see DescribeTlsFailure), so even a write may go again, to
+                // another member. Every endpoint refusing TLS is a configuration fault, not an outage
+                // that waiting cures: fail at once with the reason instead of retrying for RetryTimeout.
+                last = e;
+                failures++;
+                MoveOn(index, e);
+                if (++tlsFailures >= _endpoints.Length)
+                {
+                    throw new StateStoreUnavailableException(
+                        $"TLS with etcd failed at {(_endpoints.Length == 1 ? "" : "every endpoint, last at ")}{endpoint}: {refused}", outcomeUnknown: false, e);
+                }
             }
             catch (HttpRequestException e) when (e.HttpRequestError == HttpRequestError.ConnectionError || e.InnerException is SocketException)
             {
@@ -165,7 +187,7 @@ internal sealed partial class EtcdTransport : IDisposable
         var endpoint = _endpoints[index];
         using var timeout = new CancellationTokenSource(_options.RequestTimeout, _time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, timeout.Token);
-        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(endpoint, path)) { Content = JsonContent.Create(body, requestType) };
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(endpoint, path)) { Content = Serialize(body, requestType) };
         var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, linked.Token).ConfigureAwait(false);
         if (!response.IsSuccessStatusCode)
         {
@@ -177,6 +199,18 @@ internal sealed partial class EtcdTransport : IDisposable
         }
 
         return (index, response);
+    }
+
+    /// <summary>
+    /// The body as bytes with a Content-Length, so a small request goes out in one write. Over TLS 1.3
+    /// etcd refuses a client certificate only after the client has sent its request: sent in several
+    /// writes (chunked), a later write would meet the connection reset and hide etcd's alert.
+    /// </summary>
+    private static ByteArrayContent Serialize<TRequest>(TRequest body, JsonTypeInfo<TRequest> requestType)
+    {
+        var content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(body, requestType));
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        return content;
     }
 
     /// <summary>Moves calls off endpoint <paramref name="failed"/> (no-op when another caller already has).</summary>
@@ -198,9 +232,61 @@ internal sealed partial class EtcdTransport : IDisposable
 
     public void Dispose() => _http.Dispose();
 
-    internal static string Describe(Exception e) => e.InnerException is { } inner && inner.Message != e.Message
+    /// <summary>A failure in a sentence: what TLS refused, when it was TLS; else the exception and its cause.</summary>
+    internal string Describe(Exception e) => DescribeTlsFailure(e) ?? (e.InnerException is { } inner && inner.Message != e.Message
         ? $"{e.GetType().Name}: {e.Message} ({inner.Message})"
-        : $"{e.GetType().Name}: {e.Message}";
+        : $"{e.GetType().Name}: {e.Message}");
+
+    /// <summary>
+    /// Why TLS with etcd failed, in a sentence that says what to fix; null when <paramref name="e"/> is
+    /// not a TLS failure. Either way etcd processed nothing: the handshake failed before the request
+    /// went out (we refused etcd's certificate, or etcd refused ours during a TLS 1.2 handshake), or
+    /// etcd answered the handshake's end with an alert (TLS 1.3 reports a refused client certificate
+    /// only after the client has finished its side and written the request, which etcd then drops
+    /// unread).
+    /// </summary>
+    internal string? DescribeTlsFailure(Exception e)
+    {
+        if (_options.Tls is null || e is not HttpRequestException request)
+        {
+            return null;
+        }
+
+        var causes = Causes(e).ToList();
+
+        // etcd's alert about our certificate: OpenSSL's text after the handshake (TLS 1.3, e.g.
+        // "sslv3 alert bad certificate", "tlsv13 alert certificate required"), SslStream's during it
+        // (TLS 1.2, "… sent a TLS alert: 'BadCertificate'").
+        var alert = causes.Where(c => c is System.Security.Cryptography.CryptographicException or AuthenticationException)
+            .Select(c => c.Message)
+            .FirstOrDefault(m => m.Contains("alert", StringComparison.OrdinalIgnoreCase) && CertificateAlerts.Any(a => m.Contains(a, StringComparison.OrdinalIgnoreCase)));
+        if (alert is not null)
+        {
+            return _options.Tls.ClientCertificate is { } mine
+                ? $"etcd refused the TLS connection ({alert}): it does not accept our client certificate {mine.Subject} (issued by {mine.Issuer}); etcd's --trusted-ca-file must hold the CA that signed it"
+                : $"etcd refused the TLS connection ({alert}): it asks for a client certificate (--client-cert-auth); give one signed by a CA in etcd's --trusted-ca-file (--store-cert, --store-key)";
+        }
+
+        if (causes.OfType<EtcdServerCertificateException>().FirstOrDefault() is { } refused)
+        {
+            return refused.Message;
+        }
+
+        // A handshake cut by a reset connection (a member killed mid-handshake) is a connection fault, not TLS's.
+        return request.HttpRequestError == HttpRequestError.SecureConnectionError && !causes.Any(c => c is SocketException)
+            ? $"the TLS handshake with etcd failed ({string.Join("; ", causes.Skip(1).Select(c => c.Message).Distinct())}); is this endpoint serving TLS?"
+            : null;
+    }
+
+    private static readonly string[] CertificateAlerts = ["certificate", "unknown ca", "unknownca", "access denied", "accessdenied"];
+
+    private static IEnumerable<Exception> Causes(Exception e)
+    {
+        for (var x = e; x is not null; x = x.InnerException)
+        {
+            yield return x;
+        }
+    }
 
     private async Task BackoffAsync(int failures, long started, Exception? last, CancellationToken ct)
     {
@@ -252,8 +338,9 @@ internal sealed partial class EtcdTransport : IDisposable
         return (httpStatus >= 500 ? httpStatus : GrpcCode.FailedPrecondition, $"HTTP {httpStatus}{(text.Length > 0 ? ": " + text : "")}");
     }
 
-    private static SocketsHttpHandler CreateDefaultHandler() => new()
+    private static SocketsHttpHandler CreateDefaultHandler(EtcdTlsOptions? tls) => new()
     {
+        SslOptions = tls?.CreateSslOptions() ?? new SslClientAuthenticationOptions(),
         UseProxy = false, // etcd members are addressed directly; a proxy would hide which one failed
         ConnectTimeout = TimeSpan.FromSeconds(3),
         PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30),

@@ -23,8 +23,47 @@ public sealed class EtcdEndpointsTests
         Assert.Equal("etcd://h1:2379,h2:2379/drover/prod", parsed.ToString());
     }
 
+    [Fact]
+    public void Parse_HttpsUrls_SchemeKeptAndPrefixAfterTheLast()
+    {
+        var parsed = EtcdEndpoints.Parse("https://10.0.0.1:2379, https://etcd-2:2380/drover/prod");
+
+        Assert.Equal(["https://10.0.0.1:2379/", "https://etcd-2:2380/"], parsed.Uris.Select(u => u.AbsoluteUri));
+        Assert.Equal("/drover/prod", parsed.Prefix);
+        Assert.True(parsed.SchemeWritten);
+        Assert.True(parsed.IsTls);
+        Assert.Equal("https://10.0.0.1:2379,https://etcd-2:2380/drover/prod", parsed.ToString());
+        Assert.Same(parsed, parsed.WithTls());
+    }
+
+    [Fact]
+    public void WithTls_EtcdForm_Https()
+    {
+        var parsed = EtcdEndpoints.Parse("etcd://h1,[fd00::2]:2380/p");
+
+        var tls = parsed.WithTls();
+
+        Assert.False(parsed.IsTls);
+        Assert.Equal(["https://h1:2379/", "https://[fd00::2]:2380/"], tls.Uris.Select(u => u.AbsoluteUri));
+        Assert.Equal("/p", tls.Prefix);
+    }
+
+    [Fact]
+    public void WithTls_HttpUrls_Throws()
+    {
+        var parsed = EtcdEndpoints.Parse("http://h1:2379,http://h2:2379");
+
+        Assert.False(parsed.IsTls);
+        Assert.Throws<InvalidOperationException>(parsed.WithTls);
+    }
+
     [Theory]
-    [InlineData("http://h1:2379", "must start with etcd://")]
+    [InlineData("redis://h1:6379", "must start with etcd://")]
+    [InlineData("https://h1:2379,http://h2:2379", "mixes schemes: endpoint 2 'http://h2:2379' is not https://")]
+    [InlineData("https://h1:2379,h2:2379", "endpoint 2 'h2:2379' of 'https://h1:2379,h2:2379' has no scheme")]
+    [InlineData("https://h1", "has no port: write https://h1:2379")]
+    [InlineData("https://h1:2379/a,https://h2:2379", "only the last endpoint may carry the key prefix")]
+    [InlineData("https://h1:2379,https://h1:2379", "appears more than once")]
     [InlineData("etcd://", "names no etcd endpoint")]
     [InlineData("etcd://h1:2379,,h3:2379", "endpoint 2 of 'etcd://h1:2379,,h3:2379' is empty")]
     [InlineData("etcd://h1:2379,h2:x", "the port 'x' of endpoint 'h2:x'")]

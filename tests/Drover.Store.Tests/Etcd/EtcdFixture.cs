@@ -20,12 +20,14 @@ public sealed class EtcdFixture : IAsyncLifetime
     }
 
     /// <summary>A store under a prefix no other test uses, so tests share the cluster without seeing each other's keys.</summary>
-    public static EtcdStateStore NewStore(IEnumerable<Uri> endpoints, string? prefix = null, TimeSpan? retryTimeout = null, ILogger? logger = null, TimeSpan? requestTimeout = null) =>
+    public static EtcdStateStore NewStore(IEnumerable<Uri> endpoints, string? prefix = null, TimeSpan? retryTimeout = null, ILogger? logger = null, TimeSpan? requestTimeout = null,
+        EtcdTlsOptions? tls = null) =>
         new(endpoints, new EtcdStoreOptions
         {
             Prefix = prefix ?? UniquePrefix(),
             RetryTimeout = retryTimeout ?? TimeSpan.FromSeconds(20),
             RequestTimeout = requestTimeout ?? new EtcdStoreOptions().RequestTimeout,
+            Tls = tls,
         }, logger: logger);
 
     public static string UniquePrefix() => $"/test/{Guid.NewGuid():N}";

@@ -1,9 +1,14 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Net;
+using System.Net.Security;
 using System.Runtime.InteropServices;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
+using Drover.Store.Etcd;
 using Drover.Testing.Processes;
+using Drover.Testing.Tls;
 
 namespace Drover.Testing.Etcd;
 
@@ -26,17 +31,44 @@ public sealed record EtcdClusterOptions
 
     /// <summary>More etcd flags for every member, e.g. <c>--max-txn-ops=1024</c>.</summary>
     public IReadOnlyList<string> ExtraArgs { get; init; } = [];
+
+    /// <summary>Serve clients (and, if asked, peers) over TLS with certificates of a CA made for the cluster; null is plain HTTP.</summary>
+    public EtcdClusterTlsOptions? Tls { get; init; }
+}
+
+/// <summary>How an <see cref="EtcdCluster"/> uses TLS.</summary>
+public sealed record EtcdClusterTlsOptions
+{
+    /// <summary>etcd's <c>--client-cert-auth</c>: clients must present a certificate signed by the cluster's CA.</summary>
+    public bool ClientCertAuth { get; init; } = true;
+
+    /// <summary>Members talk to each other over TLS too (<c>--peer-cert-file</c>…, <c>--peer-client-cert-auth</c>).</summary>
+    public bool PeerTls { get; init; } = true;
+}
+
+/// <summary>
+/// The TLS material of an <see cref="EtcdCluster"/> started with <see cref="EtcdClusterOptions.Tls"/>:
+/// its CA (to issue more certificates) and the PEM files, in the cluster's directory. The server
+/// certificate names 127.0.0.1 only (no DNS name, so <c>localhost</c> does not match it).
+/// </summary>
+public sealed record EtcdClusterTls(TestCertificateAuthority Authority, string CaFile, string ServerCertificateFile, string ServerKeyFile, string ClientCertificateFile, string ClientKeyFile)
+{
+    /// <summary>The store's TLS settings for this cluster: its CA and client certificate, loaded as <c>drover master</c> loads them.</summary>
+    public EtcdTlsOptions StoreOptions() =>
+        EtcdTlsFiles.TryLoad(CaFile, ClientCertificateFile, ClientKeyFile, out var options, out var error)
+            ? options!
+            : throw new InvalidOperationException($"the cluster's own TLS files do not load: {error}");
 }
 
 /// <summary>One member of an <see cref="EtcdCluster"/>.</summary>
 public sealed class EtcdMember
 {
-    internal EtcdMember(int index, string name, int clientPort, int peerPort, string dataDir, string logFile)
+    internal EtcdMember(int index, string name, int clientPort, int peerPort, string dataDir, string logFile, bool clientTls, bool peerTls)
     {
         Index = index;
         Name = name;
-        ClientUrl = new Uri($"http://127.0.0.1:{clientPort}/");
-        PeerUrl = new Uri($"http://127.0.0.1:{peerPort}/");
+        ClientUrl = new Uri($"{(clientTls ? "https" : "http")}://127.0.0.1:{clientPort}/");
+        PeerUrl = new Uri($"{(peerTls ? "https" : "http")}://127.0.0.1:{peerPort}/");
         DataDir = dataDir;
         LogFile = logFile;
     }
@@ -73,7 +105,9 @@ public sealed class EtcdMember
 /// temporary directory, short Raft timers, and a cluster token of its own. Members can be killed
 /// (SIGKILL), stopped (SIGTERM), paused (SIGSTOP) and started again with their data. Disposing kills
 /// every member and deletes the directory. Needs the <c>etcd</c> binary (Debian: etcd-server, which
-/// ./test.sh installs): without it <see cref="StartAsync"/> throws, in CI and out of it.
+/// ./test.sh installs): without it <see cref="StartAsync"/> throws, in CI and out of it. With
+/// <see cref="EtcdClusterOptions.Tls"/> the members serve HTTPS with a CA made for the cluster
+/// (<see cref="Tls"/>), require client certificates, and talk to each other over TLS.
 /// </summary>
 public sealed class EtcdCluster : IAsyncDisposable
 {
@@ -82,7 +116,8 @@ public sealed class EtcdCluster : IAsyncDisposable
     private readonly EtcdClusterOptions _options;
     private readonly string _binary;
     private readonly string _token = "drover-test-" + Guid.NewGuid().ToString("N")[..12];
-    private readonly HttpClient _http = new(new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromSeconds(1) }) { Timeout = TimeSpan.FromSeconds(3) };
+    private readonly HttpClient _http;
+    private readonly X509Certificate2? _clientCertificate;
     private readonly List<EtcdMember> _members = [];
 
     // Members ended on purpose: their exit is not a failure.
@@ -108,6 +143,21 @@ public sealed class EtcdCluster : IAsyncDisposable
         _options = options;
         _binary = binary;
         Directory = directory;
+        Tls = options.Tls is null ? null : CreateTls(Path.Combine(directory, "tls"));
+        var handler = new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromSeconds(1) };
+        if (Tls is not null)
+        {
+            var policy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust, RevocationMode = X509RevocationMode.NoCheck };
+            policy.CustomTrustStore.Add(Tls.Authority.Certificate);
+            _clientCertificate = X509Certificate2.CreateFromPemFile(Tls.ClientCertificateFile, Tls.ClientKeyFile);
+            handler.SslOptions = new SslClientAuthenticationOptions
+            {
+                CertificateChainPolicy = policy,
+                ClientCertificateContext = SslStreamCertificateContext.Create(_clientCertificate, null, offline: true),
+            };
+        }
+
+        _http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(3) };
         lock (Live)
         {
             Live.Add(this);
@@ -119,10 +169,16 @@ public sealed class EtcdCluster : IAsyncDisposable
     /// <summary>The temporary directory holding every member's data and log.</summary>
     public string Directory { get; }
 
+    /// <summary>The cluster's CA and certificate files when it was started with <see cref="EtcdClusterOptions.Tls"/>; else null.</summary>
+    public EtcdClusterTls? Tls { get; }
+
     /// <summary>Every member's client URL, in member order.</summary>
     public IReadOnlyList<Uri> ClientUrls => [.. _members.Select(m => m.ClientUrl)];
 
-    /// <summary>The cluster as Drover's <c>--store</c> flag writes it: <c>etcd://127.0.0.1:P0,127.0.0.1:P1,…</c>.</summary>
+    /// <summary>
+    /// The cluster as Drover's <c>--store</c> flag writes it: <c>etcd://127.0.0.1:P0,127.0.0.1:P1,…</c>
+    /// (with TLS, also give <c>--store-ca</c>, <c>--store-cert</c>, <c>--store-key</c> from <see cref="Tls"/>).
+    /// </summary>
     public string StoreAddress => "etcd://" + string.Join(',', _members.Select(m => m.ClientUrl.Authority));
 
     /// <summary>Whether the etcd binary can be found (PATH or <paramref name="binary"/>).</summary>
@@ -145,7 +201,8 @@ public sealed class EtcdCluster : IAsyncDisposable
             for (var i = 0; i < options.Members; i++)
             {
                 var name = $"m{i}";
-                cluster._members.Add(new EtcdMember(i, name, basePort + (2 * i), basePort + (2 * i) + 1, Path.Combine(directory, name), Path.Combine(directory, name + ".log")));
+                cluster._members.Add(new EtcdMember(i, name, basePort + (2 * i), basePort + (2 * i) + 1, Path.Combine(directory, name), Path.Combine(directory, name + ".log"),
+                    clientTls: options.Tls is not null, peerTls: options.Tls is { PeerTls: true }));
             }
 
             foreach (var member in cluster._members)
@@ -248,6 +305,21 @@ public sealed class EtcdCluster : IAsyncDisposable
         return running.FirstOrDefault(m => m.MemberId == leader)?.Index ?? -1;
     }
 
+    /// <summary>
+    /// POSTs <paramref name="json"/> to etcd's JSON gateway <paramref name="path"/> (e.g. <c>v3/kv/range</c>)
+    /// on member <paramref name="index"/>, with the cluster's client certificate when it runs TLS.
+    /// </summary>
+    /// <exception cref="HttpRequestException">The member did not answer 200 (the message has its answer).</exception>
+    public async Task<JsonDocument> PostJsonAsync(int index, string path, string json, CancellationToken ct = default)
+    {
+        using var content = new StringContent(json, Encoding.UTF8, "application/json");
+        using var response = await _http.PostAsync(new Uri(_members[index].ClientUrl, path), content, ct).ConfigureAwait(false);
+        var body = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
+        return response.IsSuccessStatusCode
+            ? JsonDocument.Parse(body)
+            : throw new HttpRequestException($"etcd {_members[index]} answered {path} with {(int)response.StatusCode}: {body}");
+    }
+
     /// <summary>Every member with its state and the last lines of its log, for failure messages.</summary>
     public string Describe()
     {
@@ -296,6 +368,8 @@ public sealed class EtcdCluster : IAsyncDisposable
         }
 
         _http.Dispose();
+        _clientCertificate?.Dispose();
+        Tls?.Authority.Dispose();
         try
         {
             System.IO.Directory.Delete(Directory, recursive: true);
@@ -326,6 +400,20 @@ public sealed class EtcdCluster : IAsyncDisposable
             "--logger", "zap",
             "--log-outputs", "stderr",
         };
+        if (Tls is not null && _options.Tls is { } tls)
+        {
+            args.AddRange(["--cert-file", Tls.ServerCertificateFile, "--key-file", Tls.ServerKeyFile, "--trusted-ca-file", Tls.CaFile]);
+            if (tls.ClientCertAuth)
+            {
+                args.Add("--client-cert-auth");
+            }
+
+            if (tls.PeerTls)
+            {
+                args.AddRange(["--peer-cert-file", Tls.ServerCertificateFile, "--peer-key-file", Tls.ServerKeyFile, "--peer-trusted-ca-file", Tls.CaFile, "--peer-client-cert-auth"]);
+            }
+        }
+
         args.AddRange(_options.ExtraArgs);
 
         // sh appends etcd's output to the member's log and execs etcd, so the pid is etcd's own.
@@ -353,6 +441,18 @@ public sealed class EtcdCluster : IAsyncDisposable
 
         member.Process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {_binary}");
         member.Process.StandardInput.Close();
+    }
+
+    /// <summary>A new CA for the cluster, a server certificate for 127.0.0.1 (members and peers) and a client certificate, as PEM files in <paramref name="directory"/>.</summary>
+    private static EtcdClusterTls CreateTls(string directory)
+    {
+        System.IO.Directory.CreateDirectory(directory);
+        var authority = TestCertificateAuthority.Create("etcd test CA");
+        using var server = authority.IssueServer("etcd", [IPAddress.Loopback]);
+        using var client = authority.IssueClient("drover");
+        var (serverCertificate, serverKey) = authority.WritePem(server, directory, "server");
+        var (clientCertificate, clientKey) = authority.WritePem(client, directory, "client");
+        return new EtcdClusterTls(authority, authority.WriteCertificate(Path.Combine(directory, "ca.pem")), serverCertificate, serverKey, clientCertificate, clientKey);
     }
 
     private bool IsStopping(EtcdMember member)
