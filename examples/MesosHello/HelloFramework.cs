@@ -7,17 +7,32 @@ namespace MesosHello;
 /// <summary>
 /// A complete (small) Mesos framework: subscribes, launches <c>count</c> command tasks on whatever it is offered,
 /// acknowledges every status update, and tears itself down once all of them have ended. Written only against
-/// Drover's client library, so it runs against a Drover master (or a Mesos one).
+/// Drover's client library, so it runs against a Drover master (or a Mesos one). With a <paramref name="credential"/>
+/// it authenticates as that principal (HTTP Basic), as a secured master requires; without one it sends none.
 /// </summary>
-public sealed class HelloFramework(Uri master, int count, TextWriter output)
+public sealed class HelloFramework(Uri master, int count, TextWriter output, MesosCredential? credential = null)
 {
     private const double TaskCpus = 0.1;
     private const double TaskMem = 32;
 
-    /// <summary>Runs to the end: 0 when every task finished, 1 when one failed, 2 when the master refused the framework.</summary>
+    /// <summary>Runs to the end: 0 when every task finished, 1 when one failed, 2 when the master refused the framework or a call.</summary>
     public async Task<int> RunAsync(CancellationToken ct)
     {
-        using var client = new MesosSchedulerClient(master);
+        try
+        {
+            return await RunFrameworkAsync(ct);
+        }
+        catch (MesosCallException e)
+        {
+            // 401 (no or wrong credentials), 400 (principal mismatch), 403…: the master's reason is in the message.
+            output.WriteLine($"the master refused the framework: {e.Message}");
+            return 2;
+        }
+    }
+
+    private async Task<int> RunFrameworkAsync(CancellationToken ct)
+    {
+        using var client = new MesosSchedulerClient(master, credential);
         var info = new MFrameworkInfo { User = Environment.UserName, Name = "mesos-hello", FailoverTimeout = 60 };
         var launched = 0;
         var ended = new Dictionary<string, string>();

@@ -19,6 +19,9 @@ public static class Program
             AppCommands.Create(),
             DeploymentCommands.Create(),
             GroupCommands.Create(),
+            LoginCommands.Login(),
+            LoginCommands.Logout(),
+            IamCommands.Create(),
             SecretCommands.Create(),
         };
         root.Options.Add(CliContext.Master); // global: `drover --master URL node ls` and `drover node ls --master URL` both work
@@ -47,6 +50,16 @@ public static class Program
         {
             await Console.Error.WriteLineAsync($"drover: {e.Message}");
             return 1;
+        }
+        catch (Drover.Client.Auth.MasterLoginRequiredException e)
+        {
+            await Console.Error.WriteLineAsync($"drover: {e.Message}.");
+            return 2;
+        }
+        catch (Drover.Client.Iam.IamApiException e)
+        {
+            await Console.Error.WriteLineAsync($"drover: {e.Description}");
+            return e.StatusCode is >= 400 and < 500 ? 2 : 1;
         }
         catch (DroverApiException e)
         {

@@ -34,6 +34,13 @@ public sealed class DroverClient : IDisposable
         Master = master.AbsoluteUri.EndsWith('/') ? master : new Uri(master.AbsoluteUri + "/");
     }
 
+    /// <summary>A client over <paramref name="handler"/> (e.g. <see cref="Auth.MasterHttp.Create"/>: login token, TLS trust), which it owns.</summary>
+    public DroverClient(Uri master, HttpMessageHandler handler)
+        : this(master, new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan })
+    {
+        _ownsHttp = true;
+    }
+
     public Uri Master { get; }
 
     public Task<TaskView> SubmitTaskAsync(TaskSubmission submission, CancellationToken ct = default) =>

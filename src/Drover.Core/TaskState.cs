@@ -74,6 +74,12 @@ public static class TaskReasons
     /// <summary>A task of a LAUNCH_GROUP that failed validation (every task of the group gets it).</summary>
     public const string TaskGroupInvalid = "REASON_TASK_GROUP_INVALID";
 
+    /// <summary>A Mesos framework's principal may not launch the task (its run-as user is not granted).</summary>
+    public const string TaskUnauthorized = "REASON_TASK_UNAUTHORIZED";
+
+    /// <summary>A task of a LAUNCH_GROUP the framework's principal may not launch (every task of the group gets it).</summary>
+    public const string TaskGroupUnauthorized = "REASON_TASK_GROUP_UNAUTHORIZED";
+
     /// <summary>Killed because its Mesos framework was torn down or did not come back within its failover timeout.</summary>
     public const string FrameworkRemoved = "REASON_FRAMEWORK_REMOVED";
 }

@@ -46,9 +46,7 @@ public static partial class MasterHost
         services.AddSingleton(sp => new FrameworkManager(sp.GetRequiredService<ClusterState>(), sp.GetRequiredService<IStateStore>(),
             options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<FrameworkManager>>())
         {
-            // A framework's principal must hold read on the stored secrets its tasks reference (everyone may, without logins).
-            Secrets = new FrameworkSecrets(sp.GetRequiredService<Secrets.SecretStore>(), (principal, rid, action) =>
-                !options.Security.Enabled || (principal is not null && sp.GetRequiredService<IamStore>().Snapshot.Allows(principal, rid, action))),
+            Secrets = sp.GetRequiredService<Secrets.SecretStore>(),
         });
         services.AddSingleton<Mesos.Operator.OperatorEvents>();
         services.AddSingleton<Allocator>();
@@ -182,6 +180,7 @@ public static partial class MasterHost
         Mesos.Operator.OperatorApi.Map(app);
         LoginEndpoint.Map(app);
         Security.Audit.AuditEndpoint.Map(app);
+        IamEndpoints.Map(app);
         Secrets.SecretEndpoints.Map(app);
         // Unknown paths answer 404 to anyone: the answer names no resource.
         app.MapFallback((HttpContext http) => ApiResults.NotFound($"no route for {http.Request.Method} {http.Request.Path}")).Access(RouteAccess.Anonymous);

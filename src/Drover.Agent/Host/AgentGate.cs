@@ -21,7 +21,7 @@ public static class AgentGate
             var request = http.Request;
             var hasBody = request.ContentLength > 0 || (request.ContentLength is null && request.Headers.TransferEncoding.Count > 0);
             if (guard.Check(request.Method, request.Host.Value, request.Headers.Origin.ToString(), $"{request.Scheme}://{request.Host}", request.ContentType, hasBody,
-                    protobufAllowed: true) is { } refused)
+                    routeChecksContentType: request.Path.StartsWithSegments("/api/v1")) is { } refused)
             {
                 await Refuse(http, refused.Status, refused.Reason);
                 return;

@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Drover.Client;
+using Drover.Client.Auth;
+using Drover.Client.Iam;
 using Drover.Core.Json;
 
 namespace Drover.Cli.Commands;
@@ -22,7 +24,8 @@ internal static class CliContext
 
     private static readonly JsonSerializerOptions Indented = new(DroverJsonContext.Default.Options) { WriteIndented = true };
 
-    public static DroverClient Client(ParseResult result)
+    /// <summary>The master URL of <c>--master</c> (or <c>DROVER_MASTER</c>); <c>http://</c> when no scheme is given.</summary>
+    public static Uri MasterUrl(ParseResult result)
     {
         var text = result.GetValue(Master)!;
         if (!text.Contains("://", StringComparison.Ordinal))
@@ -31,9 +34,30 @@ internal static class CliContext
         }
 
         return Uri.TryCreate(text, UriKind.Absolute, out var uri)
-            ? new DroverClient(uri)
+            ? uri
             : throw new CliException($"--master: '{text}' is not a URL", 2);
     }
+
+    /// <summary>
+    /// The login token to send to <paramref name="master"/>: <c>DROVER_TOKEN</c> when set, else the one
+    /// <c>drover login</c> stored for that master, else none.
+    /// </summary>
+    public static string? Token(Uri master) =>
+        Environment.GetEnvironmentVariable("DROVER_TOKEN") is { Length: > 0 } token ? token.Trim() : TokenFiles.Default().Read(master);
+
+    /// <summary>
+    /// The handler every client command talks to the master through: the login token, and a 401 turned into
+    /// <see cref="MasterLoginRequiredException"/> (one sentence telling the user to log in).
+    /// </summary>
+    public static HttpMessageHandler Handler(ParseResult result)
+    {
+        var master = MasterUrl(result);
+        return MasterHttp.Create(master, Token(master), loginRequiredOn401: true);
+    }
+
+    public static DroverClient Client(ParseResult result) => new(MasterUrl(result), Handler(result));
+
+    public static IamClient Iam(ParseResult result) => new(MasterUrl(result), Handler(result));
 
     public static void PrintJson<T>(T value)
     {

@@ -136,11 +136,7 @@ internal static class MarathonCli
 
     private static readonly JsonWriterOptions Indented = new() { Indented = true };
 
-    public static MarathonClient Client(ParseResult pr)
-    {
-        using var drover = CliContext.Client(pr);
-        return new MarathonClient(drover.Master);
-    }
+    public static MarathonClient Client(ParseResult pr) => new(CliContext.MasterUrl(pr), CliContext.Handler(pr));
 
     /// <summary>An action with a Marathon client whose API errors print as <c>path: error</c> lines (exit 2 for 4xx, else 1).</summary>
     public static Func<ParseResult, CancellationToken, Task<int>> Action(Func<ParseResult, MarathonClient, CancellationToken, Task<int>> body) =>

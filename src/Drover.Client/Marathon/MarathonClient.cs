@@ -63,6 +63,13 @@ public sealed class MarathonClient : IDisposable
         Master = master.AbsoluteUri.EndsWith('/') ? master : new Uri(master.AbsoluteUri + "/");
     }
 
+    /// <summary>A client over <paramref name="handler"/> (e.g. <see cref="Auth.MasterHttp.Create"/>: login token, TLS trust), which it owns.</summary>
+    public MarathonClient(Uri master, HttpMessageHandler handler)
+        : this(master, new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan })
+    {
+        _ownsHttp = true;
+    }
+
     public Uri Master { get; }
 
     /// <summary><c>web</c>, <c>/web</c>, <c>web/</c> → <c>/web</c>; <c>prod/web</c> → <c>/prod/web</c>.</summary>

@@ -17,20 +17,38 @@ public sealed class MesosCallException(string call, int statusCode, string body)
 }
 
 /// <summary>
+/// A framework's principal and secret for HTTP Basic authentication (Mesos' <c>--authenticate_http_frameworks</c>
+/// with the basic authenticator; on Drover, a user or service account of the IAM store with a password).
+/// <see cref="ToString"/> leaves the secret out, so logging a credential does not leak it.
+/// </summary>
+public sealed record MesosCredential(string Principal, string Secret)
+{
+    /// <summary>The <c>Authorization</c> header value: <c>Basic base64(principal:secret)</c>, UTF-8.</summary>
+    public AuthenticationHeaderValue ToHeader() =>
+        new("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(Principal + ":" + Secret)));
+
+    public override string ToString() => $"MesosCredential {{ Principal = {Principal} }}";
+}
+
+/// <summary>
 /// A typed client for the Mesos v1 scheduler API (<c>POST /api/v1/scheduler</c>, JSON) of a Drover master, or
 /// any Mesos master. <see cref="SubscribeAsync"/> opens the event stream on a connection of its own (as the Mesos
 /// docs ask) and yields its events; the other calls go on separate connections and carry the framework id and
 /// <c>Mesos-Stream-Id</c> of the current subscription. Calls are thread-safe; one subscription at a time.
+/// With a <see cref="MesosCredential"/>, every request (the subscription and each call) carries it as HTTP Basic;
+/// without one, none is sent (a dev cluster without logins, a Mesos master without framework authentication).
 /// </summary>
 public sealed class MesosSchedulerClient : IDisposable
 {
     private readonly HttpClient _calls;
     private readonly Uri _endpoint;
+    private readonly AuthenticationHeaderValue? _authorization;
 
-    public MesosSchedulerClient(Uri master)
+    public MesosSchedulerClient(Uri master, MesosCredential? credential = null)
     {
         ArgumentNullException.ThrowIfNull(master);
         _endpoint = new Uri(master, "/api/v1/scheduler");
+        _authorization = credential?.ToHeader();
         _calls = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(30) };
     }
 
@@ -51,6 +69,7 @@ public sealed class MesosSchedulerClient : IDisposable
         using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = Timeout.InfiniteTimeSpan };
         using var request = new HttpRequestMessage(HttpMethod.Post, _endpoint) { Content = Json(call) };
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
+        request.Headers.Authorization = _authorization;
         using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
         if (!response.IsSuccessStatusCode)
         {
@@ -119,6 +138,7 @@ public sealed class MesosSchedulerClient : IDisposable
 
         using var request = new HttpRequestMessage(HttpMethod.Post, _endpoint) { Content = Json(call with { FrameworkId = new MId(FrameworkId) }) };
         request.Headers.Add("Mesos-Stream-Id", StreamId);
+        request.Headers.Authorization = _authorization;
         using var response = await _calls.SendAsync(request, ct).ConfigureAwait(false);
         if ((int)response.StatusCode != 202)
         {

@@ -46,8 +46,9 @@ public sealed class BrowserGuard
     /// <param name="ownOrigins">The origins this server is: <c>scheme://host[:port]</c> as the request reached it.</param>
     /// <param name="contentType">The <c>Content-Type</c> header.</param>
     /// <param name="hasBody">Whether the request carries a body (a non-zero length or chunked).</param>
-    /// <param name="protobufAllowed">Whether this route also speaks protobuf (Mesos' APIs).</param>
-    public (int Status, string Reason)? Check(string method, string? host, string? origin, string ownOrigin, string? contentType, bool hasBody, bool protobufAllowed = false)
+    /// <param name="routeChecksContentType">The route refuses every body but JSON (or protobuf) itself, before it acts,
+    /// in its API's own words (Mesos' v1 APIs answer 415 as Mesos does): the guard leaves the check to it.</param>
+    public (int Status, string Reason)? Check(string method, string? host, string? origin, string ownOrigin, string? contentType, bool hasBody, bool routeChecksContentType = false)
     {
         ArgumentNullException.ThrowIfNull(method);
         if (!_anyHost)
@@ -64,16 +65,15 @@ public sealed class BrowserGuard
             return (403, $"Origin: '{origin}' is not this server's own origin ({ownOrigin}); cross-site requests are refused");
         }
 
-        if (hasBody && !IsSafeMethod(method))
+        if (hasBody && !routeChecksContentType && !IsSafeMethod(method))
         {
             var media = MediaType(contentType);
             var json = media is "application/json" || (media.StartsWith("application/", StringComparison.Ordinal) && media.EndsWith("+json", StringComparison.Ordinal));
-            var protobuf = protobufAllowed && media is "application/x-protobuf";
-            if (!json && !protobuf)
+            if (!json)
             {
                 return (415, string.IsNullOrEmpty(contentType)
                     ? "Content-Type: a request body must be sent as application/json"
-                    : $"Content-Type: '{contentType}' is not accepted; a request body must be application/json{(protobufAllowed ? " or application/x-protobuf" : "")}");
+                    : $"Content-Type: '{contentType}' is not accepted; a request body must be application/json");
             }
         }
 

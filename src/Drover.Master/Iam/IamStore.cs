@@ -9,27 +9,47 @@ using Microsoft.Extensions.Logging;
 
 namespace Drover.Master.Iam;
 
-/// <summary>What an IAM change came to: a value with a sentence, never an exception for a caller's mistake.</summary>
-public enum IamOutcome
+/// <summary>Why an IAM change was refused (<see cref="None"/>: it was made). The API maps each onto DC/OS' status and code.</summary>
+public enum IamError
 {
-    Done,
-    Created,
-    NotFound,
-    Conflict,
-    Invalid,
+    None,
+    InvalidUid,
+    InvalidGid,
+    InvalidRid,
+    InvalidData,
+    UnknownUser,
+    UnknownGroup,
+    UnknownAcl,
+    UserExists,
+    GroupExists,
+    AclExists,
+    AlreadyMember,
+    NotMember,
+    UserNotInAcl,
+    GroupNotInAcl,
+    ActionNotHeld,
+
+    /// <summary>The change would leave no account holding <c>dcos:superuser</c> (DC/OS' <c>ERR_NO_MORE_SUPERUSERS</c>).</summary>
+    LastSuperuser,
+
+    /// <summary>Another master changed IAM at the same time (only around a fail-over): retry.</summary>
+    Concurrent,
 }
 
-public readonly record struct IamResult(IamOutcome Outcome, string Message = "")
+/// <summary>What an IAM change came to: a value with a sentence, never an exception for a caller's mistake.</summary>
+public readonly record struct IamResult(IamError Error, string Message = "")
 {
-    public bool Succeeded => Outcome is IamOutcome.Done or IamOutcome.Created;
+    public bool Succeeded => Error == IamError.None;
 
-    public static IamResult Done { get; } = new(IamOutcome.Done);
+    public static IamResult Done { get; } = new(IamError.None);
 
-    public static IamResult NotFound(string message) => new(IamOutcome.NotFound, message);
+    public static IamResult Fail(IamError error, string message) => new(error, message);
 
-    public static IamResult Conflict(string message) => new(IamOutcome.Conflict, message);
+    public static IamResult UnknownUser(string uid) => new(IamError.UnknownUser, $"User with uid `{uid}` not known.");
 
-    public static IamResult Invalid(string message) => new(IamOutcome.Invalid, message);
+    public static IamResult UnknownGroup(string gid) => new(IamError.UnknownGroup, $"Group with gid `{gid}` not known.");
+
+    public static IamResult UnknownAcl(string rid) => new(IamError.UnknownAcl, $"Protected resource with rid `{rid}` not known.");
 }
 
 /// <summary>An immutable view of every user, group and grant; authorization reads it without locks.</summary>
@@ -84,6 +104,20 @@ public sealed class IamSnapshot
     }, this);
 
     public bool Allows(string uid, string rid, PermissionAction action) => Users.ContainsKey(uid) && Policy.Allows(GrantsOf(uid), rid, action);
+
+    /// <summary>The grants a group's members receive through it.</summary>
+    public ImmutableArray<Grant> GrantsOfGroup(string gid) =>
+        [.. Acls.Values.Where(a => a.Groups.ContainsKey(gid)).Select(a => new Grant(a.Rid, a.Groups[gid]))];
+
+    public bool GroupAllows(string gid, string rid, PermissionAction action) => Groups.ContainsKey(gid) && Policy.Allows(GrantsOfGroup(gid), rid, action);
+
+    /// <summary>Accounts holding every action on <c>dcos:superuser</c>, directly or through a group.</summary>
+    public int SuperuserCount() => Users.Keys.Count(IsSuperuser);
+
+    /// <summary>Whether any account holds every action on <c>dcos:superuser</c> (stops at the first).</summary>
+    public bool HasSuperuser() => Users.Keys.Any(IsSuperuser);
+
+    private bool IsSuperuser(string uid) => Allows(uid, Rids.Superuser, PermissionAction.Full);
 }
 
 /// <summary>
@@ -163,9 +197,9 @@ public sealed partial class IamStore(IStateStore store, TimeProvider time, ILogg
         if (passwordFile is not null)
         {
             password = (await File.ReadAllTextAsync(passwordFile, ct).ConfigureAwait(false)).TrimEnd('\r', '\n');
-            if (password.Length < 8)
+            if (!IamRules.IsValidPassword(password, out var why))
             {
-                throw new InvalidOperationException($"--bootstrap-password-file {passwordFile}: the password must be at least 8 characters");
+                throw new InvalidOperationException($"--bootstrap-password-file {passwordFile}: the password {why}");
             }
         }
         else
@@ -217,36 +251,60 @@ public sealed partial class IamStore(IStateStore store, TimeProvider time, ILogg
 
     // ------------------------------------------------------------------ users
 
+    /// <summary>
+    /// Creates a user or service account. Its credential version starts at a random number, so the tokens of a
+    /// deleted account with the same uid do not work for the new one.
+    /// </summary>
     public async Task<IamResult> CreateUserAsync(IamUser user, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(user);
         if (!IamNames.IsValidId(user.Uid, out var why))
         {
-            return IamResult.Invalid($"uid: '{user.Uid}' {why}");
+            return IamResult.Fail(IamError.InvalidUid, $"Invalid user ID `{user.Uid}`: it {why}.");
         }
 
+        var created = user with { Created = time.GetUtcNow(), CredentialVersion = RandomNumberGenerator.GetInt32(1, int.MaxValue / 2) };
         return await WriteAsync(s => s.Users.ContainsKey(user.Uid)
-            ? (IamResult.Conflict($"User with uid `{user.Uid}` already exists."), [])
-            : (new IamResult(IamOutcome.Created), [Put(user with { Created = time.GetUtcNow() })]), ct).ConfigureAwait(false);
+            ? (IamResult.Fail(IamError.UserExists, $"User with id `{user.Uid}` already exists."), [])
+            : (IamResult.Done, [Put(created)]), ct).ConfigureAwait(false);
     }
 
-    /// <summary>Changes a user's description and/or password (a new password ends every token issued before it).</summary>
-    public Task<IamResult> UpdateUserAsync(string uid, string? description, string? password, CancellationToken ct) =>
-        WriteAsync(s =>
+    /// <summary>
+    /// Changes an account's description, a user's password or a service account's public key. A new password or
+    /// key ends every token issued before it. <paramref name="password"/> is the clear text (hashed here, outside
+    /// the write lock); <paramref name="publicKeyPem"/> an already validated key (<see cref="ServiceKeys"/>).
+    /// </summary>
+    public async Task<IamResult> UpdateUserAsync(string uid, string? description, string? password, string? publicKeyPem, CancellationToken ct)
+    {
+        var hash = password is null ? null : PasswordHasher.Hash(password);
+        return await WriteAsync(s =>
         {
             if (!s.Users.TryGetValue(uid, out var u))
             {
-                return (IamResult.NotFound($"User with uid `{uid}` not found."), []);
+                return (IamResult.UnknownUser(uid), []);
             }
 
+            if (hash is not null && u.Kind == AccountKind.Service)
+            {
+                return (IamResult.Fail(IamError.InvalidData, "Password update is not available for service user accounts."), []);
+            }
+
+            if (publicKeyPem is not null && u.Kind != AccountKind.Service)
+            {
+                return (IamResult.Fail(IamError.InvalidData, "A public key can be set only on a service account; a user logs in with a password."), []);
+            }
+
+            var credentialChanged = hash is not null || publicKeyPem is not null;
             var updated = u with
             {
                 Description = description ?? u.Description,
-                PasswordHash = password is null ? u.PasswordHash : PasswordHasher.Hash(password),
-                CredentialVersion = password is null ? u.CredentialVersion : u.CredentialVersion + 1,
+                PasswordHash = hash ?? u.PasswordHash,
+                PublicKey = publicKeyPem ?? u.PublicKey,
+                CredentialVersion = credentialChanged ? unchecked(u.CredentialVersion + 1) : u.CredentialVersion,
             };
             return (IamResult.Done, [Put(updated)]);
-        }, ct);
+        }, ct).ConfigureAwait(false);
+    }
 
     /// <summary>Removes a user, its group memberships and its grants, in one transaction.</summary>
     public Task<IamResult> DeleteUserAsync(string uid, CancellationToken ct) =>
@@ -254,7 +312,7 @@ public sealed partial class IamStore(IStateStore store, TimeProvider time, ILogg
         {
             if (!s.Users.ContainsKey(uid))
             {
-                return (IamResult.NotFound($"User with uid `{uid}` not found."), []);
+                return (IamResult.UnknownUser(uid), []);
             }
 
             var changes = new List<Change> { new(UserPrefix + uid, null) };
@@ -269,20 +327,26 @@ public sealed partial class IamStore(IStateStore store, TimeProvider time, ILogg
     {
         if (!IamNames.IsValidId(gid, out var why))
         {
-            return IamResult.Invalid($"gid: '{gid}' {why}");
+            return IamResult.Fail(IamError.InvalidGid, $"Invalid group ID `{gid}`: it {why}.");
         }
 
         return await WriteAsync(s => s.Groups.ContainsKey(gid)
-            ? (IamResult.Conflict($"Group with gid `{gid}` already exists."), [])
-            : (new IamResult(IamOutcome.Created), [Put(new IamGroup { Gid = gid, Description = description })]), ct).ConfigureAwait(false);
+            ? (IamResult.Fail(IamError.GroupExists, $"Group with id `{gid}` already exists."), [])
+            : (IamResult.Done, [Put(new IamGroup { Gid = gid, Description = description })]), ct).ConfigureAwait(false);
     }
 
+    public Task<IamResult> UpdateGroupAsync(string gid, string description, CancellationToken ct) =>
+        WriteAsync(s => s.Groups.TryGetValue(gid, out var g)
+            ? (IamResult.Done, [Put(g with { Description = description })])
+            : (IamResult.UnknownGroup(gid), []), ct);
+
+    /// <summary>Removes a group and its grants (its members keep their own).</summary>
     public Task<IamResult> DeleteGroupAsync(string gid, CancellationToken ct) =>
         WriteAsync(s =>
         {
             if (!s.Groups.ContainsKey(gid))
             {
-                return (IamResult.NotFound($"Group with gid `{gid}` not found."), []);
+                return (IamResult.UnknownGroup(gid), []);
             }
 
             var changes = new List<Change> { new(GroupPrefix + gid, null) };
@@ -295,88 +359,125 @@ public sealed partial class IamStore(IStateStore store, TimeProvider time, ILogg
         {
             if (!s.Groups.TryGetValue(gid, out var g))
             {
-                return (IamResult.NotFound($"Group with gid `{gid}` not found."), []);
+                return (IamResult.UnknownGroup(gid), []);
             }
 
             if (!s.Users.ContainsKey(uid))
             {
-                return (IamResult.NotFound($"User with uid `{uid}` not found."), []);
+                return (IamResult.UnknownUser(uid), []);
             }
 
             return g.Members.Contains(uid)
-                ? (IamResult.Conflict($"User `{uid}` is already a member of group `{gid}`."), [])
-                : (new IamResult(IamOutcome.Created), [Put(g with { Members = g.Members.Add(uid) })]);
+                ? (IamResult.Fail(IamError.AlreadyMember, $"User `{uid}` is already a member of group `{gid}`."), [])
+                : (IamResult.Done, [Put(g with { Members = g.Members.Add(uid) })]);
         }, ct);
 
     public Task<IamResult> RemoveMemberAsync(string gid, string uid, CancellationToken ct) =>
         WriteAsync(s =>
-            !s.Groups.TryGetValue(gid, out var g) ? (IamResult.NotFound($"Group with gid `{gid}` not found."), [])
-            : !g.Members.Contains(uid) ? (IamResult.NotFound($"User `{uid}` is not a member of group `{gid}`."), [])
+            !s.Groups.TryGetValue(gid, out var g) ? (IamResult.UnknownGroup(gid), [])
+            : !s.Users.ContainsKey(uid) ? (IamResult.UnknownUser(uid), [])
+            : !g.Members.Contains(uid) ? (IamResult.Fail(IamError.NotMember, $"User `{uid}` is not a member of group `{gid}`."), [])
             : (IamResult.Done, [Put(g with { Members = g.Members.Remove(uid) })]), ct);
 
     // ------------------------------------------------------------------ ACLs
 
     public async Task<IamResult> CreateAclAsync(string rid, string description, CancellationToken ct)
     {
-        if (!Rids.IsValid(rid, out var why))
+        if (!IsValidRid(rid, out var why))
         {
-            return IamResult.Invalid($"rid: '{rid}' {why}");
+            return IamResult.Fail(IamError.InvalidRid, $"Invalid resource ID `{rid}`: it {why}.");
         }
 
         return await WriteAsync(s => s.Acls.ContainsKey(rid)
-            ? (IamResult.Conflict($"ACL for resource `{rid}` already exists."), [])
-            : (new IamResult(IamOutcome.Created), [Put(new IamAcl { Rid = rid, Description = description })]), ct).ConfigureAwait(false);
+            ? (IamResult.Fail(IamError.AclExists, $"ACL for resource `{rid}` already exists."), [])
+            : (IamResult.Done, [Put(new IamAcl { Rid = rid, Description = description })]), ct).ConfigureAwait(false);
     }
+
+    public Task<IamResult> UpdateAclAsync(string rid, string description, CancellationToken ct) =>
+        WriteAsync(s => s.Acls.TryGetValue(rid, out var a)
+            ? (IamResult.Done, [Put(a with { Description = description })])
+            : (IamResult.UnknownAcl(rid), []), ct);
 
     public Task<IamResult> DeleteAclAsync(string rid, CancellationToken ct) =>
         WriteAsync(s => s.Acls.ContainsKey(rid)
             ? (IamResult.Done, [new Change(AclKey(rid), null)])
-            : (IamResult.NotFound($"ACL for resource `{rid}` not found."), []), ct);
+            : (IamResult.UnknownAcl(rid), []), ct);
 
     /// <summary>
-    /// Grants <paramref name="action"/> on <paramref name="rid"/> to a user (<paramref name="isGroup"/> false) or a group.
-    /// The ACL is created on first use, as <c>dcos security org users grant</c> does.
+    /// Grants <paramref name="action"/> on <paramref name="rid"/> to a user (<paramref name="isGroup"/> false) or a
+    /// group. The ACL is created on first use (as <c>dcos security org users grant</c> does) unless
+    /// <paramref name="createAcl"/> is false: the IAM API, as DC/OS', grants only on an existing ACL.
+    /// Granting what is already held changes nothing and succeeds.
     /// </summary>
-    public async Task<IamResult> GrantAsync(string rid, string principal, bool isGroup, PermissionAction action, CancellationToken ct)
+    public async Task<IamResult> GrantAsync(string rid, string principal, bool isGroup, PermissionAction action, CancellationToken ct, bool createAcl = true)
     {
-        if (!Rids.IsValid(rid, out var why))
+        if (!IsValidRid(rid, out var why))
         {
-            return IamResult.Invalid($"rid: '{rid}' {why}");
+            return IamResult.Fail(IamError.InvalidRid, $"Invalid resource ID `{rid}`: it {why}.");
         }
 
         return await WriteAsync(s =>
         {
-            if (isGroup ? !s.Groups.ContainsKey(principal) : !s.Users.ContainsKey(principal))
+            if (!s.Acls.TryGetValue(rid, out var acl))
             {
-                return (IamResult.NotFound(isGroup ? $"Group with gid `{principal}` not found." : $"User with uid `{principal}` not found."), []);
+                if (!createAcl)
+                {
+                    return (IamResult.UnknownAcl(rid), []);
+                }
+
+                acl = new IamAcl { Rid = rid };
             }
 
-            var acl = s.Acls.GetValueOrDefault(rid) ?? new IamAcl { Rid = rid };
+            if (isGroup ? !s.Groups.ContainsKey(principal) : !s.Users.ContainsKey(principal))
+            {
+                return (isGroup ? IamResult.UnknownGroup(principal) : IamResult.UnknownUser(principal), []);
+            }
+
             var map = isGroup ? acl.Groups : acl.Users;
             var held = map.GetValueOrDefault(principal);
             if ((held & action) == action)
             {
-                return (IamResult.Conflict($"`{principal}` already has action `{PermissionActions.Describe(action)}` on `{rid}`."), []);
+                return (IamResult.Done, []);
             }
 
             map = map.SetItem(principal, held | action);
-            return (new IamResult(IamOutcome.Created), [Put(isGroup ? acl with { Groups = map } : acl with { Users = map })]);
+            return (IamResult.Done, [Put(isGroup ? acl with { Groups = map } : acl with { Users = map })]);
         }, ct).ConfigureAwait(false);
     }
 
-    public Task<IamResult> RevokeAsync(string rid, string principal, bool isGroup, PermissionAction action, CancellationToken ct) =>
+    /// <summary>
+    /// Takes <paramref name="action"/> on <paramref name="rid"/> away from a user or group; <see cref="PermissionAction.Full"/>
+    /// with <paramref name="all"/> takes every action it holds there (<c>DELETE /acls/{rid}/users/{uid}</c>).
+    /// </summary>
+    public Task<IamResult> RevokeAsync(string rid, string principal, bool isGroup, PermissionAction action, CancellationToken ct, bool all = false) =>
         WriteAsync(s =>
         {
             if (!s.Acls.TryGetValue(rid, out var acl))
             {
-                return (IamResult.NotFound($"ACL for resource `{rid}` not found."), []);
+                return (IamResult.UnknownAcl(rid), []);
+            }
+
+            if (isGroup ? !s.Groups.ContainsKey(principal) : !s.Users.ContainsKey(principal))
+            {
+                return (isGroup ? IamResult.UnknownGroup(principal) : IamResult.UnknownUser(principal), []);
             }
 
             var map = isGroup ? acl.Groups : acl.Users;
-            var held = map.GetValueOrDefault(principal);
-            if ((held & action) == PermissionAction.None)
+            if (!map.TryGetValue(principal, out var held))
             {
-                return (IamResult.NotFound($"`{principal}` has no action `{PermissionActions.Describe(action)}` on `{rid}`."), []);
+                return (isGroup
+                    ? IamResult.Fail(IamError.GroupNotInAcl, $"Group `{principal}` is not part of ACL for resource `{rid}`")
+                    : IamResult.Fail(IamError.UserNotInAcl, $"User `{principal}` is not part of ACL for resource `{rid}`"), []);
+            }
+
+            if (all)
+            {
+                action = held;
+            }
+            else if ((held & action) != action)
+            {
+                var name = PermissionActions.Describe(action);
+                return (IamResult.Fail(IamError.ActionNotHeld, $"Action `{name}` unknown for {(isGroup ? "group" : "user")} `{principal}` in ACL for resource `{rid}`"), []);
             }
 
             var left = held & ~action;
@@ -384,14 +485,43 @@ public sealed partial class IamStore(IStateStore store, TimeProvider time, ILogg
             return (IamResult.Done, [Put(isGroup ? acl with { Groups = map } : acl with { Users = map })]);
         }, ct);
 
+    /// <summary>
+    /// A resource id as <see cref="Rids.IsValid"/> has it, and without <c>%</c>: in a URL each <c>/</c> travels as
+    /// <c>%252F</c>, so a literal <c>%2F</c> in an id could not be told from a slash.
+    /// </summary>
+    public static bool IsValidRid(string? rid, out string reason)
+    {
+        if (!Rids.IsValid(rid, out reason))
+        {
+            return false;
+        }
+
+        if (rid!.Contains('%', StringComparison.Ordinal))
+        {
+            reason = "may not contain '%'";
+            return false;
+        }
+
+        return true;
+    }
+
     // ------------------------------------------------------------------ credentials
 
     /// <summary>The user with this uid and password, or null. Costs a PBKDF2 derivation (by design).</summary>
     public IamUser? VerifyPassword(string uid, string password)
     {
         var user = Snapshot.Users.GetValueOrDefault(uid);
-        return user?.PasswordHash is { } hash && PasswordHasher.Verify(password, hash) ? user : null;
+        if (user?.PasswordHash is not { } hash)
+        {
+            // The same work as for a known account, so the time an answer takes does not tell which uids exist.
+            PasswordHasher.Verify(password, DummyHash.Value);
+            return null;
+        }
+
+        return PasswordHasher.Verify(password, hash) ? user : null;
     }
+
+    private static readonly Lazy<string> DummyHash = new(() => PasswordHasher.Hash(Convert.ToBase64String(RandomNumberGenerator.GetBytes(16))));
 
     public static string AclKey(string rid) => AclPrefix + Uri.EscapeDataString(rid);
 
@@ -406,8 +536,10 @@ public sealed partial class IamStore(IStateStore store, TimeProvider time, ILogg
     private static Change Put(IamAcl a) => new(AclKey(a.Rid), a);
 
     /// <summary>
-    /// Computes a change against the current snapshot, writes it to the store (each key compared with the
-    /// revision this master last saw, so a lost race is detected, not overwritten), then publishes the new snapshot.
+    /// Computes a change against the current snapshot and the snapshot it leads to; refuses it when it would leave
+    /// no account holding <c>dcos:superuser</c> (nobody could manage the cluster any more); writes it to the store
+    /// (each key compared with the revision this master last saw, so a lost race is detected, not overwritten);
+    /// then publishes the new snapshot.
     /// </summary>
     private async Task<IamResult> WriteAsync(Func<IamSnapshot, (IamResult Result, IReadOnlyList<Change> Changes)> plan, CancellationToken ct)
     {
@@ -421,6 +553,13 @@ public sealed partial class IamStore(IStateStore store, TimeProvider time, ILogg
                 return result;
             }
 
+            var after = Apply(before, changes);
+            if (before.HasSuperuser() && !after.HasSuperuser())
+            {
+                return IamResult.Fail(IamError.LastSuperuser,
+                    $"The last account holding `{Rids.Superuser}` cannot be removed or lose it: grant `{Rids.Superuser}` full to another account first.");
+            }
+
             var revisions = _revisions;
             var tx = new Transaction
             {
@@ -432,47 +571,56 @@ public sealed partial class IamStore(IStateStore store, TimeProvider time, ILogg
             {
                 // Another master changed IAM behind this one's back (only possible around a fail-over): reload and refuse.
                 await LoadAsync(ct).ConfigureAwait(false);
-                return IamResult.Conflict("the permissions changed concurrently; retry");
+                return IamResult.Fail(IamError.Concurrent, "The permissions changed concurrently; retry.");
             }
 
-            var users = before.Users;
-            var groups = before.Groups;
-            var acls = before.Acls;
             var newRevisions = revisions;
             foreach (var c in changes)
             {
                 newRevisions = c.Record is null ? newRevisions.Remove(c.Key) : newRevisions.SetItem(c.Key, commit.Revision);
-                switch (c.Record)
-                {
-                    case IamUser u:
-                        users = users.SetItem(u.Uid, u);
-                        break;
-                    case IamGroup g:
-                        groups = groups.SetItem(g.Gid, g);
-                        break;
-                    case IamAcl a:
-                        acls = acls.SetItem(a.Rid, a);
-                        break;
-                    case null when c.Key.StartsWith(UserPrefix, StringComparison.Ordinal):
-                        users = users.Remove(c.Key[UserPrefix.Length..]);
-                        break;
-                    case null when c.Key.StartsWith(GroupPrefix, StringComparison.Ordinal):
-                        groups = groups.Remove(c.Key[GroupPrefix.Length..]);
-                        break;
-                    case null:
-                        acls = acls.Remove(Uri.UnescapeDataString(c.Key[AclPrefix.Length..]));
-                        break;
-                }
             }
 
             _revisions = newRevisions;
-            Publish(new IamSnapshot(users, groups, acls));
+            Publish(after);
             return result;
         }
         finally
         {
             _writeLock.Release();
         }
+    }
+
+    private static IamSnapshot Apply(IamSnapshot before, IReadOnlyList<Change> changes)
+    {
+        var users = before.Users;
+        var groups = before.Groups;
+        var acls = before.Acls;
+        foreach (var c in changes)
+        {
+            switch (c.Record)
+            {
+                case IamUser u:
+                    users = users.SetItem(u.Uid, u);
+                    break;
+                case IamGroup g:
+                    groups = groups.SetItem(g.Gid, g);
+                    break;
+                case IamAcl a:
+                    acls = acls.SetItem(a.Rid, a);
+                    break;
+                case null when c.Key.StartsWith(UserPrefix, StringComparison.Ordinal):
+                    users = users.Remove(c.Key[UserPrefix.Length..]);
+                    break;
+                case null when c.Key.StartsWith(GroupPrefix, StringComparison.Ordinal):
+                    groups = groups.Remove(c.Key[GroupPrefix.Length..]);
+                    break;
+                case null:
+                    acls = acls.Remove(Uri.UnescapeDataString(c.Key[AclPrefix.Length..]));
+                    break;
+            }
+        }
+
+        return new IamSnapshot(users, groups, acls);
     }
 
     private void Publish(IamSnapshot snapshot)

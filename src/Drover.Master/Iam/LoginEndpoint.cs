@@ -1,6 +1,6 @@
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using Drover.Core.Iam;
 using Drover.Core.Security;
 using Drover.Master.Security;
 using Microsoft.AspNetCore.Builder;
@@ -21,9 +21,16 @@ internal static class LoginEndpoint
     /// <summary>A login body is a uid and a password or a token: 64 KiB is generous.</summary>
     private const long MaxBody = 64 * 1024;
 
+    public const string JwksPath = "/acs/api/v1/auth/jwks";
+
     public static void Map(IEndpointRouteBuilder app)
     {
         app.MapPost(Path, LoginAsync).Access(RouteAccess.Anonymous with { Audited = true }).MaxBody(MaxBody);
+
+        // The public key that verifies login tokens (DC/OS serves it without credentials; Drover's allow-list is only
+        // health and login, so any logged-in account may read it: a tool that verifies tokens holds one).
+        app.MapGet(JwksPath, (TokenService tokens) => Results.Json(new IamJwks([tokens.PublicJwk()]), IamJsonContext.Default.IamJwks))
+            .Access(RouteAccess.Authenticated).MaxBody(1024);
     }
 
     private static async Task<IResult> LoginAsync(HttpContext http, IamStore iam, TokenService tokens, SecurityOptions options)
@@ -35,7 +42,7 @@ internal static class LoginEndpoint
         }
         catch (JsonException e)
         {
-            return Error(StatusCodes.Status400BadRequest, "Bad Request", "Request has bad JSON: " + e.Message, "ERR_MALFORMED_DATA");
+            return IamHttp.Error(StatusCodes.Status400BadRequest, "ERR_MALFORMED_DATA", "Request has bad JSON: " + e.Message);
         }
 
         if (body?.Uid is { Length: > 0 and <= 96 } named)
@@ -45,17 +52,22 @@ internal static class LoginEndpoint
 
         if (body?.Uid is not { Length: > 0 } uid)
         {
-            return Error(StatusCodes.Status400BadRequest, "Bad Request", "uid: is required", "ERR_INVALID_DATA");
+            return IamHttp.InvalidData("`uid` is required.");
         }
 
         if ((body.Password is null) == (body.Token is null))
         {
-            return Error(StatusCodes.Status400BadRequest, "Bad Request", "exactly one of password and token is required", "ERR_INVALID_DATA");
+            return IamHttp.InvalidData("Exactly one of `token` and `password` must be provided in the request body");
+        }
+
+        if (body.Password is "" || body.Token is "")
+        {
+            return IamHttp.InvalidData(body.Password is "" ? "`password` must not be empty." : "`token` must not be empty.");
         }
 
         if (!options.Enabled)
         {
-            return Error(StatusCodes.Status400BadRequest, "Bad Request", "this cluster runs without logins (drover dev without --auth): no token is needed", "ERR_INVALID_DATA");
+            return IamHttp.InvalidData("This cluster runs without logins (drover dev without --auth): no token is needed.");
         }
 
         IamUser? user;
@@ -75,14 +87,12 @@ internal static class LoginEndpoint
         if (user is null)
         {
             // One answer for every failure, so the endpoint does not tell which uids exist.
-            return Error(StatusCodes.Status401Unauthorized, "Invalid credentials", "Invalid credentials.", "ERR_INVALID_CREDENTIALS");
+            http.Response.Headers.WWWAuthenticate = "acsjwt";
+            return IamHttp.Error(StatusCodes.Status401Unauthorized, "ERR_INVALID_CREDENTIALS", "Invalid credentials.");
         }
 
-        return Results.Json(new JsonObject { ["token"] = tokens.Issue(user, options.TokenLifetime) });
+        return Results.Json(new IamLoginResponse(tokens.Issue(user, options.TokenLifetime)), IamJsonContext.Default.IamLoginResponse);
     }
-
-    private static IResult Error(int status, string title, string description, string code) =>
-        Results.Json(new JsonObject { ["title"] = title, ["description"] = description, ["code"] = code }, statusCode: status);
 }
 
 internal sealed record LoginRequest

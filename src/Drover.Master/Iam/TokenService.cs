@@ -56,6 +56,19 @@ public sealed class TokenService(IStateStore store, TimeProvider time)
         };
     }
 
+    /// <summary>The signing key's public half as a JWK (<c>GET /acs/api/v1/auth/jwks</c>), so tools can verify tokens themselves.</summary>
+    public Drover.Core.Iam.IamJwk PublicJwk()
+    {
+        var key = (RsaSecurityKey)(_signing ?? throw new InvalidOperationException("TokenService.LoadAsync was not called")).Key;
+        var p = key.Rsa.ExportParameters(includePrivateParameters: false);
+        return new Drover.Core.Iam.IamJwk
+        {
+            Kid = key.KeyId,
+            N = System.Buffers.Text.Base64Url.EncodeToString(p.Modulus),
+            E = System.Buffers.Text.Base64Url.EncodeToString(p.Exponent),
+        };
+    }
+
     /// <summary>A token for <paramref name="user"/> valid for <paramref name="lifetime"/>.</summary>
     public string Issue(IamUser user, TimeSpan lifetime)
     {
@@ -90,8 +103,9 @@ public sealed class TokenService(IStateStore store, TimeProvider time)
     }
 
     /// <summary>
-    /// Checks a service account's login JWT (DC/OS: RS256, signed by the account's private key, <c>uid</c> naming it,
-    /// with an <c>exp</c>) against the account's public key.
+    /// Checks a service account's login JWT (DC/OS: RS256 only, signed by the account's private key, <c>uid</c> naming it,
+    /// with an <c>exp</c>) against the account's public key. Drover requires the <c>exp</c> (bouncer only warns without one):
+    /// a login token that never expires could be replayed for ever.
     /// </summary>
     public async Task<string?> ValidateServiceLoginAsync(string token, IamUser account)
     {
@@ -103,7 +117,7 @@ public sealed class TokenService(IStateStore store, TimeProvider time)
 
         if (PublicKeyOf(pem) is not { } key)
         {
-            return "the account's public key is not an RSA or EC key in PEM form";
+            return "the account's public key is not an RSA key in PEM form";
         }
 
         var result = await _handler.ValidateTokenAsync(token, new TokenValidationParameters
@@ -111,7 +125,7 @@ public sealed class TokenService(IStateStore store, TimeProvider time)
             ValidateIssuer = false,
             ValidateAudience = false,
             IssuerSigningKey = key,
-            ValidAlgorithms = [SecurityAlgorithms.RsaSha256, SecurityAlgorithms.EcdsaSha256],
+            ValidAlgorithms = [SecurityAlgorithms.RsaSha256],
             RequireSignedTokens = true,
             RequireExpirationTime = true,
             ValidateLifetime = true,
@@ -128,7 +142,7 @@ public sealed class TokenService(IStateStore store, TimeProvider time)
             : "the login token's uid claim does not name the account";
     }
 
-    /// <summary>An RSA or EC public key from PEM, or null.</summary>
+    /// <summary>An RSA public key from PEM, or null.</summary>
     public static SecurityKey? PublicKeyOf(string pem)
     {
         var rsa = RSA.Create();
@@ -140,17 +154,6 @@ public sealed class TokenService(IStateStore store, TimeProvider time)
         catch (Exception e) when (e is ArgumentException or CryptographicException)
         {
             rsa.Dispose();
-        }
-
-        var ec = ECDsa.Create();
-        try
-        {
-            ec.ImportFromPem(pem);
-            return new ECDsaSecurityKey(ec);
-        }
-        catch (Exception e) when (e is ArgumentException or CryptographicException)
-        {
-            ec.Dispose();
             return null;
         }
     }

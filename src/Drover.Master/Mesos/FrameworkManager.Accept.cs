@@ -15,9 +15,13 @@ internal sealed partial class FrameworkManager
     /// the lock released. Operation types Drover does not support refuse the whole call with a 400 before
     /// anything is consumed. Invalid offers: every task gets TASK_LOST (TASK_DROPPED for PARTITION_AWARE
     /// frameworks), REASON_INVALID_OFFERS, as Mesos. An invalid task: TASK_ERROR, REASON_TASK_INVALID (for a
-    /// group, every task of it, REASON_TASK_GROUP_INVALID); the other tasks still launch.
+    /// group, every task of it, REASON_TASK_GROUP_INVALID); the other tasks still launch. With an authenticated
+    /// <paramref name="caller"/>, a task whose effective user the principal may not run as is refused first (as
+    /// Mesos authorizes before it validates): TASK_ERROR, REASON_TASK_UNAUTHORIZED (a group: every task of it,
+    /// REASON_TASK_GROUP_UNAUTHORIZED), and the task runs as that effective user. A refused task takes nothing
+    /// from the offer: what no task uses goes back to the ledger with the call's filters, as any unused part.
     /// </summary>
-    private CallResult Accept(Framework fw, MAccept? accept, out Func<CallResult>? after)
+    private CallResult Accept(Framework fw, MAccept? accept, SchedulerCaller caller, out Func<CallResult>? after)
     {
         after = null;
         if (accept?.OfferIds is not { Count: > 0 } offerIds)
@@ -85,7 +89,14 @@ internal sealed partial class FrameworkManager
             {
                 foreach (var info in op.Launch?.TaskInfos ?? [])
                 {
-                    if (BuildTask(fw, info, agentId, info.Executor, inGroup: false, ids, charged, ref remaining) is { } error)
+                    if ((LaunchAuthorizationError(fw, info, info.Executor, caller) ?? SecretAuthorizationError(fw, info, caller)) is { } unauthorized)
+                    {
+                        LogTaskUnauthorized(fw.Id, info.TaskId?.Value ?? "", unauthorized);
+                        SendLocked(fw, MasterUpdate(info.TaskId?.Value ?? "", TaskState.Error, TaskReasons.TaskUnauthorized, unauthorized, info.AgentId), acknowledge: true);
+                        continue;
+                    }
+
+                    if (BuildTask(fw, info, agentId, info.Executor, inGroup: false, RunAs(fw, info, info.Executor, caller), ids, charged, ref remaining) is { } error)
                     {
                         SendLocked(fw, MasterUpdate(info.TaskId?.Value ?? "", TaskState.Error, TaskReasons.TaskInvalid, error, info.AgentId), acknowledge: true);
                     }
@@ -110,6 +121,21 @@ internal sealed partial class FrameworkManager
             var groupCharged = new HashSet<string>(charged, StringComparer.Ordinal);
             var built = new List<OfferLaunch>();
             var groupInline = new List<(string TaskId, List<(int Index, byte[] Value)> Values)>();
+
+            // As Mesos: every task of the group is authorized before the group is validated; one refusal refuses the group.
+            var groupExecutor = group?.Executor is { Type: not "DEFAULT" } ex ? ex : null;
+            var unauthorizedTask = tasks.Select(t => LaunchAuthorizationError(fw, t, groupExecutor, caller) ?? SecretAuthorizationError(fw, t, caller)).FirstOrDefault(e => e is not null);
+            if (unauthorizedTask is not null)
+            {
+                LogTaskUnauthorized(fw.Id, string.Join(',', tasks.Select(t => t.TaskId?.Value)), unauthorizedTask);
+                foreach (var info in tasks)
+                {
+                    SendLocked(fw, MasterUpdate(info.TaskId?.Value ?? "", TaskState.Error, TaskReasons.TaskGroupUnauthorized, unauthorizedTask, info.AgentId), acknowledge: true);
+                }
+
+                continue;
+            }
+
             string? groupError = GroupExecutorError(group?.Executor, fw.Id, agentId, groupCharged, ref groupRemaining);
             if (groupError is null && tasks.Count == 0)
             {
@@ -128,7 +154,7 @@ internal sealed partial class FrameworkManager
                 {
                     groupError = $"task '{info.TaskId?.Value}': a task of a group must not set 'executor' (the group's executor runs it)";
                 }
-                else if (BuildTask(fw, info with { Executor = executor }, agentId, executor, inGroup: true, groupIds, groupCharged, ref groupRemaining) is { } error)
+                else if (BuildTask(fw, info with { Executor = executor }, agentId, executor, inGroup: true, RunAs(fw, info, executor, caller), groupIds, groupCharged, ref groupRemaining) is { } error)
                 {
                     groupError = $"task '{info.TaskId?.Value}': {error}";
                 }
@@ -171,7 +197,7 @@ internal sealed partial class FrameworkManager
             // completes a write only once every earlier one is, so the values are stored by the time a launch resolves them.
             foreach (var (taskId, values) in inline)
             {
-                Secrets!.Store.KeepTaskValues(taskId, values);
+                Secrets!.KeepTaskValues(taskId, values);
                 values.ForEach(v => Array.Clear(v.Value));
             }
 
@@ -196,6 +222,14 @@ internal sealed partial class FrameworkManager
         };
         return CallResult.Accepted;
     }
+
+    /// <summary>
+    /// The user a task runs as. With logins, the effective user its launch was authorized for (so a framework's
+    /// <c>FrameworkInfo.user</c> is honoured, as by a Mesos agent with <c>--switch_user</c>); on a dev cluster
+    /// without logins, its command's user only, as before (<c>FrameworkInfo.user</c> is not applied there).
+    /// </summary>
+    private static string? RunAs(Framework fw, MTaskInfo info, MExecutorInfo? executor, SchedulerCaller caller) =>
+        caller.Principal is null ? info.Command?.User : EffectiveUser(info, executor, fw.Info);
 
     /// <summary>The task a successful <see cref="BuildTask"/> built (only read under the lock, right after).</summary>
     private OfferLaunch? _lastBuilt;
@@ -263,7 +297,7 @@ internal sealed partial class FrameworkManager
     /// success subtracts its resources from <paramref name="remaining"/> and leaves the task in <see cref="_lastBuilt"/>.
     /// Returns the reason it is invalid, in Mesos' wording where Mesos has one.
     /// </summary>
-    private string? BuildTask(Framework fw, MTaskInfo info, string agentId, MExecutorInfo? executor, bool inGroup, HashSet<string> ids, HashSet<string> charged, ref Resources remaining)
+    private string? BuildTask(Framework fw, MTaskInfo info, string agentId, MExecutorInfo? executor, bool inGroup, string? user, HashSet<string> ids, HashSet<string> charged, ref Resources remaining)
     {
         _lastBuilt = null;
         _lastInline = null;
@@ -415,7 +449,7 @@ internal sealed partial class FrameworkManager
             Resources = res with { Ports = PortRanges.Empty },
             PortCount = res.Ports.Count,
             KillGracePeriod = grace,
-            User = info.Command?.User,
+            User = user,
             FrameworkId = fw.Id,
             Executor = executorSpec,
             Data = info.Data,

@@ -8,27 +8,43 @@ using Drover.Master.Secrets;
 namespace Drover.Master.Mesos;
 
 /// <summary>
-/// The secret store as the Mesos layer uses it: where REFERENCE secrets live and VALUE secrets are kept, and whether a
-/// framework's principal may read a stored secret (always, on a dev cluster without logins).
-/// </summary>
-internal sealed class FrameworkSecrets(SecretStore store, Func<string?, string, PermissionAction, bool> principalAllows)
-{
-    public SecretStore Store { get; } = store;
-
-    public bool Allows(string? principal, string rid, PermissionAction action) => principalAllows(principal, rid, action);
-}
-
-/// <summary>
 /// Mesos' <c>Secret</c> in a LAUNCH or LAUNCH_GROUP: in <c>command.environment.variables</c> (<c>type: SECRET</c>) and in
 /// <c>container.volumes</c> (<c>source.type: SECRET</c>, a file at <c>container_path</c> in the sandbox). A REFERENCE
-/// names a stored secret, which the framework's principal must be allowed to read; a VALUE carries the bytes, which
+/// names a stored secret, which the principal launching the task must be allowed to read (checked with the other
+/// launch authorizations: TASK_ERROR, REASON_TASK_UNAUTHORIZED) and which must exist; a VALUE carries the bytes, which
 /// the master keeps encrypted under the task until it ends (<see cref="SecretStore.KeepTaskValues"/>). The task's spec
 /// holds references only. A task that cannot have its secrets gets TASK_ERROR with the reason, and nothing is launched.
 /// </summary>
 internal sealed partial class FrameworkManager
 {
     /// <summary>The secret store (set by the host; null in unit tests without one: then a task with secrets is refused).</summary>
-    public FrameworkSecrets? Secrets { get; init; }
+    public SecretStore? Secrets { get; init; }
+
+    /// <summary>
+    /// Why <paramref name="caller"/> may not give <paramref name="task"/> the stored secrets it references (it lacks read
+    /// on one), or null. Malformed references are left to <see cref="SecretsError"/>; nothing is checked without logins.
+    /// </summary>
+    private static string? SecretAuthorizationError(Framework fw, MTaskInfo task, SchedulerCaller caller)
+    {
+        if (caller.Principal is not { } principal)
+        {
+            return null;
+        }
+
+        var references = (task.Command?.Environment?.Variables ?? []).Where(v => v.Type == "SECRET").Select(v => v.Secret)
+            .Concat((task.Container?.Volumes ?? []).Select(v => v?.Source?.Secret));
+        foreach (var secret in references)
+        {
+            if (secret is { Type: "REFERENCE", Reference.Name: { } name } && SecretPaths.Canonical(name, out _) is { } path
+                && !caller.Allows(Rids.Secret(path), PermissionAction.Read))
+            {
+                return $"Principal '{principal}' is not authorized to launch task {task.TaskId?.Value} of framework {fw.Id} with secret '{path}': "
+                    + $"'{principal}' lacks permission '{Rids.Secret(path)}' with action 'read'";
+            }
+        }
+
+        return null;
+    }
 
     /// <summary>The VALUE secrets of the task a successful <see cref="BuildTask"/> built (read under the lock, right after).</summary>
     private List<(int Index, byte[] Value)>? _lastInline;
@@ -111,10 +127,10 @@ internal sealed partial class FrameworkManager
                         return $"{field}.reference.key: not supported (a Drover secret holds one value; store each field as its own secret)";
                     }
 
-                    var principal = fw.Info.Principal;
-                    if (SecretAccess.Refusal(path, Secrets.Store, principal ?? "(no principal)", (rid, action) => Secrets.Allows(principal, rid, action)) is { } refusal)
+                    // Read permission was checked with the launch's other authorizations (SecretAuthorizationError).
+                    if (!Secrets.Exists(path))
                     {
-                        return $"{field}: {refusal}";
+                        return $"{field}: secret '{path}' does not exist";
                     }
 
                     result.Add(new TaskSecret { Target = target, Name = name, Path = path });

@@ -123,11 +123,14 @@ internal sealed partial class FrameworkManager
     /// <summary>
     /// SUBSCRIBE: registers a new framework (assigning its id) or takes over an existing one (failover: the old
     /// stream is closed). Returns the new stream, already holding SUBSCRIBED and every unacknowledged update,
-    /// or an error for the HTTP answer, or (<c>RemovedError</c>) a framework that was torn down, which Mesos
-    /// answers with an ERROR event on the stream.
+    /// or an error for the HTTP answer (a 4xx before the stream), or a <c>Refusal</c> — a framework that was torn
+    /// down, or an authenticated <paramref name="caller"/> that may not register or take over this framework —
+    /// which Mesos answers with an ERROR event on the stream, then closes it. A refusal changes nothing (the
+    /// framework's current stream, if any, stays open).
     /// </summary>
-    public (Framework? Framework, SchedulerStream? Stream, CallResult Error, string? RemovedError) Subscribe(MCall call, string hostHeader)
+    public (Framework? Framework, SchedulerStream? Stream, CallResult Error, string? Refusal) Subscribe(MCall call, string hostHeader, SchedulerCaller? caller = null)
     {
+        caller ??= SchedulerCaller.Anyone;
         var info = call.Subscribe?.FrameworkInfo;
         if (info is null)
         {
@@ -139,7 +142,7 @@ internal sealed partial class FrameworkManager
             return (null, null, CallResult.Bad("subscribe.framework_info.user: required"), null);
         }
 
-        if (string.IsNullOrEmpty(info.Name))
+        if (info.Name is not { Length: > 0 } name)
         {
             return (null, null, CallResult.Bad("subscribe.framework_info.name: required"), null);
         }
@@ -147,6 +150,12 @@ internal sealed partial class FrameworkManager
         if (call.FrameworkId?.Value is { } callId && info.Id?.Value is { } infoId && callId != infoId)
         {
             return (null, null, CallResult.Bad($"framework_id: '{callId}' differs from subscribe.framework_info.id '{infoId}'"), null);
+        }
+
+        (info, var principalError) = AuthenticateSubscription(info, caller);
+        if (principalError is not null)
+        {
+            return (null, null, CallResult.Bad(principalError), null);
         }
 
         var caps = (info.Capabilities ?? []).Select(c => c.Type).ToHashSet(StringComparer.Ordinal);
@@ -183,16 +192,23 @@ internal sealed partial class FrameworkManager
                 return (null, null, default, "Framework has been removed");
             }
 
+            var known = id is not null ? _frameworks.GetValueOrDefault(id) : null;
+            if (AuthorizeSubscriptionLocked(ref info, known, id, caller) is { } refusal)
+            {
+                LogSubscriptionRefused(name, refusal);
+                return (null, null, default, refusal);
+            }
+
             var now = _time.GetUtcNow();
             var added = false;
-            if (id is null || !_frameworks.TryGetValue(id, out var existing))
+            if (id is null || known is not { } existing)
             {
                 id ??= $"{_masterId}-{Interlocked.Increment(ref _nextId):D4}";
                 fw = new Framework(id, info with { Id = new MId(id) }, now);
                 _frameworks[id] = fw;
                 _presence[id] = true;
                 added = true;
-                LogSubscribed(id, info.Name, string.Join(',', fw.Roles));
+                LogSubscribed(id, name, string.Join(',', fw.Roles));
             }
             else
             {
@@ -208,7 +224,7 @@ internal sealed partial class FrameworkManager
                     RescindAllLocked(fw, sendEvents: false);
                 }
 
-                LogResubscribed(id, info.Name);
+                LogResubscribed(id, name);
             }
 
             stream = new SchedulerStream();
@@ -263,9 +279,14 @@ internal sealed partial class FrameworkManager
 
     // ---------------------------------------------------------------- other calls
 
-    /// <summary>Every call but SUBSCRIBE, after the HTTP layer parsed it. Validates the stream id and the framework as Mesos does.</summary>
-    public CallResult Handle(MCall call, string? streamId)
+    /// <summary>
+    /// Every call but SUBSCRIBE, after the HTTP layer parsed it. Validates the stream id and the framework as Mesos
+    /// does; an authenticated <paramref name="caller"/> must be the framework's principal (400, before the framework's
+    /// state or stream id is looked at), so a stream id alone lets no one act for another principal's framework.
+    /// </summary>
+    public CallResult Handle(MCall call, string? streamId, SchedulerCaller? caller = null)
     {
+        caller ??= SchedulerCaller.Anyone;
         if (string.IsNullOrEmpty(streamId))
         {
             return CallResult.Bad("All non-subscribe calls should include the 'Mesos-Stream-Id' header");
@@ -281,7 +302,12 @@ internal sealed partial class FrameworkManager
         CallResult result;
         lock (_lock)
         {
-            if (!_frameworks.TryGetValue(fwId, out var fw) || fw.Stream is null)
+            if (_frameworks.TryGetValue(fwId, out var fw) && CallPrincipalError(fw, caller) is { } mismatch)
+            {
+                return CallResult.Bad(mismatch);
+            }
+
+            if (fw?.Stream is null)
             {
                 return new CallResult(StatusCodes.Status403Forbidden, $"Framework '{fwId}' is not subscribed");
             }
@@ -294,7 +320,7 @@ internal sealed partial class FrameworkManager
             result = call.Type switch
             {
                 "TEARDOWN" => Teardown(fw, kill),
-                "ACCEPT" => Accept(fw, call.Accept, out after),
+                "ACCEPT" => Accept(fw, call.Accept, caller, out after),
                 "DECLINE" => Decline(fw, call.Decline?.OfferIds, call.Decline?.Filters),
                 "ACCEPT_INVERSE_OFFERS" or "DECLINE_INVERSE_OFFERS" => InverseOfferAnswer(fw, call),
                 "REVIVE" => Revive(fw, call.Revive?.Roles),

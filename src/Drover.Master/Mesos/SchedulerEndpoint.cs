@@ -32,7 +32,7 @@ internal static class SchedulerEndpoint
         app.MapPost("/api/v1/scheduler", HandleAsync).Access(RouteAccess.Authenticated);
     }
 
-    private static async Task HandleAsync(HttpContext http, FrameworkManager frameworks, MasterOptions options, IHostApplicationLifetime lifetime)
+    private static async Task HandleAsync(HttpContext http, FrameworkManager frameworks, Authorizer authorizer, MasterOptions options, IHostApplicationLifetime lifetime)
     {
         if (ContentTypeError(http.Request) is { } refused)
         {
@@ -48,9 +48,10 @@ internal static class SchedulerEndpoint
         }
 
         var streamId = http.Request.Headers[StreamIdHeader].ToString();
+        var caller = SchedulerCallerOf(http, authorizer);
         if (call!.Type != "SUBSCRIBE")
         {
-            var result = frameworks.Handle(call, streamId);
+            var result = frameworks.Handle(call, streamId, caller);
             await (result.Error is null
                 ? Results.StatusCode(result.Status)
                 : ApiResults.Error(result.Status, result.Status == StatusCodes.Status403Forbidden ? "forbidden" : ErrorCodes.ValidationFailed, result.Error)).ExecuteAsync(http);
@@ -63,8 +64,8 @@ internal static class SchedulerEndpoint
             return;
         }
 
-        var (fw, stream, failed, removed) = frameworks.Subscribe(call, http.Request.Host.Value ?? "localhost");
-        if (fw is null && removed is null)
+        var (fw, stream, failed, refusal) = frameworks.Subscribe(call, http.Request.Host.Value ?? "localhost", caller);
+        if (fw is null && refusal is null)
         {
             await ApiResults.Error(failed.Status, ErrorCodes.ValidationFailed, failed.Error ?? "invalid SUBSCRIBE").ExecuteAsync(http);
             return;
@@ -74,10 +75,10 @@ internal static class SchedulerEndpoint
         http.Response.ContentType = "application/json";
         http.Response.Headers.CacheControl = "no-cache";
         http.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-        if (removed is not null)
+        if (refusal is not null)
         {
-            // Mesos tells a torn-down framework so on the stream, then closes it.
-            WriteRecord(http.Response.BodyWriter, FrameworkManager.Encode(new MEvent { Type = "ERROR", Error = new MError(removed) }));
+            // Mesos tells a torn-down framework, and one it may not register or take over, so on the stream, then closes it.
+            WriteRecord(http.Response.BodyWriter, FrameworkManager.Encode(new MEvent { Type = "ERROR", Error = new MError(refusal) }));
             await http.Response.BodyWriter.FlushAsync(http.RequestAborted);
             return;
         }
@@ -100,6 +101,18 @@ internal static class SchedulerEndpoint
         {
             frameworks.StreamEnded(fw!, stream);
         }
+    }
+
+    /// <summary>
+    /// The principal the gate authenticated (HTTP Basic or a login token), whose permissions the scheduler calls are
+    /// checked against; on a dev cluster without logins, <see cref="SchedulerCaller.Anyone"/>.
+    /// </summary>
+    private static SchedulerCaller SchedulerCallerOf(HttpContext http, Authorizer authorizer)
+    {
+        var caller = http.Caller();
+        return caller.Kind == CallerKind.DevAnonymous
+            ? SchedulerCaller.Anyone
+            : new SchedulerCaller(caller.Id, (rid, action) => authorizer.Allows(caller, rid, action));
     }
 
     private static readonly byte[] HeartbeatEvent = FrameworkManager.Encode(new MEvent { Type = "HEARTBEAT" });

@@ -48,7 +48,7 @@ public static partial class SecurityGate
             }
 
             if (guard.Check(request.Method, request.Host.Value, request.Headers.Origin.ToString(), own, request.ContentType, hasBody,
-                    protobufAllowed: path.StartsWith("/api/v1", StringComparison.Ordinal)) is { } refused)
+                    routeChecksContentType: request.Path.StartsWithSegments("/api/v1")) is { } refused)
             {
                 await Denials.WriteAsync(http, refused.Status, refused.Reason);
                 return;
@@ -196,7 +196,7 @@ public static class Denials
         if (status == StatusCodes.Status401Unauthorized)
         {
             response.Headers.WWWAuthenticate = IsMesos(path)
-                ? new Microsoft.Extensions.Primitives.StringValues(["Basic realm=\"mesos-master\"", "Bearer realm=\"drover\""])
+                ? new Microsoft.Extensions.Primitives.StringValues([$"Basic realm=\"{MesosRealm(path)}\"", "Bearer realm=\"drover\""])
                 : new Microsoft.Extensions.Primitives.StringValues(["acsjwt", "Bearer realm=\"drover\""]);
         }
 
@@ -213,10 +213,11 @@ public static class Denials
         {
             var (title, code) = status switch
             {
-                401 => ("Unauthorized", "ERR_MISSING_AUTH_TOKEN"),
-                403 => ("Forbidden", "ERR_FORBIDDEN"),
-                415 => ("Unsupported Media Type", "ERR_INVALID_DATA"),
-                _ => (ReasonPhrase(status), "ERR_INTERNAL"),
+                // DC/OS' titles are the status line ("401 Unauthorized").
+                401 => ("401 Unauthorized", "ERR_MISSING_AUTH_TOKEN"),
+                403 => ("403 Forbidden", "ERR_FORBIDDEN"),
+                415 => ("415 Unsupported Media Type", "ERR_INVALID_DATA"),
+                _ => ($"{status} {ReasonPhrase(status)}", "ERR_INTERNAL"),
             };
             await Results.Json(new JsonObject { ["title"] = title, ["description"] = reason, ["code"] = code }, statusCode: status).ExecuteAsync(http);
         }
@@ -232,6 +233,21 @@ public static class Denials
             await Results.Json(new ApiError { Code = code, Message = reason, Details = [] }, DroverJsonContext.Default.ApiError, statusCode: status).ExecuteAsync(http);
         }
     }
+
+    /// <summary>
+    /// Mesos' HTTP authentication realm of a path (Mesos 1.11): frameworks authenticate in
+    /// <c>mesos-master-scheduler</c>, the operator API in <c>mesos-master-readwrite</c>, the read-only endpoints
+    /// (<c>/master/state</c>, …) in <c>mesos-master-readonly</c>; the executor API (served here by <c>drover dev</c>)
+    /// is the agent's <c>mesos-agent-executor</c>.
+    /// </summary>
+    internal static string MesosRealm(string path) =>
+        IsPathOrBelow(path, "/api/v1/scheduler") ? "mesos-master-scheduler"
+        : IsPathOrBelow(path, "/api/v1/executor") ? "mesos-agent-executor"
+        : path.StartsWith("/api/v1", StringComparison.Ordinal) ? "mesos-master-readwrite"
+        : "mesos-master-readonly";
+
+    private static bool IsPathOrBelow(string path, string prefix) =>
+        path.StartsWith(prefix, StringComparison.Ordinal) && (path.Length == prefix.Length || path[prefix.Length] == '/');
 
     private static bool IsMesos(string path) =>
         path.StartsWith("/api/v1", StringComparison.Ordinal) || path.StartsWith("/master/", StringComparison.Ordinal) || path == "/state.json";

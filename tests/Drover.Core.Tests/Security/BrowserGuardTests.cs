@@ -27,10 +27,13 @@ public sealed class BrowserGuardTests
         Assert.Null(_guard.Check("POST", "localhost:5050", null, "http://localhost:5050", contentType, hasBody: true));
 
     [Fact]
-    public void Check_ProtobufBody_PassesOnlyWhereAllowed()
+    public void Check_RouteThatChecksItsOwnContentType_IsLeftToIt()
     {
         Assert.Equal(415, _guard.Check("POST", "localhost", null, "http://localhost", "application/x-protobuf", true)?.Status);
-        Assert.Null(_guard.Check("POST", "localhost", null, "http://localhost", "application/x-protobuf", true, protobufAllowed: true));
+        Assert.Null(_guard.Check("POST", "localhost", null, "http://localhost", "text/plain", true, routeChecksContentType: true));
+
+        // Origin and Host are still the guard's.
+        Assert.Equal(403, _guard.Check("POST", "localhost", "http://evil.example", "http://localhost", "application/json", true, routeChecksContentType: true)?.Status);
     }
 
     [Fact]

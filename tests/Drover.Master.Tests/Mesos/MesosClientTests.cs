@@ -1,7 +1,11 @@
 using Drover.Client.Mesos;
 using Drover.Core;
+using Drover.Core.Mesos;
+using Drover.Core.Security;
+using Drover.Master.Iam;
 using Drover.Testing;
 using MesosHello;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Drover.Master.Tests.Mesos;
 
@@ -31,6 +35,48 @@ public sealed class MesosClientTests
         Assert.Equal(4, tasks.Count);
         Assert.All(tasks, t => Assert.Equal(TaskState.Finished, t.State));
         Assert.Equal(2, tasks.Select(t => t.Hostname).Distinct().Count()); // 0.2 cpus per agent: two tasks each
+    }
+
+    [Fact]
+    public async Task Client_WithCredential_SubscribesToSecuredMaster_WithoutOrWithWrongOne_Refused()
+    {
+        await using var cluster = await InProcessCluster.StartAsync(secure: true);
+        var iam = cluster.Master.Services.GetRequiredService<IamStore>();
+        Assert.True((await iam.CreateUserAsync(new IamUser { Uid = "hello", Kind = AccountKind.Service, PasswordHash = PasswordHasher.Hash("hello-secret", iterations: 10_000) }, CancellationToken.None)).Succeeded);
+        Assert.True((await iam.GrantAsync(Rids.FrameworkRole("*"), "hello", isGroup: false, PermissionAction.Create, CancellationToken.None)).Succeeded);
+        Assert.True((await iam.GrantAsync(Rids.TaskUser("nobody"), "hello", isGroup: false, PermissionAction.Create, CancellationToken.None)).Succeeded);
+        var info = new MFrameworkInfo { User = "nobody", Name = "authenticated" };
+
+        // With the credential: subscribed (the stream and the calls on it carry it), and torn down by a call.
+        using (var client = new MesosSchedulerClient(cluster.Master.Url, new MesosCredential("hello", "hello-secret")))
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await foreach (var e in client.SubscribeAsync(info, timeout.Token))
+            {
+                Assert.Equal("SUBSCRIBED", e.Type);
+                await client.TeardownAsync(timeout.Token);
+                break;
+            }
+        }
+
+        // Without one, or with a wrong secret: the master's 401, as an exception, and the example exits with 2.
+        foreach (var credential in new MesosCredential?[] { null, new("hello", "wrong") })
+        {
+            using var client = new MesosSchedulerClient(cluster.Master.Url, credential);
+            var refused = await Assert.ThrowsAsync<MesosCallException>(async () =>
+            {
+                await foreach (var _ in client.SubscribeAsync(info))
+                {
+                }
+            });
+            Assert.Equal(401, refused.StatusCode);
+
+            using var output = new StringWriter();
+            Assert.Equal(2, await new HelloFramework(cluster.Master.Url, 1, output, credential).RunAsync(CancellationToken.None));
+            Assert.Contains("HTTP 401", output.ToString(), StringComparison.Ordinal);
+        }
+
+        Assert.DoesNotContain("hello-secret", new MesosCredential("hello", "hello-secret").ToString(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -17,7 +17,7 @@ namespace Drover.Master.Tests.Mesos;
 
 /// <summary>
 /// Mesos <c>Secret</c>s in ACCEPT LAUNCH on the real ledger and a real (SQLite) secret store, with framework principal
-/// <c>p1</c> allowed to read <c>team-a/*</c> only: what is launched carries references, what is refused gets TASK_ERROR
+/// <c>p1</c> (authenticated, as the scheduler endpoint hands it over) allowed to read <c>team-a/*</c> only: what is launched carries references, what is refused gets TASK_ERROR
 /// with the reason, and the value travels only in the resolved command for the task's agent.
 /// </summary>
 public sealed class MesosSecretsTests : IAsyncLifetime
@@ -39,11 +39,7 @@ public sealed class MesosSecretsTests : IAsyncLifetime
         await _secrets.PutAsync("team-a/db", DbPassword, "admin", null, SecretWriteMode.Upsert, CancellationToken.None);
         await _secrets.PutAsync("team-b/db", "team-b-pw"u8.ToArray(), "admin", null, SecretWriteMode.Upsert, CancellationToken.None);
         _state = new ClusterState(_options, _time, NullLogger<ClusterState>.Instance, MasterJournal.None);
-        _frameworks = new FrameworkManager(_state, null, _options, _time, NullLogger<FrameworkManager>.Instance)
-        {
-            Secrets = new FrameworkSecrets(_secrets, (principal, rid, action) =>
-                principal == "p1" && action == PermissionAction.Read && Rids.Covers(Rids.Secret("team-a"), rid)),
-        };
+        _frameworks = new FrameworkManager(_state, null, _options, _time, NullLogger<FrameworkManager>.Instance) { Secrets = _secrets };
     }
 
     public async Task DisposeAsync()
@@ -73,7 +69,7 @@ public sealed class MesosSecretsTests : IAsyncLifetime
     }
 
     [Fact]
-    public void Launch_ReferenceThePrincipalMayNotRead_TaskErrorNamingThePermissionAndNothingLaunched()
+    public void Launch_ReferenceThePrincipalMayNotRead_TaskErrorUnauthorizedNamingThePermissionAndNothingLaunched()
     {
         var (_, fw, stream, offer) = Offer();
 
@@ -81,8 +77,8 @@ public sealed class MesosSecretsTests : IAsyncLifetime
 
         var update = Updates(stream).Single();
         Assert.Equal("TASK_ERROR", update.State);
-        Assert.Contains("lacks permission 'dcos:secrets:default:/team-b/db' with action 'read'", update.Message, StringComparison.Ordinal);
-        Assert.Contains("command.environment.variables['STOLEN']", update.Message, StringComparison.Ordinal);
+        Assert.Equal(TaskReasons.TaskUnauthorized, update.Reason);
+        Assert.Contains("with secret 'team-b/db': 'p1' lacks permission 'dcos:secrets:default:/team-b/db' with action 'read'", update.Message, StringComparison.Ordinal);
         Assert.Null(_state.GetTask(FrameworkManager.DroverTaskId(fw.Id, "t")));
     }
 
@@ -161,6 +157,10 @@ public sealed class MesosSecretsTests : IAsyncLifetime
 
     // ------------------------------------------------------------------ helpers
 
+    /// <summary>Principal p1: may register in any role and run tasks as nobody, and read team-a's secrets only.</summary>
+    private static readonly SchedulerCaller P1 = new("p1", (rid, action) =>
+        rid.StartsWith("dcos:mesos:master:", StringComparison.Ordinal) || (action == PermissionAction.Read && Rids.Covers(Rids.Secret("team-a"), rid)));
+
     private (string AgentId, Framework Framework, SchedulerStream Stream, MOffer Offer) Offer()
     {
         var agentId = _state.Register(Build.Agent("a1", "cpus:2;mem:1024")).Registered.AgentId;
@@ -168,7 +168,7 @@ public sealed class MesosSecretsTests : IAsyncLifetime
         {
             Type = "SUBSCRIBE",
             Subscribe = new MSubscribe(new MFrameworkInfo { User = "nobody", Name = "f", Principal = "p1", FailoverTimeout = 60 }, null),
-        }, "localhost:5050");
+        }, "localhost:5050", P1);
         Assert.Null(error.Error);
         _frameworks.AllocatePass();
         var offer = Events(stream!).Where(e => e.Type == "OFFERS").SelectMany(e => e.Offers!.Offers).Single();
@@ -198,7 +198,7 @@ public sealed class MesosSecretsTests : IAsyncLifetime
             Type = "ACCEPT",
             FrameworkId = new MId(fw.Id),
             Accept = new MAccept([offer.Id], [new MOperation { Type = "LAUNCH", Launch = new MLaunch([task]) }], null),
-        }, stream.Id);
+        }, stream.Id, P1);
         Assert.Equal(202, result.Status);
     }
 

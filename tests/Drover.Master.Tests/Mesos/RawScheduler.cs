@@ -21,11 +21,19 @@ internal sealed class RawScheduler : IAsyncDisposable
     private HttpClient? _streamHttp;
     private Task? _reader;
 
-    private RawScheduler(Uri master)
+    private RawScheduler(Uri master, AuthenticationHeaderValue? authorization)
     {
         _http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = Timeout.InfiniteTimeSpan };
         _endpoint = new Uri(master, "/api/v1/scheduler");
+        Authorization = authorization;
     }
+
+    /// <summary>Sent with the subscription and every call (HTTP Basic principal and secret on a secured master); null: none.</summary>
+    public AuthenticationHeaderValue? Authorization { get; set; }
+
+    /// <summary>The <c>Authorization</c> header of HTTP Basic with a principal and secret.</summary>
+    public static AuthenticationHeaderValue Basic(string principal, string secret) =>
+        new("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(principal + ":" + secret)));
 
     public string FrameworkId { get; private set; } = "";
 
@@ -42,9 +50,9 @@ internal sealed class RawScheduler : IAsyncDisposable
     /// <summary>Every event read, in order (including the ones <see cref="NextAsync"/> returned).</summary>
     public List<JsonObject> Seen { get; } = [];
 
-    public static async Task<RawScheduler> SubscribeAsync(Uri master, JsonObject frameworkInfo, CancellationToken ct = default)
+    public static async Task<RawScheduler> SubscribeAsync(Uri master, JsonObject frameworkInfo, CancellationToken ct = default, AuthenticationHeaderValue? authorization = null)
     {
-        var s = new RawScheduler(master);
+        var s = new RawScheduler(master, authorization);
         await s.SubscribeAsync(frameworkInfo, ct);
         return s;
     }
@@ -63,6 +71,7 @@ internal sealed class RawScheduler : IAsyncDisposable
 
         using var request = new HttpRequestMessage(HttpMethod.Post, _endpoint) { Content = Json(call) };
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
+        request.Headers.Authorization = Authorization;
         // The subscription gets a connection of its own (as Mesos' docs ask); calls go on other connections.
         _streamHttp = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = Timeout.InfiniteTimeSpan };
         _response = await _streamHttp.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
@@ -101,6 +110,8 @@ internal sealed class RawScheduler : IAsyncDisposable
         {
             request.Headers.Add("Mesos-Stream-Id", streamId ?? StreamId);
         }
+
+        request.Headers.Authorization = Authorization;
 
         var started = DateTime.UtcNow;
         var response = await _http.SendAsync(request);

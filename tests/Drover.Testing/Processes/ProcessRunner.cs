@@ -32,8 +32,9 @@ public static class ProcessRunner
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>Runs <paramref name="fileName"/> and returns its exit code and output; never throws on a non-zero exit.</summary>
+    /// <param name="environment">Variables to set for it (a null value removes the variable); the rest are inherited.</param>
     /// <exception cref="TimeoutException">It ran longer than <paramref name="timeout"/> (it is killed).</exception>
-    public static async Task<ProcessResult> RunAsync(string fileName, IEnumerable<string> args, TimeSpan? timeout = null)
+    public static async Task<ProcessResult> RunAsync(string fileName, IEnumerable<string> args, TimeSpan? timeout = null, IReadOnlyDictionary<string, string?>? environment = null)
     {
         ArgumentNullException.ThrowIfNull(fileName);
         ArgumentNullException.ThrowIfNull(args);
@@ -47,6 +48,18 @@ public static class ProcessRunner
         foreach (var arg in args)
         {
             psi.ArgumentList.Add(arg);
+        }
+
+        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
+        {
+            if (value is null)
+            {
+                psi.Environment.Remove(name);
+            }
+            else
+            {
+                psi.Environment[name] = value;
+            }
         }
 
         using var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {fileName}");

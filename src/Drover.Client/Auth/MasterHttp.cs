@@ -1,0 +1,100 @@
+using System.Net;
+
+namespace Drover.Client.Auth;
+
+/// <summary>
+/// A master answered 401 to a call that needed a login: none was presented (<see cref="TokenSent"/> false), or the
+/// token was refused (expired, revoked, issued before a password change).
+/// </summary>
+public sealed class MasterLoginRequiredException(Uri master, bool tokenSent)
+    : Exception(tokenSent
+        ? $"{master.GetLeftPart(UriPartial.Authority)} refused the login token (expired, or revoked by a password change or account removal): run `drover login` again"
+        : $"not logged in to {master.GetLeftPart(UriPartial.Authority)}: run `drover login` (or set DROVER_TOKEN)")
+{
+    public Uri Master { get; } = master;
+
+    public bool TokenSent { get; } = tokenSent;
+}
+
+/// <summary>
+/// Builds the HTTP handlers that talk to a master. <see cref="CreateTransport"/> is the one place where the
+/// connection to a master URL is set up: the TLS trust for it (the cluster CA pinned by <c>drover login</c> or
+/// given with <c>--ca-cert</c>) belongs there, so every client of every command gets it.
+/// </summary>
+public static class MasterHttp
+{
+    /// <summary>The connection-level handler for <paramref name="master"/>. Redirects are followed by <see cref="MasterAuthHandler"/>, not here.</summary>
+    public static SocketsHttpHandler CreateTransport(Uri master)
+    {
+        ArgumentNullException.ThrowIfNull(master);
+        return new SocketsHttpHandler { AllowAutoRedirect = false };
+    }
+
+    /// <summary>
+    /// The handler chain for <paramref name="master"/>: the transport, with <paramref name="token"/> (null: none)
+    /// sent as <c>Authorization: token=…</c>. With <paramref name="loginRequiredOn401"/> a 401 answer throws
+    /// <see cref="MasterLoginRequiredException"/> (what the CLI turns into one sentence).
+    /// </summary>
+    public static HttpMessageHandler Create(Uri master, string? token, bool loginRequiredOn401 = false) =>
+        new MasterAuthHandler(master, token, loginRequiredOn401, CreateTransport(master));
+}
+
+/// <summary>
+/// Sends the login token with every request to the master (DC/OS' form, <c>Authorization: token=&lt;JWT&gt;</c>) and
+/// follows redirects itself: a follower master sends every call to the leader with a 307, and the transport's own
+/// redirect handling would drop the <c>Authorization</c> header on the way. The token follows a redirect unless it
+/// would go from HTTPS to plain HTTP.
+/// </summary>
+public sealed class MasterAuthHandler(Uri master, string? token, bool loginRequiredOn401, HttpMessageHandler inner) : DelegatingHandler(inner)
+{
+    private const int MaxRedirects = 5;
+
+    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var firstScheme = request.RequestUri!.Scheme;
+        var sendToken = token is not null;
+        for (var hop = 0; ; hop++)
+        {
+            request.Headers.Remove("Authorization");
+            if (sendToken)
+            {
+                // "token=<JWT>" is not an RFC 7235 scheme, so it goes in unvalidated.
+                request.Headers.TryAddWithoutValidation("Authorization", "token=" + token);
+            }
+
+            var response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            if (hop < MaxRedirects && IsRedirect(response.StatusCode) && response.Headers.Location is { } location)
+            {
+                var target = location.IsAbsoluteUri ? location : new Uri(request.RequestUri!, location);
+                if (target.Scheme is not ("http" or "https"))
+                {
+                    return response;
+                }
+
+                sendToken = token is not null && !(firstScheme == Uri.UriSchemeHttps && target.Scheme == Uri.UriSchemeHttp);
+                if (response.StatusCode is HttpStatusCode.SeeOther
+                    || (response.StatusCode is HttpStatusCode.Moved or HttpStatusCode.Found && request.Method == HttpMethod.Post))
+                {
+                    request.Method = HttpMethod.Get; // as browsers and the transport do
+                    request.Content = null;
+                }
+
+                request.RequestUri = target;
+                response.Dispose();
+                continue;
+            }
+
+            if (response.StatusCode == HttpStatusCode.Unauthorized && loginRequiredOn401)
+            {
+                response.Dispose();
+                throw new MasterLoginRequiredException(master, token is not null);
+            }
+
+            return response;
+        }
+    }
+
+    private static bool IsRedirect(HttpStatusCode status) => status is HttpStatusCode.Moved or HttpStatusCode.Found or HttpStatusCode.SeeOther
+        or HttpStatusCode.TemporaryRedirect or HttpStatusCode.PermanentRedirect;
+}
