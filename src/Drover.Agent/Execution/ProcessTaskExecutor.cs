@@ -39,7 +39,10 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
     private readonly TaskCheckpoint _checkpoint;
     private readonly SandboxStage _sandbox;
     private readonly CgroupsStage _cgroups;
+    private readonly DiskQuotaStage _disk;
     private readonly LaunchPipeline _pipeline;
+    private readonly string? _setpriv;
+    private readonly bool _isolate;
     private readonly Channel<TaskStatus> _updates = Channel.CreateUnbounded<TaskStatus>();
     private readonly ConcurrentDictionary<string, TaskRun> _tasks = new(StringComparer.Ordinal);
     private readonly HealthChecker _health;
@@ -55,11 +58,17 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         _time = time;
         _path = Environment.GetEnvironmentVariable("PATH") is { Length: > 0 } path ? path : DefaultPath;
         _lang = Environment.GetEnvironmentVariable("LANG") is { Length: > 0 } lang ? lang : "C.UTF-8";
-        var setpriv = FindExecutable("setpriv", _path);
+        _setpriv = FindExecutable("setpriv", _path);
+        var isolate = _isolate = options.Isolate ?? Environment.IsPrivilegedProcess;
+        if (isolate)
+        {
+            CheckCanIsolate(options, _setpriv);
+        }
 
         _sandbox = new SandboxStage(options.WorkDir);
         _cgroups = new CgroupsStage(options, logger);
         _checkpoint = new TaskCheckpoint(options.WorkDir);
+        _disk = new DiskQuotaStage(options.DiskWatchInterval, KillForLimitation, time, logger);
 
         // The launch, in order. Slots for what is to come are marked where each will go (issue 16):
         _pipeline = new LaunchPipeline(
@@ -71,9 +80,11 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
                 // network: the task's network namespace, ports mapped into it
                 _cgroups,                                   // limits, OOM, killing whatever is left
                 // secrets: secret values as environment or files on a tmpfs in the sandbox
-                new UserStage(setpriv, options.Hostname),   // the Unix user the command runs as
+                new UserStage(isolate, options.DefaultTaskUser, _setpriv, options.Hostname), // the user and its privileges
+                new NamespacesStage(isolate, Path.GetFullPath(options.AgentRoot ?? options.WorkDir), _cgroups.Driver?.Version),
+                _disk,                                      // the disk quota, measured (disk/du)
             ],
-            new ProcessRuntime(_checkpoint, setpriv),       // today's runtime; runc comes with images
+            new ProcessRuntime(_checkpoint, _setpriv),      // today's runtime; runc comes with images
             _checkpoint);
 
         _health = new HealthChecker(this, _logger, _time);
@@ -89,6 +100,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         {
             // A constructor that throws must leave no check loop (or open log) behind.
             _health.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            _disk.DisposeAsync().AsTask().GetAwaiter().GetResult();
             _checkpoint.Dispose();
             throw;
         }
@@ -115,6 +127,12 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 
     /// <summary>The health checker of this executor's tasks.</summary>
     internal HealthChecker Health => _health;
+
+    /// <summary>Whether tasks run isolated (their own user, namespaces, no capabilities): see <see cref="ProcessExecutorOptions.Isolate"/>.</summary>
+    internal bool Isolates => _isolate;
+
+    /// <summary>The disk quota stage (its watch loop). Internal for tests.</summary>
+    internal DiskQuotaStage Disk => _disk;
 
     /// <summary>The launch stages and runtime. Internal for tests.</summary>
     internal LaunchPipeline Pipeline => _pipeline;
@@ -257,8 +275,9 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             return;
         }
 
-        // Checks stop first: shutting down must not look like (or cause) health failures.
+        // Checks stop first: shutting down must not look like (or cause) health failures; no disk kill either.
         await _health.DisposeAsync().ConfigureAwait(false);
+        await _disk.DisposeAsync().ConfigureAwait(false);
         if (!_options.KillTasksOnDispose)
         {
             _checkpoint.Dispose();
@@ -416,7 +435,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         var code = _pipeline.Runtime.ExitCodeOf(run, await run.ShimExited!.ConfigureAwait(false));
         run.ExitCode = code;
         var signal = code is > 128 and <= 128 + 64 ? code.Value - 128 : 0;
-        var launchFailed = ProcessRuntime.LaunchFailed(run, code);
+        var launchFailure = ProcessRuntime.LaunchFailure(run, code);
         LogExited(_logger, run.Spec.Id, code ?? -1);
 
         // No process outlives its task: whatever it left running in the background dies now (and the
@@ -426,9 +445,9 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         TaskState state;
         string message;
         string? reason = null;
-        if (launchFailed)
+        if (launchFailure is not null)
         {
-            (state, message, reason) = (TaskState.Failed, "Failed to launch task: could not join its cgroups", TaskReasons.ContainerLaunchFailed);
+            (state, message, reason) = (TaskState.Failed, launchFailure, TaskReasons.ContainerLaunchFailed);
         }
         else if (run.Limitation is { } limitation)
         {
@@ -496,7 +515,12 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         lock (run.Gate)
         {
             run.Phase = TaskPhase.Ended;
-            if (run.HealthFailure is { } failure)
+            if (run.Limitation is { } limitation)
+            {
+                // Stopped by the agent for going over a limit (disk): a failure, as Mesos reports a container limitation.
+                Emit(run, TaskState.Failed, TaskSources.Executor, limitation.Message, limitation.Reason, code);
+            }
+            else if (run.HealthFailure is { } failure)
             {
                 // As Mesos' executors: the terminal update of a task killed for its health says it was unhealthy.
                 Emit(run, TaskState.Killed, TaskSources.Executor, $"Task killed: {failure}", TaskReasons.TaskHealthCheckStatusUpdated, code, healthy: false);
@@ -523,6 +547,9 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
                 WorkingDirectory = run.Sandbox!,
                 Environment = run.Environment,
                 CgroupProcsFiles = [.. run.Cgroup?.ProcsFiles ?? []],
+                NamespacePid = run.Isolated ? run.Pid : null,
+                RunAs = run.RunAs,
+                Setpriv = _setpriv,
             });
         }
     }
@@ -609,6 +636,58 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
     }
 
     void IHealthReporter.KillUnhealthy(string taskId, string message) => Kill(taskId, gracePeriod: null, healthFailure: message);
+
+    /// <summary>
+    /// Stops a running task that went over a limit the agent enforces (disk): SIGKILL at once, no TASK_KILLING, and the
+    /// terminal update is TASK_FAILED with the limitation's reason and message, as Mesos reports a container limitation.
+    /// False when the task is no longer running.
+    /// </summary>
+    private bool KillForLimitation(TaskRun run, TaskLimitation limitation)
+    {
+        lock (run.Gate)
+        {
+            if (run.Phase != TaskPhase.Running)
+            {
+                return false;
+            }
+
+            run.Phase = TaskPhase.Killing;
+            run.Limitation = limitation;
+        }
+
+        if (run.Health is { } health)
+        {
+            _health.Stop(health);
+        }
+
+        run.KillRequested.TrySetResult(TimeSpan.Zero);
+        return true;
+    }
+
+    /// <summary>
+    /// What isolation needs, checked once at start so an agent that cannot isolate tasks says so in one sentence instead
+    /// of failing every launch: root, setpriv, the default task user, and a kernel that lets it build the namespaces.
+    /// </summary>
+    private static void CheckCanIsolate(ProcessExecutorOptions options, string? setpriv)
+    {
+        if (!Environment.IsPrivilegedProcess)
+        {
+            throw new InvalidOperationException("isolating tasks (own user, namespaces, no capabilities) needs the agent to run as root");
+        }
+
+        if (setpriv is null)
+        {
+            throw new InvalidOperationException(
+                "tasks run as their own user through setpriv, which is missing: install util-linux (apt-get install util-linux)");
+        }
+
+        if (!Native.TryGetUser(options.DefaultTaskUser, out _, out _))
+        {
+            throw new InvalidOperationException($"the default task user '{options.DefaultTaskUser}' does not exist on this machine (--default-task-user)");
+        }
+
+        _ = NamespaceSpawner.Instance;
+    }
 
     private void Emit(TaskRun run, TaskState state, string source, string? message = null, string? reason = null, int? exitCode = null, bool? healthy = null) =>
         _updates.Writer.TryWrite(NewStatus(run, state, source, message, reason, exitCode, healthy));

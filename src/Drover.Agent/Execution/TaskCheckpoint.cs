@@ -5,6 +5,7 @@ using System.Text.Json.Serialization;
 using Drover.Core;
 using Drover.Core.Json;
 using Drover.Core.Protocol;
+using Microsoft.Win32.SafeHandles;
 
 namespace Drover.Agent.Execution;
 
@@ -62,6 +63,9 @@ internal sealed class TaskCheckpoint : IDisposable
     private readonly Dictionary<string, int> _exits = new(StringComparer.Ordinal);
     private readonly Dictionary<int, long> _exitsRead = [];
 
+    /// <summary>Exits logs open for appending, by path: handed to shims that cannot reach them by path.</summary>
+    private readonly Dictionary<string, SafeFileHandle> _exitsHandles = new(StringComparer.Ordinal);
+
     private FileStream _tasksLog;
     private int _generation;
     private int _launchesInGeneration;
@@ -73,6 +77,9 @@ internal sealed class TaskCheckpoint : IDisposable
     {
         Root = Path.Combine(Path.GetFullPath(workDir), "meta", "tasks");
         Directory.CreateDirectory(Root);
+
+        // The agent's own: launch lines hold every task's environment, secrets included.
+        Native.Chmod(Path.GetDirectoryName(Root)!, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         Recovered = Load();
         _tasksLog = Rewrite();
     }
@@ -125,6 +132,26 @@ internal sealed class TaskCheckpoint : IDisposable
         }
     }
 
+    /// <summary>
+    /// The exits log <paramref name="exitsLog"/> (as <see cref="WriteLaunch"/> returned it) open for appending with
+    /// <c>O_APPEND</c>, for a shim to inherit: an isolated task's mount namespace hides the agent's work dir, so its shim
+    /// records the exit status through this descriptor. Owned by the checkpoint; valid while a task of its generation lives.
+    /// </summary>
+    public SafeFileHandle ExitsHandle(string exitsLog)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (!_exitsHandles.TryGetValue(exitsLog, out var handle))
+            {
+                handle = Native.OpenAppend(exitsLog);
+                _exitsHandles[exitsLog] = handle;
+            }
+
+            return handle;
+        }
+    }
+
     /// <summary>The exit status the task's shim recorded, or null when it did not (it was killed, or the task still runs).</summary>
     public int? ReadExit(string taskId)
     {
@@ -173,6 +200,12 @@ internal sealed class TaskCheckpoint : IDisposable
         {
             _disposed = true;
             _tasksLog.Dispose();
+            foreach (var handle in _exitsHandles.Values)
+            {
+                handle.Dispose();
+            }
+
+            _exitsHandles.Clear();
         }
     }
 
@@ -202,6 +235,11 @@ internal sealed class TaskCheckpoint : IDisposable
     {
         _generationUse.Remove(generation);
         _exitsRead.Remove(generation);
+        if (_exitsHandles.Remove(ExitsLogOf(generation), out var handle))
+        {
+            handle.Dispose();
+        }
+
         File.Delete(ExitsLogOf(generation));
     }
 

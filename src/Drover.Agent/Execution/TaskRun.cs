@@ -28,8 +28,17 @@ internal sealed class TaskRun(TaskSpec spec, ImmutableArray<int> ports, string? 
     /// <summary>Cgroups stage: the task's cgroup, or null without cgroups.</summary>
     public Cgroup? Cgroup { get; set; }
 
-    /// <summary>Executor: the whole environment of the command (and of its COMMAND checks), built once per launch.</summary>
-    public IReadOnlyDictionary<string, string> Environment { get; set; } = ImmutableDictionary<string, string>.Empty;
+    /// <summary>Namespaces stage: the mount namespace to start the task in (with new PID and IPC namespaces), or null.</summary>
+    public MountPlan? Mounts { get; set; }
+
+    /// <summary>Namespaces stage: whether the task runs in namespaces of its own (its COMMAND checks enter them).</summary>
+    public bool Isolated { get; set; }
+
+    /// <summary>
+    /// Executor: the whole environment of the command (and of its COMMAND checks), built once per launch; the user stage
+    /// adds what depends on the user (<c>USER</c>, <c>LOGNAME</c>, the <c>PATH</c> it can use).
+    /// </summary>
+    public Dictionary<string, string> Environment { get; set; } = new(StringComparer.Ordinal);
 
     /// <summary>
     /// Stage state to checkpoint with the launch (stage name → compact text), for stages whose state cannot be
@@ -43,8 +52,14 @@ internal sealed class TaskRun(TaskSpec spec, ImmutableArray<int> ports, string? 
     /// <summary>Runtime: the exits log the task's shim appends its exit status to.</summary>
     public string? ExitsLog { get; set; }
 
-    /// <summary>Runtime: the shim's pid. It leads the task's session and process group.</summary>
+    /// <summary>Runtime: the shim's pid (in the agent's PID namespace). It leads the task's session and process group.</summary>
     public int Pid { get; set; }
+
+    /// <summary>Runtime: the write end of the pipe the shim waits on until every stage's AfterStart is done, or -1.</summary>
+    public int ReleaseFd { get; set; } = -1;
+
+    /// <summary>Runtime: the kernel would not let the agent mount the task's /proc, so its shim does (told so on release).</summary>
+    public bool ShimMountsProc { get; set; }
 
     /// <summary>
     /// Runtime: completes when the shim exits, with its wait status when this process spawned it, with
@@ -83,7 +98,11 @@ internal enum TaskPhase
 }
 
 /// <summary>A user the task's command runs as (resolved through NSS when the task was launched).</summary>
-internal sealed record RunAsUser(string Name, uint Uid, uint Gid);
+/// <param name="Confined">
+/// Capabilities dropped (all for a user other than root, all but a container's default set for root) and
+/// <c>no_new_privs</c> set, so no setuid program or file capability gives more.
+/// </param>
+internal sealed record RunAsUser(string Name, uint Uid, uint Gid, bool Confined);
 
 /// <summary>Why a task was stopped by the agent for exceeding a resource: the reason and message of its TASK_FAILED.</summary>
 internal sealed record TaskLimitation(string Reason, string Message);

@@ -76,6 +76,9 @@ public sealed partial class ExecutorManager : ITaskExecutor
         {
             WorkDir = Path.Combine(Path.GetFullPath(processOptions.WorkDir), "executors"),
             CgroupName = processOptions.CgroupName.TrimEnd('/') + "-executors",
+
+            // An executor sees its own sandbox, never the agent's work dir around it (the tasks' sandboxes included).
+            AgentRoot = Path.GetFullPath(processOptions.AgentRoot ?? processOptions.WorkDir),
         };
         _tasksSandboxRoot = Path.Combine(Path.GetFullPath(processOptions.WorkDir), "sandboxes");
         _containers = new ProcessTaskExecutor(containerOptions, loggers.CreateLogger<ProcessTaskExecutor>(), time);

@@ -191,7 +191,8 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
         var container = before.ContainerOf(Framework, "survivor")!;
         var cgroup = ContainerCgroup(container);
         var driver = CgroupDriver.Detect();
-        await Eventually.TrueAsync(() => driver.ListPids(cgroup).Count > 0, "the executor process to run");
+        // Its shim and the executor process itself (the shim is placed in the cgroup before it starts the executor).
+        await Eventually.TrueAsync(() => driver.ListPids(cgroup).Count >= 2, "the executor process to run");
         var pids = driver.ListPids(cgroup);
         // A second task ended before the restart, its terminal update safely on disk (the agent's update log).
         var ended = ExecutorTask("survivor", memMiB: 32);
@@ -322,10 +323,10 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
         before.OnDurable([update]);
         Assert.Equal(["ACKNOWLEDGED " + running.Task.Id], Drain(sub));
 
-        // The test, not the container's process, speaks for the executor: wait until that process has
-        // joined its cgroup (the spawn returns before it runs), so the agent stops with it really running.
+        // The test, not the container's process, speaks for the executor: wait until that process runs in its
+        // cgroup beside its shim (the spawn returns before it runs), so the agent stops with it really running.
         var driver = CgroupDriver.Detect();
-        await Eventually.TrueAsync(() => driver.ListPids(ContainerCgroup(container)).Count > 0, "the executor process to run in its cgroup");
+        await Eventually.TrueAsync(() => driver.ListPids(ContainerCgroup(container)).Count >= 2, "the executor process to run in its cgroup");
         await before.DisposeAsync();
         return (container, running, silent, unacknowledged);
     }

@@ -1,56 +1,60 @@
 using System.Globalization;
 using Drover.Agent.Execution.Spawn;
+using Drover.Agent.Execution.Stages;
 using Drover.Core;
 
 namespace Drover.Agent.Execution.Runtime;
 
 /// <summary>
 /// Runs a prepared task as a Linux process tree: <c>posix_spawn</c> of a fixed <c>/bin/sh</c> shim
-/// (<see cref="ShimScript"/>) in a new session, which redirects its stdio into the sandbox, joins the task's
-/// cgroups, then runs the command as its child and records how it ended in the task's checkpoint. The shim is
-/// the task's supervisor: the exit status survives the agent, and a restarted agent finds the shims again
-/// (<see cref="FindShims"/>) and adopts them. Nothing user-supplied is ever interpolated into shell source: the
-/// command travels as arguments.
+/// (<see cref="ShimScript"/>) in a new session, which redirects its stdio into the sandbox, waits until the agent has
+/// placed it (in its cgroups: the stages' AfterStart), then runs the command as its child and records how it ended in
+/// the task's checkpoint. The shim is the task's supervisor: the exit status survives the agent, and a restarted agent
+/// finds the shims again (<see cref="FindShims"/>) and adopts them. Nothing user-supplied is ever interpolated into
+/// shell source: the command travels as arguments.
 /// </summary>
 /// <remarks>
-/// The runtime is the last step of the launch pipeline (<c>Stages/README.md</c>): it reads what the stages
-/// prepared (<see cref="TaskRun.Sandbox"/>, <see cref="TaskRun.Cgroup"/>, <see cref="TaskRun.RunAs"/>,
-/// <see cref="TaskRun.Environment"/>) and owns the task's processes: start, signals, exit status, adoption.
+/// The runtime is the last step of the launch pipeline (<c>Stages/README.md</c>): it reads what the stages prepared
+/// (<see cref="TaskRun.Sandbox"/>, <see cref="TaskRun.RunAs"/>, <see cref="TaskRun.Mounts"/>,
+/// <see cref="TaskRun.Environment"/>) and owns the task's processes: start, release, signals, exit status, adoption.
+/// An isolated task's shim is started by the <see cref="NamespaceSpawner"/> as PID 1 of the task's new PID namespace,
+/// in its new mount and IPC namespaces; it reaps whatever is orphaned in there, and the agent signals the task's
+/// process group from outside (the command is in it), so a graceful kill reaches the command as before.
 /// </remarks>
 internal sealed class ProcessRuntime(TaskCheckpoint checkpoint, string? setpriv)
 {
     /// <summary>
-    /// $1 = the exits log to record the exit status in, $2 = the task id, $3 = number of cgroup.procs files, then those files, then
-    /// the argv of the command. Exit status 125 with the marker file means the shim could not join a
-    /// cgroup (a launch failure, not a task failure).
+    /// $1 = the exits log (named for a restarted agent to recognise the shim; the status is written to descriptor 4, the
+    /// log open for appending), $2 = the task id, then the argv of the command. Descriptor 3 is the release pipe: the shim
+    /// waits for the agent's <c>go</c> (<c>go proc</c>: mount /proc yourself) and gives up with exit status 125 and the
+    /// marker file (a launch failure, not a task failure) when the pipe closes without one.
     /// </summary>
     /// <remarks>
     /// The shim stays as the command's parent so the exit status outlives the agent: it appends
-    /// <c>"$2 status"</c> to <c>$1</c> (one write, see <see cref="TaskCheckpoint"/>) and exits with it. Signals sent to the task's process group reach the shim
-    /// too; it traps them, and POSIX sh defers a trap until the foreground command has completed, so
-    /// the shim always outlives the command and records how it ended. A command run in the foreground
-    /// starts with default dispositions for the trapped signals (a background one would ignore
-    /// SIGINT/SIGQUIT).
+    /// <c>"$2 status"</c> to the exits log (one write, see <see cref="TaskCheckpoint"/>) and exits with it. Signals sent
+    /// to the task's process group reach the shim too; it traps them, and POSIX sh defers a trap until the foreground
+    /// command has completed, so the shim always outlives the command and records how it ended. A command run in the
+    /// foreground starts with default dispositions for the trapped signals (a background one would ignore
+    /// SIGINT/SIGQUIT). The command gets neither descriptor 3 nor 4.
     /// </remarks>
     internal const string ShimScript = """
         exec </dev/null >>stdout 2>>stderr
-        exits=$1
         task=$2
-        n=$3
-        shift 3
-        while [ "$n" -gt 0 ]; do
-          if ! echo $$ >"$1"; then
-            echo "drover: cannot join cgroup $1" >&2
-            : >.drover-launch-failed
-            exit 125
-          fi
-          shift
-          n=$((n - 1))
-        done
+        shift 2
+        if ! read -r go proc <&3 || [ "$go" != go ]; then
+          echo "drover: the agent could not place this task in its cgroups" >&2
+          echo "could not join its cgroups" >.drover-launch-failed
+          exit 125
+        fi
+        exec 3<&-
+        if [ "$proc" = proc ] && ! { mount -t proc -o nosuid,nodev,noexec proc /proc && mount -o bind,ro /proc/sys /proc/sys; }; then
+          echo "could not mount its /proc" >.drover-launch-failed
+          exit 125
+        fi
         trap : TERM INT HUP QUIT USR1 USR2
-        "$@"
+        "$@" 4>&-
         code=$?
-        echo "$task $code" >>"$exits"
+        echo "$task $code" >&4
         exit $code
         """;
 
@@ -64,17 +68,67 @@ internal sealed class ProcessRuntime(TaskCheckpoint checkpoint, string? setpriv)
     private const string ShellComm = "sh";
 
     /// <summary>
-    /// Spawns the task's shim in a new session (it leads the task's session and process group), reaped by the
-    /// <see cref="ChildReaper"/> (see <see cref="ChildProcess"/> for why not <c>System.Diagnostics.Process</c>).
-    /// Sets <see cref="TaskRun.Pid"/> and <see cref="TaskRun.ShimExited"/>; throws when the spawn fails.
+    /// Spawns the task's shim in a new session (it leads the task's session and process group), in the task's namespaces
+    /// when it has a <see cref="TaskRun.Mounts"/> plan, reaped by the <see cref="ChildReaper"/> (see
+    /// <see cref="ChildProcess"/> for why not <c>System.Diagnostics.Process</c>). Sets <see cref="TaskRun.Pid"/>,
+    /// <see cref="TaskRun.ShimExited"/> and <see cref="TaskRun.ReleaseFd"/>: the shim waits for <see cref="Release"/>.
+    /// Throws when the spawn fails.
     /// </summary>
     public void Start(TaskRun run)
     {
         ArgumentNullException.ThrowIfNull(run);
         File.Delete(Path.Combine(run.Sandbox!, LaunchFailedMarker));
-        var child = ChildProcess.Start(Shell, BuildArgv(run), SpawnEnvironment(run), run.Sandbox, newSession: true);
-        run.Pid = child.Pid;
-        run.ShimExited = child.Exited;
+        var (wait, release) = Native.Pipe();
+        var exits = checkpoint.ExitsHandle(run.ExitsLog!);
+        var added = false;
+        try
+        {
+            exits.DangerousAddRef(ref added);
+            using var request = new SpawnRequest(Shell, BuildArgv(run), run.Environment, run.Sandbox, newSession: true,
+                [(wait, 3), ((int)exits.DangerousGetHandle(), 4)]);
+            // A shim started in namespaces that could not be finished (NamespaceSpawnException) never gets its go: the
+            // release end closes below, and it ends on its own.
+            var procMounted = true;
+            var child = run.Mounts is { } plan
+                ? NamespaceSpawner.Instance.SpawnIsolated(request, plan, out procMounted)
+                : request.Spawn();
+            run.ShimMountsProc = !procMounted;
+            run.Pid = child.Pid;
+            run.ShimExited = child.Exited;
+            run.ReleaseFd = release;
+            release = -1;
+        }
+        finally
+        {
+            Native.Close(wait);
+            Native.Close(release);
+            if (added)
+            {
+                exits.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Lets the shim run the command (<paramref name="go"/>), or makes it give up as a launch failure (a stage could not
+    /// finish placing it). Idempotent.
+    /// </summary>
+    public static void Release(TaskRun run, bool go)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        var fd = run.ReleaseFd;
+        run.ReleaseFd = -1;
+        if (fd < 0)
+        {
+            return;
+        }
+
+        if (go)
+        {
+            Native.Write(fd, run.ShimMountsProc ? "go proc\n"u8 : "go\n"u8);
+        }
+
+        Native.Close(fd);
     }
 
     /// <summary>Signals the task's process group (the shim was spawned in a new session, so the task leads one).</summary>
@@ -97,11 +151,29 @@ internal sealed class ProcessRuntime(TaskCheckpoint checkpoint, string? setpriv)
         return checkpoint.ReadExit(run.Spec.Id) ?? (shimStatus == ChildReaper.UnknownStatus ? null : shimStatus);
     }
 
-    /// <summary>Whether the shim gave up before running the command (it could not join the task's cgroups).</summary>
-    public static bool LaunchFailed(TaskRun run, int? exitCode)
+    /// <summary>
+    /// Why the shim gave up before running the command (it was not released: the agent could not place it in its
+    /// cgroups), as the terminal update's message, or null when it ran the command. The marker it leaves is read without
+    /// following links: the sandbox is the task's.
+    /// </summary>
+    public static string? LaunchFailure(TaskRun run, int? exitCode)
     {
         ArgumentNullException.ThrowIfNull(run);
-        return exitCode == 125 && File.Exists(Path.Combine(run.Sandbox!, LaunchFailedMarker));
+        if (exitCode != 125)
+        {
+            return null;
+        }
+
+        using var marker = Native.OpenBeneath(run.Sandbox!, LaunchFailedMarker);
+        if (marker is null)
+        {
+            return null;
+        }
+
+        Span<byte> text = stackalloc byte[200];
+        var read = RandomAccess.Read(marker, text, 0);
+        var reason = System.Text.Encoding.UTF8.GetString(text[..read]).Trim();
+        return $"Failed to launch task: {(reason.Length > 0 ? reason : "could not join its cgroups")}";
     }
 
     /// <summary>
@@ -191,25 +263,16 @@ internal sealed class ProcessRuntime(TaskCheckpoint checkpoint, string? setpriv)
         return env;
     }
 
-    /// <summary><c>sh -c SHIM drover-shim exits task n procs… [setpriv …] command…</c> (argv[0] included).</summary>
+    /// <summary><c>sh -c SHIM drover-shim exits task [setpriv … --] command…</c> (argv[0] included).</summary>
     private List<string> BuildArgv(TaskRun run)
     {
         var spec = run.Spec;
-        var procs = run.Cgroup?.Directories ?? [];
-        var argv = new List<string>(16 + procs.Length) { Shell, "-c", ShimScript, ShimName, run.ExitsLog!, spec.Id, procs.Length.ToString(CultureInfo.InvariantCulture) };
-        foreach (var file in run.Cgroup?.ProcsFiles ?? [])
-        {
-            argv.Add(file);
-        }
+        var argv = new List<string>(24) { Shell, "-c", ShimScript, ShimName, run.ExitsLog!, spec.Id };
 
         // No setsid step: the shim is spawned in a new session already, so it leads the task's session and process group.
         if (run.RunAs is { } user)
         {
-            argv.Add(setpriv!);
-            argv.Add(string.Create(CultureInfo.InvariantCulture, $"--reuid={user.Uid}"));
-            argv.Add(string.Create(CultureInfo.InvariantCulture, $"--regid={user.Gid}"));
-            argv.Add("--init-groups");
-            argv.Add("--");
+            argv.AddRange(UserStage.SetprivArguments(setpriv!, user));
         }
 
         if (!string.IsNullOrWhiteSpace(spec.Shell))
@@ -233,13 +296,6 @@ internal sealed class ProcessRuntime(TaskCheckpoint checkpoint, string? setpriv)
 
         return argv;
     }
-
-    /// <summary>The task's environment, plus <c>USER</c> and <c>LOGNAME</c> when it runs as a user of its own.</summary>
-    private static IEnumerable<KeyValuePair<string, string>> SpawnEnvironment(TaskRun run) =>
-        run.RunAs is { } user
-            ? run.Environment.Where(kv => kv.Key is not ("USER" or "LOGNAME"))
-                .Append(new("USER", user.Name)).Append(new("LOGNAME", user.Name))
-            : run.Environment;
 
     /// <summary>The exits log and task id named by <paramref name="pid"/>'s command line if it is a shim, else null.</summary>
     private static ProcessTaskExecutor.ShimIdentity? IdentifyShim(int pid)

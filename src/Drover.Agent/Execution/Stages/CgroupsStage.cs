@@ -8,7 +8,8 @@ namespace Drover.Agent.Execution.Stages;
 /// <summary>
 /// The task's cgroup <c>{hierarchy}/{CgroupName}/{taskId}</c> (v1 or v2, <c>Cgroups/</c>) with its memory, CPU and
 /// pid limits; the memory limitation (OOM) at its end; and killing everything left in it. Owns the agent's own
-/// cgroup too: created at start, orphans of a crashed agent reaped, removed when the executor stops.
+/// cgroup too: created at start with a pids cap for the whole subtree, orphans of a crashed agent reaped, removed
+/// when the executor stops.
 /// </summary>
 /// <remarks>
 /// Without usable cgroups (<see cref="ProcessExecutorOptions.RequireCgroups"/> off, for unprivileged dev use)
@@ -27,7 +28,9 @@ internal sealed partial class CgroupsStage : ILaunchStage
         try
         {
             var driver = CgroupDriver.Detect(options.CgroupRoot);
-            driver.Create(_agentCgroup, CgroupLimits.None);
+
+            // The whole subtree's pids cap: all tasks together cannot exhaust the machine's pids (each has its own too).
+            driver.Create(_agentCgroup, new CgroupLimits { PidsLimit = Math.Max(0, options.AgentPidsLimit) });
             Driver = driver;
             LogCgroupsReady(_logger, driver.Version, driver.Root, _agentCgroup);
         }
@@ -71,9 +74,17 @@ internal sealed partial class CgroupsStage : ILaunchStage
         return null;
     }
 
-    /// <remarks>Nothing: the task's shim joins the cgroup itself before it runs the command (the runtime passes it the files).</remarks>
+    /// <summary>
+    /// Moves the task's first process into the task's cgroup, before it runs the command: its children are born there,
+    /// and an isolated task, whose cgroupfs is read-only, could not join it itself.
+    /// </summary>
     public void AfterStart(TaskRun run)
     {
+        ArgumentNullException.ThrowIfNull(run);
+        if (run.Cgroup is { } cgroup)
+        {
+            Driver!.AddProcess(cgroup, run.Pid);
+        }
     }
 
     /// <summary>

@@ -29,8 +29,9 @@ internal interface ILaunchStage
     string? Prepare(TaskRun run);
 
     /// <summary>
-    /// The runtime has started the task's first process (<see cref="TaskRun.Pid"/>). Its command may already
-    /// be running: what must happen before the command starts belongs in <see cref="Prepare"/>.
+    /// The runtime has started the task's first process (<see cref="TaskRun.Pid"/>), which waits: the command runs only
+    /// once every stage has returned from here. An exception keeps it from ever running (the task then fails as a
+    /// launch failure).
     /// </summary>
     void AfterStart(TaskRun run);
 

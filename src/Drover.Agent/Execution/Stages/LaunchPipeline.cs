@@ -6,8 +6,9 @@ namespace Drover.Agent.Execution.Stages;
 
 /// <summary>
 /// A task's launch as an ordered list of stages followed by a runtime (<c>Stages/README.md</c>): every stage
-/// prepares in order, the launch is checkpointed (with the stages' state), the runtime starts the task, every
-/// stage is told it started; after the task ends every stage cleans up, in reverse order. Command tasks and
+/// prepares in order, the launch is checkpointed (with the stages' state), the runtime starts the task's first
+/// process, every stage is told it started (the process waits meanwhile), then the runtime releases it to run the
+/// command; after the task ends every stage cleans up, in reverse order. Command tasks and
 /// custom executors' containers go through the same pipeline (each <see cref="ProcessTaskExecutor"/> builds one).
 /// </summary>
 internal sealed class LaunchPipeline(IReadOnlyList<ILaunchStage> stages, ProcessRuntime runtime, TaskCheckpoint checkpoint)
@@ -52,11 +53,24 @@ internal sealed class LaunchPipeline(IReadOnlyList<ILaunchStage> stages, Process
             return $"Failed to launch task: {ex.Message}";
         }
 
+        // The shim waits until every stage has placed it (the cgroups stage moves it into the task's cgroup); if one
+        // cannot, the shim is not released and ends as a launch failure, reported when it exits.
+        var placed = true;
         foreach (var stage in Stages)
         {
-            stage.AfterStart(run);
+            try
+            {
+                stage.AfterStart(run);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or Win32Exception)
+            {
+                logFault(ex);
+                placed = false;
+                break;
+            }
         }
 
+        ProcessRuntime.Release(run, placed);
         return null;
     }
 

@@ -7,16 +7,29 @@ namespace Drover.Agent.Execution.Stages;
 /// <c>stderr</c> files its output is appended to. Sandboxes outlive their tasks (their logs stay readable after
 /// the task ended and was forgotten); removing old ones is not this stage's job yet.
 /// </summary>
+/// <remarks>
+/// A sandbox is mode 0700 (the user stage gives it to the task's user); <c>{WorkDir}/sandboxes</c> is the agent's,
+/// 0755, so no task can rename, replace or add a sandbox. The agent reads sandbox files without following links
+/// (<see cref="Native.OpenBeneath"/>): the task owns everything in its sandbox.
+/// </remarks>
 internal sealed class SandboxStage : ILaunchStage
 {
     public SandboxStage(string workDir)
     {
         Root = Path.Combine(Path.GetFullPath(workDir), "sandboxes");
         Directory.CreateDirectory(Root);
+        Native.Chmod(Root, SandboxesMode);
     }
 
     /// <summary><c>{WorkDir}/sandboxes</c>.</summary>
     public string Root { get; }
+
+    /// <summary>rwx------: the task's user only (the agent is root).</summary>
+    public const UnixFileMode SandboxMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
+    /// <summary>rwxr-xr-x: the agent's directory of sandboxes, which tasks may enter and never change.</summary>
+    public const UnixFileMode SandboxesMode = SandboxMode | UnixFileMode.GroupRead | UnixFileMode.GroupExecute
+        | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
 
     public string Name => "sandbox";
 
@@ -26,7 +39,7 @@ internal sealed class SandboxStage : ILaunchStage
     public string? Prepare(TaskRun run)
     {
         ArgumentNullException.ThrowIfNull(run);
-        Directory.CreateDirectory(run.Sandbox!);
+        Native.Mkdir(run.Sandbox!, SandboxMode);
         Touch(Path.Combine(run.Sandbox!, "stdout"));
         Touch(Path.Combine(run.Sandbox!, "stderr"));
         return null;
