@@ -415,6 +415,19 @@ internal static class ServerCommands
         private readonly Option<string?> _region = new("--region") { Description = "Fault domain region" };
         private readonly Option<string?> _zone = new("--zone") { Description = "Fault domain zone" };
         private readonly Option<string?> _hostname = new("--hostname") { Description = "Hostname to register with (default: the machine's)" };
+        private readonly Option<string> _defaultTaskUser = new("--default-task-user")
+        {
+            Description = "Unix user a task runs as when it names none (tasks run isolated: own namespaces, no capabilities)",
+            DefaultValueFactory = _ => "nobody",
+        };
+        private readonly Option<int?> _agentPidsLimit = new("--agent-pids-limit")
+        {
+            Description = "Processes and threads all tasks of this agent may have together (pids.max of its cgroup; 0: no cap; default: 3/4 of kernel.pid_max)",
+        };
+        private readonly Option<double?> _diskWatchInterval = new("--disk-watch-interval")
+        {
+            Description = "Seconds between measurements of task sandboxes against their disk (default 15; a task over its disk is killed)",
+        };
 
         public void AddTo(Command cmd, bool includeHostname)
         {
@@ -422,6 +435,9 @@ internal static class ServerCommands
             cmd.Options.Add(_attributes);
             cmd.Options.Add(_region);
             cmd.Options.Add(_zone);
+            cmd.Options.Add(_defaultTaskUser);
+            cmd.Options.Add(_agentPidsLimit);
+            cmd.Options.Add(_diskWatchInterval);
             if (includeHostname)
             {
                 cmd.Options.Add(_hostname);
@@ -459,6 +475,18 @@ internal static class ServerCommands
                 throw new CliException("--region and --zone go together", 2);
             }
 
+            var user = pr.GetValue(_defaultTaskUser)!;
+            if (user.Length == 0 || user.Contains(':', StringComparison.Ordinal) || user.Contains('/', StringComparison.Ordinal))
+            {
+                throw new CliException($"--default-task-user: '{user}' is not a user name", 2);
+            }
+
+            var pids = pr.GetValue(_agentPidsLimit);
+            if (pids < 0)
+            {
+                throw new CliException("--agent-pids-limit: must be 0 (no cap) or more", 2);
+            }
+
             return new AgentSettings
             {
                 WorkDir = workDir,
@@ -466,6 +494,9 @@ internal static class ServerCommands
                 Resources = resources,
                 Attributes = attributes,
                 Domain = region is null ? null : new FaultDomain(region, zone!),
+                DefaultTaskUser = user,
+                AgentPidsLimit = pids,
+                DiskWatchInterval = pr.GetValue(_diskWatchInterval) is { } seconds ? PositiveSeconds(seconds, "--disk-watch-interval") : null,
             };
         }
     }
