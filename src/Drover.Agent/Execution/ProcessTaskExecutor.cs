@@ -79,9 +79,9 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
                 // volumes: host paths and persistent volumes mounted into the task
                 // network: the task's network namespace, ports mapped into it
                 _cgroups,                                   // limits, OOM, killing whatever is left
-                // secrets: secret values as environment or files on a tmpfs in the sandbox
                 new UserStage(isolate, options.DefaultTaskUser, _setpriv, options.Hostname), // the user and its privileges
                 new NamespacesStage(isolate, Path.GetFullPath(options.AgentRoot ?? options.WorkDir), _cgroups.Driver?.Version),
+                new SecretsStage(),                         // secret values as environment, or files on a tmpfs in the task's namespace
                 _disk,                                      // the disk quota, measured (disk/du)
             ],
             new ProcessRuntime(_checkpoint, _setpriv),      // today's runtime; runc comes with images
@@ -142,7 +142,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         ArgumentNullException.ThrowIfNull(launch);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         var spec = launch.Task;
-        var run = new TaskRun(spec, launch.Ports, _sandbox.PathOf(spec.Id));
+        var run = new TaskRun(spec, launch.Ports, _sandbox.PathOf(spec.Id)) { SecretValues = launch.SecretValues };
         lock (run.Gate)
         {
             // Published while its lock is held, so a concurrent Kill waits for the start to finish.

@@ -25,6 +25,12 @@ internal sealed class TaskRun(TaskSpec spec, ImmutableArray<int> ports, string? 
     /// <summary>User stage: who the command runs as when it is not the agent's own user.</summary>
     public RunAsUser? RunAs { get; set; }
 
+    /// <summary>
+    /// Secrets stage: the values of the task's secrets (<see cref="TaskSpec.Secrets"/>), from the launch command, in
+    /// memory only and only until the task's first process has them (cleared then, and on a failed launch).
+    /// </summary>
+    public ImmutableArray<Drover.Core.Protocol.SecretValue> SecretValues { get; set; } = [];
+
     /// <summary>Cgroups stage: the task's cgroup, or null without cgroups.</summary>
     public Cgroup? Cgroup { get; set; }
 

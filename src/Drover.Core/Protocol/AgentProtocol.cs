@@ -176,6 +176,14 @@ public sealed record LaunchTask
 
     /// <summary>Host ports assigned by the master, in PORT0…PORTn order.</summary>
     public ImmutableArray<int> Ports { get; init => field = value.IsDefault ? [] : value; } = [];
+
+    /// <summary>
+    /// On the agent, in memory only: the values of <see cref="TaskSpec.Secrets"/> that came with the launch command
+    /// (<see cref="AgentCommand.Secrets"/>). Never serialized, so never on the wire inside a launch nor in the agent's
+    /// checkpoint of it.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public ImmutableArray<SecretValue> SecretValues { get; init => field = value.IsDefault ? [] : value; } = [];
 }
 
 /// <summary>

@@ -33,4 +33,11 @@ internal sealed record MountPlan
     /// All read-only: a task cannot leave its cgroup or change its limits, even as root.
     /// </summary>
     public required ImmutableArray<(string Directory, string? Name)> Cgroups { get; init; }
+
+    /// <summary>
+    /// The secrets stage's detached tmpfs (a descriptor from <c>fsmount</c>, read-only, holding the task's secret files),
+    /// attached at <c>{Sandbox}/.secrets</c> in the task's namespace only; -1 when the task has no secret files. Owned
+    /// (closed) by the stage: once attached, the mount lives as long as the namespace.
+    /// </summary>
+    public int SecretsMount { get; init; } = -1;
 }

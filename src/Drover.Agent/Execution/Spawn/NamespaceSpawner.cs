@@ -124,6 +124,15 @@ internal sealed unsafe class NamespaceSpawner
         }
 
         program.Add(Code.MoveMount, slot: sandboxSlot, b: plan.Sandbox);
+        if (plan.SecretsMount >= 0)
+        {
+            // The task's secret files, on a tmpfs that exists in no other mount namespace: the host's view of the sandbox
+            // (and of the agent's work dir) shows only the empty directory it covers.
+            const int secretsSlot = 13;
+            program.SetSlot(secretsSlot, plan.SecretsMount);
+            program.Add(Code.MoveMount, slot: secretsSlot, b: plan.Sandbox + "/" + Drover.Core.Secrets.SecretPaths.ReservedSandboxDir, what: "mount the task's secrets");
+        }
+
         if (plan.Mask is { } masked)
         {
             program.Add(Code.SetattrPath, a: masked, flags: MountAttrRdonly);
