@@ -394,9 +394,10 @@ public static partial class MarathonValidator
     private static void ValidateSecrets(AppDefinition app, MarathonErrorBuilder e)
     {
         var secrets = app.Secrets ?? ImmutableSortedDictionary<string, AppSecret>.Empty;
-        if (secrets.Count > SecretPaths.MaxPerTask)
+        var uses = (app.Env ?? ImmutableSortedDictionary<string, EnvVarValue>.Empty).Values.Count(v => v?.Secret is not null) + app.SecretVolumes.Length;
+        if (secrets.Count > SecretPaths.MaxPerTask || uses > SecretPaths.MaxPerTask)
         {
-            e.Add("/secrets", $"an app may use at most {SecretPaths.MaxPerTask} secrets");
+            e.Add("/secrets", $"an app may define, and its tasks receive, at most {SecretPaths.MaxPerTask} secrets (environment variables and volumes together)");
         }
 
         foreach (var (name, secret) in secrets)

@@ -13,7 +13,8 @@ namespace Drover.Master.Secrets;
 /// Who may put a secret into a task: whoever deploys a Marathon app, or the principal of the Mesos framework that
 /// launches a task, must hold <c>read</c> on every secret it references (<see cref="Rids.Secret"/>), and the secret must
 /// exist — otherwise team-a could deploy an app that prints team-b's secret. Checked when the definition is deployed
-/// (every create, update, patch, group change or rollback of a definition that uses secrets); a running app keeps
+/// (every create, update, patch, group change or group rollback of a definition that uses secrets; cancelling a
+/// deployment restores a definition authorized when it was deployed); a running app keeps
 /// getting its secrets for new instances afterwards, as DC/OS' Marathon does with its own service account.
 /// </summary>
 internal static class SecretAccess
