@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Drover.Agent.Execution;
 using Drover.Agent.Execution.Spawn;
 
 namespace Drover.Agent.Tests.Execution;
@@ -79,6 +80,67 @@ public sealed class ChildProcessTests
 
         Assert.Equal(4, theirs.ExitCode);
         Assert.Equal(3, await ours.Exited.WaitAsync(Timeout));
+    }
+
+    [Fact]
+    public async Task WatchForeign_OwnChildWatchedTwice_BothSeeTheExitAndTheChildIsReaped()
+    {
+        // What an agent restarted inside the same process does: it adopts, as a foreign process, a shim
+        // the previous executor spawned and still watches. Two watches of one pid at once.
+        var child = ChildProcess.Start("/bin/sleep", ["/bin/sleep", "1000"], [], null, false);
+        var started = StartTimeOf(child.Pid);
+        var foreign = ChildReaper.Instance.WatchForeign(child.Pid, _ => true);
+        Assert.NotNull(foreign);
+
+        Assert.True(Native.Kill(child.Pid, Native.SigKill));
+
+        Assert.Equal(ChildReaper.UnknownStatus, await foreign.WaitAsync(Timeout));
+        Assert.Equal(137, await child.Exited.WaitAsync(Timeout));
+        Assert.NotEqual(started, StartTimeOf(child.Pid)); // reaped: no zombie left with its pid
+        Assert.DoesNotContain(child.Pid, OpenPidfdTargets()); // neither watch left its pidfd in the epoll set
+        Assert.Equal(5, await Sh("exit 5").Exited.WaitAsync(Timeout)); // and the reaper still serves everyone
+    }
+
+    /// <summary>Field 22 of /proc/PID/stat (start time), or null when no process has the pid.</summary>
+    private static string? StartTimeOf(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[19];
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The pids this process holds a pidfd for (the <c>Pid:</c> line of each pidfd's fdinfo).</summary>
+    private static List<int> OpenPidfdTargets()
+    {
+        var pids = new List<int>();
+        foreach (var fd in Directory.EnumerateFileSystemEntries("/proc/self/fd"))
+        {
+            try
+            {
+                if (new FileInfo(fd).LinkTarget != "anon_inode:[pidfd]")
+                {
+                    continue;
+                }
+
+                var line = File.ReadLines($"/proc/self/fdinfo/{Path.GetFileName(fd)}").FirstOrDefault(l => l.StartsWith("Pid:", StringComparison.Ordinal));
+                if (line is not null)
+                {
+                    pids.Add(int.Parse(line[4..].Trim(), System.Globalization.CultureInfo.InvariantCulture));
+                }
+            }
+            catch (IOException)
+            {
+                // closed meanwhile
+            }
+        }
+
+        return pids;
     }
 
     [Fact]

@@ -115,9 +115,12 @@ internal sealed class ExecutorHarness : IAsyncDisposable
     private readonly Task _pump;
     private bool _disposed;
 
-    public ExecutorHarness(string cgroupName, TimeSpan? shutdownGrace = null, Func<ProcessExecutorOptions, ProcessExecutorOptions>? configure = null)
+    /// <param name="workDir">A work dir another harness used, to recover its tasks (new temp dir when null).</param>
+    /// <param name="killTasksOnDispose">False: stopping the executor leaves its tasks running for the next one.</param>
+    public ExecutorHarness(string cgroupName, TimeSpan? shutdownGrace = null, Func<ProcessExecutorOptions, ProcessExecutorOptions>? configure = null,
+        string? workDir = null, bool killTasksOnDispose = true)
     {
-        WorkDir = Path.Combine(Path.GetTempPath(), "drover-agent-tests", Guid.NewGuid().ToString("N"));
+        WorkDir = workDir ?? Path.Combine(Path.GetTempPath(), "drover-agent-tests", Guid.NewGuid().ToString("N"));
         CgroupName = $"drover-test/{cgroupName}-{Environment.ProcessId}";
         Options = new ProcessExecutorOptions
         {
@@ -126,6 +129,7 @@ internal sealed class ExecutorHarness : IAsyncDisposable
             Hostname = "test-host.example",
             RequireCgroups = Privileges.UseCgroups,
             ShutdownGracePeriod = shutdownGrace ?? TimeSpan.FromSeconds(1),
+            KillTasksOnDispose = killTasksOnDispose,
         };
         Options = configure?.Invoke(Options) ?? Options;
         Executor = new ProcessTaskExecutor(Options, NullLogger<ProcessTaskExecutor>.Instance, TimeProvider.System);
@@ -202,6 +206,16 @@ internal sealed class ExecutorHarness : IAsyncDisposable
 
     public IReadOnlyList<int> CgroupPids(string taskId) =>
         Executor.CgroupOf(taskId) is { } cgroup ? Executor.Cgroups!.ListPids(cgroup) : [];
+
+    /// <summary>
+    /// Stops the executor as an agent process stopping would (with <c>killTasksOnDispose: false</c> its tasks
+    /// keep running), keeping the work dir and cgroups for a harness that recovers them.
+    /// </summary>
+    public async Task StopExecutorAsync()
+    {
+        await Executor.DisposeAsync();
+        await _pump;
+    }
 
     public async ValueTask DisposeAsync()
     {

@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Drover.Cli.Hosting;
 using Drover.Testing;
+using Drover.Testing.Processes;
 
 namespace Drover.Master.Tests.Events;
 
@@ -92,8 +93,11 @@ public sealed class EventStreamEndToEndTests : IAsyncLifetime
         Assert.Contains(events, e => Type(e) == "group_change_success");
         var victim = Str(events[running], "taskId")!;
 
-        // Kill the instance's processes behind the master's back: it fails and is replaced.
+        // Kill the instance's processes behind the master's back: it fails and is replaced. TASK_RUNNING
+        // comes as soon as the shim is spawned, and the shim joins the task's cgroup a moment later: read
+        // the cgroup at once and it may be empty, nothing is killed and nothing ever ends (issue 18).
         var procs = Path.Combine("/sys/fs/cgroup/memory", DroverHosts.CgroupNameFor(Path.Combine(_cluster.Root, "ev-host")), victim, "cgroup.procs");
+        await TaskProcesses.WaitForAsync(procs, "sleep", Timeout);
         foreach (var pid in File.ReadAllLines(procs))
         {
             try

@@ -36,6 +36,37 @@ public static class LinuxProcesses
     /// <summary>True when the process has exited but was not reaped yet.</summary>
     public static bool IsZombie(int pid) => ReadStatFields(pid) is [var state, ..] && state is "Z" or "X";
 
+    /// <summary>The parent's pid (field 4 of /proc/PID/stat), or null when the process is gone.</summary>
+    public static int? ParentOf(int pid) =>
+        ReadStatFields(pid) is [_, var ppid, ..] && int.TryParse(ppid, NumberStyles.None, CultureInfo.InvariantCulture, out var parent) ? parent : null;
+
+    /// <summary>The kernel's name of the process (/proc/PID/comm: the base name of what it exec'd), or null when it is gone.</summary>
+    public static string? NameOf(int pid)
+    {
+        try
+        {
+            return File.ReadAllText(string.Create(CultureInfo.InvariantCulture, $"/proc/{pid}/comm")).TrimEnd('\n');
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>SIGKILLs the process if it is still this very one and alive; false otherwise.</summary>
+    public static bool Kill(ProcessIdentity process)
+    {
+        ArgumentNullException.ThrowIfNull(process);
+        return process.IsAlive && process.Pid > 1 && SysKill(process.Pid, 9) == 0;
+    }
+
+    /// <summary>SIGKILLs every process of the process group led by <paramref name="leader"/> at once, if the leader is still this very one and alive.</summary>
+    public static bool KillGroup(ProcessIdentity leader)
+    {
+        ArgumentNullException.ThrowIfNull(leader);
+        return leader.IsAlive && leader.Pid > 1 && SysKill(-leader.Pid, 9) == 0;
+    }
+
     /// <summary>Mount points of cgroup (v1) and cgroup2 filesystems, from /proc/self/mountinfo.</summary>
     public static IReadOnlyList<string> CgroupMounts()
     {

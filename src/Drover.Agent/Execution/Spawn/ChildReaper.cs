@@ -10,13 +10,25 @@ namespace Drover.Agent.Execution.Spawn;
 /// collects exactly that child with <c>waitpid(pid)</c>. It never waits for other children, so it
 /// coexists with <see cref="System.Diagnostics.Process"/> and anything else in the process.
 /// Thread-safe; one instance per process.
+/// <para>
+/// Each watch is its own registration, named in the epoll set by a number never reused, not by the
+/// pid: one pid can be watched twice at once. An agent restarted inside the same process (tests,
+/// <c>InProcessCluster</c>) adopts, as foreign, a shim the previous executor spawned and still
+/// watches; and an adopted shim's pid can be reused by a new child once its parent reaped it,
+/// before this thread handled its exit. Keyed by pid, the second watch replaced the first, whose
+/// pidfd stayed in the (level-triggered) epoll set, ready forever: this thread spun on it, the
+/// child was never reaped (a zombie whose <c>Exited</c> never completed), and in the reuse case the
+/// stale event made it <c>waitpid</c> the new, live child, so no other exit was seen until that
+/// child ended.
+/// </para>
 /// </summary>
 internal sealed partial class ChildReaper
 {
     public static readonly ChildReaper Instance = new();
 
     private readonly int _epoll;
-    private readonly ConcurrentDictionary<int, (int PidFd, TaskCompletionSource<int> Exit, bool Reap)> _children = new();
+    private readonly ConcurrentDictionary<ulong, Registration> _watches = new();
+    private long _lastToken;
 
     /// <summary>What <see cref="WatchForeign"/>'s task completes with: the process was not ours to reap.</summary>
     public const int UnknownStatus = -1;
@@ -78,12 +90,13 @@ internal sealed partial class ChildReaper
     private Task<int> Register(int pid, int pidfd, bool reap)
     {
         var exit = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _children[pid] = (pidfd, exit, reap);
-        var ev = new EpollEvent { Events = EpollIn, Data = (ulong)pid };
+        var token = (ulong)Interlocked.Increment(ref _lastToken);
+        _watches[token] = new Registration(pid, pidfd, exit, reap);
+        var ev = new EpollEvent { Events = EpollIn, Data = token };
         if (epoll_ctl(_epoll, EpollCtlAdd, pidfd, ref ev) != 0)
         {
             var error = Marshal.GetLastPInvokeError();
-            _children.TryRemove(pid, out _);
+            _watches.TryRemove(token, out _);
             close(pidfd);
             throw new Win32Exception(error, $"epoll_ctl({pid}) failed");
         }
@@ -104,29 +117,32 @@ internal sealed partial class ChildReaper
 
             for (var i = 0; i < n; i++)
             {
-                var pid = (int)events[i].Data;
-                if (!_children.TryRemove(pid, out var child))
+                // Every registration leaves the epoll set when its one event is handled, so a token
+                // always names a live registration.
+                if (!_watches.TryRemove(events[i].Data, out var watch))
                 {
                     continue;
                 }
 
-                epoll_ctl(_epoll, EpollCtlDel, child.PidFd, ref events[i]);
-                close(child.PidFd);
-                if (!child.Reap)
+                epoll_ctl(_epoll, EpollCtlDel, watch.PidFd, ref events[i]);
+                close(watch.PidFd);
+                if (!watch.Reap)
                 {
-                    child.Exit.TrySetResult(UnknownStatus);
+                    watch.Exit.TrySetResult(UnknownStatus);
                     continue;
                 }
 
+                // The pidfd said this very child exited, and only this registration reaps it (a pid
+                // cannot be reused before it is reaped): waitpid returns at once.
                 int status;
                 int rc;
                 do
                 {
-                    rc = waitpid(pid, out status, 0);
+                    rc = waitpid(watch.Pid, out status, 0);
                 }
                 while (rc < 0 && Marshal.GetLastPInvokeError() == EIntr);
 
-                child.Exit.TrySetResult(rc < 0 ? 255 : Decode(status));
+                watch.Exit.TrySetResult(rc < 0 ? 255 : Decode(status));
             }
         }
     }
@@ -137,6 +153,9 @@ internal sealed partial class ChildReaper
         var signal = status & 0x7f;
         return signal == 0 ? (status >> 8) & 0xff : 128 + signal;
     }
+
+    /// <summary>One watched process: its pidfd (in the epoll set), who waits for it, and whether to reap it.</summary>
+    private readonly record struct Registration(int Pid, int PidFd, TaskCompletionSource<int> Exit, bool Reap);
 
     private const int EpollCloExec = 0x80000;
     private const int EpollCtlAdd = 1;
