@@ -22,9 +22,10 @@ public static class Program
             LoginCommands.Login(),
             LoginCommands.Logout(),
             IamCommands.Create(),
+            SecretCommands.Create(),
         };
         root.Options.Add(CliContext.Master); // global: `drover --master URL node ls` and `drover node ls --master URL` both work
-        foreach (var client in root.Subcommands.Where(c => c.Name is "run" or "task" or "node"))
+        foreach (var client in root.Subcommands.Where(c => c.Name is "run" or "task" or "node" or "secret"))
         {
             client.Options.Add(CliContext.Json);
         }

@@ -386,12 +386,20 @@ public sealed class EtcdMasterTests : IAsyncLifetime
                 "--hostname", name, "--resources", TestPorts.Resources("cpus:2;mem:1024;disk:1024"), "--kill-tasks-on-stop", "--log-level", "information"],
             logFile: Path.Combine(_root, name + ".log")));
 
+    /// <summary>The one key file every master of these tests shares (masters on etcd must share one).</summary>
+    private string SecretsKey()
+    {
+        var path = Path.Combine(_root, "secrets.key");
+        return File.Exists(path) ? path : SecretsKeyFiles.Create(path);
+    }
+
     private (DroverProcess Process, Uri Url) StartMaster(string name, string prefix, string? store = null, bool advertise = false)
     {
         var port = DevClusterFixture.FreePort();
         string[] listen = advertise ? ["--listen", $"0.0.0.0:{port}", "--advertise", $"127.0.0.1:{port}"] : ["--listen", $"127.0.0.1:{port}"];
         var process = DroverProcess.Start(name,
-            ["master", "--data-dir", Path.Combine(_root, name), .. listen, "--store", store ?? _etcd!.StoreAddress, "--store-prefix", prefix, "--leader-lease", "3", "--log-level", "warning"],
+            ["master", "--data-dir", Path.Combine(_root, name), .. listen, "--store", store ?? _etcd!.StoreAddress, "--store-prefix", prefix, "--leader-lease", "3",
+                "--secrets-key-file", SecretsKey(), "--log-level", "warning"],
             logFile: Path.Combine(_root, name + ".log"));
         _processes.Add(process);
         return (process, new Uri($"http://127.0.0.1:{port}"));

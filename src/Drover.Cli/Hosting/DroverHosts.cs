@@ -46,6 +46,15 @@ public sealed record AgentSettings
     /// <c>drover dev</c>, where stopping the process means stopping the cluster.
     /// </summary>
     public bool KillTasksOnStop { get; init; } = true;
+
+    /// <summary>The user a task without one runs as (<c>--default-task-user</c>): <c>nobody</c>.</summary>
+    public string DefaultTaskUser { get; init; } = "nobody";
+
+    /// <summary>The pids cap of the agent's whole cgroup subtree (<c>--agent-pids-limit</c>); null: three quarters of the kernel's pid_max.</summary>
+    public int? AgentPidsLimit { get; init; }
+
+    /// <summary>How often task sandboxes are measured against their disk (<c>--disk-watch-interval</c>); null: 15 s.</summary>
+    public TimeSpan? DiskWatchInterval { get; init; }
 }
 
 /// <summary>
@@ -236,6 +245,12 @@ public static class DroverHosts
                 CgroupName = CgroupNameFor(agent.WorkDir),
                 Hostname = hostname,
                 KillTasksOnDispose = agent.KillTasksOnStop,
+                DefaultTaskUser = agent.DefaultTaskUser,
+            };
+            executorOptions = executorOptions with
+            {
+                AgentPidsLimit = agent.AgentPidsLimit ?? executorOptions.AgentPidsLimit,
+                DiskWatchInterval = agent.DiskWatchInterval ?? executorOptions.DiskWatchInterval,
             };
             builder.Services.AddSingleton(executorOptions);
             builder.Services.AddSingleton(agent.Executors ?? new ExecutorManagerOptions());
@@ -251,7 +266,15 @@ public static class DroverHosts
         {
             app.MapDroverMaster();
             map?.Invoke(app);
-            await app.RecoverDroverMasterAsync(ct).ConfigureAwait(false);
+            try
+            {
+                await app.RecoverDroverMasterAsync(ct).ConfigureAwait(false);
+            }
+            catch (Master.Secrets.SecretKeyMismatchException e)
+            {
+                await app.DisposeAsync().ConfigureAwait(false);
+                throw new HostStartException(e.Message, e);
+            }
         }
 
         if (agent is not null)
