@@ -8,6 +8,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 need=()
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v setsid >/dev/null 2>&1 || need+=(util-linux)
+command -v setpriv >/dev/null 2>&1 || need+=(util-linux)   # tasks run as their own user
+command -v mount >/dev/null 2>&1 || need+=(mount)          # a task's /proc on kernels before 6.18
 command -v pgrep >/dev/null 2>&1 || need+=(procps)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v flock >/dev/null 2>&1 || need+=(util-linux)

@@ -22,11 +22,12 @@ public static class Program
             LoginCommands.Login(),
             LoginCommands.Logout(),
             IamCommands.Create(),
+            SecretCommands.Create(),
             SecurityCommands.Ca(),
         };
         root.Options.Add(CliContext.Master); // global: `drover --master URL node ls` and `drover node ls --master URL` both work
         root.Options.Add(CliContext.CaCert);
-        foreach (var client in root.Subcommands.Where(c => c.Name is "run" or "task" or "node" or "ca"))
+        foreach (var client in root.Subcommands.Where(c => c.Name is "run" or "task" or "node" or "secret" or "ca"))
         {
             client.Options.Add(CliContext.Json);
         }

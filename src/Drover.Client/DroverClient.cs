@@ -5,6 +5,7 @@ using Drover.Core;
 using Drover.Core.Api;
 using Drover.Core.Json;
 using Drover.Core.Protocol;
+using Drover.Core.Secrets;
 
 namespace Drover.Client;
 
@@ -121,6 +122,29 @@ public sealed class DroverClient : IDisposable
             await Task.Delay(poll ?? TimeSpan.FromMilliseconds(100), ct).ConfigureAwait(false);
         }
     }
+
+    /// <summary>Stores a secret (create or replace); the answer carries its metadata, never its value.</summary>
+    public Task<SecretView> PutSecretAsync(string path, byte[] value, string? description = null, CancellationToken ct = default) =>
+        SendAsync(HttpMethod.Put, SecretUrl(path), JsonContent.Create(new SecretWrite { Data = value, Description = description }, DroverJsonContext.Default.SecretWrite),
+            DroverJsonContext.Default.SecretView, ct);
+
+    /// <summary>Reads a secret's value back (needs read permission on it): <see cref="SecretView.Value"/> for text, else <see cref="SecretView.Data"/>.</summary>
+    public Task<SecretView> GetSecretAsync(string path, CancellationToken ct = default) =>
+        SendAsync(HttpMethod.Get, SecretUrl(path), null, DroverJsonContext.Default.SecretView, ct);
+
+    /// <summary>The paths of the secrets under <paramref name="prefix"/> (names only).</summary>
+    public async Task<ImmutableArray<string>> ListSecretsAsync(string? prefix = null, CancellationToken ct = default) =>
+        (await SendAsync(HttpMethod.Get, "drover/v1/secrets" + (string.IsNullOrEmpty(prefix) ? "" : "?prefix=" + Uri.EscapeDataString(prefix)), null,
+            DroverJsonContext.Default.SecretList, ct).ConfigureAwait(false)).Secrets;
+
+    public async Task DeleteSecretAsync(string path, CancellationToken ct = default)
+    {
+        using var response = await _http.DeleteAsync(new Uri(Master, SecretUrl(path)), ct).ConfigureAwait(false);
+        await ThrowIfErrorAsync(response, ct).ConfigureAwait(false);
+    }
+
+    private static string SecretUrl(string path) =>
+        "drover/v1/secrets/" + string.Join('/', path.TrimStart('/').Split('/').Select(Uri.EscapeDataString));
 
     public async Task<string> GetStringAsync(string path, CancellationToken ct = default)
     {

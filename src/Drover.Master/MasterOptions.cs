@@ -41,6 +41,12 @@ public sealed record MasterOptions
     public Security.Pki.MasterTlsOptions? Tls { get; init; }
 
     /// <summary>
+    /// The key-encryption key(s) of the secret store (<c>--secrets-key-file</c>, see <see cref="Secrets.SecretKeyRing"/>).
+    /// Null: a single master generates one into <see cref="DataDir"/>; masters on etcd must be given the same file.
+    /// </summary>
+    public string? SecretsKeyFile { get; init; }
+
+    /// <summary>
     /// The etcd cluster holding all master state (<c>--store etcd://…</c>); null keeps the embedded
     /// SQLite store in <see cref="DataDir"/> (the default: one master).
     /// </summary>

@@ -386,13 +386,21 @@ public sealed class EtcdMasterTests : IAsyncLifetime
                 "--hostname", name, "--resources", TestPorts.Resources("cpus:2;mem:1024;disk:1024"), "--kill-tasks-on-stop", "--log-level", "information"],
             logFile: Path.Combine(_root, name + ".log")));
 
+    /// <summary>The one key file every master of these tests shares (masters on etcd must share one).</summary>
+    private string SecretsKey()
+    {
+        var path = Path.Combine(_root, "secrets.key");
+        return File.Exists(path) ? path : SecretsKeyFiles.Create(path);
+    }
+
     private (DroverProcess Process, Uri Url) StartMaster(string name, string prefix, string? store = null, bool advertise = false)
     {
         var port = DevClusterFixture.FreePort();
         // Plain HTTP without logins (--insecure) is allowed on loopback only: advertise a name other than the listen address instead of listening on every interface.
         string[] listen = advertise ? ["--listen", $"127.0.0.1:{port}", "--advertise", $"localhost:{port}"] : ["--listen", $"127.0.0.1:{port}"];
         var process = DroverProcess.Start(name,
-            ["master", "--data-dir", Path.Combine(_root, name), .. listen, "--store", store ?? _etcd!.StoreAddress, "--store-prefix", prefix, "--leader-lease", "3", "--insecure", "--log-level", "warning"],
+            ["master", "--data-dir", Path.Combine(_root, name), .. listen, "--store", store ?? _etcd!.StoreAddress, "--store-prefix", prefix, "--leader-lease", "3",
+                "--secrets-key-file", SecretsKey(), "--insecure", "--log-level", "warning"],
             logFile: Path.Combine(_root, name + ".log"));
         _processes.Add(process);
         return (process, new Uri(advertise ? $"http://localhost:{port}" : $"http://127.0.0.1:{port}"));

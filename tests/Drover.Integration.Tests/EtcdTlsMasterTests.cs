@@ -90,7 +90,8 @@ public sealed class EtcdTlsMasterTests : IAsyncLifetime
         var port = DevClusterFixture.FreePort();
         var process = DroverProcess.Start(name,
             ["master", "--data-dir", Path.Combine(_root, name), "--listen", $"127.0.0.1:{port}", "--store", _etcd.StoreAddress, "--store-prefix", prefix,
-                "--store-ca", ca, "--store-cert", cert, "--store-key", key, "--bootstrap-password-file", PasswordFile(), "--leader-lease", "3", "--log-level", "warning"],
+                "--store-ca", ca, "--store-cert", cert, "--store-key", key, "--bootstrap-password-file", PasswordFile(), "--leader-lease", "3",
+                "--secrets-key-file", SecretsKey(), "--log-level", "warning"],
             logFile: Path.Combine(_root, name + ".log"));
         _processes.Add(process);
         return (process, new Uri($"https://127.0.0.1:{port}"));
@@ -107,6 +108,13 @@ public sealed class EtcdTlsMasterTests : IAsyncLifetime
         var noRedirect = Drover.Client.MasterTls.CreateHandler(roots);
         noRedirect.AllowAutoRedirect = false;
         _noRedirect = new HttpClient(noRedirect) { Timeout = TimeSpan.FromSeconds(10) };
+    }
+
+    /// <summary>The one key file the masters share (masters on etcd must share one).</summary>
+    private string SecretsKey()
+    {
+        var path = Path.Combine(_root, "secrets.key");
+        return File.Exists(path) ? path : SecretsKeyFiles.Create(path);
     }
 
     private string PasswordFile()

@@ -87,6 +87,38 @@ public sealed class MasterCommandTests
         }
     }
 
+    [Fact]
+    public async Task Master_EtcdStoreWithoutSecretsKeyFile_ExitsTwoWithOneSentence()
+    {
+        var (r, storeOpened) = await MasterInFreshDirAsync("--store", "etcd://127.0.0.1:1");
+
+        Assert.True(r.ExitCode == 2, r.ToString());
+        Assert.Equal(
+            "drover: --secrets-key-file: required with --store etcd://…, and the same file on every master, so that each can decrypt the secrets the others stored",
+            r.StdErr.Trim());
+        Assert.False(storeOpened);
+    }
+
+    [Fact]
+    public async Task Master_SecretsKeyFileOthersCanRead_ExitsTwoNamingTheFlag()
+    {
+        var dir = Directory.CreateTempSubdirectory("drover-key-").FullName;
+        try
+        {
+            var key = Drover.Testing.SecretsKeyFiles.Create(Path.Combine(dir, "secrets.key"));
+            File.SetUnixFileMode(key, (UnixFileMode)0b110_100_100); // 0644
+
+            var (r, _) = await MasterInFreshDirAsync("--secrets-key-file", key);
+
+            Assert.True(r.ExitCode == 2, r.ToString());
+            Assert.Contains($"--secrets-key-file {key}: others can read it", r.StdErr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
     [Theory]
     [InlineData("--tls-cert", "/nonexistent/cert.pem", "--tls-cert, --tls-key and --tls-ca go together")]
     [InlineData("--tls-ca", "/nonexistent/ca.pem", "--tls-cert, --tls-key and --tls-ca go together")]

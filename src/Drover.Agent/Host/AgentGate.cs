@@ -23,6 +23,12 @@ public static class AgentGate
         return app.Use(async (http, next) =>
         {
             var request = http.Request;
+            if (http.GetEndpoint()?.Metadata.GetMetadata<Microsoft.AspNetCore.Http.Metadata.IRequestSizeLimitMetadata>() is null
+                && http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+            {
+                limit.MaxRequestBodySize = RequestLimits.DefaultMaxBody;
+            }
+
             var hasBody = request.ContentLength > 0 || (request.ContentLength is null && request.Headers.TransferEncoding.Count > 0);
             if (guard.Check(request.Method, request.Host.Value, request.Headers.Origin.ToString(), $"{request.Scheme}://{request.Host}", request.ContentType, hasBody,
                     routeChecksContentType: request.Path.StartsWithSegments("/api/v1")) is { } refused)

@@ -266,6 +266,7 @@ public sealed partial class AgentService : BackgroundService
     /// </summary>
     private void Handle(AgentCommand? command)
     {
+        command = WithSecretValues(command);
         switch (command)
         {
             case { Type: AgentCommandType.Launch, Launch: { } launch }:
@@ -314,6 +315,27 @@ public sealed partial class AgentService : BackgroundService
                 _executors?.Shutdown(shutdown.FrameworkId, shutdown.ExecutorId);
                 break;
         }
+    }
+
+    /// <summary>
+    /// Hands the secret values that came beside a launch (<see cref="AgentCommand.Secrets"/>) to the launches they belong
+    /// to (<see cref="LaunchTask.SecretValues"/>, never serialized): the executor's secrets stage puts them into the
+    /// task, and nothing keeps them after that. Values for tasks not in the command are dropped.
+    /// </summary>
+    private static AgentCommand? WithSecretValues(AgentCommand? command)
+    {
+        if (command?.Secrets is not { IsDefaultOrEmpty: false } values)
+        {
+            return command;
+        }
+
+        LaunchTask Attach(LaunchTask l) => l with { SecretValues = [.. values.Where(v => v.TaskId == l.Task.Id)] };
+        return command switch
+        {
+            { Type: AgentCommandType.Launch, Launch: { } launch } => command with { Launch = Attach(launch), Secrets = null },
+            { Type: AgentCommandType.LaunchGroup, LaunchGroup: { } group } => command with { LaunchGroup = group with { Tasks = [.. group.Tasks.Select(Attach)] }, Secrets = null },
+            _ => command with { Secrets = null },
+        };
     }
 
     /// <summary>

@@ -27,7 +27,8 @@ internal static class ServerCommands
             Description = "Require logins and permissions and serve HTTPS (a cluster CA in the data dir, mutual TLS between master and agent), as a real cluster does (default: none of it, allowed only on a loopback address)",
         };
         var bootstrapPassword = BootstrapPasswordOption();
-        var cmd = new Command("dev", "Run a master and one agent in one process (zero setup)") { dataDir, listen, auth, bootstrapPassword, LogLevelOption };
+        var secretsKey = SecretsKeyOption();
+        var cmd = new Command("dev", "Run a master and one agent in one process (zero setup)") { dataDir, listen, auth, bootstrapPassword, secretsKey, LogLevelOption };
         agentFlags.AddTo(cmd, includeHostname: true);
         cmd.SetAction(async (pr, ct) =>
         {
@@ -44,6 +45,7 @@ internal static class ServerCommands
                 DataDir = Path.Combine(dir, "master"),
                 Security = new Master.Security.SecurityOptions { Enabled = secure, BootstrapPasswordFile = pr.GetValue(bootstrapPassword) },
                 Tls = secure ? new MasterTlsOptions() : null,
+                SecretsKeyFile = CheckSecretsKeyFile(pr.GetValue(secretsKey), etcd: false),
             };
             var agent = agentFlags.Read(pr, Path.Combine(dir, "agent"));
             await using var host = await DroverHosts.StartDevAsync(master, agent, url, ParseLogLevel(pr), ct);
@@ -106,10 +108,11 @@ internal static class ServerCommands
             Description = "Comma-separated extra host names clients may use to reach this master (its own addresses and names are always allowed); '*' allows any (behind a proxy)",
         };
         var tokenLifetime = SecondsOption("Seconds a login token is valid", new Master.Security.SecurityOptions().TokenLifetime, "--token-lifetime");
+        var secretsKey = SecretsKeyOption();
         var cmd = new Command("master", "Run a master")
         {
             dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, offerTimeout, roleWeights, store, storePrefix, leaderLease, advertise,
-            bootstrapPassword, allowedHosts, tokenLifetime, insecure, tlsCert, tlsKey, tlsCa, agentCertLifetime, LogLevelOption,
+            bootstrapPassword, allowedHosts, tokenLifetime, secretsKey, insecure, tlsCert, tlsKey, tlsCa, agentCertLifetime, LogLevelOption,
         };
         storeTls.AddTo(cmd);
         cmd.SetAction(async (pr, ct) =>
@@ -137,6 +140,7 @@ internal static class ServerCommands
                 }, pr.GetValue(allowedHosts)),
             };
             options = WithStore(options, pr.GetValue(store), pr.GetValue(storePrefix), pr.GetValue(leaderLease), storeTls.Read(pr));
+            options = options with { SecretsKeyFile = CheckSecretsKeyFile(pr.GetValue(secretsKey), etcd: options.Etcd is not null) };
             options = options with
             {
                 Tls = ReadTls(url, pr.GetValue(insecure), pr.GetValue(tlsCert), pr.GetValue(tlsKey), pr.GetValue(tlsCa),
@@ -302,6 +306,25 @@ internal static class ServerCommands
     {
         Description = "On a new cluster, the first user's (admin) password is read from this file (default: generated into DATA-DIR/bootstrap-admin-password, mode 0600)",
     };
+
+    private static Option<string?> SecretsKeyOption() => new("--secrets-key-file")
+    {
+        Description = "The secret store's key-encryption key(s): base64 of 32 random bytes per line, the first encrypts, later ones only decrypt (rotation); "
+            + "mode 0600. Required, and the same file on every master, with --store etcd://…; default for a single master: generated into DATA-DIR/secrets.key",
+    };
+
+    /// <summary>The key file's full path once it reads as a key ring (exit 2 with the reason otherwise); required on etcd.</summary>
+    internal static string? CheckSecretsKeyFile(string? file, bool etcd)
+    {
+        if (file is null)
+        {
+            return etcd ? throw new CliException(MasterHost.MissingSecretsKeyFile, 2) : null;
+        }
+
+        var full = Path.GetFullPath(file);
+        var (_, error) = Drover.Master.Secrets.SecretKeyRing.Load(full);
+        return error is null ? full : throw new CliException(error, 2);
+    }
 
     private static Master.Security.SecurityOptions ParseAllowedHosts(Master.Security.SecurityOptions security, string? text)
     {
@@ -500,6 +523,19 @@ internal static class ServerCommands
         private readonly Option<string?> _region = new("--region") { Description = "Fault domain region" };
         private readonly Option<string?> _zone = new("--zone") { Description = "Fault domain zone" };
         private readonly Option<string?> _hostname = new("--hostname") { Description = "Hostname to register with (default: the machine's)" };
+        private readonly Option<string> _defaultTaskUser = new("--default-task-user")
+        {
+            Description = "Unix user a task runs as when it names none (tasks run isolated: own namespaces, no capabilities)",
+            DefaultValueFactory = _ => "nobody",
+        };
+        private readonly Option<int?> _agentPidsLimit = new("--agent-pids-limit")
+        {
+            Description = "Processes and threads all tasks of this agent may have together (pids.max of its cgroup; 0: no cap; default: 3/4 of kernel.pid_max)",
+        };
+        private readonly Option<double?> _diskWatchInterval = new("--disk-watch-interval")
+        {
+            Description = "Seconds between measurements of task sandboxes against their disk (default 15; a task over its disk is killed)",
+        };
 
         public void AddTo(Command cmd, bool includeHostname)
         {
@@ -507,6 +543,9 @@ internal static class ServerCommands
             cmd.Options.Add(_attributes);
             cmd.Options.Add(_region);
             cmd.Options.Add(_zone);
+            cmd.Options.Add(_defaultTaskUser);
+            cmd.Options.Add(_agentPidsLimit);
+            cmd.Options.Add(_diskWatchInterval);
             if (includeHostname)
             {
                 cmd.Options.Add(_hostname);
@@ -544,6 +583,18 @@ internal static class ServerCommands
                 throw new CliException("--region and --zone go together", 2);
             }
 
+            var user = pr.GetValue(_defaultTaskUser)!;
+            if (user.Length == 0 || user.Contains(':', StringComparison.Ordinal) || user.Contains('/', StringComparison.Ordinal))
+            {
+                throw new CliException($"--default-task-user: '{user}' is not a user name", 2);
+            }
+
+            var pids = pr.GetValue(_agentPidsLimit);
+            if (pids < 0)
+            {
+                throw new CliException("--agent-pids-limit: must be 0 (no cap) or more", 2);
+            }
+
             return new AgentSettings
             {
                 WorkDir = workDir,
@@ -551,6 +602,9 @@ internal static class ServerCommands
                 Resources = resources,
                 Attributes = attributes,
                 Domain = region is null ? null : new FaultDomain(region, zone!),
+                DefaultTaskUser = user,
+                AgentPidsLimit = pids,
+                DiskWatchInterval = pr.GetValue(_diskWatchInterval) is { } seconds ? PositiveSeconds(seconds, "--disk-watch-interval") : null,
             };
         }
     }

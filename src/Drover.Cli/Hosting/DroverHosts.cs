@@ -64,6 +64,15 @@ public sealed record AgentSettings
 
     /// <summary>Credentials handed over directly (<c>drover dev --auth</c>: issued by the in-process master's CA); otherwise read from the work dir or made by a join.</summary>
     public AgentCredentials? Credentials { get; init; }
+
+    /// <summary>The user a task without one runs as (<c>--default-task-user</c>): <c>nobody</c>.</summary>
+    public string DefaultTaskUser { get; init; } = "nobody";
+
+    /// <summary>The pids cap of the agent's whole cgroup subtree (<c>--agent-pids-limit</c>); null: three quarters of the kernel's pid_max.</summary>
+    public int? AgentPidsLimit { get; init; }
+
+    /// <summary>How often task sandboxes are measured against their disk (<c>--disk-watch-interval</c>); null: 15 s.</summary>
+    public TimeSpan? DiskWatchInterval { get; init; }
 }
 
 /// <summary>
@@ -439,6 +448,12 @@ public static class DroverHosts
                 CgroupName = CgroupNameFor(agent.WorkDir),
                 Hostname = hostname,
                 KillTasksOnDispose = agent.KillTasksOnStop,
+                DefaultTaskUser = agent.DefaultTaskUser,
+            };
+            executorOptions = executorOptions with
+            {
+                AgentPidsLimit = agent.AgentPidsLimit ?? executorOptions.AgentPidsLimit,
+                DiskWatchInterval = agent.DiskWatchInterval ?? executorOptions.DiskWatchInterval,
             };
             builder.Services.AddSingleton(executorOptions);
             builder.Services.AddSingleton(agent.Executors ?? new ExecutorManagerOptions());
@@ -469,7 +484,15 @@ public static class DroverHosts
                 WriteCaFile(master.DataDir, masterCredentials);
             }
 
-            await app.RecoverDroverMasterAsync(ct).ConfigureAwait(false);
+            try
+            {
+                await app.RecoverDroverMasterAsync(ct).ConfigureAwait(false);
+            }
+            catch (Master.Secrets.SecretKeyMismatchException e)
+            {
+                await app.DisposeAsync().ConfigureAwait(false);
+                throw new HostStartException(e.Message, e);
+            }
         }
 
         if (agent is not null && master is not null && masterCredentials is not null && agent.Credentials is null)

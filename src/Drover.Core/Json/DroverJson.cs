@@ -45,6 +45,9 @@ namespace Drover.Core.Json;
 [JsonSerializable(typeof(Drover.Core.State.PersistedTask))]
 [JsonSerializable(typeof(Drover.Core.State.PersistedAgent))]
 [JsonSerializable(typeof(Drover.Core.Health.HealthCheck))]
+[JsonSerializable(typeof(Drover.Core.Secrets.SecretWrite))]
+[JsonSerializable(typeof(Drover.Core.Secrets.SecretView))]
+[JsonSerializable(typeof(Drover.Core.Secrets.SecretList))]
 public sealed partial class DroverJsonContext : JsonSerializerContext;
 
 public sealed class ResourcesJsonConverter : JsonConverter<Resources>

@@ -131,6 +131,9 @@ public static class Rids
     /// <summary>A secret, by path: create/read (the value)/update/delete.</summary>
     public static string Secret(string path) => "dcos:secrets:default:" + (path.StartsWith('/') ? path : "/" + path);
 
+    /// <summary>Listing the names of the secrets under a path prefix (read); <c>""</c> or <c>"/"</c> is every secret.</summary>
+    public static string SecretList(string prefix) => "dcos:secrets:list:default:/" + prefix.Trim('/');
+
     /// <summary>Whether a grant on <paramref name="granted"/> covers <paramref name="requested"/>.</summary>
     public static bool Covers(string granted, string requested)
     {

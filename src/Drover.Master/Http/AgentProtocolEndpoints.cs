@@ -4,6 +4,7 @@ using System.Text.Json;
 using Drover.Core.Api;
 using Drover.Core.Json;
 using Drover.Core.Protocol;
+using Drover.Master.Secrets;
 using Drover.Master.State;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -108,7 +109,7 @@ internal static class AgentProtocolEndpoints
             return Results.Accepted();
         });
 
-        g.MapGet("/{id}/commands", async (string id, HttpContext http, ClusterState state, IHostApplicationLifetime lifetime, TimeProvider time) =>
+        g.MapGet("/{id}/commands", async (string id, HttpContext http, ClusterState state, SecretStore secrets, IHostApplicationLifetime lifetime, TimeProvider time) =>
         {
             // A stream outlives neither the certificate it was opened with: the agent reconnects with its renewed one.
             var certificateExpires = http.Connection.ClientCertificate?.NotAfter.ToUniversalTime() is { } notAfter ? new DateTimeOffset(notAfter, TimeSpan.Zero) : DateTimeOffset.MaxValue;
@@ -157,12 +158,12 @@ internal static class AgentProtocolEndpoints
                         continue;
                     }
 
-                    await SendWhenDurableAsync(body, first, ct);
+                    await SendWhenDurableAsync(body, first, id, state, secrets, ct);
 
                     // Drain whatever else is queued (launch bursts).
                     while (reader.TryRead(out var more))
                     {
-                        await SendWhenDurableAsync(body, more, ct);
+                        await SendWhenDurableAsync(body, more, id, state, secrets, ct);
                     }
                 }
             }
@@ -182,8 +183,9 @@ internal static class AgentProtocolEndpoints
     /// <summary>
     /// A command goes out only once the state change behind it is durable, so a master that crashes
     /// right after sending never finds, on restart, a task running that its records say was not placed.
+    /// A launch gets the values of its tasks' secrets here, on its way to this one agent (<see cref="LaunchSecrets"/>).
     /// </summary>
-    private static async Task SendWhenDurableAsync(Stream body, PendingCommand command, CancellationToken ct)
+    private static async Task SendWhenDurableAsync(Stream body, PendingCommand command, string agentId, ClusterState state, SecretStore secrets, CancellationToken ct)
     {
         try
         {
@@ -195,7 +197,22 @@ internal static class AgentProtocolEndpoints
             // still sent (the in-memory state is what the master acts on); the store logged the error.
         }
 
-        await WriteAsync(body, command.Command, ct);
+        if (LaunchSecrets.Resolve(command.Command, secrets, state, agentId) is not { } resolved)
+        {
+            return; // its tasks failed: a secret could not be resolved
+        }
+
+        try
+        {
+            await WriteAsync(body, resolved, ct);
+        }
+        finally
+        {
+            if (!ReferenceEquals(resolved, command.Command))
+            {
+                LaunchSecrets.Clear(resolved);
+            }
+        }
     }
 
     private static async Task WriteAsync(Stream body, AgentCommand command, CancellationToken ct)

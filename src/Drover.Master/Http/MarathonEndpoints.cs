@@ -6,6 +6,7 @@ using System.Text.Json.Nodes;
 using Drover.Core;
 using Drover.Core.Api;
 using Drover.Core.Marathon;
+using Drover.Master.Secrets;
 using Drover.Master.Services;
 using Drover.Master.State;
 using Microsoft.AspNetCore.Builder;
@@ -117,6 +118,11 @@ internal static class MarathonEndpoints
                 return denied;
             }
 
+            if (SecretAccess.MarathonRefusal(http, plan.Select(p => p.Item1), a => "(" + a.Id + ")") is { } refusedSecrets)
+            {
+                return refusedSecrets;
+            }
+
             var result = registry.PutPlan(plan, [], Force(http));
             if (Locked(result) is { } locked)
             {
@@ -138,6 +144,11 @@ internal static class MarathonEndpoints
             if (MarathonAccess.Require(http, MarathonAccess.ToWrite(def!, exists: false)) is { } denied)
             {
                 return denied;
+            }
+
+            if (SecretAccess.MarathonRefusal(http, [def!]) is { } refusedSecrets)
+            {
+                return refusedSecrets;
             }
 
             var result = registry.Put(def!, mustCreate: true, force: Force(http));
@@ -369,6 +380,12 @@ internal static class MarathonEndpoints
         if (patch && existing is null && http.Request.Method == "PATCH")
         {
             return NoApp(appId);
+        }
+
+        // Any new definition of an app that uses secrets needs read on them: a changed command could print them.
+        if (SecretAccess.MarathonRefusal(http, [def!]) is { } refusedSecrets)
+        {
+            return refusedSecrets;
         }
 
         var result = registry.Put(def!, mustCreate: false, force: Force(http));

@@ -15,7 +15,8 @@ namespace Drover.Master.Security;
 /// <c>spiffe://drover/…</c> identity, checked against the cluster CA, <see cref="PeerIdentity"/>).
 /// Credentials that are present but wrong are an error, never a silent fall-back to anonymous.
 /// </summary>
-public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOptions options, Pki.MasterCredentials? credentials = null, TimeProvider? time = null)
+public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOptions options, CredentialThrottle throttle,
+    Pki.MasterCredentials? credentials = null, TimeProvider? time = null)
 {
     private const int MaxBasicCacheEntries = 10_000;
 
@@ -27,15 +28,18 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
 
     public bool Enabled => options.Enabled;
 
-    /// <summary>The caller, or null with no credentials, or the reason presented credentials are refused.</summary>
-    public async ValueTask<(Caller? Caller, string? Error)> AuthenticateAsync(HttpContext http)
+    /// <summary>
+    /// The caller, or null with no credentials, or the reason presented credentials are refused (answered 401,
+    /// or 429 with <see cref="AuthResult.RetryAfter"/> when password checking is throttled).
+    /// </summary>
+    public async ValueTask<AuthResult> AuthenticateAsync(HttpContext http)
     {
         ArgumentNullException.ThrowIfNull(http);
         if (!options.Enabled)
         {
             // No logins; but a master that serves TLS identities still holds agents to theirs (an agent certificate
             // speaks for its agent only), so a presented certificate counts even here.
-            return credentials is not null && http.Connection.ClientCertificate is not null ? FromCertificate(http) : (Caller.Dev, null);
+            return credentials is not null && http.Connection.ClientCertificate is not null ? FromCertificate(http) : new AuthResult(Caller.Dev, null);
         }
 
         var header = http.Request.Headers.Authorization.ToString();
@@ -53,7 +57,7 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
 
             if (header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
             {
-                return FromBasic(header["Basic ".Length..].Trim());
+                return await FromBasicAsync(http, header["Basic ".Length..].Trim()).ConfigureAwait(false);
             }
 
             return (null, "the Authorization header must be 'token=<JWT>', 'Bearer <JWT>' or 'Basic <credentials>'");
@@ -77,7 +81,7 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
         return identity is null ? (null, "the client certificate is refused: " + error) : (identity.ToCaller(), null);
     }
 
-    private async ValueTask<(Caller?, string?)> FromTokenAsync(string token)
+    private async ValueTask<AuthResult> FromTokenAsync(string token)
     {
         if (token.Length == 0 || token.Length > 16 * 1024)
         {
@@ -101,7 +105,7 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
             : (ToCaller(user), null);
     }
 
-    private (Caller?, string?) FromBasic(string encoded)
+    private async ValueTask<AuthResult> FromBasicAsync(HttpContext http, string encoded)
     {
         string decoded;
         try
@@ -128,9 +132,21 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
             return (ToCaller(cached), null);
         }
 
-        var user = iam.VerifyPassword(uid, decoded[(colon + 1)..]);
+        var client = http.Connection.RemoteIpAddress?.ToString() ?? "?";
+        if (throttle.Blocked(client) is { } wait)
+        {
+            return new AuthResult(null, "too many failed credential checks from this address; retry later", wait);
+        }
+
+        var (ran, user) = await throttle.RunAsync(() => iam.VerifyPassword(uid, decoded[(colon + 1)..]), http.RequestAborted).ConfigureAwait(false);
+        if (!ran)
+        {
+            return new AuthResult(null, "too many credential checks in progress; retry later", CredentialThrottle.SlotWait);
+        }
+
         if (user is null)
         {
+            throttle.Failed(client);
             return (null, "invalid principal or secret");
         }
 
@@ -144,4 +160,16 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
     }
 
     private static Caller ToCaller(IamUser user) => new(user.Kind == AccountKind.Service ? CallerKind.ServiceAccount : CallerKind.User, user.Uid);
+}
+
+/// <summary>What authentication found: a caller, nothing (no credentials), or a refusal with its reason.</summary>
+public readonly record struct AuthResult(Caller? Caller, string? Error, TimeSpan? RetryAfter = null)
+{
+    public static implicit operator AuthResult((Caller? Caller, string? Error) pair) => new(pair.Caller, pair.Error);
+
+    public void Deconstruct(out Caller? caller, out string? error)
+    {
+        caller = Caller;
+        error = Error;
+    }
 }
