@@ -44,11 +44,12 @@ public sealed class EtcdHaTlsMasterTests : IAsyncLifetime
 
         var password = Path.Combine(_root, "admin-password");
         await File.WriteAllTextAsync(password, "bootstrap-pw-1234\n");
+        var secretsKey = SecretsKeyFiles.Create(Path.Combine(_root, "secrets.key")); // masters on etcd share it
         var masters = Enumerable.Range(1, 2).Select(i =>
         {
             var port = DevClusterFixture.FreePort();
             _processes.Add(DroverProcess.Start($"m{i}", ["master", "--data-dir", Path.Combine(_root, $"m{i}"), "--listen", $"127.0.0.1:{port}",
-                "--store", _etcd!.StoreAddress, "--store-prefix", "/it-tls", "--leader-lease", "3", "--bootstrap-password-file", password, "--log-level", "warning"],
+                "--store", _etcd!.StoreAddress, "--store-prefix", "/it-tls", "--leader-lease", "3", "--bootstrap-password-file", password, "--secrets-key-file", secretsKey, "--log-level", "warning"],
                 logFile: Path.Combine(_root, $"m{i}.log")));
             return new Uri($"https://127.0.0.1:{port}/");
         }).ToList();

@@ -54,6 +54,9 @@ public sealed class TlsMasterFixture : IAsyncLifetime
 /// <summary>How the CLI trusts a master's HTTPS certificate: <c>--ca-cert</c>, <c>DROVER_CA_CERT</c>, a pinned CA, and the sentence it fails with otherwise.</summary>
 public sealed class TlsCliTests(TlsMasterFixture master) : IClassFixture<TlsMasterFixture>
 {
+    /// <summary>What the CLI says when the master answered (past TLS) that a login is needed.</summary>
+    private const string NotLoggedIn = "not logged in to https://127.0.0.1:";
+
     /// <summary>A fresh per-user configuration directory, so no test sees another's pinned CA.</summary>
     private string Config() => Directory.CreateDirectory(Path.Combine(master.Root, "config-" + Guid.NewGuid().ToString("N")[..8])).FullName;
 
@@ -83,7 +86,7 @@ public sealed class TlsCliTests(TlsMasterFixture master) : IClassFixture<TlsMast
         {
             Assert.True(r.ExitCode == 2, r.ToString());
             Assert.DoesNotContain("does not trust", r.StdErr, StringComparison.Ordinal);
-            Assert.Contains("authentication required", r.StdErr, StringComparison.Ordinal);
+            Assert.Contains(NotLoggedIn, r.StdErr, StringComparison.Ordinal);
         }
     }
 
@@ -122,7 +125,7 @@ public sealed class TlsCliTests(TlsMasterFixture master) : IClassFixture<TlsMast
 
         var trusted = await master.Cli([config], "node", "ls");
         Assert.True(trusted.ExitCode == 2, trusted.ToString());
-        Assert.Contains("authentication required", trusted.StdErr, StringComparison.Ordinal);
+        Assert.Contains(NotLoggedIn, trusted.StdErr, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -161,7 +164,7 @@ public sealed class TlsCliTests(TlsMasterFixture master) : IClassFixture<TlsMast
 
         string[] cli = [DroverProcess.DotnetHost, DroverProcess.DroverDll, "--master", $"https://127.0.0.1:{port}"];
         var trusted = await ProcessRunner.RunAsync("env", [$"XDG_CONFIG_HOME={Config()}", .. cli, "--ca-cert", Path.Combine(dir, "ca.pem"), "node", "ls"], TimeSpan.FromSeconds(60));
-        Assert.True(trusted.ExitCode == 2 && trusted.StdErr.Contains("authentication required", StringComparison.Ordinal), trusted.ToString());
+        Assert.True(trusted.ExitCode == 2 && trusted.StdErr.Contains(NotLoggedIn, StringComparison.Ordinal), trusted.ToString());
         var clusterCa = await ProcessRunner.RunAsync("env", [$"XDG_CONFIG_HOME={Config()}", .. cli, "--ca-cert", master.CaFile, "node", "ls"], TimeSpan.FromSeconds(60));
         Assert.True(clusterCa.ExitCode == 1 && clusterCa.StdErr.Contains(published, StringComparison.Ordinal), clusterCa.ToString());
     }

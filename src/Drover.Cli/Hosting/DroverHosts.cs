@@ -188,8 +188,6 @@ public static class DroverHosts
                 }
             }
 
-            WriteCaFile(options.DataDir, credentials);
-            announce(CaAnnouncement(options.DataDir, credentials));
         }
 
         using var election = new LeaderElection(store, new LeaderElectionOptions { Address = address, LeaseTtl = options.LeaderLease }, TimeProvider.System, loggers.CreateLogger<LeaderElection>());
@@ -210,6 +208,12 @@ public static class DroverHosts
             }
 
             announce($"Drover master {address} is up as a follower; campaigning for leadership in {options.Etcd}");
+            if (credentials is not null)
+            {
+                WriteCaFile(options.DataDir, credentials); // once it serves: whoever waits for the file may call at once
+                announce(CaAnnouncement(options.DataDir, credentials));
+            }
+
             var stopping = follower.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
             using (var either = CancellationTokenSource.CreateLinkedTokenSource(ct, stopping))
             {
@@ -481,7 +485,6 @@ public static class DroverHosts
             if (masterCredentials is not null)
             {
                 await masterCredentials.InitializeAsync(app.Services.GetRequiredService<IStateStore>(), (advertise ?? ListenAddress.Advertise(listen)).Authority, ct).ConfigureAwait(false);
-                WriteCaFile(master.DataDir, masterCredentials);
             }
 
             try
@@ -548,6 +551,11 @@ public static class DroverHosts
             }
 
             throw;
+        }
+
+        if (master is not null && masterCredentials is not null)
+        {
+            WriteCaFile(master.DataDir, masterCredentials); // once it serves: whoever waits for the file may call at once
         }
 
         var url = ListenAddress.Advertise(BoundUrl(bound[0], listeners[0]), masters?.FirstOrDefault());
