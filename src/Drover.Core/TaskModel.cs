@@ -168,6 +168,15 @@ public sealed record TaskSpec
     /// command. Null for tasks launched on their own.
     /// </summary>
     public string? TaskGroupId { get; init; }
+
+    /// <summary>
+    /// Who submitted a one-off task through <c>/drover/v1/tasks</c>: the uid of the user or service account, or
+    /// <c>anonymous</c> on a dev cluster without logins. Set by the master from the authenticated caller, never from
+    /// the request. Only the owner, or a holder of <c>drover:admin:tasks</c>, may see, read or kill the task. Null
+    /// for apps' instances and frameworks' tasks (their app or framework decides), and for one-off tasks submitted
+    /// before owners were recorded (then only holders of <c>drover:admin:tasks</c> may).
+    /// </summary>
+    public string? Owner { get; init; }
 }
 
 /// <summary>Where a task receives a secret.</summary>

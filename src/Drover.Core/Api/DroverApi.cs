@@ -156,6 +156,9 @@ public sealed record TaskView
 
     /// <summary>The Mesos framework that launched the task (null for built-in services and one-off tasks).</summary>
     public string? FrameworkId { get; init; }
+
+    /// <summary>Who submitted a one-off task (<see cref="TaskSpec.Owner"/>); null for apps' instances and frameworks' tasks.</summary>
+    public string? Owner { get; init; }
 }
 
 public sealed record TaskList

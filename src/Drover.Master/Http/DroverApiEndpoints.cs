@@ -33,7 +33,8 @@ internal static class DroverApiEndpoints
     {
         var g = app.MapGroup("/drover/v1");
         // Tasks: the drover:tasks action at the gate; an app's instance also needs the app's permission, a
-        // framework's task Mesos operator access, a named user the run-as permission (TaskAccess, in the handlers).
+        // framework's task Mesos operator access, another's one-off task drover:admin:tasks, a named user the
+        // run-as permission (TaskAccess, in the handlers).
         var readTasks = RouteAccess.PermissionThenObjects(Rids.Tasks, PermissionAction.Read);
 
         g.MapPost("/tasks", async (HttpRequest req, ClusterState state, CancellationToken ct) =>
@@ -45,11 +46,14 @@ internal static class DroverApiEndpoints
                 return error;
             }
 
-            var (spec, errors) = TaskSubmissionValidator.Validate(body!);
-            if (spec is null)
+            var (validated, errors) = TaskSubmissionValidator.Validate(body!);
+            if (validated is null)
             {
                 return ApiResults.Validation(errors);
             }
+
+            // The task is the caller's (TaskAccess): recorded in its spec, so it survives restarts.
+            var spec = validated with { Owner = http.Caller().Id };
 
             if (TaskAccess.CheckSubmit(http, spec) is { } denied)
             {

@@ -1206,6 +1206,7 @@ internal sealed partial class ClusterState
             UnreachableSince = r.State == TaskState.Unreachable ? UnreachableSinceOf(r) : null,
             KillRequested = r.KillRequested,
             FrameworkId = r.Spec.FrameworkId,
+            Owner = r.Spec.Owner,
         };
     }
 
