@@ -549,7 +549,6 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
                 CgroupProcsFiles = [.. run.Cgroup?.ProcsFiles ?? []],
                 NamespacePid = run.Isolated ? run.Pid : null,
                 RunAs = run.RunAs,
-                Setpriv = _setpriv,
             });
         }
     }

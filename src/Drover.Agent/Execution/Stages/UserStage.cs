@@ -22,7 +22,14 @@ internal sealed class UserStage(bool isolate, string defaultUser, string? setpri
     /// <summary>The agent's PATH as each user sees it, by (uid, gid, PATH).</summary>
     private readonly ConcurrentDictionary<(uint Uid, uint Gid, string Path), string> _paths = new();
 
-    /// <summary>Docker's default capability set (what a root task keeps when isolated), in <c>setpriv</c>'s names.</summary>
+    /// <summary>
+    /// Docker's default capability set (what a root task keeps when isolated) as a mask of capability numbers: chown 0,
+    /// dac_override 1, fowner 3, fsetid 4, kill 5, setgid 6, setuid 7, setpcap 8, net_bind_service 10, net_raw 13,
+    /// sys_chroot 18, mknod 27, audit_write 29, setfcap 31 (<c>CapBnd: 00000000a80425fb</c> in a Docker container).
+    /// </summary>
+    public const ulong ContainerCapabilityMask = 0xa80425fb;
+
+    /// <summary>The same set in <c>setpriv</c>'s names.</summary>
     public const string ContainerCapabilities =
         "+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,+net_bind_service,+net_raw,+sys_chroot,+mknod,+audit_write,+setfcap";
 
