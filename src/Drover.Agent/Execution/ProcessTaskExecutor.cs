@@ -680,6 +680,12 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
                 "tasks run as their own user through setpriv, which is missing: install util-linux (apt-get install util-linux)");
         }
 
+        if (FindExecutable("mount", DefaultPath) is null)
+        {
+            throw new InvalidOperationException(
+                "tasks' /proc is mounted with mount(8) on kernels before 6.18, which is missing: install it (apt-get install mount)");
+        }
+
         if (!Native.TryGetUser(options.DefaultTaskUser, out _, out _))
         {
             throw new InvalidOperationException($"the default task user '{options.DefaultTaskUser}' does not exist on this machine (--default-task-user)");
