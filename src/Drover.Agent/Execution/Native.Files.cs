@@ -30,6 +30,8 @@ internal static partial class Native
     private const ulong ResolveNoSymlinks = 0x04;
     private const ulong ResolveBeneath = 0x08;
     private const uint StatxBasicStats = 0x7ff;
+    private const int PrCapbsetDrop = 24;
+    private const int PrSetNoNewPrivs = 38;
 
     /// <summary>unshare(2); 0 or -1 (error in <see cref="Marshal.GetLastPInvokeError"/>).</summary>
     public static int Unshare(int flags) => unshare(flags);
@@ -50,6 +52,71 @@ internal static partial class Native
     {
         var fd = open(path, OCloexec, 0);
         return fd >= 0 ? fd : throw new IOException($"open {path}: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+    }
+
+    /// <summary>
+    /// Confines the calling thread for good: <c>no_new_privs</c>, and every capability not in <paramref name="keep"/> (a
+    /// mask of capability numbers) dropped from its bounding set. What it spawns inherits both. Returns why it could not,
+    /// or null.
+    /// </summary>
+    public static string? Confine(ulong keep)
+    {
+        if (prctl(PrSetNoNewPrivs, 1, 0, 0, 0) != 0)
+        {
+            return $"no_new_privs: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}";
+        }
+
+        var last = int.TryParse(File.ReadAllText("/proc/sys/kernel/cap_last_cap").Trim(), System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : 40;
+        for (var cap = 0; cap <= last; cap++)
+        {
+            if ((keep & (1UL << cap)) == 0 && prctl(PrCapbsetDrop, (ulong)cap, 0, 0, 0) != 0)
+            {
+                return $"dropping capability {cap} from the bounding set: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}";
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>The calling thread's uid, gid and supplementary groups (the groups in native memory, kept for good).</summary>
+    public static unsafe Credentials CurrentCredentials()
+    {
+        var count = getgroups(0, null);
+        var groups = (uint*)NativeMemory.Alloc((nuint)Math.Max(1, count) * sizeof(uint));
+        count = getgroups(count, groups);
+        return new Credentials(geteuid(), getegid(), groups, Math.Max(0, count));
+    }
+
+    /// <summary>The supplementary groups of <paramref name="user"/> (NSS, with its primary group <paramref name="gid"/>), as initgroups sets them.</summary>
+    public static unsafe uint[] GroupsOf(string user, uint gid)
+    {
+        var count = 64;
+        while (true)
+        {
+            var groups = new uint[count];
+            fixed (uint* p = groups)
+            {
+                var n = count;
+                if (getgrouplist(user, gid, p, ref n) >= 0)
+                {
+                    return groups[..n];
+                }
+
+                count = Math.Max(n, count * 2);
+            }
+        }
+    }
+
+    /// <summary>A thread's credentials: what a spawner thread returns to (<see cref="Groups"/> in native memory).</summary>
+    internal readonly unsafe struct Credentials(uint uid, uint gid, uint* groups, int groupCount)
+    {
+        public uint Uid { get; } = uid;
+
+        public uint Gid { get; } = gid;
+
+        public uint* Groups { get; } = groups;
+
+        public int GroupCount { get; } = groupCount;
     }
 
     /// <summary>A pipe, both ends close-on-exec; throws with the OS error.</summary>
@@ -231,6 +298,21 @@ internal static partial class Native
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int pipe2(ref int fds, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int prctl(int option, ulong arg2, ulong arg3, ulong arg4, ulong arg5);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static unsafe partial int getgroups(int size, uint* list);
+
+    [LibraryImport("libc")]
+    private static partial uint geteuid();
+
+    [LibraryImport("libc")]
+    private static partial uint getegid();
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
+    private static unsafe partial int getgrouplist(string user, uint group, uint* groups, ref int count);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial nint write(int fd, ref byte data, nuint count);

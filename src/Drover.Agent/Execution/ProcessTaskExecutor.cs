@@ -549,7 +549,6 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
                 CgroupProcsFiles = [.. run.Cgroup?.ProcsFiles ?? []],
                 NamespacePid = run.Isolated ? run.Pid : null,
                 RunAs = run.RunAs,
-                Setpriv = _setpriv,
             });
         }
     }
@@ -679,6 +678,12 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         {
             throw new InvalidOperationException(
                 "tasks run as their own user through setpriv, which is missing: install util-linux (apt-get install util-linux)");
+        }
+
+        if (FindExecutable("mount", DefaultPath) is null)
+        {
+            throw new InvalidOperationException(
+                "tasks' /proc is mounted with mount(8) on kernels before 6.18, which is missing: install it (apt-get install mount)");
         }
 
         if (!Native.TryGetUser(options.DefaultTaskUser, out _, out _))

@@ -108,7 +108,11 @@ internal enum TaskPhase
 /// Capabilities dropped (all for a user other than root, all but a container's default set for root) and
 /// <c>no_new_privs</c> set, so no setuid program or file capability gives more.
 /// </param>
-internal sealed record RunAsUser(string Name, uint Uid, uint Gid, bool Confined);
+internal sealed record RunAsUser(string Name, uint Uid, uint Gid, bool Confined)
+{
+    /// <summary>The user's supplementary groups as setpriv takes them (<c>65534,100</c>), or null to look them up (NSS).</summary>
+    public string? Groups { get; init; }
+}
 
 /// <summary>Why a task was stopped by the agent for exceeding a resource: the reason and message of its TASK_FAILED.</summary>
 internal sealed record TaskLimitation(string Reason, string Message);

@@ -35,9 +35,6 @@ internal sealed record HealthCheckTarget
 
     /// <summary>The user the task runs as: a COMMAND check runs as that user with the same privileges, never more.</summary>
     public RunAsUser? RunAs { get; init; }
-
-    /// <summary>The path of <c>setpriv</c>, needed with <see cref="RunAs"/>.</summary>
-    public string? Setpriv { get; init; }
 }
 
 /// <summary>What the <see cref="HealthChecker"/> needs from the owner of the tasks (the executor).</summary>

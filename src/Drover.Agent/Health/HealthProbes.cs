@@ -8,7 +8,6 @@ using System.Security.Cryptography.X509Certificates;
 using Drover.Agent.Execution;
 using Drover.Agent.Execution.Cgroups;
 using Drover.Agent.Execution.Spawn;
-using Drover.Agent.Execution.Stages;
 using Drover.Core.Health;
 
 namespace Drover.Agent.Health;
@@ -219,9 +218,11 @@ internal sealed class HealthProbes : IDisposable
         var (wait, release) = Native.Pipe();
         try
         {
-            var argv = BuildArgv(target, check);
+            var argv = BuildArgv(check);
             using var request = new SpawnRequest(argv[0], argv, target.Environment, target.WorkingDirectory, newSession: true, [(wait, 3)]);
-            process = target.NamespacePid is { } inside ? NamespaceSpawner.Instance.SpawnInto(inside, request) : request.Spawn();
+            process = target.NamespacePid is not null || target.RunAs is not null
+                ? NamespaceSpawner.Instance.SpawnAs(target.NamespacePid, target.RunAs, request)
+                : request.Spawn();
         }
         catch (Exception ex) when (ex is Win32Exception or InvalidOperationException or IOException)
         {
@@ -260,21 +261,12 @@ internal sealed class HealthProbes : IDisposable
     }
 
     /// <summary>
-    /// <c>[setpriv … --] /bin/sh -c SHIM drover-health command</c>: as the task's user (with its privileges) when it has
-    /// one. No setsid step: the check is spawned in a new session (one exec fewer per check), so it leads its own process
-    /// group and a timeout kills everything it started. The shim evaluates the command itself (no second shell).
+    /// <c>/bin/sh -c SHIM drover-health command</c>. It is spawned as the task's user with the task's privileges when it
+    /// has one (<see cref="NamespaceSpawner.SpawnAs"/>: no setpriv process). No setsid step: the check is spawned in a new
+    /// session (one exec fewer per check), so it leads its own process group and a timeout kills everything it started.
+    /// The shim evaluates the command itself (no second shell).
     /// </summary>
-    private static List<string> BuildArgv(HealthCheckTarget target, HealthCheck check)
-    {
-        var argv = new List<string>(16);
-        if (target.RunAs is { } user && target.Setpriv is { } setpriv)
-        {
-            argv.AddRange(UserStage.SetprivArguments(setpriv, user));
-        }
-
-        argv.AddRange([Shell, "-c", CommandShim, "drover-health", check.Command ?? ""]);
-        return argv;
-    }
+    private static string[] BuildArgv(HealthCheck check) => [Shell, "-c", CommandShim, "drover-health", check.Command ?? ""];
 
     /// <summary>Moves the check into the task's cgroup(s), then lets it run; if it cannot be moved, it gives up (status 125).</summary>
     private static void Place(HealthCheckTarget target, int pid, int release)

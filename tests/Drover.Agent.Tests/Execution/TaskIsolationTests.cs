@@ -304,7 +304,7 @@ public sealed class TaskIsolationTests(ITestOutputHelper output) : IAsyncLifetim
         var check = new HealthCheck
         {
             Protocol = HealthCheckProtocol.Command,
-            Command = "test -f /tmp/ready && [ \"$(id -u)\" = 65534 ] && [ \"$(ps -e -o pid= | wc -l)\" -le 10 ] && grep -q 'CapEff:.0000000000000000' /proc/self/status",
+            Command = "test -f /tmp/ready && [ \"$(id -u)\" = 65534 ] && [ \"$(ps -e -o pid= | wc -l)\" -le 10 ] && grep -q 'CapEff:.0000000000000000' /proc/self/status && grep -q 'NoNewPrivs:.1' /proc/self/status && [ \"$(id -G)\" = 65534 ]",
             Delay = TimeSpan.Zero,
             Interval = TimeSpan.FromSeconds(0.1),
             Timeout = TimeSpan.FromSeconds(5),

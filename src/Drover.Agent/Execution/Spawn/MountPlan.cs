@@ -11,8 +11,14 @@ namespace Drover.Agent.Execution.Spawn;
 /// </summary>
 internal sealed record MountPlan
 {
-    /// <summary>Mounted fresh (tmpfs, mode 1777, nosuid, nodev): the task's private temporary directories.</summary>
+    /// <summary>The task's private temporary directories, where they exist: each mounted fresh (tmpfs, mode 1777, nosuid, nodev).</summary>
     public static readonly ImmutableArray<string> PrivateTmp = ["/tmp", "/dev/shm"];
+
+    /// <summary>The <see cref="PrivateTmp"/> directories this machine has.</summary>
+    public required ImmutableArray<string> Tmp { get; init; }
+
+    /// <summary>Mount points made read-only with everything below them (<c>/sys</c>, when it is a mount of its own).</summary>
+    public required ImmutableArray<string> ReadOnly { get; init; }
 
     /// <summary>The task's sandbox (absolute, no symlinks): mounted at its own path in the task's namespace.</summary>
     public required string Sandbox { get; init; }

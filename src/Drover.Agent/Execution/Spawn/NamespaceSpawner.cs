@@ -9,7 +9,7 @@ namespace Drover.Agent.Execution.Spawn;
 /// <summary>
 /// Spawns processes into Linux namespaces without a helper process: a task's first process into fresh mount,
 /// PID and IPC namespaces laid out by a <see cref="MountPlan"/> (<see cref="SpawnIsolated"/>), or a health
-/// check into a running task's namespaces (<see cref="SpawnInto"/>).
+/// check into a running task's namespaces, as the task's user (<see cref="SpawnAs"/>).
 /// </summary>
 /// <remarks>
 /// <para>
@@ -29,6 +29,15 @@ namespace Drover.Agent.Execution.Spawn;
 /// triggered from it). A thread that cannot return to the agent's namespaces is retired, never reused.
 /// </para>
 /// <para>
+/// A COMMAND check must run as its task's user with no more privileges than its task, but spawning it through
+/// <c>setpriv</c> would cost an exec per check, and checks run all the time. So checks are spawned by other threads,
+/// <i>confined</i> for good when they start (<c>no_new_privs</c>, capability bounding set reduced to Docker's default
+/// set, as a root task's): for each check such a thread takes the user's credentials itself (<c>setgroups</c>,
+/// <c>setresgid</c>, <c>setresuid</c> as raw system calls, which change only the calling thread; the saved uid stays
+/// 0 so it can come back), spawns (the exec makes the child's credentials entirely the user's and leaves it no
+/// capability), and returns to the agent's credentials.
+/// </para>
+/// <para>
 /// <c>/proc</c> of the new PID namespace is mounted by the agent with the <c>pidns=</c> option (Linux 6.18+). An
 /// older kernel refuses the option; then the task's shim mounts it (<see cref="ShimMountsProc"/>), which costs one
 /// <c>mount</c> process per launch.
@@ -41,9 +50,15 @@ internal sealed unsafe class NamespaceSpawner
     private const int CloneNewIpc = 0x08000000;
     private const int CloneNewPid = 0x20000000;
 
-    private static readonly Lazy<NamespaceSpawner> Shared = new(() => new NamespaceSpawner(Math.Clamp(Environment.ProcessorCount, 2, 8)));
+    /// <summary>
+    /// Threads of each kind: a launch waits for one of them (it holds it for a few hundred microseconds, most of it in
+    /// <c>posix_spawn</c> until the child has exec'd), so a burst of launches needs a few, not one per launch thread.
+    /// </summary>
+    private static readonly Lazy<NamespaceSpawner> Shared = new(() => new NamespaceSpawner(Math.Clamp(Environment.ProcessorCount * 2, 4, 16)));
 
     private readonly BlockingCollection<Work> _queue = [];
+    private readonly BlockingCollection<Work> _confinedQueue = [];
+    private readonly ConcurrentDictionary<(string Name, uint Gid), uint[]> _groups = new();
     private readonly LibC* _libc;
     private int _procByShim;
 
@@ -52,7 +67,8 @@ internal sealed unsafe class NamespaceSpawner
         _libc = LibC.Load();
         for (var i = 0; i < threads; i++)
         {
-            StartThread(i);
+            StartThread(i, confined: false);
+            StartThread(i, confined: true);
         }
 
         // What every isolated launch needs, tried once: an agent on a kernel without it fails to start, not per task.
@@ -64,7 +80,15 @@ internal sealed unsafe class NamespaceSpawner
         probe.Add(Code.SetattrSlot, slot: 0, flags: MountAttrRdonly);
         probe.Add(Code.MoveMount, slot: 0, b: "/tmp");
         probe.Add(Code.SetattrPath, a: "/tmp", flags: MountAttrRdonly, recursive: true);
-        if (Run(probe, CloneNewNs | CloneNewPid | CloneNewIpc).Failure is { } failure)
+        var failure = Run(probe, CloneNewNs | CloneNewPid | CloneNewIpc).Failure;
+        if (failure is null)
+        {
+            using var confinedProbe = new Program(_libc, request: null);
+            confinedProbe.SetCredentials(new RunAsUser("nobody", 65534, 65534, Confined: true), []);
+            failure = Run(confinedProbe, 0, confined: true).Failure;
+        }
+
+        if (failure is not null)
         {
             throw new InvalidOperationException(
                 $"tasks cannot be isolated on this machine: {failure}. Task isolation needs Linux 5.12 or later and root.");
@@ -108,7 +132,7 @@ internal sealed unsafe class NamespaceSpawner
             program.Add(Code.SetattrSlot, slot: 1 + i, flags: MountAttrRdonly | MountAttrNosuid | MountAttrNodev | MountAttrNoexec);
         }
 
-        foreach (var tmp in MountPlan.PrivateTmp)
+        foreach (var tmp in plan.Tmp)
         {
             program.Add(Code.Mount, a: "tmpfs", b: tmp, c: "tmpfs", d: "mode=1777", flags: MsNosuid | MsNodev);
         }
@@ -153,7 +177,11 @@ internal sealed unsafe class NamespaceSpawner
             }
         }
 
-        program.Add(Code.SetattrPath, a: "/sys", flags: MountAttrRdonly, recursive: true);
+        foreach (var readOnly in plan.ReadOnly)
+        {
+            program.Add(Code.SetattrPath, a: readOnly, flags: MountAttrRdonly, recursive: true);
+        }
+
         program.Add(Code.Spawn);
         if (!ShimMountsProc)
         {
@@ -181,31 +209,52 @@ internal sealed unsafe class NamespaceSpawner
     }
 
     /// <summary>
-    /// Spawns <paramref name="request"/> in the mount, PID and IPC namespaces of the process <paramref name="pid"/>
-    /// (a task's shim). Throws <see cref="IOException"/> when they cannot be entered (the task ended).
+    /// Spawns <paramref name="request"/> on a confined thread (<c>no_new_privs</c>, Docker's capability bounding set):
+    /// in the mount, PID and IPC namespaces of the process <paramref name="inside"/> (a task's shim) when given, and as
+    /// <paramref name="user"/> when given (the child's real, effective and saved ids all the user's, its supplementary
+    /// groups the user's, no capability). Throws <see cref="IOException"/> when the namespaces cannot be entered (the
+    /// task ended) or the credentials taken.
     /// </summary>
-    public ChildProcess SpawnInto(int pid, SpawnRequest request)
+    public ChildProcess SpawnAs(int? inside, RunAsUser? user, SpawnRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var pidfd = (int)Native.PidfdOpen(pid);
-        if (pidfd < 0)
+        var pidfd = -1;
+        if (inside is { } pid)
         {
-            throw new IOException(string.Create(CultureInfo.InvariantCulture, $"cannot enter the namespaces of process {pid}: it does not exist"));
+            pidfd = (int)Native.PidfdOpen(pid);
+            if (pidfd < 0)
+            {
+                throw new IOException(string.Create(CultureInfo.InvariantCulture, $"cannot enter the namespaces of process {pid}: it does not exist"));
+            }
         }
 
         try
         {
             using var program = new Program(_libc, request);
-            program.SetSlot(0, pidfd);
-            program.Add(Code.SetnsSlot, slot: 0, flags: CloneNewNs | CloneNewPid | CloneNewIpc, what: "enter the task's namespaces");
+            var namespaces = 0;
+            if (pidfd >= 0)
+            {
+                namespaces = CloneNewNs | CloneNewPid | CloneNewIpc;
+                program.SetSlot(0, pidfd);
+                program.Add(Code.SetnsSlot, slot: 0, flags: namespaces, what: "enter the task's namespaces");
+            }
+
+            if (user is { Uid: not 0 })
+            {
+                program.SetCredentials(user, GroupsOf(user));
+            }
+
             program.Add(Code.Spawn);
-            return Finish(Run(program, CloneNewNs | CloneNewPid | CloneNewIpc), "enter the task's namespaces");
+            return Finish(Run(program, namespaces, confined: true), "start the process in the task's namespaces as its user");
         }
         finally
         {
             Native.Close(pidfd);
         }
     }
+
+    /// <summary>The user's supplementary groups (NSS, as initgroups would set them), cached per user.</summary>
+    private uint[] GroupsOf(RunAsUser user) => _groups.GetOrAdd((user.Name, user.Gid), key => Native.GroupsOf(key.Name, key.Gid));
 
     private static ChildProcess Finish(Result result, string what)
     {
@@ -218,40 +267,54 @@ internal sealed unsafe class NamespaceSpawner
         return child!;
     }
 
-    private Result Run(Program program, int namespaces)
+    private Result Run(Program program, int namespaces, bool confined = false)
     {
         program.Namespaces = namespaces;
         using var work = new Work(program);
-        _queue.Add(work);
+        (confined ? _confinedQueue : _queue).Add(work);
         work.Done.Wait();
         return work.Result ?? throw new InvalidOperationException("the namespace spawner thread failed", work.Fault);
     }
 
-    private void StartThread(int index)
+    private void StartThread(int index, bool confined)
     {
-        var thread = new Thread(() => Loop(index)) { IsBackground = true, Name = $"drover-ns-spawner-{index}" };
+        var name = confined ? $"drover-ns-checks-{index}" : $"drover-ns-spawner-{index}";
+        var thread = new Thread(() => Loop(index, confined)) { IsBackground = true, Name = name };
         thread.Start();
     }
 
-    private void Loop(int index)
+    private void Loop(int index, bool confined)
     {
         // Our own filesystem context, so that this thread alone changes mount namespace; and the namespaces to
         // come back to, opened while still in them.
         HostNamespaces? home = null;
         string? unusable = null;
-        if (Native.Unshare(CloneFs) != 0)
+        try
         {
-            unusable = $"unshare(CLONE_FS): {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}";
+            if (Native.Unshare(CloneFs) != 0)
+            {
+                unusable = $"unshare(CLONE_FS): {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}";
+            }
+            else if (confined && Native.Confine(UserStageCapabilities) is { } error)
+            {
+                unusable = error;
+            }
+            else
+            {
+                home = new HostNamespaces(
+                    Native.OpenReadOnly("/proc/thread-self/ns/mnt"),
+                    Native.OpenReadOnly("/proc/thread-self/ns/pid"),
+                    Native.OpenReadOnly("/proc/thread-self/ns/ipc"),
+                    Native.CurrentCredentials());
+            }
         }
-        else
+        catch (IOException e)
         {
-            home = new HostNamespaces(
-                Native.OpenReadOnly("/proc/thread-self/ns/mnt"),
-                Native.OpenReadOnly("/proc/thread-self/ns/pid"),
-                Native.OpenReadOnly("/proc/thread-self/ns/ipc"));
+            // Every request then fails with this (the probe at start first): an exception here would end the process.
+            unusable = e.Message;
         }
 
-        foreach (var work in _queue.GetConsumingEnumerable())
+        foreach (var work in (confined ? _confinedQueue : _queue).GetConsumingEnumerable())
         {
             if (home is null)
             {
@@ -264,6 +327,10 @@ internal sealed unsafe class NamespaceSpawner
             program.Native->HostMnt = home.Mnt;
             program.Native->HostPid = home.Pid;
             program.Native->HostIpc = home.Ipc;
+            program.Native->HostUid = home.Credentials.Uid;
+            program.Native->HostGid = home.Credentials.Gid;
+            program.Native->HostGroups = home.Credentials.Groups;
+            program.Native->HostGroupCount = home.Credentials.GroupCount;
             try
             {
                 Window(program.Native);
@@ -278,8 +345,8 @@ internal sealed unsafe class NamespaceSpawner
             work.Done.Set();
             if (broken)
             {
-                // Stranded in a task's namespaces: never spawn from here again. A fresh thread takes over.
-                StartThread(index);
+                // Stranded in a task's namespaces or credentials: never spawn from here again. A fresh thread takes over.
+                StartThread(index, confined);
                 return;
             }
         }
@@ -365,6 +432,22 @@ internal sealed unsafe class NamespaceSpawner
                     break;
                 }
 
+                case Code.SetCredentials:
+                    rc = lib->Credentials(SysSetgroups, p->GroupCount, (long)p->Groups, 0);
+                    if (rc == 0)
+                    {
+                        p->CredentialsChanged = 1;
+                        rc = lib->Credentials(SysSetresgid, p->Gid, p->Gid, p->Gid);
+                    }
+
+                    if (rc == 0)
+                    {
+                        // The saved uid stays 0: the thread can take its own credentials back; the child's exec makes
+                        // its saved uid the user's.
+                        rc = lib->Credentials(SysSetresuid, p->Uid, p->Uid, 0);
+                    }
+
+                    break;
                 case Code.MountProc:
                     FormatPidns(p->ProcData, p->Pid);
                     rc = lib->Mount(p->ProcSource, op->B, p->ProcSource, (nuint)op->Flags, p->ProcData);
@@ -393,8 +476,17 @@ internal sealed unsafe class NamespaceSpawner
             }
         }
 
-        // Back to the agent's namespaces, whatever happened.
-        if (((p->Namespaces & CloneNewNs) != 0 && lib->Setns(p->HostMnt, CloneNewNs) != 0)
+        // Back to the agent's credentials (uid first: that gives back the capabilities the rest needs) and
+        // namespaces, whatever happened.
+        if (p->CredentialsChanged != 0
+            && (lib->Credentials(SysSetresuid, p->HostUid, p->HostUid, p->HostUid) != 0
+                || lib->Credentials(SysSetresgid, p->HostGid, p->HostGid, p->HostGid) != 0
+                || lib->Credentials(SysSetgroups, p->HostGroupCount, (long)p->HostGroups, 0) != 0))
+        {
+            p->RestoreFailed = 1;
+            p->RestoreErrno = *lib->Errno();
+        }
+        else if (((p->Namespaces & CloneNewNs) != 0 && lib->Setns(p->HostMnt, CloneNewNs) != 0)
             || ((p->Namespaces & CloneNewPid) != 0 && lib->Setns(p->HostPid, CloneNewPid) != 0)
             || ((p->Namespaces & CloneNewIpc) != 0 && lib->Setns(p->HostIpc, CloneNewIpc) != 0))
         {
@@ -465,6 +557,12 @@ internal sealed unsafe class NamespaceSpawner
     private const long SysOpenTree = 428;
     private const long SysMoveMount = 429;
     private const long SysMountSetattr = 442;
+    private const long SysSetgroups = 116;
+    private const long SysSetresuid = 117;
+    private const long SysSetresgid = 119;
+
+    /// <summary>The bounding set of the confined threads: what a root task keeps (the user stage's list).</summary>
+    private const ulong UserStageCapabilities = Stages.UserStage.ContainerCapabilityMask;
 
     private enum Code
     {
@@ -478,6 +576,7 @@ internal sealed unsafe class NamespaceSpawner
         MoveMount,
         Spawn,
         MountProc,
+        SetCredentials,
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -533,6 +632,15 @@ internal sealed unsafe class NamespaceSpawner
         public int Errno;
         public int RestoreFailed;
         public int RestoreErrno;
+        public long Uid;
+        public long Gid;
+        public uint* Groups;
+        public long GroupCount;
+        public int CredentialsChanged;
+        public long HostUid;
+        public long HostGid;
+        public uint* HostGroups;
+        public long HostGroupCount;
     }
 
     /// <summary>
@@ -552,6 +660,7 @@ internal sealed unsafe class NamespaceSpawner
         public delegate* unmanaged<long, int, byte*, uint, long> OpenTree;
         public delegate* unmanaged<long, int, byte*, int, byte*, uint, long> MoveMount;
         public delegate* unmanaged<long, int, byte*, uint, MountAttr*, nuint, long> MountSetattr;
+        public delegate* unmanaged<long, long, long, long, long> Credentials;
 
         public static LibC* Load()
         {
@@ -568,6 +677,7 @@ internal sealed unsafe class NamespaceSpawner
             lib->OpenTree = (delegate* unmanaged<long, int, byte*, uint, long>)syscall;
             lib->MoveMount = (delegate* unmanaged<long, int, byte*, int, byte*, uint, long>)syscall;
             lib->MountSetattr = (delegate* unmanaged<long, int, byte*, uint, MountAttr*, nuint, long>)syscall;
+            lib->Credentials = (delegate* unmanaged<long, long, long, long, long>)syscall;
             return lib;
         }
     }
@@ -609,6 +719,17 @@ internal sealed unsafe class NamespaceSpawner
         public int Namespaces
         {
             set => Native->Namespaces = value;
+        }
+
+        /// <summary>The credentials to take (before a <see cref="Code.Spawn"/>): uid, gid and supplementary groups.</summary>
+        public void SetCredentials(RunAsUser user, uint[] groups)
+        {
+            Native->Uid = user.Uid;
+            Native->Gid = user.Gid;
+            Native->GroupCount = groups.Length;
+            Native->Groups = (uint*)NativeMemory.Alloc((nuint)Math.Max(1, groups.Length) * sizeof(uint));
+            groups.CopyTo(new Span<uint>(Native->Groups, groups.Length));
+            Add(Code.SetCredentials, what: $"take the credentials of {user.Name}");
         }
 
         /// <summary>Puts a descriptor this program does not own (not closed by the window) in a slot.</summary>
@@ -668,6 +789,7 @@ internal sealed unsafe class NamespaceSpawner
             }
 
             NativeMemory.Free(Native->ProcData);
+            NativeMemory.Free(Native->Groups);
             NativeMemory.Free(Native->Ops);
             NativeMemory.Free(Native);
         }
@@ -700,7 +822,7 @@ internal sealed unsafe class NamespaceSpawner
 
     private sealed record Result(int Pid, bool ProcMounted, string? Failure);
 
-    private sealed record HostNamespaces(int Mnt, int Pid, int Ipc);
+    private sealed record HostNamespaces(int Mnt, int Pid, int Ipc, Native.Credentials Credentials);
 
     private sealed class Work(Program program) : IDisposable
     {

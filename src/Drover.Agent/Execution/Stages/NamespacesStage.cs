@@ -22,6 +22,13 @@ namespace Drover.Agent.Execution.Stages;
 /// </remarks>
 internal sealed class NamespacesStage(bool enabled, string agentRoot, CgroupVersion? cgroupVersion) : ILaunchStage
 {
+    /// <summary>The private tmp directories this machine has (a minimal root may lack /dev/shm).</summary>
+    private static readonly ImmutableArray<string> Tmp = [.. MountPlan.PrivateTmp.Where(Directory.Exists)];
+
+    /// <summary>/sys, when it is a mount of its own (read-only for tasks; never / by mistake).</summary>
+    private static readonly ImmutableArray<string> ReadOnly =
+        Native.TryStat("/sys", out var sys) && Native.TryStat("/", out var root) && sys.Device != root.Device ? ["/sys"] : [];
+
     /// <summary>Per user (uid, gid): the highest ancestor of the agent's work dir they may not enter, or "" when none.</summary>
     private readonly ConcurrentDictionary<(uint Uid, uint Gid), string> _blocked = new();
 
@@ -36,7 +43,7 @@ internal sealed class NamespacesStage(bool enabled, string agentRoot, CgroupVers
         }
 
         var sandbox = run.Sandbox!;
-        var tmp = MountPlan.PrivateTmp.FirstOrDefault(t => sandbox.StartsWith(t + "/", StringComparison.Ordinal));
+        var tmp = Tmp.FirstOrDefault(t => sandbox.StartsWith(t + "/", StringComparison.Ordinal));
         var mask = tmp is null ? BlockedAncestor(run.RunAs) ?? agentRoot : null;
         var fresh = tmp ?? mask!;
         var points = new List<string>();
@@ -49,6 +56,8 @@ internal sealed class NamespacesStage(bool enabled, string agentRoot, CgroupVers
         run.Mounts = new MountPlan
         {
             Sandbox = sandbox,
+            Tmp = Tmp,
+            ReadOnly = ReadOnly,
             Mask = mask,
             MountPoints = [.. points],
             Cgroups = CgroupMounts(run.Cgroup),

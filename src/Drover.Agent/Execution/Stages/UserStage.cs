@@ -19,10 +19,20 @@ namespace Drover.Agent.Execution.Stages;
 /// </remarks>
 internal sealed class UserStage(bool isolate, string defaultUser, string? setpriv, string hostname) : ILaunchStage
 {
+    /// <summary>Each user's supplementary groups (NSS, looked up once per user): setpriv gets them as numbers.</summary>
+    private readonly ConcurrentDictionary<(string Name, uint Gid), string> _groups = new();
+
     /// <summary>The agent's PATH as each user sees it, by (uid, gid, PATH).</summary>
     private readonly ConcurrentDictionary<(uint Uid, uint Gid, string Path), string> _paths = new();
 
-    /// <summary>Docker's default capability set (what a root task keeps when isolated), in <c>setpriv</c>'s names.</summary>
+    /// <summary>
+    /// Docker's default capability set (what a root task keeps when isolated) as a mask of capability numbers: chown 0,
+    /// dac_override 1, fowner 3, fsetid 4, kill 5, setgid 6, setuid 7, setpcap 8, net_bind_service 10, net_raw 13,
+    /// sys_chroot 18, mknod 27, audit_write 29, setfcap 31 (<c>CapBnd: 00000000a80425fb</c> in a Docker container).
+    /// </summary>
+    public const ulong ContainerCapabilityMask = 0xa80425fb;
+
+    /// <summary>The same set in <c>setpriv</c>'s names.</summary>
     public const string ContainerCapabilities =
         "+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,+net_bind_service,+net_raw,+sys_chroot,+mknod,+audit_write,+setfcap";
 
@@ -50,7 +60,9 @@ internal sealed class UserStage(bool isolate, string defaultUser, string? setpri
             return $"Cannot run as user '{user}': no such user on agent {hostname}";
         }
 
-        run.RunAs = new RunAsUser(user, uid, gid, Confined: isolate);
+        // Groups as numbers: setpriv --init-groups would load the NSS modules and read the group database per launch.
+        var groups = _groups.GetOrAdd((user, gid), key => string.Join(',', Native.GroupsOf(key.Name, key.Gid)));
+        run.RunAs = new RunAsUser(user, uid, gid, Confined: isolate) { Groups = groups };
         run.Environment["USER"] = user;
         run.Environment["LOGNAME"] = user;
         if (uid != 0 && !run.Spec.Env.ContainsKey("PATH") && run.Environment.TryGetValue("PATH", out var path))
@@ -134,7 +146,7 @@ internal sealed class UserStage(bool isolate, string defaultUser, string? setpri
         yield return setpriv;
         yield return string.Create(CultureInfo.InvariantCulture, $"--reuid={user.Uid}");
         yield return string.Create(CultureInfo.InvariantCulture, $"--regid={user.Gid}");
-        yield return "--init-groups";
+        yield return user.Groups is { Length: > 0 } groups ? "--groups=" + groups : "--init-groups";
         if (user.Confined)
         {
             yield return "--inh-caps=-all";
