@@ -38,6 +38,20 @@ public sealed class TaskCheckpointTests : IDisposable
     }
 
     [Fact]
+    public void Open_ExistingMetaDirOpenToAll_TightenedToTheAgentOnly()
+    {
+        // Launch lines carry every task's environment (secrets, executor tokens): no task user may read them.
+        var meta = Path.Combine(_workDir, "meta");
+        Directory.CreateDirectory(meta);
+        File.SetUnixFileMode(meta, (UnixFileMode)0b111_111_111);
+
+        using var checkpoint = new TaskCheckpoint(_workDir);
+        checkpoint.WriteLaunch(Launch("a"));
+
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(meta));
+    }
+
+    [Fact]
     public void ReadExit_LinesAppendedOverTime_ReadsEachTasksStatusIncrementally()
     {
         using var checkpoint = new TaskCheckpoint(_workDir);
