@@ -41,17 +41,17 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
         {
             if (header.StartsWith("token=", StringComparison.OrdinalIgnoreCase))
             {
-                return await FromTokenAsync(header["token=".Length..].Trim()).ConfigureAwait(false);
+                return await FromTokenAsync(http, header["token=".Length..].Trim()).ConfigureAwait(false);
             }
 
             if (header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
             {
-                return await FromTokenAsync(header["Bearer ".Length..].Trim()).ConfigureAwait(false);
+                return await FromTokenAsync(http, header["Bearer ".Length..].Trim()).ConfigureAwait(false);
             }
 
             if (header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
             {
-                return FromBasic(header["Basic ".Length..].Trim());
+                return FromBasic(http, header["Basic ".Length..].Trim());
             }
 
             return (null, "the Authorization header must be 'token=<JWT>', 'Bearer <JWT>' or 'Basic <credentials>'");
@@ -82,14 +82,15 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
 
     private static readonly object ConnectionCallerKey = new();
 
-    private async ValueTask<(Caller?, string?)> FromTokenAsync(string token)
+    /// <summary>A person or service account from a login token; its credential version and expiry are recorded on the request (<see cref="CredentialLease"/>).</summary>
+    private async ValueTask<(Caller?, string?)> FromTokenAsync(HttpContext http, string token)
     {
         if (token.Length == 0 || token.Length > 16 * 1024)
         {
             return (null, "the token is empty or too long");
         }
 
-        var (uid, cv, error) = await tokens.ValidateAsync(token).ConfigureAwait(false);
+        var (uid, cv, expires, error) = await tokens.ValidateAsync(token).ConfigureAwait(false);
         if (error is not null)
         {
             return (null, error);
@@ -101,12 +102,17 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
             return (null, $"the token's user '{uid}' no longer exists");
         }
 
-        return user.CredentialVersion != cv
-            ? (null, "the token was issued before the account's credentials changed; log in again")
-            : (ToCaller(user), null);
+        if (user.CredentialVersion != cv)
+        {
+            return (null, "the token was issued before the account's credentials changed; log in again");
+        }
+
+        http.Features.Set(new CallerCredential(user.Uid, cv, expires));
+        return (ToCaller(user), null);
     }
 
-    private (Caller?, string?) FromBasic(string encoded)
+    /// <summary>A principal from HTTP Basic (uid and password); its credential version is recorded on the request (<see cref="CredentialLease"/>).</summary>
+    private (Caller?, string?) FromBasic(HttpContext http, string encoded)
     {
         string decoded;
         try
@@ -130,6 +136,7 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
         if (_basic.TryGetValue(key, out var hit) && hit.Generation == generation && hit.Uid == uid
             && iam.Snapshot.Users.GetValueOrDefault(uid) is { } cached)
         {
+            http.Features.Set(new CallerCredential(cached.Uid, cached.CredentialVersion, Expires: null));
             return (ToCaller(cached), null);
         }
 
@@ -145,6 +152,7 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
         }
 
         _basic[key] = (uid, generation);
+        http.Features.Set(new CallerCredential(user.Uid, user.CredentialVersion, Expires: null));
         return (ToCaller(user), null);
     }
 
