@@ -8,10 +8,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 need=()
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v setsid >/dev/null 2>&1 || need+=(util-linux)
+command -v setpriv >/dev/null 2>&1 || need+=(util-linux)   # tasks run as their own user
+command -v mount >/dev/null 2>&1 || need+=(mount)          # a task's /proc on kernels before 6.18
 command -v pgrep >/dev/null 2>&1 || need+=(procps)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v flock >/dev/null 2>&1 || need+=(util-linux)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)   # the etcd store's tests start their own members
+command -v openssl >/dev/null 2>&1 || need+=(openssl)      # an impostor agent endpoint (AgentIdentityTests) serves a certificate with s_server
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "test.sh: installing ${need[*]}"

@@ -6,7 +6,10 @@
 #                                           one /v2 app of INSTANCES: POST→all running, POST→all healthy;
 #                                           round 1 on a fresh master and agent, later rounds warm
 #                                           (BENCH_TIMELINE=1 prints the counts at every 100 ms poll;
-#                                           BENCH_DROVER_DLL runs another build, see below)
+#                                           BENCH_DROVER_DLL runs another build, see below;
+#                                           BENCH_AUTH=1 runs with TLS and logins: drover dev --auth)
+#   bench/launch.sh auth [REQUESTS=5000]    login latency and an authenticated read's latency (with BENCH_AUTH=1;
+#                                           without it, the read on a dev cluster without logins, to compare)
 #   bench/launch.sh restart [TASKS=10000] [RUNNING=1000] [RESTARTS=5]
 #                                           a master with TASKS task records is SIGKILLed and restarted:
 #                                           start→/ping, start→all tasks listed (own master + agent processes)
@@ -18,7 +21,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 mode=launch
-case "${1:-}" in services|restart|agent-loss) mode="$1"; shift ;; esac
+case "${1:-}" in services|restart|agent-loss|auth) mode="$1"; shift ;; esac
 count="${1:-1000}"
 port="${BENCH_PORT:-5077}"
 "$root/drover" --help >/dev/null   # build once, outside the timing
@@ -42,20 +45,38 @@ data="$(mktemp -d "${TMPDIR:-/tmp}/drover-bench.XXXXXX")"   # the agent's sandbo
 #  --use-current-runtime --self-contained false -p:PublishReadyToRun=true -o /tmp/old-drover`).
 drover=("$root/drover")
 [ -n "${BENCH_DROVER_DLL:-}" ] && drover=(dotnet "$BENCH_DROVER_DLL")
-"${drover[@]}" dev --listen "127.0.0.1:$port" --data-dir "$data" --log-level warning \
+# BENCH_AUTH=1: the same with TLS and logins on (`drover dev --auth`); the bench logs in as the bootstrap
+# admin and trusts the cluster CA, as a client of a secure cluster does (docs/benchmarks.md, "Security").
+auth=()
+scheme=http
+if [ -n "${BENCH_AUTH:-}" ]; then auth=(--auth); scheme=https; fi
+"${drover[@]}" dev --listen "127.0.0.1:$port" --data-dir "$data" --log-level warning "${auth[@]}" \
   --resources "cpus:64;mem:49152;disk:10000;ports:[31000-32000]" >"$data/dev.log" 2>&1 &
 dev=$!
 # sync: ext4 without a journal (this VM's /) skips inodes deleted in the last 60 s when allocating, or
 # 360 s while their inode blocks are dirty; written back, the next run is clear of ours after a minute.
 cleanup() { kill -TERM "$dev" 2>/dev/null || true; wait "$dev" 2>/dev/null || true; rm -rf "$data"; sync; }
 trap cleanup EXIT
+curl_args=()
+if [ -n "${BENCH_AUTH:-}" ]; then
+  for _ in $(seq 1 150); do [ -s "$data/master/ca.pem" ] && [ -s "$data/master/bootstrap-admin-password" ] && break; sleep 0.2; done
+  export DROVER_CA_CERT="$data/master/ca.pem"
+  password="$(cat "$data/master/bootstrap-admin-password")"
+  export BENCH_ADMIN_PASSWORD="$password"
+  DROVER_TOKEN="$(curl -sf --cacert "$DROVER_CA_CERT" -H 'Content-Type: application/json' \
+    -d "{\"uid\":\"admin\",\"password\":\"$password\"}" "https://127.0.0.1:$port/acs/api/v1/auth/login" | sed 's/.*"token": *"\([^"]*\)".*/\1/')"
+  export DROVER_TOKEN
+  curl_args=(--cacert "$DROVER_CA_CERT" -H "Authorization: token=$DROVER_TOKEN")
+fi
 for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$port/drover/v1/agents" | grep -q '"active"' && break
+  curl -sf "${curl_args[@]}" "$scheme://127.0.0.1:$port/drover/v1/agents" | grep -q '"active"' && break
   sleep 0.2
 done
 
-if [ "$mode" = services ]; then
-  dotnet "$root/bench/Drover.Bench/bin/Release/net10.0/Drover.Bench.dll" services "http://127.0.0.1:$port" "$count" "${2:-2}"
+if [ "$mode" = auth ]; then
+  dotnet "$root/bench/Drover.Bench/bin/Release/net10.0/Drover.Bench.dll" auth "$scheme://127.0.0.1:$port" "${1:-5000}"
+elif [ "$mode" = services ]; then
+  dotnet "$root/bench/Drover.Bench/bin/Release/net10.0/Drover.Bench.dll" services "$scheme://127.0.0.1:$port" "$count" "${2:-2}"
 else
-  dotnet "$root/bench/Drover.Bench/bin/Release/net10.0/Drover.Bench.dll" launch "http://127.0.0.1:$port" "$count" 0.01 8 -- sleep 120
+  dotnet "$root/bench/Drover.Bench/bin/Release/net10.0/Drover.Bench.dll" launch "$scheme://127.0.0.1:$port" "$count" 0.01 8 -- sleep 120
 fi

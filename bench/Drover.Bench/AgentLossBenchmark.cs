@@ -28,7 +28,7 @@ internal static class AgentLossBenchmark
         using var marathon = new MarathonClient(master, http);
         var masterProcess = Start(droverDll,
             ["master", "--data-dir", Path.Combine(data, "master"), "--listen", $"127.0.0.1:{masterPort}", "--strategy", "spread",
-             "--agent-timeout", unreachableSeconds.ToString(CultureInfo.InvariantCulture), "--heartbeat-interval", "0.5", "--log-level", "warning"],
+             "--agent-timeout", unreachableSeconds.ToString(CultureInfo.InvariantCulture), "--heartbeat-interval", "0.5", "--insecure", "--log-level", "warning"],
             Path.Combine(data, "master.log"));
         var agentArgs = new string[2][];
         var agents = new Process?[2];

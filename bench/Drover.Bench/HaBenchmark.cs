@@ -40,7 +40,7 @@ internal static class HaBenchmark
                         var port = FreePort();
                         var dir = Path.Combine(data, $"run{run}-m{i}");
                         masters.Add((Start(droverDll, ["master", "--data-dir", dir, "--listen", $"127.0.0.1:{port}", "--store", etcd, "--store-prefix", prefix,
-                            .. BenchEtcdTls.MasterFlags(), "--leader-lease", "3", "--log-level", "warning"], dir + ".log"), new Uri($"http://127.0.0.1:{port}/")));
+                            .. BenchEtcdTls.MasterFlags(), "--leader-lease", "3", "--secrets-key-file", SecretsKeyFile(data), "--insecure", "--log-level", "warning"], dir + ".log"), new Uri($"http://127.0.0.1:{port}/")));
                     }
 
                     var leader = await UntilAsync(() => LeaderAsync(http, masters[0].Url), l => l is not null, Timeout, "a leader", masters[0].Process);
@@ -84,8 +84,8 @@ internal static class HaBenchmark
         var data = Directory.CreateTempSubdirectory("drover-api-write-bench-").FullName;
         var port = FreePort();
         var url = new Uri($"http://127.0.0.1:{port}/");
-        string[] storeArgs = store == "embedded" ? [] : ["--store", store, "--store-prefix", $"/bench-api-{Environment.ProcessId}", .. BenchEtcdTls.MasterFlags(), "--leader-lease", "3"];
-        var master = Start(droverDll, ["master", "--data-dir", Path.Combine(data, "m"), "--listen", $"127.0.0.1:{port}", .. storeArgs, "--log-level", "warning"],
+        string[] storeArgs = store == "embedded" ? [] : ["--store", store, "--store-prefix", $"/bench-api-{Environment.ProcessId}", .. BenchEtcdTls.MasterFlags(), "--leader-lease", "3", "--secrets-key-file", SecretsKeyFile(data)];
+        var master = Start(droverDll, ["master", "--data-dir", Path.Combine(data, "m"), "--listen", $"127.0.0.1:{port}", .. storeArgs, "--insecure", "--log-level", "warning"],
             Path.Combine(data, "master.log"));
         using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false, MaxConnectionsPerServer = 64 }) { Timeout = TimeSpan.FromSeconds(30) };
         try
@@ -161,6 +161,20 @@ internal static class HaBenchmark
         {
             return false;
         }
+    }
+
+    /// <summary>One key file (0600) for every master of a run: masters on etcd must share their --secrets-key-file.</summary>
+    private static string SecretsKeyFile(string data)
+    {
+        var path = Path.Combine(data, "secrets.key");
+        if (!File.Exists(path))
+        {
+            Directory.CreateDirectory(data);
+            using var f = new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite });
+            f.Write(System.Text.Encoding.ASCII.GetBytes(Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)) + "\n"));
+        }
+
+        return path;
     }
 
     private static double Median(List<double> sorted) =>

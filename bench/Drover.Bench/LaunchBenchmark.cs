@@ -18,7 +18,8 @@ internal static class LaunchBenchmark
 {
     public static async Task<int> RunAsync(Uri master, int count, string[] command, decimal cpus, int memMiB, TimeSpan timeout)
     {
-        using var client = new DroverClient(master);
+        using var http = BenchHttp.Create(master);
+        using var client = new DroverClient(master, http);
         var agents = await client.ListAgentsAsync();
         if (agents.Length == 0)
         {

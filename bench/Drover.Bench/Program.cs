@@ -4,6 +4,7 @@ using Drover.Bench;
 // Usage:
 //   Drover.Bench launch   MASTER_URL COUNT [CPUS] [MEM_MIB] [-- CMD...]
 //   Drover.Bench services MASTER_URL INSTANCES [ROUNDS=2]   (round 1 cold, later rounds warm)
+//   Drover.Bench auth     MASTER_URL [REQUESTS=5000]          (login latency; authenticated read latency)
 //   Drover.Bench restart  DROVER_DLL TASKS [RUNNING] [RESTARTS]
 //   Drover.Bench agent-loss DROVER_DLL INSTANCES [UNREACHABLE_SECONDS] [ROUNDS]
 //   Drover.Bench store    sqlite DIR | etcd etcd://HOST:PORT,… [OPS]
@@ -29,6 +30,11 @@ if (args.Length >= 5 && args[0] == "scale")
 {
     return await ScaleBenchmark.RunAsync(Path.GetFullPath(args[1]), Path.GetFullPath(args[2]), int.Parse(args[3], CultureInfo.InvariantCulture),
         int.Parse(args[4], CultureInfo.InvariantCulture), TimeSpan.FromMinutes(30));
+}
+
+if (args.Length >= 2 && args[0] == "auth")
+{
+    return await AuthBenchmark.RunAsync(new Uri(args[1]), args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 5000);
 }
 
 if (args.Length >= 3 && args[0] == "services")

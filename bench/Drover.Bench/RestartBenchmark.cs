@@ -36,7 +36,7 @@ internal static class RestartBenchmark
         var master = new Uri($"http://127.0.0.1:{masterPort}/");
         using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(60) };
         using var client = new DroverClient(master, http);
-        string[] masterArgs = ["master", "--data-dir", Path.Combine(data, "master"), "--listen", $"127.0.0.1:{masterPort}", "--log-level", "warning"];
+        string[] masterArgs = ["master", "--data-dir", Path.Combine(data, "master"), "--listen", $"127.0.0.1:{masterPort}", "--insecure", "--log-level", "warning"];
         Process? masterProcess = null, agent = null;
         try
         {
@@ -48,7 +48,7 @@ internal static class RestartBenchmark
                 var emptyDir = Path.Combine(data, $"empty-{i}");
                 var empty = new Uri($"http://127.0.0.1:{emptyPort}/");
                 var clock = Stopwatch.StartNew();
-                var p = Start(droverDll, ["master", "--data-dir", emptyDir, "--listen", $"127.0.0.1:{emptyPort}", "--log-level", "warning"], Path.Combine(data, "empty.log"));
+                var p = Start(droverDll, ["master", "--data-dir", emptyDir, "--listen", $"127.0.0.1:{emptyPort}", "--insecure", "--log-level", "warning"], Path.Combine(data, "empty.log"));
                 await UntilAsync(() => PingAsync(http, empty), timeout, "an empty master to answer /ping", p);
                 floor.Add(clock.Elapsed.TotalSeconds);
                 await StopAsync(p, kill: true);

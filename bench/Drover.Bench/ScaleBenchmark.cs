@@ -28,7 +28,7 @@ internal static partial class ScaleBenchmark
         // 2,000/s (Mesos' default is 15 s, Nomad scales its TTL with the cluster size).
         var heartbeat = Environment.GetEnvironmentVariable("SCALE_HEARTBEAT") ?? "5";
         var master = BenchProcesses.Start(droverDll,
-            ["master", "--data-dir", Path.Combine(dir, "master"), "--listen", $"127.0.0.1:{port}", "--log-level", "warning",
+            ["master", "--data-dir", Path.Combine(dir, "master"), "--listen", $"127.0.0.1:{port}", "--insecure", "--log-level", "warning",
              "--heartbeat-interval", heartbeat, "--agent-timeout", "60"],
             Path.Combine(dir, "master.log"),
             Environment.GetEnvironmentVariable("SCALE_MASTER_GEN0SIZE") is { Length: > 0 } gen0 ? new Dictionary<string, string> { ["DOTNET_GCgen0size"] = gen0 } : null);

@@ -22,7 +22,7 @@ internal static class ServicesBenchmark
     /// </summary>
     public static async Task<int> RunAsync(Uri master, int instances, int rounds, TimeSpan timeout)
     {
-        using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = master };
+        using var http = BenchHttp.Create(master);
         var inv = CultureInfo.InvariantCulture;
         Console.WriteLine(string.Create(inv, $"machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}"));
         Console.WriteLine(string.Create(inv, $"app: {instances} instances of [sleep 600], 0.01 cpu / 8 MiB each, COMMAND health check `true`"));

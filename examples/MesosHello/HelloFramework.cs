@@ -1,4 +1,5 @@
 using System.Globalization;
+using Drover.Client;
 using Drover.Client.Mesos;
 using Drover.Core.Mesos;
 
@@ -10,7 +11,7 @@ namespace MesosHello;
 /// Drover's client library, so it runs against a Drover master (or a Mesos one). With a <paramref name="credential"/>
 /// it authenticates as that principal (HTTP Basic), as a secured master requires; without one it sends none.
 /// </summary>
-public sealed class HelloFramework(Uri master, int count, TextWriter output, MesosCredential? credential = null)
+public sealed class HelloFramework(Uri master, int count, TextWriter output, MesosCredential? credential = null, MasterTrust? trust = null)
 {
     private const double TaskCpus = 0.1;
     private const double TaskMem = 32;
@@ -32,7 +33,7 @@ public sealed class HelloFramework(Uri master, int count, TextWriter output, Mes
 
     private async Task<int> RunFrameworkAsync(CancellationToken ct)
     {
-        using var client = new MesosSchedulerClient(master, credential);
+        using var client = new MesosSchedulerClient(master, credential, trust);
         var info = new MFrameworkInfo { User = Environment.UserName, Name = "mesos-hello", FailoverTimeout = 60 };
         var launched = 0;
         var ended = new Dictionary<string, string>();

@@ -22,9 +22,12 @@ public static class Program
             LoginCommands.Login(),
             LoginCommands.Logout(),
             IamCommands.Create(),
+            SecretCommands.Create(),
+            SecurityCommands.Ca(),
         };
         root.Options.Add(CliContext.Master); // global: `drover --master URL node ls` and `drover node ls --master URL` both work
-        foreach (var client in root.Subcommands.Where(c => c.Name is "run" or "task" or "node"))
+        root.Options.Add(CliContext.CaCert);
+        foreach (var client in root.Subcommands.Where(c => c.Name is "run" or "task" or "node" or "secret" or "ca"))
         {
             client.Options.Add(CliContext.Json);
         }
@@ -77,7 +80,16 @@ public static class Program
         }
         catch (HttpRequestException e)
         {
-            await Console.Error.WriteLineAsync($"drover: cannot reach the master: {e.Message} (is `./drover dev` running? set --master or DROVER_MASTER)");
+            if (await Security.CliTrust.DescribeRejectionAsync(e) is { } untrusted)
+            {
+                await Console.Error.WriteLineAsync($"drover: {untrusted}");
+                return 1;
+            }
+
+            var hint = Security.CliTrust.IsTlsFailure(e)
+                ? "the TLS handshake failed; is it an http:// master (drover dev), or does its certificate not name this host?"
+                : "is `./drover dev` running? set --master or DROVER_MASTER";
+            await Console.Error.WriteLineAsync($"drover: cannot reach the master: {e.Message} ({hint})");
             return 1;
         }
         catch (OperationCanceledException)

@@ -5,6 +5,7 @@ using Drover.Core;
 using Drover.Core.Api;
 using Drover.Core.Json;
 using Drover.Core.Protocol;
+using Drover.Core.Secrets;
 
 namespace Drover.Client;
 
@@ -122,11 +123,50 @@ public sealed class DroverClient : IDisposable
         }
     }
 
+    /// <summary>Stores a secret (create or replace); the answer carries its metadata, never its value.</summary>
+    public Task<SecretView> PutSecretAsync(string path, byte[] value, string? description = null, CancellationToken ct = default) =>
+        SendAsync(HttpMethod.Put, SecretUrl(path), JsonContent.Create(new SecretWrite { Data = value, Description = description }, DroverJsonContext.Default.SecretWrite),
+            DroverJsonContext.Default.SecretView, ct);
+
+    /// <summary>Reads a secret's value back (needs read permission on it): <see cref="SecretView.Value"/> for text, else <see cref="SecretView.Data"/>.</summary>
+    public Task<SecretView> GetSecretAsync(string path, CancellationToken ct = default) =>
+        SendAsync(HttpMethod.Get, SecretUrl(path), null, DroverJsonContext.Default.SecretView, ct);
+
+    /// <summary>The paths of the secrets under <paramref name="prefix"/> (names only).</summary>
+    public async Task<ImmutableArray<string>> ListSecretsAsync(string? prefix = null, CancellationToken ct = default) =>
+        (await SendAsync(HttpMethod.Get, "drover/v1/secrets" + (string.IsNullOrEmpty(prefix) ? "" : "?prefix=" + Uri.EscapeDataString(prefix)), null,
+            DroverJsonContext.Default.SecretList, ct).ConfigureAwait(false)).Secrets;
+
+    public async Task DeleteSecretAsync(string path, CancellationToken ct = default)
+    {
+        using var response = await _http.DeleteAsync(new Uri(Master, SecretUrl(path)), ct).ConfigureAwait(false);
+        await ThrowIfErrorAsync(response, ct).ConfigureAwait(false);
+    }
+
+    private static string SecretUrl(string path) =>
+        "drover/v1/secrets/" + string.Join('/', path.TrimStart('/').Split('/').Select(Uri.EscapeDataString));
+
     public async Task<string> GetStringAsync(string path, CancellationToken ct = default)
     {
         using var response = await _http.GetAsync(new Uri(Master, path), ct).ConfigureAwait(false);
         await ThrowIfErrorAsync(response, ct).ConfigureAwait(false);
         return await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>A join token for <c>drover agent --join-token</c>, valid for <paramref name="ttl"/> (the master's default, one hour, when null).</summary>
+    public Task<JoinTokenCreated> CreateJoinTokenAsync(TimeSpan? ttl = null, string? description = null, CancellationToken ct = default) =>
+        SendAsync(HttpMethod.Post, "drover/v1/join-tokens",
+            JsonContent.Create(new JoinTokenRequest { TtlSeconds = ttl?.TotalSeconds, Description = description }, DroverJsonContext.Default.JoinTokenRequest),
+            DroverJsonContext.Default.JoinTokenCreated, ct);
+
+    public async Task<ImmutableArray<JoinTokenView>> ListJoinTokensAsync(CancellationToken ct = default) =>
+        (await SendAsync(HttpMethod.Get, "drover/v1/join-tokens", null, DroverJsonContext.Default.JoinTokenList, ct).ConfigureAwait(false)).Tokens;
+
+    /// <summary>Revokes a join token at once (agents that joined with it keep their certificates).</summary>
+    public async Task RevokeJoinTokenAsync(string id, CancellationToken ct = default)
+    {
+        using var response = await _http.DeleteAsync(new Uri(Master, $"drover/v1/join-tokens/{Uri.EscapeDataString(id)}"), ct).ConfigureAwait(false);
+        await ThrowIfErrorAsync(response, ct).ConfigureAwait(false);
     }
 
     private async Task<T> SendAsync<T>(HttpMethod method, string path, HttpContent? content, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type, CancellationToken ct)

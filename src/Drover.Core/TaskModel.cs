@@ -115,6 +115,29 @@ public sealed record TaskSpec
         }
     }
 
+    /// <summary>
+    /// Secrets the task receives, as environment variables or files in its sandbox: references only (a stored
+    /// secret's path, or an index under which the master keeps a Mesos VALUE secret encrypted), never values. The
+    /// master resolves them into the launch command it sends to the task's agent (<see cref="Protocol.AgentCommand.Secrets"/>).
+    /// </summary>
+    [JsonIgnore]
+    public ImmutableArray<TaskSecret> Secrets { get; init => field = value.IsDefault ? [] : value; } = [];
+
+    /// <summary>Wire form of <see cref="Secrets"/>: absent when empty, so tasks without secrets serialize as before.</summary>
+    [JsonInclude]
+    [JsonPropertyName("secrets")]
+    internal ImmutableArray<TaskSecret>? SecretsWire
+    {
+        get => Secrets.IsEmpty ? null : Secrets;
+        init
+        {
+            if (value is { IsDefault: false } secrets)
+            {
+                Secrets = secrets;
+            }
+        }
+    }
+
     /// <summary>The Unix user the task runs as (Marathon's <c>user</c>); null runs it as the agent's user.</summary>
     public string? User { get; init; }
 
@@ -145,6 +168,43 @@ public sealed record TaskSpec
     /// command. Null for tasks launched on their own.
     /// </summary>
     public string? TaskGroupId { get; init; }
+
+    /// <summary>
+    /// Who submitted a one-off task through <c>/drover/v1/tasks</c>: the uid of the user or service account, or
+    /// <c>anonymous</c> on a dev cluster without logins. Set by the master from the authenticated caller, never from
+    /// the request. Only the owner, or a holder of <c>drover:admin:tasks</c>, may see, read or kill the task. Null
+    /// for apps' instances and frameworks' tasks (their app or framework decides), and for one-off tasks submitted
+    /// before owners were recorded (then only holders of <c>drover:admin:tasks</c> may).
+    /// </summary>
+    public string? Owner { get; init; }
+}
+
+/// <summary>Where a task receives a secret.</summary>
+public enum SecretTarget
+{
+    /// <summary>An environment variable of the task's process (<see cref="TaskSecret.Name"/> is its name).</summary>
+    Env,
+
+    /// <summary>A read-only file in the task's sandbox (<see cref="TaskSecret.Name"/> is its path relative to the sandbox).</summary>
+    File,
+}
+
+/// <summary>
+/// One secret a task receives: where (<see cref="Target"/>, <see cref="Name"/>) and which (<see cref="Path"/>).
+/// A reference, never a value: specs are stored, shown by the APIs and checkpointed by agents.
+/// </summary>
+public sealed record TaskSecret
+{
+    public required SecretTarget Target { get; init; }
+
+    /// <summary>The environment variable's name, or the file's path relative to the sandbox.</summary>
+    public required string Name { get; init; }
+
+    /// <summary>
+    /// The stored secret's canonical path (<c>team-a/db</c>). Null for a Mesos VALUE secret: the master keeps that
+    /// value encrypted under the task (by the secret's index in <see cref="TaskSpec.Secrets"/>) until the task ends.
+    /// </summary>
+    public string? Path { get; init; }
 }
 
 /// <summary>

@@ -55,6 +55,9 @@ public static class TaskReasons
 {
     public const string CommandExecutorFailed = "REASON_COMMAND_EXECUTOR_FAILED";
     public const string ContainerLimitationMemory = "REASON_CONTAINER_LIMITATION_MEMORY";
+
+    /// <summary>The task's sandbox grew past its <c>disk</c> resource (the agent measures it, as Mesos' <c>disk/du</c>).</summary>
+    public const string ContainerLimitationDisk = "REASON_CONTAINER_LIMITATION_DISK";
     public const string ContainerLaunchFailed = "REASON_CONTAINER_LAUNCH_FAILED";
     public const string TaskKilledDuringLaunch = "REASON_TASK_KILLED_DURING_LAUNCH";
     public const string ExecutorTerminated = "REASON_EXECUTOR_TERMINATED";

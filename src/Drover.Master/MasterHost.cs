@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Drover.Core;
 using Drover.Core.Api;
 using Drover.Master.Events;
 using Drover.Core.Security;
@@ -8,6 +9,7 @@ using Drover.Master.Mesos;
 using Drover.Master.Metrics;
 using Drover.Master.Scheduling;
 using Drover.Master.Security;
+using Drover.Master.Security.Pki;
 using Drover.Master.Services;
 using Drover.Master.State;
 using Drover.Store;
@@ -35,7 +37,16 @@ public static partial class MasterHost
         services.AddSingleton(sp => new MasterJournal(sp.GetRequiredService<IStateStore>()));
         services.AddSingleton<ClusterState>();
         services.AddSingleton<MasterMetrics>();
-        services.AddSingleton(_ => new SandboxReader(new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(10) }));
+        if (options.Tls is { } tls)
+        {
+            // DroverHosts loads the CA and issues the master's certificates before the server starts
+            // (MasterCredentials.InitializeAsync); a highly available master registers the instance it made before its election.
+            services.TryAddSingleton(sp => new MasterCredentials(tls, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<MasterCredentials>>()));
+            services.AddSingleton<JoinTokens>();
+        }
+
+        services.AddSingleton(sp => new AgentHttpClients(sp.GetService<MasterCredentials>(), sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<SandboxReader>();
         services.AddSingleton(sp => new ServiceRegistry(sp.GetRequiredService<IStateStore>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ServiceRegistry>>()));
         services.AddSingleton<ServiceController>();
         services.AddHostedService(sp => sp.GetRequiredService<ServiceController>());
@@ -43,7 +54,10 @@ public static partial class MasterHost
         services.AddHostedService(sp => sp.GetRequiredService<SchedulingLoop>());
         services.AddHostedService<AgentMonitor>();
         services.AddSingleton(sp => new FrameworkManager(sp.GetRequiredService<ClusterState>(), sp.GetRequiredService<IStateStore>(),
-            options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<FrameworkManager>>()));
+            options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<FrameworkManager>>())
+        {
+            Secrets = sp.GetRequiredService<Secrets.SecretStore>(),
+        });
         services.AddSingleton<Mesos.Operator.OperatorEvents>();
         services.AddSingleton<Allocator>();
         services.AddHostedService(sp => sp.GetRequiredService<Allocator>());
@@ -51,12 +65,35 @@ public static partial class MasterHost
         services.AddSingleton(options.Security);
         services.AddSingleton<IamStore>();
         services.AddSingleton<TokenService>();
+        services.AddSingleton<CredentialThrottle>();
         services.AddSingleton<Authenticator>();
         services.AddSingleton<Authorizer>();
+        services.AddSingleton(_ => LoadSecretKeys(options));
+        services.AddSingleton<Secrets.SecretStore>();
         services.AddSingleton<Security.Audit.AuditLog>();
         services.AddHostedService(sp => sp.GetRequiredService<Security.Audit.AuditLog>());
         return services;
     }
+
+    /// <summary>
+    /// The secret store's key-encryption keys: from <see cref="MasterOptions.SecretsKeyFile"/>, or generated into the data
+    /// dir of a single master. Masters sharing etcd must share one key file, so there is no generated key for them.
+    /// </summary>
+    public static Secrets.SecretKeyRing LoadSecretKeys(MasterOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.SecretsKeyFile is null && options.Etcd is not null)
+        {
+            throw new Secrets.SecretKeyMismatchException(MissingSecretsKeyFile);
+        }
+
+        var (ring, error) = options.SecretsKeyFile is { } file ? Secrets.SecretKeyRing.Load(file) : Secrets.SecretKeyRing.LoadOrCreate(options.DataDir);
+        return ring ?? throw new Secrets.SecretKeyMismatchException(error!);
+    }
+
+    /// <summary>Why an etcd-backed master refuses to start without <c>--secrets-key-file</c>.</summary>
+    public const string MissingSecretsKeyFile =
+        "--secrets-key-file: required with --store etcd://…, and the same file on every master, so that each can decrypt the secrets the others stored";
 
     /// <summary>The store <paramref name="options"/> name: etcd when <see cref="MasterOptions.Etcd"/> is set, else SQLite in the data dir.</summary>
     public static IStateStore OpenStore(MasterOptions options, TimeProvider time, ILogger logger)
@@ -78,6 +115,16 @@ public static partial class MasterHost
         await app.Services.GetRequiredService<ServiceRegistry>().LoadAsync(ct).ConfigureAwait(false);
         await app.Services.GetRequiredService<FrameworkManager>().LoadAsync(ct).ConfigureAwait(false);
         await app.Services.GetRequiredService<TokenService>().LoadAsync(ct).ConfigureAwait(false);
+        var cluster = app.Services.GetRequiredService<ClusterState>();
+        var secrets = app.Services.GetRequiredService<Secrets.SecretStore>();
+        await secrets.LoadAsync(id => cluster.GetTask(id) is { } t && !t.State.IsTerminal(), ct).ConfigureAwait(false);
+        cluster.TaskChanged += t =>
+        {
+            if (t.State.IsTerminal())
+            {
+                secrets.ForgetTask(t.Id); // a Mesos VALUE secret lives as long as its task
+            }
+        };
         var iam = app.Services.GetRequiredService<IamStore>();
         await iam.LoadAsync(ct).ConfigureAwait(false);
         var options = app.Services.GetRequiredService<MasterOptions>();
@@ -119,8 +166,10 @@ public static partial class MasterHost
             }
             catch (Exception e) when (e is not OperationCanceledException && !http.Response.HasStarted)
             {
-                LogUnhandled(app.Logger, http.Request.Path, e);
-                await ApiResults.Error(StatusCodes.Status500InternalServerError, ErrorCodes.Internal, "internal error: " + e.Message).ExecuteAsync(http);
+                // The exception's text stays in the log: it may name files, keys or other callers' objects.
+                var incident = http.TraceIdentifier;
+                LogUnhandled(app.Logger, http.Request.Path, incident, e);
+                await ApiResults.Error(StatusCodes.Status500InternalServerError, ErrorCodes.Internal, $"internal error (logged as {incident})").ExecuteAsync(http);
             }
             finally
             {
@@ -135,6 +184,7 @@ public static partial class MasterHost
         app.MapGet("/metrics", (MasterMetrics m) => Results.Text(m.Render(), "text/plain; version=0.0.4; charset=utf-8"))
             .Access(RouteAccess.Permission(Rids.Metrics, PermissionAction.Read));
         AgentProtocolEndpoints.Map(app);
+        PkiEndpoints.Map(app);
         DroverApiEndpoints.Map(app);
         MesosStateEndpoints.Map(app, Version);
         MarathonEndpoints.Map(app);
@@ -145,13 +195,14 @@ public static partial class MasterHost
         LoginEndpoint.Map(app);
         Security.Audit.AuditEndpoint.Map(app);
         IamEndpoints.Map(app);
+        Secrets.SecretEndpoints.Map(app);
         // Unknown paths answer 404 to anyone: the answer names no resource.
         app.MapFallback((HttpContext http) => ApiResults.NotFound($"no route for {http.Request.Method} {http.Request.Path}")).Access(RouteAccess.Anonymous);
         return app;
     }
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Unhandled error serving {Path}")]
-    private static partial void LogUnhandled(ILogger logger, string path, Exception e);
+    [LoggerMessage(Level = LogLevel.Error, Message = "Unhandled error serving {Path} (incident {Incident})")]
+    private static partial void LogUnhandled(ILogger logger, string path, string incident, Exception e);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Request {Path} failed: the store is unavailable ({Reason})")]
     private static partial void LogStoreUnavailable(ILogger logger, string path, string reason);

@@ -34,6 +34,19 @@ public sealed record MasterOptions
     public Security.SecurityOptions Security { get; init; } = new();
 
     /// <summary>
+    /// TLS and agent identities (docs/security.md): HTTPS with a certificate of the cluster CA (or the
+    /// operator's), agents joining with tokens and calling with mutual TLS. Null serves plain HTTP with no
+    /// agent identities: <c>drover dev</c> and <c>drover master --insecure</c>, loopback only.
+    /// </summary>
+    public Security.Pki.MasterTlsOptions? Tls { get; init; }
+
+    /// <summary>
+    /// The key-encryption key(s) of the secret store (<c>--secrets-key-file</c>, see <see cref="Secrets.SecretKeyRing"/>).
+    /// Null: a single master generates one into <see cref="DataDir"/>; masters on etcd must be given the same file.
+    /// </summary>
+    public string? SecretsKeyFile { get; init; }
+
+    /// <summary>
     /// The etcd cluster holding all master state (<c>--store etcd://…</c>); null keeps the embedded
     /// SQLite store in <see cref="DataDir"/> (the default: one master).
     /// </summary>

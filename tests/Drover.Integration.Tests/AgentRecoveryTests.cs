@@ -100,15 +100,20 @@ public sealed class AgentRecoveryTests : IAsyncLifetime
         var client = _client!;
         await WaitForActiveAgentAsync(client);
         var agentId = (await client.ListAgentsAsync()).Single().Id;
-        var longRunning = await SubmitAsync(client, "long", "echo $$; exec sleep 600");
-        var exits = await SubmitAsync(client, "exits", "echo $$; sleep 4; exit 7");
-        var signalled = await SubmitAsync(client, "signalled", "echo $$; exec sleep 600");
+        // Each task's sleep carries a marker in its duration, by which the test finds its process from outside: tasks
+        // run in PID namespaces of their own, so a pid a task could tell (echo $$) is not the machine's.
+        var markers = new[] { Marker("600."), Marker("4."), Marker("600.") };
+        var longRunning = await SubmitAsync(client, "long", $"echo {markers[0]}; exec sleep {markers[0]}");
+        var exits = await SubmitAsync(client, "exits", $"echo {markers[1]}; sleep {markers[1]}; exit 7");
+        var signalled = await SubmitAsync(client, "signalled", $"echo {markers[2]}; exec sleep {markers[2]}");
         var pids = new Dictionary<string, int>();
+        var markerOf = new Dictionary<string, string> { [longRunning] = markers[0], [exits] = markers[1], [signalled] = markers[2] };
         foreach (var id in new[] { longRunning, exits, signalled })
         {
             await client.WaitForTaskAsync(id, t => t.State == TaskState.Running).WaitAsync(Timeout);
-            pids[id] = await Wait.UntilAsync(() => ReadPidAsync(client, id), pid => pid > 0, Timeout, $"{id} wrote its pid",
-                retryOn: e => e is HttpRequestException);
+            await Wait.UntilAsync(() => ReadStdoutAsync(client, id), text => text.Contains(markerOf[id], StringComparison.Ordinal), Timeout,
+                $"{id} wrote its marker", retryOn: e => e is HttpRequestException);
+            pids[id] = await Wait.UntilAsync(() => Task.FromResult(SleepWithMarker(markerOf[id])), pid => pid > 0, Timeout, $"{id}'s sleep runs");
         }
 
         await crash();
@@ -137,7 +142,7 @@ public sealed class AgentRecoveryTests : IAsyncLifetime
         var running = await client.GetTaskAsync(longRunning);
         Assert.Equal(TaskState.Running, running.State);
         Assert.DoesNotContain(running.Statuses, s => s.State.IsTerminal());
-        Assert.Equal(pids[longRunning], await ReadPidAsync(client, longRunning));
+        Assert.Equal(pids[longRunning], SleepWithMarker(markers[0]));
         Assert.True(IsAlive(pids[longRunning]));
         Assert.Single(running.Statuses, s => s.State == TaskState.Starting);
 
@@ -154,7 +159,7 @@ public sealed class AgentRecoveryTests : IAsyncLifetime
     {
         var masterPort = DevClusterFixture.FreePort();
         var masterUrl = $"http://127.0.0.1:{masterPort}";
-        Start("master", ["master", "--data-dir", Path.Combine(_root, "master"), "--listen", $"127.0.0.1:{masterPort}", "--log-level", "warning"]);
+        Start("master", ["master", "--data-dir", Path.Combine(_root, "master"), "--listen", $"127.0.0.1:{masterPort}", "--insecure", "--log-level", "warning"]);
         string[] agentArgs = ["agent", "--master", masterUrl, "--listen", $"127.0.0.1:{DevClusterFixture.FreePort()}", "--work-dir", Path.Combine(_root, "agent"),
             "--resources", TestPorts.Resources("cpus:2;mem:1024;disk:1024"), "--log-level", "information", .. extraAgentArgs];
         _client = new DroverClient(new Uri(masterUrl));
@@ -186,10 +191,31 @@ public sealed class AgentRecoveryTests : IAsyncLifetime
             Mem = JsonSerializer.SerializeToElement(32),
         })).Id;
 
-    private static async Task<int> ReadPidAsync(DroverClient client, string taskId)
+    private static async Task<string> ReadStdoutAsync(DroverClient client, string taskId) => (await client.ReadFileAsync(taskId, "stdout", 0)).Data;
+
+    /// <summary>A duration for <c>sleep</c> no other process on the machine has: <paramref name="seconds"/> then 8 random digits.</summary>
+    private static string Marker(string seconds) => seconds + Random.Shared.Next(10_000_000, 99_999_999).ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>The pid (in the machine's PID namespace) of the live <c>sleep MARKER</c> process, or 0.</summary>
+    private static int SleepWithMarker(string marker)
     {
-        var chunk = await client.ReadFileAsync(taskId, "stdout", 0);
-        return int.TryParse(chunk.Data.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) ? pid : 0;
+        var cmdline = $"sleep\0{marker}\0";
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            try
+            {
+                if (int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
+                    && File.ReadAllText(Path.Combine(dir, "cmdline")) == cmdline && IsAlive(pid))
+                {
+                    return pid;
+                }
+            }
+            catch (IOException)
+            {
+            }
+        }
+
+        return 0;
     }
 
     /// <summary>Alive and not a zombie (a killed task reparented to a non-reaping init lingers as one).</summary>

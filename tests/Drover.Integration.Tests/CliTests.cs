@@ -294,4 +294,31 @@ public sealed class NodeDrainCliTests(DevClusterFixture cluster) : IClassFixture
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.Equal("placed again\n", run.StdOut);
     }
+
+    [Fact]
+    public async Task Secret_PutGetListRemove_ValueExactlyAsStoredAndGoneAfterRm()
+    {
+        if (!cluster.Available)
+        {
+            return;
+        }
+
+        var file = Path.Combine(cluster.DataDir, "value.txt");
+        await File.WriteAllTextAsync(file, "s3cret value\nwith two lines");
+
+        var put = await cluster.Cli("secret", "put", "cli-test/db", "--value-file", file, "--description", "the db");
+        var get = await cluster.Cli("secret", "get", "cli-test/db");
+        var ls = await cluster.Cli("secret", "ls", "cli-test");
+        var rm = await cluster.Cli("secret", "rm", "cli-test/db");
+        var gone = await cluster.Cli("secret", "get", "cli-test/db");
+        File.Delete(file);
+
+        Assert.True(put.ExitCode == 0, put.ToString());
+        Assert.DoesNotContain("s3cret", put.StdOut, StringComparison.Ordinal);
+        Assert.Equal("s3cret value\nwith two lines", get.StdOut); // no newline added
+        Assert.Equal("cli-test/db\n", ls.StdOut);
+        Assert.True(rm.ExitCode == 0, rm.ToString());
+        Assert.Equal(2, gone.ExitCode);
+        Assert.Contains("secret 'cli-test/db' does not exist", gone.StdErr, StringComparison.Ordinal);
+    }
 }

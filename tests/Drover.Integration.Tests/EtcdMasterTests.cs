@@ -246,7 +246,7 @@ public sealed class EtcdMasterTests : IAsyncLifetime
     [Fact]
     public async Task Follower_RedirectEndpoint_AnswersItselfAndRedirectsTheRestWith307()
     {
-        // Both listen on every interface and --advertise the loopback address: that is what the leader key names.
+        // Both listen on 127.0.0.1 and --advertise localhost: the leader key names the advertised address, not the listen one.
         var masters = Enumerable.Range(1, 2).Select(i => StartMaster($"m{i}", "/it-follower", advertise: true)).ToList();
         var leader = await Wait.UntilAsync(() => LeaderAsync(masters[0].Url), l => l is not null, Timeout, "a leader", retryOn: e => e is HttpRequestException);
         await Wait.UntilAsync(() => LeaderAsync(masters[1].Url), l => l == leader, Timeout, "both agree", retryOn: e => e is HttpRequestException);
@@ -325,15 +325,29 @@ public sealed class EtcdMasterTests : IAsyncLifetime
         Assert.Equal("after", (await client.GetTaskAsync(task.Id)).Name);
     }
 
+    /// <summary>
+    /// The leader <paramref name="master"/> knows of, from its own <c>/master/redirect</c> (not followed): a follower now
+    /// sends <c>/v2/leader</c> on to the leader, which may be the very process a test has paused.
+    /// </summary>
     private async Task<string?> LeaderAsync(Uri master)
     {
-        using var response = await _http.GetAsync(new Uri(master, "/v2/leader"));
-        if (!response.IsSuccessStatusCode)
+        using var noRedirect = new HttpClient(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false }) { Timeout = TimeSpan.FromSeconds(2) };
+        using var response = await noRedirect.GetAsync(new Uri(master, "/master/redirect"));
+        if (response.StatusCode != System.Net.HttpStatusCode.TemporaryRedirect || response.Headers.Location?.Authority is not { } leader)
         {
             return null;
         }
 
-        return JsonNode.Parse(await response.Content.ReadAsStringAsync())?["leader"]?.GetValue<string>();
+        // The leader key names a master before it serves as the leader: only one that answers for itself counts.
+        try
+        {
+            using var own = await noRedirect.GetAsync(new Uri($"http://{leader}/master/redirect"));
+            return own.StatusCode == System.Net.HttpStatusCode.TemporaryRedirect && own.Headers.Location?.Authority == leader ? leader : null;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return null;
+        }
     }
 
     private static bool NotServingYet(Exception e) => e is HttpRequestException || (e is DroverApiException or MarathonApiException && e.Message.Contains("leader", StringComparison.Ordinal));
@@ -382,18 +396,27 @@ public sealed class EtcdMasterTests : IAsyncLifetime
 
     private void StartAgent(string name, IReadOnlyList<Uri> masters) =>
         _processes.Add(DroverProcess.Start(name,
-            ["agent", "--master", string.Join(',', masters.Select(u => u.Authority)), "--listen", $"127.0.0.1:{DevClusterFixture.FreePort()}", "--work-dir", Path.Combine(_root, name),
+            ["agent", "--master", string.Join(',', masters.Select(u => u.GetLeftPart(UriPartial.Authority))), "--listen", $"127.0.0.1:{DevClusterFixture.FreePort()}", "--work-dir", Path.Combine(_root, name),
                 "--hostname", name, "--resources", TestPorts.Resources("cpus:2;mem:1024;disk:1024"), "--kill-tasks-on-stop", "--log-level", "information"],
             logFile: Path.Combine(_root, name + ".log")));
+
+    /// <summary>The one key file every master of these tests shares (masters on etcd must share one).</summary>
+    private string SecretsKey()
+    {
+        var path = Path.Combine(_root, "secrets.key");
+        return File.Exists(path) ? path : SecretsKeyFiles.Create(path);
+    }
 
     private (DroverProcess Process, Uri Url) StartMaster(string name, string prefix, string? store = null, bool advertise = false)
     {
         var port = DevClusterFixture.FreePort();
-        string[] listen = advertise ? ["--listen", $"0.0.0.0:{port}", "--advertise", $"127.0.0.1:{port}"] : ["--listen", $"127.0.0.1:{port}"];
+        // Plain HTTP without logins (--insecure) is allowed on loopback only: advertise a name other than the listen address instead of listening on every interface.
+        string[] listen = advertise ? ["--listen", $"127.0.0.1:{port}", "--advertise", $"localhost:{port}"] : ["--listen", $"127.0.0.1:{port}"];
         var process = DroverProcess.Start(name,
-            ["master", "--data-dir", Path.Combine(_root, name), .. listen, "--store", store ?? _etcd!.StoreAddress, "--store-prefix", prefix, "--leader-lease", "3", "--log-level", "warning"],
+            ["master", "--data-dir", Path.Combine(_root, name), .. listen, "--store", store ?? _etcd!.StoreAddress, "--store-prefix", prefix, "--leader-lease", "3",
+                "--secrets-key-file", SecretsKey(), "--insecure", "--log-level", "warning"],
             logFile: Path.Combine(_root, name + ".log"));
         _processes.Add(process);
-        return (process, new Uri($"http://127.0.0.1:{port}"));
+        return (process, new Uri(advertise ? $"http://localhost:{port}" : $"http://127.0.0.1:{port}"));
     }
 }

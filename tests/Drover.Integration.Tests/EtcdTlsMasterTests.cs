@@ -19,8 +19,8 @@ public sealed class EtcdTlsMasterTests : IAsyncLifetime
     private readonly string _root = Directory.CreateTempSubdirectory("drover-etcd-tls-master-").FullName;
     private readonly List<DroverProcess> _processes = [];
     private const string Password = "tls-test-admin";
-    private readonly HttpClient _http = new(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(10) };
-    private readonly HttpClient _noRedirect = new(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false }) { Timeout = TimeSpan.FromSeconds(10) };
+    private HttpClient _http = new(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(10) };
+    private HttpClient _noRedirect = new(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false }) { Timeout = TimeSpan.FromSeconds(10) };
     private EtcdCluster _etcd = null!;
 
     public async Task InitializeAsync() => _etcd = await EtcdCluster.StartAsync(new EtcdClusterOptions { Members = 1, Tls = new EtcdClusterTlsOptions() });
@@ -53,6 +53,7 @@ public sealed class EtcdTlsMasterTests : IAsyncLifetime
     {
         var tls = _etcd.Tls!;
         var (master, url) = StartMaster("m1", "/it-tls", tls.CaFile, tls.ClientCertificateFile, tls.ClientKeyFile);
+        await TrustMasterCaAsync(master, "m1"); // the master serves HTTPS with the cluster CA it keeps in etcd
 
         var leader = await Wait.UntilAsync(() => LeaderAsync(url), l => l is not null, Timeout, $"the master to lead ({master.Tail()})", retryOn: e => e is HttpRequestException);
         Assert.Equal(url.Authority, leader);
@@ -78,8 +79,10 @@ public sealed class EtcdTlsMasterTests : IAsyncLifetime
             Timeout, "the master to log etcd's refusal");
 
         Assert.False(master.HasExited, master.Tail());
-        Assert.Null(await Wait.UntilAsync(() => LeaderAsync(url), _ => true, Timeout, "the master serves as a follower", retryOn: e => e is HttpRequestException));
-        Assert.Empty(await EtcdKeysAsync("/it-tls-refused")); // no leader key, no users: nothing got in
+        // Without the store it has no cluster CA to serve HTTPS with, so it answers nothing (and keeps trying).
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => LeaderAsync(url));
+        Assert.False(File.Exists(Path.Combine(_root, "m1", "ca.pem")), "a CA was published without the store");
+        Assert.Empty(await EtcdKeysAsync("/it-tls-refused")); // no leader key, no users, no CA: nothing got in
     }
 
     private (DroverProcess Process, Uri Url) StartMaster(string name, string prefix, string ca, string cert, string key)
@@ -87,10 +90,31 @@ public sealed class EtcdTlsMasterTests : IAsyncLifetime
         var port = DevClusterFixture.FreePort();
         var process = DroverProcess.Start(name,
             ["master", "--data-dir", Path.Combine(_root, name), "--listen", $"127.0.0.1:{port}", "--store", _etcd.StoreAddress, "--store-prefix", prefix,
-                "--store-ca", ca, "--store-cert", cert, "--store-key", key, "--bootstrap-password-file", PasswordFile(), "--leader-lease", "3", "--log-level", "warning"],
+                "--store-ca", ca, "--store-cert", cert, "--store-key", key, "--bootstrap-password-file", PasswordFile(), "--leader-lease", "3",
+                "--secrets-key-file", SecretsKey(), "--log-level", "warning"],
             logFile: Path.Combine(_root, name + ".log"));
         _processes.Add(process);
-        return (process, new Uri($"http://127.0.0.1:{port}"));
+        return (process, new Uri($"https://127.0.0.1:{port}"));
+    }
+
+    /// <summary>Waits for the master's <c>ca.pem</c> and makes the test's clients trust it.</summary>
+    private async Task TrustMasterCaAsync(DroverProcess master, string name)
+    {
+        await TlsMasterFixture.WaitForCaAsync(master, Path.Combine(_root, name, "ca.pem"));
+        var roots = Drover.Core.Security.Pki.PemCertificates.LoadAll(await File.ReadAllTextAsync(Path.Combine(_root, name, "ca.pem"))).Value!;
+        _http.Dispose();
+        _noRedirect.Dispose();
+        _http = new HttpClient(Drover.Client.MasterTls.CreateHandler(roots)) { Timeout = TimeSpan.FromSeconds(10) };
+        var noRedirect = Drover.Client.MasterTls.CreateHandler(roots);
+        noRedirect.AllowAutoRedirect = false;
+        _noRedirect = new HttpClient(noRedirect) { Timeout = TimeSpan.FromSeconds(10) };
+    }
+
+    /// <summary>The one key file the masters share (masters on etcd must share one).</summary>
+    private string SecretsKey()
+    {
+        var path = Path.Combine(_root, "secrets.key");
+        return File.Exists(path) ? path : SecretsKeyFiles.Create(path);
     }
 
     private string PasswordFile()

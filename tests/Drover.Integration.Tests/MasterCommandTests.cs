@@ -66,6 +66,81 @@ public sealed class MasterCommandTests
         Assert.Contains("--store-prefix: '/b' contradicts", r.StdErr, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("0.0.0.0:0")]
+    [InlineData("10.11.12.13:5050")]
+    public async Task Master_InsecureOnANonLoopbackAddress_ExitsTwoWithOneSentence(string listen)
+    {
+        var dir = Directory.CreateTempSubdirectory("drover-flags-").FullName;
+        try
+        {
+            var r = await ProcessRunner.RunAsync(DroverProcess.DotnetHost, [DroverProcess.DroverDll, "master", "--data-dir", dir, "--listen", listen, "--insecure"], TimeSpan.FromSeconds(60));
+
+            Assert.True(r.ExitCode == 2, r.ToString());
+            var line = Assert.Single(r.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.StartsWith("drover: --insecure: plain HTTP is refused on", line, StringComparison.Ordinal);
+            Assert.False(File.Exists(Path.Combine(dir, "state.db")), "no store is opened for a refused command line");
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public async Task Master_EtcdStoreWithoutSecretsKeyFile_ExitsTwoWithOneSentence()
+    {
+        var (r, storeOpened) = await MasterInFreshDirAsync("--store", "etcd://127.0.0.1:1");
+
+        Assert.True(r.ExitCode == 2, r.ToString());
+        Assert.Equal(
+            "drover: --secrets-key-file: required with --store etcd://…, and the same file on every master, so that each can decrypt the secrets the others stored",
+            r.StdErr.Trim());
+        Assert.False(storeOpened);
+    }
+
+    [Fact]
+    public async Task Master_SecretsKeyFileOthersCanRead_ExitsTwoNamingTheFlag()
+    {
+        var dir = Directory.CreateTempSubdirectory("drover-key-").FullName;
+        try
+        {
+            var key = Drover.Testing.SecretsKeyFiles.Create(Path.Combine(dir, "secrets.key"));
+            File.SetUnixFileMode(key, (UnixFileMode)0b110_100_100); // 0644
+
+            var (r, _) = await MasterInFreshDirAsync("--secrets-key-file", key);
+
+            Assert.True(r.ExitCode == 2, r.ToString());
+            Assert.Contains($"--secrets-key-file {key}: others can read it", r.StdErr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Theory]
+    [InlineData("--tls-cert", "/nonexistent/cert.pem", "--tls-cert, --tls-key and --tls-ca go together")]
+    [InlineData("--tls-ca", "/nonexistent/ca.pem", "--tls-cert, --tls-key and --tls-ca go together")]
+    [InlineData("--agent-cert-lifetime", "5", "--agent-cert-lifetime")]
+    public async Task Master_BadTlsFlags_ExitsTwoNamingTheFlag(string flag, string value, string says)
+    {
+        var (r, storeOpened) = await MasterInFreshDirAsync(flag, value);
+
+        Assert.True(r.ExitCode == 2, r.ToString());
+        Assert.Contains(says, r.StdErr, StringComparison.Ordinal);
+        Assert.False(storeOpened, "no store is opened for a refused command line");
+    }
+
+    [Fact]
+    public async Task Master_TlsFilesThatDoNotExist_ExitsTwoNamingTheFile()
+    {
+        var (r, _) = await MasterInFreshDirAsync("--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem", "--tls-ca", "/nonexistent/ca.pem");
+
+        Assert.True(r.ExitCode == 2, r.ToString());
+        Assert.Contains("--tls-cert: cannot read /nonexistent/cert.pem", r.StdErr, StringComparison.Ordinal);
+    }
+
     /// <summary>Runs <c>drover master</c> with <paramref name="flags"/> on a fresh data dir; whether it opened a store there.</summary>
     private static async Task<(ProcessResult Result, bool StoreOpened)> MasterInFreshDirAsync(params string[] flags)
     {

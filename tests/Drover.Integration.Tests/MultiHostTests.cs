@@ -32,7 +32,7 @@ public sealed class MultiHostTests : IClassFixture<MultiHostFixture>
         {
             var agent = Assert.Single(agents, a => a.Hostname == MultiHostFixture.HostnameOf(host.Index));
             Assert.Equal("active", agent.Status);
-            Assert.Equal($"http://{host.Address}:5051", agent.Address.TrimEnd('/'));
+            Assert.Equal($"https://{host.Address}:5051", agent.Address.TrimEnd('/')); // agents serve HTTPS with their own certificate
             Assert.Equal(MultiHostFixture.Racks[host.Index - 1], agent.Attributes.GetValueOrDefault("rack"));
             Assert.Equal(MultiHostFixture.Region, agent.Region);
             Assert.Equal($"z{host.Index}", agent.Zone);

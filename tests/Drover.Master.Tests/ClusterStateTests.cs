@@ -33,6 +33,27 @@ public sealed class ClusterStateTests
     }
 
     [Fact]
+    public void ReceiveFrameworkMessage_FromAnAgentNotRunningThatExecutor_IsDroppedNotForwarded()
+    {
+        var a = _state.Register(Build.Agent("host1")).Registered.AgentId;
+        var b = _state.Register(Build.Agent("host2")).Registered.AgentId;
+        Assert.True(Constraint.TryParse("hostname:IS:host2", out var onB, out _));
+        var task = Build.Task(constraints: [onB!]) with { Executor = new ExecutorSpec { FrameworkId = "f1", ExecutorId = "e1", Shell = "true" } };
+        _state.Submit(task);
+        _loop.RunPass();
+        Assert.Equal(b, _state.AgentOfTask(task.Id)!.Value.AgentId);
+        var forwarded = new List<string>();
+        _state.FrameworkMessageReceived += (agent, _) => forwarded.Add(agent);
+        var message = new FrameworkMessage { FrameworkId = "f1", ExecutorId = "e1", Data = "aGk=" };
+
+        Assert.False(_state.ReceiveFrameworkMessage(a, message)); // agent A speaking for B's executor
+        Assert.False(_state.ReceiveFrameworkMessage(b, message with { ExecutorId = "e2" })); // no such executor on B
+        Assert.True(_state.ReceiveFrameworkMessage(b, message));
+
+        Assert.Equal([b], forwarded);
+    }
+
+    [Fact]
     public void RunPass_NoAgents_TaskStaysPendingWithReason()
     {
         var task = _state.Submit(Build.Task()).View;

@@ -1,7 +1,10 @@
 using Drover.Cli.Hosting;
 using Drover.Client;
 using Drover.Core;
+using System.Security.Cryptography.X509Certificates;
 using Drover.Master;
+using Drover.Master.Security.Pki;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace Drover.Testing;
@@ -10,6 +13,8 @@ namespace Drover.Testing;
 /// A real master and real agents in the test process, each on its own loopback port, talking HTTP
 /// exactly as separate processes would. Agents run real tasks in cgroups (root needed).
 /// Dispose stops agents first (killing their tasks, also those of agents that leave them running when stopped), then the master.
+/// With <c>tls: true</c> the master serves HTTPS with its cluster CA and every agent joins with a join token
+/// and speaks mutual TLS, as with <c>drover master</c>; <see cref="Client"/> then trusts that CA.
 /// </summary>
 public sealed class InProcessCluster : IAsyncDisposable
 {
@@ -24,8 +29,19 @@ public sealed class InProcessCluster : IAsyncDisposable
         Master = master;
         _root = root;
         _masterOptions = masterOptions;
-        Client = new DroverClient(master.Url);
+        Client = new DroverClient(master.Url, CreateHttpClient());
     }
+
+    /// <summary>The cluster CA (with <c>tls: true</c>), else null.</summary>
+    public X509Certificate2Collection? CaRoots => Master.Services.GetService<MasterCredentials>()?.ServingRoots;
+
+    /// <summary>An HttpClient for the master: trusting its CA with TLS (no proxy either way). The caller disposes it.</summary>
+    public HttpClient CreateHttpClient() =>
+        new(CaRoots is { } roots ? MasterTls.CreateHandler(roots) : new SocketsHttpHandler { UseProxy = false }) { Timeout = Timeout.InfiniteTimeSpan };
+
+    /// <summary>A join token made directly in the master (no login needed), valid for <paramref name="ttl"/> (one hour by default).</summary>
+    public async Task<string> CreateJoinTokenAsync(TimeSpan? ttl = null) =>
+        (await Master.Services.GetRequiredService<JoinTokens>().CreateAsync(ttl ?? TimeSpan.FromHours(1), "test", CancellationToken.None)).Token;
 
     public RunningHost Master { get; private set; }
 
@@ -37,13 +53,19 @@ public sealed class InProcessCluster : IAsyncDisposable
 
     /// <param name="options">Master settings; unless <paramref name="secure"/>, its security is turned off (a loopback cluster without logins, as <c>drover dev</c>).</param>
     /// <param name="secure">Keep the master's authentication and authorization on.</param>
-    public static async Task<InProcessCluster> StartAsync(MasterOptions? options = null, CancellationToken ct = default, bool secure = false)
+    /// <param name="tls">Serve HTTPS with a cluster CA; agents join with tokens and use mutual TLS (<see cref="MasterOptions.Tls"/>).</param>
+    public static async Task<InProcessCluster> StartAsync(MasterOptions? options = null, CancellationToken ct = default, bool secure = false, bool tls = false)
     {
         var root = Directory.CreateTempSubdirectory("drover-test-").FullName;
         var masterOptions = (options ?? new MasterOptions()) with { DataDir = Path.Combine(root, "master") };
         if (!secure)
         {
             masterOptions = masterOptions with { Security = Drover.Master.Security.SecurityOptions.Disabled };
+        }
+
+        if (tls)
+        {
+            masterOptions = masterOptions with { Tls = masterOptions.Tls ?? new MasterTlsOptions() };
         }
 
         var master = await DroverHosts.StartMasterAsync(masterOptions, new Uri("http://127.0.0.1:0"), LogLevel.Warning, ct);
@@ -85,6 +107,7 @@ public sealed class InProcessCluster : IAsyncDisposable
             Domain = domain,
             Executors = executors,
             KillTasksOnStop = killTasksOnStop,
+            JoinToken = _masterOptions.Tls is null ? null : await CreateJoinTokenAsync(),
         };
         var agent = await DroverHosts.StartAgentAsync(settings, [Master.Url], new Uri("http://127.0.0.1:0"), LogLevel.Warning, ct);
         _agents.Add(agent);

@@ -37,6 +37,45 @@ public sealed record ProcessExecutorOptions
     /// <summary>Grace period given to tasks still running when the executor is disposed.</summary>
     public TimeSpan ShutdownGracePeriod { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// Whether tasks run isolated (Execution/README.md, "Isolation contract"): as <see cref="DefaultTaskUser"/> unless
+    /// their spec names a user, capabilities dropped, in mount, PID and IPC namespaces of their own. Null (the default):
+    /// when the agent runs as root, which isolation needs. True on an agent that is not root fails its start.
+    /// </summary>
+    public bool? Isolate { get; init; }
+
+    /// <summary>The user a task without <see cref="Drover.Core.TaskSpec.User"/> runs as (isolated tasks only; <c>drover agent --default-task-user</c>).</summary>
+    public string DefaultTaskUser { get; init; } = "nobody";
+
+    /// <summary>
+    /// The directory hidden from tasks, all but their own sandbox (isolated tasks only): the agent's whole work dir. Null:
+    /// <see cref="WorkDir"/>. The custom executors' executor runs under <c>{WorkDir}/executors</c> and hides the agent's.
+    /// </summary>
+    public string? AgentRoot { get; init; }
+
+    /// <summary>
+    /// <c>pids.max</c> of the agent's cgroup: the processes and threads all its tasks may have together, so no task
+    /// (nor all of them) can exhaust the machine's pids. 0: no cap. Default: three quarters of <c>kernel.pid_max</c>.
+    /// </summary>
+    public int AgentPidsLimit { get; init; } = DefaultAgentPidsLimit();
+
+    /// <summary>How often the sandboxes of tasks with a <c>disk</c> resource are measured (Mesos' <c>--container_disk_watch_interval</c>).</summary>
+    public TimeSpan DiskWatchInterval { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>Three quarters of <c>/proc/sys/kernel/pid_max</c> (32768 when it cannot be read): the rest stays for the machine itself.</summary>
+    public static int DefaultAgentPidsLimit()
+    {
+        try
+        {
+            return int.TryParse(File.ReadAllText("/proc/sys/kernel/pid_max").Trim(), System.Globalization.NumberStyles.None,
+                System.Globalization.CultureInfo.InvariantCulture, out var max) && max > 0 ? max / 4 * 3 : 24_576;
+        }
+        catch (IOException)
+        {
+            return 24_576;
+        }
+    }
+
     /// <summary><c>drover/agent-{hash of the work dir}</c>: stable across restarts of one agent, distinct between agents.</summary>
     public static string DefaultCgroupName(string workDir)
     {

@@ -1,16 +1,9 @@
-using Drover.Agent.Execution.Cgroups;
 using Microsoft.Extensions.Logging;
 
 namespace Drover.Agent.Execution;
 
 public sealed partial class ProcessTaskExecutor
 {
-    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Using cgroup {Version} at {Root}, agent cgroup {CgroupName}")]
-    private static partial void LogCgroupsReady(ILogger logger, CgroupVersion version, string root, string cgroupName);
-
-    [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "cgroups unavailable under {Root} ({Error}); tasks run WITHOUT resource isolation")]
-    private static partial void LogCgroupsUnavailable(ILogger logger, string root, string error);
-
     [LoggerMessage(EventId = 110, Level = LogLevel.Information, Message = "Task {TaskId} launched as pid {Pid} in cgroup {Cgroup}")]
     private static partial void LogLaunched(ILogger logger, string taskId, int pid, string? cgroup);
 
@@ -23,9 +16,6 @@ public sealed partial class ProcessTaskExecutor
     [LoggerMessage(EventId = 113, Level = LogLevel.Information, Message = "Task {TaskId} exited with status {ExitCode}")]
     private static partial void LogExited(ILogger logger, string taskId, int exitCode);
 
-    [LoggerMessage(EventId = 114, Level = LogLevel.Warning, Message = "Could not change the cgroup limits of {TaskId}: {Error}")]
-    private static partial void LogResizeFailed(ILogger logger, string taskId, string error);
-
     [LoggerMessage(EventId = 120, Level = LogLevel.Information, Message = "Killing task {TaskId} (grace period {GraceSeconds} s)")]
     private static partial void LogKilling(ILogger logger, string taskId, double graceSeconds);
 
@@ -34,21 +24,6 @@ public sealed partial class ProcessTaskExecutor
 
     [LoggerMessage(EventId = 122, Level = LogLevel.Error, Message = "Task {TaskId} (pid {Pid}) did not die after SIGKILL")]
     private static partial void LogUnkillable(ILogger logger, string taskId, int pid);
-
-    [LoggerMessage(EventId = 123, Level = LogLevel.Debug, Message = "Killed leftover processes of task {TaskId}")]
-    private static partial void LogLeftoversKilled(ILogger logger, string taskId);
-
-    [LoggerMessage(EventId = 130, Level = LogLevel.Error, Message = "Processes of task {TaskId} remain in cgroup {Cgroup} after SIGKILL")]
-    private static partial void LogCgroupNotEmpty(ILogger logger, string taskId, string cgroup);
-
-    [LoggerMessage(EventId = 131, Level = LogLevel.Warning, Message = "Could not remove cgroup {Cgroup}")]
-    private static partial void LogCgroupRemoveFailed(ILogger logger, string cgroup);
-
-    [LoggerMessage(EventId = 132, Level = LogLevel.Warning, Message = "Cleaning up after task {TaskId} failed")]
-    private static partial void LogCleanupFailed(ILogger logger, string taskId, Exception exception);
-
-    [LoggerMessage(EventId = 133, Level = LogLevel.Warning, Message = "Killed orphaned cgroup {Cgroup} ({Pids} processes) left by a previous agent run")]
-    private static partial void LogOrphanReaped(ILogger logger, string cgroup, int pids);
 
     [LoggerMessage(EventId = 135, Level = LogLevel.Information, Message = "Executor stopped; left {Count} tasks running for the next agent run to recover")]
     private static partial void LogLeftRunning(ILogger logger, int count);

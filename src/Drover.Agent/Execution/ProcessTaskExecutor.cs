@@ -1,11 +1,11 @@
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
-using System.ComponentModel;
-using System.Diagnostics;
 using System.Globalization;
 using System.Threading.Channels;
 using Drover.Agent.Execution.Cgroups;
+using Drover.Agent.Execution.Runtime;
 using Drover.Agent.Execution.Spawn;
+using Drover.Agent.Execution.Stages;
 using Drover.Agent.Health;
 using Drover.Core;
 using Drover.Core.Health;
@@ -19,75 +19,30 @@ namespace Drover.Agent.Execution;
 /// memory, CPU and pid limits. See <c>Execution/README.md</c> for the lifecycle and isolation contract.
 /// </summary>
 /// <remarks>
-/// A task is started with <c>posix_spawn</c> in a new session through a fixed <c>/bin/sh</c> shim
-/// (<see cref="ShimScript"/>) that redirects its stdio into the sandbox, writes its own pid into every
-/// task cgroup, then runs the command as its child and waits for it: the shim is the task's
-/// supervisor. It records the command's exit status in the task's checkpoint (<see cref="TaskCheckpoint"/>),
-/// so the status survives the agent: a task outlives an agent crash, and a restarted agent adopts
-/// the tasks still running and reports those that ended while it was down with their real status.
-/// The task and its shim share a session and process group (led by the shim), which kills signal.
-/// Nothing user-supplied is ever interpolated into shell source: the command travels as arguments.
-/// One async supervisor per task waits for exit or a kill request; there are no per-task threads.
-/// Tasks with <see cref="TaskSpec.HealthChecks"/> or <see cref="TaskSpec.ReadinessChecks"/> are checked by one shared <see cref="HealthChecker"/>.
+/// A launch goes through the <see cref="LaunchPipeline"/> (<c>Stages/README.md</c>): sandbox, cgroups and user
+/// stages, then the <see cref="ProcessRuntime"/>, which spawns the task's shim, its supervisor. This class owns
+/// the task's lifecycle around it: the status updates, kills with their grace period, the wait for the end,
+/// health and readiness checks (one shared <see cref="HealthChecker"/>), and adopting the tasks a previous
+/// agent process left running. One async supervisor per task waits for exit or a kill request; there are no
+/// per-task threads.
 /// </remarks>
 public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 {
-    /// <summary>
-    /// $1 = the exits log to record the exit status in, $2 = the task id, $3 = number of cgroup.procs files, then those files, then
-    /// the argv of the command. Exit status 125 with the marker file means the shim could not join a
-    /// cgroup (a launch failure, not a task failure).
-    /// </summary>
-    /// <remarks>
-    /// The shim stays as the command's parent so the exit status outlives the agent: it appends
-    /// <c>"$2 status"</c> to <c>$1</c> (one write, see <see cref="TaskCheckpoint"/>) and exits with it. Signals sent to the task's process group reach the shim
-    /// too; it traps them, and POSIX sh defers a trap until the foreground command has completed, so
-    /// the shim always outlives the command and records how it ended. A command run in the foreground
-    /// starts with default dispositions for the trapped signals (a background one would ignore
-    /// SIGINT/SIGQUIT).
-    /// </remarks>
-    internal const string ShimScript = """
-        exec </dev/null >>stdout 2>>stderr
-        exits=$1
-        task=$2
-        n=$3
-        shift 3
-        while [ "$n" -gt 0 ]; do
-          if ! echo $$ >"$1"; then
-            echo "drover: cannot join cgroup $1" >&2
-            : >.drover-launch-failed
-            exit 125
-          fi
-          shift
-          n=$((n - 1))
-        done
-        trap : TERM INT HUP QUIT USR1 USR2
-        "$@"
-        code=$?
-        echo "$task $code" >>"$exits"
-        exit $code
-        """;
-
-    /// <summary>argv[0] of the shim: how a restarted agent recognises its tasks' supervisors in /proc.</summary>
-    private const string ShimName = "drover-shim";
-
-    private const string LaunchFailedMarker = ".drover-launch-failed";
-    private const string Shell = "/bin/sh";
-
-    /// <summary>The kernel's name (<c>/proc/PID/comm</c>) of a process exec'd as <see cref="Shell"/>: the base name of the path exec'd.</summary>
-    private const string ShellComm = "sh";
     private const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
     private static readonly TimeSpan ReapTimeout = TimeSpan.FromSeconds(30);
 
     private readonly ProcessExecutorOptions _options;
     private readonly ILogger<ProcessTaskExecutor> _logger;
     private readonly TimeProvider _time;
-    private readonly string _sandboxRoot;
-    private readonly string _cgroupName;
-    private readonly ICgroupDriver? _cgroups;
-    private readonly string? _setpriv;
     private readonly string _path;
     private readonly string _lang;
     private readonly TaskCheckpoint _checkpoint;
+    private readonly SandboxStage _sandbox;
+    private readonly CgroupsStage _cgroups;
+    private readonly DiskQuotaStage _disk;
+    private readonly LaunchPipeline _pipeline;
+    private readonly string? _setpriv;
+    private readonly bool _isolate;
     private readonly Channel<TaskStatus> _updates = Channel.CreateUnbounded<TaskStatus>();
     private readonly ConcurrentDictionary<string, TaskRun> _tasks = new(StringComparer.Ordinal);
     private readonly HealthChecker _health;
@@ -101,33 +56,37 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         _options = options;
         _logger = logger;
         _time = time;
-        _sandboxRoot = Path.Combine(Path.GetFullPath(options.WorkDir), "sandboxes");
-        Directory.CreateDirectory(_sandboxRoot);
-        _cgroupName = CgroupDriver.Normalize(options.CgroupName);
         _path = Environment.GetEnvironmentVariable("PATH") is { Length: > 0 } path ? path : DefaultPath;
         _lang = Environment.GetEnvironmentVariable("LANG") is { Length: > 0 } lang ? lang : "C.UTF-8";
         _setpriv = FindExecutable("setpriv", _path);
-
-        try
+        var isolate = _isolate = options.Isolate ?? Environment.IsPrivilegedProcess;
+        if (isolate)
         {
-            var driver = CgroupDriver.Detect(options.CgroupRoot);
-            driver.Create(_cgroupName, CgroupLimits.None);
-            _cgroups = driver;
-            LogCgroupsReady(_logger, driver.Version, driver.Root, _cgroupName);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            if (options.RequireCgroups)
-            {
-                throw new InvalidOperationException(
-                    $"cgroups are not usable under {options.CgroupRoot} ({ex.Message}). Run the agent as root, "
-                    + "or set RequireCgroups = false to run tasks without isolation.", ex);
-            }
-
-            LogCgroupsUnavailable(_logger, options.CgroupRoot, ex.Message);
+            CheckCanIsolate(options, _setpriv);
         }
 
+        _sandbox = new SandboxStage(options.WorkDir);
+        _cgroups = new CgroupsStage(options, logger);
         _checkpoint = new TaskCheckpoint(options.WorkDir);
+        _disk = new DiskQuotaStage(options.DiskWatchInterval, KillForLimitation, time, logger);
+
+        // The launch, in order. Slots for what is to come are marked where each will go (issue 16):
+        _pipeline = new LaunchPipeline(
+            [
+                _sandbox,                                   // the task's directory, stdout and stderr
+                // fetch: the task's URIs downloaded (and unpacked) into the sandbox
+                // image: the task's root filesystem from an OCI image (overlay of its layers)
+                // volumes: host paths and persistent volumes mounted into the task
+                // network: the task's network namespace, ports mapped into it
+                _cgroups,                                   // limits, OOM, killing whatever is left
+                new UserStage(isolate, options.DefaultTaskUser, _setpriv, options.Hostname), // the user and its privileges
+                new NamespacesStage(isolate, Path.GetFullPath(options.AgentRoot ?? options.WorkDir), _cgroups.Driver?.Version),
+                new SecretsStage(),                         // secret values as environment, or files on a tmpfs in the task's namespace
+                _disk,                                      // the disk quota, measured (disk/du)
+            ],
+            new ProcessRuntime(_checkpoint, _setpriv),      // today's runtime; runc comes with images
+            _checkpoint);
+
         _health = new HealthChecker(this, _logger, _time);
         try
         {
@@ -135,15 +94,13 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             // those that ended meanwhile. Cgroups that belong to no checkpointed task hold processes
             // nobody supervises any more: they must not keep running or holding resources.
             Recover();
-            if (_cgroups is not null)
-            {
-                ReapOrphansAsync().GetAwaiter().GetResult();
-            }
+            _cgroups.ReapOrphansAsync(_tasks.ContainsKey, CancellationToken.None).GetAwaiter().GetResult();
         }
         catch
         {
             // A constructor that throws must leave no check loop (or open log) behind.
             _health.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            _disk.DisposeAsync().AsTask().GetAwaiter().GetResult();
             _checkpoint.Dispose();
             throw;
         }
@@ -154,13 +111,13 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
     public IReadOnlyCollection<string> KnownTaskIds => [.. _tasks.Keys];
 
     /// <summary>The cgroup driver in use, or null when running without cgroups.</summary>
-    internal ICgroupDriver? Cgroups => _cgroups;
+    internal ICgroupDriver? Cgroups => _cgroups.Driver;
 
     /// <summary>The task's cgroup (its directories may no longer exist), or null without cgroups.</summary>
-    internal Cgroup? CgroupOf(string taskId) => _cgroups?.Open(TaskCgroupName(taskId));
+    internal Cgroup? CgroupOf(string taskId) => _cgroups.Open(taskId);
 
     /// <summary>This agent's own cgroup (parent of the task cgroups).</summary>
-    internal Cgroup? AgentCgroup => _cgroups?.Open(_cgroupName);
+    internal Cgroup? AgentCgroup => _cgroups.AgentCgroup;
 
     /// <summary>The task's main pid (also its process group and session id), or null.</summary>
     internal int? PidOf(string taskId) => _tasks.TryGetValue(taskId, out var run) && run.Pid > 0 ? run.Pid : null;
@@ -171,12 +128,21 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
     /// <summary>The health checker of this executor's tasks.</summary>
     internal HealthChecker Health => _health;
 
+    /// <summary>Whether tasks run isolated (their own user, namespaces, no capabilities): see <see cref="ProcessExecutorOptions.Isolate"/>.</summary>
+    internal bool Isolates => _isolate;
+
+    /// <summary>The disk quota stage (its watch loop). Internal for tests.</summary>
+    internal DiskQuotaStage Disk => _disk;
+
+    /// <summary>The launch stages and runtime. Internal for tests.</summary>
+    internal LaunchPipeline Pipeline => _pipeline;
+
     public void Launch(LaunchTask launch)
     {
         ArgumentNullException.ThrowIfNull(launch);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         var spec = launch.Task;
-        var run = new TaskRun(spec, launch.Ports, Ids.IsValidName(spec.Id) ? Path.Combine(_sandboxRoot, spec.Id) : null);
+        var run = new TaskRun(spec, launch.Ports, _sandbox.PathOf(spec.Id)) { SecretValues = launch.SecretValues };
         lock (run.Gate)
         {
             // Published while its lock is held, so a concurrent Kill waits for the start to finish.
@@ -221,12 +187,12 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 
         lock (run.Gate)
         {
-            if (run.Phase != Phase.Running)
+            if (run.Phase != TaskPhase.Running)
             {
                 return;
             }
 
-            run.Phase = Phase.Killing;
+            run.Phase = TaskPhase.Killing;
             run.HealthFailure = healthFailure;
             var message = string.Create(CultureInfo.InvariantCulture, $"Killing task (grace period {grace.TotalSeconds:0.###} s)");
             Emit(run, TaskState.Killing, TaskSources.Executor, healthFailure is null ? message : $"{message}: {healthFailure}");
@@ -249,33 +215,14 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
     /// </summary>
     internal bool TryUpdateResources(string taskId, Resources resources)
     {
-        if (!_tasks.TryGetValue(taskId, out var run) || run.Cgroup is not { } cgroup || _cgroups is null)
+        if (!_tasks.TryGetValue(taskId, out var run))
         {
             return false;
         }
 
         lock (run.Gate)
         {
-            if (run.Phase != Phase.Running)
-            {
-                return false;
-            }
-
-            try
-            {
-                _cgroups.UpdateLimits(cgroup, new CgroupLimits
-                {
-                    MemoryMiB = resources.MemMiB,
-                    MilliCpus = resources.MilliCpus,
-                    PidsLimit = run.Spec.PidsLimit,
-                });
-                return true;
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                LogResizeFailed(_logger, taskId, ex.Message);
-                return false;
-            }
+            return run.Phase == TaskPhase.Running && _cgroups.TryUpdateLimits(run, resources);
         }
     }
 
@@ -290,7 +237,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 
         lock (run.Gate)
         {
-            if (run.Phase != Phase.Ended)
+            if (run.Phase != TaskPhase.Ended)
             {
                 LogForgetActive(_logger, taskId);
                 return;
@@ -310,14 +257,11 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             return run.Sandbox;
         }
 
-        if (!Ids.IsValidName(taskId))
-        {
-            return null;
-        }
-
-        var path = Path.Combine(_sandboxRoot, taskId);
-        return Directory.Exists(path) ? path : null;
+        return _sandbox.PathOf(taskId) is { } path && Directory.Exists(path) ? path : null;
     }
+
+    /// <summary>Where the sandbox of a task with this id is (or will be) made, or null for an id unusable as a directory name.</summary>
+    internal string? SandboxOf(string taskId) => _sandbox.PathOf(taskId);
 
     /// <summary>
     /// Kills every task (short grace), waits for them, and removes this agent's cgroup subtree; or,
@@ -331,13 +275,14 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             return;
         }
 
-        // Checks stop first: shutting down must not look like (or cause) health failures.
+        // Checks stop first: shutting down must not look like (or cause) health failures; no disk kill either.
         await _health.DisposeAsync().ConfigureAwait(false);
+        await _disk.DisposeAsync().ConfigureAwait(false);
         if (!_options.KillTasksOnDispose)
         {
             _checkpoint.Dispose();
             _updates.Writer.TryComplete();
-            LogLeftRunning(_logger, _tasks.Values.Count(r => r.Phase != Phase.Ended));
+            LogLeftRunning(_logger, _tasks.Values.Count(r => r.Phase != TaskPhase.Ended));
             return;
         }
 
@@ -349,22 +294,14 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         }
 
         await Task.WhenAll(runs.Select(r => r.Done.Task)).ConfigureAwait(false);
-
-        if (_cgroups is not null)
-        {
-            await ReapOrphansAsync().ConfigureAwait(false);
-            if (!await _cgroups.RemoveAsync(_cgroups.Open(_cgroupName)).ConfigureAwait(false))
-            {
-                LogCgroupRemoveFailed(_logger, _cgroupName);
-            }
-        }
-
+        await _cgroups.ReapOrphansAsync(_tasks.ContainsKey, CancellationToken.None).ConfigureAwait(false);
+        await _cgroups.RemoveAgentCgroupAsync(CancellationToken.None).ConfigureAwait(false);
         _checkpoint.Dispose();
         _updates.Writer.TryComplete();
         LogDisposed(_logger, runs.Count);
     }
 
-    /// <summary>Validates, prepares the sandbox and cgroup, and spawns the shim. Called with the run's lock held.</summary>
+    /// <summary>Validates, runs the launch pipeline (stages, then the runtime). Called with the run's lock held.</summary>
     private bool Start(TaskRun run)
     {
         var spec = run.Spec;
@@ -375,72 +312,14 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             return false;
         }
 
-        if (spec.User is { } user)
+        run.Environment = ProcessRuntime.EnvironmentOf(run, _path, _lang, _options.Hostname);
+        if (_pipeline.Launch(run, ex => LogLaunchFailed(_logger, spec.Id, ex)) is { } failed)
         {
-            // Run as the task's user (Marathon's "user"): the shim joins the cgroups and opens the
-            // logs as the agent's user, then setpriv drops to the user before exec'ing the command.
-            if (_setpriv is null)
-            {
-                EndLaunchFailed(run, $"Cannot run as user '{user}': setpriv (util-linux) is not installed on this agent");
-                return false;
-            }
-
-            if (!Native.TryGetUser(user, out var uid, out var gid))
-            {
-                EndLaunchFailed(run, $"Cannot run as user '{user}': no such user on agent {_options.Hostname}");
-                return false;
-            }
-
-            run.RunAs = (uid, gid);
-        }
-
-        try
-        {
-            Directory.CreateDirectory(run.Sandbox!);
-            Touch(Path.Combine(run.Sandbox!, "stdout"));
-            Touch(Path.Combine(run.Sandbox!, "stderr"));
-            if (run.RunAs is var (runUid, runGid))
-            {
-                // The sandbox belongs to the task's user, as Mesos does it.
-                Native.Chown(run.Sandbox!, runUid, runGid);
-                Native.Chown(Path.Combine(run.Sandbox!, "stdout"), runUid, runGid);
-                Native.Chown(Path.Combine(run.Sandbox!, "stderr"), runUid, runGid);
-            }
-
-            File.Delete(Path.Combine(run.Sandbox!, LaunchFailedMarker));
-            run.ExitsLog = _checkpoint.WriteLaunch(new LaunchTask { Task = spec, Ports = run.Ports });
-            if (_cgroups is not null)
-            {
-                run.Cgroup = _cgroups.Create(TaskCgroupName(spec.Id), new CgroupLimits
-                {
-                    MemoryMiB = spec.Resources.MemMiB,
-                    MilliCpus = spec.Resources.MilliCpus,
-                    PidsLimit = spec.PidsLimit,
-                });
-            }
-
-            // posix_spawn in a new session (the task leads its own session and process group), reaped by
-            // the ChildReaper: see ChildProcess for why not System.Diagnostics.Process.
-            var info = BuildStartInfo(run);
-            var child = ChildProcess.Start(info.FileName, [info.FileName, .. info.ArgumentList],
-                info.Environment.Where(kv => kv.Value is not null).Select(kv => new KeyValuePair<string, string>(kv.Key, kv.Value!)),
-                info.WorkingDirectory, newSession: true);
-            run.Pid = child.Pid;
-            run.ShimExited = child.Exited;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or Win32Exception or InvalidOperationException)
-        {
-            LogLaunchFailed(_logger, spec.Id, ex);
-            if (run.Cgroup is { } cgroup)
-            {
-                _ = RemoveQuietlyAsync(spec.Id, cgroup);
-            }
-
-            EndLaunchFailed(run, $"Failed to launch task: {ex.Message}");
+            EndLaunchFailed(run, failed);
             return false;
         }
 
-        run.Phase = Phase.Running;
+        run.Phase = TaskPhase.Running;
         Emit(run, TaskState.Starting, TaskSources.Executor);
         Emit(run, TaskState.Running, TaskSources.Executor);
         LogLaunched(_logger, spec.Id, run.Pid, run.Cgroup?.Name);
@@ -449,7 +328,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 
     private void EndLaunchFailed(TaskRun run, string message)
     {
-        run.Phase = Phase.Ended;
+        run.Phase = TaskPhase.Ended;
         Emit(run, TaskState.Failed, TaskSources.Agent, message, TaskReasons.ContainerLaunchFailed);
     }
 
@@ -497,126 +376,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         return null;
     }
 
-    private ProcessStartInfo BuildStartInfo(TaskRun run)
-    {
-        var spec = run.Spec;
-        var info = new ProcessStartInfo(Shell)
-        {
-            UseShellExecute = false,
-            WorkingDirectory = run.Sandbox,
-        };
-
-        var env = info.Environment;
-        env.Clear();
-        foreach (var (key, value) in TaskEnvironment(run))
-        {
-            env[key] = value;
-        }
-
-        var args = info.ArgumentList;
-        args.Add("-c");
-        args.Add(ShimScript);
-        args.Add(ShimName);
-        args.Add(run.ExitsLog!);
-        args.Add(spec.Id);
-        var procs = run.Cgroup?.ProcsFiles.ToList() ?? [];
-        args.Add(procs.Count.ToString(CultureInfo.InvariantCulture));
-        foreach (var file in procs)
-        {
-            args.Add(file);
-        }
-
-        // No setsid step: the shim is spawned in a new session already (ChildProcess, newSession), so
-        // it leads the task's session and process group.
-
-        if (run.RunAs is var (uid, gid))
-        {
-            args.Add(_setpriv!);
-            args.Add(string.Create(CultureInfo.InvariantCulture, $"--reuid={uid}"));
-            args.Add(string.Create(CultureInfo.InvariantCulture, $"--regid={gid}"));
-            args.Add("--init-groups");
-            args.Add("--");
-            env["USER"] = spec.User!;
-            env["LOGNAME"] = spec.User!;
-        }
-
-        if (!string.IsNullOrWhiteSpace(spec.Shell))
-        {
-            if (SimpleCommand.TrySplit(spec.Shell) is { } words)
-            {
-                // "sleep 600": the program itself under the shim, without a `sh -c` process in between.
-                foreach (var word in words)
-                {
-                    args.Add(word);
-                }
-            }
-            else
-            {
-                args.Add(Shell);
-                args.Add("-c");
-                args.Add(spec.Shell);
-            }
-        }
-        else
-        {
-            foreach (var arg in spec.Args)
-            {
-                args.Add(arg);
-            }
-        }
-
-        return info;
-    }
-
-    /// <summary>The task's whole environment (also given to its COMMAND health checks).</summary>
-    private Dictionary<string, string> TaskEnvironment(TaskRun run)
-    {
-        var spec = run.Spec;
-        var env = new Dictionary<string, string>(StringComparer.Ordinal)
-        {
-            ["PATH"] = _path,
-            ["LANG"] = _lang,
-        };
-        foreach (var (key, value) in spec.Env)
-        {
-            if (key.Length > 0 && !key.Contains('=', StringComparison.Ordinal))
-            {
-                env[key] = value;
-            }
-        }
-
-        // Drover's own variables win over the task's: a task cannot lie to itself about its ports.
-        env["MESOS_SANDBOX"] = run.Sandbox!;
-        env["DROVER_SANDBOX"] = run.Sandbox!;
-        env["MESOS_TASK_ID"] = spec.Id;
-        env["DROVER_TASK_ID"] = spec.Id;
-        env["HOST"] = _options.Hostname;
-        var ports = run.Ports.IsDefault ? [] : run.Ports;
-        for (var i = 0; i < ports.Length; i++)
-        {
-            env[string.Create(CultureInfo.InvariantCulture, $"PORT{i}")] = ports[i].ToString(CultureInfo.InvariantCulture);
-        }
-
-        for (var i = 0; i < ports.Length && i < spec.PortNames.Length; i++)
-        {
-            // Marathon's PORT_<NAME> for named ports (upper-cased, anything but letters/digits as '_').
-            if (spec.PortNames[i] is { Length: > 0 } name)
-            {
-                var key = new string([.. name.ToUpperInvariant().Select(c => char.IsAsciiLetterOrDigit(c) ? c : '_')]);
-                env["PORT_" + key] = ports[i].ToString(CultureInfo.InvariantCulture);
-            }
-        }
-
-        if (ports.Length > 0)
-        {
-            env["PORT"] = ports[0].ToString(CultureInfo.InvariantCulture);
-            env["PORTS"] = string.Join(',', ports.Select(p => p.ToString(CultureInfo.InvariantCulture)));
-        }
-
-        return env;
-    }
-
-    /// <summary>Waits for the task to exit or be killed, cleans up its cgroup and reports the terminal state.</summary>
+    /// <summary>Waits for the task to exit or be killed, cleans up its stages and reports the terminal state.</summary>
     private async Task SuperviseAsync(TaskRun run)
     {
         try
@@ -628,10 +388,10 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             {
                 lock (run.Gate)
                 {
-                    killing = run.Phase == Phase.Killing;
+                    killing = run.Phase == TaskPhase.Killing;
                     if (!killing)
                     {
-                        run.Phase = Phase.Exiting;
+                        run.Phase = TaskPhase.Exiting;
                     }
                 }
             }
@@ -657,9 +417,9 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             LogSupervisionFailed(_logger, run.Spec.Id, ex);
             lock (run.Gate)
             {
-                if (run.Phase != Phase.Ended)
+                if (run.Phase != TaskPhase.Ended)
                 {
-                    run.Phase = Phase.Ended;
+                    run.Phase = TaskPhase.Ended;
                     Emit(run, TaskState.Failed, TaskSources.Agent, $"Task supervision failed: {ex.Message}", TaskReasons.ExecutorTerminated);
                 }
             }
@@ -672,27 +432,26 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 
     private async Task ReapExitedAsync(TaskRun run)
     {
-        var code = ExitCodeOf(run, await run.ShimExited!.ConfigureAwait(false));
+        var code = _pipeline.Runtime.ExitCodeOf(run, await run.ShimExited!.ConfigureAwait(false));
+        run.ExitCode = code;
         var signal = code is > 128 and <= 128 + 64 ? code.Value - 128 : 0;
-        var oom = run.Cgroup is not null && _cgroups!.WasOomKilled(run.Cgroup, signal == Native.SigKill);
-        var launchFailed = code == 125 && File.Exists(Path.Combine(run.Sandbox!, LaunchFailedMarker));
+        var launchFailure = ProcessRuntime.LaunchFailure(run, code);
         LogExited(_logger, run.Spec.Id, code ?? -1);
 
-        // No process outlives its task: whatever it left running in the background dies now.
-        await CleanUpAsync(run, mainExited: true).ConfigureAwait(false);
+        // No process outlives its task: whatever it left running in the background dies now (and the
+        // stages note any limitation the task hit, e.g. the OOM killer in its cgroup).
+        await _pipeline.CleanupAsync(run, CancellationToken.None).ConfigureAwait(false);
 
         TaskState state;
         string message;
         string? reason = null;
-        if (launchFailed)
+        if (launchFailure is not null)
         {
-            (state, message, reason) = (TaskState.Failed, "Failed to launch task: could not join its cgroups", TaskReasons.ContainerLaunchFailed);
+            (state, message, reason) = (TaskState.Failed, launchFailure, TaskReasons.ContainerLaunchFailed);
         }
-        else if (oom)
+        else if (run.Limitation is { } limitation)
         {
-            (state, message, reason) = (TaskState.Failed,
-                string.Create(CultureInfo.InvariantCulture, $"Memory limit exceeded: limit {run.Spec.Resources.MemMiB} MiB"),
-                TaskReasons.ContainerLimitationMemory);
+            (state, message, reason) = (TaskState.Failed, limitation.Message, limitation.Reason);
         }
         else if (code is null)
         {
@@ -715,7 +474,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 
         lock (run.Gate)
         {
-            run.Phase = Phase.Ended;
+            run.Phase = TaskPhase.Ended;
             Emit(run, state, TaskSources.Executor, message, reason, code);
         }
     }
@@ -725,7 +484,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         var grace = await run.KillRequested.Task.ConfigureAwait(false);
         if (!exited.IsCompleted)
         {
-            Signal(run, Native.SigTerm);
+            ProcessRuntime.Signal(run, Native.SigTerm);
             if (grace > TimeSpan.Zero)
             {
                 using var cts = new CancellationTokenSource();
@@ -736,15 +495,16 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 
         if (!exited.IsCompleted)
         {
-            Signal(run, Native.SigKill);
+            ProcessRuntime.Signal(run, Native.SigKill);
         }
 
-        await CleanUpAsync(run, mainExited: false).ConfigureAwait(false);
+        await _pipeline.CleanupAsync(run, CancellationToken.None).ConfigureAwait(false);
         int? code = null;
         try
         {
             await exited.WaitAsync(ReapTimeout, _time).ConfigureAwait(false);
-            code = ExitCodeOf(run, run.ShimExited!.Result);
+            code = _pipeline.Runtime.ExitCodeOf(run, run.ShimExited!.Result);
+            run.ExitCode = code;
         }
         catch (TimeoutException)
         {
@@ -754,8 +514,13 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         LogKilled(_logger, run.Spec.Id);
         lock (run.Gate)
         {
-            run.Phase = Phase.Ended;
-            if (run.HealthFailure is { } failure)
+            run.Phase = TaskPhase.Ended;
+            if (run.Limitation is { } limitation)
+            {
+                // Stopped by the agent for going over a limit (disk): a failure, as Mesos reports a container limitation.
+                Emit(run, TaskState.Failed, TaskSources.Executor, limitation.Message, limitation.Reason, code);
+            }
+            else if (run.HealthFailure is { } failure)
             {
                 // As Mesos' executors: the terminal update of a task killed for its health says it was unhealthy.
                 Emit(run, TaskState.Killed, TaskSources.Executor, $"Task killed: {failure}", TaskReasons.TaskHealthCheckStatusUpdated, code, healthy: false);
@@ -766,44 +531,6 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             }
         }
     }
-
-    /// <summary>SIGKILLs whatever is left of the task and removes its cgroup(s).</summary>
-    private async Task CleanUpAsync(TaskRun run, bool mainExited)
-    {
-        if (run.Cgroup is { } cgroup)
-        {
-            if (!await _cgroups!.KillAllAsync(cgroup).ConfigureAwait(false))
-            {
-                LogCgroupNotEmpty(_logger, run.Spec.Id, cgroup.Name);
-            }
-
-            if (!await _cgroups.RemoveAsync(cgroup).ConfigureAwait(false))
-            {
-                LogCgroupRemoveFailed(_logger, cgroup.Name);
-            }
-        }
-        else if (Native.KillGroup(run.Pid, Native.SigKill) && mainExited)
-        {
-            // Without cgroups the process group is all we have; its id cannot be reused while the group exists.
-            LogLeftoversKilled(_logger, run.Spec.Id);
-        }
-    }
-
-    /// <summary>Signals the task's process group (the shim was spawned in a new session, so the task leads one).</summary>
-    private static void Signal(TaskRun run, int signal)
-    {
-        if (!Native.KillGroup(run.Pid, signal))
-        {
-            Native.Kill(run.Pid, signal);
-        }
-    }
-
-    /// <summary>
-    /// The command's exit status: what the shim recorded, else (the shim itself was killed) the shim's
-    /// own status when this process is its parent, else unknown.
-    /// </summary>
-    private int? ExitCodeOf(TaskRun run, int shimStatus) =>
-        _checkpoint.ReadExit(run.Spec.Id) ?? (shimStatus == ChildReaper.UnknownStatus ? null : shimStatus);
 
     /// <summary>Registers the task's health and readiness checks, if it has any. Called with the run's lock held.</summary>
     private void StartChecks(TaskRun run)
@@ -818,8 +545,10 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
                 ReadinessChecks = spec.ReadinessChecks,
                 Ports = run.Ports,
                 WorkingDirectory = run.Sandbox!,
-                Environment = TaskEnvironment(run),
+                Environment = run.Environment,
                 CgroupProcsFiles = [.. run.Cgroup?.ProcsFiles ?? []],
+                NamespacePid = run.Isolated ? run.Pid : null,
+                RunAs = run.RunAs,
             });
         }
     }
@@ -834,26 +563,22 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
     {
         var adopted = 0;
         var ended = 0;
-        var shims = FindShims();
+        var shims = ProcessRuntime.FindShims();
         foreach (var rec in _checkpoint.Recovered)
         {
-            var identity = new ShimIdentity(rec.ExitsLog, rec.TaskId);
-            var shim = shims.GetValueOrDefault(identity);
-            var run = new TaskRun(rec.Launch.Task, rec.Launch.Ports, Path.Combine(_sandboxRoot, rec.TaskId))
+            var run = new TaskRun(rec.Launch.Task, rec.Launch.Ports, _sandbox.PathOf(rec.TaskId))
             {
-                Cgroup = _cgroups?.Open(TaskCgroupName(rec.TaskId)),
-                Pid = shim,
-                Phase = Phase.Running,
+                Phase = TaskPhase.Running,
                 ExitsLog = rec.ExitsLog,
+                StageState = rec.StageState is { } state ? new Dictionary<string, string>(state, StringComparer.Ordinal) : null,
             };
-
-            // The shim may have ended between the scan and now: WatchForeign checks it again through a pidfd.
-            var watch = shim > 0 && rec.ExitCode is null ? ChildReaper.Instance.WatchForeign(shim, p => IdentifyShim(p) == identity) : null;
-            run.ShimExited = watch ?? Task.FromResult(ChildReaper.UnknownStatus);
+            _pipeline.Recover(run);
+            var alive = ProcessRuntime.Adopt(run, shims.GetValueOrDefault(new ShimIdentity(rec.ExitsLog, rec.TaskId)), rec.ExitCode is not null);
             _tasks[rec.TaskId] = run;
-            if (watch is not null)
+            if (alive)
             {
                 adopted++;
+                run.Environment = ProcessRuntime.EnvironmentOf(run, _path, _lang, _options.Hostname);
                 lock (run.Gate)
                 {
                     StartChecks(run);
@@ -873,82 +598,11 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         }
     }
 
-    /// <summary>
-    /// The shims running on this machine, by the exits log and task id their command line names (one
-    /// scan of /proc when the agent starts: the shims do not record their pids, to keep a launch to as
-    /// few files as possible). Shims of other agents on the machine name other work dirs.
-    /// </summary>
-    internal static Dictionary<ShimIdentity, int> FindShims()
-    {
-        var shims = new Dictionary<ShimIdentity, int>();
-        foreach (var dir in Directory.EnumerateDirectories("/proc"))
-        {
-            // comm first: reading a command line takes the process' mmap lock, which a process hung
-            // in the kernel may hold; a shim's comm is that of /bin/sh.
-            if (int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
-                && ReadProc(pid, "comm")?.TrimEnd('\n') == ShellComm
-                && IdentifyShim(pid) is { } identity)
-            {
-                shims[identity] = pid;
-            }
-        }
-
-        return shims;
-    }
-
-    /// <summary>The exits log and task id named by <paramref name="pid"/>'s command line if it is a shim, else null.</summary>
-    private static ShimIdentity? IdentifyShim(int pid)
-    {
-        var argv = ReadProc(pid, "cmdline")?.Split('\0');
-        var at = argv is null ? -1 : Array.IndexOf(argv, ShimName);
-        return at >= 0 && at + 2 < argv!.Length ? new ShimIdentity(argv[at + 1], argv[at + 2]) : null;
-    }
-
-    private static string? ReadProc(int pid, string file)
-    {
-        try
-        {
-            return File.ReadAllText(string.Create(CultureInfo.InvariantCulture, $"/proc/{pid}/{file}"));
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return null;
-        }
-    }
+    /// <summary>The shims running on this machine, by the exits log and task id their command line names (see <see cref="ProcessRuntime.FindShims"/>).</summary>
+    internal static Dictionary<ShimIdentity, int> FindShims() => ProcessRuntime.FindShims();
 
     /// <summary>What a shim's command line says it supervises.</summary>
     internal readonly record struct ShimIdentity(string ExitsLog, string TaskId);
-
-    private async Task ReapOrphansAsync()
-    {
-        foreach (var child in _cgroups!.ListChildren(_cgroupName))
-        {
-            if (_tasks.ContainsKey(child) || !Ids.IsValidName(child))
-            {
-                continue;
-            }
-
-            var cgroup = _cgroups.Open(TaskCgroupName(child));
-            var pids = _cgroups.ListPids(cgroup).Count;
-            await _cgroups.KillAllAsync(cgroup).ConfigureAwait(false);
-            await _cgroups.RemoveAsync(cgroup).ConfigureAwait(false);
-            LogOrphanReaped(_logger, cgroup.Name, pids);
-        }
-    }
-
-    private async Task RemoveQuietlyAsync(string taskId, Cgroup cgroup)
-    {
-        try
-        {
-            await _cgroups!.RemoveAsync(cgroup).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            LogCleanupFailed(_logger, taskId, ex);
-        }
-    }
-
-    private string TaskCgroupName(string taskId) => $"{_cgroupName}/{taskId}";
 
     bool IHealthReporter.ReportHealth(string taskId, bool healthy, string message, ImmutableArray<HealthCheckResult> results) =>
         EmitRunning(taskId, message, TaskReasons.TaskHealthCheckStatusUpdated, healthy, results, ready: null);
@@ -966,7 +620,7 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 
         lock (run.Gate)
         {
-            if (run.Phase != Phase.Running)
+            if (run.Phase != TaskPhase.Running)
             {
                 return false;
             }
@@ -981,6 +635,64 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
     }
 
     void IHealthReporter.KillUnhealthy(string taskId, string message) => Kill(taskId, gracePeriod: null, healthFailure: message);
+
+    /// <summary>
+    /// Stops a running task that went over a limit the agent enforces (disk): SIGKILL at once, no TASK_KILLING, and the
+    /// terminal update is TASK_FAILED with the limitation's reason and message, as Mesos reports a container limitation.
+    /// False when the task is no longer running.
+    /// </summary>
+    private bool KillForLimitation(TaskRun run, TaskLimitation limitation)
+    {
+        lock (run.Gate)
+        {
+            if (run.Phase != TaskPhase.Running)
+            {
+                return false;
+            }
+
+            run.Phase = TaskPhase.Killing;
+            run.Limitation = limitation;
+        }
+
+        if (run.Health is { } health)
+        {
+            _health.Stop(health);
+        }
+
+        run.KillRequested.TrySetResult(TimeSpan.Zero);
+        return true;
+    }
+
+    /// <summary>
+    /// What isolation needs, checked once at start so an agent that cannot isolate tasks says so in one sentence instead
+    /// of failing every launch: root, setpriv, the default task user, and a kernel that lets it build the namespaces.
+    /// </summary>
+    private static void CheckCanIsolate(ProcessExecutorOptions options, string? setpriv)
+    {
+        if (!Environment.IsPrivilegedProcess)
+        {
+            throw new InvalidOperationException("isolating tasks (own user, namespaces, no capabilities) needs the agent to run as root");
+        }
+
+        if (setpriv is null)
+        {
+            throw new InvalidOperationException(
+                "tasks run as their own user through setpriv, which is missing: install util-linux (apt-get install util-linux)");
+        }
+
+        if (FindExecutable("mount", DefaultPath) is null)
+        {
+            throw new InvalidOperationException(
+                "tasks' /proc is mounted with mount(8) on kernels before 6.18, which is missing: install it (apt-get install mount)");
+        }
+
+        if (!Native.TryGetUser(options.DefaultTaskUser, out _, out _))
+        {
+            throw new InvalidOperationException($"the default task user '{options.DefaultTaskUser}' does not exist on this machine (--default-task-user)");
+        }
+
+        _ = NamespaceSpawner.Instance;
+    }
 
     private void Emit(TaskRun run, TaskState state, string source, string? message = null, string? reason = null, int? exitCode = null, bool? healthy = null) =>
         _updates.Writer.TryWrite(NewStatus(run, state, source, message, reason, exitCode, healthy));
@@ -999,12 +711,6 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
             Uuid = Ids.NewUuid(),
         };
 
-    private static void Touch(string path)
-    {
-        // A bare handle, not a FileStream: this runs twice per launch, and FileStream's set-up showed in profiles.
-        using var _ = File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.Write, FileShare.ReadWrite);
-    }
-
     private static string? FindExecutable(string name, string path)
     {
         foreach (var dir in new[] { "/usr/bin", "/bin" }.Concat(path.Split(':', StringSplitOptions.RemoveEmptyEntries)))
@@ -1017,57 +723,5 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         }
 
         return null;
-    }
-
-    private enum Phase
-    {
-        Launching,
-        Running,
-        Killing,
-        Exiting,
-        Ended,
-    }
-
-    private sealed class TaskRun(TaskSpec spec, ImmutableArray<int> ports, string? sandbox)
-    {
-        public Lock Gate { get; } = new();
-
-        public TaskSpec Spec { get; } = spec;
-
-        public ImmutableArray<int> Ports { get; } = ports;
-
-        /// <summary>Null only for a task whose id is unusable as a directory name (it fails at launch).</summary>
-        public string? Sandbox { get; } = sandbox;
-
-        /// <summary>The uid/gid to run as when the spec names a user.</summary>
-        public (uint Uid, uint Gid)? RunAs { get; set; }
-
-        public Phase Phase { get; set; } = Phase.Launching;
-
-        public Cgroup? Cgroup { get; set; }
-
-        /// <summary>
-        /// Completes when the shim exits: with its wait status when this process spawned it, with
-        /// <see cref="ChildReaper.UnknownStatus"/> for a shim adopted from a previous agent process.
-        /// </summary>
-        public Task<int>? ShimExited { get; set; }
-
-        /// <summary>The exits log the task's shim appends its exit status to.</summary>
-        public string? ExitsLog { get; set; }
-
-        /// <summary>The shim's pid: it leads the task's session and process group.</summary>
-        public int Pid { get; set; }
-
-        /// <summary>The task's health check registration, when it has a check.</summary>
-        public HealthChecker.TaskHealth? Health { get; set; }
-
-        /// <summary>Set when the task is being killed for failing its health check: why.</summary>
-        public string? HealthFailure { get; set; }
-
-        /// <summary>Set (once) with the grace period when a kill is requested.</summary>
-        public TaskCompletionSource<TimeSpan> KillRequested { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        /// <summary>Completes when the task has ended and been cleaned up.</summary>
-        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }

@@ -1,9 +1,11 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Drover.Core;
 using Drover.Core.Json;
 using Drover.Core.Protocol;
+using Microsoft.Win32.SafeHandles;
 
 namespace Drover.Agent.Execution;
 
@@ -12,7 +14,9 @@ namespace Drover.Agent.Execution;
 /// Two kinds of append-only log in <c>{WorkDir}/meta/tasks/</c>, no file per task:
 /// <list type="bullet">
 /// <item><c>tasks.log</c>, written by the agent: <c>L {generation} {launch json}</c> before a task is
-/// spawned, <c>F {taskId}</c> once the master has acknowledged its terminal update (forgotten).</item>
+/// spawned (followed by a tab and the launch stages' state as a JSON object when a stage has some: see
+/// <c>Stages/ILaunchStage.cs</c>), <c>F {taskId}</c> once the master has acknowledged its terminal update
+/// (forgotten).</item>
 /// <item><c>exits.{generation}.log</c>, appended by the tasks' supervisors (shims): <c>{taskId} {status}</c>
 /// when the command ends, status in shell convention (128+n for signal n). A shim names its exits
 /// log on its command line; one <c>echo</c> is one <c>write(2)</c> to an <c>O_APPEND</c> file, so
@@ -49,8 +53,8 @@ internal sealed class TaskCheckpoint : IDisposable
 
     private readonly Lock _gate = new();
 
-    /// <summary>Live (not forgotten) launches and the exits generation each was launched in.</summary>
-    private readonly Dictionary<string, (LaunchTask Launch, int Generation)> _live = new(StringComparer.Ordinal);
+    /// <summary>Live (not forgotten) launches, the exits generation each was launched in, and its stages' state.</summary>
+    private readonly Dictionary<string, (LaunchTask Launch, int Generation, IReadOnlyDictionary<string, string>? StageState)> _live = new(StringComparer.Ordinal);
 
     /// <summary>Live tasks per exits generation: a generation's file goes when its count reaches 0.</summary>
     private readonly Dictionary<int, int> _generationUse = [];
@@ -58,6 +62,9 @@ internal sealed class TaskCheckpoint : IDisposable
     /// <summary>Exit statuses read so far, by task; and how far each generation's file has been read.</summary>
     private readonly Dictionary<string, int> _exits = new(StringComparer.Ordinal);
     private readonly Dictionary<int, long> _exitsRead = [];
+
+    /// <summary>Exits logs open for appending, by path: handed to shims that cannot reach them by path.</summary>
+    private readonly Dictionary<string, SafeFileHandle> _exitsHandles = new(StringComparer.Ordinal);
 
     private FileStream _tasksLog;
     private int _generation;
@@ -70,6 +77,9 @@ internal sealed class TaskCheckpoint : IDisposable
     {
         Root = Path.Combine(Path.GetFullPath(workDir), "meta", "tasks");
         Directory.CreateDirectory(Root);
+
+        // The agent's own: launch lines hold every task's environment, secrets included.
+        Native.Chmod(Path.GetDirectoryName(Root)!, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         Recovered = Load();
         _tasksLog = Rewrite();
     }
@@ -93,10 +103,10 @@ internal sealed class TaskCheckpoint : IDisposable
     }
 
     /// <summary>
-    /// Records the launch before the task is spawned and returns the exits log its shim must append to.
-    /// A second launch of a live id replaces the first (its exit status is dropped).
+    /// Records the launch (with the launch stages' state, if any) before the task is spawned and returns the
+    /// exits log its shim must append to. A second launch of a live id replaces the first (its exit status is dropped).
     /// </summary>
-    public string WriteLaunch(LaunchTask launch)
+    public string WriteLaunch(LaunchTask launch, IReadOnlyDictionary<string, string>? stageState = null)
     {
         var json = JsonSerializer.SerializeToUtf8Bytes(launch, DroverJsonContext.Default.LaunchTask);
         lock (_gate)
@@ -114,11 +124,31 @@ internal sealed class TaskCheckpoint : IDisposable
             }
 
             Drop(launch.Task.Id);
-            Append(LaunchLine(_generation, json));
-            _live[launch.Task.Id] = (launch, _generation);
+            Append(LaunchLine(_generation, json, stageState));
+            _live[launch.Task.Id] = (launch, _generation, stageState);
             _generationUse[_generation] = _generationUse.GetValueOrDefault(_generation) + 1;
             _launchesInGeneration++;
             return ExitsLogOf(_generation);
+        }
+    }
+
+    /// <summary>
+    /// The exits log <paramref name="exitsLog"/> (as <see cref="WriteLaunch"/> returned it) open for appending with
+    /// <c>O_APPEND</c>, for a shim to inherit: an isolated task's mount namespace hides the agent's work dir, so its shim
+    /// records the exit status through this descriptor. Owned by the checkpoint; valid while a task of its generation lives.
+    /// </summary>
+    public SafeFileHandle ExitsHandle(string exitsLog)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (!_exitsHandles.TryGetValue(exitsLog, out var handle))
+            {
+                handle = Native.OpenAppend(exitsLog);
+                _exitsHandles[exitsLog] = handle;
+            }
+
+            return handle;
         }
     }
 
@@ -170,6 +200,12 @@ internal sealed class TaskCheckpoint : IDisposable
         {
             _disposed = true;
             _tasksLog.Dispose();
+            foreach (var handle in _exitsHandles.Values)
+            {
+                handle.Dispose();
+            }
+
+            _exitsHandles.Clear();
         }
     }
 
@@ -199,14 +235,28 @@ internal sealed class TaskCheckpoint : IDisposable
     {
         _generationUse.Remove(generation);
         _exitsRead.Remove(generation);
+        if (_exitsHandles.Remove(ExitsLogOf(generation), out var handle))
+        {
+            handle.Dispose();
+        }
+
         File.Delete(ExitsLogOf(generation));
     }
 
-    /// <summary><c>L {generation} {launch json}\n</c>, one line of <c>tasks.log</c> (compact JSON has no newline).</summary>
-    private static byte[] LaunchLine(int generation, byte[] json)
+    /// <summary>
+    /// <c>L {generation} {launch json}[\t{stage state json}]\n</c>, one line of <c>tasks.log</c> (compact JSON has
+    /// no newline and no tab: both are escaped in strings).
+    /// </summary>
+    private static byte[] LaunchLine(int generation, byte[] json, IReadOnlyDictionary<string, string>? stageState)
     {
         var prefix = Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"L {generation} "));
-        return [.. prefix, .. json, (byte)'\n'];
+        if (stageState is null)
+        {
+            return [.. prefix, .. json, (byte)'\n'];
+        }
+
+        var state = JsonSerializer.SerializeToUtf8Bytes(stageState, CheckpointJsonContext.Default.IReadOnlyDictionaryStringString);
+        return [.. prefix, .. json, (byte)'\t', .. state, (byte)'\n'];
     }
 
     private void Append(byte[] line)
@@ -272,16 +322,19 @@ internal sealed class TaskCheckpoint : IDisposable
             }
 
             var parts = line.Split(' ', 3);
-            if (parts is not ["L", var gen, var json] || !int.TryParse(gen, NumberStyles.None, CultureInfo.InvariantCulture, out var generation))
+            if (parts is not ["L", var gen, var record] || !int.TryParse(gen, NumberStyles.None, CultureInfo.InvariantCulture, out var generation))
             {
                 continue;
             }
 
             try
             {
+                var tab = record.IndexOf('\t', StringComparison.Ordinal);
+                var json = tab < 0 ? record : record[..tab];
+                var stageState = tab < 0 ? null : JsonSerializer.Deserialize(record.AsSpan(tab + 1), CheckpointJsonContext.Default.IReadOnlyDictionaryStringString);
                 if (JsonSerializer.Deserialize(json, DroverJsonContext.Default.LaunchTask) is { } launch && Ids.IsValidName(launch.Task.Id))
                 {
-                    _live[launch.Task.Id] = (launch, generation);
+                    _live[launch.Task.Id] = (launch, generation, stageState);
                 }
             }
             catch (JsonException)
@@ -290,7 +343,7 @@ internal sealed class TaskCheckpoint : IDisposable
             }
         }
 
-        foreach (var (_, generation) in _live.Values)
+        foreach (var (_, generation, _) in _live.Values)
         {
             _generationUse[generation] = _generationUse.GetValueOrDefault(generation) + 1;
             _generation = Math.Max(_generation, generation + 1);
@@ -313,7 +366,10 @@ internal sealed class TaskCheckpoint : IDisposable
             File.Delete(file);
         }
 
-        return [.. _live.Select(kv => new RecoveredTask(kv.Key, kv.Value.Launch, _exits.TryGetValue(kv.Key, out var code) ? code : null, ExitsLogOf(kv.Value.Generation)))];
+        return [.. _live.Select(kv => new RecoveredTask(kv.Key, kv.Value.Launch, _exits.TryGetValue(kv.Key, out var code) ? code : null, ExitsLogOf(kv.Value.Generation))
+        {
+            StageState = kv.Value.StageState,
+        })];
     }
 
     /// <summary>Writes <c>tasks.log</c> afresh with only the live launches (no partial line can follow) and opens it for appending. Lock held or constructing.</summary>
@@ -323,9 +379,9 @@ internal sealed class TaskCheckpoint : IDisposable
         var tmp = path + ".tmp";
         using (var file = new FileStream(tmp, FileMode.Create, FileAccess.Write))
         {
-            foreach (var (_, (launch, generation)) in _live)
+            foreach (var (_, (launch, generation, stageState)) in _live)
             {
-                file.Write(LaunchLine(generation, JsonSerializer.SerializeToUtf8Bytes(launch, DroverJsonContext.Default.LaunchTask)));
+                file.Write(LaunchLine(generation, JsonSerializer.SerializeToUtf8Bytes(launch, DroverJsonContext.Default.LaunchTask), stageState));
             }
         }
 
@@ -337,4 +393,12 @@ internal sealed class TaskCheckpoint : IDisposable
 
 /// <param name="ExitCode">The command's exit status, or null when the shim has not recorded one.</param>
 /// <param name="ExitsLog">The exits log the task's shim appends to (its command line names it).</param>
-internal sealed record RecoveredTask(string TaskId, LaunchTask Launch, int? ExitCode, string ExitsLog);
+internal sealed record RecoveredTask(string TaskId, LaunchTask Launch, int? ExitCode, string ExitsLog)
+{
+    /// <summary>What the launch stages checkpointed with the launch (stage name → state), or null.</summary>
+    public IReadOnlyDictionary<string, string>? StageState { get; init; }
+}
+
+/// <summary>The checkpoint's own JSON: the launch stages' state.</summary>
+[JsonSerializable(typeof(IReadOnlyDictionary<string, string>))]
+internal sealed partial class CheckpointJsonContext : JsonSerializerContext;

@@ -32,7 +32,6 @@ public sealed partial class ExecutorManager : ITaskExecutor
 
     private readonly ITaskExecutor _tasks;
     private readonly ProcessTaskExecutor _containers;
-    private readonly string _containersSandboxRoot;
     private readonly string _tasksSandboxRoot;
     private readonly ExecutorManagerOptions _options;
     private readonly TimeProvider _time;
@@ -78,8 +77,10 @@ public sealed partial class ExecutorManager : ITaskExecutor
         {
             WorkDir = Path.Combine(Path.GetFullPath(processOptions.WorkDir), "executors"),
             CgroupName = processOptions.CgroupName.TrimEnd('/') + "-executors",
+
+            // An executor sees its own sandbox, never the agent's work dir around it (the tasks' sandboxes included).
+            AgentRoot = Path.GetFullPath(processOptions.AgentRoot ?? processOptions.WorkDir),
         };
-        _containersSandboxRoot = Path.Combine(containerOptions.WorkDir, "sandboxes");
         _tasksSandboxRoot = Path.Combine(Path.GetFullPath(processOptions.WorkDir), "sandboxes");
         _tokens = ExecutorTokens.LoadOrCreate(Path.Combine(Path.GetFullPath(processOptions.WorkDir), "meta"), time);
         RestrictToOwner(Path.Combine(containerOptions.WorkDir, "meta"));
@@ -336,7 +337,7 @@ public sealed partial class ExecutorManager : ITaskExecutor
         foreach (var task in tasks)
         {
             task.Run = run;
-            task.Sandbox = Path.Combine(_containersSandboxRoot, run.ContainerId);
+            task.Sandbox = _containers.SandboxOf(run.ContainerId)!;
             LinkSandbox(task.Launch.Task.Id, task.Sandbox);
             run.Tasks[task.Launch.Task.Id] = task;
         }
@@ -820,7 +821,7 @@ public sealed partial class ExecutorManager : ITaskExecutor
         var run = new ExecutorRun(exec, containerId) { MesosTaskIds = firstTask.FrameworkId is not null, MesosTaskIdsKnown = true };
         _executors[(exec.FrameworkId, exec.ExecutorId)] = run;
         _byContainer[containerId] = run;
-        var sandbox = Path.Combine(_containersSandboxRoot, containerId);
+        var sandbox = _containers.SandboxOf(containerId)!;
         var env = exec.Env
             .SetItem("MESOS_FRAMEWORK_ID", exec.FrameworkId)
             .SetItem("MESOS_EXECUTOR_ID", exec.ExecutorId)
@@ -1422,7 +1423,7 @@ public sealed partial class ExecutorManager : ITaskExecutor
             if (_executors.TryGetValue((exec.FrameworkId, exec.ExecutorId), out var run))
             {
                 task.Run = run;
-                task.Sandbox = Path.Combine(_containersSandboxRoot, run.ContainerId);
+                task.Sandbox = _containers.SandboxOf(run.ContainerId);
                 run.Tasks[id] = task;
                 if (!ended)
                 {

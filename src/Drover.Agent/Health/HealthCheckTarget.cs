@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using Drover.Agent.Execution;
 using Drover.Core.Health;
 
 namespace Drover.Agent.Health;
@@ -23,8 +24,17 @@ internal sealed record HealthCheckTarget
     /// <summary>The task's environment (PORT0…, HOST, MESOS_SANDBOX…), given to COMMAND checks.</summary>
     public IReadOnlyDictionary<string, string> Environment { get; init; } = ImmutableDictionary<string, string>.Empty;
 
-    /// <summary>The task cgroup's <c>cgroup.procs</c> files: a COMMAND check joins them, so it runs within the task's limits.</summary>
+    /// <summary>The task cgroup's <c>cgroup.procs</c> files: a COMMAND check is moved there, so it runs within the task's limits.</summary>
     public ImmutableArray<string> CgroupProcsFiles { get; init => field = value.IsDefault ? [] : value; } = [];
+
+    /// <summary>
+    /// A process in the task's namespaces (its shim), when the task has namespaces of its own: a COMMAND check runs in
+    /// them, so it sees what the task sees (its <c>/tmp</c>, its processes). Null: the agent's namespaces.
+    /// </summary>
+    public int? NamespacePid { get; init; }
+
+    /// <summary>The user the task runs as: a COMMAND check runs as that user with the same privileges, never more.</summary>
+    public RunAsUser? RunAs { get; init; }
 }
 
 /// <summary>What the <see cref="HealthChecker"/> needs from the owner of the tasks (the executor).</summary>

@@ -1,5 +1,4 @@
 using System.ComponentModel;
-using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
@@ -7,6 +6,7 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using Drover.Agent.Execution;
+using Drover.Agent.Execution.Cgroups;
 using Drover.Agent.Execution.Spawn;
 using Drover.Core.Health;
 
@@ -37,21 +37,16 @@ internal readonly record struct ProbeResult(ProbeOutcome Outcome, string Detail)
 internal sealed class HealthProbes : IDisposable
 {
     /// <summary>
-    /// $1 = number of cgroup.procs files, then those files, then the argv to exec. Like the task shim:
-    /// user text only ever travels as arguments. Exit status 125 = could not join the task's cgroup.
-    /// The check's stdout and stderr are appended to the task's sandbox <c>stderr</c>, as Mesos' checker
-    /// sends them to the executor's stderr (no file of its own: a file created per task is a cost at
-    /// launch rate, docs/benchmarks.md).
+    /// $1 = the command. Like the task shim: user text only ever travels as arguments. It waits on descriptor 3 until the
+    /// agent has moved it into the task's cgroup (<c>go</c>); exit status 125 = it could not be. The check's stdout and
+    /// stderr are appended to the task's sandbox <c>stderr</c>, as Mesos' checker sends them to the executor's stderr (no
+    /// file of its own: a file created per task is a cost at launch rate, docs/benchmarks.md); it opens the file as the
+    /// task's user, so a link the task put there gets it nothing it could not write itself.
     /// </summary>
     internal const string CommandShim = """
         exec </dev/null >>stderr 2>&1
-        n=$1
-        shift
-        while [ "$n" -gt 0 ]; do
-          echo $$ >"$1" || exit 125
-          shift
-          n=$((n - 1))
-        done
+        read -r go <&3 && [ "$go" = go ] || exit 125
+        exec 3<&-
         eval "$1"
         """;
 
@@ -220,19 +215,27 @@ internal sealed class HealthProbes : IDisposable
         // Spawned and reaped outside System.Diagnostics.Process (see ChildProcess): a check runs
         // every interval for every task, and Process's per-child bookkeeping does not scale to that.
         ChildProcess process;
+        var (wait, release) = Native.Pipe();
         try
         {
-            var info = BuildStartInfo(target, check);
-            process = ChildProcess.Start(info.FileName, [info.FileName, .. info.ArgumentList],
-                info.Environment.Where(kv => kv.Value is not null).Select(kv => new KeyValuePair<string, string>(kv.Key, kv.Value!)),
-                info.WorkingDirectory, newSession: true);
+            var argv = BuildArgv(check);
+            using var request = new SpawnRequest(argv[0], argv, target.Environment, target.WorkingDirectory, newSession: true, [(wait, 3)]);
+            process = target.NamespacePid is not null || target.RunAs is not null
+                ? NamespaceSpawner.Instance.SpawnAs(target.NamespacePid, target.RunAs, request)
+                : request.Spawn();
         }
         catch (Exception ex) when (ex is Win32Exception or InvalidOperationException or IOException)
         {
+            Native.Close(release);
             return ProbeResult.Unhealthy($"the command could not start: {ex.Message}");
+        }
+        finally
+        {
+            Native.Close(wait);
         }
 
         var pid = process.Pid;
+        Place(target, pid, release);
         int code;
         try
         {
@@ -257,36 +260,35 @@ internal sealed class HealthProbes : IDisposable
         };
     }
 
-    private ProcessStartInfo BuildStartInfo(HealthCheckTarget target, HealthCheck check)
+    /// <summary>
+    /// <c>/bin/sh -c SHIM drover-health command</c>. It is spawned as the task's user with the task's privileges when it
+    /// has one (<see cref="NamespaceSpawner.SpawnAs"/>: no setpriv process). No setsid step: the check is spawned in a new
+    /// session (one exec fewer per check), so it leads its own process group and a timeout kills everything it started.
+    /// The shim evaluates the command itself (no second shell).
+    /// </summary>
+    private static string[] BuildArgv(HealthCheck check) => [Shell, "-c", CommandShim, "drover-health", check.Command ?? ""];
+
+    /// <summary>Moves the check into the task's cgroup(s), then lets it run; if it cannot be moved, it gives up (status 125).</summary>
+    private static void Place(HealthCheckTarget target, int pid, int release)
     {
-        var info = new ProcessStartInfo(Shell)
+        try
         {
-            UseShellExecute = false,
-            WorkingDirectory = target.WorkingDirectory,
-        };
-        info.Environment.Clear();
-        foreach (var (key, value) in target.Environment)
-        {
-            info.Environment[key] = value;
+            var text = pid.ToString(CultureInfo.InvariantCulture);
+            foreach (var procs in target.CgroupProcsFiles)
+            {
+                CgroupDriver.WriteFile(procs, text);
+            }
+
+            Native.Write(release, "go\n"u8);
         }
-
-        var args = info.ArgumentList;
-        args.Add("-c");
-        args.Add(CommandShim);
-        args.Add("drover-health");
-        args.Add(target.CgroupProcsFiles.Length.ToString(CultureInfo.InvariantCulture));
-        foreach (var file in target.CgroupProcsFiles)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            args.Add(file);
+            // Not released: the check ends with status 125, reported as a failed check.
         }
-
-        // No setsid step: the check is spawned in a new session (one exec fewer per check), so it
-        // leads its own process group and a timeout kills everything it started.
-
-        // The shim evaluates the command itself (no second shell): one spawn per check. It runs with
-        // the same environment, in the task's cgroups, and its exit status is the command's.
-        args.Add(check.Command ?? "");
-        return info;
+        finally
+        {
+            Native.Close(release);
+        }
     }
 
     /// <summary>SIGKILLs the check's process group (it leads one: it is spawned in a new session).</summary>

@@ -12,6 +12,11 @@ namespace Drover.Agent.Host;
 /// <c>GET /agent/v1/tasks/{id}/files/{stdout|stderr}?offset=N&amp;length=M</c> returns raw bytes and
 /// the file's size in <c>X-Drover-File-Size</c>. In <c>drover dev</c> these share the master's port.
 /// </summary>
+/// <remarks>
+/// The sandbox belongs to the task, which may have replaced its <c>stdout</c> with a link to any file the agent (root)
+/// can read. So the file is opened beneath the sandbox without following any link (<c>openat2</c>, see
+/// <see cref="Native.OpenBeneath"/>), and only a regular file is served: a link, a FIFO or a device is answered 404.
+/// </remarks>
 public static class AgentEndpoints
 {
     public const string SizeHeader = "X-Drover-File-Size";
@@ -28,20 +33,28 @@ public static class AgentEndpoints
                 return Results.NotFound();
             }
 
-            var sandbox = executor.SandboxPath(id);
-            var path = sandbox is null ? null : Path.Combine(sandbox, name);
-            if (path is null || !File.Exists(path))
+            using var file = executor.SandboxPath(id) is { } sandbox ? Native.OpenBeneath(sandbox, name) : null;
+            if (file is null)
             {
                 return Results.NotFound();
             }
 
-            await using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.Asynchronous);
-            var size = file.Length;
+            var size = RandomAccess.GetLength(file);
             var from = Math.Clamp(offset ?? 0, 0, size);
             var count = (int)Math.Min(Math.Clamp(length ?? MaxLength, 0, MaxLength), size - from);
             var buffer = new byte[count];
-            file.Position = from;
-            var read = await file.ReadAtLeastAsync(buffer, count, throwOnEndOfStream: false, http.RequestAborted);
+            var read = 0;
+            while (read < count)
+            {
+                var n = await RandomAccess.ReadAsync(file, buffer.AsMemory(read), from + read, http.RequestAborted);
+                if (n == 0)
+                {
+                    break;
+                }
+
+                read += n;
+            }
+
             http.Response.Headers[SizeHeader] = size.ToString(CultureInfo.InvariantCulture);
             return Results.Bytes(buffer.AsMemory(0, read), "application/octet-stream");
         }).WithMetadata(RouteAccess.Master);

@@ -1,4 +1,6 @@
+using System.Security.Cryptography.X509Certificates;
 using Drover.Core.Security;
+using Drover.Core.Security.Pki;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 
@@ -12,13 +14,21 @@ namespace Drover.Agent.Host;
 /// </summary>
 public static class AgentGate
 {
-    public static IApplicationBuilder UseAgentGate(this IApplicationBuilder app, BrowserGuard guard, bool secure)
+    /// <param name="clusterRoots">With TLS, the cluster CA: a caller's certificate must chain to it (checked per request, expiry included); null: no TLS.</param>
+    public static IApplicationBuilder UseAgentGate(this IApplicationBuilder app, BrowserGuard guard, X509Certificate2Collection? clusterRoots)
     {
+        var secure = clusterRoots is not null;
         ArgumentNullException.ThrowIfNull(app);
         ArgumentNullException.ThrowIfNull(guard);
         return app.Use(async (http, next) =>
         {
             var request = http.Request;
+            if (http.GetEndpoint()?.Metadata.GetMetadata<Microsoft.AspNetCore.Http.Metadata.IRequestSizeLimitMetadata>() is null
+                && http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+            {
+                limit.MaxRequestBodySize = RequestLimits.DefaultMaxBody;
+            }
+
             var hasBody = request.ContentLength > 0 || (request.ContentLength is null && http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestBodyDetectionFeature>()?.CanHaveBody == true); // HTTP/2 bodies carry no length
             if (guard.Check(request.Method, request.Host.Value, request.Headers.Origin.ToString(), $"{request.Scheme}://{request.Host}", request.ContentType, hasBody,
                     routeChecksContentType: request.Path.StartsWithSegments("/api/v1")) is { } refused)
@@ -28,7 +38,14 @@ public static class AgentGate
             }
 
             var access = http.GetEndpoint()?.Metadata.GetMetadata<RouteAccess>();
-            var caller = !secure ? Caller.Dev : WorkloadIdentity.FromCertificate(http.Connection.ClientCertificate);
+            Caller? caller = Caller.Dev;
+            if (secure)
+            {
+                var time = http.RequestServices.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System;
+                var (identity, _) = PeerIdentity.Of(http.Connection.ClientCertificate, clusterRoots!, time.GetUtcNow());
+                caller = identity?.ToCaller();
+            }
+
             var decision = AccessGate.Decide(access, caller, null, static (_, _) => false);
             switch (decision.Outcome)
             {

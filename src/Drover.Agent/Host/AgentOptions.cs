@@ -23,6 +23,13 @@ public sealed record AgentOptions
 
     public FaultDomain? Domain { get; init; }
 
+    /// <summary>
+    /// The agent's certificate and the CAs it trusts (<see cref="Security.AgentCredentials"/>): with them every
+    /// call to a master is mutual TLS and the agent id is the one its certificate names. Null: plain HTTP
+    /// (<c>drover dev</c>, a master run with <c>--insecure</c>).
+    /// </summary>
+    public Security.AgentCredentials? Credentials { get; init; }
+
     /// <summary>Used until the master tells the agent its own interval at registration.</summary>
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(1);
 }

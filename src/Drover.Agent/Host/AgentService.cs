@@ -60,7 +60,19 @@ public sealed partial class AgentService : BackgroundService
         // The id is chosen and written down before the first registration, not taken from the
         // master's answer: an agent killed between the master registering it and the answer arriving
         // would otherwise come back under a new id, and the master would hold two agents for one host.
-        _agentId = ReadPersistedAgentId() ?? PersistNewAgentId();
+        // With TLS the master chose it at the join, and the certificate names it.
+        if (options.Credentials is { } credentials)
+        {
+            _agentId = credentials.AgentId;
+            if (ReadPersistedAgentId() != credentials.AgentId)
+            {
+                PersistAgentId(credentials.AgentId);
+            }
+        }
+        else
+        {
+            _agentId = ReadPersistedAgentId() ?? PersistNewAgentId();
+        }
 
         // Custom executors (Mesos' executor API) exist when the task runner is the executor manager.
         _executors = executor as ExecutorManager;
@@ -75,6 +87,9 @@ public sealed partial class AgentService : BackgroundService
 
     private Uri Master => _options.Masters[Volatile.Read(ref _masterIndex) % _options.Masters.Count];
 
+    /// <summary>The client for calls to masters: with TLS the credentials' (replaced at each renewal), else a plain one.</summary>
+    private HttpClient Http => _options.Credentials?.Client ?? _http;
+
     private void NextMaster() => Interlocked.Increment(ref _masterIndex);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -86,7 +101,8 @@ public sealed partial class AgentService : BackgroundService
                 HeartbeatLoopAsync(stoppingToken),
                 CommandLoopAsync(stoppingToken),
                 UpdateLoopAsync(stoppingToken),
-                _executors is null ? Task.CompletedTask : MessageLoopAsync(_executors, stoppingToken)).ConfigureAwait(false);
+                _executors is null ? Task.CompletedTask : MessageLoopAsync(_executors, stoppingToken),
+                _options.Credentials is { } credentials ? RenewLoopAsync(credentials, stoppingToken) : Task.CompletedTask).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
@@ -133,7 +149,7 @@ public sealed partial class AgentService : BackgroundService
                         Tasks = [.. _executor.KnownTaskIds.Select(id => new TaskStatus { TaskId = id, State = TaskState.Running })],
                         Executors = [.. _executors?.LiveExecutors ?? []],
                     };
-                    using var response = await _http.PostAsJsonAsync(new Uri(master, "internal/v1/agents/register"), registration,
+                    using var response = await Http.PostAsJsonAsync(new Uri(master, "internal/v1/agents/register"), registration,
                         DroverJsonContext.Default.AgentRegistration, ct).ConfigureAwait(false);
                     response.EnsureSuccessStatusCode();
                     var registered = await response.Content.ReadFromJsonAsync(DroverJsonContext.Default.AgentRegistered, ct).ConfigureAwait(false)
@@ -173,7 +189,7 @@ public sealed partial class AgentService : BackgroundService
                 var heartbeat = new AgentHeartbeat { ActiveTaskIds = [.. _executor.KnownTaskIds], Executors = [.. _executors?.LiveExecutors ?? []] };
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 timeout.CancelAfter(TimeSpan.FromSeconds(10));
-                using var response = await _http.PostAsJsonAsync(new Uri(master, $"internal/v1/agents/{AgentId}/heartbeat"), heartbeat,
+                using var response = await Http.PostAsJsonAsync(new Uri(master, $"internal/v1/agents/{AgentId}/heartbeat"), heartbeat,
                     DroverJsonContext.Default.AgentHeartbeat, timeout.Token).ConfigureAwait(false);
                 if (response.StatusCode == HttpStatusCode.NotFound)
                 {
@@ -201,7 +217,7 @@ public sealed partial class AgentService : BackgroundService
             try
             {
                 using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(master, $"internal/v1/agents/{AgentId}/commands"));
-                using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+                using var response = await Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
                 if (response.StatusCode == HttpStatusCode.NotFound)
                 {
                     await RegisterAsync(generation, ct).ConfigureAwait(false);
@@ -250,6 +266,7 @@ public sealed partial class AgentService : BackgroundService
     /// </summary>
     private void Handle(AgentCommand? command)
     {
+        command = WithSecretValues(command);
         switch (command)
         {
             case { Type: AgentCommandType.Launch, Launch: { } launch }:
@@ -301,6 +318,27 @@ public sealed partial class AgentService : BackgroundService
     }
 
     /// <summary>
+    /// Hands the secret values that came beside a launch (<see cref="AgentCommand.Secrets"/>) to the launches they belong
+    /// to (<see cref="LaunchTask.SecretValues"/>, never serialized): the executor's secrets stage puts them into the
+    /// task, and nothing keeps them after that. Values for tasks not in the command are dropped.
+    /// </summary>
+    private static AgentCommand? WithSecretValues(AgentCommand? command)
+    {
+        if (command?.Secrets is not { IsDefaultOrEmpty: false } values)
+        {
+            return command;
+        }
+
+        LaunchTask Attach(LaunchTask l) => l with { SecretValues = [.. values.Where(v => v.TaskId == l.Task.Id)] };
+        return command switch
+        {
+            { Type: AgentCommandType.Launch, Launch: { } launch } => command with { Launch = Attach(launch), Secrets = null },
+            { Type: AgentCommandType.LaunchGroup, LaunchGroup: { } group } => command with { LaunchGroup = group with { Tasks = [.. group.Tasks.Select(Attach)] }, Secrets = null },
+            _ => command with { Secrets = null },
+        };
+    }
+
+    /// <summary>
     /// Posts executors' messages to their schedulers through the master. Best effort, as Mesos' framework
     /// messages: each is tried once on each master URL and then dropped.
     /// </summary>
@@ -315,7 +353,7 @@ public sealed partial class AgentService : BackgroundService
                 {
                     using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
                     timeout.CancelAfter(TimeSpan.FromSeconds(10));
-                    using var response = await _http.PostAsJsonAsync(new Uri(master, $"internal/v1/agents/{AgentId}/messages"), message,
+                    using var response = await Http.PostAsJsonAsync(new Uri(master, $"internal/v1/agents/{AgentId}/messages"), message,
                         DroverJsonContext.Default.FrameworkMessage, timeout.Token).ConfigureAwait(false);
                     response.EnsureSuccessStatusCode();
                     break;
@@ -325,6 +363,43 @@ public sealed partial class AgentService : BackgroundService
                     LogMasterCallFailed("framework message", master.ToString(), e.Message);
                     NextMaster();
                 }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Renews the certificate two thirds into its validity, through whichever master answers, retrying with
+    /// backoff (at most a minute, and never later than the certificate allows) until it succeeds. A renewed
+    /// certificate is used for every call made after it; a command stream opened with the old one is ended
+    /// by the master when that one expires, and reopened with the new one.
+    /// </summary>
+    private async Task RenewLoopAsync(Security.AgentCredentials credentials, CancellationToken ct)
+    {
+        var backoff = TimeSpan.FromSeconds(1);
+        while (!ct.IsCancellationRequested)
+        {
+            var wait = credentials.RenewAt - _time.GetUtcNow();
+            if (wait > TimeSpan.Zero)
+            {
+                await Task.Delay(wait, _time, ct).ConfigureAwait(false);
+            }
+
+            var master = Master;
+            try
+            {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                timeout.CancelAfter(TimeSpan.FromSeconds(30));
+                await credentials.RenewAsync(master, timeout.Token).ConfigureAwait(false);
+                LogRenewed(credentials.AgentId, credentials.ExpiresAt);
+                backoff = TimeSpan.FromSeconds(1);
+            }
+            catch (Exception e) when (e is HttpRequestException or IOException or JsonException || (e is OperationCanceledException && !ct.IsCancellationRequested))
+            {
+                LogMasterCallFailed("certificate renewal", master.ToString(), e.Message);
+                NextMaster();
+                var left = credentials.ExpiresAt - _time.GetUtcNow();
+                await Task.Delay(Min(backoff, left > TimeSpan.FromSeconds(1) ? left / 4 : TimeSpan.FromSeconds(1)), _time, ct).ConfigureAwait(false);
+                backoff = Min(backoff * 2, TimeSpan.FromMinutes(1));
             }
         }
     }
@@ -448,7 +523,7 @@ public sealed partial class AgentService : BackgroundService
                 var batch = new StatusUpdateBatch { Updates = [.. log.Pending.Take(MaxBatch)], ExecutorExits = [.. log.PendingExits.Take(MaxBatch)] };
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 timeout.CancelAfter(TimeSpan.FromSeconds(10));
-                using var response = await _http.PostAsJsonAsync(new Uri(master, $"internal/v1/agents/{AgentId}/updates"), batch,
+                using var response = await Http.PostAsJsonAsync(new Uri(master, $"internal/v1/agents/{AgentId}/updates"), batch,
                     DroverJsonContext.Default.StatusUpdateBatch, timeout.Token).ConfigureAwait(false);
                 if (response.StatusCode == HttpStatusCode.NotFound)
                 {
@@ -536,6 +611,9 @@ public sealed partial class AgentService : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Registered as {AgentId} with master {Master}")]
     private partial void LogRegistered(string agentId, string master);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Renewed the certificate of agent {AgentId}; valid until {NotAfter:u}")]
+    private partial void LogRenewed(string agentId, DateTimeOffset notAfter);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Call} to master {Master} failed: {Error}")]
     private partial void LogMasterCallFailed(string call, string master, string error);

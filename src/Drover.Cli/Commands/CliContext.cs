@@ -22,20 +22,30 @@ internal static class CliContext
 
     public static readonly Option<bool> Json = new("--json") { Description = "Print JSON instead of a table", Recursive = true };
 
+    public static readonly Option<string?> CaCert = new("--ca-cert")
+    {
+        Description = "PEM file of the CA to trust for the master's HTTPS certificate (or set DROVER_CA_CERT); default: the CA pinned for that master, else the system's",
+        Recursive = true,
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable("DROVER_CA_CERT") is { Length: > 0 } f ? f : null,
+    };
+
     private static readonly JsonSerializerOptions Indented = new(DroverJsonContext.Default.Options) { WriteIndented = true };
 
-    /// <summary>The master URL of <c>--master</c> (or <c>DROVER_MASTER</c>), the first of several; <c>http://</c> when no scheme is given.</summary>
+    /// <summary>
+    /// The master URL of <c>--master</c> (or <c>DROVER_MASTER</c>), the first of several. Without a scheme it is https://, what
+    /// <c>drover master</c> serves; the default is <c>drover dev</c>'s plain http://127.0.0.1:5050.
+    /// </summary>
     public static Uri MasterUrl(ParseResult result)
     {
         var text = result.GetValue(Master)!.Split(',', StringSplitOptions.TrimEntries)[0];
         if (!text.Contains("://", StringComparison.Ordinal))
         {
-            text = "http://" + text;
+            text = "https://" + text;
         }
 
-        return Uri.TryCreate(text, UriKind.Absolute, out var uri)
+        return Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"
             ? uri
-            : throw new CliException($"--master: '{text}' is not a URL", 2);
+            : throw new CliException($"--master: '{text}' is not an http(s) URL", 2);
     }
 
     /// <summary>
@@ -45,14 +55,17 @@ internal static class CliContext
     public static string? Token(Uri master) =>
         Environment.GetEnvironmentVariable("DROVER_TOKEN") is { Length: > 0 } token ? token.Trim() : TokenFiles.Default().Read(master);
 
+    /// <summary>The CA this invocation trusts for <paramref name="master"/>: <c>--ca-cert</c>, a pinned CA, or the system's (<see cref="Security.CliTrust"/>).</summary>
+    public static MasterTrust Trust(ParseResult result, Uri master) => Security.CliTrust.For(master, result.GetValue(CaCert));
+
     /// <summary>
-    /// The handler every client command talks to the master through: the login token, and a 401 turned into
-    /// <see cref="MasterLoginRequiredException"/> (one sentence telling the user to log in).
+    /// The handler every client command talks to the master through: its TLS trust, the login token, and a 401
+    /// turned into <see cref="MasterLoginRequiredException"/> (one sentence telling the user to log in).
     /// </summary>
     public static HttpMessageHandler Handler(ParseResult result)
     {
         var master = MasterUrl(result);
-        return MasterHttp.Create(master, Token(master), loginRequiredOn401: true, namedMasters: NamedMasters(result));
+        return MasterHttp.Create(master, Token(master), loginRequiredOn401: true, Trust(result, master), NamedMasters(result));
     }
 
     /// <summary>

@@ -15,6 +15,7 @@ internal static class NodeCommands
         node.Subcommands.Add(Show());
         node.Subcommands.Add(Drain());
         node.Subcommands.Add(Undrain());
+        node.Subcommands.Add(SecurityCommands.NodeToken());
         return node;
     }
 

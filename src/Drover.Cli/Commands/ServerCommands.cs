@@ -2,7 +2,10 @@ using System.CommandLine;
 using Drover.Agent.Executors;
 using Drover.Cli.Hosting;
 using Drover.Core;
+using Drover.Core.Security.Pki;
 using Drover.Master;
+using Drover.Master.Security.Pki;
+using Microsoft.Extensions.DependencyInjection;
 using Drover.Placement;
 using Drover.Store.Etcd;
 using Microsoft.Extensions.Logging;
@@ -21,34 +24,45 @@ internal static class ServerCommands
         var agentFlags = new AgentFlags();
         var auth = new Option<bool>("--auth")
         {
-            Description = "Require logins and permissions, as a real cluster does (default: none, which is allowed only on a loopback address)",
+            Description = "Require logins and permissions and serve HTTPS (a cluster CA in the data dir, mutual TLS between master and agent), as a real cluster does (default: none of it, allowed only on a loopback address)",
         };
         var bootstrapPassword = BootstrapPasswordOption();
-        var cmd = new Command("dev", "Run a master and one agent in one process (zero setup)") { dataDir, listen, auth, bootstrapPassword, LogLevelOption };
+        var secretsKey = SecretsKeyOption();
+        var cmd = new Command("dev", "Run a master and one agent in one process (zero setup)") { dataDir, listen, auth, bootstrapPassword, secretsKey, LogLevelOption };
         agentFlags.AddTo(cmd, includeHostname: true);
         cmd.SetAction(async (pr, ct) =>
         {
             var url = ParseListen(pr.GetValue(listen)!);
-            var dir = Path.GetFullPath(pr.GetValue(dataDir)!);
             var secure = pr.GetValue(auth);
-            if (!secure && !IsLoopback(url))
+            if (!secure && !ListenAddress.IsLoopback(url))
             {
-                throw new CliException($"--listen: {url.Authority} is not a loopback address; a dev cluster without logins may listen only on 127.0.0.1 or [::1] (add --auth)", 2);
+                throw new CliException($"--listen: drover dev without --auth serves plain HTTP, only on a loopback address (127.0.0.1, ::1, localhost), not {url.Host}", 2);
             }
 
+            var dir = Path.GetFullPath(pr.GetValue(dataDir)!);
             var master = new MasterOptions
             {
                 DataDir = Path.Combine(dir, "master"),
                 Security = new Master.Security.SecurityOptions { Enabled = secure, BootstrapPasswordFile = pr.GetValue(bootstrapPassword) },
+                Tls = secure ? new MasterTlsOptions() : null,
+                SecretsKeyFile = CheckSecretsKeyFile(pr.GetValue(secretsKey), etcd: false),
             };
             var agent = agentFlags.Read(pr, Path.Combine(dir, "agent"));
             await using var host = await DroverHosts.StartDevAsync(master, agent, url, ParseLogLevel(pr), ct);
             await host.Agent!.Registered.WaitAsync(TimeSpan.FromSeconds(30), ct);
             Console.Out.WriteLine($"Drover dev cluster is up at {host.Url.GetLeftPart(UriPartial.Authority)}  (master + agent, data in {dir})");
-            Console.Out.WriteLine(secure
-                ? $"  logins required: user admin, password in {BootstrapPasswordPath(master)} (see docs/security.md)"
-                : "  NO LOGINS: anyone who can reach this loopback port may run anything as this machine's users (fine for one person's machine; --auth turns logins on; docs/security.md)");
-            Console.Out.WriteLine($"  try:  ./drover run --wait -- echo hello      ./drover node ls      Ctrl-C stops it");
+            if (secure)
+            {
+                Console.Out.WriteLine($"  logins required: user admin, password in {BootstrapPasswordPath(master)} (see docs/security.md)");
+                AnnounceCa(host, master.DataDir);
+                Console.Out.WriteLine($"  try:  DROVER_CA_CERT={Path.Combine(master.DataDir, DroverHosts.CaFileName)} ./drover --master {host.Url.GetLeftPart(UriPartial.Authority)} node ls");
+            }
+            else
+            {
+                Console.Out.WriteLine("  NO LOGINS, plain HTTP: anyone who can reach this loopback port may run anything as this machine's users (fine for one person's machine; --auth turns logins and HTTPS on; docs/security.md)");
+                Console.Out.WriteLine($"  try:  ./drover run --wait -- echo hello      ./drover node ls      Ctrl-C stops it");
+            }
+
             await WaitForCtrlC(host, ct);
             Console.Out.WriteLine("Stopping: killing tasks and removing their cgroups…");
             return 0;
@@ -82,16 +96,23 @@ internal static class ServerCommands
         {
             Description = "HOST:PORT the other masters send clients and agents to while this master leads (default: the listen address; with 0.0.0.0, this machine's address)",
         };
+        var insecure = new Option<bool>("--insecure") { Description = "Serve plain HTTP without logins, TLS or agent certificates, as drover dev does; only on a loopback --listen address" };
+        var tlsCert = new Option<string?>("--tls-cert") { Description = "PEM serving certificate to use instead of one issued by the cluster CA (with --tls-key and --tls-ca)" };
+        var tlsKey = new Option<string?>("--tls-key") { Description = "PEM private key of --tls-cert" };
+        var tlsCa = new Option<string?>("--tls-ca") { Description = "PEM CA that issued --tls-cert: what clients and joining agents must trust for this master (GET /drover/v1/ca serves it; join tokens embed its hash)" };
+        var tlsDefaults = new MasterTlsOptions();
+        var agentCertLifetime = SecondsOption("Seconds an agent certificate is valid; agents renew after two thirds of it", tlsDefaults.AgentCertificateLifetime, "--agent-cert-lifetime");
         var bootstrapPassword = BootstrapPasswordOption();
         var allowedHosts = new Option<string?>("--allowed-hosts")
         {
             Description = "Comma-separated extra host names clients may use to reach this master (its own addresses and names are always allowed); '*' allows any (behind a proxy)",
         };
         var tokenLifetime = SecondsOption("Seconds a login token is valid", new Master.Security.SecurityOptions().TokenLifetime, "--token-lifetime");
+        var secretsKey = SecretsKeyOption();
         var cmd = new Command("master", "Run a master")
         {
             dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, offerTimeout, roleWeights, store, storePrefix, leaderLease, advertise,
-            bootstrapPassword, allowedHosts, tokenLifetime, LogLevelOption,
+            bootstrapPassword, allowedHosts, tokenLifetime, secretsKey, insecure, tlsCert, tlsKey, tlsCa, agentCertLifetime, LogLevelOption,
         };
         storeTls.AddTo(cmd);
         cmd.SetAction(async (pr, ct) =>
@@ -119,6 +140,18 @@ internal static class ServerCommands
                 }, pr.GetValue(allowedHosts)),
             };
             options = WithStore(options, pr.GetValue(store), pr.GetValue(storePrefix), pr.GetValue(leaderLease), storeTls.Read(pr));
+            options = options with { SecretsKeyFile = CheckSecretsKeyFile(pr.GetValue(secretsKey), etcd: options.Etcd is not null) };
+            options = options with
+            {
+                Tls = ReadTls(url, pr.GetValue(insecure), pr.GetValue(tlsCert), pr.GetValue(tlsKey), pr.GetValue(tlsCa),
+                    tlsDefaults with { AgentCertificateLifetime = AgentCertificateLifetime(pr.GetValue(agentCertLifetime)) }),
+            };
+            if (pr.GetValue(insecure))
+            {
+                // Without TLS no agent could prove who it is, so --insecure is drover dev's mode: no logins either, loopback only.
+                options = options with { Security = options.Security with { Enabled = false } };
+            }
+
             if (options.HeartbeatInterval >= options.AgentUnreachableTimeout)
             {
                 throw new CliException("--heartbeat-interval: must be shorter than --agent-timeout, or every agent would turn unreachable between heartbeats", 2);
@@ -135,8 +168,14 @@ internal static class ServerCommands
                 return await DroverHosts.RunHighlyAvailableMasterAsync(options, url, ParseLogLevel(pr), Console.Out.WriteLine, ct, advertised);
             }
 
-            await using var host = await DroverHosts.StartMasterAsync(options, url, ParseLogLevel(pr), ct);
+            var advertisedUrl = pr.GetValue(advertise) is { } adv ? ParseAdvertise(adv) : null;
+            await using var host = await DroverHosts.StartMasterAsync(options, url, ParseLogLevel(pr), ct, advertisedUrl);
             Console.Out.WriteLine($"Drover master is up at {host.Url.GetLeftPart(UriPartial.Authority)}");
+            if (options.Tls is not null)
+            {
+                AnnounceCa(host, options.DataDir);
+            }
+
             await WaitForCtrlC(host, ct);
             return 0;
         });
@@ -156,23 +195,30 @@ internal static class ServerCommands
         var registrationTimeout = SecondsOption("Seconds a custom executor has to subscribe to /api/v1/executor before its tasks fail and it is killed", executorDefaults.RegistrationTimeout, "--executor-registration-timeout");
         var reregistrationTimeout = SecondsOption("Seconds a custom executor that outlived the previous agent process has to subscribe again before its tasks fail and it is killed", executorDefaults.ReregistrationTimeout, "--executor-reregistration-timeout");
         var executorShutdownGrace = SecondsOption("Seconds between a SHUTDOWN event and killing a custom executor", executorDefaults.ShutdownGracePeriod, "--executor-shutdown-grace-period");
+        var joinToken = new Option<string?>("--join-token")
+        {
+            Description = "Join token from `drover node token create` (or DROVER_JOIN_TOKEN); needed at the first start only, with https:// masters",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable("DROVER_JOIN_TOKEN") is { Length: > 0 } t ? t : null,
+        };
         var agentFlags = new AgentFlags();
         // --master is the global option (a comma-separated list here: the agent fails over between masters).
         var cmd = new Command("agent", "Run an agent that offers this machine's resources")
         {
-            workDir, listen, advertise, killTasks, registrationTimeout, reregistrationTimeout, executorShutdownGrace, LogLevelOption,
+            workDir, listen, advertise, killTasks, registrationTimeout, reregistrationTimeout, executorShutdownGrace, joinToken, LogLevelOption,
         };
         agentFlags.AddTo(cmd, includeHostname: true);
         cmd.SetAction(async (pr, ct) =>
         {
+            // Without a scheme a master is https://, as `drover master` serves by default.
             var masterUrls = pr.GetValue(CliContext.Master)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                .Select(m => Uri.TryCreate(m.Contains("://", StringComparison.Ordinal) ? m : "http://" + m, UriKind.Absolute, out var u)
-                    ? u : throw new CliException($"--master: '{m}' is not a URL", 2)).ToList();
+                .Select(m => Uri.TryCreate(m.Contains("://", StringComparison.Ordinal) ? m : "https://" + m, UriKind.Absolute, out var u) && u.Scheme is "http" or "https"
+                    ? u : throw new CliException($"--master: '{m}' is not an http(s) URL", 2)).ToList();
             var url = ParseListen(pr.GetValue(listen)!);
             var settings = agentFlags.Read(pr, Path.GetFullPath(pr.GetValue(workDir)!)) with
             {
                 Advertise = pr.GetValue(advertise) is { } a ? new Uri(a.Contains("://", StringComparison.Ordinal) ? a : "http://" + a) : null,
                 KillTasksOnStop = pr.GetValue(killTasks),
+                JoinToken = pr.GetValue(joinToken),
                 Executors = executorDefaults with
                 {
                     RegistrationTimeout = PositiveSeconds(pr.GetValue(registrationTimeout), "--executor-registration-timeout"),
@@ -188,10 +234,97 @@ internal static class ServerCommands
         return cmd;
     }
 
+    /// <summary>Prints where the CA clients must trust is (DroverHosts wrote it) and its fingerprint.</summary>
+    private static void AnnounceCa(RunningHost host, string dataDir)
+    {
+        Console.Out.WriteLine(DroverHosts.CaAnnouncement(dataDir, host.Services.GetRequiredService<MasterCredentials>()));
+        Console.Out.WriteLine("  agents join with a token: drover node token create  →  drover agent --master … --join-token …");
+    }
+
+    /// <summary>
+    /// The TLS settings of <c>drover master</c>: HTTPS by default; <c>--insecure</c> (plain HTTP) only on a loopback
+    /// listen address; an operator's certificate needs its key and its CA. Files are read here (exit 2 when they cannot be).
+    /// </summary>
+    internal static MasterTlsOptions? ReadTls(Uri listen, bool insecure, string? certFile, string? keyFile, string? caFile, MasterTlsOptions defaults)
+    {
+        if (insecure)
+        {
+            if (certFile is not null || keyFile is not null || caFile is not null)
+            {
+                throw new CliException("--insecure: serves plain HTTP, so --tls-cert, --tls-key and --tls-ca do not apply", 2);
+            }
+
+            return ListenAddress.IsLoopback(listen)
+                ? null
+                : throw new CliException($"--insecure: plain HTTP is refused on {listen.Host}, which is not a loopback address; leave --insecure out to serve HTTPS", 2);
+        }
+
+        if (certFile is null && keyFile is null && caFile is null)
+        {
+            return defaults;
+        }
+
+        if (certFile is null || keyFile is null || caFile is null)
+        {
+            throw new CliException("--tls-cert, --tls-key and --tls-ca go together (the certificate, its key, and the CA that issued it)", 2);
+        }
+
+        var cert = ReadFile(certFile, "--tls-cert");
+        var key = ReadFile(keyFile, "--tls-key");
+        var ca = ReadFile(caFile, "--tls-ca");
+        if (PemCertificates.LoadWithKey(cert, key) is { Succeeded: false } bad)
+        {
+            throw new CliException($"--tls-cert/--tls-key: {bad.Error}", 2);
+        }
+
+        if (PemCertificates.LoadAll(ca) is { Succeeded: false } badCa)
+        {
+            throw new CliException($"--tls-ca: {badCa.Error}", 2);
+        }
+
+        return defaults with { CertificatePem = cert, KeyPem = key, CaPem = ca };
+    }
+
+    private static TimeSpan AgentCertificateLifetime(double seconds) =>
+        seconds >= 10 && seconds <= TimeSpan.FromDays(366).TotalSeconds
+            ? TimeSpan.FromSeconds(seconds)
+            : throw new CliException("--agent-cert-lifetime: must be between 10 seconds and a year (in seconds)", 2);
+
+    private static string ReadFile(string path, string flag)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CliException($"{flag}: cannot read {path}: {e.Message}", 2);
+        }
+    }
+
     private static Option<string?> BootstrapPasswordOption() => new("--bootstrap-password-file")
     {
         Description = "On a new cluster, the first user's (admin) password is read from this file (default: generated into DATA-DIR/bootstrap-admin-password, mode 0600)",
     };
+
+    private static Option<string?> SecretsKeyOption() => new("--secrets-key-file")
+    {
+        Description = "The secret store's key-encryption key(s): base64 of 32 random bytes per line, the first encrypts, later ones only decrypt (rotation); "
+            + "mode 0600. Required, and the same file on every master, with --store etcd://…; default for a single master: generated into DATA-DIR/secrets.key",
+    };
+
+    /// <summary>The key file's full path once it reads as a key ring (exit 2 with the reason otherwise); required on etcd.</summary>
+    internal static string? CheckSecretsKeyFile(string? file, bool etcd)
+    {
+        if (file is null)
+        {
+            return etcd ? throw new CliException(MasterHost.MissingSecretsKeyFile, 2) : null;
+        }
+
+        var full = Path.GetFullPath(file);
+        var (_, error) = Drover.Master.Secrets.SecretKeyRing.Load(full);
+        return error is null ? full : throw new CliException(error, 2);
+    }
 
     private static Master.Security.SecurityOptions ParseAllowedHosts(Master.Security.SecurityOptions security, string? text)
     {
@@ -215,8 +348,6 @@ internal static class ServerCommands
     private static string BootstrapPasswordPath(MasterOptions options) =>
         options.Security.BootstrapPasswordFile ?? Path.Combine(options.DataDir, "bootstrap-admin-password");
 
-    private static bool IsLoopback(Uri url) =>
-        url.IsLoopback || (System.Net.IPAddress.TryParse(url.Host.Trim('[', ']'), out var ip) && System.Net.IPAddress.IsLoopback(ip));
 
     private static async Task WaitForCtrlC(RunningHost host, CancellationToken ct)
     {
@@ -392,6 +523,19 @@ internal static class ServerCommands
         private readonly Option<string?> _region = new("--region") { Description = "Fault domain region" };
         private readonly Option<string?> _zone = new("--zone") { Description = "Fault domain zone" };
         private readonly Option<string?> _hostname = new("--hostname") { Description = "Hostname to register with (default: the machine's)" };
+        private readonly Option<string> _defaultTaskUser = new("--default-task-user")
+        {
+            Description = "Unix user a task runs as when it names none (tasks run isolated: own namespaces, no capabilities)",
+            DefaultValueFactory = _ => "nobody",
+        };
+        private readonly Option<int?> _agentPidsLimit = new("--agent-pids-limit")
+        {
+            Description = "Processes and threads all tasks of this agent may have together (pids.max of its cgroup; 0: no cap; default: 3/4 of kernel.pid_max)",
+        };
+        private readonly Option<double?> _diskWatchInterval = new("--disk-watch-interval")
+        {
+            Description = "Seconds between measurements of task sandboxes against their disk (default 15; a task over its disk is killed)",
+        };
 
         public void AddTo(Command cmd, bool includeHostname)
         {
@@ -399,6 +543,9 @@ internal static class ServerCommands
             cmd.Options.Add(_attributes);
             cmd.Options.Add(_region);
             cmd.Options.Add(_zone);
+            cmd.Options.Add(_defaultTaskUser);
+            cmd.Options.Add(_agentPidsLimit);
+            cmd.Options.Add(_diskWatchInterval);
             if (includeHostname)
             {
                 cmd.Options.Add(_hostname);
@@ -436,6 +583,18 @@ internal static class ServerCommands
                 throw new CliException("--region and --zone go together", 2);
             }
 
+            var user = pr.GetValue(_defaultTaskUser)!;
+            if (user.Length == 0 || user.Contains(':', StringComparison.Ordinal) || user.Contains('/', StringComparison.Ordinal))
+            {
+                throw new CliException($"--default-task-user: '{user}' is not a user name", 2);
+            }
+
+            var pids = pr.GetValue(_agentPidsLimit);
+            if (pids < 0)
+            {
+                throw new CliException("--agent-pids-limit: must be 0 (no cap) or more", 2);
+            }
+
             return new AgentSettings
             {
                 WorkDir = workDir,
@@ -443,6 +602,9 @@ internal static class ServerCommands
                 Resources = resources,
                 Attributes = attributes,
                 Domain = region is null ? null : new FaultDomain(region, zone!),
+                DefaultTaskUser = user,
+                AgentPidsLimit = pids,
+                DiskWatchInterval = pr.GetValue(_diskWatchInterval) is { } seconds ? PositiveSeconds(seconds, "--disk-watch-interval") : null,
             };
         }
     }

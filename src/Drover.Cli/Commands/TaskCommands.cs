@@ -93,6 +93,11 @@ internal static class TaskCommands
             Row("reason", t.Reason);
             Row("message", t.Message);
             Row("submitted", t.SubmittedAt.ToString("u", System.Globalization.CultureInfo.InvariantCulture));
+            if (t.Owner is not null)
+            {
+                Row("owner", t.Owner); // who submitted a one-off task (only they, or drover:admin:tasks, may act on it)
+            }
+
             AnsiConsole.Write(grid);
 
             if (!t.Statuses.IsEmpty)

@@ -1,12 +1,19 @@
+using System.Net;
+using System.Net.NetworkInformation;
+using System.Net.Sockets;
 using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Drover.Agent.Execution;
 using Drover.Agent.Executors;
 using Drover.Agent.Host;
+using Drover.Agent.Security;
 using Drover.Core;
 using Drover.Core.Security;
 using Drover.Master;
 using Drover.Master.HighAvailability;
+using Drover.Core.Security.Pki;
+using Drover.Master.Security.Pki;
 using Drover.Store;
 using Drover.Store.Etcd;
 using Microsoft.AspNetCore.Builder;
@@ -14,7 +21,9 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -46,6 +55,24 @@ public sealed record AgentSettings
     /// <c>drover dev</c>, where stopping the process means stopping the cluster.
     /// </summary>
     public bool KillTasksOnStop { get; init; } = true;
+
+    /// <summary>
+    /// <c>--join-token</c>: with https masters, an agent without credentials in its work dir joins with it
+    /// (<see cref="AgentCredentials.JoinAsync"/>). Ignored once the agent has joined.
+    /// </summary>
+    public string? JoinToken { get; init; }
+
+    /// <summary>Credentials handed over directly (<c>drover dev --auth</c>: issued by the in-process master's CA); otherwise read from the work dir or made by a join.</summary>
+    public AgentCredentials? Credentials { get; init; }
+
+    /// <summary>The user a task without one runs as (<c>--default-task-user</c>): <c>nobody</c>.</summary>
+    public string DefaultTaskUser { get; init; } = "nobody";
+
+    /// <summary>The pids cap of the agent's whole cgroup subtree (<c>--agent-pids-limit</c>); null: three quarters of the kernel's pid_max.</summary>
+    public int? AgentPidsLimit { get; init; }
+
+    /// <summary>How often task sandboxes are measured against their disk (<c>--disk-watch-interval</c>); null: 15 s.</summary>
+    public TimeSpan? DiskWatchInterval { get; init; }
 }
 
 /// <summary>
@@ -57,17 +84,23 @@ public sealed class RunningHost : IAsyncDisposable
     private readonly WebApplication _app;
     private int _disposed;
 
-    internal RunningHost(WebApplication app, Uri url, AgentService? agent)
+    private readonly AgentCredentials? _ownedCredentials;
+
+    internal RunningHost(WebApplication app, Uri url, AgentService? agent, AgentCredentials? ownedCredentials = null)
     {
         _app = app;
         Url = url;
         Agent = agent;
+        _ownedCredentials = ownedCredentials;
     }
 
     /// <summary>The bound URL (with the real port when port 0 was asked for).</summary>
     public Uri Url { get; }
 
     public AgentService? Agent { get; }
+
+    /// <summary>The agent's own URL when it has a listener of its own (<c>drover dev --auth</c>); else <see cref="Url"/>.</summary>
+    public Uri? AgentUrl { get; internal init; }
 
     public IServiceProvider Services => _app.Services;
 
@@ -88,6 +121,7 @@ public sealed class RunningHost : IAsyncDisposable
         await _app.StopAsync(CancellationToken.None).ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false); // disposes the executor: kills tasks, removes cgroups
         Agent?.Dispose();
+        _ownedCredentials?.Dispose();
     }
 }
 
@@ -97,13 +131,20 @@ public sealed class HostStartException(string message, Exception inner) : Except
 /// <summary>Builds and starts the three process roles.</summary>
 public static class DroverHosts
 {
-    public static Task<RunningHost> StartMasterAsync(MasterOptions options, Uri listen, LogLevel logLevel, CancellationToken ct) =>
-        StartAsync(listen, logLevel, master: options, agent: null, masters: null, ct);
+    /// <summary>The executor API, the one thing an agent serves over plain HTTP next to HTTPS (<see cref="TlsServerSettings.AllowPlainHttp"/>).</summary>
+    private const string ExecutorApiPath = "/api/v1/executor";
+
+    public static Task<RunningHost> StartMasterAsync(MasterOptions options, Uri listen, LogLevel logLevel, CancellationToken ct, Uri? advertise = null) =>
+        StartAsync(listen, logLevel, master: options, agent: null, masters: null, ct, advertise: advertise);
 
     public static Task<RunningHost> StartAgentAsync(AgentSettings agent, IReadOnlyList<Uri> masters, Uri listen, LogLevel logLevel, CancellationToken ct) =>
         StartAsync(listen, logLevel, master: null, agent, masters, ct);
 
-    /// <summary>Master and one agent in one process on one port; the agent talks to its own master over HTTP.</summary>
+    /// <summary>
+    /// Master and one agent in one process; the agent talks to its own master over HTTP(S). Without TLS both
+    /// share one port. With TLS (<c>--auth</c>) the agent has a loopback listener of its own, serving its own
+    /// certificate, which the in-process CA issues directly (no join).
+    /// </summary>
     public static Task<RunningHost> StartDevAsync(MasterOptions master, AgentSettings agent, Uri listen, LogLevel logLevel, CancellationToken ct) =>
         StartAsync(listen, logLevel, master, agent, masters: null, ct);
 
@@ -112,7 +153,9 @@ public static class DroverHosts
     /// (<see cref="LeaderEndpoints.MapDroverFollower"/>) while it campaigns; once elected, loads the
     /// state from etcd and serves as the leader, every write fenced on its leader key. Returns 0 when
     /// stopped, 3 when it lost leadership: a deposed master exits (a supervisor restarts it as a
-    /// follower), as a Mesos master does on losing its ZooKeeper leadership.
+    /// follower), as a Mesos master does on losing its ZooKeeper leadership. With TLS the cluster CA is
+    /// loaded (or, by the first master of a new cluster, created) before it campaigns, so a follower
+    /// serves HTTPS too.
     /// </summary>
     public static async Task<int> RunHighlyAvailableMasterAsync(MasterOptions options, Uri listen, LogLevel logLevel, Action<string> announce, CancellationToken ct, Uri? advertise = null)
     {
@@ -122,11 +165,37 @@ public static class DroverHosts
         using var loggers = LoggerFactory.Create(b => ConfigureLogging(b, logLevel));
         var store = MasterHost.OpenStore(options, TimeProvider.System, loggers.CreateLogger("Drover.Store"));
         await using var _ = store.ConfigureAwait(false);
+        using var credentials = options.Tls is { } tls
+            ? new MasterCredentials(WithServingNames(tls, listen, advertise), TimeProvider.System, loggers.CreateLogger<MasterCredentials>())
+            : null;
+        if (credentials is not null)
+        {
+            // Not fenced: creating the CA is a create-if-absent, so masters racing for it agree on one. Without the
+            // store there is no CA, so nothing to serve HTTPS with: keep trying (the store logs why it fails).
+            var backoff = TimeSpan.FromMilliseconds(500);
+            while (true)
+            {
+                try
+                {
+                    await credentials.InitializeAsync(store, address, ct).ConfigureAwait(false);
+                    break;
+                }
+                catch (StateStoreUnavailableException e)
+                {
+                    announce($"Drover master {address} cannot load the cluster CA from {options.Etcd} yet ({e.Message}); retrying");
+                    await Task.Delay(backoff, ct).ConfigureAwait(false);
+                    backoff = backoff * 2 > TimeSpan.FromSeconds(10) ? TimeSpan.FromSeconds(10) : backoff * 2;
+                }
+            }
+
+        }
+
         using var election = new LeaderElection(store, new LeaderElectionOptions { Address = address, LeaseTtl = options.LeaderLease }, TimeProvider.System, loggers.CreateLogger<LeaderElection>());
         await election.StartAsync(CancellationToken.None).ConfigureAwait(false); // not ct: BackgroundService links it to its stopping token
         try
         {
-            var follower = CreateBuilder(listen, logLevel).Build();
+            var (followerBuilder, _) = CreateBuilder([new Listener(listen, credentials is null ? null : MasterTls(() => credentials))], logLevel);
+            var follower = followerBuilder.Build();
             follower.MapDroverFollower(election);
             try
             {
@@ -139,6 +208,12 @@ public static class DroverHosts
             }
 
             announce($"Drover master {address} is up as a follower; campaigning for leadership in {options.Etcd}");
+            if (credentials is not null)
+            {
+                WriteCaFile(options.DataDir, credentials); // once it serves: whoever waits for the file may call at once
+                announce(CaAnnouncement(options.DataDir, credentials));
+            }
+
             var stopping = follower.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
             using (var either = CancellationTokenSource.CreateLinkedTokenSource(ct, stopping))
             {
@@ -154,9 +229,21 @@ public static class DroverHosts
             }
 
             var fenced = new FencedStateStore(store, election);
-            var host = await StartAsync(listen, logLevel, options, agent: null, masters: null, ct,
-                services => services.AddSingleton<IStateStore>(fenced).AddSingleton(election),
-                app => app.MapLeaderRedirect(address)).ConfigureAwait(false);
+            RunningHost host;
+            try
+            {
+                host = await StartAsync(listen, logLevel, options, agent: null, masters: null, ct,
+                    services => services.AddSingleton<IStateStore>(fenced).AddSingleton(election),
+                    app => app.MapLeaderRedirect(address), advertise, credentials).ConfigureAwait(false);
+            }
+            catch (NotLeaderException e)
+            {
+                // Deposed while loading the state (e.g. paused past its lease): a write was fenced off. Exit as below.
+                announce($"Drover master {address} lost leadership while starting as the leader ({e.Message}); exiting");
+                (store as EtcdStateStore)?.AbandonWrites();
+                return 3;
+            }
+
             announce($"Drover master {address} is the leader");
             var shutdown = host.WaitForShutdownAsync(ct);
             var lost = Task.Delay(Timeout.Infinite, election.Lost);
@@ -179,7 +266,76 @@ public static class DroverHosts
         }
     }
 
-    private static WebApplicationBuilder CreateBuilder(Uri listen, LogLevel logLevel)
+    /// <summary>
+    /// The names a master's issued serving certificate carries unless the options name some: the machine's
+    /// hostname, <c>localhost</c>, 127.0.0.1 and ::1, the listen and advertise hosts, and every address of
+    /// the machine's interfaces when it listens on all of them (0.0.0.0 / [::]).
+    /// </summary>
+    public static MasterTlsOptions WithServingNames(MasterTlsOptions tls, Uri listen, Uri? advertise)
+    {
+        ArgumentNullException.ThrowIfNull(tls);
+        ArgumentNullException.ThrowIfNull(listen);
+        if (!tls.DnsNames.IsEmpty || !tls.IpAddresses.IsEmpty)
+        {
+            return tls;
+        }
+
+        var dns = new List<string> { "localhost" };
+        if (Uri.CheckHostName(Environment.MachineName) == UriHostNameType.Dns)
+        {
+            dns.Add(Environment.MachineName);
+        }
+
+        var ips = new List<IPAddress> { IPAddress.Loopback, IPAddress.IPv6Loopback };
+        foreach (var url in advertise is null ? [listen] : new[] { listen, advertise })
+        {
+            var host = url.Host.Trim('[', ']');
+            if (IPAddress.TryParse(host, out var ip))
+            {
+                if (ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any))
+                {
+                    ips.AddRange(NetworkInterface.GetAllNetworkInterfaces()
+                        .Where(n => n.OperationalStatus == OperationalStatus.Up)
+                        .SelectMany(n => n.GetIPProperties().UnicastAddresses)
+                        .Select(a => a.Address)
+                        .Where(a => a.AddressFamily is AddressFamily.InterNetwork || (a.AddressFamily is AddressFamily.InterNetworkV6 && !a.IsIPv6LinkLocal)));
+                }
+                else
+                {
+                    ips.Add(ip);
+                }
+            }
+            else if (Uri.CheckHostName(host) == UriHostNameType.Dns)
+            {
+                dns.Add(host);
+            }
+        }
+
+        return tls with
+        {
+            DnsNames = [.. dns.Distinct(StringComparer.OrdinalIgnoreCase)],
+            IpAddresses = [.. ips.Select(a => a.IsIPv4MappedToIPv6 ? a.MapToIPv4() : a).Distinct()],
+        };
+    }
+
+    /// <summary>One Kestrel endpoint: where it binds and how it serves TLS (null: plain HTTP).</summary>
+    private sealed record Listener(Uri Url, TlsServerSettings? Tls);
+
+    private static TlsServerSettings MasterTls(Func<MasterCredentials> credentials) => new()
+    {
+        Certificate = () => credentials().ServerCertificate,
+        ClientRoots = () => credentials().Ca.Roots,
+    };
+
+    private static TlsServerSettings AgentTls(Func<AgentCredentials> credentials) => new()
+    {
+        Certificate = () => credentials().ServerCertificate,
+        ClientRoots = () => credentials().ClusterRoots,
+        AllowPlainHttp = true,
+    };
+
+    /// <summary>A builder binding <paramref name="listeners"/>; the returned list gets each one's Kestrel options, which carry the bound port once started.</summary>
+    private static (WebApplicationBuilder Builder, List<ListenOptions> Bound) CreateBuilder(IReadOnlyList<Listener> listeners, LogLevel logLevel)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
@@ -190,11 +346,25 @@ public static class DroverHosts
             ContentRootPath = AppContext.BaseDirectory,
             Args = ["--hostBuilder:reloadConfigOnChange=false"],
         });
-        builder.WebHost.UseUrls(listen.GetLeftPart(UriPartial.Authority));
+        var bound = new List<ListenOptions>();
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            foreach (var listener in listeners)
+            {
+                TlsListener.Bind(kestrel, listener.Url, listen =>
+                {
+                    bound.Add(listen);
+                    if (listener.Tls is { } tls)
+                    {
+                        TlsListener.Use(listen, tls);
+                    }
+                });
+            }
+        });
         ConfigureLogging(builder.Logging, logLevel);
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
-        return builder;
+        return (builder, bound);
     }
 
     private static void ConfigureLogging(ILoggingBuilder logging, LogLevel logLevel)
@@ -209,12 +379,53 @@ public static class DroverHosts
         logging.AddFilter("Microsoft", logLevel > LogLevel.Warning ? logLevel : LogLevel.Warning);
         logging.AddFilter("System.Net.Http", LogLevel.Warning);
         logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical); // start failures are reported by the CLI
+        // A client that does not trust the CA (or speaks HTTP to the HTTPS port) is the client's problem, not an error of the server.
+        logging.AddFilter("Microsoft.AspNetCore.Server.Kestrel.Https", LogLevel.Error);
+        logging.AddFilter("Microsoft.AspNetCore.Server.Kestrel.Connections", LogLevel.Error);
     }
 
     private static async Task<RunningHost> StartAsync(Uri listen, LogLevel logLevel, MasterOptions? master, AgentSettings? agent, IReadOnlyList<Uri>? masters, CancellationToken ct,
-        Action<IServiceCollection>? configure = null, Action<WebApplication>? map = null)
+        Action<IServiceCollection>? configure = null, Action<WebApplication>? map = null, Uri? advertise = null, MasterCredentials? masterCredentials = null)
     {
-        var builder = CreateBuilder(listen, logLevel);
+        // An agent of https masters (drover agent) needs its credentials before it can serve: from its work
+        // dir, or by joining. The dev agent's come from the in-process CA once that is loaded (below).
+        AgentCredentials? agentCredentials = agent?.Credentials;
+        AgentCredentials? ownedCredentials = null;
+        if (agent is not null && master is null)
+        {
+            agentCredentials ??= ownedCredentials = await LoadOrJoinAsync(agent, masters!, logLevel, ct).ConfigureAwait(false);
+        }
+
+        if (master?.Tls is { } tls)
+        {
+            master = master with { Tls = WithServingNames(tls, listen, advertise) };
+        }
+
+        // The master's credentials come from its container (AddDroverMaster), unless the caller made them
+        // (a highly available master, before its election); Kestrel reads them at each handshake, once built.
+        WebApplication? built = null;
+        var prebuilt = masterCredentials;
+        MasterCredentials MasterCredentialsOf() => prebuilt ?? built!.Services.GetRequiredService<MasterCredentials>();
+
+        // The dev agent's credentials are made after the CA is loaded, but before anything connects.
+        AgentCredentials? devAgentCredentials = null;
+        var listeners = new List<Listener>();
+        Uri? agentListen = null;
+        if (master is not null)
+        {
+            listeners.Add(new Listener(listen, master.Tls is null ? null : MasterTls(MasterCredentialsOf)));
+            if (agent is not null && master.Tls is not null)
+            {
+                agentListen = new Uri("http://127.0.0.1:0");
+                listeners.Add(new Listener(agentListen, AgentTls(() => devAgentCredentials ?? agent.Credentials!)));
+            }
+        }
+        else
+        {
+            listeners.Add(new Listener(listen, agentCredentials is null ? null : AgentTls(() => agentCredentials)));
+        }
+
+        var (builder, bound) = CreateBuilder(listeners, logLevel);
         var security = master?.Security ?? new Master.Security.SecurityOptions { Enabled = false };
         builder.Services.AddSingleton(new BrowserGuard(ListenAddress.HostNames(listen, agent?.Advertise, security.AllowedHosts), security.AnyHost));
 
@@ -222,6 +433,11 @@ public static class DroverHosts
         {
             Directory.CreateDirectory(master.DataDir);
             builder.Services.AddDroverMaster(master);
+            if (prebuilt is not null)
+            {
+                builder.Services.AddSingleton(prebuilt);
+            }
+
             configure?.Invoke(builder.Services);
         }
 
@@ -236,6 +452,12 @@ public static class DroverHosts
                 CgroupName = CgroupNameFor(agent.WorkDir),
                 Hostname = hostname,
                 KillTasksOnDispose = agent.KillTasksOnStop,
+                DefaultTaskUser = agent.DefaultTaskUser,
+            };
+            executorOptions = executorOptions with
+            {
+                AgentPidsLimit = agent.AgentPidsLimit ?? executorOptions.AgentPidsLimit,
+                DiskWatchInterval = agent.DiskWatchInterval ?? executorOptions.DiskWatchInterval,
             };
             builder.Services.AddSingleton(executorOptions);
             builder.Services.AddSingleton(agent.Executors ?? new ExecutorManagerOptions());
@@ -246,12 +468,40 @@ public static class DroverHosts
                 sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<TimeProvider>()));
         }
 
-        var app = builder.Build();
+        var app = built = builder.Build();
+        masterCredentials = master?.Tls is null ? null : MasterCredentialsOf();
+        if (listeners.Any(l => l.Tls is { AllowPlainHttp: true }))
+        {
+            // The plain side of a TLS port carries executors' calls and nothing else.
+            app.Use((http, next) => http.Request.IsHttps || http.Request.Path.StartsWithSegments(ExecutorApiPath, StringComparison.Ordinal)
+                ? next(http)
+                : Results.Text("this endpoint is served over HTTPS only\n", statusCode: StatusCodes.Status403Forbidden).ExecuteAsync(http));
+        }
+
         if (master is not null)
         {
             app.MapDroverMaster();
             map?.Invoke(app);
-            await app.RecoverDroverMasterAsync(ct).ConfigureAwait(false);
+            if (masterCredentials is not null)
+            {
+                await masterCredentials.InitializeAsync(app.Services.GetRequiredService<IStateStore>(), (advertise ?? ListenAddress.Advertise(listen)).Authority, ct).ConfigureAwait(false);
+            }
+
+            try
+            {
+                await app.RecoverDroverMasterAsync(ct).ConfigureAwait(false);
+            }
+            catch (Master.Secrets.SecretKeyMismatchException e)
+            {
+                await app.DisposeAsync().ConfigureAwait(false);
+                throw new HostStartException(e.Message, e);
+            }
+        }
+
+        if (agent is not null && master is not null && masterCredentials is not null && agent.Credentials is null)
+        {
+            devAgentCredentials = ownedCredentials = DevAgentCredentials(agent.WorkDir, masterCredentials);
+            agentCredentials = devAgentCredentials;
         }
 
         if (agent is not null)
@@ -264,14 +514,17 @@ public static class DroverHosts
             catch (InvalidOperationException e)
             {
                 await app.DisposeAsync().ConfigureAwait(false);
+                ownedCredentials?.Dispose();
                 throw new HostStartException($"the agent cannot run tasks: {e.Message}", e);
             }
 
             if (master is null)
             {
-                // A stand-alone agent has its own gate (in dev mode the master's covers these routes too).
+                // A stand-alone agent has its own gate (in dev mode the master's covers these routes too): with
+                // TLS its sandbox routes answer only a master's certificate of the cluster CA.
+                var roots = agentCredentials?.ClusterRoots;
                 app.UseRouting();
-                app.UseAgentGate(app.Services.GetRequiredService<BrowserGuard>(), secure: false);
+                app.UseAgentGate(app.Services.GetRequiredService<BrowserGuard>(), roots);
             }
 
             AgentEndpoints.Map(app, executor);
@@ -291,6 +544,7 @@ public static class DroverHosts
             // process would linger after reporting the error.
             await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
             await app.DisposeAsync().ConfigureAwait(false);
+            ownedCredentials?.Dispose();
             if (e is IOException io)
             {
                 throw new HostStartException($"cannot listen on {listen.Authority}: {io.Message}", io);
@@ -298,27 +552,141 @@ public static class DroverHosts
 
             throw;
         }
-        var bound = new Uri(app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First());
-        var url = ListenAddress.Advertise(bound, masters?.FirstOrDefault());
 
+        if (master is not null && masterCredentials is not null)
+        {
+            WriteCaFile(master.DataDir, masterCredentials); // once it serves: whoever waits for the file may call at once
+        }
+
+        var url = ListenAddress.Advertise(BoundUrl(bound[0], listeners[0]), masters?.FirstOrDefault());
+        if (master is not null && masterCredentials is not null && advertise is null && listen.Port == 0)
+        {
+            masterCredentials.SetAddress(url.Authority); // the identity names the port really bound
+        }
+
+        Uri? ownAgentUrl = agentListen is null ? null : BoundUrl(bound[1], listeners[1]);
         AgentService? agentService = null;
         if (agent is not null)
         {
+            var advertised = agent.Advertise ?? ownAgentUrl ?? url;
+            if (agentCredentials is not null && advertised.Scheme != Uri.UriSchemeHttps)
+            {
+                advertised = new UriBuilder(advertised) { Scheme = Uri.UriSchemeHttps }.Uri; // the master dials agents over TLS
+            }
+
             var options = new AgentOptions
             {
                 Masters = masters ?? [url],
                 WorkDir = agent.WorkDir,
-                AdvertisedAddress = agent.Advertise ?? url,
+                AdvertisedAddress = advertised,
                 Hostname = hostname!,
                 Resources = agent.Resources ?? Agent.Discovery.ResourceDiscovery.Discover(agent.WorkDir),
                 Attributes = agent.Attributes,
                 Domain = agent.Domain,
+                Credentials = agentCredentials,
             };
             agentService = ActivatorUtilities.CreateInstance<AgentService>(app.Services, options);
             await agentService.StartAsync(ct).ConfigureAwait(false);
         }
 
-        return new RunningHost(app, url, agentService);
+        return new RunningHost(app, url, agentService, ownedCredentials) { AgentUrl = ownAgentUrl };
+    }
+
+    /// <summary>The CA's certificate (public) is written to <c>&lt;data-dir&gt;/ca.pem</c> at each start, for clients to trust (<c>--ca-cert</c>).</summary>
+    public const string CaFileName = "ca.pem";
+
+    /// <summary>What a master prints about the CA clients must trust.</summary>
+    public static string CaAnnouncement(string dataDir, MasterCredentials credentials)
+    {
+        ArgumentNullException.ThrowIfNull(credentials);
+        return $"  HTTPS; clients trust the CA in {Path.Combine(dataDir, CaFileName)} (SHA-256 fingerprint {PemCertificates.Fingerprint(credentials.ServingRoots[0])})";
+    }
+
+    private static void WriteCaFile(string dataDir, MasterCredentials credentials)
+    {
+        Directory.CreateDirectory(dataDir);
+        var path = Path.Combine(dataDir, CaFileName);
+        File.WriteAllText(path + ".tmp", credentials.ServingCaPem);
+        File.Move(path + ".tmp", path, overwrite: true); // whole or absent: clients and tests read it while the master starts
+    }
+
+    /// <summary>The URL a started listener serves: its scheme, and the port it really bound.</summary>
+    private static Uri BoundUrl(ListenOptions bound, Listener listener)
+    {
+        var scheme = listener.Tls is null ? Uri.UriSchemeHttp : Uri.UriSchemeHttps;
+        var port = bound.IPEndPoint?.Port ?? listener.Url.Port;
+        return new UriBuilder(listener.Url) { Scheme = scheme, Port = port }.Uri;
+    }
+
+    /// <summary>
+    /// An agent's credentials for https masters: the ones in its work dir, or a join with its token. An
+    /// agent whose certificate expired must join again (with a new token, under a new id); one without
+    /// credentials or token cannot start. Plain-HTTP masters need none.
+    /// </summary>
+    private static async Task<AgentCredentials?> LoadOrJoinAsync(AgentSettings agent, IReadOnlyList<Uri> masters, LogLevel logLevel, CancellationToken ct)
+    {
+        var https = masters.Count(m => m.Scheme == Uri.UriSchemeHttps);
+        if (https == 0)
+        {
+            return agent.JoinToken is null ? null
+                : throw new HostStartException("--join-token: joining needs https:// master URLs (a master run with --insecure has no CA)", new ArgumentException(nameof(agent.JoinToken)));
+        }
+
+        if (https != masters.Count)
+        {
+            throw new HostStartException("--master: mixes http:// and https:// URLs; every master of a cluster serves the same", new ArgumentException(nameof(masters)));
+        }
+
+        AgentCredentials? existing;
+        try
+        {
+            existing = AgentCredentials.Load(agent.WorkDir, TimeProvider.System);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            throw new HostStartException(e.Message, e);
+        }
+
+        if (existing is not null && existing.ExpiresAt > DateTimeOffset.UtcNow)
+        {
+            return existing;
+        }
+
+        if (agent.JoinToken is null)
+        {
+            var why = existing is null
+                ? "this agent has not joined the cluster yet"
+                : $"this agent's certificate expired at {existing.ExpiresAt:u}";
+            existing?.Dispose();
+            throw new HostStartException($"{why}: start it with --join-token (from `drover node token create` on the master)", new InvalidOperationException(why));
+        }
+
+        existing?.Dispose();
+        using var loggers = LoggerFactory.Create(b => ConfigureLogging(b, logLevel));
+        try
+        {
+            return await AgentCredentials.JoinAsync(masters, agent.JoinToken, agent.WorkDir, agent.Hostname ?? Environment.MachineName,
+                TimeProvider.System, loggers.CreateLogger<AgentCredentials>(), ct).ConfigureAwait(false);
+        }
+        catch (JoinRefusedException e)
+        {
+            throw new HostStartException(e.Message, e);
+        }
+    }
+
+    /// <summary><c>drover dev --auth</c>: the agent keeps its id across starts (its work dir's agent-id file) and gets a fresh certificate from the in-process CA.</summary>
+    private static AgentCredentials DevAgentCredentials(string workDir, MasterCredentials master)
+    {
+        var idFile = Path.Combine(workDir, "agent-id");
+        var id = File.Exists(idFile) ? File.ReadAllText(idFile).Trim() : "";
+        if (!Core.Ids.IsValidName(id))
+        {
+            id = Core.Ids.NewAgentId();
+        }
+
+        using var certificate = master.IssueAgentWithKey(id);
+        return AgentCredentials.Create(workDir, X509CertificateLoader.LoadPkcs12(certificate.Export(X509ContentType.Pkcs12), null),
+            master.Ca.Pem, master.ServingCaPem, TimeProvider.System);
     }
 
     /// <summary>A per-work-dir cgroup subtree, so several agents on one machine never touch each other's tasks.</summary>

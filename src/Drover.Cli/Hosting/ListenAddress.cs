@@ -28,6 +28,14 @@ public static class ListenAddress
         return true;
     }
 
+    /// <summary>Whether the URL's host is a loopback address or <c>localhost</c> (where plain HTTP is allowed).</summary>
+    public static bool IsLoopback(Uri url)
+    {
+        ArgumentNullException.ThrowIfNull(url);
+        var host = url.Host.Trim('[', ']');
+        return host.Equals("localhost", StringComparison.OrdinalIgnoreCase) || (IPAddress.TryParse(host, out var ip) && IPAddress.IsLoopback(ip));
+    }
+
     /// <summary>
     /// The address others should use to reach a server bound to <paramref name="bound"/>: itself, unless
     /// it is a wildcard (0.0.0.0 / [::]). Then it is the local address this machine would use to reach

@@ -38,11 +38,17 @@ public sealed class MasterRedirectRefusedException(Uri from, Uri to)
 /// </summary>
 public static class MasterHttp
 {
-    /// <summary>The connection-level handler for <paramref name="master"/>. Redirects are followed by <see cref="MasterAuthHandler"/>, not here.</summary>
-    public static SocketsHttpHandler CreateTransport(Uri master)
+    /// <summary>
+    /// The connection-level handler for <paramref name="master"/>, trusting what <paramref name="trust"/> says for its
+    /// HTTPS certificate (the machine's store when null). Redirects are followed by <see cref="MasterAuthHandler"/>, not here.
+    /// </summary>
+    public static SocketsHttpHandler CreateTransport(Uri master, MasterTrust? trust = null)
     {
         ArgumentNullException.ThrowIfNull(master);
-        return new SocketsHttpHandler { AllowAutoRedirect = false };
+        var handler = MasterTls.CreateHandler(trust?.Roots, trust?.OnUntrusted);
+        handler.AllowAutoRedirect = false;
+        handler.UseProxy = true; // a user's CLI goes through the proxy the environment names, as before
+        return handler;
     }
 
     /// <summary>
@@ -51,8 +57,8 @@ public static class MasterHttp
     /// <see cref="MasterLoginRequiredException"/> (what the CLI turns into one sentence). <paramref name="namedMasters"/>:
     /// the other masters the user named (<c>--master a,b,c</c>), to which a redirect may carry the token.
     /// </summary>
-    public static HttpMessageHandler Create(Uri master, string? token, bool loginRequiredOn401 = false, IEnumerable<Uri>? namedMasters = null) =>
-        new MasterAuthHandler(master, token, loginRequiredOn401, CreateTransport(master), namedMasters);
+    public static HttpMessageHandler Create(Uri master, string? token, bool loginRequiredOn401 = false, MasterTrust? trust = null, IEnumerable<Uri>? namedMasters = null) =>
+        new MasterAuthHandler(master, token, loginRequiredOn401, CreateTransport(master, trust), namedMasters);
 }
 
 /// <summary>

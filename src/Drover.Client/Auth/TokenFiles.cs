@@ -48,9 +48,25 @@ public sealed class TokenFiles(string configDirectory)
     }
 
     /// <summary>Stores <paramref name="token"/> for <paramref name="master"/> and returns the file's path.</summary>
-    public async Task<string> WriteAsync(Uri master, string token, CancellationToken ct = default)
+    public Task<string> WriteAsync(Uri master, string token, CancellationToken ct = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(token);
+        return WritePrivateAsync(master, TokenPath(master), token + "\n", ct);
+    }
+
+    /// <summary>Where the CA pinned for <paramref name="master"/> is kept (<see cref="MasterTrustStore"/>).</summary>
+    public string CaPath(Uri master) => Path.Combine(MasterDirectory(master), "ca.pem");
+
+    /// <summary>Stores the pinned CA (PEM) for <paramref name="master"/> and returns the file's path.</summary>
+    public Task<string> WriteCaAsync(Uri master, string caPem, CancellationToken ct = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(caPem);
+        return WritePrivateAsync(master, CaPath(master), caPem, ct);
+    }
+
+    /// <summary>Writes a file of <paramref name="master"/>'s directory, 0600 from its creation, replaced atomically.</summary>
+    private async Task<string> WritePrivateAsync(Uri master, string path, string text, CancellationToken ct)
+    {
         var directory = MasterDirectory(master);
         foreach (var d in new[] { ConfigDirectory, Path.Combine(ConfigDirectory, "masters"), directory })
         {
@@ -58,13 +74,12 @@ public sealed class TokenFiles(string configDirectory)
             File.SetUnixFileMode(d, DirectoryMode); // an existing directory is tightened too
         }
 
-        var path = TokenPath(master);
         var temporary = $"{path}.{Environment.ProcessId}.tmp";
         var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = FileMode600 };
         await using (var file = new FileStream(temporary, options))
         {
             File.SetUnixFileMode(temporary, FileMode600); // in case it existed with another mode
-            await file.WriteAsync(Encoding.UTF8.GetBytes(token + "\n"), ct).ConfigureAwait(false);
+            await file.WriteAsync(Encoding.UTF8.GetBytes(text), ct).ConfigureAwait(false);
             await file.FlushAsync(ct).ConfigureAwait(false);
         }
 

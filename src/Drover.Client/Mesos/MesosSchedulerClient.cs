@@ -43,13 +43,16 @@ public sealed class MesosSchedulerClient : IDisposable
     private readonly HttpClient _calls;
     private readonly Uri _endpoint;
     private readonly AuthenticationHeaderValue? _authorization;
+    private readonly MasterTrust? _trust;
 
-    public MesosSchedulerClient(Uri master, MesosCredential? credential = null)
+    /// <param name="trust">What to trust for an https:// master's certificate (its cluster CA); null: the machine's store.</param>
+    public MesosSchedulerClient(Uri master, MesosCredential? credential = null, MasterTrust? trust = null)
     {
         ArgumentNullException.ThrowIfNull(master);
         _endpoint = new Uri(master, "/api/v1/scheduler");
         _authorization = credential?.ToHeader();
-        _calls = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(30) };
+        _trust = trust;
+        _calls = new HttpClient(MasterTls.CreateHandler(trust?.Roots, trust?.OnUntrusted)) { Timeout = TimeSpan.FromSeconds(30) };
     }
 
     /// <summary>Assigned by the master on the first SUBSCRIBED; reused by later subscriptions (failover).</summary>
@@ -66,7 +69,7 @@ public sealed class MesosSchedulerClient : IDisposable
         ArgumentNullException.ThrowIfNull(info);
         var id = FrameworkId is { } known ? new MId(known) : info.Id;
         var call = new MCall { Type = "SUBSCRIBE", FrameworkId = id, Subscribe = new MSubscribe(info with { Id = id }, null) };
-        using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = Timeout.InfiniteTimeSpan };
+        using var http = new HttpClient(MasterTls.CreateHandler(_trust?.Roots, _trust?.OnUntrusted)) { Timeout = Timeout.InfiniteTimeSpan };
         using var request = new HttpRequestMessage(HttpMethod.Post, _endpoint) { Content = Json(call) };
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
         request.Headers.Authorization = _authorization;

@@ -156,6 +156,9 @@ public sealed record TaskView
 
     /// <summary>The Mesos framework that launched the task (null for built-in services and one-off tasks).</summary>
     public string? FrameworkId { get; init; }
+
+    /// <summary>Who submitted a one-off task (<see cref="TaskSpec.Owner"/>); null for apps' instances and frameworks' tasks.</summary>
+    public string? Owner { get; init; }
 }
 
 public sealed record TaskList
@@ -270,6 +273,12 @@ public static class ErrorCodes
     public const string AgentUnreachable = "agent_unreachable";
     public const string Internal = "internal_error";
     public const string NoLeader = "no_leader";
+
+    /// <summary>The call needs credentials it did not present (or presented invalid ones).</summary>
+    public const string Unauthorized = "unauthorized";
+
+    /// <summary>The caller is known but may not do this (e.g. an agent speaking for another agent).</summary>
+    public const string Forbidden = "forbidden";
 
     /// <summary>The master could not make the change durable (its store is unreachable, or it is no longer the leader); it may or may not have been applied.</summary>
     public const string StoreUnavailable = "store_unavailable";

@@ -32,11 +32,22 @@ namespace Drover.Core.Json;
 [JsonSerializable(typeof(AgentList))]
 [JsonSerializable(typeof(DrainRequest))]
 [JsonSerializable(typeof(ApiError))]
+[JsonSerializable(typeof(AgentJoinRequest))]
+[JsonSerializable(typeof(AgentJoinResponse))]
+[JsonSerializable(typeof(CertificateRenewal))]
+[JsonSerializable(typeof(CertificateIssued))]
+[JsonSerializable(typeof(CaInfo))]
+[JsonSerializable(typeof(JoinTokenRequest))]
+[JsonSerializable(typeof(JoinTokenCreated))]
+[JsonSerializable(typeof(JoinTokenList))]
 [JsonSerializable(typeof(TaskSpec))]
 [JsonSerializable(typeof(TaskStatus))]
 [JsonSerializable(typeof(Drover.Core.State.PersistedTask))]
 [JsonSerializable(typeof(Drover.Core.State.PersistedAgent))]
 [JsonSerializable(typeof(Drover.Core.Health.HealthCheck))]
+[JsonSerializable(typeof(Drover.Core.Secrets.SecretWrite))]
+[JsonSerializable(typeof(Drover.Core.Secrets.SecretView))]
+[JsonSerializable(typeof(Drover.Core.Secrets.SecretList))]
 public sealed partial class DroverJsonContext : JsonSerializerContext;
 
 public sealed class ResourcesJsonConverter : JsonConverter<Resources>

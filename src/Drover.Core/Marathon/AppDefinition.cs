@@ -13,7 +13,7 @@ namespace Drover.Core.Marathon;
 /// source generator cannot reset an initializer (dotnet/runtime#84484). <see cref="WithDefaults"/> fills
 /// Marathon's defaults in and brings deprecated fields into canonical form; it is what the API stores and
 /// returns. Validate first with <see cref="MarathonValidator.Validate"/>.</para>
-/// <para>Fields Drover cannot honour yet (containers, fetch, secrets, volumes, …) are kept as Marathon
+/// <para>Fields Drover cannot honour yet (container images, fetch, volumes other than secrets, …) are kept as Marathon
 /// sent them so they can be named in the 422; the validator rejects them. See Marathon/README.md.</para>
 /// </remarks>
 public sealed record AppDefinition
@@ -47,7 +47,7 @@ public sealed record AppDefinition
     /// <summary>Rejected: Drover runs every task as the agent's task user.</summary>
     public string? User { get; init; }
 
-    /// <summary>Environment; values are strings (secret references are parsed so they can be rejected).</summary>
+    /// <summary>Environment; values are strings or <c>{"secret": "name"}</c>, a reference to one of <see cref="Secrets"/>.</summary>
     public ImmutableSortedDictionary<string, EnvVarValue>? Env { get; init => field = value?.WithComparers(StringComparer.Ordinal); }
 
     public int? Instances { get; init; }
@@ -96,7 +96,10 @@ public sealed record AppDefinition
 
     public int? MaxLaunchDelaySeconds { get; init; }
 
-    /// <summary>Kept as sent; any image, volume or port mapping is rejected (an imageless MESOS container is accepted).</summary>
+    /// <summary>
+    /// Kept as sent; any image, port mapping or volume other than a secret volume is rejected (an imageless MESOS
+    /// container is accepted). Secret volumes are read through <see cref="SecretVolumes"/>.
+    /// </summary>
     public JsonElement? Container { get; init; }
 
     public ImmutableArray<AppHealthCheck>? HealthChecks { get; init; }
@@ -126,8 +129,12 @@ public sealed record AppDefinition
     /// <summary>Resident tasks (persistent volumes); rejected.</summary>
     public JsonElement? Residency { get; init; }
 
-    /// <summary>Secret definitions; rejected when not empty.</summary>
-    public JsonElement? Secrets { get; init; }
+    /// <summary>
+    /// Secrets the app uses, by a name of the app's choosing: <c>{"db": {"source": "team-a/db-password"}}</c>. An
+    /// environment variable (<c>{"secret": "db"}</c>) or a secret volume (<c>container.volumes</c>
+    /// <c>{"containerPath", "secret": "db"}</c>) names one; the source is the path in Drover's secret store.
+    /// </summary>
+    public ImmutableSortedDictionary<string, AppSecret>? Secrets { get; init => field = value?.WithComparers(StringComparer.Ordinal); }
 
     /// <summary>Mesos checks (Marathon 1.6+); rejected.</summary>
     public JsonElement? Check { get; init; }
@@ -166,6 +173,36 @@ public sealed record AppDefinition
         PortDefinitions is { IsDefault: false } defs ? defs
         : Ports is { IsDefault: false } ports ? [.. ports.Select(p => new PortDefinition { Port = p })]
         : [PortDefinition.Default];
+
+    /// <summary>
+    /// The secret volumes of <c>container.volumes</c> (<c>{"containerPath": "p", "secret": "name"}</c>): a file at
+    /// <c>$MESOS_SANDBOX/p</c> holding the secret's value. Meaningful for a validated definition; elements that are not
+    /// secret volumes are skipped (the validator refuses them).
+    /// </summary>
+    [JsonIgnore]
+    public ImmutableArray<SecretVolume> SecretVolumes
+    {
+        get
+        {
+            if (Container is not { ValueKind: JsonValueKind.Object } c || !c.TryGetProperty("volumes", out var volumes) || volumes.ValueKind != JsonValueKind.Array)
+            {
+                return [];
+            }
+
+            var result = ImmutableArray.CreateBuilder<SecretVolume>();
+            foreach (var v in volumes.EnumerateArray())
+            {
+                if (v.ValueKind == JsonValueKind.Object
+                    && v.TryGetProperty("secret", out var secret) && secret.ValueKind == JsonValueKind.String
+                    && v.TryGetProperty("containerPath", out var path) && path.ValueKind == JsonValueKind.String)
+                {
+                    result.Add(new SecretVolume(path.GetString()!, secret.GetString()!));
+                }
+            }
+
+            return result.ToImmutable();
+        }
+    }
 
     /// <summary>How many host ports each task needs (<c>PORT0</c>…).</summary>
     [JsonIgnore]
@@ -243,7 +280,21 @@ public sealed record AppDefinition
             : dependency!; // an invalid (or null) element is left for the validator to report
 }
 
-/// <summary>An environment variable's value: a string, or (rejected for now) a reference to a secret.</summary>
+/// <summary>A secret the app uses (Marathon's <c>SecretDef</c>): where it lives in the secret store.</summary>
+public sealed record AppSecret
+{
+    /// <summary>The secret's path in Drover's secret store (<c>team-a/db-password</c>, a leading <c>/</c> allowed).</summary>
+    public string? Source { get; init; }
+
+    [JsonExtensionData]
+    [JsonInclude]
+    internal Dictionary<string, JsonElement>? Unknown { get; set; }
+}
+
+/// <summary>A secret volume: the value of the app's secret <see cref="Secret"/> as a file at <see cref="ContainerPath"/> in the sandbox.</summary>
+public sealed record SecretVolume(string ContainerPath, string Secret);
+
+/// <summary>An environment variable's value: a string, or a reference to one of the app's <c>secrets</c> by name.</summary>
 [JsonConverter(typeof(EnvVarValueJsonConverter))]
 public sealed record EnvVarValue
 {

@@ -91,7 +91,13 @@ public static class MarathonErrorText
     public const string NoContainerOption = "Drover does not support this container option yet";
     public const string NoFetch = "Drover does not support fetching artifacts yet";
     public const string NoStoreUrls = "Drover does not support the artifact store yet";
-    public const string NoSecrets = "Drover does not support secrets yet";
+    public const string NoVolumesButSecrets = "Drover does not support volumes yet, except secret volumes ({\"containerPath\": \"path\", \"secret\": \"name\"})";
+
+    /// <summary>Marathon's SecretValidation message for an env or volume naming a secret the app does not define.</summary>
+    public const string UndefinedSecret = "references an undefined secret";
+
+    public const string SecretSourceRequired = "must be the secret's path in the secret store";
+    public const string ContainerPathUnique = "secret volume container paths must be unique";
     public const string NoResidency = "Drover does not support resident tasks (persistent volumes) yet";
     public const string NoIpAddress = "Drover does not support IP-per-task networking yet (only host networking)";
     public const string OnlyHostNetworking = "Drover supports only host networking yet: use a single {\"mode\": \"host\"}";

@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Drover.Core.Secrets;
 
 namespace Drover.Core.Marathon;
 
@@ -39,7 +40,7 @@ public static partial class MarathonValidator
 
         Unknown(app.Unknown, "", e, ignore: OutputOnlyFields);
         var id = ValidateId(app, parentGroupId, e);
-        var hasImage = ValidateContainer(app.Container, e);
+        var hasImage = ValidateContainer(app.Container, app.Secrets, e);
         ValidateCommand(app, hasImage, e);
         ValidateEnv(app, e);
         ValidateScalars(app, e);
@@ -146,9 +147,12 @@ public static partial class MarathonValidator
             {
                 e.Add(path, MarathonErrorText.ExpectedString);
             }
-            else if (value.Secret is not null)
+            else if (value.Secret is { } secret)
             {
-                e.Add(path, MarathonErrorText.NoSecrets);
+                if (app.Secrets?.ContainsKey(secret) != true)
+                {
+                    e.Add(path, MarathonErrorText.UndefinedSecret);
+                }
             }
             else if (value.Value!.Contains('\0', StringComparison.Ordinal))
             {
@@ -286,10 +290,7 @@ public static partial class MarathonValidator
             e.Add("/residency", MarathonErrorText.NoResidency);
         }
 
-        if (app.Secrets is { } secrets && !IsEmpty(secrets))
-        {
-            e.Add("/secrets", MarathonErrorText.NoSecrets);
-        }
+        ValidateSecrets(app, e);
 
         if (app.Check is { ValueKind: not JsonValueKind.Null })
         {
@@ -324,8 +325,8 @@ public static partial class MarathonValidator
         }
     }
 
-    /// <summary>Refuses any image, volume, port mapping or other option; returns whether an image was given.</summary>
-    private static bool ValidateContainer(JsonElement? container, MarathonErrorBuilder e)
+    /// <summary>Refuses any image, volume other than a secret volume, port mapping or other option; returns whether an image was given.</summary>
+    private static bool ValidateContainer(JsonElement? container, ImmutableSortedDictionary<string, AppSecret>? secrets, MarathonErrorBuilder e)
     {
         if (container is not { } c || c.ValueKind == JsonValueKind.Null)
         {
@@ -372,7 +373,7 @@ public static partial class MarathonValidator
                     hasImage = true;
                     break;
                 case "volumes":
-                    e.Add(path, MarathonErrorText.NoVolumes);
+                    ValidateVolumes(p.Value, secrets, e);
                     break;
                 case "portMappings":
                     e.Add(path, MarathonErrorText.NoPortMappings);
@@ -384,6 +385,97 @@ public static partial class MarathonValidator
         }
 
         return hasImage;
+    }
+
+    /// <summary>
+    /// Every secret names a valid source path; the secret store checks, at deploy time, that it exists and that the
+    /// deployer may read it (<c>Drover.Master.Secrets</c>), which a pure validator cannot.
+    /// </summary>
+    private static void ValidateSecrets(AppDefinition app, MarathonErrorBuilder e)
+    {
+        var secrets = app.Secrets ?? ImmutableSortedDictionary<string, AppSecret>.Empty;
+        var uses = (app.Env ?? ImmutableSortedDictionary<string, EnvVarValue>.Empty).Values.Count(v => v?.Secret is not null) + app.SecretVolumes.Length;
+        if (secrets.Count > SecretPaths.MaxPerTask || uses > SecretPaths.MaxPerTask)
+        {
+            e.Add("/secrets", $"an app may define, and its tasks receive, at most {SecretPaths.MaxPerTask} secrets (environment variables and volumes together)");
+        }
+
+        foreach (var (name, secret) in secrets)
+        {
+            var path = "/secrets/" + name;
+            if (name.Length == 0 || !Ids.IsValidName(name))
+            {
+                e.Add(path, "a secret's name is 1-128 letters, digits, '_', '-' or '.'");
+            }
+
+            if (secret is null)
+            {
+                e.Add(path, MarathonErrorText.ExpectedObject);
+                continue;
+            }
+
+            Unknown(secret.Unknown, path, e);
+            if (secret.Source is null)
+            {
+                e.Add(path + "/source", MarathonErrorText.SecretSourceRequired);
+            }
+            else if (SecretPaths.Canonical(secret.Source, out var error) is null)
+            {
+                e.Add(path + "/source", error);
+            }
+        }
+    }
+
+    /// <summary>Secret volumes (<c>{"containerPath", "secret"}</c>) are accepted; any other volume is refused.</summary>
+    private static void ValidateVolumes(JsonElement volumes, ImmutableSortedDictionary<string, AppSecret>? secrets, MarathonErrorBuilder e)
+    {
+        if (volumes.ValueKind != JsonValueKind.Array)
+        {
+            e.Add("/container/volumes", MarathonErrorText.ExpectedArray);
+            return;
+        }
+
+        var paths = new HashSet<string>(StringComparer.Ordinal);
+        var i = 0;
+        foreach (var v in volumes.EnumerateArray())
+        {
+            var path = Index("/container/volumes", i++);
+            if (v.ValueKind != JsonValueKind.Object || !v.TryGetProperty("secret", out var secret))
+            {
+                e.Add(path, MarathonErrorText.NoVolumesButSecrets);
+                continue;
+            }
+
+            foreach (var p in v.EnumerateObject())
+            {
+                if (p.Name is not ("secret" or "containerPath"))
+                {
+                    e.Add(path + "/" + p.Name, MarathonErrorText.UnknownField);
+                }
+            }
+
+            if (secret.ValueKind != JsonValueKind.String)
+            {
+                e.Add(path + "/secret", MarathonErrorText.ExpectedString);
+            }
+            else if (secrets?.ContainsKey(secret.GetString()!) != true)
+            {
+                e.Add(path + "/secret", MarathonErrorText.UndefinedSecret);
+            }
+
+            if (!v.TryGetProperty("containerPath", out var containerPath) || containerPath.ValueKind != JsonValueKind.String)
+            {
+                e.Add(path + "/containerPath", MarathonErrorText.ExpectedString);
+            }
+            else if (SecretPaths.FilePathError(containerPath.GetString()) is { } error)
+            {
+                e.Add(path + "/containerPath", error);
+            }
+            else if (!paths.Add(containerPath.GetString()!))
+            {
+                e.Add(path + "/containerPath", MarathonErrorText.ContainerPathUnique);
+            }
+        }
     }
 
     private static void ValidatePorts(AppDefinition app, MarathonErrorBuilder e)

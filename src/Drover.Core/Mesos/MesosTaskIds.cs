@@ -4,6 +4,9 @@ namespace Drover.Core.Mesos;
 /// How a Mesos framework's task ids map to Drover task ids. Task ids are unique only per framework in Mesos, so
 /// the master records a framework's task <c>t</c> as the Drover task <c>{frameworkId}.t</c>; everything that talks
 /// to the framework or its executors (scheduler UPDATEs, the executor's TaskInfo and its updates) uses <c>t</c>.
+/// The form is unambiguous because the master issues every framework id and never one with a <c>.</c> (a SUBSCRIBE
+/// naming another id is refused), so no framework <c>F.x</c> can exist beside <c>F</c> to give <c>F.x.y</c> two readings.
+/// (Ids kept from before that rule stay as they were: task ids are persisted and must stay stable.)
 /// </summary>
 public static class MesosTaskIds
 {

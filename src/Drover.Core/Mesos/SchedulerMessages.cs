@@ -79,7 +79,45 @@ public sealed record MFrameworkInfo
     public MLabels? Labels { get; init; }
 }
 
-public sealed record MEnvVariable(string Name, string? Value, string? Type);
+/// <summary>Mesos' <c>Environment.Variable</c>: <c>type</c> VALUE (default) with <c>value</c>, or SECRET with <c>secret</c>.</summary>
+public sealed record MEnvVariable(string Name, string? Value, string? Type, MSecret? Secret = null);
+
+/// <summary>
+/// Mesos' <c>Secret</c>: <c>type</c> REFERENCE with <c>reference</c> (a secret in the store, by name) or VALUE with
+/// <c>value</c> (the bytes themselves, base64 in JSON).
+/// </summary>
+public sealed record MSecret(string? Type, MSecretReference? Reference = null, MSecretValue? Value = null);
+
+/// <summary>A stored secret by <c>name</c> (Drover: its path); <c>key</c> picks a field of a key-value secret (Drover's secrets have none).</summary>
+public sealed record MSecretReference(string? Name, string? Key = null);
+
+/// <summary>The secret's bytes, base64 in JSON.</summary>
+public sealed record MSecretValue(string? Data);
+
+/// <summary>Mesos' <c>Volume</c>: Drover supports only <c>source.type</c> SECRET (a file in the sandbox).</summary>
+public sealed record MVolume
+{
+    /// <summary>RW or RO; a secret volume is read-only whatever is asked.</summary>
+    public string? Mode { get; init; }
+
+    public string? ContainerPath { get; init; }
+
+    /// <summary>Host-path volumes: not supported, refused.</summary>
+    public string? HostPath { get; init; }
+
+    /// <summary>Image volumes: not supported, refused.</summary>
+    public JsonElement? Image { get; init; }
+
+    public MVolumeSource? Source { get; init; }
+}
+
+public sealed record MVolumeSource
+{
+    /// <summary>SECRET is supported; DOCKER_VOLUME, HOST_PATH, SANDBOX_PATH, CSI_VOLUME are refused.</summary>
+    public string? Type { get; init; }
+
+    public MSecret? Secret { get; init; }
+}
 
 public sealed record MEnvironment(IReadOnlyList<MEnvVariable>? Variables);
 
@@ -100,7 +138,7 @@ public sealed record MCommandInfo
     public JsonElement? Uris { get; init; }
 }
 
-public sealed record MContainerInfo(string? Type, JsonElement? Docker, JsonElement? Mesos);
+public sealed record MContainerInfo(string? Type, JsonElement? Docker, JsonElement? Mesos, IReadOnlyList<MVolume>? Volumes = null);
 
 public sealed record MExecutorInfo
 {

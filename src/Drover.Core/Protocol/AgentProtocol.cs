@@ -135,6 +135,24 @@ public sealed record AgentCommand
     public FrameworkMessage? Message { get; init; }
 
     public LaunchTaskGroup? LaunchGroup { get; init; }
+
+    /// <summary>
+    /// The values of the secrets the launched tasks use (<see cref="TaskSpec.Secrets"/>), resolved by the master as
+    /// it sends this command to the one agent that runs them. Beside the launch, not inside it: the agent
+    /// checkpoints <see cref="LaunchTask"/>s, and keeps these in memory only until each task has started.
+    /// </summary>
+    public ImmutableArray<SecretValue>? Secrets { get; init; }
+}
+
+/// <summary>The value of secret <see cref="Index"/> of <see cref="TaskSpec.Secrets"/> of task <see cref="TaskId"/>.</summary>
+public sealed record SecretValue
+{
+    public required string TaskId { get; init; }
+
+    public required int Index { get; init; }
+
+    /// <summary>The value's bytes (base64 in JSON).</summary>
+    public required byte[] Data { get; init; }
 }
 
 /// <summary>
@@ -158,6 +176,14 @@ public sealed record LaunchTask
 
     /// <summary>Host ports assigned by the master, in PORT0…PORTn order.</summary>
     public ImmutableArray<int> Ports { get; init => field = value.IsDefault ? [] : value; } = [];
+
+    /// <summary>
+    /// On the agent, in memory only: the values of <see cref="TaskSpec.Secrets"/> that came with the launch command
+    /// (<see cref="AgentCommand.Secrets"/>). Never serialized, so never on the wire inside a launch nor in the agent's
+    /// checkpoint of it.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public ImmutableArray<SecretValue> SecretValues { get; init => field = value.IsDefault ? [] : value; } = [];
 }
 
 /// <summary>

@@ -191,3 +191,13 @@ public static class AccessGate
         }
     }
 }
+
+/// <summary>Request limits every gate applies.</summary>
+public static class RequestLimits
+{
+    /// <summary>
+    /// A request body larger than this is refused with 413 on every route that does not declare its own limit
+    /// (Kubernetes caps requests at 3 MiB; a Marathon group of hundreds of apps fits).
+    /// </summary>
+    public const long DefaultMaxBody = 3 * 1024 * 1024;
+}

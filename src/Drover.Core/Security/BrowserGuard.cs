@@ -18,7 +18,7 @@ public sealed class BrowserGuard
     /// <param name="hostNames">Names and addresses the server answers to (no ports): its listen and advertised
     /// addresses, the machine's names, loopback names, operator additions.</param>
     /// <param name="anyHost">Accept any <c>Host</c> (an operator who fronts the master with names of their own and
-    /// turned the check off); <c>Origin</c> and content types are still checked.</param>
+    /// turned the check off); content types are still checked, and an <c>Origin</c> must name one of <paramref name="hostNames"/>.</param>
     public BrowserGuard(IEnumerable<string> hostNames, bool anyHost = false)
     {
         ArgumentNullException.ThrowIfNull(hostNames);
@@ -60,7 +60,9 @@ public sealed class BrowserGuard
             }
         }
 
-        if (!string.IsNullOrEmpty(origin) && !SameOrigin(origin, ownOrigin))
+        // With any Host accepted, the request's own origin is whatever a rebound name says: an Origin then
+        // passes only when it names one of the server's known hosts.
+        if (!string.IsNullOrEmpty(origin) && (_anyHost ? !KnownOrigin(origin) : !SameOrigin(origin, ownOrigin)))
         {
             return (403, $"Origin: '{origin}' is not this server's own origin ({ownOrigin}); cross-site requests are refused");
         }
@@ -129,6 +131,9 @@ public sealed class BrowserGuard
 
         return IPAddress.TryParse(name, out var ip) ? ip.ToString() : name.ToLowerInvariant();
     }
+
+    private bool KnownOrigin(string origin) =>
+        Uri.TryCreate(origin, UriKind.Absolute, out var o) && _hosts.Contains(Normalize(o.Host));
 
     private static bool SameOrigin(string origin, string ownOrigin) =>
         Uri.TryCreate(origin, UriKind.Absolute, out var o) && Uri.TryCreate(ownOrigin, UriKind.Absolute, out var own)

@@ -104,8 +104,18 @@ public static class Rids
     /// <summary>Marathon's <c>/v2/leader</c> (read).</summary>
     public const string MarathonLeader = "dcos:service:marathon:marathon:admin:leader";
 
-    /// <summary>One-off tasks submitted through <c>/drover/v1/tasks</c> (they belong to no app).</summary>
+    /// <summary>
+    /// One-off tasks submitted through <c>/drover/v1/tasks</c> (they belong to no app): submitting (create), and
+    /// seeing, reading the sandbox of (read) and killing (delete) one's own.
+    /// </summary>
     public const string Tasks = "drover:tasks";
+
+    /// <summary>
+    /// Every one-off task, whoever submitted it (read: see it and read its sandbox; delete: kill it) — for operators.
+    /// Deliberately not below <see cref="Tasks"/>: every team gets a grant on <c>drover:tasks</c> for its own tasks,
+    /// and that grant must not cover other people's (a grant covers the ids that continue it after a <c>:</c>).
+    /// </summary>
+    public const string AdminTasks = "drover:admin:tasks";
 
     /// <summary>The audit log.</summary>
     public const string Audit = "drover:audit";
@@ -130,6 +140,9 @@ public static class Rids
 
     /// <summary>A secret, by path: create/read (the value)/update/delete.</summary>
     public static string Secret(string path) => "dcos:secrets:default:" + (path.StartsWith('/') ? path : "/" + path);
+
+    /// <summary>Listing the names of the secrets under a path prefix (read); <c>""</c> or <c>"/"</c> is every secret.</summary>
+    public static string SecretList(string prefix) => "dcos:secrets:list:default:/" + prefix.Trim('/');
 
     /// <summary>Whether a grant on <paramref name="granted"/> covers <paramref name="requested"/>.</summary>
     public static bool Covers(string granted, string requested)

@@ -13,6 +13,7 @@ namespace Drover.Master.HighAvailability;
 /// every other request (<c>/v2/leader</c> included) to the leader with a 307 (same method and body, same
 /// path and query), or a 503 <c>no_leader</c> error while none is elected.
 /// The leader serves <c>/master/redirect</c> too (to itself); its <c>/v2/leader</c> is the Marathon endpoint.
+/// Redirects keep the request's scheme: masters of one cluster all serve HTTPS, or all plain HTTP.
 /// </summary>
 public static class LeaderEndpoints
 {

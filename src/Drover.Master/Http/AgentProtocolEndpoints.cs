@@ -4,6 +4,7 @@ using System.Text.Json;
 using Drover.Core.Api;
 using Drover.Core.Json;
 using Drover.Core.Protocol;
+using Drover.Master.Secrets;
 using Drover.Master.State;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -12,7 +13,13 @@ using Microsoft.Extensions.Hosting;
 
 namespace Drover.Master.Http;
 
-/// <summary>The agent-facing protocol (see Drover.Core.Protocol.AgentProtocol for the sequence).</summary>
+/// <summary>
+/// The agent-facing protocol (see Drover.Core.Protocol.AgentProtocol for the sequence). With TLS every
+/// call is mutual TLS and may only speak for the agent its certificate names: the <c>{id}</c> in the path
+/// (the security gate checks it, <see cref="RouteAccess.Agent"/>), the <c>agentId</c> of a registration (checked here). What an agent reports is further
+/// limited to its own tasks and executors by <see cref="ClusterState"/> (updates for a task placed
+/// elsewhere change nothing and free nothing).
+/// </summary>
 internal static class AgentProtocolEndpoints
 {
     /// <summary>With nothing to send, the stream carries a ping this often so both ends notice a dead connection.</summary>
@@ -31,6 +38,18 @@ internal static class AgentProtocolEndpoints
             if (error is not null)
             {
                 return error;
+            }
+
+            // An agent (by its certificate) registers only as itself: the id in the body, when given, must be the
+            // certificate's, and is that when not. (Without TLS the caller is a dev cluster's anonymous one.)
+            if (req.HttpContext.Caller() is { Kind: CallerKind.Agent } agent)
+            {
+                if (body!.AgentId is { } named && named != agent.Id)
+                {
+                    return ApiResults.Error(StatusCodes.Status403Forbidden, ErrorCodes.Forbidden, $"the certificate is agent '{agent.Id}''s; it cannot register as agent '{named}'");
+                }
+
+                body = body with { AgentId = agent.Id };
             }
 
             if (string.IsNullOrWhiteSpace(body!.Hostname) || string.IsNullOrWhiteSpace(body.Address))
@@ -90,8 +109,10 @@ internal static class AgentProtocolEndpoints
             return Results.Accepted();
         });
 
-        g.MapGet("/{id}/commands", async (string id, HttpContext http, ClusterState state, IHostApplicationLifetime lifetime) =>
+        g.MapGet("/{id}/commands", async (string id, HttpContext http, ClusterState state, SecretStore secrets, IHostApplicationLifetime lifetime, TimeProvider time) =>
         {
+            // A stream outlives neither the certificate it was opened with: the agent reconnects with its renewed one.
+            var certificateExpires = http.Connection.ClientCertificate?.NotAfter.ToUniversalTime() is { } notAfter ? new DateTimeOffset(notAfter, TimeSpan.Zero) : DateTimeOffset.MaxValue;
             var agent = state.FindAgent(id);
             if (agent is null)
             {
@@ -115,7 +136,7 @@ internal static class AgentProtocolEndpoints
                 // An agent removed and registered again under the same id has a new record, whose
                 // commands (e.g. kills for the tasks that went with the removal) this stream would
                 // never read: end it, and the agent reconnects to the new record at once.
-                while (!ct.IsCancellationRequested && ReferenceEquals(state.FindAgent(id), agent))
+                while (!ct.IsCancellationRequested && ReferenceEquals(state.FindAgent(id), agent) && time.GetUtcNow() < certificateExpires)
                 {
                     using var wait = CancellationTokenSource.CreateLinkedTokenSource(ct);
                     wait.CancelAfter(PingInterval);
@@ -137,12 +158,12 @@ internal static class AgentProtocolEndpoints
                         continue;
                     }
 
-                    await SendWhenDurableAsync(body, first, ct);
+                    await SendWhenDurableAsync(body, first, id, state, secrets, ct);
 
                     // Drain whatever else is queued (launch bursts).
                     while (reader.TryRead(out var more))
                     {
-                        await SendWhenDurableAsync(body, more, ct);
+                        await SendWhenDurableAsync(body, more, id, state, secrets, ct);
                     }
                 }
             }
@@ -162,8 +183,9 @@ internal static class AgentProtocolEndpoints
     /// <summary>
     /// A command goes out only once the state change behind it is durable, so a master that crashes
     /// right after sending never finds, on restart, a task running that its records say was not placed.
+    /// A launch gets the values of its tasks' secrets here, on its way to this one agent (<see cref="LaunchSecrets"/>).
     /// </summary>
-    private static async Task SendWhenDurableAsync(Stream body, PendingCommand command, CancellationToken ct)
+    private static async Task SendWhenDurableAsync(Stream body, PendingCommand command, string agentId, ClusterState state, SecretStore secrets, CancellationToken ct)
     {
         try
         {
@@ -175,7 +197,22 @@ internal static class AgentProtocolEndpoints
             // still sent (the in-memory state is what the master acts on); the store logged the error.
         }
 
-        await WriteAsync(body, command.Command, ct);
+        if (LaunchSecrets.Resolve(command.Command, secrets, state, agentId) is not { } resolved)
+        {
+            return; // its tasks failed: a secret could not be resolved
+        }
+
+        try
+        {
+            await WriteAsync(body, resolved, ct);
+        }
+        finally
+        {
+            if (!ReferenceEquals(resolved, command.Command))
+            {
+                LaunchSecrets.Clear(resolved);
+            }
+        }
     }
 
     private static async Task WriteAsync(Stream body, AgentCommand command, CancellationToken ct)

@@ -33,7 +33,8 @@ internal static class DroverApiEndpoints
     {
         var g = app.MapGroup("/drover/v1");
         // Tasks: the drover:tasks action at the gate; an app's instance also needs the app's permission, a
-        // framework's task Mesos operator access, a named user the run-as permission (TaskAccess, in the handlers).
+        // framework's task Mesos operator access, another's one-off task drover:admin:tasks, a named user the
+        // run-as permission (TaskAccess, in the handlers).
         var readTasks = RouteAccess.PermissionThenObjects(Rids.Tasks, PermissionAction.Read);
 
         g.MapPost("/tasks", async (HttpRequest req, ClusterState state, CancellationToken ct) =>
@@ -45,11 +46,14 @@ internal static class DroverApiEndpoints
                 return error;
             }
 
-            var (spec, errors) = TaskSubmissionValidator.Validate(body!);
-            if (spec is null)
+            var (validated, errors) = TaskSubmissionValidator.Validate(body!);
+            if (validated is null)
             {
                 return ApiResults.Validation(errors);
             }
+
+            // The task is the caller's (TaskAccess): recorded in its spec, so it survives restarts.
+            var spec = validated with { Owner = http.Caller().Id };
 
             if (TaskAccess.CheckSubmit(http, spec) is { } denied)
             {
@@ -111,7 +115,7 @@ internal static class DroverApiEndpoints
 
             try
             {
-                var chunk = await reader.ReadAsync(agent.Address, id, file, offset ?? 0, length ?? SandboxReader.MaxChunk, ct);
+                var chunk = await reader.ReadAsync(agent.AgentId, agent.Address, id, file, offset ?? 0, length ?? SandboxReader.MaxChunk, ct);
                 return chunk is { } c
                     ? ApiResults.Json(new FileChunk { Data = System.Text.Encoding.UTF8.GetString(c.Data), Offset = offset ?? 0, Size = c.Size }, DroverJsonContext.Default.FileChunk)
                     : ApiResults.NotFound($"task '{id}' has no file '{file}' on agent {agent.AgentId}");
@@ -180,7 +184,7 @@ internal static class DroverApiEndpoints
     }
 
     /// <summary>A drain body is optional: no body (or an empty one) means the defaults.</summary>
-    private static bool HasBody(HttpRequest req) =>
+    internal static bool HasBody(HttpRequest req) =>
         req.ContentLength is > 0 || (req.ContentLength is null && req.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestBodyDetectionFeature>()?.CanHaveBody == true);
 
     private static async Task<IResult> AgentChange(string id, (AgentChangeResult Result, AgentView? View, Task Durable) change, string verb)
@@ -261,7 +265,7 @@ internal static class DroverApiEndpoints
                 {
                     try
                     {
-                        chunk = await reader.ReadAsync(a.Address, id, file, offset, SandboxReader.MaxChunk, ct);
+                        chunk = await reader.ReadAsync(a.AgentId, a.Address, id, file, offset, SandboxReader.MaxChunk, ct);
                     }
                     catch (HttpRequestException e) when (!started)
                     {

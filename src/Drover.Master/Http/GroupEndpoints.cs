@@ -346,6 +346,12 @@ internal static class GroupEndpoints
     private static async Task<IResult> Apply(HttpContext http, ServiceRegistry registry, List<(AppDefinition, ImmutableArray<string>)> plan, List<string> remove,
         List<(string Id, ImmutableArray<string> Dependencies)> groups, string? replaceGroupsUnder = null, IReadOnlyDictionary<string, bool>? expected = null)
     {
+        // Every app the change deploys (rollbacks included) needs read on the secrets it uses.
+        if (Secrets.SecretAccess.MarathonRefusal(http, plan.Select(p => p.Item1), a => "/apps(" + a.Id + ")") is { } refusedSecrets)
+        {
+            return refusedSecrets;
+        }
+
         var result = registry.PutPlan(plan, remove, Force(http), expected);
         if (MarathonEndpoints.Changed(result) is { } changed)
         {

@@ -6,6 +6,7 @@ using System.Text.Json.Nodes;
 using Drover.Core;
 using Drover.Core.Api;
 using Drover.Core.Marathon;
+using Drover.Master.Secrets;
 using Drover.Master.Services;
 using Drover.Master.State;
 using Microsoft.AspNetCore.Builder;
@@ -126,6 +127,11 @@ internal static class MarathonEndpoints
                 return denied;
             }
 
+            if (SecretAccess.MarathonRefusal(http, plan.Select(p => p.Item1), a => "(" + a.Id + ")") is { } refusedSecrets)
+            {
+                return refusedSecrets;
+            }
+
             var result = registry.PutPlan(plan, [], Force(http), existed);
             if (Changed(result) is { } changed)
             {
@@ -152,6 +158,11 @@ internal static class MarathonEndpoints
             if (MarathonAccess.Require(http, MarathonAccess.ToWrite(def!, exists: false)) is { } denied)
             {
                 return denied;
+            }
+
+            if (SecretAccess.MarathonRefusal(http, [def!]) is { } refusedSecrets)
+            {
+                return refusedSecrets;
             }
 
             var result = registry.Put(def!, mustCreate: true, force: Force(http));
@@ -396,6 +407,12 @@ internal static class MarathonEndpoints
         if (patch && existing is null && http.Request.Method == "PATCH")
         {
             return NoApp(appId);
+        }
+
+        // Any new definition of an app that uses secrets needs read on them: a changed command could print them.
+        if (SecretAccess.MarathonRefusal(http, [def!]) is { } refusedSecrets)
+        {
+            return refusedSecrets;
         }
 
         // What was authorized (create or update) is what the registry does, or nothing: an app created or removed in

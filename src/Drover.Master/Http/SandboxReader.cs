@@ -5,15 +5,17 @@ namespace Drover.Master.Http;
 
 /// <summary>
 /// Reads task sandbox files from the agent that ran the task (<c>GET {agent}/agent/v1/tasks/{id}/files/{name}</c>).
-/// Thread-safe; shares one HttpClient.
+/// With TLS the call is mutual TLS: the master presents its certificate and accepts only the agent's own
+/// (<see cref="Security.Pki.AgentHttpClients"/>). Thread-safe.
 /// </summary>
-internal sealed class SandboxReader(HttpClient http)
+internal sealed class SandboxReader(Security.Pki.AgentHttpClients clients)
 {
     public const int MaxChunk = 1 << 20;
 
     /// <summary>Bytes of the file from <paramref name="offset"/>, at most <paramref name="length"/>; null when the agent has no such file.</summary>
-    public async Task<(byte[] Data, long Size)?> ReadAsync(string agentAddress, string taskId, string file, long offset, int length, CancellationToken ct)
+    public async Task<(byte[] Data, long Size)?> ReadAsync(string agentId, string agentAddress, string taskId, string file, long offset, int length, CancellationToken ct)
     {
+        var http = clients.For(agentId);
         var url = string.Create(CultureInfo.InvariantCulture,
             $"{agentAddress.TrimEnd('/')}/agent/v1/tasks/{Uri.EscapeDataString(taskId)}/files/{file}?offset={offset}&length={length}");
         using var response = await http.GetAsync(url, ct).ConfigureAwait(false);

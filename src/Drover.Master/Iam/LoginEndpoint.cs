@@ -6,6 +6,7 @@ using Drover.Master.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Drover.Master.Iam;
 
@@ -70,10 +71,23 @@ internal static class LoginEndpoint
             return IamHttp.InvalidData("This cluster runs without logins (drover dev without --auth): no token is needed.");
         }
 
+        var throttle = http.RequestServices.GetRequiredService<CredentialThrottle>();
+        var client = http.Connection.RemoteIpAddress?.ToString() ?? "?";
+        if (throttle.Blocked(client) is { } wait)
+        {
+            return TooMany(http, wait);
+        }
+
         IamUser? user;
         if (body.Password is { } password)
         {
-            user = iam.VerifyPassword(uid, password);
+            var (ran, verified) = await throttle.RunAsync(() => iam.VerifyPassword(uid, password), http.RequestAborted);
+            if (!ran)
+            {
+                return TooMany(http, CredentialThrottle.SlotWait);
+            }
+
+            user = verified;
         }
         else
         {
@@ -86,12 +100,20 @@ internal static class LoginEndpoint
 
         if (user is null)
         {
+            throttle.Failed(client);
             // One answer for every failure, so the endpoint does not tell which uids exist.
             http.Response.Headers.WWWAuthenticate = "acsjwt";
             return IamHttp.Error(StatusCodes.Status401Unauthorized, "ERR_INVALID_CREDENTIALS", "Invalid credentials.");
         }
 
         return Results.Json(new IamLoginResponse(tokens.Issue(user, options.TokenLifetime)), IamJsonContext.Default.IamLoginResponse);
+    }
+
+    /// <summary>429 in DC/OS' error shape, with <c>Retry-After</c>: a client over its failure budget, or every password check slot busy.</summary>
+    private static IResult TooMany(HttpContext http, TimeSpan retryAfter)
+    {
+        http.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return IamHttp.Error(StatusCodes.Status429TooManyRequests, "ERR_TOO_MANY_REQUESTS", "Too many login attempts; retry later.");
     }
 }
 

@@ -138,10 +138,19 @@ public sealed class TokenService(IStateStore store, TimeProvider time)
             return Describe(result.Exception);
         }
 
+        if (result.SecurityToken is JsonWebToken jwt && jwt.ValidTo > time.GetUtcNow().UtcDateTime + MaxServiceLoginLifetime)
+        {
+            // A long-lived login token would be a replayable credential; dcos-cli signs them for 5 minutes.
+            return $"the login token's exp is more than {MaxServiceLoginLifetime.TotalMinutes:0} minutes away; sign a short-lived one";
+        }
+
         return result.Claims.TryGetValue(UidClaim, out var u) && u is string uid && uid == account.Uid
             ? null
             : "the login token's uid claim does not name the account";
     }
+
+    /// <summary>How far ahead a service account's login JWT may expire (bouncer warns beyond 10 minutes).</summary>
+    public static readonly TimeSpan MaxServiceLoginLifetime = TimeSpan.FromMinutes(10) + TimeSpan.FromSeconds(30);
 
     /// <summary>An RSA public key from PEM, or null.</summary>
     public static SecurityKey? PublicKeyOf(string pem)

@@ -108,6 +108,12 @@ internal sealed class Framework(string id, MFrameworkInfo info, DateTimeOffset r
 
     public bool Connected => Stream is not null;
 
+    /// <summary>
+    /// The write of the framework's first checkpoint: its id counts as issued once that is durable, so the first
+    /// SUBSCRIBE answers only after it (a restarted master must know every id it handed out). Completed otherwise.
+    /// </summary>
+    public Task Issued { get; set; } = Task.CompletedTask;
+
     /// <summary>Mesos' rule: <c>roles</c> (MULTI_ROLE frameworks) else the legacy <c>role</c>, else "*".</summary>
     public static ImmutableArray<string> RolesOf(MFrameworkInfo info) =>
         info.Roles is { Count: > 0 } roles ? [.. roles.Distinct(StringComparer.Ordinal)] : [info.Role is { Length: > 0 } r ? r : "*"];

@@ -78,6 +78,7 @@ internal sealed partial class FrameworkManager
         var remaining = held;
         var launches = new List<OfferLaunch>();
         var ids = new HashSet<string>(StringComparer.Ordinal);
+        var inline = new List<(string TaskId, List<(int Index, byte[] Value)> Values)>(); // Mesos VALUE secrets, kept before the launch
 
         // Custom executors whose resources this call has charged to the offer already: an executor that
         // several launches start takes its resources once (and one running on the agent, none).
@@ -88,7 +89,7 @@ internal sealed partial class FrameworkManager
             {
                 foreach (var info in op.Launch?.TaskInfos ?? [])
                 {
-                    if (LaunchAuthorizationError(fw, info, info.Executor, caller) is { } unauthorized)
+                    if ((LaunchAuthorizationError(fw, info, info.Executor, caller) ?? SecretAuthorizationError(fw, info, caller)) is { } unauthorized)
                     {
                         LogTaskUnauthorized(fw.Id, info.TaskId?.Value ?? "", unauthorized);
                         SendLocked(fw, MasterUpdate(info.TaskId?.Value ?? "", TaskState.Error, TaskReasons.TaskUnauthorized, unauthorized, info.AgentId), acknowledge: true);
@@ -102,6 +103,10 @@ internal sealed partial class FrameworkManager
                     else
                     {
                         launches.Add(_lastBuilt!);
+                        if (_lastInline is { } values)
+                        {
+                            inline.Add((_lastBuilt!.Spec.Id, values));
+                        }
                     }
                 }
 
@@ -115,10 +120,11 @@ internal sealed partial class FrameworkManager
             var groupIds = new HashSet<string>(ids, StringComparer.Ordinal);
             var groupCharged = new HashSet<string>(charged, StringComparer.Ordinal);
             var built = new List<OfferLaunch>();
+            var groupInline = new List<(string TaskId, List<(int Index, byte[] Value)> Values)>();
 
             // As Mesos: every task of the group is authorized before the group is validated; one refusal refuses the group.
             var groupExecutor = group?.Executor is { Type: not "DEFAULT" } ex ? ex : null;
-            var unauthorizedTask = tasks.Select(t => LaunchAuthorizationError(fw, t, groupExecutor, caller)).FirstOrDefault(e => e is not null);
+            var unauthorizedTask = tasks.Select(t => LaunchAuthorizationError(fw, t, groupExecutor, caller) ?? SecretAuthorizationError(fw, t, caller)).FirstOrDefault(e => e is not null);
             if (unauthorizedTask is not null)
             {
                 LogTaskUnauthorized(fw.Id, string.Join(',', tasks.Select(t => t.TaskId?.Value)), unauthorizedTask);
@@ -155,6 +161,10 @@ internal sealed partial class FrameworkManager
                 else
                 {
                     built.Add(_lastBuilt!);
+                    if (_lastInline is { } values)
+                    {
+                        groupInline.Add((_lastBuilt!.Spec.Id, values));
+                    }
                 }
             }
 
@@ -169,6 +179,7 @@ internal sealed partial class FrameworkManager
             }
 
             remaining = groupRemaining;
+            inline.AddRange(groupInline);
             ids = groupIds;
             charged = groupCharged;
             var groupId = built[0].Spec.Id; // task ids are never reused, so neither is this
@@ -182,6 +193,14 @@ internal sealed partial class FrameworkManager
         fw.Launching = fw.Launching.Add(launching);
         after = () =>
         {
+            // Before the tasks are recorded: their launch commands wait for the records to be durable, and the store
+            // completes a write only once every earlier one is, so the values are stored by the time a launch resolves them.
+            foreach (var (taskId, values) in inline)
+            {
+                Secrets!.KeepTaskValues(taskId, values);
+                values.ForEach(v => Array.Clear(v.Value));
+            }
+
             _state.LaunchFromOffer(agentId, held, launches, failState);
             bool gone;
             lock (_lock)
@@ -281,6 +300,7 @@ internal sealed partial class FrameworkManager
     private string? BuildTask(Framework fw, MTaskInfo info, string agentId, MExecutorInfo? executor, bool inGroup, string? user, HashSet<string> ids, HashSet<string> charged, ref Resources remaining)
     {
         _lastBuilt = null;
+        _lastInline = null;
         if (info.TaskId?.Value is not { Length: > 0 } taskId)
         {
             return "task_id: required";
@@ -314,7 +334,7 @@ internal sealed partial class FrameworkManager
 
         if (info.Container is { } container && (container.Type is not ("MESOS" or null) || container.Docker is not null || container.Mesos is not null))
         {
-            return "container: only a MESOS container without an image is supported (Drover runs tasks as processes in cgroups)";
+            return "container: only a MESOS container without an image is supported (Drover runs tasks as processes in cgroups; its only volumes are secret volumes)";
         }
 
         if (info.HealthCheck is not null || info.Check is not null)
@@ -347,10 +367,15 @@ internal sealed partial class FrameworkManager
         var env = ImmutableSortedDictionary<string, string>.Empty;
         if (info.Command is { } command)
         {
-            if (CommandError(command, "command", out shell, out args, out env) is { } error)
+            if (CommandError(command, "command", out shell, out args, out env, allowSecrets: true) is { } error)
             {
                 return error;
             }
+        }
+
+        if (SecretsError(fw, info, executor, out var secrets, out var inlineValues) is { } secretsError)
+        {
+            return secretsError;
         }
 
         ExecutorSpec? executorSpec = null;
@@ -428,11 +453,18 @@ internal sealed partial class FrameworkManager
             FrameworkId = fw.Id,
             Executor = executorSpec,
             Data = info.Data,
+            Secrets = secrets,
         }, MesosResources.PortList(res.Ports));
+        _lastInline = inlineValues;
         return null;
     }
 
-    private static string? CommandError(MCommandInfo command, string field, out string? shell, out ImmutableArray<string> args, out ImmutableSortedDictionary<string, string> env)
+    /// <summary>
+    /// Reads a CommandInfo. Its SECRET variables are left out of <paramref name="env"/> (<see cref="SecretsError"/> reads
+    /// them) when <paramref name="allowSecrets"/>, and refused otherwise (an executor's own command).
+    /// </summary>
+    private static string? CommandError(MCommandInfo command, string field, out string? shell, out ImmutableArray<string> args, out ImmutableSortedDictionary<string, string> env,
+        bool allowSecrets = false)
     {
         shell = null;
         args = [];
@@ -460,9 +492,14 @@ internal sealed partial class FrameworkManager
         var builder = ImmutableSortedDictionary.CreateBuilder<string, string>(StringComparer.Ordinal);
         foreach (var v in command.Environment?.Variables ?? [])
         {
+            if (v.Type == "SECRET" && allowSecrets)
+            {
+                continue;
+            }
+
             if (v.Type is not (null or "VALUE"))
             {
-                return $"{field}.environment: variable '{v.Name}' of type {v.Type} is not supported (only VALUE)";
+                return $"{field}.environment: variable '{v.Name}' of type {v.Type} is not supported here (only VALUE{(allowSecrets ? " and SECRET" : "; SECRET only in a task's own command")})";
             }
 
             builder[v.Name] = v.Value ?? "";

@@ -41,7 +41,6 @@ internal sealed partial class FrameworkManager
 
     /// <summary>Framework ids this master knows: true live, false removed. Lock-free for <see cref="ClusterState.FrameworkPresenceOf"/>.</summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _presence = new(StringComparer.Ordinal);
-    private long _nextId;
 
     public FrameworkManager(ClusterState state, IStateStore? store, MasterOptions options, TimeProvider time, ILogger<FrameworkManager> logger)
     {
@@ -65,6 +64,22 @@ internal sealed partial class FrameworkManager
     public event Action<string, Framework?, MFrameworkInfo>? FrameworkChanged;
 
     public string MasterId => _masterId;
+
+    /// <summary>
+    /// The random part of a new framework id: 16 lowercase hex digits from the system's CSPRNG, so an id cannot be
+    /// guessed from the ids or the master id a scheduler has seen. Replaceable by tests (to force collisions).
+    /// </summary>
+    internal Func<string> NewIdSuffix { get; set; } = static () => Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
+
+    /// <summary>
+    /// The ERROR of a SUBSCRIBE naming a framework id this cluster does not know. Drover checkpoints every framework
+    /// it registers, so an unknown id is one it never issued (or of a framework removed before a master restart):
+    /// taking it would let a scheduler choose an id the master gives to the next framework, or one whose tasks' ids
+    /// (<c>{framework}.{task}</c>) read as another framework's. (A Mesos master without a framework registry accepts
+    /// unknown ids, as a failover from a previous master; Drover answers as Mesos does for a removed one: ERROR, close.)
+    /// </summary>
+    internal static string UnknownFramework(string id) =>
+        $"Framework '{id}' is not known to this cluster: a new framework subscribes without an id and is given one";
 
     private volatile int _connected;
 
@@ -110,7 +125,11 @@ internal sealed partial class FrameworkManager
                     MinimumFailover = _options.AgentUnreachableTimeout,
                 };
                 fw.Unacknowledged.AddRange(p.Unacknowledged ?? []);
-                _frameworks[id] = fw;
+                if (!_frameworks.TryAdd(id, fw))
+                {
+                    throw new InvalidOperationException($"two checkpoints under {KeyPrefix} name framework '{id}'");
+                }
+
                 _presence[id] = true;
             }
         }
@@ -193,6 +212,13 @@ internal sealed partial class FrameworkManager
             }
 
             var known = id is not null ? _frameworks.GetValueOrDefault(id) : null;
+            if (id is not null && known is null)
+            {
+                // Only the master issues framework ids (see UnknownFramework): naming any other is squatting.
+                LogUnknownFrameworkRefused(id, name, caller.Principal ?? "<none>");
+                return (null, null, default, UnknownFramework(id));
+            }
+
             if (AuthorizeSubscriptionLocked(ref info, known, id, caller) is { } refusal)
             {
                 LogSubscriptionRefused(name, refusal);
@@ -201,18 +227,23 @@ internal sealed partial class FrameworkManager
 
             var now = _time.GetUtcNow();
             var added = false;
-            if (id is null || known is not { } existing)
+            if (known is null)
             {
-                id ??= $"{_masterId}-{Interlocked.Increment(ref _nextId):D4}";
+                id = NewFrameworkIdLocked();
                 fw = new Framework(id, info with { Id = new MId(id) }, now);
-                _frameworks[id] = fw;
+                if (!_frameworks.TryAdd(id, fw))
+                {
+                    throw new InvalidOperationException($"framework id '{id}' was issued twice"); // NewFrameworkIdLocked checked it
+                }
+
                 _presence[id] = true;
                 added = true;
                 LogSubscribed(id, name, string.Join(',', fw.Roles));
             }
             else
             {
-                fw = existing;
+                id = known.Id;
+                fw = known;
                 fw.Info = info with { Id = new MId(id) };
                 fw.ReregisteredAt = now;
                 fw.Recovered = false;
@@ -246,13 +277,38 @@ internal sealed partial class FrameworkManager
                 stream.Send(Encode(new MEvent { Type = "UPDATE", Update = new MUpdate(status) }));
             }
 
-            SaveLocked(fw);
+            var saved = SaveLocked(fw);
+            if (added)
+            {
+                // The id is issued once its record is durable: a master restarted after SUBSCRIBED knows it.
+                fw.Issued = saved;
+            }
+
             CountConnectedLocked();
             FrameworkChanged?.Invoke(added ? "FRAMEWORK_ADDED" : "FRAMEWORK_UPDATED", fw, fw.Info);
         }
 
         AllocationNeeded?.Invoke();
         return (fw, stream, default, null);
+    }
+
+    /// <summary>
+    /// A new framework id, <c>{masterId}-{16 random hex digits}</c> (Mesos' "master id, dash, suffix" shape): never
+    /// one a live or removed framework this master knows has, and never with a '.', so a framework task's Drover id
+    /// <c>{framework}.{task}</c> splits at its first '.' (<see cref="MesosTaskIds"/>). Under the lock.
+    /// </summary>
+    private string NewFrameworkIdLocked()
+    {
+        while (true)
+        {
+            var id = $"{_masterId}-{NewIdSuffix()}";
+            if (!_frameworks.ContainsKey(id) && !_removed.ContainsKey(id) && !id.Contains('.', StringComparison.Ordinal) && Ids.IsValidName(id))
+            {
+                return id;
+            }
+
+            LogFrameworkIdSkipped(id);
+        }
     }
 
     /// <summary>The subscribe request ended (client gone, stream closed, master stopping). Starts the failover timeout.</summary>
@@ -835,16 +891,23 @@ internal sealed partial class FrameworkManager
         fw.Offers.Clear();
     }
 
-    /// <summary>Checkpoints the framework. Writes are issued under the lock, so they reach the (FIFO) store in order.</summary>
-    private void SaveLocked(Framework fw)
+    /// <summary>
+    /// Checkpoints the framework. Writes are issued under the lock, so they reach the (FIFO) store in order. Returns the
+    /// write, already observed (a failure is logged); only a new framework's first SUBSCRIBE waits for it.
+    /// </summary>
+    private Task SaveLocked(Framework fw)
     {
-        if (_store is not null)
+        if (_store is null)
         {
-            Observe(_store.CommitAsync(new Transaction
-            {
-                Writes = [WriteOp.Put(KeyPrefix + fw.Id, JsonSerializer.SerializeToUtf8Bytes(fw.ToPersisted(), MesosV1JsonContext.Default.PersistedFramework))],
-            }));
+            return Task.CompletedTask;
         }
+
+        var write = _store.CommitAsync(new Transaction
+        {
+            Writes = [WriteOp.Put(KeyPrefix + fw.Id, JsonSerializer.SerializeToUtf8Bytes(fw.ToPersisted(), MesosV1JsonContext.Default.PersistedFramework))],
+        });
+        Observe(write);
+        return write;
     }
 
     /// <summary>
@@ -905,6 +968,12 @@ internal sealed partial class FrameworkManager
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Framework {FrameworkId} ({Name}) subscribed in roles {Roles}")]
     private partial void LogSubscribed(string frameworkId, string name, string roles);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Refused a SUBSCRIBE of '{Name}' (principal {Principal}) naming framework id {FrameworkId}, which this cluster never issued")]
+    private partial void LogUnknownFrameworkRefused(string frameworkId, string name, string principal);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Generated framework id {FrameworkId} is taken or unusable; drawing another")]
+    private partial void LogFrameworkIdSkipped(string frameworkId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Framework {FrameworkId} ({Name}) re-subscribed (failover)")]
     private partial void LogResubscribed(string frameworkId, string name);

@@ -80,6 +80,20 @@ internal static class SchedulerEndpoint
             return;
         }
 
+        if (fw is not null)
+        {
+            try
+            {
+                // A new framework's id is given out only once its record is durable (a store failure: 503, retried).
+                await fw.Issued;
+            }
+            catch
+            {
+                frameworks.StreamEnded(fw, stream!);
+                throw;
+            }
+        }
+
         http.Response.StatusCode = StatusCodes.Status200OK;
         http.Response.ContentType = "application/json";
         http.Response.Headers.CacheControl = "no-cache";

@@ -2,9 +2,8 @@ using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using Drover.Core.Security;
+using Drover.Core.Security.Pki;
 using Drover.Master.Iam;
-using System.Security.Cryptography.X509Certificates;
-using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http;
 
 namespace Drover.Master.Security;
@@ -12,10 +11,12 @@ namespace Drover.Master.Security;
 /// <summary>
 /// Finds out who sent a request, from (in this order) the <c>Authorization</c> header — a login token as
 /// <c>token=&lt;JWT&gt;</c> (DC/OS) or <c>Bearer &lt;JWT&gt;</c>, or HTTP Basic with a uid and password
-/// (Mesos frameworks' principal and secret) — or else the TLS client certificate (agents, masters).
+/// (Mesos frameworks' principal and secret) — or else the TLS client certificate (agents, masters: its
+/// <c>spiffe://drover/…</c> identity, checked against the cluster CA, <see cref="PeerIdentity"/>).
 /// Credentials that are present but wrong are an error, never a silent fall-back to anonymous.
 /// </summary>
-public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOptions options)
+public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOptions options, CredentialThrottle throttle,
+    Pki.MasterCredentials? credentials = null, TimeProvider? time = null)
 {
     private const int MaxBasicCacheEntries = 10_000;
 
@@ -27,13 +28,18 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
 
     public bool Enabled => options.Enabled;
 
-    /// <summary>The caller, or null with no credentials, or the reason presented credentials are refused.</summary>
-    public async ValueTask<(Caller? Caller, string? Error)> AuthenticateAsync(HttpContext http)
+    /// <summary>
+    /// The caller, or null with no credentials, or the reason presented credentials are refused (answered 401,
+    /// or 429 with <see cref="AuthResult.RetryAfter"/> when password checking is throttled).
+    /// </summary>
+    public async ValueTask<AuthResult> AuthenticateAsync(HttpContext http)
     {
         ArgumentNullException.ThrowIfNull(http);
         if (!options.Enabled)
         {
-            return (Caller.Dev, null);
+            // No logins; but a master that serves TLS identities still holds agents to theirs (an agent certificate
+            // speaks for its agent only), so a presented certificate counts even here.
+            return credentials is not null && http.Connection.ClientCertificate is not null ? FromCertificate(http) : new AuthResult(Caller.Dev, null);
         }
 
         var header = http.Request.Headers.Authorization.ToString();
@@ -51,39 +57,32 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
 
             if (header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
             {
-                return FromBasic(http, header["Basic ".Length..].Trim());
+                return await FromBasicAsync(http, header["Basic ".Length..].Trim()).ConfigureAwait(false);
             }
 
             return (null, "the Authorization header must be 'token=<JWT>', 'Bearer <JWT>' or 'Basic <credentials>'");
         }
 
-        // The TLS layer accepted the certificate only if the cluster CA issued it. The identity is read once per
-        // connection: an agent's heartbeats, updates and command stream reuse theirs.
-        var certificate = http.Connection.ClientCertificate;
-        if (certificate is null)
-        {
-            return (null, null);
-        }
-
-        var items = http.Features.Get<IConnectionItemsFeature>()?.Items;
-        if (items?.TryGetValue(ConnectionCallerKey, out var cached) == true && cached is (X509Certificate2 c, Caller known) && ReferenceEquals(c, certificate))
-        {
-            return (known, null);
-        }
-
-        var machine = WorkloadIdentity.FromCertificate(certificate);
-        if (items is not null && machine is not null)
-        {
-            items[ConnectionCallerKey] = (certificate, machine);
-        }
-
-        return (machine, null);
+        return http.Connection.ClientCertificate is null ? (null, null) : FromCertificate(http);
     }
 
-    private static readonly object ConnectionCallerKey = new();
+    /// <summary>The agent or master a TLS client certificate names.</summary>
+    private (Caller?, string?) FromCertificate(HttpContext http)
+    {
+        if (credentials is null)
+        {
+            return (null, "this master serves no TLS identities; a client certificate proves nothing here");
+        }
+
+        // The TLS layer accepted the certificate only if the cluster CA issued it; checked again here, per
+        // request, so one that expires while its connection stays open stops counting. The chain is built once
+        // per certificate (one per connection: an agent's heartbeats, updates and command stream reuse theirs).
+        var (identity, error) = PeerIdentity.Of(http.Connection.ClientCertificate, credentials.Ca.Roots, (time ?? TimeProvider.System).GetUtcNow());
+        return identity is null ? (null, "the client certificate is refused: " + error) : (identity.ToCaller(), null);
+    }
 
     /// <summary>A person or service account from a login token; its credential version and expiry are recorded on the request (<see cref="CredentialLease"/>).</summary>
-    private async ValueTask<(Caller?, string?)> FromTokenAsync(HttpContext http, string token)
+    private async ValueTask<AuthResult> FromTokenAsync(HttpContext http, string token)
     {
         if (token.Length == 0 || token.Length > 16 * 1024)
         {
@@ -112,7 +111,7 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
     }
 
     /// <summary>A principal from HTTP Basic (uid and password); its credential version is recorded on the request (<see cref="CredentialLease"/>).</summary>
-    private (Caller?, string?) FromBasic(HttpContext http, string encoded)
+    private async ValueTask<AuthResult> FromBasicAsync(HttpContext http, string encoded)
     {
         string decoded;
         try
@@ -140,9 +139,21 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
             return (ToCaller(cached), null);
         }
 
-        var user = iam.VerifyPassword(uid, decoded[(colon + 1)..]);
+        var client = http.Connection.RemoteIpAddress?.ToString() ?? "?";
+        if (throttle.Blocked(client) is { } wait)
+        {
+            return new AuthResult(null, "too many failed credential checks from this address; retry later", wait);
+        }
+
+        var (ran, user) = await throttle.RunAsync(() => iam.VerifyPassword(uid, decoded[(colon + 1)..]), http.RequestAborted).ConfigureAwait(false);
+        if (!ran)
+        {
+            return new AuthResult(null, "too many credential checks in progress; retry later", CredentialThrottle.SlotWait);
+        }
+
         if (user is null)
         {
+            throttle.Failed(client);
             return (null, "invalid principal or secret");
         }
 
@@ -157,4 +168,16 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
     }
 
     private static Caller ToCaller(IamUser user) => new(user.Kind == AccountKind.Service ? CallerKind.ServiceAccount : CallerKind.User, user.Uid);
+}
+
+/// <summary>What authentication found: a caller, nothing (no credentials), or a refusal with its reason.</summary>
+public readonly record struct AuthResult(Caller? Caller, string? Error, TimeSpan? RetryAfter = null)
+{
+    public static implicit operator AuthResult((Caller? Caller, string? Error) pair) => new(pair.Caller, pair.Error);
+
+    public void Deconstruct(out Caller? caller, out string? error)
+    {
+        caller = Caller;
+        error = Error;
+    }
 }

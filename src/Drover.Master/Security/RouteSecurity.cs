@@ -8,8 +8,19 @@ namespace Drover.Master.Security;
 /// <summary>How endpoints declare their access rule and body size limit when they are mapped.</summary>
 public static class RouteSecurity
 {
-    /// <summary>The default limit on a request body (Kubernetes caps requests at 3 MiB); routes with bigger needs say so.</summary>
-    public const long DefaultMaxBody = 3 * 1024 * 1024;
+    /// <summary>The default limit on a request body (<see cref="RequestLimits.DefaultMaxBody"/>); routes with other needs say so.</summary>
+    public const long DefaultMaxBody = RequestLimits.DefaultMaxBody;
+
+    /// <summary>Applies <see cref="DefaultMaxBody"/> to a request whose endpoint declares no limit of its own.</summary>
+    public static void ApplyDefaultBodyLimit(HttpContext http)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        if (http.GetEndpoint()?.Metadata.GetMetadata<Microsoft.AspNetCore.Http.Metadata.IRequestSizeLimitMetadata>() is null
+            && http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+        {
+            limit.MaxRequestBodySize = DefaultMaxBody;
+        }
+    }
 
     /// <summary>Declares who may call the endpoint (see <see cref="RouteAccess"/>); every endpoint must.</summary>
     public static TBuilder Access<TBuilder>(this TBuilder builder, RouteAccess access) where TBuilder : IEndpointConventionBuilder

@@ -42,6 +42,7 @@ public static partial class SecurityGate
             var endpoint = http.GetEndpoint();
             var access = endpoint?.Metadata.GetMetadata<RouteAccess>();
             var path = request.Path.Value ?? "";
+            RouteSecurity.ApplyDefaultBodyLimit(http);
             if (!HttpMethods.IsGet(request.Method) && !HttpMethods.IsHead(request.Method) && !HttpMethods.IsOptions(request.Method) && access?.Audited != false)
             {
                 AuditWhenAnswered(http);
@@ -66,9 +67,17 @@ public static partial class SecurityGate
             if (access.Kind is not (AccessKind.Anonymous or AccessKind.Executor or AccessKind.JoinToken))
             {
                 var authenticator = http.RequestServices.GetRequiredService<Authenticator>();
-                (caller, var error) = await authenticator.AuthenticateAsync(http);
-                if (error is not null)
+                var result = await authenticator.AuthenticateAsync(http);
+                caller = result.Caller;
+                if (result.Error is { } error)
                 {
+                    if (result.RetryAfter is { } retry)
+                    {
+                        http.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retry.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                        await Denials.WriteAsync(http, StatusCodes.Status429TooManyRequests, error);
+                        return;
+                    }
+
                     await Denials.WriteAsync(http, StatusCodes.Status401Unauthorized, error);
                     return;
                 }
@@ -125,7 +134,9 @@ public static partial class SecurityGate
                     _ => "failed",
                 },
             };
-            return log.AppendAsync(record).AsTask();
+            // Refused before anyone was authenticated (and failed logins): kept apart, see AuditLog.
+            var unauthenticated = CallerOf(http) is null && status is 401 or 403 or 429 or 415;
+            return log.AppendAsync(record, unauthenticated).AsTask();
         });
     }
 
@@ -217,6 +228,7 @@ public static class Denials
                 401 => ("401 Unauthorized", "ERR_MISSING_AUTH_TOKEN"),
                 403 => ("403 Forbidden", "ERR_FORBIDDEN"),
                 415 => ("415 Unsupported Media Type", "ERR_INVALID_DATA"),
+                429 => ("429 Too Many Requests", "ERR_TOO_MANY_REQUESTS"),
                 _ => ($"{status} {ReasonPhrase(status)}", "ERR_INTERNAL"),
             };
             await Results.Json(new JsonObject { ["title"] = title, ["description"] = reason, ["code"] = code }, statusCode: status).ExecuteAsync(http);
@@ -228,6 +240,7 @@ public static class Denials
                 401 => "unauthorized",
                 403 => "forbidden",
                 415 => "unsupported_media_type",
+                429 => "too_many_requests",
                 _ => ErrorCodes.Internal,
             };
             await Results.Json(new ApiError { Code = code, Message = reason, Details = [] }, DroverJsonContext.Default.ApiError, statusCode: status).ExecuteAsync(http);

@@ -29,19 +29,24 @@ public enum TaskOperation
 /// <item>a task that lives in a Mesos framework's executor namespace (<see cref="TaskView.FrameworkId"/>
 /// set: a framework's task, or a one-off task run by a custom executor) is the operators':
 /// <see cref="Rids.MesosOps"/> read to see it or its sandbox, delete to kill it;</item>
-/// <item>a one-off task needs nothing more: whoever holds <c>drover:tasks</c> shares them.</item>
+/// <item>a one-off task belongs to whoever submitted it (<see cref="TaskSpec.Owner"/>, the caller's uid): its owner
+/// needs nothing more; anyone else needs <see cref="Rids.AdminTasks"/> (read to see it or its sandbox, delete to
+/// kill it), which a grant on <c>drover:tasks</c> does not cover. A task without a recorded owner (submitted
+/// before owners were recorded) is the admins' alone.</item>
 /// </list>
 /// Submitting needs the run-as permission for a named <c>user</c> (<see cref="Rids.TaskUser"/>, create),
 /// and <see cref="Rids.MesosOps"/> create for a custom executor, since its framework id could name a
 /// framework's executor. A task without <c>user</c> runs as the agent's <c>--default-task-user</c>
 /// (default <c>nobody</c>), the unprivileged account every submitter gets; it needs no run-as permission.
+/// On a dev cluster without logins every caller is <see cref="Caller.Dev"/> (owner <c>anonymous</c>) and allowed everything.
 /// </summary>
 public static class TaskAccess
 {
-    /// <summary>What <paramref name="operation"/> on <paramref name="task"/> needs beyond the route's permission; null for nothing.</summary>
-    public static Grant? Needs(TaskView task, TaskOperation operation)
+    /// <summary>What <paramref name="operation"/> on <paramref name="task"/> by <paramref name="caller"/> needs beyond the route's permission; null for nothing.</summary>
+    public static Grant? Needs(TaskView task, TaskOperation operation, Caller caller)
     {
         ArgumentNullException.ThrowIfNull(task);
+        ArgumentNullException.ThrowIfNull(caller);
         if (task.AppId is { } app)
         {
             return operation switch
@@ -57,7 +62,15 @@ public static class TaskAccess
             return new Grant(Rids.MesosOps, operation == TaskOperation.Kill ? PermissionAction.Delete : PermissionAction.Read);
         }
 
-        return null;
+        return IsOwner(task, caller) ? null : new Grant(Rids.AdminTasks, operation == TaskOperation.Kill ? PermissionAction.Delete : PermissionAction.Read);
+    }
+
+    /// <summary>Whether <paramref name="caller"/> submitted the one-off task: a user or service account whose uid is its owner.</summary>
+    public static bool IsOwner(TaskView task, Caller caller)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        ArgumentNullException.ThrowIfNull(caller);
+        return task.Owner is { } owner && caller.IsPerson && string.Equals(owner, caller.Id, StringComparison.Ordinal);
     }
 
     /// <summary>What submitting <paramref name="spec"/> needs beyond the route's permission (empty: nothing).</summary>
@@ -80,7 +93,7 @@ public static class TaskAccess
 
     /// <summary>A 403 (in the route's error shape) when the caller may not do <paramref name="operation"/> on <paramref name="task"/>; null when it may.</summary>
     public static IResult? Check(HttpContext http, TaskView task, TaskOperation operation) =>
-        Needs(task, operation) is { } need && !http.Allows(need.Rid, need.Actions) ? http.Forbidden(need.Rid, need.Actions) : null;
+        Needs(task, operation, http.Caller()) is { } need && !http.Allows(need.Rid, need.Actions) ? http.Forbidden(need.Rid, need.Actions) : null;
 
     /// <summary>A 403 for the first permission submitting <paramref name="spec"/> needs that the caller lacks; null when it holds them all.</summary>
     public static IResult? CheckSubmit(HttpContext http, TaskSpec spec)
@@ -100,7 +113,8 @@ public static class TaskAccess
     public static ImmutableArray<TaskView> Visible(HttpContext http, ImmutableArray<TaskView> tasks)
     {
         ArgumentNullException.ThrowIfNull(http);
-        if (http.Caller().Kind == CallerKind.DevAnonymous)
+        var caller = http.Caller();
+        if (caller.Kind == CallerKind.DevAnonymous)
         {
             return tasks;
         }
@@ -108,7 +122,7 @@ public static class TaskAccess
         var visible = ImmutableArray.CreateBuilder<TaskView>(tasks.Length);
         foreach (var t in tasks)
         {
-            if (Needs(t, TaskOperation.Read) is not { } need || http.Allows(need.Rid, need.Actions))
+            if (Needs(t, TaskOperation.Read, caller) is not { } need || http.Allows(need.Rid, need.Actions))
             {
                 visible.Add(t);
             }

@@ -4,6 +4,7 @@ using System.Runtime.CompilerServices;
 using Drover.Core;
 using Drover.Core.Health;
 using Drover.Core.Marathon;
+using Drover.Core.Secrets;
 
 namespace Drover.Master.Services;
 
@@ -45,6 +46,25 @@ internal static class AppTaskFactory
             env[name] = v;
         }
 
+        // Secrets by reference: the master resolves them into the launch command for the instance's agent.
+        var secrets = ImmutableArray.CreateBuilder<TaskSecret>();
+        var sources = app.Secrets ?? ImmutableSortedDictionary<string, AppSecret>.Empty;
+        foreach (var (k, v) in app.Env ?? ImmutableSortedDictionary<string, EnvVarValue>.Empty)
+        {
+            if (v.Secret is { } name && SourceOf(sources, name) is { } path)
+            {
+                secrets.Add(new TaskSecret { Target = SecretTarget.Env, Name = k, Path = path });
+            }
+        }
+
+        foreach (var volume in app.SecretVolumes)
+        {
+            if (SourceOf(sources, volume.Secret) is { } path)
+            {
+                secrets.Add(new TaskSecret { Target = SecretTarget.File, Name = volume.ContainerPath, Path = path });
+            }
+        }
+
         var constraints = ImmutableArray.CreateBuilder<Constraint>();
         foreach (var c in app.Constraints ?? [])
         {
@@ -72,8 +92,12 @@ internal static class AppTaskFactory
             HealthChecks = [.. (app.HealthChecks ?? []).Select(HealthCheckOf)],
             ReadinessChecks = ReadinessChecksOf(app),
             PortNames = [.. app.EffectivePortDefinitions.Select(p => p.Name ?? "")],
+            Secrets = secrets.ToImmutable(),
         };
     }
+
+    private static string? SourceOf(ImmutableSortedDictionary<string, AppSecret> sources, string name) =>
+        sources.TryGetValue(name, out var s) ? SecretPaths.Canonical(s.Source, out _) : null;
 
     private static HealthCheck HealthCheckOf(AppHealthCheck hc)
     {

@@ -487,8 +487,29 @@ internal sealed partial class ClusterState
     /// </summary>
     public event Action<string, FrameworkMessage>? FrameworkMessageReceived;
 
-    /// <summary>Called by the agent protocol endpoint for a message from an executor.</summary>
-    public void ReceiveFrameworkMessage(string agentId, FrameworkMessage message) => FrameworkMessageReceived?.Invoke(agentId, message);
+    /// <summary>
+    /// Called by the agent protocol endpoint for a message from an executor. Only an executor that runs on
+    /// that agent (counted there, or named by a task placed there) may speak: an agent cannot send messages
+    /// as another agent's executors. False when the message was dropped for that reason.
+    /// </summary>
+    public bool ReceiveFrameworkMessage(string agentId, FrameworkMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        lock (_lock)
+        {
+            if (!_agents.TryGetValue(agentId, out var agent)
+                || !(agent.Executors.ContainsKey((message.FrameworkId, message.ExecutorId))
+                    || agent.TaskIds.Any(id => _active.TryGetValue(id, out var t) && t.Spec.Executor is { } e
+                        && e.ExecutorId == message.ExecutorId && e.FrameworkId == message.FrameworkId)))
+            {
+                LogForeignExecutorMessage(agentId, message.ExecutorId, message.FrameworkId);
+                return false;
+            }
+        }
+
+        FrameworkMessageReceived?.Invoke(agentId, message);
+        return true;
+    }
 
     /// <summary>
     /// Queues a scheduler's message (or an executor shutdown, <paramref name="type"/>) on the agent's command
@@ -1185,6 +1206,7 @@ internal sealed partial class ClusterState
             UnreachableSince = r.State == TaskState.Unreachable ? UnreachableSinceOf(r) : null,
             KillRequested = r.KillRequested,
             FrameworkId = r.Spec.FrameworkId,
+            Owner = r.Spec.Owner,
         };
     }
 
@@ -1245,6 +1267,9 @@ internal sealed partial class ClusterState
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Task {TaskId} submitted ({Resources})")]
     private partial void LogSubmitted(string taskId, string resources);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Dropped a message from agent {AgentId} for executor {ExecutorId} of framework {FrameworkId}: no such executor runs there")]
+    private partial void LogForeignExecutorMessage(string agentId, string executorId, string frameworkId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Agent {AgentId} registered from {Hostname} with {Resources}")]
     private partial void LogAgentRegistered(string agentId, string hostname, string resources);

@@ -70,6 +70,44 @@ internal static class Eventually
     }
 }
 
+/// <summary>Processes as the agent sees them (host pids), found by a marker in their command line.</summary>
+internal static class HostProcesses
+{
+    /// <summary>
+    /// A marker to put in a command line (as a <c>sleep</c> duration's fraction, e.g. <c>sleep 1000.4711</c>): tasks run
+    /// in PID namespaces of their own, so the pids they see are not the agent's; the marker finds them from outside.
+    /// </summary>
+    public static string NewMarker() => "1000." + Random.Shared.Next(10_000_000, 99_999_999).ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>Live (not zombie) processes whose command line contains <paramref name="marker"/>.</summary>
+    public static IReadOnlyList<int> WithMarker(string marker)
+    {
+        var found = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) || pid == Environment.ProcessId)
+            {
+                continue;
+            }
+
+            try
+            {
+                var stat = File.ReadAllText($"{dir}/stat");
+                if (File.ReadAllText($"{dir}/cmdline").Contains(marker, StringComparison.Ordinal)
+                    && stat[stat.LastIndexOf(')') + 2] is not ('Z' or 'X'))
+                {
+                    found.Add(pid);
+                }
+            }
+            catch (IOException)
+            {
+            }
+        }
+
+        return found;
+    }
+}
+
 /// <summary>One executor with a temp work dir, a per-class cgroup name, and every update it emits recorded.</summary>
 internal sealed class ExecutorHarness : IAsyncDisposable
 {
@@ -79,7 +117,8 @@ internal sealed class ExecutorHarness : IAsyncDisposable
 
     /// <param name="workDir">A work dir another harness used, to recover its tasks (new temp dir when null).</param>
     /// <param name="killTasksOnDispose">False: stopping the executor leaves its tasks running for the next one.</param>
-    public ExecutorHarness(string cgroupName, TimeSpan? shutdownGrace = null, string? workDir = null, bool killTasksOnDispose = true)
+    public ExecutorHarness(string cgroupName, TimeSpan? shutdownGrace = null, Func<ProcessExecutorOptions, ProcessExecutorOptions>? configure = null,
+        string? workDir = null, bool killTasksOnDispose = true)
     {
         WorkDir = workDir ?? Path.Combine(Path.GetTempPath(), "drover-agent-tests", Guid.NewGuid().ToString("N"));
         CgroupName = $"drover-test/{cgroupName}-{Environment.ProcessId}";
@@ -92,6 +131,7 @@ internal sealed class ExecutorHarness : IAsyncDisposable
             ShutdownGracePeriod = shutdownGrace ?? TimeSpan.FromSeconds(1),
             KillTasksOnDispose = killTasksOnDispose,
         };
+        Options = configure?.Invoke(Options) ?? Options;
         Executor = new ProcessTaskExecutor(Options, NullLogger<ProcessTaskExecutor>.Instance, TimeProvider.System);
         _pump = PumpAsync(Executor.Updates);
     }

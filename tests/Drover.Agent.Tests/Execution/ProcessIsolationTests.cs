@@ -173,13 +173,15 @@ public sealed class ProcessIsolationTests(ITestOutputHelper output) : IAsyncLife
             return;
         }
 
-        var spec = H.Launch(ExecutorHarness.Shell("sleep 1000 & echo $! > bg.pid"));
+        // The child is found by a marker in its command line: in the task's PID namespace, $! is not the agent's pid.
+        var marker = HostProcesses.NewMarker();
+        var spec = H.Launch(ExecutorHarness.Shell($"sleep {marker} & echo started > bg"));
 
         var terminal = await H.WaitForTerminalAsync(spec.Id);
 
         Assert.Equal(TaskState.Finished, terminal.State);
-        var child = int.Parse(H.ReadSandboxFile(spec.Id, "bg.pid").Trim(), CultureInfo.InvariantCulture);
-        Assert.False(IsAlive(child), $"background child {child} outlived its task");
+        Assert.Equal("started\n", H.ReadSandboxFile(spec.Id, "bg"));
+        Assert.Empty(HostProcesses.WithMarker(marker));
         Assert.All(H.CgroupDirectories(spec.Id), d => Assert.False(Directory.Exists(d), d));
     }
 
@@ -191,14 +193,16 @@ public sealed class ProcessIsolationTests(ITestOutputHelper output) : IAsyncLife
             return;
         }
 
-        // A double-forked, setsid'ed daemon leaves the process group but not the cgroup.
-        var spec = H.Launch(ExecutorHarness.Shell("setsid sh -c 'echo $$ > daemon.pid; exec sleep 1000' & sleep 0.2; exit 3"));
+        // A double-forked, setsid'ed daemon leaves the process group but not the cgroup. It is found by a marker in
+        // its command line: in the task's PID namespace, $$ is not the agent's pid.
+        var marker = HostProcesses.NewMarker();
+        var spec = H.Launch(ExecutorHarness.Shell($"setsid sh -c 'echo started > daemon; exec sleep {marker}' & sleep 0.2; exit 3"));
 
         var terminal = await H.WaitForTerminalAsync(spec.Id);
 
         Assert.Equal(3, terminal.ExitCode);
-        var daemon = int.Parse(H.ReadSandboxFile(spec.Id, "daemon.pid").Trim(), CultureInfo.InvariantCulture);
-        Assert.False(IsAlive(daemon), $"daemon {daemon} escaped");
+        Assert.Equal("started\n", H.ReadSandboxFile(spec.Id, "daemon"));
+        Assert.Empty(HostProcesses.WithMarker(marker));
     }
 
     [Fact]

@@ -148,8 +148,15 @@ public sealed class ProcessTaskExecutorTests(ITestOutputHelper output) : IAsyncL
         // process group, so a signal to the group reaches the whole task.
         var shim = _h.Executor.PidOf(spec.Id)!.Value.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var pid = _h.ReadSandboxFile(spec.Id, "pid").Trim();
-        Assert.NotEqual(shim, pid);
-        Assert.Equal($"{shim} {shim} {shim}", _h.ReadSandboxFile(spec.Id, "ids").Trim());
+        var command = File.ReadAllText($"/proc/{shim}/task/{shim}/children").Trim();
+        Assert.NotEqual(shim, command);
+        var stat = File.ReadAllText($"/proc/{command}/stat");
+        Assert.Equal($"{shim} {shim} {shim}", string.Join(' ', stat[(stat.LastIndexOf(')') + 4)..].Split(' ')[..3]));
+
+        // From inside, in its own PID namespace, the task sees the same: the shim is its PID 1.
+        var self = _h.Executor.Isolates ? "1" : shim;
+        Assert.NotEqual(self, pid);
+        Assert.Equal($"{self} {self} {self}", _h.ReadSandboxFile(spec.Id, "ids").Trim());
 
         // A restarted agent finds the shim by the exit file its command line names.
         var identity = new Drover.Agent.Execution.ProcessTaskExecutor.ShimIdentity(_h.Executor.Checkpoint.CurrentExitsLog, spec.Id);
@@ -184,7 +191,10 @@ public sealed class ProcessTaskExecutorTests(ITestOutputHelper output) : IAsyncL
 
         Assert.Equal(TaskState.Failed, terminal.State);
         Assert.Equal(127, terminal.ExitCode);
-        Assert.Contains("drover-no-such-program: not found", _h.ReadSandboxFile(spec.Id, "stderr"), StringComparison.Ordinal);
+
+        // Said by the shell, or by setpriv when the command runs as a user of its own (isolated tasks always do).
+        Assert.Contains(_h.Executor.Isolates ? "failed to execute drover-no-such-program: No such file or directory" : "drover-no-such-program: not found",
+            _h.ReadSandboxFile(spec.Id, "stderr"), StringComparison.Ordinal);
     }
 
     [Fact]

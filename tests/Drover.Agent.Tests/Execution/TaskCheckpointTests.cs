@@ -160,6 +160,30 @@ public sealed class TaskCheckpointTests : IDisposable
         Assert.Equal(0, new FileInfo(log).Length);
     }
 
+    [Fact]
+    public void Reopen_LaunchWithStageState_RecoversTheStateAndKeepsItThroughCompaction()
+    {
+        var state = new Dictionary<string, string> { ["user"] = "65534:65534 with\ttab and \"quotes\"" };
+        using (var checkpoint = new TaskCheckpoint(_workDir))
+        {
+            checkpoint.WriteLaunch(Launch("a"), state);
+            checkpoint.WriteLaunch(Launch("b"));
+        }
+
+        // Opening rewrites tasks.log with the live launches; the state must survive that too.
+        using (new TaskCheckpoint(_workDir))
+        {
+        }
+
+        using var reopened = new TaskCheckpoint(_workDir);
+
+        var recovered = reopened.Recovered.OrderBy(r => r.TaskId).ToList();
+        Assert.Equal(["a", "b"], recovered.Select(r => r.TaskId));
+        Assert.Equal(state, recovered[0].StageState);
+        Assert.Equal("sleep 1", recovered[0].Launch.Task.Shell);
+        Assert.Null(recovered[1].StageState);
+    }
+
     private static LaunchTask Launch(string id, int[]? ports = null) => new()
     {
         Task = new TaskSpec { Id = id, Name = id, Shell = "sleep 1", Resources = Resources.Of(cpus: 0.1m) },

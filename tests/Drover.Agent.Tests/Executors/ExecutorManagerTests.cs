@@ -371,10 +371,10 @@ public sealed class ExecutorManagerTests(ITestOutputHelper output) : IAsyncLifet
         before.OnDurable([update]);
         Assert.Equal(["ACKNOWLEDGED " + running.Task.Id], Drain(sub));
 
-        // The test, not the container's process, speaks for the executor: wait until that process has
-        // joined its cgroup (the spawn returns before it runs), so the agent stops with it really running.
+        // The test, not the container's process, speaks for the executor: wait until that process runs in its
+        // cgroup beside its shim (the spawn returns before it runs), so the agent stops with it really running.
         var driver = CgroupDriver.Detect();
-        await Eventually.TrueAsync(() => driver.ListPids(ContainerCgroup(container)).Count > 0, "the executor process to run in its cgroup");
+        await Eventually.TrueAsync(() => driver.ListPids(ContainerCgroup(container)).Count >= 2, "the executor process to run in its cgroup");
         await before.DisposeAsync();
         return (container, running, silent, unacknowledged);
     }

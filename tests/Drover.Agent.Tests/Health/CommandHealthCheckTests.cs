@@ -55,18 +55,18 @@ public sealed class CommandHealthCheckTests(ITestOutputHelper output) : IAsyncLi
     [Fact]
     public async Task CommandCheck_Timeout_CountsAsFailureAndKillsTheCheckProcessGroup()
     {
-        var check = Command("echo $$ > check.pid; sleep 1000 & echo $! > sleep.pid; wait") with { Timeout = TimeSpan.FromSeconds(0.3) };
+        // The check's shell and its child are found by a marker in their command lines: a check runs in its task's PID
+        // namespace, where $$ and $! are not the agent's pids.
+        var marker = HostProcesses.NewMarker();
+        var check = Command($"echo started > check; sleep {marker} & wait") with { Timeout = TimeSpan.FromSeconds(0.3) };
         var spec = _h.Launch(Checked("sleep 1000", check));
 
         var update = await _h.WaitForHealthUpdateAsync(spec.Id);
 
         Assert.False(update.Healthy);
         Assert.Equal("Health check failed: command did not exit within 0.3 s and was killed", update.Message);
-        foreach (var file in new[] { "check.pid", "sleep.pid" })
-        {
-            var pid = int.Parse(_h.ReadSandboxFile(spec.Id, file).Trim(), CultureInfo.InvariantCulture);
-            await Eventually.TrueAsync(() => !Native.IsAlive(pid), $"the check's {file} process {pid} is dead", TimeSpan.FromSeconds(5));
-        }
+        Assert.Equal("started\n", _h.ReadSandboxFile(spec.Id, "check"));
+        await Eventually.TrueAsync(() => HostProcesses.WithMarker(marker).Count == 0, "the check's shell and sleep are dead", TimeSpan.FromSeconds(5));
 
         Assert.Equal(TaskState.Running, _h.UpdatesFor(spec.Id)[^1].State);
     }

@@ -287,8 +287,46 @@ public class MarathonValidatorTests
     // ---- Env and labels ----
 
     [Fact]
-    public void Validate_SecretEnvReference_Rejected() =>
-        OnlyError("""{"id": "w", "cmd": "x", "env": {"PW": {"secret": "db"}}}""", "/env/PW", "Drover does not support secrets yet");
+    public void Validate_SecretEnvReferenceToAnUndefinedSecret_MarathonMessage() =>
+        OnlyError("""{"id": "w", "cmd": "x", "env": {"PW": {"secret": "db"}}}""", "/env/PW", "references an undefined secret");
+
+    // ---- Secrets ----
+
+    [Fact]
+    public void Validate_SecretsInEnvAndVolumes_ValidAndModelled()
+    {
+        var app = Valid("""
+            {
+              "id": "/team-a/web", "cmd": "x",
+              "secrets": {"db": {"source": "/team-a/db-password"}, "cert": {"source": "team-a/tls/cert.pem"}},
+              "env": {"DB_PASSWORD": {"secret": "db"}, "PLAIN": "1"},
+              "container": {"type": "MESOS", "volumes": [{"containerPath": "tls/cert.pem", "secret": "cert"}]}
+            }
+            """);
+
+        Assert.Equal("/team-a/db-password", app.Secrets!["db"].Source);
+        Assert.Equal([new SecretVolume("tls/cert.pem", "cert")], app.SecretVolumes.ToArray());
+        Assert.Equal("db", app.Env!["DB_PASSWORD"].Secret);
+    }
+
+    [Theory]
+    [InlineData("""{"secrets": {"db": {"source": "team-a//db"}}}""", "/secrets/db/source", "'team-a//db' has an empty segment (a secret path is segments separated by single '/', without a trailing '/')")]
+    [InlineData("""{"secrets": {"db": {"source": "team a/db"}}}""", "/secrets/db/source", "'team a/db' may contain only letters, digits, '.', '_' and '-' between its '/'")]
+    [InlineData("""{"secrets": {"db": {"source": "../team-b/db"}}}""", "/secrets/db/source", "'../team-b/db' has a '..' segment")]
+    [InlineData("""{"secrets": {"db": {}}}""", "/secrets/db/source", "must be the secret's path in the secret store")]
+    [InlineData("""{"secrets": {"db": {"source": "a", "key": "k"}}}""", "/secrets/db/key", "Drover does not know this field")]
+    [InlineData("""{"container": {"volumes": [{"containerPath": "pw", "secret": "nope"}]}}""", "/container/volumes(0)/secret", "references an undefined secret")]
+    [InlineData("""{"secrets": {"s": {"source": "a"}}, "container": {"volumes": [{"containerPath": "/etc/pw", "secret": "s"}]}}""", "/container/volumes(0)/containerPath", "'/etc/pw' is absolute: a secret file goes inside the task's sandbox, so its path is relative to it")]
+    [InlineData("""{"secrets": {"s": {"source": "a"}}, "container": {"volumes": [{"containerPath": "../../x", "secret": "s"}]}}""", "/container/volumes(0)/containerPath", "'../../x' must be file names separated by single '/', without '.' or '..'")]
+    [InlineData("""{"secrets": {"s": {"source": "a"}}, "container": {"volumes": [{"containerPath": "stdout", "secret": "s"}]}}""", "/container/volumes(0)/containerPath", "'stdout' is the task's own output file")]
+    [InlineData("""{"secrets": {"s": {"source": "a"}}, "container": {"volumes": [{"containerPath": "p", "secret": "s", "mode": "RW"}]}}""", "/container/volumes(0)/mode", "Drover does not know this field")]
+    public void Validate_BadSecretOrSecretVolume_RejectedWithPath(string fields, string path, string expected) =>
+        OnlyError(WithFields(fields), path, expected);
+
+    [Fact]
+    public void Validate_TwoSecretVolumesOnOnePath_Rejected() =>
+        OnlyError(WithFields("""{"secrets": {"s": {"source": "a"}}, "container": {"volumes": [{"containerPath": "p", "secret": "s"}, {"containerPath": "p", "secret": "s"}]}}"""),
+            "/container/volumes(1)/containerPath", "secret volume container paths must be unique");
 
     [Fact]
     public void Validate_EnvNameTooLong_MarathonMessage() =>
@@ -464,7 +502,7 @@ public class MarathonValidatorTests
     [InlineData("""{"container": {"type": "DOCKER", "docker": {"image": "python:3"}}}""", "/container/docker", "Drover does not support container images yet")]
     [InlineData("""{"container": {"type": "MESOS", "docker": {"image": "python:3"}}}""", "/container/docker", "Drover does not support container images yet")]
     [InlineData("""{"container": {"type": "MESOS", "appc": {"image": "x"}}}""", "/container/appc", "Drover does not support container images yet")]
-    [InlineData("""{"container": {"type": "MESOS", "volumes": [{"containerPath": "data", "persistent": {"size": 10}}]}}""", "/container/volumes", "Drover does not support volumes yet")]
+    [InlineData("""{"container": {"type": "MESOS", "volumes": [{"containerPath": "data", "persistent": {"size": 10}}]}}""", "/container/volumes(0)", "Drover does not support volumes yet, except secret volumes ({\"containerPath\": \"path\", \"secret\": \"name\"})")]
     [InlineData("""{"container": {"type": "MESOS", "portMappings": [{"containerPort": 80}]}}""", "/container/portMappings", "Drover does not support container port mappings yet (only host networking)")]
     [InlineData("""{"container": {"type": "MESOS", "linuxInfo": {"seccomp": {"unconfined": true}}}}""", "/container/linuxInfo", "Drover does not support this container option yet")]
     [InlineData("""{"container": {"type": "DOCKER"}}""", "/container/type", "Drover does not support container images yet")]
@@ -473,7 +511,6 @@ public class MarathonValidatorTests
     [InlineData("""{"fetch": [{"uri": "https://example.com/app.tgz"}]}""", "/fetch", "Drover does not support fetching artifacts yet")]
     [InlineData("""{"uris": ["https://example.com/app/cool-script.sh"]}""", "/uris", "Drover does not support fetching artifacts yet")]
     [InlineData("""{"storeUrls": ["https://example.com/x"]}""", "/storeUrls", "Drover does not support the artifact store yet")]
-    [InlineData("""{"secrets": {"pw": {"source": "db/pw"}}}""", "/secrets", "Drover does not support secrets yet")]
     [InlineData("""{"residency": {"taskLostBehavior": "WAIT_FOREVER"}}""", "/residency", "Drover does not support resident tasks (persistent volumes) yet")]
     [InlineData("""{"ipAddress": {"networkName": "dcos"}}""", "/ipAddress", "Drover does not support IP-per-task networking yet (only host networking)")]
     [InlineData("""{"networks": [{"mode": "container/bridge"}]}""", "/networks(0)/mode", "Drover supports only host networking yet: use a single {\"mode\": \"host\"}")]

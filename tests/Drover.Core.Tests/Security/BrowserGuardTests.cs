@@ -79,8 +79,17 @@ public sealed class BrowserGuardTests
     [Fact]
     public void Check_AnyHost_SkipsOnlyTheHostCheck()
     {
-        var any = new BrowserGuard([], anyHost: true);
+        var any = new BrowserGuard(["ui.example"], anyHost: true);
         Assert.Null(any.Check("GET", "whatever.example", null, "http://whatever.example", null, false));
         Assert.Equal(403, any.Check("GET", "whatever.example", "http://evil.example", "http://whatever.example", null, false)?.Status);
+        Assert.Null(any.Check("POST", "whatever.example", "https://ui.example", "http://whatever.example", "application/json", true));
+    }
+
+    [Fact]
+    public void Check_AnyHostAndARebindingPage_IsRefusedThoughOriginMatchesHost()
+    {
+        // The page at http://evil.example:5050 rebinds its name to the master: Host and Origin agree, and name the attacker.
+        var any = new BrowserGuard([.. BrowserGuard.LoopbackNames], anyHost: true);
+        Assert.Equal(403, any.Check("POST", "evil.example:5050", "http://evil.example:5050", "http://evil.example:5050", "application/json", true)?.Status);
     }
 }

@@ -18,6 +18,8 @@ public sealed class PermissionsTests
     [InlineData("dcos:mesos:master:task:user:nobody", "dcos:mesos:master:task:user:nobody2", false)]
     [InlineData("dcos:superuser", "dcos:mesos:master:task:user:root", true)]
     [InlineData("dcos:service:marathon", "dcos:service:marathonx", false)]
+    [InlineData("drover:tasks", "drover:admin:tasks", false)] // a team's grant on its own one-off tasks is not the operators'
+    [InlineData("drover:admin", "drover:admin:tasks", true)]
     public void Covers_GrantAndRequest_FollowsTheHierarchy(string granted, string requested, bool covers) =>
         Assert.Equal(covers, Rids.Covers(granted, requested));
 

@@ -61,7 +61,7 @@ public sealed partial class CustomExecutorTests : IAsyncLifetime
         ExecutorId = executorId,
         FrameworkId = FrameworkId,
         Name = "echo executor",
-        Args = ["python3", TestExecutors.EchoExecutorPath],
+        Args = TestExecutors.EchoExecutorArgs,
         Resources = Resources.Of(cpus: 0.1m, memMiB: 64),
     };
 
@@ -144,7 +144,7 @@ public sealed partial class CustomExecutorTests : IAsyncLifetime
             {
                 ExecutorId = "api-echo",
                 FrameworkId = FrameworkId,
-                Args = ["python3", TestExecutors.EchoExecutorPath],
+                Args = TestExecutors.EchoExecutorArgs,
             },
         });
 

@@ -322,8 +322,12 @@ public sealed class AllocatorTests
     [Fact]
     public void Message_BothWays_ThroughTheAgentCommandStreamAndTheSchedulerStream()
     {
-        var agentId = _state.Register(Build.Agent("a1", "cpus:1;mem:1024")).Registered.AgentId;
         var (fw, stream) = Subscribe("messages");
+        // The executor runs on the agent (an agent forwards messages only from executors it runs).
+        var agentId = _state.Register(Build.Agent("a1", "cpus:1;mem:1024") with
+        {
+            Executors = [new Drover.Core.Protocol.LiveExecutor { Executor = new ExecutorSpec { FrameworkId = fw.Id, ExecutorId = "exec-1", Shell = "true" }, ContainerId = "exec-1.c1" }],
+        }).Registered.AgentId;
         var data = Convert.ToBase64String("ping"u8.ToArray());
 
         Assert.Equal(202, _frameworks.Handle(new MCall { Type = "MESSAGE", FrameworkId = new MId(fw.Id), Message = new MMessage(new MId(agentId), new MId("exec-1"), data) }, stream.Id).Status);
@@ -370,8 +374,8 @@ public sealed class AllocatorTests
     {
         var agentId = _state.Register(Build.Agent("a1", "cpus:2;mem:1024")).Registered.AgentId;
         var (fw, stream) = Subscribe("drained");
-        var (_, bystander) = Subscribe("bystander");
         LaunchOne(fw, stream, "t");
+        var (_, bystander) = Subscribe("bystander"); // after the launch: which of two new frameworks is offered first depends on their (random) ids
         Events(bystander);
 
         _state.Drain(agentId, TimeSpan.FromMinutes(30));

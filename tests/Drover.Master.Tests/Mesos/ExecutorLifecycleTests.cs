@@ -34,7 +34,7 @@ public sealed class ExecutorLifecycleTests(ITestOutputHelper output)
         {
             ["type"] = "CUSTOM",
             ["executor_id"] = Id(executorId),
-            ["command"] = new JsonObject { ["value"] = $"python3 {TestExecutors.EchoExecutorPath}" },
+            ["command"] = new JsonObject { ["value"] = TestExecutors.EchoExecutorShell },
             ["resources"] = new JsonArray(RawScheduler.Scalar("cpus", executorCpus), RawScheduler.Scalar("mem", 32)),
         },
         ["data"] = Convert.ToBase64String(Encoding.UTF8.GetBytes("run")),

@@ -294,7 +294,7 @@ public sealed class SchedulerApiTests(ITestOutputHelper output)
             {
                 ["type"] = "CUSTOM",
                 ["executor_id"] = new JsonObject { ["value"] = "echo-executor" },
-                ["command"] = new JsonObject { ["value"] = $"python3 {TestExecutors.EchoExecutorPath}" },
+                ["command"] = new JsonObject { ["value"] = TestExecutors.EchoExecutorShell },
                 ["resources"] = new JsonArray(RawScheduler.Scalar("cpus", 0.1), RawScheduler.Scalar("mem", 32)),
             },
             ["data"] = Convert.ToBase64String(Encoding.UTF8.GetBytes("run")),
@@ -358,7 +358,7 @@ public sealed class SchedulerApiTests(ITestOutputHelper output)
         {
             ["type"] = "CUSTOM",
             ["executor_id"] = new JsonObject { ["value"] = "group-executor" },
-            ["command"] = new JsonObject { ["value"] = $"python3 {TestExecutors.EchoExecutorPath}" },
+            ["command"] = new JsonObject { ["value"] = TestExecutors.EchoExecutorShell },
             ["resources"] = new JsonArray(RawScheduler.Scalar("cpus", 0.1), RawScheduler.Scalar("mem", 32)),
         };
         var defaultExecutor = new JsonObject { ["type"] = "DEFAULT", ["executor_id"] = new JsonObject { ["value"] = "default-executor" } };

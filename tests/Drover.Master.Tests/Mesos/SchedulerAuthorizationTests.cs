@@ -110,6 +110,55 @@ public sealed class SchedulerAuthorizationTests
         return (response.StatusCode, Encoding.UTF8.GetString(bytes), events, response);
     }
 
+    /// <summary>
+    /// A SUBSCRIBE naming <paramref name="frameworkId"/>, as a scheduler that picked the id itself would send it: the
+    /// stream's first event (SUBSCRIBED if the master let it in, ERROR if not) and its stream id. The stream stays
+    /// open until the result is disposed.
+    /// </summary>
+    private static async Task<OpenSubscription> SubscribeNamingAsync(Uri master, AuthenticationHeaderValue auth, JsonObject info, string frameworkId)
+    {
+        var call = new JsonObject { ["type"] = "SUBSCRIBE", ["framework_id"] = new JsonObject { ["value"] = frameworkId }, ["subscribe"] = new JsonObject { ["framework_info"] = info.DeepClone() } };
+        call["subscribe"]!["framework_info"]!["id"] = new JsonObject { ["value"] = frameworkId };
+        var http = NewHttp();
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(master, "/api/v1/scheduler")) { Content = Json(call) };
+        request.Headers.Authorization = auth;
+        var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        var subscription = new OpenSubscription(http, response);
+        if (response.StatusCode != HttpStatusCode.OK)
+        {
+            Assert.Fail($"SUBSCRIBE naming {frameworkId}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}"); // the body of a 200 never ends
+        }
+
+        var body = await response.Content.ReadAsStreamAsync();
+        var header = new List<byte>();
+        var one = new byte[1];
+        while (await body.ReadAsync(one) == 1 && one[0] != (byte)'\n')
+        {
+            header.Add(one[0]);
+        }
+
+        var record = new byte[int.Parse(Encoding.ASCII.GetString([.. header]), CultureInfo.InvariantCulture)];
+        await body.ReadExactlyAsync(record);
+        subscription.First = JsonNode.Parse(record)!.AsObject();
+        subscription.StreamId = response.Headers.TryGetValues("Mesos-Stream-Id", out var ids) ? ids.Single() : "";
+        return subscription;
+    }
+
+    private sealed class OpenSubscription(HttpClient http, HttpResponseMessage response) : IDisposable
+    {
+        public JsonObject First { get; set; } = [];
+
+        public string StreamId { get; set; } = "";
+
+        public string Type => (string?)First["type"] ?? "";
+
+        public void Dispose()
+        {
+            response.Dispose();
+            http.Dispose();
+        }
+    }
+
     /// <summary>A scheduler call for <paramref name="frameworkId"/> on <paramref name="streamId"/>, sent with <paramref name="auth"/>.</summary>
     private static async Task<(HttpStatusCode Status, string Body)> CallAsync(Uri master, AuthenticationHeaderValue auth, string frameworkId, string streamId, string type, JsonObject? body = null)
     {
@@ -363,6 +412,70 @@ public sealed class SchedulerAuthorizationTests
 
         var after = FirstOffer(await fw.NextAsync("OFFERS", Timeout));
         Assert.Equal(1.5, Scalar(after, "cpus"));
+    }
+
+    [Fact]
+    public async Task Subscribe_FrameworkIdTheClusterNeverIssued_RefusedAndTheNextFrameworkGetsItsOwn()
+    {
+        await using var cluster = await SecureClusterAsync();
+        await AddPrincipalAsync(cluster, "p1", FrameworkGrants());
+        await AddPrincipalAsync(cluster, "p2", FrameworkGrants());
+        var master = cluster.Master.Url;
+        await using var alice = await RawScheduler.SubscribeAsync(master, Info("alice"), authorization: As("p1"));
+        var masterId = (string)alice.Subscribed["subscribed"]!["master_info"]!["id"]!;
+
+        // What p1 can name: the ids the master would give next in Mesos' "<master id>-<NNNN>" form (SUBSCRIBED tells
+        // every framework the master id), an id of its choosing, and one that makes its tasks' Drover ids read as
+        // tasks of p1's own framework ("<fw>.x" + "y" = "<fw>" + "x.y").
+        string[] squats = [$"{masterId}-0002", $"{masterId}-0003", "chosen-by-p1", alice.FrameworkId + ".x"];
+        foreach (var squat in squats)
+        {
+            using var attempt = await SubscribeNamingAsync(master, As("p1"), Info("squatter"), squat);
+            Assert.True(attempt.Type == "ERROR", $"{squat}: {attempt.First.ToJsonString()}");
+            Assert.StartsWith($"Framework '{squat}' is not known to this cluster", (string?)attempt.First["error"]!["message"], StringComparison.Ordinal);
+        }
+
+        // p2's new framework gets an id nobody named before, and is p2's alone; p1's is untouched.
+        await using var bob = await RawScheduler.SubscribeAsync(master, Info("bob"), authorization: As("p2"));
+        Assert.DoesNotContain(bob.FrameworkId, squats);
+        Assert.NotEqual(alice.FrameworkId, bob.FrameworkId);
+        var frameworks = (await FrameworksAsync(master, Admin(cluster)))
+            .Select(f => $"{(string?)f["framework_info"]!["id"]!["value"]} {(string?)f["framework_info"]!["principal"]} {(string?)f["framework_info"]!["name"]}")
+            .Order(StringComparer.Ordinal);
+        Assert.Equal(new[] { $"{alice.FrameworkId} p1 alice", $"{bob.FrameworkId} p2 bob" }.Order(StringComparer.Ordinal), frameworks);
+        await bob.CallOkAsync("REVIVE");
+    }
+
+    [Fact]
+    public async Task Teardown_OfAnIdSquattedAhead_CannotLockTheNextFrameworkOutOfFailover()
+    {
+        await using var cluster = await SecureClusterAsync();
+        await AddPrincipalAsync(cluster, "p1", FrameworkGrants());
+        await AddPrincipalAsync(cluster, "p2", FrameworkGrants());
+        var master = cluster.Master.Url;
+        await using var alice = await RawScheduler.SubscribeAsync(master, Info("alice"), authorization: As("p1"));
+        var next = $"{(string)alice.Subscribed["subscribed"]!["master_info"]!["id"]!}-0002";
+
+        // p1 takes the id the master would give next and tears it down, so that it reads "removed".
+        string squatted;
+        using (var squat = await SubscribeNamingAsync(master, As("p1"), Info("squatter"), next))
+        {
+            squatted = squat.First.ToJsonString();
+            if (squat.Type == "SUBSCRIBED")
+            {
+                var (status, body) = await CallAsync(master, As("p1"), next, squat.StreamId, "TEARDOWN");
+                Assert.True(status == HttpStatusCode.Accepted, body);
+            }
+        }
+
+        // p2's framework, whatever id it was given, fails over with it.
+        await using var bob = await RawScheduler.SubscribeAsync(master, Info("bob"), authorization: As("p2"));
+        var id = bob.FrameworkId;
+        bob.Drop();
+        await bob.SubscribeAsync(Info("bob"));
+        Assert.Equal(id, (string?)bob.Subscribed["subscribed"]!["framework_id"]!["value"]);
+        await bob.CallOkAsync("REVIVE");
+        Assert.Contains("\"ERROR\"", squatted, StringComparison.Ordinal);
     }
 
     private static JsonObject WithUser(JsonObject task, string user)

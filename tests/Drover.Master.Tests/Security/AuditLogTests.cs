@@ -59,8 +59,14 @@ public sealed class AuditLogTests
         Assert.EndsWith("Z", post["time"]!.GetValue<string>(), StringComparison.Ordinal);
         var delete = Assert.Single(records, r => r["method"]!.GetValue<string>() == "DELETE");
         Assert.Equal(("user:mallory", "denied", 403), (delete["caller"]!.GetValue<string>(), delete["result"]!.GetValue<string>(), delete["status"]!.GetValue<int>()));
-        var undrain = Assert.Single(records, r => r["path"]!.GetValue<string>() == "/drover/v1/agents/x/undrain");
+        Assert.DoesNotContain(records, r => r["path"]!.GetValue<string>() == "/drover/v1/agents/x/undrain");
+
+        // Refused before authentication: in the separate log, so floods of them cannot rotate the real record away.
+        using var unauthenticatedPage = await SendAsync(http, HttpMethod.Get, new Uri(url, "/drover/v1/audit?log=unauthenticated"), admin, null);
+        var unauthenticated = JsonNode.Parse(await unauthenticatedPage.Content.ReadAsStringAsync())!["records"]!.AsArray().Select(r => r!).ToList();
+        var undrain = Assert.Single(unauthenticated, r => r["path"]!.GetValue<string>() == "/drover/v1/agents/x/undrain");
         Assert.Equal(("anonymous", 401), (undrain["caller"]!.GetValue<string>(), undrain["status"]!.GetValue<int>()));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(log.UnauthenticatedFilePath));
         Assert.Contains(records, r => r["path"]!.GetValue<string>() == LoginEndpoint.Path && r["detail"]?.GetValue<string>() == "uid=mallory");
 
         using var forbidden = await SendAsync(http, HttpMethod.Get, new Uri(url, "/drover/v1/audit"), mallory, null);

@@ -26,8 +26,8 @@ namespace Drover.Master.Tests.Security;
 [Collection(RealClusterCollection.Name)]
 public sealed class RouteSecurityTests : IAsyncLifetime
 {
-    /// <summary>The only routes anyone may call without credentials (issue 13: health, ping, login).</summary>
-    private static readonly string[] AllowList = ["/health", "/ping", LoginEndpoint.Path, "/agent/v1/health", "{*path:nonfile}"];
+    /// <summary>The only routes anyone may call without credentials (issue 13: health, ping, login; and the public CA certificate).</summary>
+    private static readonly string[] AllowList = ["/health", "/ping", LoginEndpoint.Path, "/agent/v1/health", "/drover/v1/ca", "{*path:nonfile}"];
 
     private readonly HttpClient _http = new(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false }) { Timeout = TimeSpan.FromSeconds(30) };
     private string _root = "";
@@ -164,8 +164,9 @@ public sealed class RouteSecurityTests : IAsyncLifetime
         foreach (var (method, path, access, _) in Routes().Where(r => r.Access!.Kind != AccessKind.Anonymous))
         {
             using var response = await CallAsync(method, path, "token=" + token);
-            // An executor route takes only an executor's own token: a user's is not one (401, as Mesos answers).
-            var expected = access!.Kind == AccessKind.Executor ? HttpStatusCode.Unauthorized : HttpStatusCode.Forbidden;
+            // An executor route takes only an executor's own token, the join route only a join token: a user's is
+            // neither (401, as Mesos answers).
+            var expected = access!.Kind is AccessKind.Executor or AccessKind.JoinToken ? HttpStatusCode.Unauthorized : HttpStatusCode.Forbidden;
             if (access.Kind == AccessKind.Authenticated)
             {
                 continue; // the scheduler API: checked per call by SchedulerAuthorizationTests (a SUBSCRIBE needs a role grant)

@@ -9,7 +9,9 @@ namespace Drover.Master.Tests.Security;
 /// <summary>What a task of <c>/drover/v1/tasks</c> needs beyond <c>drover:tasks</c>, by whose task it is.</summary>
 public sealed class TaskAccessTests
 {
-    private static TaskView View(string? appId = null, string? frameworkId = null) => new()
+    private static readonly Caller Alice = new(CallerKind.User, "alice");
+
+    private static TaskView View(string? appId = null, string? frameworkId = null, string? owner = null) => new()
     {
         Id = "t1",
         Name = "t1",
@@ -20,6 +22,7 @@ public sealed class TaskAccessTests
         SubmittedAt = DateTimeOffset.UnixEpoch,
         AppId = appId,
         FrameworkId = frameworkId,
+        Owner = owner,
     };
 
     [Theory]
@@ -28,7 +31,7 @@ public sealed class TaskAccessTests
     [InlineData(TaskOperation.Sandbox, "dcos:mesos:agent:sandbox:app_id:/team-a/web", PermissionAction.Read)]
     public void Needs_AppInstance_TheAppsPermission(TaskOperation operation, string rid, PermissionAction action)
     {
-        Assert.Equal(new Grant(rid, action), TaskAccess.Needs(View(appId: "/team-a/web"), operation));
+        Assert.Equal(new Grant(rid, action), TaskAccess.Needs(View(appId: "/team-a/web", owner: "alice"), operation, Alice));
     }
 
     [Theory]
@@ -37,16 +40,39 @@ public sealed class TaskAccessTests
     [InlineData(TaskOperation.Kill, PermissionAction.Delete)]
     public void Needs_FrameworkTask_MesosOperatorAccess(TaskOperation operation, PermissionAction action)
     {
-        Assert.Equal(new Grant(Rids.MesosOps, action), TaskAccess.Needs(View(frameworkId: "fw-1"), operation));
+        Assert.Equal(new Grant(Rids.MesosOps, action), TaskAccess.Needs(View(frameworkId: "fw-1", owner: "alice"), operation, Alice));
     }
 
     [Theory]
     [InlineData(TaskOperation.Read)]
     [InlineData(TaskOperation.Kill)]
     [InlineData(TaskOperation.Sandbox)]
-    public void Needs_OneOffTask_Nothing(TaskOperation operation)
+    public void Needs_OwnOneOffTask_Nothing(TaskOperation operation)
     {
-        Assert.Null(TaskAccess.Needs(View(), operation));
+        Assert.Null(TaskAccess.Needs(View(owner: "alice"), operation, Alice));
+        Assert.Null(TaskAccess.Needs(View(owner: "ci"), operation, new Caller(CallerKind.ServiceAccount, "ci")));
+    }
+
+    [Theory]
+    [InlineData(TaskOperation.Read, PermissionAction.Read)]
+    [InlineData(TaskOperation.Sandbox, PermissionAction.Read)]
+    [InlineData(TaskOperation.Kill, PermissionAction.Delete)]
+    public void Needs_OneOffTaskOfAnotherOrOfNoOwner_AdminTasks(TaskOperation operation, PermissionAction action)
+    {
+        var admin = new Grant(Rids.AdminTasks, action);
+
+        Assert.Equal(admin, TaskAccess.Needs(View(owner: "bob"), operation, Alice));
+        Assert.Equal(admin, TaskAccess.Needs(View(owner: "Alice"), operation, Alice)); // uids compare exactly
+        Assert.Equal(admin, TaskAccess.Needs(View(), operation, Alice)); // submitted before owners were recorded
+        Assert.Equal(admin, TaskAccess.Needs(View(owner: "alice"), operation, new Caller(CallerKind.Agent, "alice"))); // an agent id is no uid
+        Assert.Equal(admin, TaskAccess.Needs(View(owner: "alice"), operation, new Caller(CallerKind.Executor, "alice")));
+    }
+
+    [Fact]
+    public void AdminTasks_NotCoveredByAGrantOnTasks()
+    {
+        Assert.False(Policy.Allows([new Grant(Rids.Tasks, PermissionAction.Full)], Rids.AdminTasks, PermissionAction.Read));
+        Assert.True(Policy.Allows([new Grant(Rids.Superuser, PermissionAction.Full)], Rids.AdminTasks, PermissionAction.Delete));
     }
 
     [Fact]

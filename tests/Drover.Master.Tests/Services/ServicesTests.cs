@@ -61,9 +61,14 @@ public sealed class ServicesTests() : ServiceClusterTest("svc-host", "cpus:8;mem
         var app = await WaitForApp("/heal", a => Settled(a, 2), "2 healthy instances");
         var victim = app["tasks"]![0]!["id"]!.GetValue<string>();
         var cgroup = Path.Combine("/sys/fs/cgroup/memory", DroverHosts.CgroupNameFor(Path.Combine(Cluster.Root, "svc-host")), victim, "cgroup.procs");
+        // Every process of the instance, killed from outside; one may already be gone when the next is reached
+        // (the task's PID namespace ends with its first process).
         foreach (var pid in File.ReadAllLines(cgroup))
         {
-            Process(int.Parse(pid, System.Globalization.CultureInfo.InvariantCulture)).Kill();
+            if (Drover.Testing.Processes.ProcessIdentity.Of(int.Parse(pid, System.Globalization.CultureInfo.InvariantCulture)) is { } process)
+            {
+                Drover.Testing.Processes.LinuxProcesses.Kill(process);
+            }
         }
 
         var healed = await WaitForApp("/heal", a => Settled(a, 2) && a["tasks"]!.AsArray().All(t => t!["id"]!.GetValue<string>() != victim), "a healthy replacement");
@@ -71,8 +76,6 @@ public sealed class ServicesTests() : ServiceClusterTest("svc-host", "cpus:8;mem
         Assert.True(victim == healed["lastTaskFailure"]!["taskId"]!.GetValue<string>(), healed["lastTaskFailure"]!.ToJsonString());
         Assert.Equal("TASK_FAILED", healed["lastTaskFailure"]!["state"]!.GetValue<string>());
     }
-
-    private static System.Diagnostics.Process Process(int pid) => System.Diagnostics.Process.GetProcessById(pid);
 
     [Fact]
     public async Task RollingRestart_TenInstancesHalfCapacity_NeverBelowFiveHealthy()

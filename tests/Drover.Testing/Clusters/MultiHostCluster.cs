@@ -1,12 +1,18 @@
 using System.Collections.Immutable;
 using System.Globalization;
 using System.Net;
+using System.Net.Http.Json;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using System.Text.Json.Nodes;
+using Drover.Agent.Security;
 using Drover.Cli.Hosting;
 using Drover.Client;
 using Drover.Client.Marathon;
 using Drover.Core.Api;
+using Drover.Core.Security.Pki;
 using Drover.Testing.Netns;
 using Drover.Testing.Processes;
 
@@ -49,6 +55,9 @@ public sealed record MultiHostOptions
 
     /// <summary>How long starting (or restarting) a process may take before the cluster gives up.</summary>
     public TimeSpan StartupTimeout { get; init; } = TimeSpan.FromSeconds(45);
+
+    /// <summary><c>drover master --agent-cert-lifetime</c>; null keeps the master's default (agents renew after two thirds of it).</summary>
+    public TimeSpan? AgentCertificateLifetime { get; init; }
 }
 
 /// <summary>
@@ -60,6 +69,12 @@ public sealed record MultiHostOptions
 /// <see cref="HealAsync"/>. A test that injects faults should start a cluster of its own
 /// (<c>await using var cluster = await MultiHostCluster.StartAsync(...)</c>), never share one with tests
 /// that assume a healthy cluster. Needs root (see <see cref="NetnsNetwork.SkipReason"/>).
+/// <para>
+/// The cluster runs as <c>drover master</c> does by default: HTTPS with the cluster CA, logins, and agents that
+/// join with a join token (<see cref="JoinToken"/>, made by the admin through the API) and then speak mutual TLS.
+/// <see cref="Client"/>, <see cref="Marathon"/> and <see cref="Http"/> trust the CA and carry the bootstrap
+/// admin's login token.
+/// </para>
 /// </summary>
 /// <remarks>
 /// Disposal removes everything the cluster created: it stops the agents still running (each kills its
@@ -74,7 +89,9 @@ public sealed class MultiHostCluster : IAsyncDisposable
     private readonly int[] _agentStarts;
     private readonly List<DroverProcess> _retired = [];
     private readonly Lock _gate = new();
-    private readonly HttpClient _http;
+    private HttpClient? _http;
+    private DroverClient? _client;
+    private MarathonClient? _marathon;
     private DroverProcess? _master;
     private int _masterStarts;
     private int _disposed;
@@ -87,14 +104,6 @@ public sealed class MultiHostCluster : IAsyncDisposable
         MasterUrl = masterUrl;
         _agents = new DroverProcess?[options.AgentCount];
         _agentStarts = new int[options.AgentCount];
-
-        // Never through a proxy: the master is on our private bridge.
-        _http = new HttpClient(new SocketsHttpHandler { UseProxy = false, PooledConnectionIdleTimeout = TimeSpan.FromSeconds(5) })
-        {
-            Timeout = TimeSpan.FromSeconds(20),
-        };
-        Client = new DroverClient(masterUrl, _http);
-        Marathon = new MarathonClient(masterUrl, _http);
     }
 
     public MultiHostOptions Options { get; }
@@ -107,14 +116,26 @@ public sealed class MultiHostCluster : IAsyncDisposable
     /// <summary>The master's address on the bridge; the same across restarts.</summary>
     public Uri MasterUrl { get; }
 
-    /// <summary>The native API (<c>/drover/v1</c>).</summary>
-    public DroverClient Client { get; }
+    /// <summary>The native API (<c>/drover/v1</c>), as the bootstrap admin.</summary>
+    public DroverClient Client => _client ?? throw new InvalidOperationException("the master has not come up yet");
 
-    /// <summary>The Marathon API (<c>/v2</c>).</summary>
-    public MarathonClient Marathon { get; }
+    /// <summary>The Marathon API (<c>/v2</c>), as the bootstrap admin.</summary>
+    public MarathonClient Marathon => _marathon ?? throw new InvalidOperationException("the master has not come up yet");
 
-    /// <summary>For raw requests to <see cref="MasterUrl"/> (no proxy, 20 s timeout).</summary>
-    public HttpClient Http => _http;
+    /// <summary>For raw requests to <see cref="MasterUrl"/> (no proxy, 20 s timeout, trusting the cluster CA, as the bootstrap admin).</summary>
+    public HttpClient Http => _http ?? throw new InvalidOperationException("the master has not come up yet");
+
+    /// <summary>The cluster CA the master publishes (its <c>ca.pem</c>).</summary>
+    public X509Certificate2Collection CaRoots { get; private set; } = [];
+
+    /// <summary>The file the master writes its CA to: what <c>drover --ca-cert</c> takes.</summary>
+    public string CaCertificateFile => Path.Combine(MasterDataDir, "ca.pem");
+
+    /// <summary>The bootstrap admin's login token (<c>Authorization: Bearer …</c>).</summary>
+    public string AdminToken { get; private set; } = "";
+
+    /// <summary>The join token every agent was started with (valid for a day).</summary>
+    public string JoinToken { get; private set; } = "";
 
     /// <summary>The current master process (a new one after each restart).</summary>
     public DroverProcess Master => _master ?? throw new InvalidOperationException("the master was never started");
@@ -164,8 +185,10 @@ public sealed class MultiHostCluster : IAsyncDisposable
             network.TrackDirectory(root);
             var port = FreePort(network.Gateway);
             cluster = new MultiHostCluster(options, network, root,
-                new Uri(string.Create(CultureInfo.InvariantCulture, $"http://{network.Gateway}:{port}/")));
-            cluster.StartMasterProcess();
+                new Uri(string.Create(CultureInfo.InvariantCulture, $"https://{network.Gateway}:{port}/")));
+            var master = cluster.StartMasterProcess();
+            await cluster.ConnectAsync(master).ConfigureAwait(false);
+            cluster.JoinToken = (await cluster.Client.CreateJoinTokenAsync(TimeSpan.FromDays(1), "multi-host cluster").ConfigureAwait(false)).Token;
             for (var n = 1; n <= options.AgentCount; n++)
             {
                 network.TrackCgroup(cluster.CgroupOf(n));
@@ -231,7 +254,7 @@ public sealed class MultiHostCluster : IAsyncDisposable
                         return false;
                     }
 
-                    using var response = await _http.GetAsync(new Uri(MasterUrl, "ping")).ConfigureAwait(false);
+                    using var response = await Http.GetAsync(new Uri(MasterUrl, "ping")).ConfigureAwait(false);
                     return response.IsSuccessStatusCode;
                 },
                 ok => ok || master.HasExited,
@@ -352,6 +375,59 @@ public sealed class MultiHostCluster : IAsyncDisposable
     /// <summary>The live processes in agent n's whole cgroup subtree (all its tasks).</summary>
     public IReadOnlyList<ProcessIdentity> AgentTaskProcesses(int n) => LinuxProcesses.InCgroupTree(CgroupOf(CheckIndex(n)));
 
+    // ------------------------------------------------------------------ identities
+
+    /// <summary>Agent n's credentials as it keeps them in its work dir (certificate, key, the CAs it trusts); null before it joined.</summary>
+    public AgentCredentials? CredentialsOf(int n) => AgentCredentials.Load(WorkDirOf(CheckIndex(n)), TimeProvider.System);
+
+    /// <summary>
+    /// An HttpClient that calls the master as agent n would: presenting agent n's current certificate (from its work
+    /// dir), trusting the cluster CA, no login token. For tests that try to make one agent speak for another.
+    /// </summary>
+    public HttpClient CreateAgentHttpClient(int n)
+    {
+        var credentials = CredentialsOf(n) ?? throw new InvalidOperationException($"agent {n} has not joined");
+        var certificate = credentials.Certificate;
+        credentials.Dispose(); // its own clients only; the certificate object stays usable
+        return CreateHttpClient(certificate);
+    }
+
+    /// <summary>An HttpClient trusting the cluster CA and presenting <paramref name="clientCertificate"/> (none when null); no login token.</summary>
+    public HttpClient CreateHttpClient(X509Certificate2? clientCertificate = null)
+    {
+        var handler = MasterTls.CreateHandler(CaRoots);
+        handler.PooledConnectionIdleTimeout = TimeSpan.FromSeconds(5);
+        if (clientCertificate is not null)
+        {
+            handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => clientCertificate;
+        }
+
+        return new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(20) };
+    }
+
+    /// <summary>
+    /// Starts one more <c>drover agent</c> process in agent n's network namespace, with its own work dir and port
+    /// (e.g. to try a join token), and returns it; the cluster stops it at disposal. It does not count as an agent of the cluster.
+    /// </summary>
+    public DroverProcess StartExtraAgentProcess(int n, string name, IEnumerable<string> extraArgs, int port = 5052)
+    {
+        var host = HostOf(n);
+        var workDir = Path.Combine(Root, name);
+        Network.TrackCgroup(DroverHosts.CgroupNameFor(workDir));
+        var process = DroverProcess.Start(name,
+            ["agent", "--master", MasterUrl.GetLeftPart(UriPartial.Authority), "--listen", string.Create(CultureInfo.InvariantCulture, $"{host.Address}:{port}"),
+             "--work-dir", workDir, "--hostname", name, "--resources", Options.AgentResources, "--log-level", Options.LogLevel, .. extraArgs],
+            netns: host.Name,
+            logFile: Path.Combine(Root, name + ".log"));
+        Network.TrackProcess(process.Pid);
+        lock (_gate)
+        {
+            _retired.Add(process);
+        }
+
+        return process;
+    }
+
     // ------------------------------------------------------------------ diagnostics and teardown
 
     /// <summary>The last output of the master and every agent (current and earlier processes), for failure messages.</summary>
@@ -418,9 +494,9 @@ public sealed class MultiHostCluster : IAsyncDisposable
             await p.DisposeAsync().ConfigureAwait(false);
         }
 
-        Client.Dispose();
-        Marathon.Dispose();
-        _http.Dispose();
+        _client?.Dispose();
+        _marathon?.Dispose();
+        _http?.Dispose();
         await Network.DisposeAsync().ConfigureAwait(false);
         if (Environment.GetEnvironmentVariable("DROVER_KEEP_TEST_FILES") is not { Length: > 0 })
         {
@@ -440,6 +516,7 @@ public sealed class MultiHostCluster : IAsyncDisposable
         AddSeconds(args, "--agent-timeout", Options.AgentUnreachableTimeout);
         AddSeconds(args, "--agent-removal-timeout", Options.AgentRemovalTimeout);
         AddSeconds(args, "--heartbeat-interval", Options.HeartbeatInterval);
+        AddSeconds(args, "--agent-cert-lifetime", Options.AgentCertificateLifetime);
         var starts = ++_masterStarts;
         var name = starts == 1 ? "master" : string.Create(CultureInfo.InvariantCulture, $"master#{starts}");
         var master = DroverProcess.Start(name, args, logFile: Path.Combine(Root, "master.log"));
@@ -474,7 +551,7 @@ public sealed class MultiHostCluster : IAsyncDisposable
             ["agent", "--master", MasterUrl.GetLeftPart(UriPartial.Authority), "--listen", listen,
              "--work-dir", WorkDirOf(n), "--hostname", HostnameOf(n), "--resources", Options.AgentResources,
              "--attributes", $"rack:{rack}", "--region", Options.Region, "--zone", string.Create(CultureInfo.InvariantCulture, $"z{n}"),
-             "--log-level", Options.LogLevel],
+             "--join-token", JoinToken, "--log-level", Options.LogLevel],
             netns: host.Name,
             logFile: Path.Combine(Root, string.Create(CultureInfo.InvariantCulture, $"agent{n}.log")));
         Network.TrackProcess(agent.Pid);
@@ -489,6 +566,40 @@ public sealed class MultiHostCluster : IAsyncDisposable
         }
 
         return agent;
+    }
+
+    /// <summary>
+    /// Waits for a new cluster's first master to come up (it writes its CA and the bootstrap admin's password into its
+    /// data dir), then logs in as the admin and builds <see cref="Http"/>, <see cref="Client"/> and <see cref="Marathon"/>.
+    /// </summary>
+    private async Task ConnectAsync(DroverProcess master)
+    {
+        var passwordFile = Path.Combine(MasterDataDir, "bootstrap-admin-password");
+        var ready = await Wait.UntilAsync(
+            () => Task.FromResult(master.HasExited || (File.Exists(CaCertificateFile) && File.Exists(passwordFile) && new FileInfo(CaCertificateFile).Length > 0)),
+            ok => ok, Options.StartupTimeout, "the master to write its CA and bootstrap password", interval: TimeSpan.FromMilliseconds(100)).ConfigureAwait(false);
+        if (!ready || master.HasExited)
+        {
+            throw new InvalidOperationException($"the master did not come up\n{master.Tail()}");
+        }
+
+        CaRoots = PemCertificates.LoadAll(await File.ReadAllTextAsync(CaCertificateFile).ConfigureAwait(false)).Value
+            ?? throw new InvalidOperationException($"{CaCertificateFile} holds no certificate");
+        var password = (await File.ReadAllTextAsync(passwordFile).ConfigureAwait(false)).Trim();
+        using var anonymous = CreateHttpClient();
+        AdminToken = await Wait.UntilAsync(
+            async () =>
+            {
+                using var response = await anonymous.PostAsJsonAsync(new Uri(MasterUrl, "acs/api/v1/auth/login"), new JsonObject { ["uid"] = "admin", ["password"] = password }).ConfigureAwait(false);
+                response.EnsureSuccessStatusCode();
+                return JsonNode.Parse(await response.Content.ReadAsStringAsync().ConfigureAwait(false))!["token"]!.GetValue<string>();
+            },
+            token => token.Length > 0, Options.StartupTimeout, "the admin's login", interval: TimeSpan.FromMilliseconds(100),
+            retryOn: e => e is HttpRequestException or TaskCanceledException).ConfigureAwait(false);
+        _http = CreateHttpClient();
+        _http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminToken);
+        _client = new DroverClient(MasterUrl, _http);
+        _marathon = new MarathonClient(MasterUrl, _http);
     }
 
     /// <summary>

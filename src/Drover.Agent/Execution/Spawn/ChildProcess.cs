@@ -17,7 +17,7 @@ namespace Drover.Agent.Execution.Spawn;
 /// </summary>
 internal sealed class ChildProcess
 {
-    private ChildProcess(int pid, Task<int> exited)
+    internal ChildProcess(int pid, Task<int> exited)
     {
         Pid = pid;
         Exited = exited;
@@ -40,50 +40,93 @@ internal sealed class ChildProcess
     public static ChildProcess Start(string path, IReadOnlyList<string> argv, IEnumerable<KeyValuePair<string, string>> environment,
         string? workingDirectory, bool newSession)
     {
-        using var args = new NativeStringArray(argv);
-        using var env = new NativeStringArray(environment.Select(kv => kv.Key + "=" + kv.Value).ToList());
-        var attr = Marshal.AllocHGlobal(Spawn.AttrSize);
-        var actions = Marshal.AllocHGlobal(Spawn.FileActionsSize);
-        var sigset = Marshal.AllocHGlobal(Spawn.SigSetSize);
-        try
-        {
-            Check(Spawn.posix_spawnattr_init(attr), "posix_spawnattr_init");
-            Check(Spawn.posix_spawn_file_actions_init(actions), "posix_spawn_file_actions_init");
-            try
-            {
-                short flags = Spawn.SetSigMask | Spawn.SetSigDef;
-                if (newSession)
-                {
-                    flags |= Spawn.SetSid;
-                }
+        using var request = new SpawnRequest(path, argv, environment, workingDirectory, newSession, []);
+        return request.Spawn();
+    }
+}
 
-                Spawn.sigemptyset(sigset);
-                Check(Spawn.posix_spawnattr_setsigmask(attr, sigset), "posix_spawnattr_setsigmask");
-                Spawn.sigfillset(sigset);
-                Check(Spawn.posix_spawnattr_setsigdefault(attr, sigset), "posix_spawnattr_setsigdefault");
-                Check(Spawn.posix_spawnattr_setflags(attr, flags), "posix_spawnattr_setflags");
-                if (workingDirectory is not null)
-                {
-                    Check(Spawn.posix_spawn_file_actions_addchdir_np(actions, workingDirectory), "posix_spawn_file_actions_addchdir_np");
-                }
+/// <summary>
+/// Everything <c>posix_spawn</c> needs, marshalled to native memory up front (path, argv, envp, attributes,
+/// file actions), so the spawn itself is one native call: the <see cref="NamespaceSpawner"/> makes it at a
+/// moment when no managed allocation may happen.
+/// </summary>
+internal sealed unsafe class SpawnRequest : IDisposable
+{
+    private readonly NativeStringArray _argv;
+    private readonly NativeStringArray _envp;
+    private readonly IntPtr _path;
+    private readonly IntPtr _attr;
+    private readonly IntPtr _actions;
+    private bool _disposed;
 
-                // Registering after the spawn cannot miss the exit: the child stays a zombie until reaped.
-                var rc = Spawn.posix_spawn(out var pid, path, actions, attr, args.Pointer, env.Pointer);
-                Check(rc, $"posix_spawn {path}");
-                return new ChildProcess(pid, ChildReaper.Instance.Watch(pid));
-            }
-            finally
-            {
-                Spawn.posix_spawn_file_actions_destroy(actions);
-                Spawn.posix_spawnattr_destroy(attr);
-            }
-        }
-        finally
+    /// <param name="inherit">Descriptors of this process the child gets, each as the given number (<c>dup2</c>).</param>
+    public SpawnRequest(string path, IReadOnlyList<string> argv, IEnumerable<KeyValuePair<string, string>> environment,
+        string? workingDirectory, bool newSession, ReadOnlySpan<(int Fd, int As)> inherit)
+    {
+        _argv = new NativeStringArray(argv);
+        _envp = new NativeStringArray([.. environment.Select(kv => kv.Key + "=" + kv.Value)]);
+        _path = Marshal.StringToCoTaskMemUTF8(path);
+        _attr = Marshal.AllocHGlobal(PosixSpawn.AttrSize);
+        _actions = Marshal.AllocHGlobal(PosixSpawn.FileActionsSize);
+        var sigset = stackalloc byte[PosixSpawn.SigSetSize];
+        Check(PosixSpawn.posix_spawnattr_init(_attr), "posix_spawnattr_init");
+        Check(PosixSpawn.posix_spawn_file_actions_init(_actions), "posix_spawn_file_actions_init");
+        short flags = PosixSpawn.SetSigMask | PosixSpawn.SetSigDef;
+        if (newSession)
         {
-            Marshal.FreeHGlobal(attr);
-            Marshal.FreeHGlobal(actions);
-            Marshal.FreeHGlobal(sigset);
+            flags |= PosixSpawn.SetSid;
         }
+
+        PosixSpawn.sigemptyset((IntPtr)sigset);
+        Check(PosixSpawn.posix_spawnattr_setsigmask(_attr, (IntPtr)sigset), "posix_spawnattr_setsigmask");
+        PosixSpawn.sigfillset((IntPtr)sigset);
+        Check(PosixSpawn.posix_spawnattr_setsigdefault(_attr, (IntPtr)sigset), "posix_spawnattr_setsigdefault");
+        Check(PosixSpawn.posix_spawnattr_setflags(_attr, flags), "posix_spawnattr_setflags");
+        foreach (var (fd, target) in inherit)
+        {
+            Check(PosixSpawn.posix_spawn_file_actions_adddup2(_actions, fd, target), "posix_spawn_file_actions_adddup2");
+        }
+
+        if (workingDirectory is not null)
+        {
+            Check(PosixSpawn.posix_spawn_file_actions_addchdir_np(_actions, workingDirectory), "posix_spawn_file_actions_addchdir_np");
+        }
+    }
+
+    public IntPtr Path => _path;
+
+    public IntPtr Attr => _attr;
+
+    public IntPtr Actions => _actions;
+
+    public IntPtr Argv => _argv.Pointer;
+
+    public IntPtr Envp => _envp.Pointer;
+
+    /// <summary>Spawns the child in this thread's namespaces and starts reaping it. Throws <see cref="Win32Exception"/> when the spawn fails.</summary>
+    public ChildProcess Spawn()
+    {
+        // Registering after the spawn cannot miss the exit: the child stays a zombie until reaped.
+        var rc = PosixSpawn.posix_spawn(out var pid, _path, _actions, _attr, _argv.Pointer, _envp.Pointer);
+        Check(rc, $"posix_spawn {Marshal.PtrToStringUTF8(_path)}");
+        return new ChildProcess(pid, ChildReaper.Instance.Watch(pid));
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        PosixSpawn.posix_spawn_file_actions_destroy(_actions);
+        PosixSpawn.posix_spawnattr_destroy(_attr);
+        Marshal.FreeHGlobal(_attr);
+        Marshal.FreeHGlobal(_actions);
+        Marshal.FreeCoTaskMem(_path);
+        _argv.Dispose();
+        _envp.Dispose();
     }
 
     private static void Check(int rc, string what)
@@ -129,7 +172,7 @@ internal sealed class ChildProcess
 }
 
 /// <summary>glibc's posix_spawn family (sizes rounded up generously for x86-64 and arm64).</summary>
-internal static partial class Spawn
+internal static partial class PosixSpawn
 {
     public const int AttrSize = 512;        // sizeof(posix_spawnattr_t) is 336
     public const int FileActionsSize = 128; // sizeof(posix_spawn_file_actions_t) is 80
@@ -139,8 +182,8 @@ internal static partial class Spawn
     public const short SetSigMask = 0x08;
     public const short SetSid = 0x80;       // glibc extension (2.26+)
 
-    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
-    internal static partial int posix_spawn(out int pid, string path, IntPtr fileActions, IntPtr attr, IntPtr argv, IntPtr envp);
+    [LibraryImport("libc")]
+    internal static partial int posix_spawn(out int pid, IntPtr path, IntPtr fileActions, IntPtr attr, IntPtr argv, IntPtr envp);
 
     [LibraryImport("libc")]
     internal static partial int posix_spawnattr_init(IntPtr attr);
@@ -162,6 +205,9 @@ internal static partial class Spawn
 
     [LibraryImport("libc")]
     internal static partial int posix_spawn_file_actions_destroy(IntPtr actions);
+
+    [LibraryImport("libc")]
+    internal static partial int posix_spawn_file_actions_adddup2(IntPtr actions, int fd, int newFd);
 
     [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int posix_spawn_file_actions_addchdir_np(IntPtr actions, string path);

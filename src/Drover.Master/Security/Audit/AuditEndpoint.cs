@@ -7,7 +7,10 @@ using Microsoft.AspNetCore.Routing;
 
 namespace Drover.Master.Security.Audit;
 
-/// <summary><c>GET /drover/v1/audit?since=&amp;caller=&amp;limit=</c>: the newest audit records (admin: <c>drover:audit</c> read).</summary>
+/// <summary>
+/// <c>GET /drover/v1/audit?since=&amp;caller=&amp;limit=&amp;log=</c>: the newest audit records (admin: <c>drover:audit</c> read);
+/// <c>log=unauthenticated</c> reads the calls refused before authentication and the failed logins.
+/// </summary>
 internal static class AuditEndpoint
 {
     public const int DefaultLimit = 1000;
@@ -15,8 +18,13 @@ internal static class AuditEndpoint
 
     public static void Map(IEndpointRouteBuilder app)
     {
-        app.MapGet("/drover/v1/audit", async (string? since, string? caller, int? limit, AuditLog log, CancellationToken ct) =>
+        app.MapGet("/drover/v1/audit", async (string? since, string? caller, int? limit, string? log, AuditLog audit, CancellationToken ct) =>
         {
+            if (log is not (null or "main" or AuditLog.UnauthenticatedLog))
+            {
+                return ApiResults.Validation([new FieldError("log", $"'{log}' is not 'main' or '{AuditLog.UnauthenticatedLog}'")]);
+            }
+
             if (limit is < 1 or > MaxLimit)
             {
                 return ApiResults.Validation([new FieldError("limit", $"must be between 1 and {MaxLimit}")]);
@@ -29,7 +37,7 @@ internal static class AuditEndpoint
 
             var from = since is null ? null : DateTimeOffset.Parse(since, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal)
                 .UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture);
-            var records = await log.ReadAsync(from, caller, limit ?? DefaultLimit, ct);
+            var records = await audit.ReadAsync(from, caller, limit ?? DefaultLimit, ct, unauthenticated: log == AuditLog.UnauthenticatedLog);
             return Results.Json(new AuditPage { Records = records }, AuditJsonContext.Default.AuditPage);
         }).Access(RouteAccess.Permission(Rids.Audit, PermissionAction.Read));
     }

@@ -49,9 +49,12 @@ public sealed record AuditPage
 /// <summary>
 /// The append-only audit log: one JSON line per mutating call in <c>{data-dir}/audit.log</c> (mode 0600),
 /// appended by one writer in batches, each batch flushed to disk (fsync) before the next; rotated at
-/// <see cref="MaxFileBytes"/> to <c>audit.log.1</c> … <c>audit.log.{MaxRotated}</c>. A request never waits
-/// for the disk: records are queued (bounded; when the queue is full the request waits, so nothing is dropped).
-/// In a highly available set each master logs the calls it served (only the leader serves mutating calls).
+/// <see cref="MaxFileBytes"/> to <c>audit.log.1</c> … <c>audit.log.{MaxRotated}</c>. Calls refused before
+/// anyone was authenticated (no or wrong credentials, failed logins) go to <c>audit-unauthenticated.log</c>,
+/// rotated on its own, so a flood of anonymous requests cannot push the record of what real callers did out
+/// of the log. A request never waits for the disk: records are queued (bounded; when the queue is full the
+/// request waits, so nothing is dropped). In a highly available set each master logs the calls it served
+/// (only the leader serves mutating calls).
 /// </summary>
 public sealed partial class AuditLog : BackgroundService
 {
@@ -59,7 +62,9 @@ public sealed partial class AuditLog : BackgroundService
     public const int MaxRotated = 5;
     private static readonly byte[] NewLine = "\n"u8.ToArray();
 
-    private readonly Channel<AuditRecord> _queue = Channel.CreateBounded<AuditRecord>(new BoundedChannelOptions(10_000) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+    public const string UnauthenticatedLog = "unauthenticated";
+
+    private readonly Channel<(AuditRecord Record, bool Unauthenticated)> _queue = Channel.CreateBounded<(AuditRecord, bool)>(new BoundedChannelOptions(10_000) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
     private readonly ILogger<AuditLog> _logger;
     private readonly TimeProvider _time;
 
@@ -67,14 +72,17 @@ public sealed partial class AuditLog : BackgroundService
     {
         ArgumentNullException.ThrowIfNull(options);
         FilePath = Path.Combine(options.DataDir, "audit.log");
+        UnauthenticatedFilePath = Path.Combine(options.DataDir, "audit-unauthenticated.log");
         _time = time;
         _logger = logger;
     }
 
     public string FilePath { get; }
 
+    public string UnauthenticatedFilePath { get; }
+
     /// <summary>Queues a record; completes once it is queued (not yet on disk).</summary>
-    public ValueTask AppendAsync(AuditRecord record, CancellationToken ct = default) => _queue.Writer.WriteAsync(record, ct);
+    public ValueTask AppendAsync(AuditRecord record, bool unauthenticated = false, CancellationToken ct = default) => _queue.Writer.WriteAsync((record, unauthenticated), ct);
 
     public string Now() => _time.GetUtcNow().UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
 
@@ -83,7 +91,7 @@ public sealed partial class AuditLog : BackgroundService
     {
         var marker = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _flushes.Enqueue(marker);
-        await _queue.Writer.WriteAsync(FlushMarker, ct).ConfigureAwait(false);
+        await _queue.Writer.WriteAsync((FlushMarker, false), ct).ConfigureAwait(false);
         await marker.Task.WaitAsync(ct).ConfigureAwait(false);
     }
 
@@ -93,42 +101,49 @@ public sealed partial class AuditLog : BackgroundService
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var reader = _queue.Reader;
-        FileStream? file = null;
+        var files = new FileStream?[2];
+        var paths = new[] { FilePath, UnauthenticatedFilePath };
         try
         {
             while (await reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
             {
-                file ??= Open();
                 var flushes = 0;
-                while (reader.TryRead(out var record))
+                var written = new bool[2];
+                while (reader.TryRead(out var item))
                 {
-                    if (ReferenceEquals(record, FlushMarker))
+                    if (ReferenceEquals(item.Record, FlushMarker))
                     {
                         flushes++;
                         continue;
                     }
 
-                    await JsonSerializer.SerializeAsync(file, record, AuditJsonContext.Default.AuditRecord, CancellationToken.None).ConfigureAwait(false);
+                    var i = item.Unauthenticated ? 1 : 0;
+                    var file = files[i] ??= Open(paths[i]);
+                    await JsonSerializer.SerializeAsync(file, item.Record, AuditJsonContext.Default.AuditRecord, CancellationToken.None).ConfigureAwait(false);
                     await file.WriteAsync(NewLine, CancellationToken.None).ConfigureAwait(false);
+                    written[i] = true;
                 }
 
-                await file.FlushAsync(CancellationToken.None).ConfigureAwait(false);
-                file.Flush(flushToDisk: true);
+                for (var i = 0; i < files.Length; i++)
+                {
+                    if (!written[i] || files[i] is not { } file)
+                    {
+                        continue;
+                    }
+
+                    await file.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+                    file.Flush(flushToDisk: true);
+                    if (file.Length >= MaxFileBytes)
+                    {
+                        await file.DisposeAsync().ConfigureAwait(false);
+                        files[i] = null;
+                        Rotate(paths[i]);
+                    }
+                }
+
                 for (var i = 0; i < flushes && _flushes.TryDequeue(out var done); i++)
                 {
                     done.TrySetResult();
-                }
-
-                if (file.Length >= MaxFileBytes)
-                {
-                    await file.DisposeAsync().ConfigureAwait(false);
-                    file = null;
-                    Rotate();
-                }
-
-                if (stoppingToken.IsCancellationRequested && !reader.TryPeek(out _))
-                {
-                    break;
                 }
             }
         }
@@ -139,9 +154,12 @@ public sealed partial class AuditLog : BackgroundService
         }
         finally
         {
-            if (file is not null)
+            foreach (var file in files)
             {
-                await file.DisposeAsync().ConfigureAwait(false);
+                if (file is not null)
+                {
+                    await file.DisposeAsync().ConfigureAwait(false);
+                }
             }
         }
     }
@@ -152,42 +170,43 @@ public sealed partial class AuditLog : BackgroundService
         await base.StopAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private FileStream Open()
+    private static FileStream Open(string path)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(FilePath)!);
-        var f = new FileStream(FilePath, new FileStreamOptions
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var f = new FileStream(path, new FileStreamOptions
         {
             Mode = FileMode.Append,
             Access = FileAccess.Write,
             Share = FileShare.Read,
             UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
         });
-        File.SetUnixFileMode(FilePath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         return f;
     }
 
-    private void Rotate()
+    private static void Rotate(string path)
     {
         for (var i = MaxRotated - 1; i >= 1; i--)
         {
-            var from = $"{FilePath}.{i}";
+            var from = $"{path}.{i}";
             if (File.Exists(from))
             {
-                File.Move(from, $"{FilePath}.{i + 1}", overwrite: true);
+                File.Move(from, $"{path}.{i + 1}", overwrite: true);
             }
         }
 
-        File.Move(FilePath, FilePath + ".1", overwrite: true);
+        File.Move(path, path + ".1", overwrite: true);
     }
 
     /// <summary>
     /// The newest records (at most <paramref name="limit"/>, oldest first) at or after <paramref name="since"/>
     /// (UTC, compared as Drover writes it), optionally of one caller, from the current file and the rotated ones.
     /// </summary>
-    public async Task<ImmutableArray<AuditRecord>> ReadAsync(string? since, string? caller, int limit, CancellationToken ct)
+    public async Task<ImmutableArray<AuditRecord>> ReadAsync(string? since, string? caller, int limit, CancellationToken ct, bool unauthenticated = false)
     {
         var newestFirst = new List<AuditRecord>();
-        foreach (var path in new[] { FilePath }.Concat(Enumerable.Range(1, MaxRotated).Select(i => $"{FilePath}.{i}")))
+        var current = unauthenticated ? UnauthenticatedFilePath : FilePath;
+        foreach (var path in new[] { current }.Concat(Enumerable.Range(1, MaxRotated).Select(i => $"{current}.{i}")))
         {
             if (!File.Exists(path))
             {
