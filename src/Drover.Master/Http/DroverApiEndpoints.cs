@@ -292,6 +292,7 @@ internal static class DroverApiEndpoints
                 if (!started)
                 {
                     await http.Response.StartAsync(ct);
+                    await http.Response.Body.FlushAsync(ct); // the headers now: a follower of a quiet task is not left waiting for them
                     started = true;
                 }
 

@@ -86,7 +86,7 @@ public sealed class CredentialLease : IDisposable
         }
 
         // The clock too: a timer may fire a little early or, for a very long token, not at all.
-        if (_expiry!.IsCancellationRequested || _time.GetUtcNow() >= _credential.Expires)
+        if (_credential.Expires is { } expires && (_expiry!.IsCancellationRequested || _time.GetUtcNow() >= expires))
         {
             return End("the login token has expired; log in again");
         }

@@ -69,7 +69,8 @@ public sealed class StreamRevocationTests
     /// <summary>Opens <paramref name="path"/> and reads its body until the server ends it (the returned task then completes).</summary>
     private static async Task<(HttpResponseMessage Response, Task Ended)> OpenAsync(HttpClient client, HttpRequestMessage request)
     {
-        var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var headers = new CancellationTokenSource(Timeout); // a stream that never answers fails the test rather than hanging it
+        var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, headers.Token);
         if (!response.IsSuccessStatusCode)
         {
             Assert.Fail($"{request.RequestUri}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
