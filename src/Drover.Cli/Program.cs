@@ -58,6 +58,11 @@ public static class Program
             await Console.Error.WriteLineAsync($"drover: {e.Message}.");
             return 2;
         }
+        catch (Drover.Client.Auth.MasterRedirectRefusedException e)
+        {
+            await Console.Error.WriteLineAsync($"drover: {e.Message}.");
+            return 2;
+        }
         catch (Drover.Client.Iam.IamApiException e)
         {
             await Console.Error.WriteLineAsync($"drover: {e.Description}");

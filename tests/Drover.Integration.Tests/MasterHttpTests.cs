@@ -77,8 +77,9 @@ public sealed class MasterHttpTests(SecureMasterFixture master) : IClassFixture<
     {
         var token = await AdminTokenAsync();
         using var follower = new RedirectingServer(master.Url);
-        using var iam = new IamClient(follower.Url, MasterHttp.Create(follower.Url, token, loginRequiredOn401: true));
-        using var drover = new DroverClient(follower.Url, MasterHttp.Create(follower.Url, token, loginRequiredOn401: true));
+        // The user named both masters (--master follower,leader): the token may follow the redirect to the leader.
+        using var iam = new IamClient(follower.Url, MasterHttp.Create(follower.Url, token, loginRequiredOn401: true, namedMasters: [master.Url]));
+        using var drover = new DroverClient(follower.Url, MasterHttp.Create(follower.Url, token, loginRequiredOn401: true, namedMasters: [master.Url]));
 
         var users = await iam.ListUsersAsync(serviceAccounts: false);
         await iam.CreateGroupAsync("via-follower", "created through a redirect"); // a PUT with a body, replayed to the leader
@@ -89,6 +90,22 @@ public sealed class MasterHttpTests(SecureMasterFixture master) : IClassFixture<
         Assert.Empty(agents);
         Assert.True(follower.Requests >= 3, $"{follower.Requests} requests reached the follower");
         Assert.Equal(follower.Requests, follower.RequestsWithToken);
+    }
+
+    [Fact]
+    public async Task RedirectToAnUnnamedHost_RefusedAndTheTokenNeverSent()
+    {
+        var token = await AdminTokenAsync();
+        using var elsewhere = new RedirectingServer(master.Url); // records what reaches it
+        using var follower = new RedirectingServer(elsewhere.Url);
+        using var iam = new IamClient(follower.Url, MasterHttp.Create(follower.Url, token, loginRequiredOn401: true));
+
+        var refused = await Assert.ThrowsAsync<MasterRedirectRefusedException>(() => iam.ListUsersAsync(serviceAccounts: false));
+
+        Assert.Equal(elsewhere.Url.Port, refused.To.Port);
+        Assert.Contains("--master", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(0, elsewhere.Requests);
+        Assert.Equal(1, follower.RequestsWithToken);
     }
 
     [Fact]

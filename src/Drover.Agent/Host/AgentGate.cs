@@ -29,7 +29,7 @@ public static class AgentGate
                 limit.MaxRequestBodySize = RequestLimits.DefaultMaxBody;
             }
 
-            var hasBody = request.ContentLength > 0 || (request.ContentLength is null && request.Headers.TransferEncoding.Count > 0);
+            var hasBody = request.ContentLength > 0 || (request.ContentLength is null && http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestBodyDetectionFeature>()?.CanHaveBody == true); // HTTP/2 bodies carry no length
             if (guard.Check(request.Method, request.Host.Value, request.Headers.Origin.ToString(), $"{request.Scheme}://{request.Host}", request.ContentType, hasBody,
                     routeChecksContentType: request.Path.StartsWithSegments("/api/v1")) is { } refused)
             {

@@ -15,7 +15,7 @@ internal static class CliContext
 
     public static readonly Option<string> Master = new("--master")
     {
-        Description = "Master URL, or several comma-separated for an agent (or set DROVER_MASTER)",
+        Description = "Master URL, or several comma-separated (or set DROVER_MASTER): an agent's masters; a client calls the first, and a redirect carries the login only to those named",
         Recursive = true,
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable("DROVER_MASTER") is { Length: > 0 } m ? m : DefaultMaster,
     };
@@ -32,12 +32,12 @@ internal static class CliContext
     private static readonly JsonSerializerOptions Indented = new(DroverJsonContext.Default.Options) { WriteIndented = true };
 
     /// <summary>
-    /// The master URL of <c>--master</c> (or <c>DROVER_MASTER</c>). Without a scheme it is https://, what
+    /// The master URL of <c>--master</c> (or <c>DROVER_MASTER</c>), the first of several. Without a scheme it is https://, what
     /// <c>drover master</c> serves; the default is <c>drover dev</c>'s plain http://127.0.0.1:5050.
     /// </summary>
     public static Uri MasterUrl(ParseResult result)
     {
-        var text = result.GetValue(Master)!;
+        var text = result.GetValue(Master)!.Split(',', StringSplitOptions.TrimEntries)[0];
         if (!text.Contains("://", StringComparison.Ordinal))
         {
             text = "https://" + text;
@@ -65,7 +65,23 @@ internal static class CliContext
     public static HttpMessageHandler Handler(ParseResult result)
     {
         var master = MasterUrl(result);
-        return MasterHttp.Create(master, Token(master), loginRequiredOn401: true, Trust(result, master));
+        return MasterHttp.Create(master, Token(master), loginRequiredOn401: true, Trust(result, master), NamedMasters(result));
+    }
+
+    /// <summary>
+    /// Every master <c>--master</c> names (comma-separated, the first being <see cref="MasterUrl"/>): a follower's redirect
+    /// may carry the login token to these, and to nowhere else (<see cref="MasterAuthHandler"/>).
+    /// </summary>
+    public static IEnumerable<Uri> NamedMasters(ParseResult result)
+    {
+        var scheme = MasterUrl(result).Scheme;
+        foreach (var text in result.GetValue(Master)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (Uri.TryCreate(text.Contains("://", StringComparison.Ordinal) ? text : $"{scheme}://{text}", UriKind.Absolute, out var uri))
+            {
+                yield return uri;
+            }
+        }
     }
 
     public static DroverClient Client(ParseResult result) => new(MasterUrl(result), Handler(result));

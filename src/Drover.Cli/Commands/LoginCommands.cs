@@ -37,7 +37,7 @@ internal static class LoginCommands
             }
 
             // No token and no 401 conversion: a refused login is answered here, in its own words.
-            using var iam = new IamClient(master, MasterHttp.Create(master, token: null, trust: CliContext.Trust(pr, master)));
+            using var iam = new IamClient(master, MasterHttp.Create(master, token: null, trust: CliContext.Trust(pr, master), namedMasters: CliContext.NamedMasters(pr)));
             string token;
             try
             {

@@ -19,8 +19,10 @@ namespace Drover.Master.Events;
 /// <c>event: TYPE\ndata: JSON\n\n</c>; an idle stream gets a comment line every
 /// <see cref="EventBusOptions.KeepAlive"/>. <c>?event_type=T</c> (repeatable) keeps only those types;
 /// <c>?plan-format=light</c> leaves the original and target groups out of deployment events. The stream
-/// ends when the client goes, when the master stops, or when the client falls too far behind (it is told
-/// so in a comment, and reconnects). Answers with SSE whatever the Accept header says.
+/// ends when the client goes, when the master stops, when the client falls too far behind (it is told
+/// so in a comment, and reconnects), or when the caller's login ends (<see cref="CredentialLease"/>: the token
+/// expired, the account's credentials changed or the account was removed; a comment says so). Answers with SSE
+/// whatever the Accept header says.
 /// </summary>
 internal static partial class EventsEndpoint
 {
@@ -29,6 +31,7 @@ internal static partial class EventsEndpoint
 
     private static readonly byte[] KeepAliveComment = Encoding.UTF8.GetBytes(": keep-alive\n\n");
     private static readonly byte[] DroppedComment = Encoding.UTF8.GetBytes(": dropped: this client fell too far behind; reconnect\n\n");
+    private static readonly byte[] LoginEndedComment = Encoding.UTF8.GetBytes(": ended: the login expired or was revoked; log in again and reconnect\n\n");
 
     public static void Map(IEndpointRouteBuilder app)
     {
@@ -48,6 +51,12 @@ internal static partial class EventsEndpoint
         var remote = http.Connection.RemoteIpAddress?.ToString() ?? "";
         var visible = Visibility(http);
         var logger = loggers.CreateLogger(typeof(EventsEndpoint).FullName!);
+        using var lease = CredentialLease.For(http);
+        if (!lease.IsCurrent())
+        {
+            await Denials.WriteAsync(http, StatusCodes.Status401Unauthorized, lease.Reason).ConfigureAwait(false);
+            return;
+        }
 
         http.Response.StatusCode = StatusCodes.Status200OK;
         http.Response.ContentType = "text/event-stream";
@@ -56,7 +65,7 @@ internal static partial class EventsEndpoint
         http.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
 
         // Long-lived: it must end when the master stops, or shutdown would wait for the client.
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, lifetime.ApplicationStopping);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, lifetime.ApplicationStopping, lease.Expired);
         var subscription = bus.Subscribe(types);
         LogAttached(logger, remote, types.Count == 0 ? "all" : string.Join(',', types));
         bus.Publish(EventFactory.StreamAttached(time.GetUtcNow(), remote));
@@ -64,7 +73,7 @@ internal static partial class EventsEndpoint
         {
             await http.Response.StartAsync(stop.Token).ConfigureAwait(false);
             await http.Response.BodyWriter.FlushAsync(stop.Token).ConfigureAwait(false); // the headers now, not with the first event
-            await WriteAsync(http.Response.BodyWriter, subscription, light, bus.Options.KeepAlive, stop.Token, visible).ConfigureAwait(false);
+            await WriteAsync(http.Response.BodyWriter, subscription, light, bus.Options.KeepAlive, stop.Token, visible, lease.IsCurrent).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
@@ -78,6 +87,25 @@ internal static partial class EventsEndpoint
             subscription.Dispose();
             bus.Publish(EventFactory.StreamDetached(time.GetUtcNow(), remote));
             LogDetached(logger, remote, subscription.Dropped);
+        }
+
+        if (!lease.IsCurrent())
+        {
+            LogLoginEnded(logger, remote, lease.Reason);
+            await TryWriteAsync(http, LoginEndedComment).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>A last comment to a client that may already be gone.</summary>
+    private static async Task TryWriteAsync(HttpContext http, byte[] comment)
+    {
+        try
+        {
+            http.Response.BodyWriter.Write(comment);
+            await http.Response.BodyWriter.FlushAsync(http.RequestAborted).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or InvalidOperationException)
+        {
         }
     }
 
@@ -112,13 +140,14 @@ internal static partial class EventsEndpoint
     }
 
     /// <summary>
-    /// Writes the subscription's events to <paramref name="output"/> as SSE frames until it completes or
-    /// <paramref name="ct"/> is cancelled. Events <paramref name="visible"/> refuses are skipped. Flushes as soon as no further event is ready (and every
+    /// Writes the subscription's events to <paramref name="output"/> as SSE frames until it completes,
+    /// <paramref name="ct"/> is cancelled, or <paramref name="current"/> (asked before each event and keep-alive: the
+    /// caller's <see cref="CredentialLease.IsCurrent"/>) says the caller may no longer be served. Events <paramref name="visible"/> refuses are skipped. Flushes as soon as no further event is ready (and every
     /// <see cref="MaxBatch"/> events), so no event waits in a buffer; a flush waits for a slow client, whose
     /// subscription then fills and is dropped rather than holding up the bus. Internal for tests.
     /// </summary>
     internal static async Task WriteAsync(PipeWriter output, EventSubscription subscription, bool light, TimeSpan keepAlive, CancellationToken ct,
-        Func<MarathonEvent, bool>? visible = null)
+        Func<MarathonEvent, bool>? visible = null, Func<bool>? current = null)
     {
         var reader = subscription.Reader;
         CancellationTokenSource? idle = null;
@@ -129,6 +158,13 @@ internal static partial class EventsEndpoint
                 var batch = 0;
                 while (batch < MaxBatch && reader.TryRead(out var e))
                 {
+                    if (current is not null && !current())
+                    {
+                        // Whatever is already written goes out; nothing after it.
+                        await FlushEndedAsync(output, ct).ConfigureAwait(false);
+                        return;
+                    }
+
                     if (visible is not null && !visible(e))
                     {
                         continue;
@@ -159,6 +195,11 @@ internal static partial class EventsEndpoint
                 {
                     idle.Dispose();
                     idle = null;
+                    if (current is not null && !current())
+                    {
+                        return;
+                    }
+
                     output.Write(KeepAliveComment);
                     if (await FlushEndedAsync(output, ct).ConfigureAwait(false))
                     {
@@ -201,6 +242,9 @@ internal static partial class EventsEndpoint
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Event stream attached for {Remote} (event types: {Types})")]
     private static partial void LogAttached(ILogger logger, string remote, string types);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Event stream of {Remote} ended: {Reason}")]
+    private static partial void LogLoginEnded(ILogger logger, string remote, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Event stream detached for {Remote} (dropped for falling behind: {Dropped})")]
     private static partial void LogDetached(ILogger logger, string remote, bool dropped);

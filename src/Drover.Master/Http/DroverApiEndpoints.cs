@@ -241,12 +241,14 @@ internal static class DroverApiEndpoints
     /// <summary>
     /// Copies a sandbox file to the response from <paramref name="offset"/>. When following, keeps
     /// polling the agent until the task has ended and a read after that returns nothing more, so the
-    /// last lines a task wrote are never cut off.
+    /// last lines a task wrote are never cut off — or until the caller's login ends (<see cref="CredentialLease"/>:
+    /// the token expired, the account's credentials changed or it was removed), checked before every write.
     /// </summary>
     private static async Task StreamLogsAsync(HttpContext http, string id, string file, long offset, bool follow, ClusterState state, SandboxReader reader)
     {
         var lifetime = (Microsoft.Extensions.Hosting.IHostApplicationLifetime)http.RequestServices.GetService(typeof(Microsoft.Extensions.Hosting.IHostApplicationLifetime))!;
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, lifetime.ApplicationStopping);
+        using var lease = CredentialLease.For(http);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, lifetime.ApplicationStopping, lease.Expired);
         var ct = linked.Token; // followers end when the master stops, so shutdown is not held up
         var time = http.RequestServices.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System;
         http.Response.ContentType = "text/plain; charset=utf-8";
@@ -277,9 +279,20 @@ internal static class DroverApiEndpoints
                     }
                 }
 
+                if (!lease.IsCurrent())
+                {
+                    if (!started)
+                    {
+                        await Denials.WriteAsync(http, StatusCodes.Status401Unauthorized, lease.Reason);
+                    }
+
+                    return;
+                }
+
                 if (!started)
                 {
                     await http.Response.StartAsync(ct);
+                    await http.Response.Body.FlushAsync(ct); // the headers now: a follower of a quiet task is not left waiting for them
                     started = true;
                 }
 

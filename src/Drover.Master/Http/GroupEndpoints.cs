@@ -151,12 +151,18 @@ internal static class GroupEndpoints
             groupId = Resolve(bodyId, pathId == "/" ? "/" : Parent(pathId), pathId);
         }
 
-        // PUT {"scaleBy": f}: every app of the group scaled by the factor (rounded up, as Marathon does).
+        // PUT {"scaleBy": f}: every app of the group scaled by the factor (rounded up, as Marathon does). Update on the
+        // group first, before its apps are looked up: without it the answer is the same 403 whether the group exists or not.
         if (body["scaleBy"] is JsonValue scale && scale.TryGetValue<double>(out var factor))
         {
             if (factor < 0)
             {
                 return Invalid([("/scaleBy", "must be greater than or equal to 0")]);
+            }
+
+            if (MarathonAccess.Require(http, groupId, PermissionAction.Update) is { } groupDenied)
+            {
+                return groupDenied;
             }
 
             var scaled = registry.List().Where(a => groupId == "/" || Under(a.Current.Id!, groupId))
@@ -167,18 +173,24 @@ internal static class GroupEndpoints
                 return Message(StatusCodes.Status404NotFound, $"Group '{groupId}' does not exist");
             }
 
-            if (MarathonAccess.Require(http, scaled.SelectMany(a => MarathonAccess.ToWrite(a.Item1, exists: true))) is { } denied)
+            if (Require(http, groupId, scaled.SelectMany(a => MarathonAccess.ToWrite(a.Item1, exists: true))) is { } denied)
             {
                 return denied;
             }
 
-            return await Apply(http, registry, scaled, [], []);
+            return await Apply(http, registry, scaled, [], [], expected: scaled.ToDictionary(a => a.Item1.Id!, _ => true, StringComparer.Ordinal));
         }
 
         // PUT {"version": V}: roll the whole group back to what it was at version V (Marathon's group
         // rollback): each app returns to its latest definition at or before V; apps created after V go.
         if (!create && body["version"] is JsonValue v && v.TryGetValue<string>(out var target) && body["apps"] is null && body["groups"] is null)
         {
+            // Update on the group first, as for scaleBy.
+            if (MarathonAccess.Require(http, groupId, PermissionAction.Update) is { } groupDenied)
+            {
+                return groupDenied;
+            }
+
             var restore = new List<(AppDefinition, ImmutableArray<string>)>();
             var drop = new List<string>();
             foreach (var a in registry.List().Where(a => groupId == "/" || Under(a.Current.Id!, groupId)))
@@ -200,18 +212,24 @@ internal static class GroupEndpoints
             }
 
             var needs = restore.SelectMany(a => MarathonAccess.ToWrite(a.Item1, exists: true)).Concat(drop.Select(id => MarathonAccess.On(id, PermissionAction.Delete)));
-            if (MarathonAccess.Require(http, needs) is { } rollbackDenied)
+            if (Require(http, groupId, needs) is { } rollbackDenied)
             {
                 return rollbackDenied;
             }
 
-            return await Apply(http, registry, restore, drop, []);
+            return await Apply(http, registry, restore, drop, [], expected: restore.ToDictionary(a => a.Item1.Id!, _ => true, StringComparer.Ordinal));
         }
 
-        // Creating a group needs create on it, asked before whether it exists (a 409 would tell).
+        // Creating a group needs create on it, asked before whether it exists (a 409 would tell); changing one needs some
+        // permission on it before anything in it is looked up (what exactly depends on what exists: ChangeNeeds).
         if (create && MarathonAccess.Require(http, groupId, PermissionAction.Create) is { } createDenied)
         {
             return createDenied;
+        }
+
+        if (!create && MarathonAccess.RequireSomeAccess(http, groupId) is { } changeForbidden)
+        {
+            return changeForbidden;
         }
 
         if (create && groupId != "/" && (registry.AppsUnder(groupId).Count > 0 || registry.ListGroups().Any(g => g.Id == groupId)))
@@ -251,12 +269,39 @@ internal static class GroupEndpoints
             groups = [.. groups.Select(g => g.Id == groupId && existing.TryGetValue(g.Id, out var had) ? (g.Id, had.Dependencies) : g)];
         }
 
-        if (MarathonAccess.Require(http, ChangeNeeds(registry, plan, remove, groups, replaces ? groupId : null)) is { } changeDenied)
+        // Create or update of each app by whether it exists now; the registry refuses the plan if that changes before the write.
+        var expected = plan.Select(a => a.App.Id!).Distinct().ToDictionary(id => id, id => registry.Get(id) is not null, StringComparer.Ordinal);
+        var named = apps.Select(a => a.App.Id!).Concat(groups.Select(g => g.Id)).ToHashSet(StringComparer.Ordinal);
+        if (Require(http, groupId, ChangeNeeds(registry, plan, expected, remove, groups, replaces ? groupId : null), named) is { } changeDenied)
         {
             return changeDenied;
         }
 
-        return await Apply(http, registry, plan, remove, groups, replaces ? groupId : null);
+        return await Apply(http, registry, plan, remove, groups, replaces ? groupId : null, expected);
+    }
+
+    /// <summary>
+    /// A 403 for the first of <paramref name="needs"/> the caller lacks, or null. A need on an app or group path the
+    /// caller did not name (<paramref name="named"/>, or <paramref name="groupId"/> itself), one found by looking
+    /// inside the group, is reported as the same action on <paramref name="groupId"/>: lacking it on something
+    /// inside the group is lacking it on the group, and a reason never names what the caller did not.
+    /// </summary>
+    private static IResult? Require(HttpContext http, string groupId, IEnumerable<Grant> needs, IReadOnlySet<string>? named = null)
+    {
+        var pathPrefix = Rids.MarathonPath("");
+        foreach (var need in needs)
+        {
+            if (http.Allows(need.Rid, need.Actions))
+            {
+                continue;
+            }
+
+            var unnamed = need.Rid.StartsWith(pathPrefix, StringComparison.Ordinal)
+                && need.Rid[pathPrefix.Length..] is var path && path != groupId && named?.Contains(path) != true;
+            return http.Forbidden(unnamed ? Rids.MarathonPath(groupId) : need.Rid, need.Actions);
+        }
+
+        return null;
     }
 
     /// <summary>
@@ -264,14 +309,14 @@ internal static class GroupEndpoints
     /// (create or update, and its run-as user), each app removed (delete), each group recorded (create when
     /// new, else update), and each group record a replacing PUT drops (delete).
     /// </summary>
-    private static IEnumerable<Grant> ChangeNeeds(ServiceRegistry registry, List<(AppDefinition App, ImmutableArray<string> Deps)> plan, List<string> remove,
-        List<(string Id, ImmutableArray<string> Dependencies)> groups, string? replaceGroupsUnder)
+    private static IEnumerable<Grant> ChangeNeeds(ServiceRegistry registry, List<(AppDefinition App, ImmutableArray<string> Deps)> plan,
+        Dictionary<string, bool> appExists, List<string> remove, List<(string Id, ImmutableArray<string> Dependencies)> groups, string? replaceGroupsUnder)
     {
         var records = registry.ListGroups().Select(g => g.Id).ToHashSet(StringComparer.Ordinal);
         var appIds = registry.List().Select(a => a.Current.Id!).ToList();
         foreach (var (app, _) in plan)
         {
-            foreach (var need in MarathonAccess.ToWrite(app, exists: registry.Get(app.Id!) is not null))
+            foreach (var need in MarathonAccess.ToWrite(app, exists: appExists[app.Id!]))
             {
                 yield return need;
             }
@@ -299,7 +344,7 @@ internal static class GroupEndpoints
     }
 
     private static async Task<IResult> Apply(HttpContext http, ServiceRegistry registry, List<(AppDefinition, ImmutableArray<string>)> plan, List<string> remove,
-        List<(string Id, ImmutableArray<string> Dependencies)> groups, string? replaceGroupsUnder = null)
+        List<(string Id, ImmutableArray<string> Dependencies)> groups, string? replaceGroupsUnder = null, IReadOnlyDictionary<string, bool>? expected = null)
     {
         // Every app the change deploys (rollbacks included) needs read on the secrets it uses.
         if (Secrets.SecretAccess.MarathonRefusal(http, plan.Select(p => p.Item1), a => "/apps(" + a.Id + ")") is { } refusedSecrets)
@@ -307,7 +352,12 @@ internal static class GroupEndpoints
             return refusedSecrets;
         }
 
-        var result = registry.PutPlan(plan, remove, Force(http));
+        var result = registry.PutPlan(plan, remove, Force(http), expected);
+        if (MarathonEndpoints.Changed(result) is { } changed)
+        {
+            return changed;
+        }
+
         if (result.Error == AppChangeError.Locked)
         {
             return Locked(result);

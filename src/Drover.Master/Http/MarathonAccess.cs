@@ -29,6 +29,20 @@ internal static class MarathonAccess
     public static IResult? Require(HttpContext http, string path, PermissionAction action) =>
         http.Allows(Rids.MarathonPath(path), action) ? null : http.Forbidden(Rids.MarathonPath(path), action);
 
+    /// <summary>
+    /// The first check of a write that creates or updates depending on whether the app or group exists: the caller
+    /// must hold read, create or update on <paramref name="path"/> before anything is looked up there. Else a 403
+    /// naming <paramref name="path"/> (the caller's own words) with <paramref name="action"/>, the same whether
+    /// or not anything exists at the path, so the answer tells nothing about paths the caller has no permission on.
+    /// </summary>
+    public static IResult? RequireSomeAccess(HttpContext http, string path, PermissionAction action = PermissionAction.Update)
+    {
+        var rid = Rids.MarathonPath(path);
+        return http.Allows(rid, PermissionAction.Read) || http.Allows(rid, PermissionAction.Create) || http.Allows(rid, PermissionAction.Update)
+            ? null
+            : http.Forbidden(rid, action);
+    }
+
     /// <summary>A 403 for the first of <paramref name="needs"/> the caller lacks; null when it holds them all.</summary>
     public static IResult? Require(HttpContext http, IEnumerable<Grant> needs)
     {

@@ -87,6 +87,7 @@ internal static class MarathonEndpoints
             }
 
             var plan = new List<(AppDefinition, ImmutableArray<string>)>();
+            var existed = new Dictionary<string, bool>(StringComparer.Ordinal);
             var errors = new JsonArray();
             for (var i = 0; i < items.Count; i++)
             {
@@ -96,7 +97,13 @@ internal static class MarathonEndpoints
                     continue;
                 }
 
+                // The path's permission before the app there is looked up and merged (see PutApp).
                 var id = parsedId.Canonical().ToString();
+                if (MarathonAccess.RequireSomeAccess(http, id) is { } unknowable)
+                {
+                    return unknowable;
+                }
+
                 var existing = registry.Get(id)?.Current;
                 var (def, error) = ParseApp(JsonSerializer.SerializeToUtf8Bytes(item, JsonNodeContext.Default.JsonObject), existing, id);
                 if (error is not null)
@@ -105,6 +112,7 @@ internal static class MarathonEndpoints
                 }
 
                 plan.Add((def!, []));
+                existed[id] = existing is not null;
             }
 
             if (errors.Count > 0)
@@ -112,8 +120,9 @@ internal static class MarathonEndpoints
                 return Json(new JsonObject { ["message"] = "Object is not valid", ["details"] = errors }, StatusCodes.Status422UnprocessableEntity);
             }
 
-            // All or nothing: every app of the plan is checked before any changes.
-            if (MarathonAccess.Require(http, plan.SelectMany(p => MarathonAccess.ToWrite(p.Item1, registry.Get(p.Item1.Id!) is not null))) is { } denied)
+            // All or nothing: every app of the plan is checked before any changes, as create or update by what existed
+            // when it was merged; the registry refuses the plan if that changed since.
+            if (MarathonAccess.Require(http, plan.SelectMany(p => MarathonAccess.ToWrite(p.Item1, existed[p.Item1.Id!]))) is { } denied)
             {
                 return denied;
             }
@@ -123,7 +132,12 @@ internal static class MarathonEndpoints
                 return refusedSecrets;
             }
 
-            var result = registry.PutPlan(plan, [], Force(http));
+            var result = registry.PutPlan(plan, [], Force(http), existed);
+            if (Changed(result) is { } changed)
+            {
+                return changed;
+            }
+
             if (Locked(result) is { } locked)
             {
                 return locked;
@@ -246,10 +260,16 @@ internal static class MarathonEndpoints
                 }
             }
 
-            // All or nothing: killing an instance changes its app (Marathon's update), checked for every app first.
-            if (MarathonAccess.Require(http, killed.Select(t => t.AppId!).Distinct().Select(app => MarathonAccess.On(app, PermissionAction.Update))) is { } denied)
+            // All or nothing: killing an instance changes its app (Marathon's update), checked for every app first. The
+            // 403 names the app only to a caller who may read it; otherwise only the task id the caller sent.
+            foreach (var t in killed)
             {
-                return denied;
+                if (!http.Allows(Rids.MarathonPath(t.AppId!), PermissionAction.Update))
+                {
+                    return MarathonAccess.Reader(http)(t.AppId!)
+                        ? http.Forbidden(Rids.MarathonPath(t.AppId!), PermissionAction.Update)
+                        : Message(StatusCodes.Status403Forbidden, $"'{http.Caller().Id}' may not kill task '{t.Id}'");
+                }
             }
 
             var scale = Bool(http, "scale");
@@ -364,15 +384,22 @@ internal static class MarathonEndpoints
 
     private static async Task<IResult> PutApp(HttpContext http, ServiceRegistry registry, ClusterState cluster, string appId, bool patch)
     {
-        var existing = registry.Get(appId);
-        var (def, error) = await ReadApp(http, patch ? existing?.Current : null, appId);
+        // The path's permission before anything is looked up there (its canonical form: the id that is written), so a
+        // caller without permission on it gets the same 403 whether or not an app exists, and no merged definition.
+        var target = AppId.TryParse(appId, out var parsed, out _) ? parsed.Canonical().ToString() : appId;
+        if (MarathonAccess.RequireSomeAccess(http, target) is { } unknowable)
+        {
+            return unknowable;
+        }
+
+        var existing = registry.Get(target);
+        var (def, error) = await ReadApp(http, patch ? existing?.Current : null, target);
         if (error is not null)
         {
             return error;
         }
 
-        // On the canonical id (the one written, whatever dot segments the path had), before whether it exists.
-        if (MarathonAccess.Require(http, MarathonAccess.ToWrite(def!, exists: registry.Get(def!.Id!) is not null)) is { } denied)
+        if (MarathonAccess.Require(http, MarathonAccess.ToWrite(def!, exists: existing is not null)) is { } denied)
         {
             return denied;
         }
@@ -388,7 +415,14 @@ internal static class MarathonEndpoints
             return refusedSecrets;
         }
 
-        var result = registry.Put(def!, mustCreate: false, force: Force(http));
+        // What was authorized (create or update) is what the registry does, or nothing: an app created or removed in
+        // between is a 409, never an overwrite by a caller who may only create.
+        var result = registry.Put(def!, existing is null ? AppExpectation.Absent : AppExpectation.Present, force: Force(http));
+        if (Changed(result) is { } changed)
+        {
+            return changed;
+        }
+
         if (Locked(result) is { } locked)
         {
             return locked;
@@ -398,8 +432,8 @@ internal static class MarathonEndpoints
         http.Response.Headers["Marathon-Deployment-Id"] = result.Deployment!.Id;
         if (existing is null)
         {
-            http.Response.Headers.Location = "/v2/apps" + appId;
-            return Json(AppJson(registry.Get(appId)!, cluster, Embeds(http, "app.", defaultAll: false)), StatusCodes.Status201Created);
+            http.Response.Headers.Location = "/v2/apps" + def!.Id;
+            return Json(AppJson(registry.Get(def.Id!)!, cluster, Embeds(http, "app.", defaultAll: false)), StatusCodes.Status201Created);
         }
 
         return Json(new JsonObject { ["version"] = result.Deployment.Version, ["deploymentId"] = result.Deployment.Id });
@@ -694,6 +728,14 @@ internal static class MarathonEndpoints
     private static IResult Message(int status, string message) => Json(new JsonObject { ["message"] = message }, status);
 
     private static IResult NoApp(string appId) => Message(StatusCodes.Status404NotFound, $"App '{appId}' does not exist");
+
+    /// <summary>
+    /// The 409 of a change whose authorization assumed an app existed (update) or did not (create) when another
+    /// request had meanwhile created or removed it; nothing changed.
+    /// </summary>
+    internal static IResult? Changed(ServiceRegistry.ChangeResult r) => r.Error is AppChangeError.Changed or AppChangeError.AlreadyExists
+        ? Message(StatusCodes.Status409Conflict, $"App '{r.ChangedApp}' was created or removed by another request while this one was checked; nothing was changed, retry.")
+        : null;
 
     private static IResult? Locked(ServiceRegistry.ChangeResult r) => r.Error != AppChangeError.Locked ? null : Json(new JsonObject
     {

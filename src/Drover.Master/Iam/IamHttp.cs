@@ -62,7 +62,7 @@ internal static class IamHttp
     public static async Task<(Dictionary<string, string> Fields, IResult? Error)> ReadBodyAsync(HttpContext http, bool required, params string[] allowed)
     {
         var request = http.Request;
-        var hasBody = request.ContentLength > 0 || (request.ContentLength is null && request.Headers.TransferEncoding.Count > 0);
+        var hasBody = request.ContentLength > 0 || (request.ContentLength is null && http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestBodyDetectionFeature>()?.CanHaveBody == true); // HTTP/2 bodies carry no length
         var fields = new Dictionary<string, string>(StringComparer.Ordinal);
         if (!hasBody)
         {

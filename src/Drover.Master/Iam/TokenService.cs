@@ -88,18 +88,19 @@ public sealed class TokenService(IStateStore store, TimeProvider time)
         });
     }
 
-    /// <summary>The uid and credential version a valid token names, or the reason it is not valid.</summary>
-    public async Task<(string? Uid, int CredentialVersion, string? Error)> ValidateAsync(string token)
+    /// <summary>The uid, credential version and expiry (<c>exp</c>) a valid token names, or the reason it is not valid.</summary>
+    public async Task<(string? Uid, int CredentialVersion, DateTimeOffset Expires, string? Error)> ValidateAsync(string token)
     {
         var result = await _handler.ValidateTokenAsync(token, _validation ?? throw new InvalidOperationException("TokenService.LoadAsync was not called")).ConfigureAwait(false);
         if (!result.IsValid)
         {
-            return (null, 0, Describe(result.Exception));
+            return (null, 0, default, Describe(result.Exception));
         }
 
         var uid = result.Claims.TryGetValue(UidClaim, out var u) ? u as string : null;
         var cv = result.Claims.TryGetValue(CredentialVersionClaim, out var v) ? Convert.ToInt32(v, CultureInfo.InvariantCulture) : 0;
-        return string.IsNullOrEmpty(uid) ? (null, 0, "the token has no uid claim") : (uid, cv, null);
+        var expires = new DateTimeOffset(DateTime.SpecifyKind(result.SecurityToken.ValidTo, DateTimeKind.Utc));
+        return string.IsNullOrEmpty(uid) ? (null, 0, default, "the token has no uid claim") : (uid, cv, expires, null);
     }
 
     /// <summary>

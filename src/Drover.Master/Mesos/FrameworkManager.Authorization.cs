@@ -26,7 +26,7 @@ internal sealed record SchedulerCaller(string? Principal, Func<string, Permissio
 /// record): another one gets an ERROR event. Each role needs <see cref="Rids.FrameworkRole"/> create and
 /// <c>FrameworkInfo.user</c> needs <see cref="Rids.TaskUser"/> create (ERROR event: Mesos authorizes after the
 /// stream started).</item>
-/// <item>Every other call: the authenticated principal must be the framework's (400, as Mesos).</item>
+/// <item>Every other call: the authenticated principal must be the framework's (400, as Mesos, without naming the framework's).</item>
 /// <item>ACCEPT: each task's effective user (its command's user, else its executor's, else the framework's) needs
 /// <see cref="Rids.TaskUser"/> create; a refused task gets TASK_ERROR with <c>REASON_TASK_UNAUTHORIZED</c> (a group,
 /// <c>REASON_TASK_GROUP_UNAUTHORIZED</c> for each of its tasks) and uses nothing of the offer.</item>
@@ -111,9 +111,23 @@ internal sealed partial class FrameworkManager
 
     /// <summary>
     /// The 400 for a call (not SUBSCRIBE) on <paramref name="fw"/> from another principal than the framework's, or null.
+    /// Mesos' sentence without the framework's principal: the caller named only the framework id, and who runs
+    /// another principal's framework is not its business (the master's log has both).
     /// </summary>
-    private static string? CallPrincipalError(Framework fw, SchedulerCaller caller) =>
-        caller.Principal is { } principal && fw.Info.Principal != principal ? PrincipalMismatch(principal, fw.Info.Principal) : null;
+    private string? CallPrincipalError(Framework fw, SchedulerCaller caller)
+    {
+        if (caller.Principal is not { } principal || fw.Info.Principal == principal)
+        {
+            return null;
+        }
+
+        LogCallPrincipalRefused(fw.Id, fw.Info.Principal ?? "<none>", principal);
+        return CallPrincipalMismatch(principal);
+    }
+
+    /// <summary>The 400 of a call on a framework registered by another principal (Mesos' words, the framework's principal left out).</summary>
+    internal static string CallPrincipalMismatch(string authenticated) =>
+        $"Authenticated principal '{authenticated}' does not match the principal set in `FrameworkInfo`";
 
     /// <summary>
     /// The user a task runs as, as Mesos' authorizer sees it: the task's command user, else its executor's command
@@ -145,6 +159,9 @@ internal sealed partial class FrameworkManager
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Framework {FrameworkId}, registered by principal '{Registered}', was refused a (re-)subscription by principal '{Principal}'")]
     private partial void LogPrincipalChangeRefused(string frameworkId, string registered, string principal);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Framework {FrameworkId}, registered by principal '{Registered}', was refused a call by principal '{Principal}'")]
+    private partial void LogCallPrincipalRefused(string frameworkId, string registered, string principal);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Framework {FrameworkId} keeps FrameworkInfo.user '{User}'; its re-subscription asked for '{Asked}', which Mesos does not allow to change")]
     private partial void LogUserPreserved(string frameworkId, string user, string asked);

@@ -64,6 +64,15 @@ internal static class SchedulerEndpoint
             return;
         }
 
+        // The stream lasts as long as the principal's login: it ends when the token expires or the account's
+        // credentials change or it is removed (the framework then re-subscribes with its new credentials).
+        using var lease = CredentialLease.For(http);
+        if (!lease.IsCurrent())
+        {
+            await Denials.WriteAsync(http, StatusCodes.Status401Unauthorized, lease.Reason);
+            return;
+        }
+
         var (fw, stream, failed, refusal) = frameworks.Subscribe(call, http.Request.Host.Value ?? "localhost", caller);
         if (fw is null && refusal is null)
         {
@@ -98,11 +107,11 @@ internal static class SchedulerEndpoint
         }
 
         http.Response.Headers[StreamIdHeader] = stream!.Id;
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, lifetime.ApplicationStopping);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, lifetime.ApplicationStopping, lease.Expired);
         try
         {
             await http.Response.StartAsync(stop.Token);
-            await WriteStreamAsync(http.Response.BodyWriter, stream.Reader, HeartbeatEvent, options.SchedulerHeartbeatInterval, stop.Token);
+            await WriteStreamAsync(http.Response.BodyWriter, stream.Reader, HeartbeatEvent, options.SchedulerHeartbeatInterval, stop.Token, lease.IsCurrent);
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
@@ -151,17 +160,25 @@ internal static class SchedulerEndpoint
     }
 
     /// <summary>
-    /// Writes queued events as RecordIO records until the queue completes or <paramref name="ct"/> is cancelled,
-    /// and a heartbeat whenever nothing was written for <paramref name="heartbeat"/>. Flushes whenever the queue
-    /// is drained, so no event waits in a buffer.
+    /// Writes queued events as RecordIO records until the queue completes, <paramref name="ct"/> is cancelled or
+    /// <paramref name="current"/> (asked before each event and heartbeat: the caller's <see cref="CredentialLease.IsCurrent"/>)
+    /// says the caller may no longer be served, and a heartbeat whenever nothing was written for <paramref name="heartbeat"/>.
+    /// Flushes whenever the queue is drained, so no event waits in a buffer.
     /// </summary>
-    internal static async Task WriteStreamAsync(PipeWriter output, ChannelReader<byte[]> reader, byte[] heartbeatEvent, TimeSpan heartbeat, CancellationToken ct)
+    internal static async Task WriteStreamAsync(PipeWriter output, ChannelReader<byte[]> reader, byte[] heartbeatEvent, TimeSpan heartbeat, CancellationToken ct,
+        Func<bool>? current = null)
     {
         while (true)
         {
             var wrote = 0;
             while (wrote < 256 && reader.TryRead(out var e))
             {
+                if (current is not null && !current())
+                {
+                    await output.FlushAsync(ct); // what was written before goes out; nothing after it
+                    return;
+                }
+
                 WriteRecord(output, e);
                 wrote++;
             }
@@ -188,6 +205,11 @@ internal static class SchedulerEndpoint
             }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)
             {
+                if (current is not null && !current())
+                {
+                    return;
+                }
+
                 WriteRecord(output, heartbeatEvent);
                 var flushed = await output.FlushAsync(ct);
                 if (flushed.IsCompleted || flushed.IsCanceled)

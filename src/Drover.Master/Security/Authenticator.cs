@@ -47,12 +47,12 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
         {
             if (header.StartsWith("token=", StringComparison.OrdinalIgnoreCase))
             {
-                return await FromTokenAsync(header["token=".Length..].Trim()).ConfigureAwait(false);
+                return await FromTokenAsync(http, header["token=".Length..].Trim()).ConfigureAwait(false);
             }
 
             if (header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
             {
-                return await FromTokenAsync(header["Bearer ".Length..].Trim()).ConfigureAwait(false);
+                return await FromTokenAsync(http, header["Bearer ".Length..].Trim()).ConfigureAwait(false);
             }
 
             if (header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
@@ -81,14 +81,15 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
         return identity is null ? (null, "the client certificate is refused: " + error) : (identity.ToCaller(), null);
     }
 
-    private async ValueTask<AuthResult> FromTokenAsync(string token)
+    /// <summary>A person or service account from a login token; its credential version and expiry are recorded on the request (<see cref="CredentialLease"/>).</summary>
+    private async ValueTask<AuthResult> FromTokenAsync(HttpContext http, string token)
     {
         if (token.Length == 0 || token.Length > 16 * 1024)
         {
             return (null, "the token is empty or too long");
         }
 
-        var (uid, cv, error) = await tokens.ValidateAsync(token).ConfigureAwait(false);
+        var (uid, cv, expires, error) = await tokens.ValidateAsync(token).ConfigureAwait(false);
         if (error is not null)
         {
             return (null, error);
@@ -100,11 +101,16 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
             return (null, $"the token's user '{uid}' no longer exists");
         }
 
-        return user.CredentialVersion != cv
-            ? (null, "the token was issued before the account's credentials changed; log in again")
-            : (ToCaller(user), null);
+        if (user.CredentialVersion != cv)
+        {
+            return (null, "the token was issued before the account's credentials changed; log in again");
+        }
+
+        http.Features.Set(new CallerCredential(user.Uid, cv, expires));
+        return (ToCaller(user), null);
     }
 
+    /// <summary>A principal from HTTP Basic (uid and password); its credential version is recorded on the request (<see cref="CredentialLease"/>).</summary>
     private async ValueTask<AuthResult> FromBasicAsync(HttpContext http, string encoded)
     {
         string decoded;
@@ -129,6 +135,7 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
         if (_basic.TryGetValue(key, out var hit) && hit.Generation == generation && hit.Uid == uid
             && iam.Snapshot.Users.GetValueOrDefault(uid) is { } cached)
         {
+            http.Features.Set(new CallerCredential(cached.Uid, cached.CredentialVersion, Expires: null));
             return (ToCaller(cached), null);
         }
 
@@ -156,6 +163,7 @@ public sealed class Authenticator(IamStore iam, TokenService tokens, SecurityOpt
         }
 
         _basic[key] = (uid, generation);
+        http.Features.Set(new CallerCredential(user.Uid, user.CredentialVersion, Expires: null));
         return (ToCaller(user), null);
     }
 

@@ -37,7 +37,7 @@ public static partial class SecurityGate
         return app.Use(async (http, next) =>
         {
             var request = http.Request;
-            var hasBody = request.ContentLength > 0 || (request.ContentLength is null && request.Headers.TransferEncoding.Count > 0);
+            var hasBody = request.ContentLength > 0 || (request.ContentLength is null && http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestBodyDetectionFeature>()?.CanHaveBody == true); // HTTP/2 bodies carry no length
             var own = $"{request.Scheme}://{request.Host}";
             var endpoint = http.GetEndpoint();
             var access = endpoint?.Metadata.GetMetadata<RouteAccess>();

@@ -16,6 +16,25 @@ internal enum AppChangeError
 
     /// <summary>A deployment holds the app; retry with force.</summary>
     Locked,
+
+    /// <summary>
+    /// The app exists where the caller expected none, or is gone where it expected one: another change came between
+    /// the caller's decision (what it authorized: create or update) and this write. Nothing changed; retry.
+    /// </summary>
+    Changed,
+}
+
+/// <summary>What a change expects of an app's existence, decided (and authorized) before the change is made.</summary>
+internal enum AppExpectation
+{
+    /// <summary>Create or update, whichever applies (internal changes that need no authorization).</summary>
+    Any,
+
+    /// <summary>The app must not exist (a create).</summary>
+    Absent,
+
+    /// <summary>The app must exist (an update).</summary>
+    Present,
 }
 
 /// <summary>
@@ -48,20 +67,31 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
     /// <summary>Raised (outside the lock) when a deployment ends: finished (true), or cancelled or superseded with force (false). For the event stream.</summary>
     public event Action<Deployment, bool>? DeploymentEnded;
 
-    public sealed record ChangeResult(AppChangeError Error, Deployment? Deployment, Task Durable, string? ConflictingDeployment = null);
+    /// <param name="ChangedApp">With <see cref="AppChangeError.Changed"/>: the app whose existence was not as expected.</param>
+    public sealed record ChangeResult(AppChangeError Error, Deployment? Deployment, Task Durable, string? ConflictingDeployment = null, string? ChangedApp = null);
 
     /// <summary>
     /// Creates an app, or updates it (which starts a deployment). <paramref name="app"/> must be
     /// validated and defaulted. An update that only changes <c>instances</c> scales in place;
-    /// anything else rolls the instances over to the new version.
+    /// anything else rolls the instances over to the new version. <paramref name="mustCreate"/>: an
+    /// existing app is <see cref="AppChangeError.AlreadyExists"/>.
     /// </summary>
-    public ChangeResult Put(AppDefinition app, bool mustCreate, bool force)
+    public ChangeResult Put(AppDefinition app, bool mustCreate, bool force) =>
+        Put(app, mustCreate ? AppExpectation.Absent : AppExpectation.Any, force);
+
+    /// <summary>
+    /// As <see cref="Put(AppDefinition, bool, bool)"/>, checking under the lock that the app's existence is what
+    /// <paramref name="expect"/> says (what the caller was authorized for): <see cref="AppExpectation.Absent"/> on
+    /// an existing app is <see cref="AppChangeError.AlreadyExists"/>, <see cref="AppExpectation.Present"/> on a
+    /// missing one <see cref="AppChangeError.Changed"/>.
+    /// </summary>
+    public ChangeResult Put(AppDefinition app, AppExpectation expect, bool force)
     {
         ChangeResult result;
         Deployment? superseded;
         lock (_lock)
         {
-            result = PutLocked(app, mustCreate, force, planId: null, dependsOn: [], out superseded);
+            result = PutLocked(app, expect, force, planId: null, dependsOn: [], out superseded);
         }
 
         if (result.Error != AppChangeError.None)
@@ -79,9 +109,12 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
     /// Applies a whole group change as one deployment plan (one id): puts every app in
     /// <paramref name="apps"/> (each waiting for the apps it depends on) and deletes
     /// <paramref name="remove"/>. All or nothing: if any app is locked by another deployment and
-    /// <paramref name="force"/> is off, nothing changes.
+    /// <paramref name="force"/> is off, nothing changes. <paramref name="expected"/> (app id → whether it must
+    /// exist) holds what the caller was authorized for (create or update); an app whose existence differs fails
+    /// the whole plan with <see cref="AppChangeError.Changed"/>, checked under the same lock as the write.
     /// </summary>
-    public ChangeResult PutPlan(IReadOnlyList<(AppDefinition App, ImmutableArray<string> DependsOn)> apps, IReadOnlyList<string> remove, bool force)
+    public ChangeResult PutPlan(IReadOnlyList<(AppDefinition App, ImmutableArray<string> DependsOn)> apps, IReadOnlyList<string> remove, bool force,
+        IReadOnlyDictionary<string, bool>? expected = null)
     {
         var started = new List<(Deployment? Superseded, Deployment Started, AppDefinition? Put)>();
         var planId = Guid.NewGuid().ToString();
@@ -97,9 +130,17 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
                 }
             }
 
+            foreach (var (id, mustExist) in expected ?? ImmutableDictionary<string, bool>.Empty)
+            {
+                if (_apps.ContainsKey(id) != mustExist)
+                {
+                    return new ChangeResult(AppChangeError.Changed, null, _lastWrite, ChangedApp: id);
+                }
+            }
+
             foreach (var (app, dependsOn) in apps)
             {
-                var r = PutLocked(app, mustCreate: false, force: true, planId, dependsOn, out var superseded);
+                var r = PutLocked(app, AppExpectation.Any, force: true, planId, dependsOn, out var superseded);
                 started.Add((superseded, r.Deployment!, r.Deployment!.To));
                 first ??= r.Deployment;
             }
@@ -133,14 +174,19 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
         return new ChangeResult(AppChangeError.None, first, durable);
     }
 
-    private ChangeResult PutLocked(AppDefinition app, bool mustCreate, bool force, string? planId, ImmutableArray<string> dependsOn, out Deployment? superseded)
+    private ChangeResult PutLocked(AppDefinition app, AppExpectation expect, bool force, string? planId, ImmutableArray<string> dependsOn, out Deployment? superseded)
     {
         superseded = null;
         var id = app.Id!;
         _apps.TryGetValue(id, out var existing);
-        if (existing is not null && mustCreate)
+        if (existing is not null && expect == AppExpectation.Absent)
         {
-            return new ChangeResult(AppChangeError.AlreadyExists, null, _lastWrite);
+            return new ChangeResult(AppChangeError.AlreadyExists, null, _lastWrite, ChangedApp: id);
+        }
+
+        if (existing is null && expect == AppExpectation.Present)
+        {
+            return new ChangeResult(AppChangeError.Changed, null, _lastWrite, ChangedApp: id);
         }
 
         if (existing?.Deployment is { } running && !force)

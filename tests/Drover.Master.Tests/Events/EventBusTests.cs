@@ -239,6 +239,28 @@ public sealed class EventBusTests
     }
 
     [Fact]
+    public async Task WriteAsync_CallerNoLongerCurrent_WritesNothingMoreAndEnds()
+    {
+        var bus = new EventBus();
+        var pipe = new Pipe();
+        using var sub = bus.Subscribe();
+        bus.Publish(Event("before", 1));
+        bus.Publish(Event("revoked", 2));
+        bus.Publish(Event("after", 3));
+
+        // The caller's login holds for one event, then ends (as a deleted user's lease says on its next check).
+        var checks = 0;
+        await EventsEndpoint.WriteAsync(pipe.Writer, sub, light: false, keepAlive: TimeSpan.FromSeconds(30), CancellationToken.None,
+            current: () => ++checks == 1).WaitAsync(Timeout);
+        await pipe.Writer.CompleteAsync();
+
+        var text = Encoding.UTF8.GetString((await pipe.Reader.ReadAsync()).Buffer.ToArray());
+        Assert.Equal("event: before\n", text[..("event: before\n".Length)]);
+        Assert.DoesNotContain("revoked", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("after", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task WriteAsync_SubscriptionDisposed_Ends()
     {
         var bus = new EventBus();

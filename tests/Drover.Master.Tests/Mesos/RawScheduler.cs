@@ -50,6 +50,9 @@ internal sealed class RawScheduler : IAsyncDisposable
     /// <summary>Every event read, in order (including the ones <see cref="NextAsync"/> returned).</summary>
     public List<JsonObject> Seen { get; } = [];
 
+    /// <summary>Completes when the current subscription's stream has ended (the master closed it, or it was dropped).</summary>
+    public Task Ended => _reader ?? Task.CompletedTask;
+
     public static async Task<RawScheduler> SubscribeAsync(Uri master, JsonObject frameworkInfo, CancellationToken ct = default, AuthenticationHeaderValue? authorization = null)
     {
         var s = new RawScheduler(master, authorization);

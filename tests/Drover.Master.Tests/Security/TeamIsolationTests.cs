@@ -2,7 +2,10 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using Drover.Core.Security;
+using Drover.Master.Iam;
 using Drover.Testing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Drover.Master.Tests.Security;
 
@@ -90,15 +93,139 @@ public sealed class TeamIsolationTests(TeamClusterFixture f) : IClassFixture<Tea
     }
 
     [Fact]
-    public async Task TasksDelete_TeamAAndTeamBTasks_403AndNeitherKilled()
+    public async Task TasksDelete_TeamAAndTeamBTasks_403NamingOnlyTheTaskSentAndNeitherKilled()
     {
         var json = new JsonObject { ["ids"] = new JsonArray(f.TeamATask, f.TeamBTask) }.ToJsonString();
 
         using var response = await f.Alice.PostAsync("/v2/tasks/delete", TeamClusterFixture.Body(json));
 
-        await AssertMarathonForbidden(response, TeamBRid, "update");
+        // The task's app is not hers to read: the answer names the task id she sent, not the app's permission.
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.Forbidden, text);
+        var message = JsonNode.Parse(text)!["message"]!.GetValue<string>();
+        Assert.Contains(f.TeamBTask, message, StringComparison.Ordinal);
+        Assert.DoesNotContain("dcos:", message, StringComparison.Ordinal);
+        Assert.DoesNotContain("/team-b", message, StringComparison.Ordinal);
         Assert.True(await f.TaskAlive(f.TeamATask));
         Assert.True(await f.TaskAlive(f.TeamBTask));
+    }
+
+    [Theory]
+    [InlineData("PUT", "")]
+    [InlineData("PUT", "?partialUpdate=false")]
+    [InlineData("PATCH", "")]
+    public async Task PutApp_TeamBAppExistingOrNot_SameForbidden(string method, string query)
+    {
+        using var existing = new HttpRequestMessage(new HttpMethod(method), "/v2/apps/team-b/api" + query) { Content = TeamClusterFixture.Body("{}") };
+        using var missing = new HttpRequestMessage(new HttpMethod(method), "/v2/apps/team-b/no-such-app" + query) { Content = TeamClusterFixture.Body("{}") };
+
+        using var forExisting = await f.Alice.SendAsync(existing);
+        using var forMissing = await f.Alice.SendAsync(missing);
+
+        // The same status and the same sentence but for the path she named: nothing tells whether the app exists.
+        var (textExisting, textMissing) = (await forExisting.Content.ReadAsStringAsync(), await forMissing.Content.ReadAsStringAsync());
+        Assert.True(forExisting.StatusCode == HttpStatusCode.Forbidden, textExisting);
+        Assert.True(forMissing.StatusCode == HttpStatusCode.Forbidden, textMissing);
+        Assert.Equal(textExisting.Replace("/team-b/api", "/team-b/APP", StringComparison.Ordinal), textMissing.Replace("/team-b/no-such-app", "/team-b/APP", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task MultiAppPut_TeamBAppExistingOrNot_SameForbidden()
+    {
+        using var forExisting = await f.Alice.PutAsync("/v2/apps", TeamClusterFixture.Body("""[{"id": "/team-b/api"}]"""));
+        using var forMissing = await f.Alice.PutAsync("/v2/apps", TeamClusterFixture.Body("""[{"id": "/team-b/no-such-app"}]"""));
+
+        var (textExisting, textMissing) = (await forExisting.Content.ReadAsStringAsync(), await forMissing.Content.ReadAsStringAsync());
+        Assert.True(forExisting.StatusCode == HttpStatusCode.Forbidden, textExisting);
+        Assert.True(forMissing.StatusCode == HttpStatusCode.Forbidden, textMissing);
+        Assert.Equal(textExisting.Replace("/team-b/api", "/team-b/APP", StringComparison.Ordinal), textMissing.Replace("/team-b/no-such-app", "/team-b/APP", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("""{"scaleBy": 2}""")]
+    [InlineData("""{"version": "2000-01-01T00:00:00.000Z"}""")] // a rollback to before any app: would remove them all
+    public async Task GroupScaleOrRollback_TeamBOrMissingGroup_SameForbiddenNamingOnlyTheGroup(string json)
+    {
+        using var teamB = await f.Alice.PutAsync("/v2/groups/team-b?force=true", TeamClusterFixture.Body(json));
+        using var teamC = await f.Alice.PutAsync("/v2/groups/team-c?force=true", TeamClusterFixture.Body(json));
+
+        var (textB, textC) = (await teamB.Content.ReadAsStringAsync(), await teamC.Content.ReadAsStringAsync());
+        Assert.True(teamB.StatusCode == HttpStatusCode.Forbidden, textB);
+        Assert.True(teamC.StatusCode == HttpStatusCode.Forbidden, textC);
+        Assert.Equal(textB.Replace("/team-b", "/team-X", StringComparison.Ordinal), textC.Replace("/team-c", "/team-X", StringComparison.Ordinal));
+        Assert.Contains($"'{TeamBRid}'", textB, StringComparison.Ordinal);
+        Assert.DoesNotContain("/team-b/", textB, StringComparison.Ordinal); // no app of team B named
+        Assert.Equal(1, (await f.AppAsAdmin("/team-b/api"))!["instances"]!.GetValue<int>());
+        Assert.NotNull(await f.AppAsAdmin("/team-b/db"));
+    }
+
+    [Fact]
+    public async Task GroupPut_BodyIdNamingTeamB_ForbiddenNamingOnlyThatGroup()
+    {
+        using var response = await f.Alice.PutAsync("/v2/groups/team-a?force=true", TeamClusterFixture.Body("""{"id": "/team-b", "apps": []}"""));
+
+        var text = await response.Content.ReadAsStringAsync();
+        await AssertMarathonForbidden(response, TeamBRid, "update");
+        Assert.Contains($"'{TeamBRid}'", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("/team-b/", text, StringComparison.Ordinal);
+        Assert.NotNull(await f.AppAsAdmin("/team-b/api"));
+        Assert.NotNull(await f.AppAsAdmin("/team-b/db"));
+    }
+
+    [Fact]
+    public async Task PutApp_CreateOnlyCallerWhoseAppWasCreatedWhileItsBodyCame_409AndNotOverwritten()
+    {
+        // carol may create apps under /team-a/race, not change them.
+        var iam = f.Cluster.Master.Services.GetRequiredService<IamStore>();
+        await iam.CreateUserAsync(new IamUser { Uid = "carol", Kind = AccountKind.User, PasswordHash = PasswordHasher.Hash(TeamClusterFixture.AlicePassword, iterations: 1000) }, CancellationToken.None);
+        await iam.GrantAsync(Rids.MarathonService, "carol", isGroup: false, PermissionAction.Read, CancellationToken.None);
+        await iam.GrantAsync(Rids.MarathonPath("/team-a/race"), "carol", isGroup: false, PermissionAction.Create, CancellationToken.None);
+        using var carol = await f.LoginAsync("carol", TeamClusterFixture.AlicePassword);
+
+        // Expect: 100-continue holds carol's body until the master reads it, which it does after deciding "create".
+        var masterReads = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false, Expect100ContinueTimeout = TimeSpan.FromMinutes(5) }) { BaseAddress = f.Cluster.Master.Url };
+        using var request = new HttpRequestMessage(HttpMethod.Put, "/v2/apps/team-a/race/app")
+        {
+            Content = new HeldContent(TeamClusterFixture.App("/team-a/race/app").Replace("sleep 600", "cat /etc/shadow", StringComparison.Ordinal), masterReads, release),
+        };
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        request.Headers.ExpectContinue = true;
+        request.Headers.TryAddWithoutValidation("Authorization", carol.DefaultRequestHeaders.GetValues("Authorization").Single());
+        var sending = http.SendAsync(request);
+
+        await masterReads.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        using (var created = await f.Admin.PostAsync("/v2/apps", TeamClusterFixture.Body(TeamClusterFixture.App("/team-a/race/app"))))
+        {
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        }
+
+        release.SetResult();
+        using var response = await sending;
+
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.Conflict, text);
+        Assert.Equal("sleep 600", (await f.AppAsAdmin("/team-a/race/app"))!["cmd"]!.GetValue<string>());
+    }
+
+    /// <summary>A body that is produced only when the server asks for it (after its 100 Continue), and then only once released.</summary>
+    private sealed class HeldContent(string json, TaskCompletionSource asked, TaskCompletionSource release) : HttpContent
+    {
+        private readonly byte[] _bytes = System.Text.Encoding.UTF8.GetBytes(json);
+
+        protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context)
+        {
+            asked.TrySetResult();
+            await release.Task;
+            await stream.WriteAsync(_bytes);
+        }
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = _bytes.Length;
+            return true;
+        }
     }
 
     [Fact]

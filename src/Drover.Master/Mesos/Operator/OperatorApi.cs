@@ -178,6 +178,14 @@ internal static class OperatorApi
 
     private static async Task SubscribeAsync(HttpContext http, ClusterState state, FrameworkManager frameworks, OperatorEvents events, MasterOptions options, IHostApplicationLifetime lifetime)
     {
+        // The stream lasts as long as the caller's login (CredentialLease): expired, changed or removed ends it.
+        using var lease = CredentialLease.For(http);
+        if (!lease.IsCurrent())
+        {
+            await Denials.WriteAsync(http, StatusCodes.Status401Unauthorized, lease.Reason);
+            return;
+        }
+
         // Subscribe before taking the state, so no change falls between them (one may show twice).
         var stream = events.Subscribe();
         try
@@ -186,14 +194,14 @@ internal static class OperatorApi
             http.Response.ContentType = "application/json";
             http.Response.Headers.CacheControl = "no-cache";
             http.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, lifetime.ApplicationStopping);
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, lifetime.ApplicationStopping, lease.Expired);
             SchedulerEndpoint.WriteRecord(http.Response.BodyWriter, OperatorEvents.Encode(new OEvent
             {
                 Type = "SUBSCRIBED",
                 Subscribed = new OSubscribed(State(state, frameworks), options.SchedulerHeartbeatInterval.TotalSeconds),
             }));
             await http.Response.BodyWriter.FlushAsync(stop.Token);
-            await SchedulerEndpoint.WriteStreamAsync(http.Response.BodyWriter, stream.Reader, Heartbeat, options.SchedulerHeartbeatInterval, stop.Token);
+            await SchedulerEndpoint.WriteStreamAsync(http.Response.BodyWriter, stream.Reader, Heartbeat, options.SchedulerHeartbeatInterval, stop.Token, lease.IsCurrent);
         }
         catch (OperationCanceledException)
         {
