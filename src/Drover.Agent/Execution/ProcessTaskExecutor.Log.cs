@@ -4,6 +4,9 @@ namespace Drover.Agent.Execution;
 
 public sealed partial class ProcessTaskExecutor
 {
+    [LoggerMessage(EventId = 109, Level = LogLevel.Warning, Message = "Tasks are not isolated (the agent is not root, or isolation is off): they run as the agent's own user, in its namespaces, with its capabilities; run the agent as root to isolate them")]
+    private static partial void LogNotIsolating(ILogger logger);
+
     [LoggerMessage(EventId = 110, Level = LogLevel.Information, Message = "Task {TaskId} launched as pid {Pid} in cgroup {Cgroup}")]
     private static partial void LogLaunched(ILogger logger, string taskId, int pid, string? cgroup);
 

@@ -64,6 +64,10 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
         {
             CheckCanIsolate(options, _setpriv);
         }
+        else
+        {
+            LogNotIsolating(logger);
+        }
 
         _sandbox = new SandboxStage(options.WorkDir);
         _cgroups = new CgroupsStage(options, logger);
