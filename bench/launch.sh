@@ -59,7 +59,9 @@ cleanup() { kill -TERM "$dev" 2>/dev/null || true; wait "$dev" 2>/dev/null || tr
 trap cleanup EXIT
 curl_args=()
 if [ -n "${BENCH_AUTH:-}" ]; then
-  for _ in $(seq 1 150); do [ -s "$data/master/ca.pem" ] && [ -s "$data/master/bootstrap-admin-password" ] && break; sleep 0.2; done
+  # A new secure cluster makes its CA, signing key and admin password first (seconds on a busy machine).
+  for _ in $(seq 1 600); do [ -s "$data/master/ca.pem" ] && [ -s "$data/master/bootstrap-admin-password" ] && break; sleep 0.2; done
+  [ -s "$data/master/bootstrap-admin-password" ] || { echo "drover dev --auth did not write its CA and admin password within 120 s; see $data/dev.log" >&2; cat "$data/dev.log" >&2; exit 1; }
   export DROVER_CA_CERT="$data/master/ca.pem"
   password="$(cat "$data/master/bootstrap-admin-password")"
   export BENCH_ADMIN_PASSWORD="$password"
