@@ -1,3 +1,6 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
 using Drover.Cli.Hosting;
 using Drover.Client;
 using Drover.Core;
@@ -38,6 +41,32 @@ public sealed class InProcessCluster : IAsyncDisposable
     /// <summary>An HttpClient for the master: trusting its CA with TLS (no proxy either way). The caller disposes it.</summary>
     public HttpClient CreateHttpClient() =>
         new(CaRoots is { } roots ? MasterTls.CreateHandler(roots) : new SocketsHttpHandler { UseProxy = false }) { Timeout = Timeout.InfiniteTimeSpan };
+
+    /// <summary>The password a new secure master generated for the bootstrap <c>admin</c> (<c>{data-dir}/bootstrap-admin-password</c>).</summary>
+    public async Task<string> BootstrapAdminPasswordAsync() =>
+        (await File.ReadAllTextAsync(Path.Combine(_root, "master", "bootstrap-admin-password"))).Trim();
+
+    /// <summary>
+    /// Logs <paramref name="uid"/> in through <c>POST /acs/api/v1/auth/login</c> (the bootstrap admin's generated password when
+    /// <paramref name="password"/> is null) and returns a client of the master sending its token as DC/OS does
+    /// (<c>Authorization: token=…</c>), without a timeout (streams stay open). Throws when the login is refused. The caller disposes it.
+    /// </summary>
+    public async Task<HttpClient> LoginAsync(string uid, string? password = null)
+    {
+        password ??= await BootstrapAdminPasswordAsync();
+        using var anonymous = CreateHttpClient();
+        using var response = await anonymous.PostAsJsonAsync(new Uri(Master.Url, "/acs/api/v1/auth/login"), new JsonObject { ["uid"] = uid, ["password"] = password });
+        if (response.StatusCode != HttpStatusCode.OK)
+        {
+            throw new InvalidOperationException($"login of '{uid}' answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
+        }
+
+        var token = (await response.Content.ReadFromJsonAsync<JsonObject>())!["token"]!.GetValue<string>();
+        var client = CreateHttpClient();
+        client.BaseAddress = Master.Url;
+        client.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "token=" + token);
+        return client;
+    }
 
     /// <summary>A join token made directly in the master (no login needed), valid for <paramref name="ttl"/> (one hour by default).</summary>
     public async Task<string> CreateJoinTokenAsync(TimeSpan? ttl = null) =>

@@ -24,8 +24,7 @@ public sealed class SecretAuthorizationTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _cluster = await InProcessCluster.StartAsync(secure: true);
-        var adminPassword = (await File.ReadAllTextAsync(Path.Combine(_cluster.Root, "master", "bootstrap-admin-password"))).Trim();
-        _admin = await LoginAsync("admin", adminPassword);
+        _admin = await _cluster.LoginAsync("admin");
         var iam = _cluster.Master.Services.GetRequiredService<IamStore>();
         var ct = CancellationToken.None;
         Assert.True((await iam.CreateUserAsync(new IamUser { Uid = "alice", Kind = AccountKind.User, PasswordHash = PasswordHasher.Hash("alice-password-1", iterations: 1000) }, ct)).Succeeded);
@@ -180,14 +179,5 @@ public sealed class SecretAuthorizationTests : IAsyncLifetime
 
     private static StringContent Json<T>(T value) => new(System.Text.Json.JsonSerializer.Serialize(value), Encoding.UTF8, "application/json");
 
-    private async Task<HttpClient> LoginAsync(string uid, string password)
-    {
-        using var anonymous = new HttpClient { BaseAddress = _cluster.Master.Url };
-        using var response = await anonymous.PostAsJsonAsync("/acs/api/v1/auth/login", new { uid, password });
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        var token = (await response.Content.ReadFromJsonAsync<JsonObject>())!["token"]!.GetValue<string>();
-        var client = new HttpClient { BaseAddress = _cluster.Master.Url };
-        client.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "token=" + token);
-        return client;
-    }
+    private Task<HttpClient> LoginAsync(string uid, string password) => _cluster.LoginAsync(uid, password);
 }

@@ -24,7 +24,7 @@ public sealed class AuditLogTests
         var services = cluster.Master.Services;
         var url = cluster.Master.Url;
         using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false });
-        var password = (await File.ReadAllTextAsync(Path.Combine(cluster.Root, "master", "bootstrap-admin-password"))).Trim();
+        var password = await cluster.BootstrapAdminPasswordAsync();
         var admin = await LoginAsync(http, url, IamStore.AdminUid, password);
         await services.GetRequiredService<IamStore>().CreateUserAsync(new IamUser { Uid = "mallory", PasswordHash = PasswordHasher.Hash("mallory-pw") }, CancellationToken.None);
         var mallory = await LoginAsync(http, url, "mallory", "mallory-pw");

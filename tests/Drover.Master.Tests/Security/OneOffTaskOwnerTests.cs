@@ -38,7 +38,7 @@ public sealed class OwnerClusterFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Cluster = await InProcessCluster.StartAsync(secure: true);
-        Admin = await LoginAsync(Cluster, "admin", (await File.ReadAllTextAsync(Path.Combine(Cluster.Root, "master", "bootstrap-admin-password"))).Trim());
+        Admin = await Cluster.LoginAsync("admin");
         var iam = Cluster.Master.Services.GetRequiredService<IamStore>();
         var ct = CancellationToken.None;
         Ok(await iam.CreateGroupAsync("devs", "developers", ct));
@@ -77,16 +77,7 @@ public sealed class OwnerClusterFixture : IAsyncLifetime
     public static StringContent Body(string json) => new(json, Encoding.UTF8, "application/json");
 
     /// <summary>A client for the master carrying <paramref name="uid"/>'s login token.</summary>
-    public static async Task<HttpClient> LoginAsync(InProcessCluster cluster, string uid, string password)
-    {
-        using var anonymous = new HttpClient { BaseAddress = cluster.Master.Url };
-        using var response = await anonymous.PostAsJsonAsync("/acs/api/v1/auth/login", new { uid, password });
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        var token = (await response.Content.ReadFromJsonAsync<JsonObject>())!["token"]!.GetValue<string>();
-        var client = new HttpClient { BaseAddress = cluster.Master.Url };
-        client.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "token=" + token);
-        return client;
-    }
+    public static Task<HttpClient> LoginAsync(InProcessCluster cluster, string uid, string password) => cluster.LoginAsync(uid, password);
 
     /// <summary>Submits a one-off task as the client's user; its id.</summary>
     public static async Task<string> SubmitAsync(HttpClient client, string json)

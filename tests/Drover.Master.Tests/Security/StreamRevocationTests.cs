@@ -44,19 +44,9 @@ public sealed class StreamRevocationTests
 
     private static IamStore Iam(InProcessCluster cluster) => cluster.Master.Services.GetRequiredService<IamStore>();
 
-    private static async Task<HttpClient> LoginAsync(InProcessCluster cluster, string uid, string? password = null)
-    {
-        password ??= uid == IamStore.AdminUid
-            ? (await File.ReadAllTextAsync(Path.Combine(cluster.Root, "master", "bootstrap-admin-password"))).Trim()
-            : Password;
-        using var anonymous = new HttpClient { BaseAddress = cluster.Master.Url };
-        using var response = await anonymous.PostAsJsonAsync("/acs/api/v1/auth/login", new { uid, password });
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        var token = (await response.Content.ReadFromJsonAsync<JsonObject>())!["token"]!.GetValue<string>();
-        var client = new HttpClient { BaseAddress = cluster.Master.Url, Timeout = System.Threading.Timeout.InfiniteTimeSpan };
-        client.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "token=" + token);
-        return client;
-    }
+    /// <summary>A client with <paramref name="uid"/>'s login (<see cref="Password"/> unless the bootstrap admin's).</summary>
+    private static Task<HttpClient> LoginAsync(InProcessCluster cluster, string uid, string? password = null) =>
+        cluster.LoginAsync(uid, password ?? (uid == IamStore.AdminUid ? null : Password));
 
     private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 

@@ -36,8 +36,7 @@ public sealed class TeamClusterFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Cluster = await InProcessCluster.StartAsync(secure: true);
-        var adminPassword = (await File.ReadAllTextAsync(Path.Combine(Cluster.Root, "master", "bootstrap-admin-password"))).Trim();
-        Admin = await LoginAsync("admin", adminPassword);
+        Admin = await Cluster.LoginAsync("admin");
 
         var iam = Cluster.Master.Services.GetRequiredService<IamStore>();
         var ct = CancellationToken.None;
@@ -86,16 +85,7 @@ public sealed class TeamClusterFixture : IAsyncLifetime
     public static StringContent Body(string json) => new(json, Encoding.UTF8, "application/json");
 
     /// <summary>A client for the master carrying <paramref name="uid"/>'s login token (the DC/OS header form).</summary>
-    public async Task<HttpClient> LoginAsync(string uid, string password)
-    {
-        using var anonymous = new HttpClient { BaseAddress = Cluster.Master.Url };
-        using var response = await anonymous.PostAsJsonAsync("/acs/api/v1/auth/login", new { uid, password });
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        var token = (await response.Content.ReadFromJsonAsync<JsonObject>())!["token"]!.GetValue<string>();
-        var client = new HttpClient { BaseAddress = Cluster.Master.Url, Timeout = Timeout.InfiniteTimeSpan };
-        client.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", "token=" + token);
-        return client;
-    }
+    public Task<HttpClient> LoginAsync(string uid, string password) => Cluster.LoginAsync(uid, password);
 
     /// <summary>The app as the admin sees it (null when it does not exist).</summary>
     public async Task<JsonObject?> AppAsAdmin(string id)
