@@ -100,25 +100,7 @@ public sealed class ExecutorTokens
     }
 
     /// <summary>Written beside and renamed into place, so a crash never leaves a torn key behind.</summary>
-    private static void Create(string path)
-    {
-        var temp = path + ".tmp";
-        File.Delete(temp); // left by a crash: its mode is not ours to trust
-        var key = RandomNumberGenerator.GetBytes(KeyBytes);
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = OwnerOnly; // from the start: the key is never readable by others, not even briefly
-        }
-
-        using (var file = new FileStream(temp, options))
-        {
-            file.Write(key);
-            file.Flush(flushToDisk: true);
-        }
-
-        File.Move(temp, path, overwrite: false);
-    }
+    private static void Create(string path) => Security.PrivateFile.Write(path, RandomNumberGenerator.GetBytes(KeyBytes), overwrite: false);
 
     /// <summary>The token of one executor container.</summary>
     public string Issue(string frameworkId, string executorId, string containerId)

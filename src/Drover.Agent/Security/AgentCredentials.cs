@@ -298,27 +298,11 @@ public sealed partial class AgentCredentials : IDisposable
 
         if (writeCas)
         {
-            WritePrivate(Path.Combine(_dir, ClusterCaFile), clusterCaPem!);
-            WritePrivate(Path.Combine(_dir, MasterCaFile), masterCaPem!);
+            PrivateFile.Write(Path.Combine(_dir, ClusterCaFile), System.Text.Encoding.UTF8.GetBytes(clusterCaPem!));
+            PrivateFile.Write(Path.Combine(_dir, MasterCaFile), System.Text.Encoding.UTF8.GetBytes(masterCaPem!));
         }
 
-        WritePrivate(Path.Combine(_dir, CertificateFile), PemCertificates.ExportWithKey(certificate));
-    }
-
-    /// <summary>Writes a 0600 file through a temporary one and a rename, so a crash leaves the old file or the new one.</summary>
-    private static void WritePrivate(string path, string text)
-    {
-        var tmp = path + ".tmp";
-        File.Delete(tmp);
-        // Never readable by others, not even for a moment.
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite };
-        using (var file = new FileStream(tmp, options))
-        {
-            file.Write(System.Text.Encoding.UTF8.GetBytes(text));
-            file.Flush(flushToDisk: true);
-        }
-
-        File.Move(tmp, path, overwrite: true);
+        PrivateFile.Write(Path.Combine(_dir, CertificateFile), System.Text.Encoding.UTF8.GetBytes(PemCertificates.ExportWithKey(certificate)));
     }
 
     /// <summary>A certificate that owns its key (through PKCS#12), independent of the key object it was made with.</summary>

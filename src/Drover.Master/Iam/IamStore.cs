@@ -232,21 +232,12 @@ public sealed partial class IamStore(IStateStore store, TimeProvider time, ILogg
 
         if (written is not null)
         {
-            await WriteSecretFileAsync(written, password + "\n", ct).ConfigureAwait(false);
+            Security.PrivateFile.Write(written, Encoding.UTF8.GetBytes(password + "\n"));
         }
 
         await LoadAsync(ct).ConfigureAwait(false);
         LogBootstrapped(AdminUid, written ?? passwordFile!);
         return written;
-    }
-
-    /// <summary>Writes a file readable by its owner only, created that way (never briefly world-readable).</summary>
-    internal static async Task WriteSecretFileAsync(string path, string content, CancellationToken ct)
-    {
-        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite };
-        await using var f = new FileStream(path, options);
-        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        await f.WriteAsync(Encoding.UTF8.GetBytes(content), ct).ConfigureAwait(false);
     }
 
     // ------------------------------------------------------------------ users

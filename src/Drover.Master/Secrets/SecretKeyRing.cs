@@ -128,21 +128,9 @@ public sealed class SecretKeyRing
         var path = Path.Combine(dataDir, GeneratedFileName);
         if (!File.Exists(path))
         {
-            var temp = path + ".tmp";
-            File.Delete(temp); // left by a crash: its mode is not ours to trust
-            var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-            if (!OperatingSystem.IsWindows())
-            {
-                options.UnixCreateMode = OwnerOnly; // never readable by others, not even briefly
-            }
-
-            using (var file = new FileStream(temp, options))
-            {
-                file.Write(Encoding.ASCII.GetBytes("# Drover secrets key-encryption key (generated; back it up with the state store: without it no secret can be read)\n" + NewKeyFileText()));
-                file.Flush(flushToDisk: true);
-            }
-
-            File.Move(temp, path, overwrite: false);
+            Security.PrivateFile.Write(path, Encoding.ASCII.GetBytes(
+                "# Drover secrets key-encryption key (generated; back it up with the state store: without it no secret can be read)\n" + NewKeyFileText()),
+                overwrite: false);
         }
 
         return Load(path);
