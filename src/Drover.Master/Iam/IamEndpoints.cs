@@ -228,9 +228,7 @@ internal static class IamEndpoints
             return IamHttp.Failure(IamResult.UnknownUser(uid));
         }
 
-        var direct = s.Acls.Values.Where(a => a.Users.ContainsKey(uid))
-            .Select(a => new IamPermissionEntry { Rid = a.Rid, Description = a.Description, AclUrl = IamPaths.Acl(a.Rid), Actions = Actions(a.Rid, uid, isGroup: false, a.Users[uid]) })
-            .ToImmutableArray();
+        var direct = DirectPermissions(s, uid, isGroup: false);
         var groups = s.GroupsOf(uid)
             .SelectMany(g => s.Acls.Values.Where(a => a.Groups.ContainsKey(g.Gid)).Select(a => new IamGroupPermissionEntry
             {
@@ -297,6 +295,12 @@ internal static class IamEndpoints
     private static async Task<IResult> RemoveMemberAsync(IamStore iam, string gid, string uid, CancellationToken ct) =>
         IamHttp.NoContent(await iam.RemoveMemberAsync(gid, uid, ct));
 
+    /// <summary>The permissions granted to the user or group <paramref name="id"/> itself (not through a group).</summary>
+    private static ImmutableArray<IamPermissionEntry> DirectPermissions(IamSnapshot s, string id, bool isGroup) =>
+        s.Acls.Values.Where(a => (isGroup ? a.Groups : a.Users).ContainsKey(id))
+            .Select(a => new IamPermissionEntry { Rid = a.Rid, Description = a.Description, AclUrl = IamPaths.Acl(a.Rid), Actions = Actions(a.Rid, id, isGroup, (isGroup ? a.Groups : a.Users)[id]) })
+            .ToImmutableArray();
+
     private static IResult GroupPermissions(IamStore iam, string gid)
     {
         var s = iam.Snapshot;
@@ -305,9 +309,7 @@ internal static class IamEndpoints
             return IamHttp.Failure(IamResult.UnknownGroup(gid));
         }
 
-        var entries = s.Acls.Values.Where(a => a.Groups.ContainsKey(gid))
-            .Select(a => new IamPermissionEntry { Rid = a.Rid, Description = a.Description, AclUrl = IamPaths.Acl(a.Rid), Actions = Actions(a.Rid, gid, isGroup: true, a.Groups[gid]) })
-            .ToImmutableArray();
+        var entries = DirectPermissions(s, gid, isGroup: true);
         return IamHttp.Json(new IamArray<IamPermissionEntry>(entries), IamJsonContext.Default.IamArrayIamPermissionEntry);
     }
 
