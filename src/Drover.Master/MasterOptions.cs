@@ -22,6 +22,20 @@ public sealed record MasterOptions
     /// <summary>A launch or kill the agent has not acted on after this long is sent again.</summary>
     public TimeSpan CommandResendAfter { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// How long a task an agent runs but the master has no record of keeps running (reported on the agent's
+    /// view and in metrics) before the master kills it (<c>--unknown-task-grace</c>). A master that lost its
+    /// records must not kill the cluster's work on first sight (docs/fault-tolerance.md).
+    /// </summary>
+    public TimeSpan UnknownTaskGrace { get; init; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>
+    /// <c>--recover-from-agents</c>: for <see cref="AgentUnreachableTimeout"/> after the master starts, tasks agents
+    /// report that it does not know are adopted as records (spec and ports from the agents' checkpoints) instead of
+    /// waiting out <see cref="UnknownTaskGrace"/>. For a lost store; app definitions are not recoverable this way.
+    /// </summary>
+    public bool RecoverFromAgents { get; init; }
+
     /// <summary>Ended tasks kept for the API (Mesos' max_completed_tasks_per_framework).</summary>
     public int MaxCompletedTasks { get; init; } = 10_000;
 

@@ -1,4 +1,5 @@
 using Drover.Core;
+using Drover.Core.Api;
 using Drover.Core.Protocol;
 using Drover.Master.Metrics;
 using Drover.Master.Scheduling;
@@ -272,7 +273,7 @@ public sealed class ClusterStateTests
     public void Heartbeat_UnknownAgent_ReturnsFalse() => Assert.False(_state.Heartbeat("agent-unknown", new AgentHeartbeat()));
 
     [Fact]
-    public void ApplyUpdates_UnknownRunningTask_AcknowledgedAndKilled()
+    public void ApplyUpdates_UnknownRunningTask_AcknowledgedAndTrackedNotKilled()
     {
         var agentId = _state.Register(Build.Agent()).Registered.AgentId;
         var orphan = Build.Status("orphan.1", TaskState.Running);
@@ -280,8 +281,8 @@ public sealed class ClusterStateTests
         var acks = _state.ApplyUpdates(agentId, new StatusUpdateBatch { Updates = [orphan] }).Acks;
 
         Assert.Equal([orphan.Uuid!], acks.ToArray());
-        var kill = Assert.Single(Drain(_state.FindAgent(agentId)!));
-        Assert.Equal("orphan.1", kill.Kill!.TaskId);
+        Assert.Empty(Drain(_state.FindAgent(agentId)!));
+        Assert.Equal("orphan.1", Assert.Single(_state.GetAgent(agentId)!.UnknownTasks).Id);
     }
 
     [Fact]
@@ -307,5 +308,227 @@ public sealed class ClusterStateTests
         Assert.Equal(agentId, again.AgentId);
         Assert.Equal(1m, _state.GetAgent(agentId)!.Used.Cpus);
         Assert.Single(_state.ListAgents());
+    }
+
+    private static readonly TimeSpan Grace = TimeSpan.FromMinutes(15);
+
+    private static bool IsKillOf(AgentCommand c, string taskId) => c.Type == AgentCommandType.Kill && c.Kill!.TaskId == taskId;
+
+    private static AgentRegistration Reporting(AgentRegistration agent, params string[] taskIds) =>
+        agent with { Tasks = [.. taskIds.Select(id => new TaskStatus { TaskId = id, State = TaskState.Running })] };
+
+    [Fact]
+    public void Register_NewAgentWithUnknownTasks_KeptUntilTheGraceThenKilledAndReported()
+    {
+        var logs = new CapturingLogger<ClusterState>();
+        var state = new ClusterState(_options, _time, logs, MasterJournal.None);
+        var metrics = new MasterMetrics(state);
+        var agentId = state.Register(Reporting(Build.Agent(id: "agent-a"), "web.1", "web.2")).Registered.AgentId;
+        var agent = state.FindAgent(agentId)!;
+        var firstSeen = _time.GetUtcNow();
+
+        // Reported, not killed: on the agent's view, in the gauge, one warning per task.
+        Assert.Empty(Drain(agent));
+        var unknown = state.GetAgent(agentId)!.UnknownTasks;
+        Assert.Equal(["web.1", "web.2"], unknown.Select(u => u.Id).Order().ToArray());
+        Assert.All(unknown, u => Assert.Equal((firstSeen, firstSeen + Grace, false), (u.FirstSeenAt, u.KillAt, u.KillSent)));
+        Assert.Contains("drover_unknown_tasks 2\n", metrics.Render(), StringComparison.Ordinal);
+        Assert.Equal(2, logs.Lines.Count(l => l.Contains("has no record of", StringComparison.Ordinal)));
+
+        // Heartbeats through the grace change nothing (and warn no more).
+        for (var minute = 1; minute < Grace.TotalMinutes; minute++)
+        {
+            _time.Advance(TimeSpan.FromMinutes(1));
+            Assert.True(state.Heartbeat(agentId, new AgentHeartbeat { ActiveTaskIds = ["web.1", "web.2"] }));
+        }
+
+        Assert.Empty(Drain(agent));
+        Assert.Equal(2, logs.Lines.Count(l => l.Contains("has no record of", StringComparison.Ordinal)));
+
+        // Past the grace: killed, one log line per task, counted; re-sent only after CommandResendAfter.
+        _time.Advance(TimeSpan.FromMinutes(1));
+        state.Heartbeat(agentId, new AgentHeartbeat { ActiveTaskIds = ["web.1", "web.2"] });
+        Assert.Equal(["web.1", "web.2"], Drain(agent).Where(c => c.Type == AgentCommandType.Kill).Select(c => c.Kill!.TaskId).Order().ToArray());
+        Assert.Equal(2, logs.Lines.Count(l => l.Contains("still unknown to this master", StringComparison.Ordinal)));
+        Assert.Contains("drover_reconciliation_kills_total{reason=\"unknown\"} 2\n", metrics.Render(), StringComparison.Ordinal);
+        Assert.All(state.GetAgent(agentId)!.UnknownTasks, u => Assert.True(u.KillSent));
+        state.Heartbeat(agentId, new AgentHeartbeat { ActiveTaskIds = ["web.1", "web.2"] });
+        Assert.Empty(Drain(agent));
+        _time.Advance(_options.CommandResendAfter);
+        state.Heartbeat(agentId, new AgentHeartbeat { ActiveTaskIds = ["web.1", "web.2"] });
+        Assert.Equal(2, Drain(agent).Count);
+
+        // Once the agent no longer lists them, they are forgotten.
+        state.Heartbeat(agentId, new AgentHeartbeat());
+        Assert.Empty(state.GetAgent(agentId)!.UnknownTasks);
+        Assert.Contains("drover_unknown_tasks 0\n", metrics.Render(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Heartbeat_TaskRecordedEndedButStillReported_KilledOnceTheAckWindowPassedAndRateLimited()
+    {
+        var logs = new CapturingLogger<ClusterState>();
+        var state = new ClusterState(_options, _time, logs, MasterJournal.None);
+        var loop = new SchedulingLoop(state, new MasterMetrics(state), _options, _time, NullLogger<SchedulingLoop>.Instance);
+        var agentId = state.Register(Build.Agent()).Registered.AgentId;
+        var agent = state.FindAgent(agentId)!;
+        var task = state.Submit(Build.Task()).View;
+        loop.RunPass();
+        state.ApplyUpdates(agentId, new StatusUpdateBatch { Updates = [Build.Status(task.Id, TaskState.Running)] });
+        Drain(agent);
+
+        // A forged (or mistaken) terminal update: the master records the task ended, the agent still runs it.
+        state.ApplyUpdates(agentId, new StatusUpdateBatch { Updates = [Build.Status(task.Id, TaskState.Finished, exitCode: 0)] });
+        Assert.Equal(TaskState.Finished, state.GetTask(task.Id)!.State);
+
+        // Within the acknowledgement window a listing is no proof it still runs.
+        state.Heartbeat(agentId, new AgentHeartbeat { ActiveTaskIds = [task.Id] });
+        Assert.Empty(Drain(agent));
+
+        _time.Advance(_options.CommandResendAfter);
+        state.Heartbeat(agentId, new AgentHeartbeat { ActiveTaskIds = [task.Id] });
+        Assert.True(IsKillOf(Assert.Single(Drain(agent)), task.Id));
+        Assert.Single(logs.Lines, l => l.Contains("record says ended TASK_FINISHED", StringComparison.Ordinal));
+        Assert.Equal(1, state.ReconciliationCounts().StrayKilled);
+
+        state.Heartbeat(agentId, new AgentHeartbeat { ActiveTaskIds = [task.Id] });
+        Assert.Empty(Drain(agent)); // rate-limited
+        _time.Advance(_options.CommandResendAfter);
+        state.Heartbeat(agentId, new AgentHeartbeat { ActiveTaskIds = [task.Id] });
+        Assert.True(IsKillOf(Assert.Single(Drain(agent)), task.Id)); // re-sent, counted and logged once
+        Assert.Equal(1, state.ReconciliationCounts().StrayKilled);
+        Assert.Empty(state.GetAgent(agentId)!.UnknownTasks);
+    }
+
+    [Fact]
+    public void ApplyUpdates_RunningUpdateForTaskRecordedEnded_KilledAtOnce()
+    {
+        var agentId = _state.Register(Build.Agent()).Registered.AgentId;
+        var agent = _state.FindAgent(agentId)!;
+        var task = _state.Submit(Build.Task()).View;
+        _loop.RunPass();
+        _state.ApplyUpdates(agentId, new StatusUpdateBatch { Updates = [Build.Status(task.Id, TaskState.Finished, exitCode: 0)] });
+        Drain(agent);
+
+        _state.ApplyUpdates(agentId, new StatusUpdateBatch { Updates = [Build.Status(task.Id, TaskState.Running)] });
+
+        Assert.True(IsKillOf(Assert.Single(Drain(agent)), task.Id));
+        Assert.Equal(TaskState.Finished, _state.GetTask(task.Id)!.State);
+    }
+
+    [Fact]
+    public void Heartbeat_TaskTheMasterHasOnAnotherAgent_KilledOnTheReportingAgentOnly()
+    {
+        Assert.True(Constraint.TryParse("hostname:IS:host1", out var onA, out _));
+        var a = _state.Register(Build.Agent("host1")).Registered.AgentId;
+        var b = _state.Register(Build.Agent("host2")).Registered.AgentId;
+        var task = _state.Submit(Build.Task(constraints: [onA!])).View;
+        _loop.RunPass();
+        _state.ApplyUpdates(a, new StatusUpdateBatch { Updates = [Build.Status(task.Id, TaskState.Running)] });
+        Drain(_state.FindAgent(a)!);
+
+        _state.Heartbeat(b, new AgentHeartbeat { ActiveTaskIds = [task.Id] });
+
+        Assert.True(IsKillOf(Assert.Single(Drain(_state.FindAgent(b)!)), task.Id));
+        Assert.Empty(Drain(_state.FindAgent(a)!));
+        Assert.Equal((TaskState.Running, a), (_state.GetTask(task.Id)!.State, _state.GetTask(task.Id)!.AgentId));
+    }
+
+    [Fact]
+    public void Register_RecoverFromAgents_AsksForLaunchesThenAdoptsRecordsChargesTheLedgerAndKillsNothing()
+    {
+        var options = _options with { RecoverFromAgents = true };
+        var state = new ClusterState(options, _time, NullLogger<ClusterState>.Instance, MasterJournal.None);
+        var metrics = new MasterMetrics(state);
+        var web = Build.Task(id: "web.1", cpus: 1, memMiB: 128, ports: 1) with { AppId = "/web", AppVersion = "2026-01-01T00:00:00.000Z", Group = "/web" };
+        var job = Build.Task(id: "job.1", cpus: 0.5m);
+        var registration = Reporting(Build.Agent(id: "agent-a"), web.Id, job.Id);
+        var views = new List<TaskView>();
+        state.TaskChanged += views.Add;
+
+        // An ordinary registration carries ids only: a recovering master asks for the launches.
+        var first = state.Register(registration).Registered;
+        Assert.True(first.SendLaunches);
+        Assert.Empty(Drain(state.FindAgent("agent-a")!));
+
+        var second = state.Register(registration with { Launches = [new LaunchTask { Task = web, Ports = [31005] }, new LaunchTask { Task = job }] }).Registered;
+
+        Assert.False(second.SendLaunches);
+        Assert.Empty(Drain(state.FindAgent("agent-a")!));
+        var tasks = state.ListTasks();
+        Assert.Equal([(job.Id, TaskState.Running, "agent-a"), (web.Id, TaskState.Running, "agent-a")],
+            tasks.Select(t => (t.Id, t.State, t.AgentId)).OrderBy(t => t.Id, StringComparer.Ordinal).ToArray());
+        var adoptedWeb = state.GetTask(web.Id)!;
+        Assert.Equal([31005], adoptedWeb.Ports.ToArray());
+        Assert.Equal(("/web", web.AppVersion), (adoptedWeb.AppId, adoptedWeb.AppVersion));
+        Assert.Equal(1, state.SummarizeGroup("/web").Running);
+        var agentView = state.GetAgent("agent-a")!;
+        Assert.Equal((1.5m, 128 + 32L, 2), (agentView.Used.Cpus, agentView.Used.Mem, agentView.ActiveTasks));
+        Assert.Empty(agentView.UnknownTasks);
+        Assert.Equal(2, views.Count(v => v.State == TaskState.Running));
+        Assert.Contains("drover_tasks_adopted_total 2\n", metrics.Render(), StringComparison.Ordinal);
+
+        // Heartbeats now reconcile them as the master's own; a kill goes through the ordinary path.
+        _time.Advance(TimeSpan.FromMinutes(30));
+        state.Heartbeat("agent-a", new AgentHeartbeat { ActiveTaskIds = [web.Id, job.Id] });
+        Assert.Empty(Drain(state.FindAgent("agent-a")!));
+        Assert.Equal(TaskState.Running, state.GetTask(job.Id)!.State);
+    }
+
+    [Fact]
+    public void Register_RecoverFromAgentsAfterTheWindow_UnknownTasksWaitOutTheGrace()
+    {
+        var state = new ClusterState(_options with { RecoverFromAgents = true }, _time, NullLogger<ClusterState>.Instance, MasterJournal.None);
+        _time.Advance(_options.AgentUnreachableTimeout);
+        var job = Build.Task(id: "job.1");
+
+        var registered = state.Register(Reporting(Build.Agent(id: "agent-a"), job.Id) with { Launches = [new LaunchTask { Task = job }] }).Registered;
+
+        Assert.False(registered.SendLaunches);
+        Assert.Null(state.GetTask(job.Id));
+        Assert.Equal(job.Id, Assert.Single(state.GetAgent("agent-a")!.UnknownTasks).Id);
+        Assert.Empty(Drain(state.FindAgent("agent-a")!));
+    }
+
+    [Fact]
+    public void Register_WithoutRecoverFromAgents_LaunchesAreIgnoredAndNotKeptInTheAgentInfo()
+    {
+        var job = Build.Task(id: "job.1");
+
+        var registered = _state.Register(Reporting(Build.Agent(id: "agent-a"), job.Id) with { Launches = [new LaunchTask { Task = job }] }).Registered;
+
+        Assert.False(registered.SendLaunches);
+        Assert.Null(_state.GetTask(job.Id));
+        Assert.Null(_state.FindAgent("agent-a")!.Info.Launches);
+    }
+}
+
+/// <summary>Keeps every formatted log line, for tests that check what is reported.</summary>
+internal sealed class CapturingLogger<T> : Microsoft.Extensions.Logging.ILogger<T>
+{
+    private readonly List<string> _lines = [];
+
+    public IReadOnlyList<string> Lines
+    {
+        get
+        {
+            lock (_lines)
+            {
+                return [.. _lines];
+            }
+        }
+    }
+
+    public IDisposable? BeginScope<TState>(TState state)
+        where TState : notnull => null;
+
+    public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+    public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+    {
+        lock (_lines)
+        {
+            _lines.Add(formatter(state, exception));
+        }
     }
 }

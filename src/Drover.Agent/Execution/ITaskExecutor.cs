@@ -46,6 +46,12 @@ public interface ITaskExecutor : IAsyncDisposable
     /// <summary>SIGTERM, then after the grace period SIGKILL to every process in the task's cgroup. No-op for unknown or ended tasks.</summary>
     void Kill(string taskId, TimeSpan? gracePeriod = null);
 
+    /// <summary>
+    /// The launch (spec and ports) of a known task, for a master that rebuilds its task records from agents
+    /// (<see cref="AgentRegistration.Launches"/>); null for an unknown id.
+    /// </summary>
+    LaunchTask? LaunchOf(string taskId) => null;
+
     /// <summary>Drops an ended task from <see cref="KnownTaskIds"/>; its sandbox stays on disk for log reads.</summary>
     void Forget(string taskId);
 

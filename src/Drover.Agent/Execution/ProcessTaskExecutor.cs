@@ -114,6 +114,9 @@ public sealed partial class ProcessTaskExecutor : ITaskExecutor, IHealthReporter
 
     public IReadOnlyCollection<string> KnownTaskIds => [.. _tasks.Keys];
 
+    public LaunchTask? LaunchOf(string taskId) =>
+        _tasks.TryGetValue(taskId, out var run) ? new LaunchTask { Task = run.Spec, Ports = run.Ports } : null;
+
     /// <summary>The cgroup driver in use, or null when running without cgroups.</summary>
     internal ICgroupDriver? Cgroups => _cgroups.Driver;
 

@@ -112,6 +112,19 @@ public sealed partial class ExecutorManager : ITaskExecutor
         }
     }
 
+    public LaunchTask? LaunchOf(string taskId)
+    {
+        lock (_gate)
+        {
+            if (_execTasks.TryGetValue(taskId, out var task))
+            {
+                return task.Launch;
+            }
+        }
+
+        return _tasks.LaunchOf(taskId);
+    }
+
     /// <summary>
     /// Executor exits for the master. The agent makes each durable (<see cref="OnExitsDurable"/>), delivers it at
     /// least once and reports the acknowledgement (<see cref="OnExitsAcknowledged"/>).

@@ -132,12 +132,14 @@ public sealed partial class AgentService : BackgroundService
             }
 
             var backoff = TimeSpan.FromMilliseconds(100);
+            var withLaunches = false;
             while (true)
             {
                 ct.ThrowIfCancellationRequested();
                 var master = Master;
                 try
                 {
+                    var known = _executor.KnownTaskIds;
                     var registration = new AgentRegistration
                     {
                         AgentId = AgentId,
@@ -146,14 +148,24 @@ public sealed partial class AgentService : BackgroundService
                         Resources = _options.Resources,
                         Attributes = _options.Attributes,
                         Domain = _options.Domain,
-                        Tasks = [.. _executor.KnownTaskIds.Select(id => new TaskStatus { TaskId = id, State = TaskState.Running })],
+                        Tasks = [.. known.Select(id => new TaskStatus { TaskId = id, State = TaskState.Running })],
                         Executors = [.. _executors?.LiveExecutors ?? []],
+                        Launches = withLaunches ? [.. known.Select(_executor.LaunchOf).OfType<LaunchTask>()] : null,
                     };
                     using var response = await Http.PostAsJsonAsync(new Uri(master, "internal/v1/agents/register"), registration,
                         DroverJsonContext.Default.AgentRegistration, ct).ConfigureAwait(false);
                     response.EnsureSuccessStatusCode();
                     var registered = await response.Content.ReadFromJsonAsync(DroverJsonContext.Default.AgentRegistered, ct).ConfigureAwait(false)
                         ?? throw new HttpRequestException("empty registration response");
+                    if (registered.SendLaunches && !withLaunches)
+                    {
+                        // A master rebuilding its task records from agents: register again, with every
+                        // task's launch (spec and ports), so it adopts them instead of waiting them out.
+                        withLaunches = true;
+                        Volatile.Write(ref _agentId, registered.AgentId);
+                        continue;
+                    }
+
                     Volatile.Write(ref _agentId, registered.AgentId);
                     _heartbeatInterval = TimeSpan.FromSeconds(Math.Max(0.05, registered.HeartbeatIntervalSeconds));
                     PersistAgentId(registered.AgentId);

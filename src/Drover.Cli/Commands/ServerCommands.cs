@@ -28,7 +28,8 @@ internal static class ServerCommands
         };
         var bootstrapPassword = BootstrapPasswordOption();
         var secretsKey = SecretsKeyOption();
-        var cmd = new Command("dev", "Run a master and one agent in one process (zero setup)") { dataDir, listen, auth, bootstrapPassword, secretsKey, LogLevelOption };
+        var unknownTaskGrace = UnknownTaskGraceOption();
+        var cmd = new Command("dev", "Run a master and one agent in one process (zero setup)") { dataDir, listen, auth, bootstrapPassword, secretsKey, unknownTaskGrace, LogLevelOption };
         agentFlags.AddTo(cmd, includeHostname: true);
         cmd.SetAction(async (pr, ct) =>
         {
@@ -46,6 +47,7 @@ internal static class ServerCommands
                 Security = new Master.Security.SecurityOptions { Enabled = secure, BootstrapPasswordFile = pr.GetValue(bootstrapPassword) },
                 Tls = secure ? new MasterTlsOptions() : null,
                 SecretsKeyFile = CheckSecretsKeyFile(pr.GetValue(secretsKey), etcd: false),
+                UnknownTaskGrace = PositiveSeconds(pr.GetValue(unknownTaskGrace), "--unknown-task-grace"),
             };
             var agent = agentFlags.Read(pr, Path.Combine(dir, "agent"));
             await using var host = await DroverHosts.StartDevAsync(master, agent, url, ParseLogLevel(pr), ct);
@@ -109,10 +111,15 @@ internal static class ServerCommands
         };
         var tokenLifetime = SecondsOption("Seconds a login token is valid", new Master.Security.SecurityOptions().TokenLifetime, "--token-lifetime");
         var secretsKey = SecretsKeyOption();
+        var unknownTaskGrace = UnknownTaskGraceOption();
+        var recoverFromAgents = new Option<bool>("--recover-from-agents")
+        {
+            Description = "For a lost store: for --agent-timeout after start, adopt the tasks agents report and this master does not know as records (spec and ports from the agents), instead of waiting out --unknown-task-grace. App definitions are not recoverable this way",
+        };
         var cmd = new Command("master", "Run a master")
         {
             dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, offerTimeout, roleWeights, store, storePrefix, leaderLease, advertise,
-            bootstrapPassword, allowedHosts, tokenLifetime, secretsKey, insecure, tlsCert, tlsKey, tlsCa, agentCertLifetime, LogLevelOption,
+            bootstrapPassword, allowedHosts, tokenLifetime, secretsKey, unknownTaskGrace, recoverFromAgents, insecure, tlsCert, tlsKey, tlsCa, agentCertLifetime, LogLevelOption,
         };
         storeTls.AddTo(cmd);
         cmd.SetAction(async (pr, ct) =>
@@ -133,6 +140,8 @@ internal static class ServerCommands
                 HeartbeatInterval = PositiveSeconds(pr.GetValue(heartbeatInterval), "--heartbeat-interval"),
                 OfferTimeout = PositiveSeconds(pr.GetValue(offerTimeout), "--offer-timeout"),
                 RoleWeights = ParseRoleWeights(pr.GetValue(roleWeights)),
+                UnknownTaskGrace = PositiveSeconds(pr.GetValue(unknownTaskGrace), "--unknown-task-grace"),
+                RecoverFromAgents = pr.GetValue(recoverFromAgents),
                 Security = ParseAllowedHosts(new Master.Security.SecurityOptions
                 {
                     BootstrapPasswordFile = pr.GetValue(bootstrapPassword),
@@ -461,6 +470,10 @@ internal static class ServerCommands
     }
 
     /// <summary>A duration flag given in seconds, defaulting to <paramref name="defaultValue"/>.</summary>
+    private static Option<double> UnknownTaskGraceOption() => SecondsOption(
+        "Seconds a task an agent runs but the master has no record of keeps running (listed as unknownTasks on its agent) before the master kills it",
+        new MasterOptions().UnknownTaskGrace, "--unknown-task-grace");
+
     private static Option<double> SecondsOption(string description, TimeSpan defaultValue, string name, params string[] aliases) =>
         new(name, aliases) { Description = description, DefaultValueFactory = _ => defaultValue.TotalSeconds };
 

@@ -203,6 +203,27 @@ public sealed record AgentView
     public required DateTimeOffset RegisteredAt { get; init; }
 
     public required DateTimeOffset LastHeartbeatAt { get; init; }
+
+    /// <summary>
+    /// Tasks the agent runs that the master has no record of (e.g. after a lost store): kept running until
+    /// <see cref="UnknownTaskView.KillAt"/> (<c>--unknown-task-grace</c>), then killed. Empty normally.
+    /// </summary>
+    public ImmutableArray<UnknownTaskView> UnknownTasks { get; init => field = value.IsDefault ? [] : value; } = [];
+}
+
+/// <summary>A task an agent reports that the master has no record of.</summary>
+public sealed record UnknownTaskView
+{
+    public required string Id { get; init; }
+
+    /// <summary>When the master first saw the agent report it.</summary>
+    public required DateTimeOffset FirstSeenAt { get; init; }
+
+    /// <summary>When the master kills it unless it becomes known (adopted) before.</summary>
+    public required DateTimeOffset KillAt { get; init; }
+
+    /// <summary>Whether the kill has been sent (the grace is over).</summary>
+    public bool KillSent { get; init; }
 }
 
 /// <summary>

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Text.Json.Serialization;
 
 namespace Drover.Core.Protocol;
 
@@ -39,6 +40,13 @@ public sealed record AgentRegistration
 
     /// <summary>Custom executors running on the agent now (see <see cref="AgentHeartbeat.Executors"/>).</summary>
     public ImmutableArray<LiveExecutor> Executors { get; init => field = value.IsDefault ? [] : value; } = [];
+
+    /// <summary>
+    /// The launch (spec and ports, from the agent's checkpoint) of each task in <see cref="Tasks"/>, sent only when
+    /// the master asked for them (<see cref="AgentRegistered.SendLaunches"/>: a master recovering its task records
+    /// from agents). Null in an ordinary registration, which stays a list of ids.
+    /// </summary>
+    public ImmutableArray<LaunchTask>? Launches { get; init; }
 }
 
 public sealed record AgentRegistered
@@ -46,6 +54,14 @@ public sealed record AgentRegistered
     public required string AgentId { get; init; }
 
     public required double HeartbeatIntervalSeconds { get; init; }
+
+    /// <summary>
+    /// True when the master is recovering task records from agents (<c>--recover-from-agents</c>) and this
+    /// registration named tasks it does not know: the agent registers again at once with
+    /// <see cref="AgentRegistration.Launches"/> filled in, so the master can adopt them.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool SendLaunches { get; init; }
 }
 
 public sealed record AgentHeartbeat

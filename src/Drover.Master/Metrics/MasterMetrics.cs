@@ -42,6 +42,12 @@ internal sealed class MasterMetrics(ClusterState state)
         }
 
         Gauge(sb, "drover_tasks_pending", "Tasks waiting for placement.", [("", state.PendingCount)]);
+        var (unknown, unknownKilled, strayKilled, adopted) = state.ReconciliationCounts();
+        Gauge(sb, "drover_unknown_tasks", "Tasks agents run that the master has no record of, waiting out --unknown-task-grace.", [("", unknown)]);
+        sb.Append("# HELP drover_reconciliation_kills_total Tasks the master killed on agents that ran them against its records: unknown past the grace, or recorded ended or on another agent (stray).\n# TYPE drover_reconciliation_kills_total counter\n");
+        sb.Append(CultureInfo.InvariantCulture, $"drover_reconciliation_kills_total{{reason=\"unknown\"}} {unknownKilled}\ndrover_reconciliation_kills_total{{reason=\"stray\"}} {strayKilled}\n");
+        sb.Append("# HELP drover_tasks_adopted_total Task records rebuilt from agents' reports (--recover-from-agents).\n# TYPE drover_tasks_adopted_total counter\n");
+        sb.Append(CultureInfo.InvariantCulture, $"drover_tasks_adopted_total {adopted}\n");
         Resource(sb, "drover_cluster_cpus", "CPUs of active agents.", total.Cpus, used.Cpus);
         Resource(sb, "drover_cluster_mem_mebibytes", "Memory of active agents in MiB.", total.MemMiB, used.MemMiB);
         Resource(sb, "drover_cluster_disk_mebibytes", "Disk of active agents in MiB.", total.DiskMiB, used.DiskMiB);

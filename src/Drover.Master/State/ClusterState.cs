@@ -60,6 +60,8 @@ internal sealed partial class ClusterState
         {
             _countsByState[s] = 0;
         }
+
+        StartRecoveryWindowLocked();
     }
 
     /// <summary>Raised (outside the lock) when something changed that may let pending tasks be placed.</summary>
@@ -83,6 +85,7 @@ internal sealed partial class ClusterState
         lock (_lock)
         {
             var now = _time.GetUtcNow();
+            StartRecoveryWindowLocked();
             foreach (var a in agents)
             {
                 if (a.Info.AgentId is not { } id || !Enum.TryParse<AgentStatus>(a.Status, ignoreCase: true, out var status) || status == AgentStatus.Removed)
@@ -396,14 +399,17 @@ internal sealed partial class ClusterState
         string id;
         Task durable;
         var added = false;
+        var wantLaunches = false;
         lock (_lock)
         {
             var now = _time.GetUtcNow();
             id = registration.AgentId is { Length: > 0 } given ? given : Ids.NewAgentId();
+            var reported = registration.Tasks.Where(t => !t.State.IsTerminal()).Select(t => t.TaskId).ToHashSet(StringComparer.Ordinal);
+            var info = registration with { AgentId = id, Launches = null }; // launches are for adoption, not kept
             if (_agents.TryGetValue(id, out var existing) && existing.Status != AgentStatus.Removed)
             {
                 // Re-registration (agent restart or lost stream): keep the ledger, refresh the info.
-                existing.Info = registration with { AgentId = id };
+                existing.Info = info;
                 existing.LastHeartbeatAt = now;
                 existing.RegisteredAt = now;
                 if (existing.Status == AgentStatus.Unreachable)
@@ -413,24 +419,20 @@ internal sealed partial class ClusterState
 
                 ReconcileLocked(existing, registration.Tasks.Select(t => t.TaskId).ToHashSet(StringComparer.Ordinal), changes, now);
                 ReconcileExecutorsLocked(existing, registration.Executors, now);
+                wantLaunches = ReconcileReportedLocked(existing, reported, registration.Launches, now, changes);
                 SaveAgentLocked(existing);
             }
             else
             {
                 added = true;
-                var agent = new AgentRecord(id, registration with { AgentId = id }, now);
+                var agent = new AgentRecord(id, info, now);
                 _agents[id] = agent;
                 SaveAgentLocked(agent);
                 ReconcileExecutorsLocked(agent, registration.Executors, now);
 
-                // Tasks the agent runs that this master does not know of are orphans: kill them.
-                foreach (var t in registration.Tasks)
-                {
-                    if (!t.State.IsTerminal() && !_active.ContainsKey(t.TaskId))
-                    {
-                        SendLocked(agent, new AgentCommand { Type = AgentCommandType.Kill, Kill = new KillTask { TaskId = t.TaskId } });
-                    }
-                }
+                // Tasks the agent runs that this master does not know of wait out --unknown-task-grace (or are
+                // adopted while recovering from agents); ones it knows ended, or placed elsewhere, are killed.
+                wantLaunches = ReconcileReportedLocked(agent, reported, registration.Launches, now, changes);
             }
 
             durable = _lastWrite;
@@ -444,7 +446,7 @@ internal sealed partial class ClusterState
 
         Publish(changes);
         SchedulingNeeded?.Invoke();
-        return (new AgentRegistered { AgentId = id, HeartbeatIntervalSeconds = _options.HeartbeatInterval.TotalSeconds }, durable);
+        return (new AgentRegistered { AgentId = id, HeartbeatIntervalSeconds = _options.HeartbeatInterval.TotalSeconds, SendLaunches = wantLaunches }, durable);
     }
 
     /// <summary>Records a heartbeat. False when the agent is unknown (it must register again).</summary>
@@ -466,7 +468,9 @@ internal sealed partial class ClusterState
                 ReactivateLocked(agent, changes);
             }
 
-            ReconcileLocked(agent, heartbeat.ActiveTaskIds.ToHashSet(StringComparer.Ordinal), changes, now);
+            var reported = heartbeat.ActiveTaskIds.ToHashSet(StringComparer.Ordinal);
+            ReconcileLocked(agent, reported, changes, now);
+            ReconcileReportedLocked(agent, reported, null, now, changes);
             var executors = agent.Executors.Count;
             ReconcileExecutorsLocked(agent, heartbeat.Executors, now);
             freed = agent.Executors.Count < executors;
@@ -576,10 +580,15 @@ internal sealed partial class ClusterState
 
                 if (!_active.TryGetValue(update.TaskId, out var r))
                 {
-                    // Unknown or already ended here: acknowledge, and make sure nothing keeps running.
-                    if (!update.State.IsTerminal() && agent is not null && !_completed.ContainsKey(update.TaskId))
+                    // Unknown or already ended here: acknowledge. An ended one still running is killed; an unknown
+                    // one waits out --unknown-task-grace (ClusterState.Reconcile.cs).
+                    if (agent is not null && !update.State.IsTerminal())
                     {
-                        SendLocked(agent, new AgentCommand { Type = AgentCommandType.Kill, Kill = new KillTask { TaskId = update.TaskId } });
+                        ReportedRunningLocked(agent, update.TaskId, _time.GetUtcNow(), fromUpdate: true);
+                    }
+                    else
+                    {
+                        agent?.UnknownTasks.Remove(update.TaskId);
                     }
 
                     continue;
@@ -596,7 +605,7 @@ internal sealed partial class ClusterState
                     // restart lost the first placement): it must not keep running.
                     if (!update.State.IsTerminal() && agent is not null)
                     {
-                        SendLocked(agent, new AgentCommand { Type = AgentCommandType.Kill, Kill = new KillTask { TaskId = update.TaskId } });
+                        ReportedRunningLocked(agent, update.TaskId, _time.GetUtcNow(), fromUpdate: true);
                     }
 
                     continue;
@@ -1062,6 +1071,7 @@ internal sealed partial class ClusterState
 
         if (stamped.State.IsTerminal())
         {
+            r.EndedAt = _time.GetUtcNow();
             if (_pendingIndex.Remove(r.Spec.Id, out var node))
             {
                 _pending.Remove(node);
@@ -1227,7 +1237,7 @@ internal sealed partial class ClusterState
         return null;
     }
 
-    private static AgentView ToView(AgentRecord a) => new()
+    private AgentView ToView(AgentRecord a) => new()
     {
         Id = a.Id,
         Hostname = a.Info.Hostname,
@@ -1244,6 +1254,7 @@ internal sealed partial class ClusterState
         ActiveTasks = a.TaskIds.Count,
         RegisteredAt = a.RegisteredAt,
         LastHeartbeatAt = a.LastHeartbeatAt,
+        UnknownTasks = UnknownViews(a),
     };
 
     /// <summary>What the API shows: unreachable and removed win over a drain (the drain fields still tell).</summary>

@@ -53,6 +53,9 @@ internal sealed class TaskRecord(TaskSpec spec, DateTimeOffset submittedAt)
 
     public DateTimeOffset? StartedAt { get; set; }
 
+    /// <summary>When this master recorded the task's end, by its own clock (not persisted: null for restored records).</summary>
+    public DateTimeOffset? EndedAt { get; set; }
+
     public void AddStatus(TaskStatus status)
     {
         if (Statuses.Count == MaxStatuses)
@@ -143,7 +146,24 @@ internal sealed class AgentRecord(string id, AgentRegistration info, DateTimeOff
     /// late or repeated report is recognised: a late exit still gets its FAILURE, a repeated one nothing.
     /// </summary>
     public Dictionary<(string Framework, string Executor), EndedExecutor> EndedExecutors { get; } = [];
+
+    /// <summary>
+    /// Tasks this agent reports that the master has no record of, by id: kept running for
+    /// <see cref="MasterOptions.UnknownTaskGrace"/>, then killed (ClusterState.Reconcile.cs). Bounded by what the
+    /// agent reports (ids it stops reporting are dropped) and by <c>ClusterState.MaxUnknownTasksPerAgent</c>.
+    /// </summary>
+    public Dictionary<string, UnknownTask> UnknownTasks { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Tasks this agent runs that the master records as ended or placed on another agent, by id: when the kill
+    /// was last sent, so it is re-sent at most every <see cref="MasterOptions.CommandResendAfter"/>. Bounded like
+    /// <see cref="UnknownTasks"/>.
+    /// </summary>
+    public Dictionary<string, DateTimeOffset> StrayKills { get; } = new(StringComparer.Ordinal);
 }
+
+/// <summary>A task an agent runs that the master has no record of: when it was first reported, and when a kill was last sent.</summary>
+internal readonly record struct UnknownTask(DateTimeOffset FirstSeen, DateTimeOffset? KillSentAt);
 
 /// <summary>The master's record of a live custom executor on an agent. Guarded by <see cref="ClusterState"/>'s lock.</summary>
 internal sealed class ExecutorRecord(ExecutorSpec spec, DateTimeOffset since)
