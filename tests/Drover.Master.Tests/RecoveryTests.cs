@@ -117,4 +117,129 @@ public sealed class RecoveryTests
         Assert.Equal(TaskState.Failed, ended.State);
         Assert.Equal(3, ended.ExitCode);
     }
+
+    [Fact]
+    public async Task Register_RecoverFromAgents_AdoptedRecordsAreSavedAndSurviveARestart()
+    {
+        var dir = Directory.CreateTempSubdirectory("drover-journal-").FullName;
+        try
+        {
+            var time = new ManualTimeProvider();
+            var options = new MasterOptions { RecoverFromAgents = true };
+            var job = Build.Task(id: "job.1", cpus: 1, ports: 1);
+            var registration = Build.Agent(id: "agent-a") with { Tasks = [new Core.TaskStatus { TaskId = job.Id, State = TaskState.Running }] };
+            await using (var store = SqliteStateStore.Open(Path.Combine(dir, "state.db"), time))
+            {
+                var state = new ClusterState(options, time, NullLogger<ClusterState>.Instance, new MasterJournal(store));
+                Assert.True(state.Register(registration).Registered.SendLaunches);
+                var (_, durable) = state.Register(registration with { Launches = [new Core.Protocol.LaunchTask { Task = job, Ports = [31007] }] });
+                await durable;
+            }
+
+            await using var reopened = SqliteStateStore.Open(Path.Combine(dir, "state.db"), time);
+            var journal = new MasterJournal(reopened);
+            var restored = new ClusterState(new MasterOptions(), time, NullLogger<ClusterState>.Instance, journal);
+            var (tasks, agents) = await journal.LoadAsync(CancellationToken.None);
+            restored.Restore(tasks, agents);
+
+            var adopted = restored.GetTask(job.Id)!;
+            Assert.Equal((TaskState.Running, "agent-a"), (adopted.State, adopted.AgentId));
+            Assert.Equal([31007], adopted.Ports.ToArray());
+            Assert.Equal((1m, "[31007-31007]"), (restored.GetAgent("agent-a")!.Used.Cpus, restored.GetAgent("agent-a")!.Used.Ports));
+            Assert.Null(agents.Single().Info.Launches); // the launches came for adoption; the agent's record does not keep them
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public async Task MasterRestart_EmptyStoreWithRecoverFromAgents_RebuildsTheTaskListFromTheAgentAndKillsNothing()
+    {
+        if (!Requirements.RootAvailable())
+        {
+            return;
+        }
+
+        await using var cluster = await InProcessCluster.StartAsync();
+        await cluster.AddAgentAsync("recover-host");
+        var marker = Random.Shared.Next(100_000, 999_999);
+        var submitted = new List<TaskView>();
+        foreach (var n in new[] { 1, 2 })
+        {
+            submitted.Add(await cluster.Client.SubmitTaskAsync(new TaskSubmission
+            {
+                Cmd = $"exec sleep 1000.{marker}{n}",
+                Ports = JsonSerializer.SerializeToElement(n),
+            }));
+        }
+
+        var before = new List<TaskView>();
+        foreach (var t in submitted)
+        {
+            before.Add(await Wait.UntilAsync(() => cluster.Client.GetTaskAsync(t.Id), x => x.State == TaskState.Running, Timeout, "running"));
+        }
+
+        var pids = new List<int>();
+        foreach (var n in new[] { 1, 2 })
+        {
+            pids.Add((await Wait.UntilAsync(() => Task.FromResult(PidOf($"1000.{marker}{n}")), p => p is not null, Timeout, "the task's process"))!.Value);
+        }
+
+        // The store is lost: the master comes back on an empty data dir, told to recover from its agents.
+        await cluster.RestartMasterAsync(
+            whileDown: () =>
+            {
+                Directory.Delete(Path.Combine(cluster.Root, "master"), recursive: true);
+                return Task.CompletedTask;
+            },
+            change: o => o with { RecoverFromAgents = true });
+
+        var listed = await Wait.UntilAsync(
+            () => cluster.Client.ListTasksAsync(),
+            ts => ts.Count(t => t.State == TaskState.Running) == 2,
+            Timeout,
+            "the agent's tasks to be adopted");
+        foreach (var b in before)
+        {
+            var a = listed.Single(t => t.Id == b.Id);
+            Assert.Equal((TaskState.Running, b.AgentId, b.Cmd), (a.State, a.AgentId, a.Cmd));
+            Assert.Equal(b.Ports.ToArray(), a.Ports.ToArray());
+        }
+
+        // Nothing was killed, nothing waits as unknown, and the ledger holds them.
+        await Wait.UntilAsync(async () => (await cluster.Client.ListAgentsAsync()).Single().LastHeartbeatAt > DateTimeOffset.UtcNow.AddSeconds(-1), Timeout, "a heartbeat to the new master");
+        var agent = (await cluster.Client.ListAgentsAsync()).Single();
+        Assert.Equal((2, 0), (agent.ActiveTasks, agent.UnknownTasks.Length));
+        Assert.Equal(before.Sum(b => b.Cpus), agent.Used.Cpus);
+        Assert.All(pids, pid => Assert.True(Directory.Exists($"/proc/{pid}"), $"process {pid} was killed"));
+        Assert.All(listed, t => Assert.DoesNotContain(t.Statuses, s => s.State == TaskState.Killing));
+    }
+
+    /// <summary>The pid of the process whose command line contains <paramref name="marker"/>, or null.</summary>
+    private static int? PidOf(string marker)
+    {
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (int.TryParse(Path.GetFileName(dir), out var pid))
+            {
+                try
+                {
+                    if (File.ReadAllText(Path.Combine(dir, "cmdline")).Contains(marker, StringComparison.Ordinal))
+                    {
+                        return pid;
+                    }
+                }
+                catch (IOException)
+                {
+                }
+                catch (UnauthorizedAccessException)
+                {
+                }
+            }
+        }
+
+        return null;
+    }
 }

@@ -101,8 +101,11 @@ public sealed class InProcessCluster : IAsyncDisposable
         return new InProcessCluster(master, root, masterOptions);
     }
 
-    /// <summary>Stops the master (agents keep running and keep retrying), optionally runs <paramref name="whileDown"/>, then starts it again on the same port and data dir.</summary>
-    public async Task RestartMasterAsync(Func<Task>? whileDown = null, CancellationToken ct = default)
+    /// <summary>
+    /// Stops the master (agents keep running and keep retrying), optionally runs <paramref name="whileDown"/>, then starts it again on the
+    /// same port and data dir; <paramref name="change"/> adjusts its settings for this start only (e.g. <c>RecoverFromAgents</c>).
+    /// </summary>
+    public async Task RestartMasterAsync(Func<Task>? whileDown = null, CancellationToken ct = default, Func<MasterOptions, MasterOptions>? change = null)
     {
         var url = Master.Url;
         await StopMasterAsync();
@@ -111,7 +114,7 @@ public sealed class InProcessCluster : IAsyncDisposable
             await whileDown();
         }
 
-        Master = await DroverHosts.StartMasterAsync(_masterOptions, url, LogLevel.Warning, ct);
+        Master = await DroverHosts.StartMasterAsync(change is null ? _masterOptions : change(_masterOptions), url, LogLevel.Warning, ct);
     }
 
     private async Task StopMasterAsync() => await Master.DisposeAsync();

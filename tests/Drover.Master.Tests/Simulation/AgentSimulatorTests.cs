@@ -88,7 +88,7 @@ public sealed class AgentSimulatorTests
     }
 
     [Fact]
-    public async Task Simulator_MasterLosesItsState_AgentsRegisterAgainAndOrphansAreKilled()
+    public async Task Simulator_MasterLosesItsState_OrphansKeepRunningThroughTheGraceAndAreKilledAfterIt()
     {
         await using var cluster = await InProcessCluster.StartAsync(FastHeartbeats());
         await using var sim = AgentSimulator.Start(cluster.Master.Url, 20, Small);
@@ -99,8 +99,9 @@ public sealed class AgentSimulatorTests
             await Wait.UntilAsync(() => Task.FromResult(sim.RunningTasks), n => n == 30, Timeout, "30 instances running on the agents");
         }
 
-        // A master that comes back without its data does not know the agents: they get 404s, register
-        // again listing the tasks they hold, and the master kills those tasks (it never placed them).
+        // A master that comes back without its data does not know the agents: they get 404s and register
+        // again listing the tasks they hold. It has no record of those tasks, but does not kill them on
+        // sight: it lists them on each agent and waits out --unknown-task-grace (15 minutes by default).
         await cluster.RestartMasterAsync(() =>
         {
             Directory.Delete(Path.Combine(cluster.Root, "master"), recursive: true);
@@ -108,7 +109,14 @@ public sealed class AgentSimulatorTests
         });
 
         await Wait.UntilAsync(() => Task.FromResult(sim.Reregistrations), n => n >= 20, Timeout, "every agent to register again");
-        await Wait.UntilAsync(() => Task.FromResult(sim.RunningTasks), n => n == 0, Timeout, "the orphaned tasks to be killed");
+        var unknown = await Wait.UntilAsync(
+            async () => (await cluster.Client.ListAgentsAsync()).Sum(a => a.UnknownTasks.Length), n => n == 30, Timeout, "30 unknown tasks listed on the agents");
+        Assert.Equal(30, unknown);
+        Assert.Equal((0, 30), (sim.Kills, sim.RunningTasks));
+
+        // A master with a short grace (it keeps no memory of first sightings across a restart): killed after it.
+        await cluster.RestartMasterAsync(change: o => o with { UnknownTaskGrace = TimeSpan.FromSeconds(1) });
+        await Wait.UntilAsync(() => Task.FromResult(sim.RunningTasks), n => n == 0, Timeout, "the orphaned tasks to be killed after the grace");
         Assert.Equal(30, sim.Kills);
         var agents = await cluster.Client.ListAgentsAsync();
         Assert.Equal(20, agents.Count(a => a.Status == "active"));
