@@ -11,6 +11,7 @@ public sealed class MasterCommandTests
     [InlineData("--agent-removal-timeout", "0")]
     [InlineData("--heartbeat-interval", "-1")]
     [InlineData("--offer-timeout", "0")]
+    [InlineData("--unknown-task-grace", "0")]
     public async Task Master_NonPositiveTimeout_ExitsTwoNamingTheFlag(string flag, string value)
     {
         var (r, storeOpened) = await MasterInFreshDirAsync(flag, value);
