@@ -24,6 +24,7 @@ internal static class EventTypes
     public const string InstanceHealthChanged = "instance_health_changed_event";
     public const string FailedHealthCheck = "failed_health_check_event";
     public const string UnhealthyInstanceKill = "unhealthy_instance_kill_event";
+    public const string UnknownInstanceTerminated = "unknown_instance_terminated_event";
     public const string StreamAttached = "event_stream_attached";
     public const string StreamDetached = "event_stream_detached";
 }
@@ -225,6 +226,23 @@ internal static class EventFactory
             ["host"] = t.Hostname ?? "",
             ["slaveId"] = t.AgentId,
         }, appIds: AppOf(t));
+
+    /// <summary>
+    /// A task an agent ran that the master had no record of, killed after <c>--unknown-task-grace</c>. Marathon's
+    /// <c>runSpecId</c> is read back from the task id as Marathon does from an instance id (<c>a_b.suffix</c> is
+    /// <c>/a/b</c>): the master has no spec for it. A subscriber sees the event only if it may read that app.
+    /// </summary>
+    public static MarathonEvent UnknownInstanceTerminated(DateTimeOffset at, string taskId)
+    {
+        var dot = taskId.LastIndexOf('.');
+        var runSpecId = "/" + (dot > 0 ? taskId[..dot] : taskId).Replace('_', '/');
+        return new(EventTypes.UnknownInstanceTerminated, at, _ => new JsonObject
+        {
+            ["instanceId"] = taskId,
+            ["runSpecId"] = runSpecId,
+            ["condition"] = "Killed",
+        }, appIds: [runSpecId]);
+    }
 
     /// <summary>Marathon's instance condition for a task state.</summary>
     public static string Condition(TaskView t) => t.State switch

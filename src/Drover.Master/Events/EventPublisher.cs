@@ -57,6 +57,7 @@ internal sealed class EventPublisher : IHostedService, IDisposable
         registry.DeploymentStarted += OnDeploymentStarted;
         registry.DeploymentEnded += OnDeploymentEnded;
         cluster.TaskChanged += OnTaskChanged;
+        cluster.UnknownTaskKilled += OnUnknownTaskKilled;
     }
 
     private readonly record struct Seen(TaskState State, bool? Healthy);
@@ -84,6 +85,15 @@ internal sealed class EventPublisher : IHostedService, IDisposable
         _registry.DeploymentStarted -= OnDeploymentStarted;
         _registry.DeploymentEnded -= OnDeploymentEnded;
         _cluster.TaskChanged -= OnTaskChanged;
+        _cluster.UnknownTaskKilled -= OnUnknownTaskKilled;
+    }
+
+    internal void OnUnknownTaskKilled(string agentId, string taskId)
+    {
+        lock (_gate)
+        {
+            Publish(EventTypes.UnknownInstanceTerminated, taskId, EventFactory.UnknownInstanceTerminated);
+        }
     }
 
     /// <summary>Publishes an event if some subscriber wants its type; <paramref name="create"/> runs only then.</summary>

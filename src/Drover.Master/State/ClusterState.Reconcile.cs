@@ -31,9 +31,39 @@ internal sealed partial class ClusterState
     /// <summary>Until when tasks agents report and the master does not know are adopted (<see cref="MasterOptions.RecoverFromAgents"/>).</summary>
     private DateTimeOffset _recoverUntil = DateTimeOffset.MinValue;
 
+    /// <summary>Unknown tasks killed under the lock, to be raised on <see cref="UnknownTaskKilled"/> once it is released.</summary>
+    private List<(string AgentId, string TaskId)>? _unknownKilledToRaise;
+
     private long _strayKillsTotal;
     private long _unknownKillsTotal;
     private long _adoptedTotal;
+
+    /// <summary>
+    /// Raised (outside the lock) with (agent id, task id) when a task unknown to the master is killed after
+    /// <see cref="MasterOptions.UnknownTaskGrace"/>; Marathon's event bus publishes <c>unknown_instance_terminated_event</c>.
+    /// </summary>
+    public event Action<string, string>? UnknownTaskKilled;
+
+    /// <summary>Raises <see cref="UnknownTaskKilled"/> for kills made under the lock; call after releasing it.</summary>
+    private void RaiseUnknownTaskKills()
+    {
+        if (Volatile.Read(ref _unknownKilledToRaise) is null)
+        {
+            return;
+        }
+
+        List<(string AgentId, string TaskId)>? killed;
+        lock (_lock)
+        {
+            killed = _unknownKilledToRaise;
+            _unknownKilledToRaise = null;
+        }
+
+        foreach (var (agentId, taskId) in killed ?? [])
+        {
+            UnknownTaskKilled?.Invoke(agentId, taskId);
+        }
+    }
 
     /// <summary>Figures for metrics: unknown tasks tracked now, and kills and adoptions so far.</summary>
     public (int Unknown, long UnknownKilled, long StrayKilled, long Adopted) ReconciliationCounts()
@@ -170,6 +200,7 @@ internal sealed partial class ClusterState
         {
             _unknownKillsTotal++;
             LogUnknownTaskKilled(agent.Id, id, (now - unknown.FirstSeen).TotalSeconds);
+            (_unknownKilledToRaise ??= []).Add((agent.Id, id));
         }
 
         agent.UnknownTasks[id] = unknown with { KillSentAt = now };

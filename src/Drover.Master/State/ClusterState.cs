@@ -445,6 +445,7 @@ internal sealed partial class ClusterState
         }
 
         Publish(changes);
+        RaiseUnknownTaskKills();
         SchedulingNeeded?.Invoke();
         return (new AgentRegistered { AgentId = id, HeartbeatIntervalSeconds = _options.HeartbeatInterval.TotalSeconds, SendLaunches = wantLaunches }, durable);
     }
@@ -482,6 +483,7 @@ internal sealed partial class ClusterState
             SchedulingNeeded?.Invoke();
         }
 
+        RaiseUnknownTaskKills();
         return true;
     }
 
@@ -637,6 +639,7 @@ internal sealed partial class ClusterState
         }
 
         Publish(changes);
+        RaiseUnknownTaskKills();
         foreach (var exit in failures)
         {
             ExecutorExited?.Invoke(agentId, exit);

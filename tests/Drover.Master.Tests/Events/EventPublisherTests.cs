@@ -315,4 +315,28 @@ public sealed class EventPublisherTests : IDisposable
         Assert.Equal("status_update_event", e.EventType);
         Assert.False(onlyStatus.Reader.TryRead(out _));
     }
+
+    [Fact]
+    public void UnknownTaskKilledAfterTheGrace_PublishesUnknownInstanceTerminatedWithTheAppReadFromTheId()
+    {
+        var options = new MasterOptions();
+        var cluster = new ClusterState(options, _time, NullLogger<ClusterState>.Instance, MasterJournal.None);
+        using var publisher = new EventPublisher(_bus, _registry, cluster, _time);
+        const string taskId = "shop_web.0123456789abcdef";
+        var agentId = cluster.Register(Build.Agent() with { Tasks = [new Core.TaskStatus { TaskId = taskId, State = TaskState.Running }] }).Registered.AgentId;
+        Drain();
+
+        _time.Advance(options.UnknownTaskGrace - TimeSpan.FromSeconds(1));
+        cluster.Heartbeat(agentId, new Core.Protocol.AgentHeartbeat { ActiveTaskIds = [taskId] });
+        Assert.Empty(Drain());
+
+        _time.Advance(TimeSpan.FromSeconds(1));
+        cluster.Heartbeat(agentId, new Core.Protocol.AgentHeartbeat { ActiveTaskIds = [taskId] });
+
+        var e = Assert.Single(Drain());
+        Assert.Equal(("unknown_instance_terminated_event", taskId, "/shop/web", "Killed"),
+            (e["eventType"]!.GetValue<string>(), e["instanceId"]!.GetValue<string>(), e["runSpecId"]!.GetValue<string>(), e["condition"]!.GetValue<string>()));
+        cluster.Heartbeat(agentId, new Core.Protocol.AgentHeartbeat { ActiveTaskIds = [taskId] });
+        Assert.Empty(Drain()); // once per task
+    }
 }
