@@ -120,6 +120,7 @@ internal sealed partial class ClusterState
                     Ready = t.Ready,
                     StartedAt = t.StartedAt,
                     CommandSentAt = now,
+                    EndedAt = t.State.IsTerminal() ? now : null, // an agent may still list it until its ack arrives
                 };
                 foreach (var st in t.Statuses)
                 {
