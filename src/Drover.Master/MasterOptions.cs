@@ -30,9 +30,10 @@ public sealed record MasterOptions
     public TimeSpan UnknownTaskGrace { get; init; } = TimeSpan.FromMinutes(15);
 
     /// <summary>
-    /// <c>--recover-from-agents</c>: for <see cref="AgentUnreachableTimeout"/> after the master starts, tasks agents
-    /// report that it does not know are adopted as records (spec and ports from the agents' checkpoints) instead of
-    /// waiting out <see cref="UnknownTaskGrace"/>. For a lost store; app definitions are not recoverable this way.
+    /// The store was lost and the task list is to be rebuilt from what agents report (<c>--recover-from-agents</c>):
+    /// for <see cref="AgentUnreachableTimeout"/> after the master starts, tasks agents report that it does not know
+    /// are adopted as records (spec and ports from the agents' checkpoints) instead of waiting out
+    /// <see cref="UnknownTaskGrace"/>. App definitions are not recoverable this way.
     /// </summary>
     public bool RecoverFromAgents { get; init; }
 

@@ -157,18 +157,17 @@ public sealed partial class AgentService : BackgroundService
                     response.EnsureSuccessStatusCode();
                     var registered = await response.Content.ReadFromJsonAsync(DroverJsonContext.Default.AgentRegistered, ct).ConfigureAwait(false)
                         ?? throw new HttpRequestException("empty registration response");
-                    if (registered.SendLaunches && !withLaunches)
-                    {
-                        // A master rebuilding its task records from agents: register again, with every
-                        // task's launch (spec and ports), so it adopts them instead of waiting them out.
-                        withLaunches = true;
-                        Volatile.Write(ref _agentId, registered.AgentId);
-                        continue;
-                    }
-
                     Volatile.Write(ref _agentId, registered.AgentId);
                     _heartbeatInterval = TimeSpan.FromSeconds(Math.Max(0.05, registered.HeartbeatIntervalSeconds));
                     PersistAgentId(registered.AgentId);
+                    if (registered.SendLaunches && !withLaunches)
+                    {
+                        // A master rebuilding its task records from agents: register again at once, with every
+                        // task's launch (spec and ports), so it adopts them instead of waiting them out.
+                        withLaunches = true;
+                        continue;
+                    }
+
                     Interlocked.Increment(ref _registrationGeneration);
                     LogRegistered(registered.AgentId, master.ToString());
                     _registered.TrySetResult();

@@ -29,7 +29,8 @@ internal static class ServerCommands
         var bootstrapPassword = BootstrapPasswordOption();
         var secretsKey = SecretsKeyOption();
         var unknownTaskGrace = UnknownTaskGraceOption();
-        var cmd = new Command("dev", "Run a master and one agent in one process (zero setup)") { dataDir, listen, auth, bootstrapPassword, secretsKey, unknownTaskGrace, LogLevelOption };
+        var cmd = new Command("dev", "Run a master and one agent in one process (zero setup)") { dataDir, listen, auth, bootstrapPassword, secretsKey, LogLevelOption };
+        cmd.Options.Add(unknownTaskGrace);
         agentFlags.AddTo(cmd, includeHostname: true);
         cmd.SetAction(async (pr, ct) =>
         {
@@ -112,15 +113,12 @@ internal static class ServerCommands
         var tokenLifetime = SecondsOption("Seconds a login token is valid", new Master.Security.SecurityOptions().TokenLifetime, "--token-lifetime");
         var secretsKey = SecretsKeyOption();
         var unknownTaskGrace = UnknownTaskGraceOption();
-        var recoverFromAgents = new Option<bool>("--recover-from-agents")
-        {
-            Description = "For a lost store: for --agent-timeout after start, adopt the tasks agents report and this master does not know as records (spec and ports from the agents), instead of waiting out --unknown-task-grace. App definitions are not recoverable this way",
-        };
         var cmd = new Command("master", "Run a master")
         {
             dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, offerTimeout, roleWeights, store, storePrefix, leaderLease, advertise,
-            bootstrapPassword, allowedHosts, tokenLifetime, secretsKey, unknownTaskGrace, recoverFromAgents, insecure, tlsCert, tlsKey, tlsCa, agentCertLifetime, LogLevelOption,
+            bootstrapPassword, allowedHosts, tokenLifetime, secretsKey, insecure, tlsCert, tlsKey, tlsCa, agentCertLifetime, LogLevelOption,
         };
+        cmd.Options.Add(unknownTaskGrace);
         storeTls.AddTo(cmd);
         cmd.SetAction(async (pr, ct) =>
         {
@@ -141,7 +139,6 @@ internal static class ServerCommands
                 OfferTimeout = PositiveSeconds(pr.GetValue(offerTimeout), "--offer-timeout"),
                 RoleWeights = ParseRoleWeights(pr.GetValue(roleWeights)),
                 UnknownTaskGrace = PositiveSeconds(pr.GetValue(unknownTaskGrace), "--unknown-task-grace"),
-                RecoverFromAgents = pr.GetValue(recoverFromAgents),
                 Security = ParseAllowedHosts(new Master.Security.SecurityOptions
                 {
                     BootstrapPasswordFile = pr.GetValue(bootstrapPassword),
@@ -469,11 +466,12 @@ internal static class ServerCommands
         return weights.ToImmutable();
     }
 
-    /// <summary>A duration flag given in seconds, defaulting to <paramref name="defaultValue"/>.</summary>
+    /// <summary><c>--unknown-task-grace</c> of <c>drover master</c> and <c>drover dev</c> (<see cref="MasterOptions.UnknownTaskGrace"/>).</summary>
     private static Option<double> UnknownTaskGraceOption() => SecondsOption(
         "Seconds a task an agent runs but the master has no record of keeps running (listed as unknownTasks on its agent) before the master kills it",
         new MasterOptions().UnknownTaskGrace, "--unknown-task-grace");
 
+    /// <summary>A duration flag given in seconds, defaulting to <paramref name="defaultValue"/>.</summary>
     private static Option<double> SecondsOption(string description, TimeSpan defaultValue, string name, params string[] aliases) =>
         new(name, aliases) { Description = description, DefaultValueFactory = _ => defaultValue.TotalSeconds };
 
