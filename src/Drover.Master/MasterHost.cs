@@ -96,12 +96,15 @@ public static partial class MasterHost
         "--secrets-key-file: required with --store etcd://…, and the same file on every master, so that each can decrypt the secrets the others stored";
 
     /// <summary>The store <paramref name="options"/> name: etcd when <see cref="MasterOptions.Etcd"/> is set, else SQLite in the data dir.</summary>
+    /// <summary>The embedded store's file in the data dir.</summary>
+    public const string StoreFileName = "state.db";
+
     public static IStateStore OpenStore(MasterOptions options, TimeProvider time, ILogger logger)
     {
         ArgumentNullException.ThrowIfNull(options);
         return options.Etcd is { } etcd
             ? new EtcdStateStore(etcd.Uris, new EtcdStoreOptions { Prefix = options.StorePrefix, Tls = options.StoreTls }, time, logger)
-            : SqliteStateStore.Open(Path.Combine(options.DataDir, "state.db"), time, logger);
+            : SqliteStateStore.Open(Path.Combine(options.DataDir, StoreFileName), time, logger);
     }
 
     /// <summary>

@@ -119,3 +119,18 @@ public static class StateStoreExtensions
     public static async Task<bool> CompareAndSwapAsync(this IStateStore store, string key, long expectedModRevision, byte[] value, CancellationToken ct = default) =>
         (await store.CommitAsync(new Transaction { Compares = [new Compare(key, expectedModRevision)], Writes = [WriteOp.Put(key, value)] }, ct).ConfigureAwait(false)).Succeeded;
 }
+
+/// <summary>
+/// The embedded store's file cannot be used: it is empty (0 bytes) or not a readable SQLite database. Never
+/// repaired or replaced silently: an empty store would make the master believe it runs nothing and kill
+/// every task agents report. The master refuses to start with <see cref="Reason"/>.
+/// </summary>
+public sealed class StateStoreCorruptException(string path, string reason, Exception? inner = null)
+    : IOException($"{path} {reason}", inner)
+{
+    /// <summary>The store file.</summary>
+    public string Path { get; } = path;
+
+    /// <summary>What is wrong with it, e.g. "is empty (0 bytes)".</summary>
+    public string Reason { get; } = reason;
+}

@@ -28,7 +28,9 @@ internal static class ServerCommands
         };
         var bootstrapPassword = BootstrapPasswordOption();
         var secretsKey = SecretsKeyOption();
-        var cmd = new Command("dev", "Run a master and one agent in one process (zero setup)") { dataDir, listen, auth, bootstrapPassword, secretsKey, LogLevelOption };
+        var recover = RecoverFromAgentsOption();
+        var clusterId = ClusterIdOption();
+        var cmd = new Command("dev", "Run a master and one agent in one process (zero setup)") { dataDir, listen, auth, bootstrapPassword, secretsKey, recover, clusterId, LogLevelOption };
         agentFlags.AddTo(cmd, includeHostname: true);
         cmd.SetAction(async (pr, ct) =>
         {
@@ -46,9 +48,10 @@ internal static class ServerCommands
                 Security = new Master.Security.SecurityOptions { Enabled = secure, BootstrapPasswordFile = pr.GetValue(bootstrapPassword) },
                 Tls = secure ? new MasterTlsOptions() : null,
                 SecretsKeyFile = CheckSecretsKeyFile(pr.GetValue(secretsKey), etcd: false),
+                ClusterId = ParseClusterId(pr.GetValue(clusterId)),
             };
             var agent = agentFlags.Read(pr, Path.Combine(dir, "agent"));
-            await using var host = await DroverHosts.StartDevAsync(master, agent, url, ParseLogLevel(pr), ct);
+            await using var host = await DroverHosts.StartDevAsync(master, agent, url, ParseLogLevel(pr), ct, pr.GetValue(recover), Console.Out.WriteLine);
             await host.Agent!.Registered.WaitAsync(TimeSpan.FromSeconds(30), ct);
             Console.Out.WriteLine($"Drover dev cluster is up at {host.Url.GetLeftPart(UriPartial.Authority)}  (master + agent, data in {dir})");
             if (secure)
@@ -109,10 +112,12 @@ internal static class ServerCommands
         };
         var tokenLifetime = SecondsOption("Seconds a login token is valid", new Master.Security.SecurityOptions().TokenLifetime, "--token-lifetime");
         var secretsKey = SecretsKeyOption();
+        var recover = RecoverFromAgentsOption();
+        var clusterId = ClusterIdOption();
         var cmd = new Command("master", "Run a master")
         {
             dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, offerTimeout, roleWeights, store, storePrefix, leaderLease, advertise,
-            bootstrapPassword, allowedHosts, tokenLifetime, secretsKey, insecure, tlsCert, tlsKey, tlsCa, agentCertLifetime, LogLevelOption,
+            bootstrapPassword, allowedHosts, tokenLifetime, secretsKey, insecure, tlsCert, tlsKey, tlsCa, agentCertLifetime, recover, clusterId, LogLevelOption,
         };
         storeTls.AddTo(cmd);
         cmd.SetAction(async (pr, ct) =>
@@ -133,6 +138,7 @@ internal static class ServerCommands
                 HeartbeatInterval = PositiveSeconds(pr.GetValue(heartbeatInterval), "--heartbeat-interval"),
                 OfferTimeout = PositiveSeconds(pr.GetValue(offerTimeout), "--offer-timeout"),
                 RoleWeights = ParseRoleWeights(pr.GetValue(roleWeights)),
+                ClusterId = ParseClusterId(pr.GetValue(clusterId)),
                 Security = ParseAllowedHosts(new Master.Security.SecurityOptions
                 {
                     BootstrapPasswordFile = pr.GetValue(bootstrapPassword),
@@ -165,11 +171,11 @@ internal static class ServerCommands
                 }
 
                 var advertised = pr.GetValue(advertise) is { } a ? ParseAdvertise(a) : null;
-                return await DroverHosts.RunHighlyAvailableMasterAsync(options, url, ParseLogLevel(pr), Console.Out.WriteLine, ct, advertised);
+                return await DroverHosts.RunHighlyAvailableMasterAsync(options, url, ParseLogLevel(pr), Console.Out.WriteLine, ct, advertised, pr.GetValue(recover));
             }
 
             var advertisedUrl = pr.GetValue(advertise) is { } adv ? ParseAdvertise(adv) : null;
-            await using var host = await DroverHosts.StartMasterAsync(options, url, ParseLogLevel(pr), ct, advertisedUrl);
+            await using var host = await DroverHosts.StartMasterAsync(options, url, ParseLogLevel(pr), ct, advertisedUrl, pr.GetValue(recover), Console.Out.WriteLine);
             Console.Out.WriteLine($"Drover master is up at {host.Url.GetLeftPart(UriPartial.Authority)}");
             if (options.Tls is not null)
             {
@@ -301,6 +307,22 @@ internal static class ServerCommands
             throw new CliException($"{flag}: cannot read {path}: {e.Message}", 2);
         }
     }
+
+    private static Option<bool> RecoverFromAgentsOption() => new(MasterStoreCheck.RecoverFlag)
+    {
+        Description = "When the store is empty, corrupt or lost (refused otherwise): move a broken state.db aside (state.db.broken-TIME), start a fresh store "
+            + "with the cluster id from DATA-DIR/cluster-id (or --cluster-id), and rebuild the task list from what the agents report. Ignored for a sound store",
+    };
+
+    private static Option<string?> ClusterIdOption() => new("--cluster-id")
+    {
+        Description = "The cluster this master serves: a store of another cluster is refused; a new store gets this id (default: a random one, kept in DATA-DIR/cluster-id)",
+    };
+
+    private static string? ParseClusterId(string? id) =>
+        id is null || Drover.Store.ClusterIdentity.IsValid(id)
+            ? id
+            : throw new CliException($"--cluster-id: '{id}' is not 1-{Drover.Store.ClusterIdentity.MaxLength} letters, digits, '.', '_' or '-'", 2);
 
     private static Option<string?> BootstrapPasswordOption() => new("--bootstrap-password-file")
     {

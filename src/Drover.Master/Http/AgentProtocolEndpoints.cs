@@ -9,6 +9,7 @@ using Drover.Master.State;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
 namespace Drover.Master.Http;
@@ -31,6 +32,16 @@ internal static class AgentProtocolEndpoints
     {
         // Agents only, by their certificate; a route's {id} must be the certificate's agent id (the gate checks).
         var g = app.MapGroup("/internal/v1/agents").Access(RouteAccess.Agent);
+        // Every answer names the cluster, so an agent of another cluster acts on none of it (a command stream above all).
+        var clusterId = app.ServiceProvider.GetRequiredService<MasterOptions>().ClusterId;
+        if (clusterId is not null)
+        {
+            g.AddEndpointFilter((context, next) =>
+            {
+                context.HttpContext.Response.Headers[AgentProtocolHeaders.ClusterId] = clusterId;
+                return next(context);
+            });
+        }
 
         g.MapPost("/register", async (HttpRequest req, ClusterState state, CancellationToken ct) =>
         {
@@ -59,7 +70,7 @@ internal static class AgentProtocolEndpoints
 
             var (registered, durable) = state.Register(body);
             await durable;
-            return ApiResults.Json(registered, DroverJsonContext.Default.AgentRegistered);
+            return ApiResults.Json(registered with { ClusterId = clusterId }, DroverJsonContext.Default.AgentRegistered);
         });
 
         g.MapPost("/{id}/heartbeat", async (string id, HttpRequest req, ClusterState state, CancellationToken ct) =>

@@ -62,6 +62,13 @@ public sealed partial class SqliteStateStore : IStateStore
     public static SqliteStateStore Open(string path, TimeProvider? time = null, ILogger? logger = null, SqliteStoreOptions? options = null)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        // SQLite takes an empty file for a new database and would fill it with empty tables: a store truncated
+        // to 0 bytes (a full disk, a bad copy) must not come back as a cluster with nothing in it.
+        if (File.Exists(path) && new FileInfo(path).Length == 0)
+        {
+            throw new StateStoreCorruptException(path, "is empty (0 bytes)");
+        }
+
         // The store holds password hashes, signing keys and the cluster CA: owner-only. SQLite gives the -wal and
         // -shm files the database file's mode, so creating (or fixing) the file first covers all three.
         const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
@@ -81,6 +88,20 @@ public sealed partial class SqliteStateStore : IStateStore
         }
 
         var db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
+        try
+        {
+            return OpenOn(db, path, time, logger, options);
+        }
+        catch (SqliteException e)
+        {
+            // A damaged header is "file is not a database" here; damaged pages show in the first reads below.
+            db.Dispose();
+            throw new StateStoreCorruptException(path, $"is not a readable Drover store (SQLite: {e.Message})", e);
+        }
+    }
+
+    private static SqliteStateStore OpenOn(SqliteConnection db, string path, TimeProvider? time, ILogger? logger, SqliteStoreOptions? options)
+    {
         db.Open();
         Exec(db, """
             PRAGMA journal_mode = WAL;
