@@ -113,18 +113,24 @@ public sealed class RunningHost : IAsyncDisposable
             return;
         }
 
-        if (Agent is not null)
+        try
         {
-            await Agent.StopAsync(CancellationToken.None).ConfigureAwait(false);
-        }
+            if (Agent is not null)
+            {
+                await Agent.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            }
 
-        await _app.StopAsync(CancellationToken.None).ConfigureAwait(false);
-        await _app.DisposeAsync().ConfigureAwait(false); // disposes the executor: kills tasks, removes cgroups
-        Agent?.Dispose();
-        _ownedCredentials?.Dispose();
-        foreach (var l in Locks)
+            await _app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            await _app.DisposeAsync().ConfigureAwait(false); // disposes the executor: kills tasks, removes cgroups
+            Agent?.Dispose();
+            _ownedCredentials?.Dispose();
+        }
+        finally
         {
-            l.Dispose(); // last: the dirs are free only once nothing touches them
+            foreach (var l in Locks)
+            {
+                l.Dispose(); // last: the dirs are free only once nothing touches them
+            }
         }
     }
 
