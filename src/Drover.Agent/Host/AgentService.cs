@@ -46,6 +46,8 @@ public sealed partial class AgentService : BackgroundService
     private int _masterIndex;
     private string? _agentId;
     private string? _clusterId;
+    /// <summary>Set when a master of another cluster answered, cleared by a registration with this agent's own: no command stream is opened meanwhile.</summary>
+    private volatile bool _foreignMaster;
     private int _registrationGeneration;
     private TimeSpan _heartbeatInterval;
 
@@ -164,6 +166,7 @@ public sealed partial class AgentService : BackgroundService
                         PersistClusterId(first); // the first master this agent registered with names its cluster for good
                     }
 
+                    _foreignMaster = false;
                     Volatile.Write(ref _agentId, registered.AgentId);
                     _heartbeatInterval = TimeSpan.FromSeconds(Math.Max(0.05, registered.HeartbeatIntervalSeconds));
                     PersistAgentId(registered.AgentId);
@@ -230,6 +233,14 @@ public sealed partial class AgentService : BackgroundService
         {
             var generation = Volatile.Read(ref _registrationGeneration);
             var master = Master;
+            if (_foreignMaster)
+            {
+                // Not even a request for commands while a master of another cluster is about: first a registration
+                // with this agent's own cluster (RegisterAsync keeps trying until one answers).
+                await RegisterAsync(generation, ct).ConfigureAwait(false);
+                continue;
+            }
+
             try
             {
                 using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(master, $"internal/v1/agents/{AgentId}/commands"));
@@ -629,6 +640,7 @@ public sealed partial class AgentService : BackgroundService
             return;
         }
 
+        _foreignMaster = true;
         LogForeignMaster(master.ToString(), masterCluster, own, call);
         throw new ForeignMasterException();
     }
