@@ -618,6 +618,13 @@ public static class DroverHosts
                 await app.DisposeAsync().ConfigureAwait(false);
                 throw new HostStartException(e.Message, e);
             }
+            catch (System.Data.Common.DbException e) when (master.Etcd is null)
+            {
+                // A damaged page the cluster id check did not touch: refused like a damaged header (MasterStoreCheck).
+                await app.DisposeAsync().ConfigureAwait(false);
+                throw new HostStartException($"refusing to start: {Path.Combine(master.DataDir, MasterHost.StoreFileName)} is not a readable Drover store (SQLite: {e.Message}); "
+                    + $"restore it from a backup, or start with {MasterStoreCheck.RecoverFlag} to move it aside and rebuild the task list from what the agents report", e);
+            }
         }
 
         if (agent is not null && master is not null && masterCredentials is not null && agent.Credentials is null)
