@@ -34,7 +34,8 @@ public static partial class MasterHost
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(options);
         services.AddSingleton<IStateStore>(sp => OpenStore(options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("Drover.Store")));
-        services.AddSingleton(sp => new MasterJournal(sp.GetRequiredService<IStateStore>()));
+        services.AddSingleton<StoreFault>();
+        services.AddSingleton(sp => new MasterJournal(sp.GetRequiredService<IStateStore>(), sp.GetRequiredService<StoreFault>()));
         services.AddSingleton<ClusterState>();
         services.AddSingleton<MasterMetrics>();
         if (options.Tls is { } tls)
@@ -142,6 +143,14 @@ public static partial class MasterHost
     public static WebApplication MapDroverMaster(this WebApplication app)
     {
         var guard = app.Services.GetService<BrowserGuard>() ?? new BrowserGuard([.. BrowserGuard.LoopbackNames, Environment.MachineName]);
+        // A change applied in memory could not be saved: stop serving and acting (StoreFault). Requests in flight are
+        // answered (their writes fail: 503) while the server drains; the process then exits non-zero.
+        var fault = app.Services.GetRequiredService<StoreFault>();
+        fault.Raised.Register(() =>
+        {
+            LogStoreFault(app.Logger, fault.Reason ?? "");
+            app.Services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>().StopApplication();
+        });
         app.UseRouting();
         app.Use(async (http, next) =>
         {
@@ -203,6 +212,9 @@ public static partial class MasterHost
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Unhandled error serving {Path} (incident {Incident})")]
     private static partial void LogUnhandled(ILogger logger, string path, string incident, Exception e);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "Stopping the master: {Reason}; a restarted master re-reads its state from the store")]
+    private static partial void LogStoreFault(ILogger logger, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Request {Path} failed: the store is unavailable ({Reason})")]
     private static partial void LogStoreUnavailable(ILogger logger, string path, string reason);

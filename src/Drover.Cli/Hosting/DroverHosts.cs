@@ -257,6 +257,16 @@ public static class DroverHosts
                 return 3;
             }
 
+            if (host.Services.GetService<Master.State.StoreFault>()?.Reason is { } reason)
+            {
+                // A write this leader had applied could not be made durable: exit as on losing leadership, and let the
+                // supervisor restart it as a follower that loads the truth when elected.
+                announce($"Drover master {address} stopped: {reason}; exiting");
+                (store as EtcdStateStore)?.AbandonWrites();
+                await Task.WhenAny(host.DisposeAsync().AsTask(), Task.Delay(TimeSpan.FromMilliseconds(500), CancellationToken.None)).ConfigureAwait(false);
+                return 3;
+            }
+
             await host.DisposeAsync().ConfigureAwait(false);
             return 0;
         }
