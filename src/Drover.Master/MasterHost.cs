@@ -165,8 +165,7 @@ public static partial class MasterHost
                 // (on another master); the write was not acknowledged, its outcome is unknown.
                 LogStoreUnavailable(app.Logger, http.Request.Path, e.Message);
                 http.Response.Headers.RetryAfter = "1";
-                await ApiResults.Error(StatusCodes.Status503ServiceUnavailable, ErrorCodes.StoreUnavailable,
-                    "the change could not be made durable and was not acknowledged (it may or may not have been applied): " + e.Message).ExecuteAsync(http);
+                await StoreUnavailable(http.Request.Path, StoreFailureMessage(e)).ExecuteAsync(http);
             }
             catch (BadHttpRequestException e) when (!http.Response.HasStarted)
             {
@@ -218,6 +217,37 @@ public static partial class MasterHost
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Request {Path} failed: the store is unavailable ({Reason})")]
     private static partial void LogStoreUnavailable(ILogger logger, string path, string reason);
+
+    /// <summary>
+    /// A 503 for a store failure in the shape of the API that was called: Marathon's <c>{"message"}</c> under
+    /// <c>/v2</c>, DC/OS IAM's <c>{"title", "description", "code"}</c> under <c>/acs</c>, Drover's error (also used by
+    /// the Mesos v1 APIs, the secrets and <c>/drover/v1</c>) elsewhere. The caller adds <c>Retry-After</c>.
+    /// </summary>
+    internal static IResult StoreUnavailable(PathString path, string message) =>
+        path.StartsWithSegments("/v2", StringComparison.Ordinal)
+            ? Results.Content(new System.Text.Json.Nodes.JsonObject { ["message"] = message }.ToJsonString(), "application/json; charset=utf-8",
+                statusCode: StatusCodes.Status503ServiceUnavailable)
+            : path.StartsWithSegments("/acs", StringComparison.Ordinal)
+                ? IamHttp.Error(StatusCodes.Status503ServiceUnavailable, "ERR_STORE_UNAVAILABLE", message)
+                : ApiResults.Error(StatusCodes.Status503ServiceUnavailable, ErrorCodes.StoreUnavailable, message);
+
+    /// <summary>What a caller whose request met a store failure is told: not acknowledged, and whether it may have been applied.</summary>
+    private static string StoreFailureMessage(Exception e)
+    {
+        var known = false;
+        for (var x = e; x is not null; x = x.InnerException)
+        {
+            if (x is StateStoreUnavailableException { OutcomeUnknown: false })
+            {
+                known = true;
+                break;
+            }
+        }
+
+        return (known
+            ? "the change could not be made durable and was not applied; retry: "
+            : "the change could not be made durable and was not acknowledged (it may or may not have been applied): ") + e.Message;
+    }
 
     private static bool IsStoreFailure(Exception e)
     {

@@ -87,7 +87,8 @@ public sealed class DiskFullTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
         Assert.NotNull(refused.Headers.RetryAfter);
         var error = JsonNode.Parse(await refused.Content.ReadAsStringAsync())!;
-        Assert.Contains("not acknowledged", (string?)error["message"], StringComparison.Ordinal);
+        Assert.Contains("could not be made durable and was not applied", (string?)error["message"], StringComparison.Ordinal);
+        Assert.Contains("disk holding the state store is full", (string?)error["message"], StringComparison.Ordinal);
 
         // While it still serves, the master lists only what is saved. (Its audit log shares the full disk and may
         // stop it first; the restart below checks the same from the store.)

@@ -134,8 +134,10 @@ public static class DroverHosts
     /// <summary>The executor API, the one thing an agent serves over plain HTTP next to HTTPS (<see cref="TlsServerSettings.AllowPlainHttp"/>).</summary>
     private const string ExecutorApiPath = "/api/v1/executor";
 
-    public static Task<RunningHost> StartMasterAsync(MasterOptions options, Uri listen, LogLevel logLevel, CancellationToken ct, Uri? advertise = null) =>
-        StartAsync(listen, logLevel, master: options, agent: null, masters: null, ct, advertise: advertise);
+    /// <param name="configure">Runs after the master's services are added (tests replace the state store with it).</param>
+    public static Task<RunningHost> StartMasterAsync(MasterOptions options, Uri listen, LogLevel logLevel, CancellationToken ct, Uri? advertise = null,
+        Action<IServiceCollection>? configure = null) =>
+        StartAsync(listen, logLevel, master: options, agent: null, masters: null, ct, configure, advertise: advertise);
 
     public static Task<RunningHost> StartAgentAsync(AgentSettings agent, IReadOnlyList<Uri> masters, Uri listen, LogLevel logLevel, CancellationToken ct) =>
         StartAsync(listen, logLevel, master: null, agent, masters, ct);
