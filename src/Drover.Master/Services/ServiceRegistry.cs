@@ -363,7 +363,11 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
         Deployment? superseded;
         lock (_lock)
         {
-            var state = _apps[appId];
+            if (!_apps.TryGetValue(appId, out var state))
+            {
+                return new ChangeResult(AppChangeError.NotFound, null, _lastWrite); // removed (or rolled back) since it was read
+            }
+
             if (state.Deployment is { } running && !force)
             {
                 return new ChangeResult(AppChangeError.Locked, null, _lastWrite, running.Id);
