@@ -67,7 +67,9 @@ public sealed class RevisionCompactedException(long requested, long oldest)
 /// The store could not be reached within its retry budget, or it was reached but did not answer.
 /// When <see cref="OutcomeUnknown"/> is true a write was sent and may or may not have been applied
 /// (the connection or the store's leader was lost before the answer): read before retrying it.
-/// The embedded store never throws this; a networked one (etcd) does.
+/// The embedded store throws it when its file or disk refuses a request (full, read-only, I/O error, locked by
+/// another process); a failed batch there is known not applied, except after an I/O error during the commit
+/// itself (<see cref="OutcomeUnknown"/>). The etcd store throws it when etcd cannot be reached or does not answer.
 /// </summary>
 public sealed class StateStoreUnavailableException(string message, bool outcomeUnknown, Exception? inner = null)
     : IOException(message, inner)

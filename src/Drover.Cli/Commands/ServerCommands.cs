@@ -4,6 +4,7 @@ using Drover.Cli.Hosting;
 using Drover.Core;
 using Drover.Core.Security.Pki;
 using Drover.Master;
+using StoreFault = Drover.Master.State.StoreFault;
 using Drover.Master.Security.Pki;
 using Microsoft.Extensions.DependencyInjection;
 using Drover.Placement;
@@ -67,6 +68,14 @@ internal static class ServerCommands
             }
 
             await WaitForCtrlC(host, ct);
+            if (StoreFaultOf(host) is { } reason)
+            {
+                // As a crash: the tasks keep running (nothing disposes the agent), and `drover dev` started again on
+                // this data dir, once the store can be written, re-reads the master's state and adopts them.
+                await Console.Error.WriteLineAsync($"drover dev: stopped: {reason}. Its tasks keep running; free the disk (or fix {dir}) and run `drover dev` again on the same --data-dir to resume.");
+                Environment.Exit(StoreFault.ExitCode);
+            }
+
             Console.Out.WriteLine("Stopping: killing tasks and removing their cgroups…");
             return 0;
         });
@@ -183,10 +192,19 @@ internal static class ServerCommands
             }
 
             await WaitForCtrlC(host, ct);
+            if (StoreFaultOf(host) is { } reason)
+            {
+                await Console.Error.WriteLineAsync($"drover master: stopped: {reason}. Fix the store (e.g. free the disk under {options.DataDir}) and start the master again; it resumes from what the store holds.");
+                return StoreFault.ExitCode;
+            }
+
             return 0;
         });
         return cmd;
     }
+
+    /// <summary>Why the host's master stopped itself on a failed write (<see cref="StoreFault"/>); null when it did not.</summary>
+    private static string? StoreFaultOf(RunningHost host) => host.Services.GetService<StoreFault>()?.Reason;
 
     public static Command Agent()
     {

@@ -152,15 +152,16 @@ public static class DroverHosts
     /// or foreign store is refused unless <paramref name="recoverFromAgents"/> may rebuild it), then serves.
     /// <paramref name="announce"/> receives what the operator should read (a store moved aside).
     /// </summary>
+    /// <param name="configure">Runs after the master's services are added (tests replace the state store with it).</param>
     public static async Task<RunningHost> StartMasterAsync(MasterOptions options, Uri listen, LogLevel logLevel, CancellationToken ct, Uri? advertise = null,
-        bool recoverFromAgents = false, Action<string>? announce = null)
+        bool recoverFromAgents = false, Action<string>? announce = null, Action<IServiceCollection>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         var locks = LockDirs(options.DataDir);
         try
         {
             options = await CheckStoreAsync(options, recoverFromAgents, logLevel, announce, ct).ConfigureAwait(false);
-            var host = await StartAsync(listen, logLevel, master: options, agent: null, masters: null, ct, advertise: advertise).ConfigureAwait(false);
+            var host = await StartAsync(listen, logLevel, master: options, agent: null, masters: null, ct, configure, advertise: advertise).ConfigureAwait(false);
             host.Locks = locks;
             return host;
         }
@@ -374,6 +375,16 @@ public static class DroverHosts
             {
                 // Stop acting at once; the fence already refuses this master's writes.
                 announce($"Drover master {address} lost leadership; exiting");
+                (store as EtcdStateStore)?.AbandonWrites();
+                await Task.WhenAny(host.DisposeAsync().AsTask(), Task.Delay(TimeSpan.FromMilliseconds(500), CancellationToken.None)).ConfigureAwait(false);
+                return 3;
+            }
+
+            if (host.Services.GetService<Master.State.StoreFault>()?.Reason is { } reason)
+            {
+                // A write this leader had applied could not be made durable: exit as on losing leadership, and let the
+                // supervisor restart it as a follower that loads the truth when elected.
+                announce($"Drover master {address} stopped: {reason}; exiting");
                 (store as EtcdStateStore)?.AbandonWrites();
                 await Task.WhenAny(host.DisposeAsync().AsTask(), Task.Delay(TimeSpan.FromMilliseconds(500), CancellationToken.None)).ConfigureAwait(false);
                 return 3;

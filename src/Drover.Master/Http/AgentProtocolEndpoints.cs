@@ -193,20 +193,15 @@ internal static class AgentProtocolEndpoints
 
     /// <summary>
     /// A command goes out only once the state change behind it is durable, so a master that crashes
-    /// right after sending never finds, on restart, a task running that its records say was not placed.
+    /// right after sending never finds, on restart, a task running that its records say was not placed;
+    /// a command whose change could not be saved never goes out.
     /// A launch gets the values of its tasks' secrets here, on its way to this one agent (<see cref="LaunchSecrets"/>).
     /// </summary>
     private static async Task SendWhenDurableAsync(Stream body, PendingCommand command, string agentId, ClusterState state, SecretStore secrets, CancellationToken ct)
     {
-        try
-        {
-            await command.Durable.WaitAsync(ct);
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            // The store failed this write; the master's state is ahead of its disk. The command is
-            // still sent (the in-memory state is what the master acts on); the store logged the error.
-        }
+        // A failed write (StateStoreUnavailableException, an IOException) ends this stream without sending: the
+        // master stops on it (StoreFault), and the restarted one acts only on what its store holds.
+        await command.Durable.WaitAsync(ct);
 
         if (LaunchSecrets.Resolve(command.Command, secrets, state, agentId) is not { } resolved)
         {
