@@ -29,14 +29,6 @@ public sealed record MasterOptions
     /// </summary>
     public TimeSpan UnknownTaskGrace { get; init; } = TimeSpan.FromMinutes(15);
 
-    /// <summary>
-    /// The store was lost and the task list is to be rebuilt from what agents report (<c>--recover-from-agents</c>):
-    /// for <see cref="AgentUnreachableTimeout"/> after the master starts, tasks agents report that it does not know
-    /// are adopted as records (spec and ports from the agents' checkpoints) instead of waiting out
-    /// <see cref="UnknownTaskGrace"/>. App definitions are not recoverable this way.
-    /// </summary>
-    public bool RecoverFromAgents { get; init; }
-
     /// <summary>Ended tasks kept for the API (Mesos' max_completed_tasks_per_framework).</summary>
     public int MaxCompletedTasks { get; init; } = 10_000;
 
@@ -76,6 +68,22 @@ public sealed record MasterOptions
 
     /// <summary>Key prefix in etcd, so several Drover clusters can share one etcd (<c>--store-prefix</c>).</summary>
     public string StorePrefix { get; init; } = EtcdStoreOptions.DefaultPrefix;
+
+    /// <summary>
+    /// The cluster this master serves (<see cref="Drover.Store.ClusterIdentity"/>). Before the store is checked at
+    /// start, the one <c>--cluster-id</c> demands (null: any); after it, the store's, told to agents at
+    /// registration so an agent of another cluster refuses this master. Null in hosts that skip the check (tests).
+    /// </summary>
+    public string? ClusterId { get; init; }
+
+    /// <summary>
+    /// The store was empty, corrupt or lost and <c>--recover-from-agents</c> started a fresh one (keeping the cluster
+    /// id): the task list is to be rebuilt from what agents report instead of their unknown tasks being killed. For
+    /// <see cref="AgentUnreachableTimeout"/> after the master starts, tasks agents report that it does not know are
+    /// adopted as records (spec and ports from the agents' checkpoints) instead of waiting out
+    /// <see cref="UnknownTaskGrace"/> (State/ClusterState.Reconcile.cs). App definitions are not recoverable this way.
+    /// </summary>
+    public bool RecoverFromAgents { get; init; }
 
     /// <summary>TTL of the leader's etcd lease (<c>--leader-lease</c>): how long a dead leader keeps the role.</summary>
     public TimeSpan LeaderLease { get; init; } = TimeSpan.FromSeconds(3);

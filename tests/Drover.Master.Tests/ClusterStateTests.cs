@@ -401,7 +401,7 @@ public sealed class ClusterStateTests
     }
 
     [Fact]
-    public void ApplyUpdates_RunningUpdateForTaskRecordedEnded_KilledAtOnce()
+    public void ApplyUpdates_RunningUpdateForTaskRecordedEnded_KilledOnceALateUpdateIsRuledOut()
     {
         var agentId = _state.Register(Build.Agent()).Registered.AgentId;
         var agent = _state.FindAgent(agentId)!;
@@ -410,6 +410,11 @@ public sealed class ClusterStateTests
         _state.ApplyUpdates(agentId, new StatusUpdateBatch { Updates = [Build.Status(task.Id, TaskState.Finished, exitCode: 0)] });
         Drain(agent);
 
+        // Just after the end, a non-terminal update may be one sent before it: no kill yet.
+        _state.ApplyUpdates(agentId, new StatusUpdateBatch { Updates = [Build.Status(task.Id, TaskState.Running)] });
+        Assert.Empty(Drain(agent));
+
+        _time.Advance(_options.CommandResendAfter);
         _state.ApplyUpdates(agentId, new StatusUpdateBatch { Updates = [Build.Status(task.Id, TaskState.Running)] });
 
         Assert.True(IsKillOf(Assert.Single(Drain(agent)), task.Id));

@@ -187,14 +187,18 @@ public sealed class RecoveryTests
             pids.Add((await Wait.UntilAsync(() => Task.FromResult(PidOf($"1000.{marker}{n}")), p => p is not null, Timeout, "the task's process"))!.Value);
         }
 
-        // The store is lost: the master comes back on an empty data dir, told to recover from its agents.
+        // The store is lost (the data dir keeps its cluster id): the master comes back with --recover-from-agents.
         await cluster.RestartMasterAsync(
             whileDown: () =>
             {
-                Directory.Delete(Path.Combine(cluster.Root, "master"), recursive: true);
+                foreach (var file in Directory.GetFiles(Path.Combine(cluster.Root, "master"), MasterHost.StoreFileName + "*"))
+                {
+                    File.Delete(file);
+                }
+
                 return Task.CompletedTask;
             },
-            change: o => o with { RecoverFromAgents = true });
+            recoverFromAgents: true);
 
         var listed = await Wait.UntilAsync(
             () => cluster.Client.ListTasksAsync(),

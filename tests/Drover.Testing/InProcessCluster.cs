@@ -103,9 +103,11 @@ public sealed class InProcessCluster : IAsyncDisposable
 
     /// <summary>
     /// Stops the master (agents keep running and keep retrying), optionally runs <paramref name="whileDown"/>, then starts it again on the
-    /// same port and data dir; <paramref name="change"/> adjusts its settings for this start only (e.g. <c>RecoverFromAgents</c>).
+    /// same port and data dir; <paramref name="change"/> adjusts its settings for this start only, and <paramref name="recoverFromAgents"/>
+    /// starts it as <c>--recover-from-agents</c> does.
     /// </summary>
-    public async Task RestartMasterAsync(Func<Task>? whileDown = null, CancellationToken ct = default, Func<MasterOptions, MasterOptions>? change = null)
+    public async Task RestartMasterAsync(Func<Task>? whileDown = null, CancellationToken ct = default, Func<MasterOptions, MasterOptions>? change = null,
+        bool recoverFromAgents = false)
     {
         var url = Master.Url;
         await StopMasterAsync();
@@ -114,7 +116,7 @@ public sealed class InProcessCluster : IAsyncDisposable
             await whileDown();
         }
 
-        Master = await DroverHosts.StartMasterAsync(change is null ? _masterOptions : change(_masterOptions), url, LogLevel.Warning, ct);
+        Master = await DroverHosts.StartMasterAsync(change is null ? _masterOptions : change(_masterOptions), url, LogLevel.Warning, ct, recoverFromAgents: recoverFromAgents);
     }
 
     private async Task StopMasterAsync() => await Master.DisposeAsync();

@@ -148,8 +148,7 @@ internal sealed partial class ClusterState
     /// <summary>
     /// One task the agent says it holds. A live task of this agent is the master's own reconciliation's business
     /// (<see cref="ReconcileLocked"/>); anything else is stray or unknown. <paramref name="fromUpdate"/>: reported
-    /// by a non-terminal status update, which a task that ended here cannot send, so no in-flight acknowledgement
-    /// excuses it.
+    /// by a non-terminal status update (not a full list).
     /// </summary>
     private void ReportedRunningLocked(AgentRecord agent, string id, DateTimeOffset now, bool fromUpdate)
     {
@@ -167,9 +166,10 @@ internal sealed partial class ClusterState
 
         if (_completed.TryGetValue(id, out var ended))
         {
-            // The agent lists an ended task until it sees the acknowledgement of its terminal update: give that
-            // acknowledgement time before taking the listing as "still running".
-            if (!fromUpdate && ended.EndedAt is { } endedAt && now - endedAt < _options.CommandResendAfter)
+            // The agent lists an ended task until it sees the acknowledgement of its terminal update, and an update
+            // sent before the end may arrive just after it: give both time before taking them as "still running"
+            // (one that still runs stays listed in heartbeats, and is killed then).
+            if (ended.EndedAt is { } endedAt && now - endedAt < _options.CommandResendAfter)
             {
                 return;
             }
