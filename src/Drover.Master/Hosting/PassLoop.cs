@@ -12,8 +12,8 @@ internal abstract class PassLoop(TimeProvider time) : BackgroundService
 {
     private readonly SemaphoreSlim _signal = new(0, 1);
 
-    /// <summary>Held for the whole of each pass, and by <see cref="RunExclusive{T}"/>.</summary>
-    private readonly Lock _passGate = new();
+    /// <summary>Held for the whole of each pass, and by <see cref="RunExclusiveAsync{T}"/>.</summary>
+    private readonly SemaphoreSlim _passGate = new(1, 1);
 
     /// <summary>The longest time between passes when nothing wakes the loop.</summary>
     protected abstract TimeSpan Period { get; }
@@ -25,16 +25,22 @@ internal abstract class PassLoop(TimeProvider time) : BackgroundService
     protected abstract void OnPassFailed(Exception e);
 
     /// <summary>
-    /// Runs <paramref name="change"/> while no pass runs, so a pass sees all of it or none of it. For
-    /// changes a pass must not see half-done: a kill-and-scale seen as "scaled down, still running"
-    /// makes the pass kill another instance too. Blocks for at most one pass; the change must be short.
+    /// Runs <paramref name="change"/> while no pass runs, so a pass sees all of it or none of it. For changes a
+    /// pass must not see half-done: a kill-and-scale seen as "scaled down, still running" makes the pass kill
+    /// another instance too. The change may wait for a write between its steps (save first, then act: the scale
+    /// is durable before the kill); passes wait meanwhile, so it must be short, one write at most.
     /// </summary>
-    public T RunExclusive<T>(Func<T> change)
+    public async Task<T> RunExclusiveAsync<T>(Func<Task<T>> change, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(change);
-        lock (_passGate)
+        await _passGate.WaitAsync(ct).ConfigureAwait(false);
+        try
         {
-            return change();
+            return await change().ConfigureAwait(false);
+        }
+        finally
+        {
+            _passGate.Release();
         }
     }
 
@@ -81,10 +87,19 @@ internal abstract class PassLoop(TimeProvider time) : BackgroundService
 
             try
             {
-                lock (_passGate)
+                await _passGate.WaitAsync(stoppingToken).ConfigureAwait(false);
+                try
                 {
                     Pass();
                 }
+                finally
+                {
+                    _passGate.Release();
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
             }
 #pragma warning disable CA1031 // The loop must survive a bad pass; it is reported and the next pass retries.
             catch (Exception e)
@@ -98,6 +113,7 @@ internal abstract class PassLoop(TimeProvider time) : BackgroundService
     public override void Dispose()
     {
         _signal.Dispose();
+        _passGate.Dispose();
         base.Dispose();
     }
 }

@@ -273,23 +273,25 @@ internal static class MarathonEndpoints
             }
 
             var scale = Bool(http, "scale");
-            var changes = controller.RunExclusive(() =>
+            await controller.RunExclusiveAsync(async () =>
             {
+                // Save first, then act: the scales are durable before any kill (a failed write kills nothing: 503).
                 var scaled = scale ? killed.GroupBy(t => t.AppId!).Select(g => ScaleDown(registry, g.Key, g.Count())).ToList() : [];
+                foreach (var change in scaled)
+                {
+                    if (change is not null)
+                    {
+                        await change.Durable.ConfigureAwait(false);
+                    }
+                }
+
                 foreach (var t in killed)
                 {
                     cluster.Kill(t.Id);
                 }
 
-                return scaled;
-            });
-            foreach (var change in changes)
-            {
-                if (change is not null)
-                {
-                    await change.Durable;
-                }
-            }
+                return scaled.Count;
+            }, http.RequestAborted);
 
             return Json(new JsonObject { ["tasks"] = TasksJson(killed) });
         }).Access(Access);
@@ -458,20 +460,25 @@ internal static class MarathonEndpoints
 
         // Scale and kill in one step as far as the controller can tell: between the two it would see
         // one instance too many (or too few) and kill (or launch) another.
+        // Save first, then act: the scale is durable before any kill (a failed write kills nothing: 503).
         var scale = Bool(http, "scale");
-        var change = controller.RunExclusive(() =>
+        var change = await controller.RunExclusiveAsync(async () =>
         {
             var scaled = scale ? ScaleDown(registry, appId, targets.Count) : null;
+            if (scaled is not null)
+            {
+                await scaled.Durable.ConfigureAwait(false);
+            }
+
             foreach (var t in targets)
             {
                 cluster.Kill(t.Id);
             }
 
             return scaled;
-        });
+        }, http.RequestAborted);
         if (change is not null)
         {
-            await change.Durable;
             return Json(new JsonObject { ["version"] = change.Deployment?.Version, ["deploymentId"] = change.Deployment?.Id });
         }
 
