@@ -72,13 +72,24 @@ public sealed class ChaosTests(ITestOutputHelper output)
         new("/chaos/c", [2, 3, 4], MinimumHealthCapacity: 0.5m, MaximumOverCapacity: 0m, Unreachable: new JsonObject { ["inactiveAfterSeconds"] = 0, ["expungeAfterSeconds"] = 0 }),
     ];
 
+    /// <summary>
+    /// The two commands the writer alternates between. A <c>sleep</c> ends at SIGTERM at once, so an instance
+    /// being killed is gone within milliseconds. With <c>DROVER_CHAOS_SLOW_KILL=1</c> the tasks ignore SIGTERM
+    /// and live out their 1 s kill grace, as a service that drains on SIGTERM does: the capacity check then
+    /// also sees instances launched while the ones they replace are still dying (Marathon's TaskReplaceActor
+    /// counts an old instance against maxCapacity until it is terminal).
+    /// </summary>
+    private static readonly string[] Commands = Environment.GetEnvironmentVariable("DROVER_CHAOS_SLOW_KILL") == "1"
+        ? ["trap '' TERM; exec sleep 600", "trap '' TERM; exec sleep 601"]
+        : ["exec sleep 600", "exec sleep 601"];
+
     [MultiHostFact]
     public async Task RandomFaults_FiveMinutes_KeepsInvariants()
     {
         var duration = TimeSpan.FromSeconds(int.TryParse(Environment.GetEnvironmentVariable("DROVER_CHAOS_SECONDS"), CultureInfo.InvariantCulture, out var s) ? s : 300);
         var seed = int.TryParse(Environment.GetEnvironmentVariable("DROVER_CHAOS_SEED"), CultureInfo.InvariantCulture, out var given) ? given : Environment.TickCount & int.MaxValue;
         var run = new ChaosRun(output);
-        run.Log($"chaos seed {seed} (DROVER_CHAOS_SEED={seed} replays it), {duration.TotalSeconds} s");
+        run.Log($"chaos seed {seed} (DROVER_CHAOS_SEED={seed} replays it), {duration.TotalSeconds} s, task command '{Commands[0]}'");
         await using var cluster = await MultiHostCluster.StartAsync(new MultiHostOptions
         {
             HeartbeatInterval = Heartbeat,
@@ -91,7 +102,7 @@ public sealed class ChaosTests(ITestOutputHelper output)
             var writes = Apps.ToDictionary(a => a.Id, _ => new List<Write>());
             foreach (var app in Apps)
             {
-                var first = new Write(0, app.Sizes[0], "exec sleep 600", "0", Force: false);
+                var first = new Write(0, app.Sizes[0], Commands[0], "0", Force: false);
                 writes[app.Id].Add(first with { Acknowledged = true, SentAt = DateTime.UtcNow, AnsweredAt = DateTime.UtcNow });
                 await cluster.Marathon.CreateAppAsync(app.Definition(first));
             }
@@ -269,7 +280,7 @@ public sealed class ChaosTests(ITestOutputHelper output)
             {
                 0 => previous with { Instances = instances == previous.Instances ? app.Sizes.First(x => x != instances) : instances },
                 1 => previous with { Instances = instances, Env = seq.ToString(CultureInfo.InvariantCulture) },
-                _ => previous with { Instances = instances, Env = seq.ToString(CultureInfo.InvariantCulture), Cmd = previous.Cmd == "exec sleep 600" ? "exec sleep 601" : "exec sleep 600" },
+                _ => previous with { Instances = instances, Env = seq.ToString(CultureInfo.InvariantCulture), Cmd = previous.Cmd == Commands[0] ? Commands[1] : Commands[0] },
             };
             next = next with { Seq = seq, Force = random.Next(2) == 0, SentAt = DateTime.UtcNow, Acknowledged = false, MaybeApplied = false, Outcome = "" };
             lock (history)
@@ -339,15 +350,12 @@ public sealed class ChaosTests(ITestOutputHelper output)
 
                 var bound = PossibleTargets(history, run.Hosts, now).Max(app.MaxTotal);
                 var copies = live.Where(t => t.Task.StartsWith(app.TaskPrefix, StringComparison.Ordinal)).ToList();
-                if (copies.Count > bound)
+                if (copies.Count > bound && reported.Add(string.Join(",", copies.Select(c => c.Task).Order())))
                 {
-                    var text = $"(b) {app.Id}: {copies.Count} live copies on hosts {string.Join(",", counted)} > bound {bound} "
+                    var master = await MasterViewAsync(cluster);
+                    run.Violation($"(b) {app.Id}: {copies.Count} live copies on hosts {string.Join(",", counted)} > bound {bound} "
                         + $"(possible instance counts {string.Join("/", PossibleTargets(history, run.Hosts, now))}): "
-                        + string.Join(", ", copies.Select(c => $"{c.Task}@host{c.Host}"));
-                    if (reported.Add(string.Join(",", copies.Select(c => c.Task).Order())))
-                    {
-                        run.Violation(text);
-                    }
+                        + string.Join(", ", copies.Select(c => $"{c.Task}@host{c.Host} ({master.GetValueOrDefault(c.Task, "master: unknown or down")})")));
                 }
             }
 
@@ -359,6 +367,20 @@ public sealed class ChaosTests(ITestOutputHelper output)
             {
                 return;
             }
+        }
+    }
+
+    /// <summary>What the master says of each task (state, kill asked), for violation messages; empty while it is down.</summary>
+    private static async Task<Dictionary<string, string>> MasterViewAsync(MultiHostCluster cluster)
+    {
+        try
+        {
+            return (await cluster.Client.ListTasksAsync()).ToDictionary(
+                t => t.Id, t => $"master: {t.State.WireName()}{(t.KillRequested ? ", kill asked" : "")}", StringComparer.Ordinal);
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or InvalidOperationException)
+        {
+            return [];
         }
     }
 
