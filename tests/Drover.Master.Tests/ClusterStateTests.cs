@@ -221,6 +221,26 @@ public sealed class ClusterStateTests
     }
 
     [Fact]
+    public void IsStaleLaunch_LaunchQueuedThenAgentAwayAndBackWithoutTheTask_NotSent()
+    {
+        // Found by the chaos test: the launch waits in the agent's queue while the agent is down; its
+        // re-registration ends the task TASK_LOST; the next stream must not send the launch after all.
+        var agentId = _state.Register(Build.Agent()).Registered.AgentId;
+        var task = _state.Submit(Build.Task()).View;
+        _loop.RunPass();
+        var launch = Assert.Single(Drain(_state.FindAgent(agentId)!));
+        Assert.False(Http.AgentProtocolEndpoints.IsStaleLaunch(launch, _state));
+
+        _time.Advance(TimeSpan.FromSeconds(16));
+        _state.CheckAgentTimeouts();
+        Assert.False(Http.AgentProtocolEndpoints.IsStaleLaunch(launch, _state)); // unreachable: may still come back with it
+        _state.Heartbeat(agentId, new AgentHeartbeat { ActiveTaskIds = [] });
+
+        Assert.Equal(TaskState.Lost, _state.GetTask(task.Id)!.State);
+        Assert.True(Http.AgentProtocolEndpoints.IsStaleLaunch(launch, _state));
+    }
+
+    [Fact]
     public void CheckAgentTimeouts_NoHeartbeat_AgentAndTasksUnreachableThenRecovered()
     {
         var agentId = _state.Register(Build.Agent()).Registered.AgentId;

@@ -1,6 +1,7 @@
 using Drover.Master.Security;
 using Drover.Core.Security;
 using System.Text.Json;
+using Drover.Core;
 using Drover.Core.Api;
 using Drover.Core.Json;
 using Drover.Core.Protocol;
@@ -203,6 +204,11 @@ internal static class AgentProtocolEndpoints
         // master stops on it (StoreFault), and the restarted one acts only on what its store holds.
         await command.Durable.WaitAsync(ct);
 
+        if (IsStaleLaunch(command.Command, state))
+        {
+            return;
+        }
+
         if (LaunchSecrets.Resolve(command.Command, secrets, state, agentId) is not { } resolved)
         {
             return; // its tasks failed: a secret could not be resolved
@@ -219,6 +225,23 @@ internal static class AgentProtocolEndpoints
                 LaunchSecrets.Clear(resolved);
             }
         }
+    }
+
+    /// <summary>
+    /// A launch whose tasks the master has already ended. Commands wait in the agent's queue across
+    /// streams: a launch queued just before the agent went away is read by its next stream, after
+    /// re-registration has ended the task (TASK_LOST: "Agent reconnected without this task"). Sent then, it
+    /// would start a process the master counts as gone, beside its replacement, and nothing would kill it.
+    /// </summary>
+    internal static bool IsStaleLaunch(AgentCommand command, ClusterState state)
+    {
+        static bool Ended(ClusterState state, string taskId) => state.GetTask(taskId) is not { } t || t.State.IsTerminal();
+        return command.Type switch
+        {
+            AgentCommandType.Launch when command.Launch is { } launch => Ended(state, launch.Task.Id),
+            AgentCommandType.LaunchGroup when command.LaunchGroup is { } group => group.Tasks.All(t => Ended(state, t.Task.Id)),
+            _ => false,
+        };
     }
 
     private static async Task WriteAsync(Stream body, AgentCommand command, CancellationToken ct)
