@@ -67,6 +67,10 @@ internal sealed class StreamedJson<T>(string property, IEnumerable<T> items, Act
                 {
                     return;
                 }
+
+                // A fast client never makes the flush wait, so without this one long list would hold a thread-pool
+                // thread to its end while short requests (/ping, an agent's update) queue behind it.
+                await Task.Yield();
             }
         }
 
