@@ -26,11 +26,15 @@ internal static class ClientLimits
     /// <summary>What a refused client is told to wait, in seconds: a slot frees as soon as one of its requests ends.</summary>
     internal const int RetryAfterSeconds = 1;
 
-    public static IServiceCollection AddDroverClientLimits(this IServiceCollection services, OverloadOptions options) =>
-        services.AddRateLimiter(limiter =>
+    public static IServiceCollection AddDroverClientLimits(this IServiceCollection services, OverloadOptions options)
+    {
+        // Also a service: its statistics say how many slots a client holds (tests wait on them, metrics may show them).
+        var clients = PartitionedRateLimiter.Create<HttpContext, string>(http => Partition(http, options));
+        services.AddSingleton(clients);
+        return services.AddRateLimiter(limiter =>
         {
             limiter.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
-            limiter.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(http => Partition(http, options));
+            limiter.GlobalLimiter = clients;
             limiter.OnRejected = async (context, _) =>
             {
                 var http = context.HttpContext;
@@ -39,6 +43,7 @@ internal static class ClientLimits
                     $"too many requests in progress from this client (at most {options.ClientConcurrency} at once and {options.ClientQueue} waiting); retry after {RetryAfterSeconds} s").ConfigureAwait(false);
             };
         });
+    }
 
     public static WebApplication UseDroverClientLimits(this WebApplication app)
     {

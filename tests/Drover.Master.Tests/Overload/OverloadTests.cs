@@ -11,6 +11,9 @@ using Drover.Core.Json;
 using Drover.Master.Http;
 using Drover.Master.Overload;
 using Drover.Testing;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using System.Threading.RateLimiting;
 
 namespace Drover.Master.Tests.Overload;
 
@@ -219,12 +222,13 @@ public sealed class OverloadTests
         using var held = new HeldBody(release);
         var holding = flooder.PostAsync("/v2/apps", held);
 
-        // Once the held request has its slot, the flooder's next request is refused at once.
-        using var refused = await Wait.UntilAsync(async () =>
-        {
-            Assert.False(holding.IsCompleted, holding.IsCompletedSuccessfully ? $"the held request ended: {(int)holding.Result.StatusCode} {await holding.Result.Content.ReadAsStringAsync()}" : "the held request failed");
-            return await flooder.GetAsync("/v2/apps");
-        }, r => r.StatusCode == HttpStatusCode.TooManyRequests, Timeout, "a 429 for the flooding client");
+        // Once the held request has the flooder's one slot (the master's limiter says so), its next request is refused at once.
+        var limiter = cluster.Master.Services.GetRequiredService<PartitionedRateLimiter<HttpContext>>();
+        var flooderKey = new DefaultHttpContext();
+        flooderKey.Connection.RemoteIpAddress = IPAddress.Parse("127.0.0.1");
+        await Wait.UntilAsync(() => Task.FromResult(limiter.GetStatistics(flooderKey)?.CurrentAvailablePermits), permits => permits == 0, Timeout, "the held request to take its client's slot");
+        using var refused = await flooder.GetAsync("/v2/apps");
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
         Assert.Equal(TimeSpan.FromSeconds(ClientLimits.RetryAfterSeconds), refused.Headers.RetryAfter?.Delta);
         Assert.Contains("too many requests", (await refused.Content.ReadFromJsonAsync<JsonObject>())!["message"]!.GetValue<string>(), StringComparison.Ordinal);
 
