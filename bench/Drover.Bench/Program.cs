@@ -11,6 +11,14 @@ using Drover.Bench;
 //   Drover.Bench failover DROVER_DLL etcd://HOST:PORT,… [RUNS]
 //   Drover.Bench api-write DROVER_DLL embedded|etcd://HOST:PORT,… [OPS]
 //   Drover.Bench scale    DROVER_DLL AGENTSIM_DLL AGENTS INSTANCES
+//   Drover.Bench load     DROVER_DLL [APPS=2000] [SUBSCRIBERS=200] [READERS=8]   (BENCH_LABEL names the build in the output)
+if (args.Length >= 2 && args[0] == "load")
+{
+    int Arg(int i, int fallback) => args.Length > i ? int.Parse(args[i], CultureInfo.InvariantCulture) : fallback;
+    return await LoadBenchmark.RunAsync(Path.GetFullPath(args[1]), Environment.GetEnvironmentVariable("BENCH_LABEL") ?? "drover", Arg(2, 2000), Arg(3, 200), Arg(4, 8),
+        TimeSpan.FromMinutes(10));
+}
+
 if (args.Length >= 3 && args[0] == "failover")
 {
     return await HaBenchmark.FailoverAsync(Path.GetFullPath(args[1]), args[2], args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 10);

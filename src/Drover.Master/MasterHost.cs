@@ -6,6 +6,7 @@ using Drover.Core.Security;
 using Drover.Master.Http;
 using Drover.Master.Iam;
 using Drover.Master.Mesos;
+using Drover.Master.Overload;
 using Drover.Master.Metrics;
 using Drover.Master.Scheduling;
 using Drover.Master.Security;
@@ -62,7 +63,14 @@ public static partial class MasterHost
         services.AddSingleton<Mesos.Operator.OperatorEvents>();
         services.AddSingleton<Allocator>();
         services.AddHostedService(sp => sp.GetRequiredService<Allocator>());
+        services.TryAddSingleton(new EventBusOptions
+        {
+            MaxSubscribers = options.Overload.MaxEventSubscribers,
+            SubscriberBufferBytes = options.Overload.EventSubscriberBufferBytes,
+            SlowSubscriberGrace = options.Overload.SlowSubscriberGrace,
+        });
         services.AddDroverEvents();
+        services.AddDroverClientLimits(options.Overload);
         services.AddSingleton(options.Security);
         services.AddSingleton<IamStore>();
         services.AddSingleton<TokenService>();
@@ -190,6 +198,7 @@ public static partial class MasterHost
             }
         });
         app.UseDroverSecurityGate(guard);
+        app.UseDroverClientLimits(); // after the gate: the client is whom it authenticated
 
         app.MapGet("/health", () => Results.Text("ok\n")).Access(RouteAccess.Anonymous);
         app.MapGet("/metrics", (MasterMetrics m) => Results.Text(m.Render(), "text/plain; version=0.0.4; charset=utf-8"))

@@ -37,6 +37,9 @@ public sealed record MasterOptions
 
     public PlacementStrategy Strategy { get; init; } = PlacementStrategy.BinPack;
 
+    /// <summary>Per-client request limits and the event stream's caps (<see cref="Overload.OverloadOptions"/>).</summary>
+    public Overload.OverloadOptions Overload { get; init; } = new();
+
     /// <summary>Authentication, authorization and browser protections (<see cref="Security.SecurityOptions"/>): on by default.</summary>
     public Security.SecurityOptions Security { get; init; } = new();
 

@@ -35,6 +35,8 @@ internal static class ServerCommands
         var cmd = new Command("dev", "Run a master and one agent in one process (zero setup)") { dataDir, listen, auth, bootstrapPassword, secretsKey, recover, clusterId, LogLevelOption };
         cmd.Options.Add(unknownTaskGrace);
         agentFlags.AddTo(cmd, includeHostname: true);
+        var overload = new OverloadFlags();
+        overload.AddTo(cmd);
         cmd.SetAction(async (pr, ct) =>
         {
             var url = ParseListen(pr.GetValue(listen)!);
@@ -53,6 +55,7 @@ internal static class ServerCommands
                 SecretsKeyFile = CheckSecretsKeyFile(pr.GetValue(secretsKey), etcd: false),
                 ClusterId = ParseClusterId(pr.GetValue(clusterId)),
                 UnknownTaskGrace = PositiveSeconds(pr.GetValue(unknownTaskGrace), "--unknown-task-grace"),
+                Overload = overload.Read(pr),
             };
             var agent = agentFlags.Read(pr, Path.Combine(dir, "agent"));
             await using var host = await DroverHosts.StartDevAsync(master, agent, url, ParseLogLevel(pr), ct, pr.GetValue(recover), Console.Out.WriteLine);
@@ -134,6 +137,8 @@ internal static class ServerCommands
         };
         cmd.Options.Add(unknownTaskGrace);
         storeTls.AddTo(cmd);
+        var overload = new OverloadFlags();
+        overload.AddTo(cmd);
         cmd.SetAction(async (pr, ct) =>
         {
             var url = ParseListen(pr.GetValue(listen)!);
@@ -154,6 +159,7 @@ internal static class ServerCommands
                 RoleWeights = ParseRoleWeights(pr.GetValue(roleWeights)),
                 ClusterId = ParseClusterId(pr.GetValue(clusterId)),
                 UnknownTaskGrace = PositiveSeconds(pr.GetValue(unknownTaskGrace), "--unknown-task-grace"),
+                Overload = overload.Read(pr),
                 Security = ParseAllowedHosts(new Master.Security.SecurityOptions
                 {
                     BootstrapPasswordFile = pr.GetValue(bootstrapPassword),

@@ -164,6 +164,12 @@ public sealed record TaskView
 public sealed record TaskList
 {
     public required ImmutableArray<TaskView> Tasks { get; init; }
+
+    /// <summary>
+    /// On a page of <c>GET /drover/v1/tasks?limit=N</c> that has more after it: the <c>after</c> value that asks for the
+    /// next page. Absent on the last page and on the whole list.
+    /// </summary>
+    public string? Next { get; init; }
 }
 
 public sealed record AgentView

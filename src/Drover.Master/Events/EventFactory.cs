@@ -49,8 +49,15 @@ internal static class EventFactory
     public static MarathonEvent StreamAttached(DateTimeOffset at, string remoteAddress) =>
         new(EventTypes.StreamAttached, at, _ => new JsonObject { ["remoteAddress"] = remoteAddress });
 
-    public static MarathonEvent StreamDetached(DateTimeOffset at, string remoteAddress) =>
-        new(EventTypes.StreamDetached, at, _ => new JsonObject { ["remoteAddress"] = remoteAddress });
+    /// <summary>
+    /// Marathon's <c>event_stream_detached</c> (<c>remoteAddress</c>, <c>eventType</c>, <c>timestamp</c>). When the master
+    /// detached the stream itself, <paramref name="reason"/> says why in an extra <c>reason</c> field (clients that do not
+    /// know it ignore it); a stream the client closed has none, as in Marathon.
+    /// </summary>
+    public static MarathonEvent StreamDetached(DateTimeOffset at, string remoteAddress, string? reason = null) =>
+        new(EventTypes.StreamDetached, at, _ => reason is null
+            ? new JsonObject { ["remoteAddress"] = remoteAddress }
+            : new JsonObject { ["remoteAddress"] = remoteAddress, ["reason"] = reason });
 
     // ------------------------------------------------------------------ deployments
 

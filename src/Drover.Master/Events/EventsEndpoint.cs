@@ -33,6 +33,12 @@ internal static partial class EventsEndpoint
     private static readonly byte[] DroppedComment = Encoding.UTF8.GetBytes(": dropped: this client fell too far behind; reconnect\n\n");
     private static readonly byte[] LoginEndedComment = Encoding.UTF8.GetBytes(": ended: the login expired or was revoked; log in again and reconnect\n\n");
 
+    /// <summary>The <c>reason</c> of the <c>event_stream_detached</c> event of a stream the master dropped for falling behind.</summary>
+    internal const string SlowReason = "slow_consumer: the client stayed too far behind the event stream";
+
+    /// <summary>What a refused subscriber is told to wait, in seconds.</summary>
+    private const string RetryAfterSeconds = "5";
+
     public static void Map(IEndpointRouteBuilder app)
     {
         // Attach the publisher's hooks now, before the first request can change anything.
@@ -66,14 +72,23 @@ internal static partial class EventsEndpoint
 
         // Long-lived: it must end when the master stops, or shutdown would wait for the client.
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, lifetime.ApplicationStopping, lease.Expired);
-        var subscription = bus.Subscribe(types);
+        if (!bus.TrySubscribe(types, out var subscription))
+        {
+            // Marathon's error shape; the client retries later, when other streams have ended.
+            LogRefused(logger, remote, bus.Options.MaxSubscribers);
+            http.Response.Headers.RetryAfter = RetryAfterSeconds;
+            await Results.Json(new System.Text.Json.Nodes.JsonObject { ["message"] = $"too many event stream subscribers ({bus.Options.MaxSubscribers}, the master's --max-event-subscribers); retry later" },
+                statusCode: StatusCodes.Status503ServiceUnavailable).ExecuteAsync(http).ConfigureAwait(false);
+            return;
+        }
+
         LogAttached(logger, remote, types.Count == 0 ? "all" : string.Join(',', types));
         bus.Publish(EventFactory.StreamAttached(time.GetUtcNow(), remote));
         try
         {
             await http.Response.StartAsync(stop.Token).ConfigureAwait(false);
             await http.Response.BodyWriter.FlushAsync(stop.Token).ConfigureAwait(false); // the headers now, not with the first event
-            await WriteAsync(http.Response.BodyWriter, subscription, light, bus.Options.KeepAlive, stop.Token, visible, lease.IsCurrent).ConfigureAwait(false);
+            await WriteAsync(http.Response.BodyWriter, subscription, light, bus.Options.KeepAlive, stop.Token, visible, lease.IsCurrent, remote, time).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
@@ -85,7 +100,7 @@ internal static partial class EventsEndpoint
         finally
         {
             subscription.Dispose();
-            bus.Publish(EventFactory.StreamDetached(time.GetUtcNow(), remote));
+            bus.Publish(EventFactory.StreamDetached(time.GetUtcNow(), remote, subscription.Dropped ? SlowReason : null));
             LogDetached(logger, remote, subscription.Dropped);
         }
 
@@ -147,7 +162,7 @@ internal static partial class EventsEndpoint
     /// subscription then fills and is dropped rather than holding up the bus. Internal for tests.
     /// </summary>
     internal static async Task WriteAsync(PipeWriter output, EventSubscription subscription, bool light, TimeSpan keepAlive, CancellationToken ct,
-        Func<MarathonEvent, bool>? visible = null, Func<bool>? current = null)
+        Func<MarathonEvent, bool>? visible = null, Func<bool>? current = null, string remote = "", TimeProvider? time = null)
     {
         var reader = subscription.Reader;
         CancellationTokenSource? idle = null;
@@ -220,6 +235,8 @@ internal static partial class EventsEndpoint
                     // Detached or dropped; everything buffered has been written.
                     if (subscription.Dropped)
                     {
+                        // As Marathon ends a stream it detaches: an event_stream_detached, here with the reason, then our comment.
+                        output.Write(EventFactory.StreamDetached((time ?? TimeProvider.System).GetUtcNow(), remote, SlowReason).Frame().Span);
                         output.Write(DroppedComment);
                         await FlushEndedAsync(output, ct).ConfigureAwait(false);
                     }
@@ -240,6 +257,9 @@ internal static partial class EventsEndpoint
         return result.IsCompleted || result.IsCanceled;
     }
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Event stream of {Remote} refused: {Max} streams are open, the maximum")]
+    private static partial void LogRefused(ILogger logger, string remote, int max);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Event stream attached for {Remote} (event types: {Types})")]
     private static partial void LogAttached(ILogger logger, string remote, string types);
 
@@ -257,7 +277,7 @@ internal static class EventServices
     {
         services.AddHttpContextAccessor(); // api_post_event names the client and the URI of the change
         services.TryAddSingleton(new EventBusOptions());
-        services.AddSingleton(sp => new EventBus(sp.GetRequiredService<EventBusOptions>()));
+        services.AddSingleton(sp => new EventBus(sp.GetRequiredService<EventBusOptions>(), sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton(sp => new EventPublisher(
             sp.GetRequiredService<EventBus>(),
             sp.GetRequiredService<Services.ServiceRegistry>(),

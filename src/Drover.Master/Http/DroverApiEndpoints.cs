@@ -29,6 +29,12 @@ internal static class DroverApiEndpoints
 {
     private static readonly TimeSpan FollowPoll = TimeSpan.FromMilliseconds(150);
 
+    /// <summary>Tasks on a page of <c>GET /drover/v1/tasks</c> given <c>after</c> without <c>limit</c>.</summary>
+    internal const int DefaultTaskPage = 500;
+
+    /// <summary>The largest <c>limit</c> of <c>GET /drover/v1/tasks</c>.</summary>
+    internal const int MaxTaskPage = 5000;
+
     public static void Map(IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/drover/v1");
@@ -65,8 +71,13 @@ internal static class DroverApiEndpoints
             return Results.Json(view, DroverJsonContext.Default.TaskView, statusCode: StatusCodes.Status201Created);
         }).Access(RouteAccess.PermissionThenObjects(Rids.Tasks, PermissionAction.Create));
 
-        g.MapGet("/tasks", (string? state, HttpContext http, ClusterState cluster) =>
+        g.MapGet("/tasks", (string? state, int? limit, string? after, HttpContext http, ClusterState cluster) =>
         {
+            if (limit is { } l && l is < 1 or > MaxTaskPage)
+            {
+                return ApiResults.Validation([new FieldError("limit", $"must be between 1 and {MaxTaskPage}")]);
+            }
+
             TaskState? filter = null;
             if (state is not null)
             {
@@ -78,7 +89,25 @@ internal static class DroverApiEndpoints
                 filter = parsed;
             }
 
-            return ApiResults.Json(new TaskList { Tasks = TaskAccess.Visible(http, cluster.ListTasks(filter)) }, DroverJsonContext.Default.TaskList);
+            var visible = TaskAccess.Visible(http, cluster.ListTasks(filter));
+            if (limit is null && after is null)
+            {
+                // No paging asked for: the whole list, as before paging existed, streamed task by task.
+                return StreamedJson.Of("tasks", visible, DroverJsonContext.Default.TaskView);
+            }
+
+            // A page: tasks in order of id after the cursor, so no task shows on two pages, and every task that exists throughout the walk shows on one.
+            var page = visible.Where(t => after is null || string.CompareOrdinal(t.Id, after) > 0)
+                .OrderBy(t => t.Id, StringComparer.Ordinal)
+                .Take((limit ?? DefaultTaskPage) + 1)
+                .ToList();
+            var more = page.Count > (limit ?? DefaultTaskPage);
+            if (more)
+            {
+                page.RemoveAt(page.Count - 1);
+            }
+
+            return ApiResults.Json(new TaskList { Tasks = [.. page], Next = more ? page[^1].Id : null }, DroverJsonContext.Default.TaskList);
         }).Access(readTasks);
 
         g.MapGet("/tasks/{id}", (string id, HttpContext http, ClusterState state) =>

@@ -48,28 +48,13 @@ internal static class MarathonEndpoints
             var idFilter = http.Request.Query["id"].ToString();
             var labelFilter = http.Request.Query["label"].ToString();
             var canRead = MarathonAccess.Reader(http);
-            var apps = new JsonArray();
-            foreach (var a in registry.List())
-            {
-                if (!canRead(a.Current.Id!))
-                {
-                    continue;
-                }
-
-                if (idFilter.Length > 0 && !a.Current.Id!.Contains(idFilter, StringComparison.OrdinalIgnoreCase))
-                {
-                    continue;
-                }
-
-                if (labelFilter.Length > 0 && !MatchesLabel(a.Current, labelFilter))
-                {
-                    continue;
-                }
-
-                apps.Add(AppJson(a, cluster, embed));
-            }
-
-            return Json(new JsonObject { ["apps"] = apps });
+            // Streamed: each app's JSON is built as it is written (see StreamedJson), never the whole list at once.
+            var apps = registry.List()
+                .Where(a => canRead(a.Current.Id!)
+                    && (idFilter.Length == 0 || a.Current.Id!.Contains(idFilter, StringComparison.OrdinalIgnoreCase))
+                    && (labelFilter.Length == 0 || MatchesLabel(a.Current, labelFilter)))
+                .Select(a => AppJson(a, cluster, embed));
+            return StreamedJson.Nodes("apps", apps);
         }).Access(Access);
 
         // PUT/PATCH /v2/apps with an array: update (or create) several apps as one deployment plan.
@@ -240,7 +225,7 @@ internal static class MarathonEndpoints
                     || string.Equals(t.State.WireName(), s, StringComparison.OrdinalIgnoreCase));
             }
 
-            return Json(new JsonObject { ["tasks"] = TasksJson(tasks) });
+            return StreamedJson.Nodes("tasks", tasks.Select(TaskJson)); // streamed, as /v2/apps
         }).Access(Access);
 
         app.MapPost("/v2/tasks/delete", async (HttpContext http, ServiceRegistry registry, ClusterState cluster, ServiceController controller) =>

@@ -35,8 +35,8 @@ internal static class MesosStateEndpoints
                 Active = true,
                 Role = "*",
                 UsedResources = Used(active.Where(t => t.FrameworkId is null)),
-                Tasks = [.. active.Where(t => t.FrameworkId is null).Select(t => MesosTask.From(t))],
-                CompletedTasks = [.. completed.Where(t => t.FrameworkId is null).Select(t => MesosTask.From(t))],
+                Tasks = active.Where(t => t.FrameworkId is null).Select(t => MesosTask.From(t)),
+                CompletedTasks = completed.Where(t => t.FrameworkId is null).Select(t => MesosTask.From(t)),
             };
             // Mesos frameworks (the scheduler API) each with their own tasks, as in Mesos' state.json.
             var (live, _, _, _) = frameworks.OperatorView(System.Collections.Immutable.ImmutableDictionary<string, Resources>.Empty);
@@ -50,8 +50,8 @@ internal static class MesosStateEndpoints
                     Active = f.Connected,
                     Role = f.FrameworkInfo.Roles is { Count: > 0 } roles ? roles[0] : f.FrameworkInfo.Role ?? "*",
                     UsedResources = Used(active.Where(t => t.FrameworkId == id)),
-                    Tasks = [.. active.Where(t => t.FrameworkId == id).Select(t => MesosTask.From(t))],
-                    CompletedTasks = [.. completed.Where(t => t.FrameworkId == id).Select(t => MesosTask.From(t))],
+                    Tasks = active.Where(t => t.FrameworkId == id).Select(t => MesosTask.From(t)),
+                    CompletedTasks = completed.Where(t => t.FrameworkId == id).Select(t => MesosTask.From(t)),
                 };
             });
             var dto = new MesosState
@@ -192,9 +192,11 @@ internal sealed record MesosFramework
 
     public required MesosResources UsedResources { get; init; }
 
-    public required ImmutableArray<MesosTask> Tasks { get; init; }
+    /// <summary>Lazy: each task's record is made while the serializer writes it, and the answer is flushed in chunks (streamed, not built whole).</summary>
+    public required IEnumerable<MesosTask> Tasks { get; init; }
 
-    public required ImmutableArray<MesosTask> CompletedTasks { get; init; }
+    /// <summary>Lazy, as <see cref="Tasks"/>.</summary>
+    public required IEnumerable<MesosTask> CompletedTasks { get; init; }
 }
 
 internal sealed record MesosTask

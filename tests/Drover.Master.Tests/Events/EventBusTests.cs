@@ -74,25 +74,131 @@ public sealed class EventBusTests
         Assert.True(bus.Wants("status_update_event"));
     }
 
+    /// <summary>The bytes an <see cref="Event"/> costs in a subscriber's buffer.</summary>
+    private static long Cost(int n) => Event("status_update_event", n).Frame().Length + EventBusOptions.PerEventOverhead;
+
     [Fact]
-    public void Publish_SubscriberFallsBehind_DroppedWithoutBlockingPublisherOrOthers()
+    public void Publish_SubscriberFullForLessThanGrace_KeepsEveryEventThenDetachedAfterGrace()
     {
-        var bus = new EventBus(new EventBusOptions { SubscriberBuffer = 4 });
+        var clock = new ManualTimeProvider();
+        var bus = new EventBus(new EventBusOptions { SubscriberBufferBytes = 5 * Cost(0), SlowSubscriberGrace = TimeSpan.FromSeconds(10) }, clock);
         using var slow = bus.Subscribe();
-        using var fast = bus.Subscribe(buffer: 100);
+        using var fast = bus.Subscribe();
+        var fastSeen = new List<MarathonEvent>();
 
         for (var i = 0; i < 10; i++)
         {
             bus.Publish(Event("status_update_event", i)); // never blocks, though slow reads nothing
+            fastSeen.AddRange(Drain(fast));
         }
+
+        clock.Advance(TimeSpan.FromSeconds(9.9));
+        bus.Publish(Event("status_update_event", 10));
+        Assert.False(slow.Dropped); // full, but not for the grace yet: it keeps every event
+
+        clock.Advance(TimeSpan.FromSeconds(0.1));
+        bus.Publish(Event("status_update_event", 11));
 
         Assert.True(slow.Dropped);
         Assert.False(fast.Dropped);
-        Assert.Equal([0, 1, 2, 3], Drain(slow).Select(N)); // what it had buffered, in order, then the end
+        Assert.Equal(Enumerable.Range(0, 11), Drain(slow).Select(N)); // all it had buffered, in order, then the end
         Assert.True(slow.Reader.Completion.IsCompleted);
-        Assert.Equal(Enumerable.Range(0, 10), Drain(fast).Select(N));
+        fastSeen.AddRange(Drain(fast));
+        Assert.Equal(Enumerable.Range(0, 12), fastSeen.Select(N));
         Assert.Equal(1, bus.SubscriberCount);
         Assert.Equal(1, bus.DroppedSubscribers);
+    }
+
+    [Fact]
+    public void Publish_FullSubscriberCatchesUpWithinGrace_NotDetached()
+    {
+        var clock = new ManualTimeProvider();
+        var bus = new EventBus(new EventBusOptions { SubscriberBufferBytes = 5 * Cost(0), SlowSubscriberGrace = TimeSpan.FromSeconds(10) }, clock);
+        using var sub = bus.Subscribe();
+        var seen = new List<MarathonEvent>();
+
+        for (var round = 0; round < 3; round++)
+        {
+            for (var i = 0; i < 10; i++)
+            {
+                bus.Publish(Event("status_update_event", (round * 10) + i)); // over the buffer: full
+            }
+
+            clock.Advance(TimeSpan.FromSeconds(9));
+            seen.AddRange(Drain(sub)); // caught up before the grace ended
+        }
+
+        Assert.False(sub.Dropped);
+        Assert.Equal(Enumerable.Range(0, 30), seen.Select(N));
+        Assert.Equal(0, sub.QueuedBytes);
+    }
+
+    [Fact]
+    public void Publish_SubscriberReachesHardLimit_DetachedAtOnce()
+    {
+        var clock = new ManualTimeProvider();
+        var bus = new EventBus(new EventBusOptions { SubscriberBufferBytes = 5 * Cost(0), SlowSubscriberGrace = TimeSpan.FromHours(1) }, clock);
+        using var stuck = bus.Subscribe();
+
+        var published = 0;
+        while (!stuck.Dropped && published < 1000)
+        {
+            bus.Publish(Event("status_update_event", published++));
+        }
+
+        // The memory guard: never more than HardLimitMultiple buffers held for one reader, whatever the grace.
+        Assert.True(stuck.Dropped);
+        Assert.InRange(Drain(stuck).Count, 15, 20);
+    }
+
+    [Fact]
+    public void TrySubscribe_AtMaxSubscribers_RefusedUntilOneLeaves()
+    {
+        var bus = new EventBus(new EventBusOptions { MaxSubscribers = 2 });
+        using var first = bus.Subscribe();
+        var second = bus.Subscribe();
+
+        Assert.False(bus.TrySubscribe(null, out var refused));
+        Assert.Null(refused);
+        second.Dispose();
+        Assert.True(bus.TrySubscribe(null, out var third));
+        third.Dispose();
+    }
+
+    [Fact]
+    public async Task Publish_BurstOf2000Deployments_EveryHealthySubscriberGetsEveryEvent()
+    {
+        // Seven events per deployment, as a POST /v2/apps makes (api_post, deployment_info and step_success per step,
+        // deployment_success, group_change_success): 14,000 events, more than the old 4,096-event buffer.
+        string[] types = ["api_post_event", "deployment_info", "deployment_step_success", "deployment_info", "deployment_step_success", "deployment_success", "group_change_success"];
+        var bus = new EventBus();
+        var subscribers = Enumerable.Range(0, 50).Select(_ => bus.Subscribe()).ToList();
+        var readers = subscribers.Select(s => Task.Run(async () =>
+        {
+            var seen = new List<int>();
+            await foreach (var e in s.Reader.ReadAllAsync())
+            {
+                seen.Add(N(e));
+            }
+
+            return seen;
+        })).ToList();
+
+        var n = 0;
+        for (var d = 0; d < 2000; d++)
+        {
+            foreach (var type in types)
+            {
+                bus.Publish(Event(type, n++));
+            }
+        }
+
+        Assert.Equal(0, bus.DroppedSubscribers);
+        subscribers.ForEach(s => s.Dispose());
+        foreach (var reader in readers)
+        {
+            Assert.Equal(Enumerable.Range(0, n), await reader.WaitAsync(Timeout));
+        }
     }
 
     [Fact]
@@ -117,7 +223,7 @@ public sealed class EventBusTests
     [Fact]
     public async Task Publish_ConcurrentPublishers_EverySubscriberSeesTheSameOrder()
     {
-        var bus = new EventBus(new EventBusOptions { SubscriberBuffer = 10_000 });
+        var bus = new EventBus(new EventBusOptions { SubscriberBufferBytes = 64L * 1024 * 1024 });
         using var first = bus.Subscribe();
         using var second = bus.Subscribe();
         const int Publishers = 4, Each = 1000;
@@ -222,7 +328,8 @@ public sealed class EventBusTests
     [Fact]
     public async Task WriteAsync_SubscriberDropped_WritesWhatWasBufferedThenSaysSoAndEnds()
     {
-        var bus = new EventBus(new EventBusOptions { SubscriberBuffer = 2 });
+        // Half an event's bytes of buffer (rounded up): the hard limit (four buffers) holds two events; the third drops the subscriber.
+        var bus = new EventBus(new EventBusOptions { SubscriberBufferBytes = (Event("e", 0).Frame().Length + EventBusOptions.PerEventOverhead + 1) / 2 });
         var pipe = new Pipe();
         using var sub = bus.Subscribe();
         for (var i = 0; i < 5; i++)
@@ -230,11 +337,13 @@ public sealed class EventBusTests
             bus.Publish(Event("e", i)); // nobody reads yet: dropped at the third
         }
 
-        await EventsEndpoint.WriteAsync(pipe.Writer, sub, light: false, keepAlive: TimeSpan.FromSeconds(30), CancellationToken.None);
+        await EventsEndpoint.WriteAsync(pipe.Writer, sub, light: false, keepAlive: TimeSpan.FromSeconds(30), CancellationToken.None, remote: "10.0.0.7");
         await pipe.Writer.CompleteAsync();
 
         var text = Encoding.UTF8.GetString((await pipe.Reader.ReadAsync()).Buffer.ToArray());
         Assert.Equal(2, text.Split("event: e\n").Length - 1);
+        // Marathon's event_stream_detached, with why, then our comment.
+        Assert.Contains("\n\nevent: event_stream_detached\ndata: {\"remoteAddress\":\"10.0.0.7\",\"reason\":\"" + EventsEndpoint.SlowReason + "\",\"eventType\":\"event_stream_detached\"", text, StringComparison.Ordinal);
         Assert.EndsWith("\n\n: dropped: this client fell too far behind; reconnect\n\n", text, StringComparison.Ordinal);
     }
 
