@@ -38,6 +38,11 @@ internal sealed partial class FrameworkManager
             }
         }
 
+        if (AcceptShapeError(operations) is { } malformed)
+        {
+            return CallResult.Bad(malformed + ". Nothing was done; the offers are still outstanding.");
+        }
+
         // Every named offer is used up by the call, valid or not (as Mesos).
         var offers = new List<Offer>();
         string? invalid = null;
@@ -56,6 +61,37 @@ internal sealed partial class FrameworkManager
             }
         }
 
+        try
+        {
+            return AcceptOffers(fw, accept, caller, operations, offers, invalid, out after);
+        }
+        catch (Exception) when (RestoreOffers(offers))
+        {
+            throw; // never reached: the filter only gives the resources back before the exception (a bug) answers 500
+        }
+    }
+
+    /// <summary>
+    /// After an unexpected exception in <see cref="AcceptOffers"/> (a bug): gives the removed offers' resources back
+    /// to the ledger, so a failed call never leaves an agent's resources held by offers nobody has. Returns false, so
+    /// the exception keeps going up.
+    /// </summary>
+    /// (Nothing that can throw follows AcceptOffers' hand-back of the unused part, so nothing is given back twice.)
+    private bool RestoreOffers(List<Offer> offers)
+    {
+        foreach (var o in offers)
+        {
+            _state.ReleaseOffer(o.AgentId, o.Resources);
+        }
+
+        return false;
+    }
+
+    private CallResult AcceptOffers(Framework fw, MAccept accept, SchedulerCaller caller, IReadOnlyList<MOperation> operations, List<Offer> offers, string? invalid,
+        out Func<CallResult>? after)
+    {
+        after = null;
+        var offerIds = accept.OfferIds!;
         var failState = fw.PartitionAware ? TaskState.Dropped : TaskState.Lost;
         if (invalid is not null)
         {

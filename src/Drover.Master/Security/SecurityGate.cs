@@ -55,6 +55,16 @@ public static partial class SecurityGate
                 return;
             }
 
+            // A declared length over the route's limit is refused before anything reads a byte of it (chunked bodies
+            // and HTTP/2 ones without a length are cut off by Kestrel at the limit as they are read: 413 from MasterHost).
+            if (request.ContentLength is { } length
+                && http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize is { } max && length > max)
+            {
+                await Denials.WriteAsync(http, StatusCodes.Status413PayloadTooLarge,
+                    string.Create(System.Globalization.CultureInfo.InvariantCulture, $"the request body is {length} bytes; this route accepts at most {max}"));
+                return;
+            }
+
             if (access is null)
             {
                 LogUndeclared(logger, request.Method, path, (endpoint as RouteEndpoint)?.RoutePattern.RawText ?? endpoint?.DisplayName ?? "?");
@@ -227,6 +237,8 @@ public static class Denials
                 // DC/OS' titles are the status line ("401 Unauthorized").
                 401 => ("401 Unauthorized", "ERR_MISSING_AUTH_TOKEN"),
                 403 => ("403 Forbidden", "ERR_FORBIDDEN"),
+                400 => ("400 Bad Request", "ERR_INVALID_DATA"),
+                413 => ("413 Payload Too Large", "ERR_INVALID_DATA"),
                 415 => ("415 Unsupported Media Type", "ERR_INVALID_DATA"),
                 429 => ("429 Too Many Requests", "ERR_TOO_MANY_REQUESTS"),
                 _ => ($"{status} {ReasonPhrase(status)}", "ERR_INTERNAL"),
@@ -239,6 +251,8 @@ public static class Denials
             {
                 401 => "unauthorized",
                 403 => "forbidden",
+                400 => "bad_request",
+                413 => "payload_too_large",
                 415 => "unsupported_media_type",
                 429 => "too_many_requests",
                 _ => ErrorCodes.Internal,
