@@ -58,6 +58,34 @@ internal sealed partial class FrameworkManager
         return tasks > MaxTasksPerAccept ? $"accept.operations: {tasks} tasks in one call; at most {MaxTasksPerAccept}" : null;
     }
 
+    /// <summary>
+    /// Caps on what a framework's info holds (it is kept in memory and in the store for as long as the framework
+    /// lives): its strings, roles and capabilities, and its labels in total (<see cref="InputLimits"/>).
+    /// </summary>
+    internal static string? FrameworkInfoSizeError(MFrameworkInfo info)
+    {
+        foreach (var (field, value) in new[] { ("user", info.User), ("name", info.Name), ("hostname", info.Hostname), ("principal", info.Principal), ("webui_url", info.WebuiUrl), ("role", info.Role) })
+        {
+            if (value is { Length: > InputLimits.MaxShortText })
+            {
+                return $"{field}: {value.Length} characters; at most {InputLimits.MaxShortText}";
+            }
+        }
+
+        if (info.Roles is { Count: > InputLimits.MaxListItems } roles)
+        {
+            return $"roles: {roles.Count} roles; at most {InputLimits.MaxListItems}";
+        }
+
+        if (info.Capabilities is { Count: > InputLimits.MaxListItems } caps)
+        {
+            return $"capabilities: {caps.Count} entries; at most {InputLimits.MaxListItems}";
+        }
+
+        var labels = (info.Labels?.Labels ?? []).Where(l => l is not null).Select(l => KeyValuePair.Create(l.Key ?? "", l.Value ?? ""));
+        return InputLimits.LabelsTotalError(InputLimits.LabelBytes(labels)) is { } error ? "labels: " + error : null;
+    }
+
     private static string? TaskShapeError(MTaskInfo? info, string path)
     {
         if (info is null)
@@ -68,6 +96,17 @@ internal sealed partial class FrameworkManager
         if (info.TaskId?.Value is { Length: > InputLimits.MaxShortText } id)
         {
             return $"{path}.task_id: {id.Length} characters; at most {InputLimits.MaxShortText}";
+        }
+
+        if (info.Name is { Length: > InputLimits.MaxShortText } name)
+        {
+            return $"{path}.name: {name.Length} characters; at most {InputLimits.MaxShortText}";
+        }
+
+        var labels = (info.Labels?.Labels ?? []).Where(l => l is not null).Select(l => KeyValuePair.Create(l.Key ?? "", l.Value ?? ""));
+        if (InputLimits.LabelsTotalError(InputLimits.LabelBytes(labels)) is { } labelsError)
+        {
+            return $"{path}.labels: {labelsError}";
         }
 
         if (info.Command is { } command && CommandShapeError(command, path + ".command") is { } error)
