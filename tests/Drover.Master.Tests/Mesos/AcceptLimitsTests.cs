@@ -83,9 +83,15 @@ public sealed class AcceptLimitsTests
         Assert.Equal(ledger.Total, ledger.Free.Add(ledger.Offered));
         Assert.Empty(cluster.Master.Services.GetRequiredService<ClusterState>().ListTasks());
 
-        // The same offer launches a valid task.
-        await s.CallOkAsync("ACCEPT", RawScheduler.Launch(offer, 0, RawScheduler.CommandTask("valid", agent, "sleep 600")));
+        // Declined, the whole agent is free again and offered again; a valid call then launches on it.
+        await s.CallOkAsync("DECLINE", new JsonObject { ["offer_ids"] = new JsonArray(offer["id"]!.DeepClone()), ["filters"] = new JsonObject { ["refuse_seconds"] = 0 } });
+        var again = await NextOfferAsync(s);
+        Assert.Equal(2.0, RawScheduler.ScalarOf(again, "cpus"));
+        Assert.Equal(1024.0, RawScheduler.ScalarOf(again, "mem"));
+        await s.CallOkAsync("ACCEPT", RawScheduler.Launch(again, 0, RawScheduler.CommandTask("valid", agent, "sleep 600", cpus: 2, mem: 1024)));
         await s.UpdateAsync("valid", "TASK_RUNNING", Timeout);
+        ledger = Ledger(cluster, agent);
+        Assert.True(ledger.Free.MilliCpus == 0 && ledger.Offered.IsZero, $"free {ledger.Free}, offered {ledger.Offered}");
     }
 
     [Fact]
