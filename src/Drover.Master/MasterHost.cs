@@ -163,6 +163,7 @@ public static partial class MasterHost
             {
                 // A body over the route's limit (413; Kestrel throws as the body is read, whatever its framing), a
                 // malformed request: the client's error, not ours, answered in the error shape of the route's API.
+                Denials.CloseAfterResponse(http);
                 await Denials.WriteAsync(http, e.StatusCode, e.Message);
             }
             catch (Exception e) when (e is not OperationCanceledException && !http.Response.HasStarted)

@@ -109,10 +109,15 @@ internal static class ServerCommands
         };
         var tokenLifetime = SecondsOption("Seconds a login token is valid", new Master.Security.SecurityOptions().TokenLifetime, "--token-lifetime");
         var secretsKey = SecretsKeyOption();
+        var maxBody = new Option<long>("--max-request-body")
+        {
+            Description = "Largest request body in bytes on routes without a limit of their own (larger: 413); see docs/limits.md",
+            DefaultValueFactory = _ => defaults.MaxRequestBodyBytes,
+        };
         var cmd = new Command("master", "Run a master")
         {
             dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, offerTimeout, roleWeights, store, storePrefix, leaderLease, advertise,
-            bootstrapPassword, allowedHosts, tokenLifetime, secretsKey, insecure, tlsCert, tlsKey, tlsCa, agentCertLifetime, LogLevelOption,
+            bootstrapPassword, allowedHosts, tokenLifetime, secretsKey, insecure, tlsCert, tlsKey, tlsCa, agentCertLifetime, maxBody, LogLevelOption,
         };
         storeTls.AddTo(cmd);
         cmd.SetAction(async (pr, ct) =>
@@ -133,6 +138,9 @@ internal static class ServerCommands
                 HeartbeatInterval = PositiveSeconds(pr.GetValue(heartbeatInterval), "--heartbeat-interval"),
                 OfferTimeout = PositiveSeconds(pr.GetValue(offerTimeout), "--offer-timeout"),
                 RoleWeights = ParseRoleWeights(pr.GetValue(roleWeights)),
+                MaxRequestBodyBytes = pr.GetValue(maxBody) is var mb and >= 1024 and <= 1L << 30
+                    ? mb
+                    : throw new CliException("--max-request-body: must be between 1024 and 1073741824 bytes", 2),
                 Security = ParseAllowedHosts(new Master.Security.SecurityOptions
                 {
                     BootstrapPasswordFile = pr.GetValue(bootstrapPassword),

@@ -60,6 +60,7 @@ public static partial class SecurityGate
             if (request.ContentLength is { } length
                 && http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize is { } max && length > max)
             {
+                Denials.CloseAfterResponse(http);
                 await Denials.WriteAsync(http, StatusCodes.Status413PayloadTooLarge,
                     string.Create(System.Globalization.CultureInfo.InvariantCulture, $"the request body is {length} bytes; this route accepts at most {max}"));
                 return;
@@ -208,6 +209,19 @@ public static class SecurityHttpContextExtensions
 /// </summary>
 public static class Denials
 {
+    /// <summary>
+    /// Tells an HTTP/1.x client not to reuse the connection: after a refusal whose body is left unread (413), the server
+    /// cannot drain it and closes the connection, and a client that sent its next request on it would see it cut.
+    /// </summary>
+    public static void CloseAfterResponse(HttpContext http)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        if (!http.Response.HasStarted && (HttpProtocol.IsHttp11(http.Request.Protocol) || HttpProtocol.IsHttp10(http.Request.Protocol)))
+        {
+            http.Response.Headers.Connection = "close";
+        }
+    }
+
     public static async Task WriteAsync(HttpContext http, int status, string reason)
     {
         ArgumentNullException.ThrowIfNull(http);
