@@ -65,26 +65,18 @@ internal sealed partial class FrameworkManager
         {
             return AcceptOffers(fw, accept, caller, operations, offers, invalid, out after);
         }
-        catch (Exception) when (RestoreOffers(offers))
+        catch (Exception)
         {
-            throw; // never reached: the filter only gives the resources back before the exception (a bug) answers 500
-        }
-    }
+            // A bug, answered 500 by the host; but the removed offers' resources go back to the ledger first, so a failed
+            // call never leaves an agent's resources held by offers nobody has. (Nothing that can throw follows
+            // AcceptOffers' own hand-back of the unused part, so nothing is given back twice.)
+            foreach (var o in offers)
+            {
+                _state.ReleaseOffer(o.AgentId, o.Resources);
+            }
 
-    /// <summary>
-    /// After an unexpected exception in <see cref="AcceptOffers"/> (a bug): gives the removed offers' resources back
-    /// to the ledger, so a failed call never leaves an agent's resources held by offers nobody has. Returns false, so
-    /// the exception keeps going up.
-    /// </summary>
-    /// (Nothing that can throw follows AcceptOffers' hand-back of the unused part, so nothing is given back twice.)
-    private bool RestoreOffers(List<Offer> offers)
-    {
-        foreach (var o in offers)
-        {
-            _state.ReleaseOffer(o.AgentId, o.Resources);
+            throw;
         }
-
-        return false;
     }
 
     private CallResult AcceptOffers(Framework fw, MAccept accept, SchedulerCaller caller, IReadOnlyList<MOperation> operations, List<Offer> offers, string? invalid,
