@@ -34,7 +34,8 @@ public static partial class MasterHost
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(options);
         services.AddSingleton<IStateStore>(sp => OpenStore(options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("Drover.Store")));
-        services.AddSingleton(sp => new MasterJournal(sp.GetRequiredService<IStateStore>()));
+        services.AddSingleton<StoreFault>();
+        services.AddSingleton(sp => new MasterJournal(sp.GetRequiredService<IStateStore>(), sp.GetRequiredService<StoreFault>()));
         services.AddSingleton<ClusterState>();
         services.AddSingleton<MasterMetrics>();
         if (options.Tls is { } tls)
@@ -96,12 +97,15 @@ public static partial class MasterHost
         "--secrets-key-file: required with --store etcd://…, and the same file on every master, so that each can decrypt the secrets the others stored";
 
     /// <summary>The store <paramref name="options"/> name: etcd when <see cref="MasterOptions.Etcd"/> is set, else SQLite in the data dir.</summary>
+    /// <summary>The embedded store's file in the data dir.</summary>
+    public const string StoreFileName = "state.db";
+
     public static IStateStore OpenStore(MasterOptions options, TimeProvider time, ILogger logger)
     {
         ArgumentNullException.ThrowIfNull(options);
         return options.Etcd is { } etcd
             ? new EtcdStateStore(etcd.Uris, new EtcdStoreOptions { Prefix = options.StorePrefix, Tls = options.StoreTls }, time, logger)
-            : SqliteStateStore.Open(Path.Combine(options.DataDir, "state.db"), time, logger);
+            : SqliteStateStore.Open(Path.Combine(options.DataDir, StoreFileName), time, logger);
     }
 
     /// <summary>
@@ -142,6 +146,14 @@ public static partial class MasterHost
     public static WebApplication MapDroverMaster(this WebApplication app)
     {
         var guard = app.Services.GetService<BrowserGuard>() ?? new BrowserGuard([.. BrowserGuard.LoopbackNames, Environment.MachineName]);
+        // A change applied in memory could not be saved: stop serving and acting (StoreFault). Requests in flight are
+        // answered (their writes fail: 503) while the server drains; the process then exits non-zero.
+        var fault = app.Services.GetRequiredService<StoreFault>();
+        fault.Raised.Register(() =>
+        {
+            LogStoreFault(app.Logger, fault.Reason ?? "");
+            app.Services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>().StopApplication();
+        });
         app.UseRouting();
         app.Use(async (http, next) =>
         {
@@ -156,8 +168,7 @@ public static partial class MasterHost
                 // (on another master); the write was not acknowledged, its outcome is unknown.
                 LogStoreUnavailable(app.Logger, http.Request.Path, e.Message);
                 http.Response.Headers.RetryAfter = "1";
-                await ApiResults.Error(StatusCodes.Status503ServiceUnavailable, ErrorCodes.StoreUnavailable,
-                    "the change could not be made durable and was not acknowledged (it may or may not have been applied): " + e.Message).ExecuteAsync(http);
+                await StoreUnavailable(http.Request.Path, StoreFailureMessage(e)).ExecuteAsync(http);
             }
             catch (BadHttpRequestException e) when (!http.Response.HasStarted)
             {
@@ -206,8 +217,42 @@ public static partial class MasterHost
     [LoggerMessage(Level = LogLevel.Error, Message = "Unhandled error serving {Path} (incident {Incident})")]
     private static partial void LogUnhandled(ILogger logger, string path, string incident, Exception e);
 
+    [LoggerMessage(Level = LogLevel.Critical, Message = "Stopping the master: {Reason}; a restarted master re-reads its state from the store")]
+    private static partial void LogStoreFault(ILogger logger, string reason);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Request {Path} failed: the store is unavailable ({Reason})")]
     private static partial void LogStoreUnavailable(ILogger logger, string path, string reason);
+
+    /// <summary>
+    /// A 503 for a store failure in the shape of the API that was called: Marathon's <c>{"message"}</c> under
+    /// <c>/v2</c>, DC/OS IAM's <c>{"title", "description", "code"}</c> under <c>/acs</c>, Drover's error (also used by
+    /// the Mesos v1 APIs, the secrets and <c>/drover/v1</c>) elsewhere. The caller adds <c>Retry-After</c>.
+    /// </summary>
+    internal static IResult StoreUnavailable(PathString path, string message) =>
+        path.StartsWithSegments("/v2", StringComparison.Ordinal)
+            ? Results.Content(new System.Text.Json.Nodes.JsonObject { ["message"] = message }.ToJsonString(), "application/json; charset=utf-8",
+                statusCode: StatusCodes.Status503ServiceUnavailable)
+            : path.StartsWithSegments("/acs", StringComparison.Ordinal)
+                ? IamHttp.Error(StatusCodes.Status503ServiceUnavailable, "ERR_STORE_UNAVAILABLE", message)
+                : ApiResults.Error(StatusCodes.Status503ServiceUnavailable, ErrorCodes.StoreUnavailable, message);
+
+    /// <summary>What a caller whose request met a store failure is told: not acknowledged, and whether it may have been applied.</summary>
+    private static string StoreFailureMessage(Exception e)
+    {
+        var known = false;
+        for (var x = e; x is not null; x = x.InnerException)
+        {
+            if (x is StateStoreUnavailableException { OutcomeUnknown: false })
+            {
+                known = true;
+                break;
+            }
+        }
+
+        return (known
+            ? "the change could not be made durable and was not applied; retry: "
+            : "the change could not be made durable and was not acknowledged (it may or may not have been applied): ") + e.Message;
+    }
 
     private static bool IsStoreFailure(Exception e)
     {

@@ -62,6 +62,19 @@ public sealed record MasterOptions
     /// <summary>Key prefix in etcd, so several Drover clusters can share one etcd (<c>--store-prefix</c>).</summary>
     public string StorePrefix { get; init; } = EtcdStoreOptions.DefaultPrefix;
 
+    /// <summary>
+    /// The cluster this master serves (<see cref="Drover.Store.ClusterIdentity"/>). Before the store is checked at
+    /// start, the one <c>--cluster-id</c> demands (null: any); after it, the store's, told to agents at
+    /// registration so an agent of another cluster refuses this master. Null in hosts that skip the check (tests).
+    /// </summary>
+    public string? ClusterId { get; init; }
+
+    /// <summary>
+    /// The store was empty, corrupt or lost and <c>--recover-from-agents</c> started a fresh one (keeping the cluster
+    /// id): the task list is to be rebuilt from what agents report instead of their unknown tasks being killed.
+    /// </summary>
+    public bool RecoverFromAgents { get; init; }
+
     /// <summary>TTL of the leader's etcd lease (<c>--leader-lease</c>): how long a dead leader keeps the role.</summary>
     public TimeSpan LeaderLease { get; init; } = TimeSpan.FromSeconds(3);
 

@@ -67,7 +67,9 @@ public sealed class RevisionCompactedException(long requested, long oldest)
 /// The store could not be reached within its retry budget, or it was reached but did not answer.
 /// When <see cref="OutcomeUnknown"/> is true a write was sent and may or may not have been applied
 /// (the connection or the store's leader was lost before the answer): read before retrying it.
-/// The embedded store never throws this; a networked one (etcd) does.
+/// The embedded store throws it when its file or disk refuses a request (full, read-only, I/O error, locked by
+/// another process); a failed batch there is known not applied, except after an I/O error during the commit
+/// itself (<see cref="OutcomeUnknown"/>). The etcd store throws it when etcd cannot be reached or does not answer.
 /// </summary>
 public sealed class StateStoreUnavailableException(string message, bool outcomeUnknown, Exception? inner = null)
     : IOException(message, inner)
@@ -118,4 +120,19 @@ public static class StateStoreExtensions
     /// <summary>Puts only if the key is unchanged since <paramref name="expectedModRevision"/> (0: only if absent).</summary>
     public static async Task<bool> CompareAndSwapAsync(this IStateStore store, string key, long expectedModRevision, byte[] value, CancellationToken ct = default) =>
         (await store.CommitAsync(new Transaction { Compares = [new Compare(key, expectedModRevision)], Writes = [WriteOp.Put(key, value)] }, ct).ConfigureAwait(false)).Succeeded;
+}
+
+/// <summary>
+/// The embedded store's file cannot be used: it is empty (0 bytes) or not a readable SQLite database. Never
+/// repaired or replaced silently: an empty store would make the master believe it runs nothing and kill
+/// every task agents report. The master refuses to start with <see cref="Reason"/>.
+/// </summary>
+public sealed class StateStoreCorruptException(string path, string reason, Exception? inner = null)
+    : IOException($"{path} {reason}", inner)
+{
+    /// <summary>The store file.</summary>
+    public string Path { get; } = path;
+
+    /// <summary>What is wrong with it, e.g. "is empty (0 bytes)".</summary>
+    public string Reason { get; } = reason;
 }

@@ -36,6 +36,41 @@ public sealed class SqliteStateStoreTests : StateStoreContractTests
     }
 
     [Fact]
+    public async Task Commit_DiskFull_UnavailableNotAppliedThenWritesResumeOnceSpaceIsFreed()
+    {
+        if (!Requirements.RootAvailable())
+        {
+            return;
+        }
+
+        await using var tmpfs = await TmpfsMount.MountAsync(megabytes: 2);
+        var path = Path.Combine(tmpfs.Path, "state.db");
+        long revision;
+        await using (var store = SqliteStateStore.Open(path, _time))
+        {
+            await store.PutAsync("/acknowledged", B("before"));
+            revision = store.Revision;
+            tmpfs.Fill();
+
+            var e = await Assert.ThrowsAsync<StateStoreUnavailableException>(() => store.PutAsync("/refused", new byte[64 * 1024]));
+            Assert.False(e.OutcomeUnknown); // refused before the commit frame was written: known not applied
+            Assert.Contains("disk holding the state store is full", e.Message, StringComparison.Ordinal);
+            Assert.Equal(revision, store.Revision);
+            Assert.Null(await store.GetAsync("/refused")); // reads still work
+            Assert.Equal("before", S((await store.GetAsync("/acknowledged"))!.Value));
+
+            tmpfs.Free();
+            Assert.Equal(revision + 1, await store.PutAsync("/after", B("freed")));
+        }
+
+        await using var reopened = SqliteStateStore.Open(path, _time);
+        Assert.Equal("before", S((await reopened.GetAsync("/acknowledged"))!.Value));
+        Assert.Null(await reopened.GetAsync("/refused"));
+        Assert.Equal("freed", S((await reopened.GetAsync("/after"))!.Value));
+        Assert.Equal(revision + 1, reopened.Revision);
+    }
+
+    [Fact]
     public async Task Reopen_AfterClose_KeepsKeysAndRevision()
     {
         await Store.PutAsync("/a", B("1"));

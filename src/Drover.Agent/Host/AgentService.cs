@@ -45,6 +45,9 @@ public sealed partial class AgentService : BackgroundService
     private int _launchThreadsStarted;
     private int _masterIndex;
     private string? _agentId;
+    private string? _clusterId;
+    /// <summary>Set when a master of another cluster answered, cleared by a registration with this agent's own: no command stream is opened meanwhile.</summary>
+    private volatile bool _foreignMaster;
     private int _registrationGeneration;
     private TimeSpan _heartbeatInterval;
 
@@ -73,6 +76,8 @@ public sealed partial class AgentService : BackgroundService
         {
             _agentId = ReadPersistedAgentId() ?? PersistNewAgentId();
         }
+
+        _clusterId = ReadPersistedClusterId();
 
         // Custom executors (Mesos' executor API) exist when the task runner is the executor manager.
         _executors = executor as ExecutorManager;
@@ -154,6 +159,14 @@ public sealed partial class AgentService : BackgroundService
                     response.EnsureSuccessStatusCode();
                     var registered = await response.Content.ReadFromJsonAsync(DroverJsonContext.Default.AgentRegistered, ct).ConfigureAwait(false)
                         ?? throw new HttpRequestException("empty registration response");
+                    // Before anything of this master is taken: its id, its heartbeat interval, and above all a command stream.
+                    EnsureOwnCluster(registered.ClusterId ?? ClusterIdOf(response), master, "registration");
+                    if (_clusterId is null && registered.ClusterId is { } first)
+                    {
+                        PersistClusterId(first); // the first master this agent registered with names its cluster for good
+                    }
+
+                    _foreignMaster = false;
                     Volatile.Write(ref _agentId, registered.AgentId);
                     _heartbeatInterval = TimeSpan.FromSeconds(Math.Max(0.05, registered.HeartbeatIntervalSeconds));
                     PersistAgentId(registered.AgentId);
@@ -161,6 +174,12 @@ public sealed partial class AgentService : BackgroundService
                     LogRegistered(registered.AgentId, master.ToString());
                     _registered.TrySetResult();
                     return;
+                }
+                catch (ForeignMasterException)
+                {
+                    NextMaster(); // logged; keep every task, and try again until this cluster's master answers
+                    await Task.Delay(backoff, _time, ct).ConfigureAwait(false);
+                    backoff = Min(backoff * 2, MaxBackoff);
                 }
                 catch (Exception e) when (e is HttpRequestException or IOException or JsonException || (e is OperationCanceledException && !ct.IsCancellationRequested))
                 {
@@ -214,6 +233,14 @@ public sealed partial class AgentService : BackgroundService
         {
             var generation = Volatile.Read(ref _registrationGeneration);
             var master = Master;
+            if (_foreignMaster)
+            {
+                // Not even a request for commands while a master of another cluster is about: first a registration
+                // with this agent's own cluster (RegisterAsync keeps trying until one answers).
+                await RegisterAsync(generation, ct).ConfigureAwait(false);
+                continue;
+            }
+
             try
             {
                 using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(master, $"internal/v1/agents/{AgentId}/commands"));
@@ -225,6 +252,7 @@ public sealed partial class AgentService : BackgroundService
                 }
 
                 response.EnsureSuccessStatusCode();
+                EnsureOwnCluster(ClusterIdOf(response), master, "command stream"); // before a single command is read
                 using var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
                 using var reader = new StreamReader(stream);
                 while (true)
@@ -244,6 +272,10 @@ public sealed partial class AgentService : BackgroundService
                         Handle(JsonSerializer.Deserialize(line, DroverJsonContext.Default.AgentCommand));
                     }
                 }
+            }
+            catch (ForeignMasterException)
+            {
+                NextMaster();
             }
             catch (Exception e) when (e is HttpRequestException or IOException or JsonException || (e is OperationCanceledException && !ct.IsCancellationRequested))
             {
@@ -532,6 +564,7 @@ public sealed partial class AgentService : BackgroundService
                 }
 
                 response.EnsureSuccessStatusCode();
+                EnsureOwnCluster(ClusterIdOf(response), master, "status update"); // another cluster's ack must not make us forget an update
                 var ack = await response.Content.ReadFromJsonAsync(DroverJsonContext.Default.StatusUpdateAck, timeout.Token).ConfigureAwait(false);
                 var acked = (ack?.Acknowledged ?? []).ToHashSet(StringComparer.Ordinal);
                 log.Acknowledge(acked);
@@ -542,6 +575,12 @@ public sealed partial class AgentService : BackgroundService
                 }
 
                 backoff = TimeSpan.FromMilliseconds(100);
+            }
+            catch (ForeignMasterException)
+            {
+                NextMaster();
+                await Task.Delay(backoff, _time, ct).ConfigureAwait(false);
+                backoff = Min(backoff * 2, MaxBackoff);
             }
             catch (Exception e) when (e is HttpRequestException or IOException or JsonException || (e is OperationCanceledException && !ct.IsCancellationRequested))
             {
@@ -579,6 +618,57 @@ public sealed partial class AgentService : BackgroundService
 
     private string IdFile => Path.Combine(_options.WorkDir, "agent-id");
 
+    /// <summary>The cluster this agent belongs to: the id of the first master it registered with (0600).</summary>
+    private string ClusterIdFile => Path.Combine(_options.WorkDir, "meta", "cluster-id");
+
+    /// <summary>The cluster id this agent keeps (null until its first registration with a master that names one).</summary>
+    public string? ClusterId => Volatile.Read(ref _clusterId);
+
+    private static string? ClusterIdOf(HttpResponseMessage response) =>
+        response.Headers.TryGetValues(AgentProtocolHeaders.ClusterId, out var values) ? values.FirstOrDefault() : null;
+
+    /// <summary>
+    /// Refuses (logged, <see cref="ForeignMasterException"/>) a master whose cluster id is not this agent's: its store
+    /// is another cluster's, or a fresh one, and it would kill every task it does not know. A master that names no
+    /// cluster, or an agent that has none yet, passes.
+    /// </summary>
+    private void EnsureOwnCluster(string? masterCluster, Uri master, string call)
+    {
+        var own = ClusterId;
+        if (masterCluster is null || own is null || masterCluster == own)
+        {
+            return;
+        }
+
+        _foreignMaster = true;
+        LogForeignMaster(master.ToString(), masterCluster, own, call);
+        throw new ForeignMasterException();
+    }
+
+    private string? ReadPersistedClusterId()
+    {
+        try
+        {
+            var id = File.Exists(ClusterIdFile) ? File.ReadAllText(ClusterIdFile).Trim() : null;
+            return string.IsNullOrEmpty(id) ? null : id;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    private void PersistClusterId(string id)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(ClusterIdFile)!);
+        Security.PrivateFile.Write(ClusterIdFile, System.Text.Encoding.UTF8.GetBytes(id + "\n"));
+        Volatile.Write(ref _clusterId, id);
+        LogClusterJoined(id);
+    }
+
+    /// <summary>A master of another cluster answered; already logged.</summary>
+    private sealed class ForeignMasterException : Exception;
+
     private string? ReadPersistedAgentId()
     {
         try
@@ -608,6 +698,13 @@ public sealed partial class AgentService : BackgroundService
     }
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Refusing master {Master} ({Call}): it serves cluster {MasterCluster}, but this agent belongs to cluster {OwnCluster}; "
+        + "no command of it is applied and every task keeps running; retrying until a master of cluster {OwnCluster} answers")]
+    private partial void LogForeignMaster(string master, string masterCluster, string ownCluster, string call);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "This agent belongs to cluster {ClusterId} from now on")]
+    private partial void LogClusterJoined(string clusterId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Registered as {AgentId} with master {Master}")]
     private partial void LogRegistered(string agentId, string master);

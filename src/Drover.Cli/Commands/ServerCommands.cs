@@ -4,6 +4,7 @@ using Drover.Cli.Hosting;
 using Drover.Core;
 using Drover.Core.Security.Pki;
 using Drover.Master;
+using StoreFault = Drover.Master.State.StoreFault;
 using Drover.Master.Security.Pki;
 using Microsoft.Extensions.DependencyInjection;
 using Drover.Placement;
@@ -28,7 +29,9 @@ internal static class ServerCommands
         };
         var bootstrapPassword = BootstrapPasswordOption();
         var secretsKey = SecretsKeyOption();
-        var cmd = new Command("dev", "Run a master and one agent in one process (zero setup)") { dataDir, listen, auth, bootstrapPassword, secretsKey, LogLevelOption };
+        var recover = RecoverFromAgentsOption();
+        var clusterId = ClusterIdOption();
+        var cmd = new Command("dev", "Run a master and one agent in one process (zero setup)") { dataDir, listen, auth, bootstrapPassword, secretsKey, recover, clusterId, LogLevelOption };
         agentFlags.AddTo(cmd, includeHostname: true);
         cmd.SetAction(async (pr, ct) =>
         {
@@ -46,9 +49,10 @@ internal static class ServerCommands
                 Security = new Master.Security.SecurityOptions { Enabled = secure, BootstrapPasswordFile = pr.GetValue(bootstrapPassword) },
                 Tls = secure ? new MasterTlsOptions() : null,
                 SecretsKeyFile = CheckSecretsKeyFile(pr.GetValue(secretsKey), etcd: false),
+                ClusterId = ParseClusterId(pr.GetValue(clusterId)),
             };
             var agent = agentFlags.Read(pr, Path.Combine(dir, "agent"));
-            await using var host = await DroverHosts.StartDevAsync(master, agent, url, ParseLogLevel(pr), ct);
+            await using var host = await DroverHosts.StartDevAsync(master, agent, url, ParseLogLevel(pr), ct, pr.GetValue(recover), Console.Out.WriteLine);
             await host.Agent!.Registered.WaitAsync(TimeSpan.FromSeconds(30), ct);
             Console.Out.WriteLine($"Drover dev cluster is up at {host.Url.GetLeftPart(UriPartial.Authority)}  (master + agent, data in {dir})");
             if (secure)
@@ -64,6 +68,14 @@ internal static class ServerCommands
             }
 
             await WaitForCtrlC(host, ct);
+            if (StoreFaultOf(host) is { } reason)
+            {
+                // As a crash: the tasks keep running (nothing disposes the agent), and `drover dev` started again on
+                // this data dir, once the store can be written, re-reads the master's state and adopts them.
+                await Console.Error.WriteLineAsync($"drover dev: stopped: {reason}. Its tasks keep running; free the disk (or fix {dir}) and run `drover dev` again on the same --data-dir to resume.");
+                Environment.Exit(StoreFault.ExitCode);
+            }
+
             Console.Out.WriteLine("Stopping: killing tasks and removing their cgroups…");
             return 0;
         });
@@ -109,6 +121,8 @@ internal static class ServerCommands
         };
         var tokenLifetime = SecondsOption("Seconds a login token is valid", new Master.Security.SecurityOptions().TokenLifetime, "--token-lifetime");
         var secretsKey = SecretsKeyOption();
+        var recover = RecoverFromAgentsOption();
+        var clusterId = ClusterIdOption();
         var maxBody = new Option<long>("--max-request-body")
         {
             Description = "Largest request body in bytes on routes without a limit of their own (larger: 413); see docs/limits.md",
@@ -117,7 +131,7 @@ internal static class ServerCommands
         var cmd = new Command("master", "Run a master")
         {
             dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, offerTimeout, roleWeights, store, storePrefix, leaderLease, advertise,
-            bootstrapPassword, allowedHosts, tokenLifetime, secretsKey, insecure, tlsCert, tlsKey, tlsCa, agentCertLifetime, maxBody, LogLevelOption,
+            bootstrapPassword, allowedHosts, tokenLifetime, secretsKey, insecure, tlsCert, tlsKey, tlsCa, agentCertLifetime, recover, clusterId, maxBody, LogLevelOption,
         };
         storeTls.AddTo(cmd);
         cmd.SetAction(async (pr, ct) =>
@@ -141,6 +155,7 @@ internal static class ServerCommands
                 MaxRequestBodyBytes = pr.GetValue(maxBody) is var mb and >= 1024 and <= 1L << 30
                     ? mb
                     : throw new CliException("--max-request-body: must be between 1024 and 1073741824 bytes", 2),
+                ClusterId = ParseClusterId(pr.GetValue(clusterId)),
                 Security = ParseAllowedHosts(new Master.Security.SecurityOptions
                 {
                     BootstrapPasswordFile = pr.GetValue(bootstrapPassword),
@@ -173,11 +188,11 @@ internal static class ServerCommands
                 }
 
                 var advertised = pr.GetValue(advertise) is { } a ? ParseAdvertise(a) : null;
-                return await DroverHosts.RunHighlyAvailableMasterAsync(options, url, ParseLogLevel(pr), Console.Out.WriteLine, ct, advertised);
+                return await DroverHosts.RunHighlyAvailableMasterAsync(options, url, ParseLogLevel(pr), Console.Out.WriteLine, ct, advertised, pr.GetValue(recover));
             }
 
             var advertisedUrl = pr.GetValue(advertise) is { } adv ? ParseAdvertise(adv) : null;
-            await using var host = await DroverHosts.StartMasterAsync(options, url, ParseLogLevel(pr), ct, advertisedUrl);
+            await using var host = await DroverHosts.StartMasterAsync(options, url, ParseLogLevel(pr), ct, advertisedUrl, pr.GetValue(recover), Console.Out.WriteLine);
             Console.Out.WriteLine($"Drover master is up at {host.Url.GetLeftPart(UriPartial.Authority)}");
             if (options.Tls is not null)
             {
@@ -185,10 +200,19 @@ internal static class ServerCommands
             }
 
             await WaitForCtrlC(host, ct);
+            if (StoreFaultOf(host) is { } reason)
+            {
+                await Console.Error.WriteLineAsync($"drover master: stopped: {reason}. Fix the store (e.g. free the disk under {options.DataDir}) and start the master again; it resumes from what the store holds.");
+                return StoreFault.ExitCode;
+            }
+
             return 0;
         });
         return cmd;
     }
+
+    /// <summary>Why the host's master stopped itself on a failed write (<see cref="StoreFault"/>); null when it did not.</summary>
+    private static string? StoreFaultOf(RunningHost host) => host.Services.GetService<StoreFault>()?.Reason;
 
     public static Command Agent()
     {
@@ -309,6 +333,22 @@ internal static class ServerCommands
             throw new CliException($"{flag}: cannot read {path}: {e.Message}", 2);
         }
     }
+
+    private static Option<bool> RecoverFromAgentsOption() => new(MasterStoreCheck.RecoverFlag)
+    {
+        Description = "When the store is empty, corrupt or lost (refused otherwise): move a broken state.db aside (state.db.broken-TIME), start a fresh store "
+            + "with the cluster id from DATA-DIR/cluster-id (or --cluster-id), and rebuild the task list from what the agents report. Ignored for a sound store",
+    };
+
+    private static Option<string?> ClusterIdOption() => new("--cluster-id")
+    {
+        Description = "The cluster this master serves: a store of another cluster is refused; a new store gets this id (default: a random one, kept in DATA-DIR/cluster-id)",
+    };
+
+    private static string? ParseClusterId(string? id) =>
+        id is null || Drover.Store.ClusterIdentity.IsValid(id)
+            ? id
+            : throw new CliException($"--cluster-id: '{id}' is not 1-{Drover.Store.ClusterIdentity.MaxLength} letters, digits, '.', '_' or '-'", 2);
 
     private static Option<string?> BootstrapPasswordOption() => new("--bootstrap-password-file")
     {

@@ -113,16 +113,29 @@ public sealed class RunningHost : IAsyncDisposable
             return;
         }
 
-        if (Agent is not null)
+        try
         {
-            await Agent.StopAsync(CancellationToken.None).ConfigureAwait(false);
-        }
+            if (Agent is not null)
+            {
+                await Agent.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            }
 
-        await _app.StopAsync(CancellationToken.None).ConfigureAwait(false);
-        await _app.DisposeAsync().ConfigureAwait(false); // disposes the executor: kills tasks, removes cgroups
-        Agent?.Dispose();
-        _ownedCredentials?.Dispose();
+            await _app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            await _app.DisposeAsync().ConfigureAwait(false); // disposes the executor: kills tasks, removes cgroups
+            Agent?.Dispose();
+            _ownedCredentials?.Dispose();
+        }
+        finally
+        {
+            foreach (var l in Locks)
+            {
+                l.Dispose(); // last: the dirs are free only once nothing touches them
+            }
+        }
     }
+
+    /// <summary>The data and work dir locks this host holds until disposed.</summary>
+    internal IReadOnlyList<DirectoryLock> Locks { get; set; } = [];
 }
 
 /// <summary>A role could not start for a reason the operator can fix (address in use, no cgroups…).</summary>
@@ -134,19 +147,110 @@ public static class DroverHosts
     /// <summary>The executor API, the one thing an agent serves over plain HTTP next to HTTPS (<see cref="TlsServerSettings.AllowPlainHttp"/>).</summary>
     private const string ExecutorApiPath = "/api/v1/executor";
 
-    public static Task<RunningHost> StartMasterAsync(MasterOptions options, Uri listen, LogLevel logLevel, CancellationToken ct, Uri? advertise = null) =>
-        StartAsync(listen, logLevel, master: options, agent: null, masters: null, ct, advertise: advertise);
+    /// <summary>
+    /// A single master: locks its data dir, checks its store (<see cref="MasterStoreCheck"/>: an empty, corrupt, lost
+    /// or foreign store is refused unless <paramref name="recoverFromAgents"/> may rebuild it), then serves.
+    /// <paramref name="announce"/> receives what the operator should read (a store moved aside).
+    /// </summary>
+    /// <param name="configure">Runs after the master's services are added (tests replace the state store with it).</param>
+    public static async Task<RunningHost> StartMasterAsync(MasterOptions options, Uri listen, LogLevel logLevel, CancellationToken ct, Uri? advertise = null,
+        bool recoverFromAgents = false, Action<string>? announce = null, Action<IServiceCollection>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var locks = LockDirs(options.DataDir);
+        try
+        {
+            options = await CheckStoreAsync(options, recoverFromAgents, logLevel, announce, ct).ConfigureAwait(false);
+            var host = await StartAsync(listen, logLevel, master: options, agent: null, masters: null, ct, configure, advertise: advertise).ConfigureAwait(false);
+            host.Locks = locks;
+            return host;
+        }
+        catch
+        {
+            Release(locks);
+            throw;
+        }
+    }
 
-    public static Task<RunningHost> StartAgentAsync(AgentSettings agent, IReadOnlyList<Uri> masters, Uri listen, LogLevel logLevel, CancellationToken ct) =>
-        StartAsync(listen, logLevel, master: null, agent, masters, ct);
+    /// <summary>An agent: locks its work dir before anything in it is read (credentials, task checkpoints), then serves.</summary>
+    public static async Task<RunningHost> StartAgentAsync(AgentSettings agent, IReadOnlyList<Uri> masters, Uri listen, LogLevel logLevel, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(agent);
+        var locks = LockDirs(agent.WorkDir);
+        try
+        {
+            var host = await StartAsync(listen, logLevel, master: null, agent, masters, ct).ConfigureAwait(false);
+            host.Locks = locks;
+            return host;
+        }
+        catch
+        {
+            Release(locks);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Exclusive locks on each dir (<see cref="DirectoryLock"/>), all or none: a second process on any of them is
+    /// refused with "DIR is already in use by PID N" before it reads or touches anything.
+    /// </summary>
+    private static List<DirectoryLock> LockDirs(params string[] dirs)
+    {
+        var locks = new List<DirectoryLock>();
+        try
+        {
+            foreach (var dir in dirs)
+            {
+                locks.Add(DirectoryLock.Acquire(dir));
+            }
+
+            return locks;
+        }
+        catch
+        {
+            Release(locks);
+            throw;
+        }
+    }
+
+    private static void Release(List<DirectoryLock> locks)
+    {
+        foreach (var l in locks)
+        {
+            l.Dispose();
+        }
+    }
+
+    private static async Task<MasterOptions> CheckStoreAsync(MasterOptions options, bool recover, LogLevel logLevel, Action<string>? announce, CancellationToken ct)
+    {
+        using var loggers = LoggerFactory.Create(b => ConfigureLogging(b, logLevel));
+        return await MasterStoreCheck.PrepareAsync(options, recover, TimeProvider.System, loggers.CreateLogger("Drover.Store"), announce ?? (_ => { }), ct).ConfigureAwait(false);
+    }
 
     /// <summary>
     /// Master and one agent in one process; the agent talks to its own master over HTTP(S). Without TLS both
     /// share one port. With TLS (<c>--auth</c>) the agent has a loopback listener of its own, serving its own
     /// certificate, which the in-process CA issues directly (no join).
     /// </summary>
-    public static Task<RunningHost> StartDevAsync(MasterOptions master, AgentSettings agent, Uri listen, LogLevel logLevel, CancellationToken ct) =>
-        StartAsync(listen, logLevel, master, agent, masters: null, ct);
+    public static async Task<RunningHost> StartDevAsync(MasterOptions master, AgentSettings agent, Uri listen, LogLevel logLevel, CancellationToken ct,
+        bool recoverFromAgents = false, Action<string>? announce = null)
+    {
+        ArgumentNullException.ThrowIfNull(master);
+        ArgumentNullException.ThrowIfNull(agent);
+        var locks = LockDirs(master.DataDir, agent.WorkDir);
+        try
+        {
+            master = await CheckStoreAsync(master, recoverFromAgents, logLevel, announce, ct).ConfigureAwait(false);
+            var host = await StartAsync(listen, logLevel, master, agent, masters: null, ct).ConfigureAwait(false);
+            host.Locks = locks;
+            return host;
+        }
+        catch
+        {
+            Release(locks);
+            throw;
+        }
+    }
 
     /// <summary>
     /// A master of a highly available set (<see cref="MasterOptions.Etcd"/>): serves as a follower
@@ -157,14 +261,33 @@ public static class DroverHosts
     /// loaded (or, by the first master of a new cluster, created) before it campaigns, so a follower
     /// serves HTTPS too.
     /// </summary>
-    public static async Task<int> RunHighlyAvailableMasterAsync(MasterOptions options, Uri listen, LogLevel logLevel, Action<string> announce, CancellationToken ct, Uri? advertise = null)
+    public static async Task<int> RunHighlyAvailableMasterAsync(MasterOptions options, Uri listen, LogLevel logLevel, Action<string> announce, CancellationToken ct, Uri? advertise = null,
+        bool recoverFromAgents = false)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(announce);
         var address = (advertise ?? ListenAddress.Advertise(listen)).Authority;
+        using var dataDirLock = DirectoryLock.Acquire(options.DataDir);
         using var loggers = LoggerFactory.Create(b => ConfigureLogging(b, logLevel));
         var store = MasterHost.OpenStore(options, TimeProvider.System, loggers.CreateLogger("Drover.Store"));
         await using var _ = store.ConfigureAwait(false);
+        // The cluster id first: a master must not campaign (nor create a CA) in a store that is not its cluster's.
+        var checkBackoff = TimeSpan.FromMilliseconds(500);
+        while (true)
+        {
+            try
+            {
+                options = await MasterStoreCheck.PrepareAsync(options, store, recoverFromAgents, ct, announce).ConfigureAwait(false);
+                break;
+            }
+            catch (StateStoreUnavailableException e)
+            {
+                announce($"Drover master {address} cannot read the cluster id from {options.Etcd} yet ({e.Message}); retrying");
+                await Task.Delay(checkBackoff, ct).ConfigureAwait(false);
+                checkBackoff = checkBackoff * 2 > TimeSpan.FromSeconds(10) ? TimeSpan.FromSeconds(10) : checkBackoff * 2;
+            }
+        }
+
         using var credentials = options.Tls is { } tls
             ? new MasterCredentials(WithServingNames(tls, listen, advertise), TimeProvider.System, loggers.CreateLogger<MasterCredentials>())
             : null;
@@ -252,6 +375,16 @@ public static class DroverHosts
             {
                 // Stop acting at once; the fence already refuses this master's writes.
                 announce($"Drover master {address} lost leadership; exiting");
+                (store as EtcdStateStore)?.AbandonWrites();
+                await Task.WhenAny(host.DisposeAsync().AsTask(), Task.Delay(TimeSpan.FromMilliseconds(500), CancellationToken.None)).ConfigureAwait(false);
+                return 3;
+            }
+
+            if (host.Services.GetService<Master.State.StoreFault>()?.Reason is { } reason)
+            {
+                // A write this leader had applied could not be made durable: exit as on losing leadership, and let the
+                // supervisor restart it as a follower that loads the truth when elected.
+                announce($"Drover master {address} stopped: {reason}; exiting");
                 (store as EtcdStateStore)?.AbandonWrites();
                 await Task.WhenAny(host.DisposeAsync().AsTask(), Task.Delay(TimeSpan.FromMilliseconds(500), CancellationToken.None)).ConfigureAwait(false);
                 return 3;
@@ -495,6 +628,13 @@ public static class DroverHosts
             {
                 await app.DisposeAsync().ConfigureAwait(false);
                 throw new HostStartException(e.Message, e);
+            }
+            catch (System.Data.Common.DbException e) when (master.Etcd is null)
+            {
+                // A damaged page the cluster id check did not touch: refused like a damaged header (MasterStoreCheck).
+                await app.DisposeAsync().ConfigureAwait(false);
+                throw new HostStartException($"refusing to start: {Path.Combine(master.DataDir, MasterHost.StoreFileName)} is not a readable Drover store (SQLite: {e.Message}); "
+                    + $"restore it from a backup, or start with {MasterStoreCheck.RecoverFlag} to move it aside and rebuild the task list from what the agents report", e);
             }
         }
 

@@ -17,6 +17,16 @@ namespace Drover.Core.Protocol;
 // Launch and kill are idempotent on the agent; the master re-sends them when a heartbeat shows the
 // agent did not act on them, so a command lost with a dropped stream is recovered, not forgotten.
 
+/// <summary>HTTP headers of the agent protocol.</summary>
+public static class AgentProtocolHeaders
+{
+    /// <summary>
+    /// On every master answer to an agent (registration, command stream, status update acks): the master's cluster
+    /// id, so an agent checks each stream and ack against the cluster it belongs to before it acts on any of it.
+    /// </summary>
+    public const string ClusterId = "Drover-Cluster-Id";
+}
+
 /// <summary>Sent by an agent when it starts (or when the master forgot it).</summary>
 public sealed record AgentRegistration
 {
@@ -44,6 +54,12 @@ public sealed record AgentRegistration
 public sealed record AgentRegistered
 {
     public required string AgentId { get; init; }
+
+    /// <summary>
+    /// The cluster the master serves (its store's cluster id). An agent keeps the first one it registered with and
+    /// refuses a master of another cluster; null from a master that does not tell (then the agent does not check).
+    /// </summary>
+    public string? ClusterId { get; init; }
 
     public required double HeartbeatIntervalSeconds { get; init; }
 }

@@ -9,6 +9,7 @@ using Drover.Master.State;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
 namespace Drover.Master.Http;
@@ -31,6 +32,16 @@ internal static class AgentProtocolEndpoints
     {
         // Agents only, by their certificate; a route's {id} must be the certificate's agent id (the gate checks).
         var g = app.MapGroup("/internal/v1/agents").Access(RouteAccess.Agent);
+        // Every answer names the cluster, so an agent of another cluster acts on none of it (a command stream above all).
+        var clusterId = app.ServiceProvider.GetRequiredService<MasterOptions>().ClusterId;
+        if (clusterId is not null)
+        {
+            g.AddEndpointFilter((context, next) =>
+            {
+                context.HttpContext.Response.Headers[AgentProtocolHeaders.ClusterId] = clusterId;
+                return next(context);
+            });
+        }
 
         g.MapPost("/register", async (HttpRequest req, ClusterState state, CancellationToken ct) =>
         {
@@ -59,7 +70,7 @@ internal static class AgentProtocolEndpoints
 
             var (registered, durable) = state.Register(body);
             await durable;
-            return ApiResults.Json(registered, DroverJsonContext.Default.AgentRegistered);
+            return ApiResults.Json(registered with { ClusterId = clusterId }, DroverJsonContext.Default.AgentRegistered);
         });
 
         g.MapPost("/{id}/heartbeat", async (string id, HttpRequest req, ClusterState state, CancellationToken ct) =>
@@ -182,20 +193,15 @@ internal static class AgentProtocolEndpoints
 
     /// <summary>
     /// A command goes out only once the state change behind it is durable, so a master that crashes
-    /// right after sending never finds, on restart, a task running that its records say was not placed.
+    /// right after sending never finds, on restart, a task running that its records say was not placed;
+    /// a command whose change could not be saved never goes out.
     /// A launch gets the values of its tasks' secrets here, on its way to this one agent (<see cref="LaunchSecrets"/>).
     /// </summary>
     private static async Task SendWhenDurableAsync(Stream body, PendingCommand command, string agentId, ClusterState state, SecretStore secrets, CancellationToken ct)
     {
-        try
-        {
-            await command.Durable.WaitAsync(ct);
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            // The store failed this write; the master's state is ahead of its disk. The command is
-            // still sent (the in-memory state is what the master acts on); the store logged the error.
-        }
+        // A failed write (StateStoreUnavailableException, an IOException) ends this stream without sending: the
+        // master stops on it (StoreFault), and the restarted one acts only on what its store holds.
+        await command.Durable.WaitAsync(ct);
 
         if (LaunchSecrets.Resolve(command.Command, secrets, state, agentId) is not { } resolved)
         {

@@ -50,15 +50,19 @@ internal sealed class AppState(AppDefinition current)
 
     public Deployment? Deployment { get; set; }
 
+    public AppDefinition? Version(string? version) =>
+        version is null ? null : Versions.LastOrDefault(v => v.Version == version);
+}
+
+/// <summary>An app's launch backoff (memory only). Mutable, guarded by <see cref="ServiceRegistry"/>'s lock.</summary>
+internal sealed class AppBackoff
+{
     /// <summary>Consecutive failed instances since the last healthy one (drives the launch delay).</summary>
     public int Failures { get; set; }
 
     public DateTimeOffset? DelayedUntil { get; set; }
 
     public LastTaskFailure? LastFailure { get; set; }
-
-    public AppDefinition? Version(string? version) =>
-        version is null ? null : Versions.LastOrDefault(v => v.Version == version);
 }
 
 /// <summary>Marathon's <c>lastTaskFailure</c>.</summary>

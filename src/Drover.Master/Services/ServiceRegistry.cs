@@ -39,9 +39,23 @@ internal enum AppExpectation
 
 /// <summary>
 /// The services' desired state: every app's current definition, its version history, the deployment
-/// rolling it out, and its launch backoff. Thread-safe (one lock); every change is written to the state
-/// store before the call returns its durable task, in the order the changes were made.
-/// <see cref="ServiceController"/> makes the instances match it.
+/// rolling it out, and its launch backoff. Thread-safe (one lock). <see cref="ServiceController"/> makes the
+/// instances match it.
+/// <para>
+/// Save first, then act. A change is decided against the <em>working</em> state (every change made so far,
+/// saved or not, so changes queue behind each other in call order) and staged for the store; readers, the
+/// controller and the events see only the <em>committed</em> state, which a change reaches once the store
+/// accepted it. Staged changes go to the store in batches, one transaction each (one batch in flight at a time,
+/// the next collecting meanwhile: group commit, at most <see cref="MaxWritesPerBatch"/> keys), so a batch is
+/// applied whole or not at all. When a batch fails, it and every batch staged behind it (decided on top of it)
+/// fail with <see cref="StateStoreUnavailableException"/> (answered 503), and the working state goes back to the
+/// committed one: nothing of them was seen, announced (<see cref="Changed"/>, the event stream) or acted on.
+/// Launch backoff is not persisted and changes in place.
+/// </para>
+/// <code>
+///   Put/Delete/… ──▶ working state (decide) ──▶ staged batch ──▶ store ──ok──▶ committed state ──▶ Changed, events ──▶ Durable
+///                                                                      └─fail─▶ working := committed; Durable fails (503)
+/// </code>
 /// </summary>
 internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider time, ILogger<ServiceRegistry> logger)
 {
@@ -59,11 +73,44 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
     /// <summary>Serialized size per definition, computed once (definitions are immutable).</summary>
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<AppDefinition, object> VersionSizes = [];
 
+    /// <summary>Most keys one store transaction of the registry holds (etcd refuses more than 128 operations in one).</summary>
+    public const int MaxWritesPerBatch = 100;
+
+    /// <summary>Most bytes one batch holds before a new one starts (etcd refuses requests over 1.5 MiB).</summary>
+    private const int MaxBatchBytes = 1 << 20;
+
     private readonly Lock _lock = new();
+
+    /// <summary>Working state: every change made, saved or not. Changes are decided against it.</summary>
     private readonly Dictionary<string, AppState> _apps = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, GroupRecord> _groups = new(StringComparer.Ordinal);
+    private Dictionary<string, GroupRecord> _groups = new(StringComparer.Ordinal);
+
+    /// <summary>Committed state: what the store holds. Readers, the controller and the events see only this.</summary>
+    private readonly Dictionary<string, AppRecord> _committed = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, GroupRecord> _committedGroups = new(StringComparer.Ordinal);
+
+    /// <summary>Batches staged behind the one in flight, in call order.</summary>
+    private readonly List<Batch> _staged = [];
+    private bool _flushing;
     private Task _lastWrite = Task.CompletedTask;
     private DateTimeOffset _lastVersion;
+
+    /// <summary>An app as committed: immutable.</summary>
+    private sealed record AppRecord(AppDefinition Current, ImmutableArray<AppDefinition> Versions, Deployment? Deployment);
+
+    /// <summary>Changes written as one store transaction; what to apply to the committed state and announce once it succeeded.</summary>
+    private sealed class Batch
+    {
+        public Dictionary<string, byte[]?> Writes { get; } = new(StringComparer.Ordinal);
+
+        public int Bytes { get; set; }
+
+        public List<Action> Commit { get; } = [];
+
+        public List<Action> Announce { get; } = [];
+
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
 
     /// <summary>Raised (outside the lock) after any change; the controller reconciles.</summary>
     public event Action? Changed;
@@ -97,21 +144,25 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
     /// </summary>
     public ChangeResult Put(AppDefinition app, AppExpectation expect, bool force)
     {
+        Action? inline = null;
         ChangeResult result;
         Deployment? superseded;
         lock (_lock)
         {
             result = PutLocked(app, expect, force, planId: null, dependsOn: [], out superseded);
+
+            if (result.Error == AppChangeError.None)
+            {
+                inline = AnnounceLocked(() =>
+                {
+                    Changed?.Invoke();
+                    AppPut?.Invoke(result.Deployment!.To!);
+                    RaiseDeploymentEvents(superseded, result.Deployment);
+                });
+            }
         }
 
-        if (result.Error != AppChangeError.None)
-        {
-            return result;
-        }
-
-        Changed?.Invoke();
-        AppPut?.Invoke(result.Deployment!.To!);
-        RaiseDeploymentEvents(superseded, result.Deployment);
+        inline?.Invoke();
         return result;
     }
 
@@ -126,6 +177,7 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
     public ChangeResult PutPlan(IReadOnlyList<(AppDefinition App, ImmutableArray<string> DependsOn)> apps, IReadOnlyList<string> remove, bool force,
         IReadOnlyDictionary<string, bool>? expected = null)
     {
+        Action? inline = null;
         var started = new List<(Deployment? Superseded, Deployment Started, AppDefinition? Put)>();
         var planId = Guid.NewGuid().ToString();
         Deployment? first = null;
@@ -168,19 +220,22 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
             }
 
             durable = _lastWrite;
-        }
-
-        Changed?.Invoke();
-        foreach (var (superseded, dep, put) in started)
-        {
-            if (put is not null)
+            inline = AnnounceLocked(() =>
             {
-                AppPut?.Invoke(put);
-            }
+                Changed?.Invoke();
+                foreach (var (superseded, dep, put) in started)
+                {
+                    if (put is not null)
+                    {
+                        AppPut?.Invoke(put);
+                    }
 
-            RaiseDeploymentEvents(superseded, dep);
+                    RaiseDeploymentEvents(superseded, dep);
+                }
+            });
         }
 
+        inline?.Invoke();
         return new ChangeResult(AppChangeError.None, first, durable);
     }
 
@@ -210,6 +265,7 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
         {
             var state = new AppState(versioned);
             _apps[id] = state;
+            _backoff.Remove(id);
             state.Deployment = NewDeployment(id, null, versioned, DeploymentActions.Start) with { Id = planId ?? Guid.NewGuid().ToString(), DependsOn = dependsOn };
             SaveLocked(state);
             return new ChangeResult(AppChangeError.None, state.Deployment, _lastWrite);
@@ -228,9 +284,7 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
         existing.Current = versioned;
         AddVersion(existing, versioned);
         existing.Deployment = NewDeployment(id, from, versioned, action) with { Id = planId ?? Guid.NewGuid().ToString(), DependsOn = dependsOn };
-        existing.Failures = 0;
-        existing.DelayedUntil = null;
-        SaveLocked(existing);
+        SaveLocked(existing, resetBackoff: true);
         return new ChangeResult(AppChangeError.None, existing.Deployment, _lastWrite);
     }
 
@@ -245,13 +299,12 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
         lock (_lock)
         {
             version ??= NextVersionLocked();
-            var writes = new List<WriteOp>();
             if (removeUnder is not null)
             {
                 foreach (var id in _groups.Keys.Where(g => g == removeUnder || IsUnder(g, removeUnder)).ToList())
                 {
                     _groups.Remove(id);
-                    writes.Add(WriteOp.Delete(GroupPrefix + id));
+                    StageLocked(GroupPrefix + id, null, () => _committedGroups.Remove(id));
                 }
             }
 
@@ -259,24 +312,19 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
             {
                 var record = new GroupRecord { Id = id, Dependencies = dependencies, Version = version };
                 _groups[id] = record;
-                writes.Add(WriteOp.Put(GroupPrefix + id, JsonSerializer.SerializeToUtf8Bytes(record, ServicesJsonContext.Default.GroupRecord)));
-            }
-
-            if (store is not null && writes.Count > 0)
-            {
-                _lastWrite = store.CommitAsync(new Transaction { Writes = [.. writes] });
+                StageLocked(GroupPrefix + id, JsonSerializer.SerializeToUtf8Bytes(record, ServicesJsonContext.Default.GroupRecord), () => _committedGroups[id] = record);
             }
 
             return (version, _lastWrite);
         }
     }
 
-    /// <summary>Every group created through the groups API, with its own settings.</summary>
+    /// <summary>Every group created through the groups API, with its own settings (as committed).</summary>
     public List<GroupRecord> ListGroups()
     {
         lock (_lock)
         {
-            return [.. _groups.Values];
+            return [.. _committedGroups.Values];
         }
     }
 
@@ -288,7 +336,7 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
         var prefix = groupId.TrimEnd('/') + "/";
         lock (_lock)
         {
-            return [.. _apps.Keys.Where(id => id.StartsWith(prefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal)];
+            return [.. _committed.Keys.Where(id => id.StartsWith(prefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal)];
         }
     }
 
@@ -297,7 +345,7 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
     {
         lock (_lock)
         {
-            return appIds.Any(id => _apps.TryGetValue(id, out var s) && s.Deployment?.Id == deploymentId);
+            return appIds.Any(id => _committed.TryGetValue(id, out var s) && s.Deployment?.Id == deploymentId);
         }
     }
 
@@ -320,11 +368,16 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
 
     private ChangeResult PutRestart(string appId, AppDefinition definition, bool force)
     {
+        Action? inline = null;
         ChangeResult result;
         Deployment? superseded;
         lock (_lock)
         {
-            var state = _apps[appId];
+            if (!_apps.TryGetValue(appId, out var state))
+            {
+                return new ChangeResult(AppChangeError.NotFound, null, _lastWrite); // removed (or rolled back) since it was read
+            }
+
             if (state.Deployment is { } running && !force)
             {
                 return new ChangeResult(AppChangeError.Locked, null, _lastWrite, running.Id);
@@ -339,16 +392,21 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
             state.Deployment = NewDeployment(appId, from, versioned, DeploymentActions.Restart);
             SaveLocked(state);
             result = new ChangeResult(AppChangeError.None, state.Deployment, _lastWrite);
+            inline = AnnounceLocked(() =>
+            {
+                Changed?.Invoke();
+                RaiseDeploymentEvents(superseded, result.Deployment);
+            });
         }
 
-        Changed?.Invoke();
-        RaiseDeploymentEvents(superseded, result.Deployment);
+        inline?.Invoke();
         return result;
     }
 
     /// <summary>Starts deleting an app: its instances are killed, then the app is removed.</summary>
     public ChangeResult Delete(string appId, bool force)
     {
+        Action? inline = null;
         ChangeResult result;
         Deployment? superseded;
         lock (_lock)
@@ -367,10 +425,14 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
             state.Deployment = NewDeployment(appId, state.Current, null, DeploymentActions.Stop);
             SaveLocked(state);
             result = new ChangeResult(AppChangeError.None, state.Deployment, _lastWrite);
+            inline = AnnounceLocked(() =>
+            {
+                Changed?.Invoke();
+                RaiseDeploymentEvents(superseded, result.Deployment);
+            });
         }
 
-        Changed?.Invoke();
-        RaiseDeploymentEvents(superseded, result.Deployment);
+        inline?.Invoke();
         return result;
     }
 
@@ -380,6 +442,7 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
     /// </summary>
     public ChangeResult CancelDeployment(string deploymentId, bool force)
     {
+        Action? inline = null;
         var events = new List<(Deployment Cancelled, Deployment? Rollback)>();
         Deployment? first = null;
         Task durable;
@@ -434,20 +497,24 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
             }
 
             durable = _lastWrite;
+            inline = AnnounceLocked(() =>
+            {
+                Changed?.Invoke();
+                foreach (var (cancelled, rollback) in events)
+                {
+                    RaiseDeploymentEvents(cancelled, rollback);
+                }
+            });
         }
 
-        Changed?.Invoke();
-        foreach (var (cancelled, rollback) in events)
-        {
-            RaiseDeploymentEvents(cancelled, rollback);
-        }
-
+        inline?.Invoke();
         return new ChangeResult(AppChangeError.None, first, durable);
     }
 
     /// <summary>Marks the app's deployment finished (called by the controller). Removes a deleted app.</summary>
     public void FinishDeployment(string appId, string deploymentId)
     {
+        Action? inline = null;
         Deployment finished;
         lock (_lock)
         {
@@ -462,7 +529,11 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
             if (dep.Action == DeploymentActions.Stop)
             {
                 _apps.Remove(appId);
-                _lastWrite = store?.CommitAsync(new Transaction { Writes = [WriteOp.Delete(Key(appId))] }) ?? Task.CompletedTask;
+                StageLocked(Key(appId), null, () =>
+                {
+                    _committed.Remove(appId);
+                    _backoff.Remove(appId);
+                });
             }
             else
             {
@@ -470,10 +541,14 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
             }
 
             LogDeploymentFinished(dep.Id, appId, dep.Action);
+            inline = AnnounceLocked(() =>
+            {
+                Changed?.Invoke();
+                DeploymentEnded?.Invoke(finished, true);
+            });
         }
 
-        Changed?.Invoke();
-        DeploymentEnded?.Invoke(finished, true);
+        inline?.Invoke();
     }
 
     /// <summary>Records an instance that ended without being asked to; sets the launch delay.</summary>
@@ -481,14 +556,15 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
     {
         lock (_lock)
         {
-            if (!_apps.TryGetValue(appId, out var state))
+            if (!_committed.TryGetValue(appId, out var committed))
             {
                 return;
             }
 
+            var state = Backoff(appId);
             state.Failures++;
             state.LastFailure = failure;
-            var app = state.Current;
+            var app = committed.Current;
             var delay = (app.BackoffSeconds ?? AppDefinition.DefaultBackoffSeconds)
                 * Math.Pow((double)(app.BackoffFactor ?? AppDefinition.DefaultBackoffFactor), state.Failures - 1);
             delay = Math.Min(delay, app.MaxLaunchDelaySeconds ?? AppDefinition.DefaultMaxLaunchDelaySeconds);
@@ -502,7 +578,7 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
     {
         lock (_lock)
         {
-            if (_apps.TryGetValue(appId, out var state) && state.Failures > 0)
+            if (_backoff.TryGetValue(appId, out var state) && state.Failures > 0)
             {
                 state.Failures = 0;
                 state.DelayedUntil = null;
@@ -515,11 +591,12 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
     {
         lock (_lock)
         {
-            if (!_apps.TryGetValue(appId, out var state))
+            if (!_committed.ContainsKey(appId))
             {
                 return false;
             }
 
+            var state = Backoff(appId);
             state.Failures = 0;
             state.DelayedUntil = null;
         }
@@ -533,7 +610,7 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
     {
         lock (_lock)
         {
-            return _apps.TryGetValue(appId, out var s) ? Snapshot(s) : null;
+            return _committed.TryGetValue(appId, out var s) ? SnapshotLocked(s) : null;
         }
     }
 
@@ -541,7 +618,7 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
     {
         lock (_lock)
         {
-            return [.. _apps.Values.OrderBy(a => a.Current.Id, StringComparer.Ordinal).Select(Snapshot)];
+            return [.. _committed.Values.OrderBy(a => a.Current.Id, StringComparer.Ordinal).Select(SnapshotLocked)];
         }
     }
 
@@ -556,7 +633,24 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
         }
     }
 
-    private static AppSnapshot Snapshot(AppState s) => new(s.Current, [.. s.Versions], s.Deployment, s.DelayedUntil, s.LastFailure);
+    private AppSnapshot SnapshotLocked(AppRecord r)
+    {
+        var backoff = _backoff.GetValueOrDefault(r.Current.Id!);
+        return new(r.Current, r.Versions, r.Deployment, backoff?.DelayedUntil, backoff?.LastFailure);
+    }
+
+    /// <summary>Launch backoff per app (not persisted: a restarted master launches at once, as Marathon's does).</summary>
+    private readonly Dictionary<string, AppBackoff> _backoff = new(StringComparer.Ordinal);
+
+    private AppBackoff Backoff(string appId)
+    {
+        if (!_backoff.TryGetValue(appId, out var b))
+        {
+            _backoff[appId] = b = new AppBackoff();
+        }
+
+        return b;
+    }
 
     // ------------------------------------------------------------------ persistence
 
@@ -573,6 +667,7 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
             lock (_lock)
             {
                 _groups[group.Id] = group;
+                _committedGroups[group.Id] = group;
             }
         }
 
@@ -600,6 +695,7 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
             lock (_lock)
             {
                 _apps[current.Id!] = state;
+                _committed[current.Id!] = Record(state);
                 var v = DateTimeOffset.Parse(current.Version!, CultureInfo.InvariantCulture);
                 _lastVersion = v > _lastVersion ? v : _lastVersion;
             }
@@ -611,32 +707,175 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
     private static AppDefinition Parse(string json) =>
         MarathonJson.TryParseApp(json, out var app, out var error) ? app : throw new InvalidDataException($"stored app does not parse: {error?.Message}");
 
-    private void SaveLocked(AppState state)
+    private static AppRecord Record(AppState state) => new(state.Current, [.. state.Versions], state.Deployment);
+
+    /// <summary>Stages the app's record as it is now; once saved, the committed state takes it (and a reset launch backoff).</summary>
+    private void SaveLocked(AppState state, bool resetBackoff = false)
+    {
+        var record = Record(state);
+        var id = record.Current.Id!;
+        byte[]? value = null;
+        if (store is not null)
+        {
+            var d = record.Deployment;
+            var persisted = new PersistedApp
+            {
+                Current = MarathonJson.Serialize(record.Current),
+                Versions = [.. record.Versions.Select(MarathonJson.Serialize)],
+                Deployment = d is null ? null : new PersistedDeployment
+                {
+                    Id = d.Id,
+                    Action = d.Action,
+                    From = d.From is null ? null : MarathonJson.Serialize(d.From),
+                    To = d.To is null ? null : MarathonJson.Serialize(d.To),
+                    StartedAt = d.StartedAt,
+                    DependsOn = d.DependsOn,
+                },
+            };
+            value = JsonSerializer.SerializeToUtf8Bytes(persisted, ServicesJsonContext.Default.PersistedApp);
+        }
+
+        StageLocked(Key(id), value, () =>
+        {
+            _committed[id] = record;
+            if (resetBackoff)
+            {
+                _backoff.Remove(id);
+            }
+        });
+    }
+
+    /// <summary>
+    /// Stages one key's write (null: delete) and what the committed state does once it is saved. Without a store it
+    /// is committed at once. <see cref="_lastWrite"/> becomes the task of the batch holding it.
+    /// </summary>
+    private void StageLocked(string key, byte[]? value, Action commit)
     {
         if (store is null)
         {
+            commit();
             return;
         }
 
-        var d = state.Deployment;
-        var persisted = new PersistedApp
+        var size = key.Length + (value?.Length ?? 0);
+        var batch = _staged.Count > 0 ? _staged[^1] : null;
+        if (batch is null
+            || (!batch.Writes.ContainsKey(key) && (batch.Writes.Count >= MaxWritesPerBatch || (batch.Bytes + size > MaxBatchBytes && batch.Writes.Count > 0))))
         {
-            Current = MarathonJson.Serialize(state.Current),
-            Versions = [.. state.Versions.Select(MarathonJson.Serialize)],
-            Deployment = d is null ? null : new PersistedDeployment
+            batch = new Batch();
+            _staged.Add(batch);
+        }
+
+        batch.Writes[key] = value; // a later change of the same key replaces the earlier one
+        batch.Bytes += size;
+        batch.Commit.Add(commit);
+        _lastWrite = batch.Done.Task;
+        if (!_flushing)
+        {
+            _flushing = true;
+            _ = Task.Run(FlushLoopAsync);
+        }
+    }
+
+    /// <summary>
+    /// What to raise once the change just staged is saved: attached to the batch holding its last write. Without a
+    /// store the change is already committed, and a change that wrote nothing (an empty plan) has nothing to wait for:
+    /// the caller raises the returned action as soon as it leaves the lock. (The lock is held from the change's first
+    /// write to this call, so its batch is still staged.)
+    /// </summary>
+    private Action? AnnounceLocked(Action announce)
+    {
+        if (store is null || _staged.Count == 0)
+        {
+            return announce;
+        }
+
+        _staged[^1].Announce.Add(announce);
+        return null;
+    }
+
+    /// <summary>Writes the staged batches one at a time, each as one transaction; see the class summary.</summary>
+    private async Task FlushLoopAsync()
+    {
+        while (true)
+        {
+            Batch batch;
+            lock (_lock)
             {
-                Id = d.Id,
-                Action = d.Action,
-                From = d.From is null ? null : MarathonJson.Serialize(d.From),
-                To = d.To is null ? null : MarathonJson.Serialize(d.To),
-                StartedAt = d.StartedAt,
-                DependsOn = d.DependsOn,
-            },
-        };
-        _lastWrite = store.CommitAsync(new Transaction
+                if (_staged.Count == 0)
+                {
+                    _flushing = false;
+                    return;
+                }
+
+                batch = _staged[0];
+                _staged.RemoveAt(0);
+            }
+
+            try
+            {
+                await store!.CommitAsync(new Transaction { Writes = [.. batch.Writes.Select(w => new WriteOp(w.Key, w.Value))] }).ConfigureAwait(false);
+            }
+#pragma warning disable CA1031 // A failed write fails its changes and every one staged behind it; the caller answers 503.
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                var failure = e as StateStoreUnavailableException
+                    ?? new StateStoreUnavailableException($"the app change could not be saved: {e.Message}", outcomeUnknown: true, e);
+                List<Batch> behind;
+                lock (_lock)
+                {
+                    behind = [.. _staged];
+                    _staged.Clear();
+                    _flushing = false;
+                    RollBackLocked();
+                    _lastWrite = Task.CompletedTask;
+                }
+
+                LogWriteFailed(batch.Writes.Count + behind.Sum(b => b.Writes.Count), failure.Message);
+                batch.Done.TrySetException(failure);
+                foreach (var b in behind)
+                {
+                    b.Done.TrySetException(failure);
+                }
+
+                return;
+            }
+
+            lock (_lock)
+            {
+                foreach (var commit in batch.Commit)
+                {
+                    commit();
+                }
+            }
+
+            foreach (var announce in batch.Announce)
+            {
+                announce();
+            }
+
+            batch.Done.TrySetResult();
+        }
+    }
+
+    /// <summary>The working state goes back to the committed one: every unsaved change is forgotten.</summary>
+    private void RollBackLocked()
+    {
+        foreach (var id in _apps.Keys.Where(id => !_committed.ContainsKey(id)).ToList())
         {
-            Writes = [WriteOp.Put(Key(state.Current.Id!), JsonSerializer.SerializeToUtf8Bytes(persisted, ServicesJsonContext.Default.PersistedApp))],
-        });
+            _apps.Remove(id);
+        }
+
+        foreach (var (id, record) in _committed)
+        {
+            var state = new AppState(record.Current) { Deployment = record.Deployment };
+            state.Versions.Clear();
+            state.Versions.AddRange(record.Versions);
+            _apps[id] = state;
+        }
+
+        _groups = new Dictionary<string, GroupRecord>(_committedGroups, StringComparer.Ordinal);
     }
 
     private static string Key(string appId) => AppPrefix + appId;
@@ -707,6 +946,9 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Deployment {DeploymentId} of {AppId} finished ({Action})")]
     private partial void LogDeploymentFinished(string deploymentId, string appId, string action);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "App changes not saved ({Keys} keys): {Reason}; they are forgotten and their callers answered 503")]
+    private partial void LogWriteFailed(int keys, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "App {AppId}: {Failures} failed instances in a row; next launch in {Delay:F1} s")]
     private partial void LogBackoff(string appId, int failures, double delay);

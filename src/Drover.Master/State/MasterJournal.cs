@@ -27,8 +27,16 @@ namespace Drover.Master.State;
 ///                                                             ──▶ complete the tasks of every write it held
 /// </code>
 /// Without a store (unit tests) writes complete at once. Thread-safe.
+/// <para>
+/// A failed flush is final. The records it held are already changed in memory (and may have been placed,
+/// offered or counted in the ledger), so the journal does not retry them, nor commit any later change that
+/// may depend on them: it fails that flush's writes, every write queued behind it and every later one with
+/// the same <see cref="StateStoreUnavailableException"/>, and raises <see cref="StoreFault"/>; the host then
+/// stops. The store keeps a prefix of the master's history, as after a crash, and no command whose change
+/// was not saved reaches an agent (they wait for these tasks).
+/// </para>
 /// </summary>
-internal sealed class MasterJournal(IStateStore? store)
+internal sealed class MasterJournal(IStateStore? store, StoreFault? fault = null)
 {
     public const string TaskPrefix = "/drover/tasks/";
     public const string AgentPrefix = "/drover/agents/";
@@ -99,6 +107,19 @@ internal sealed class MasterJournal(IStateStore? store)
     private Dictionary<string, object?> _dirty = new(StringComparer.Ordinal);
     private TaskCompletionSource? _next;
     private bool _flushing;
+    private StateStoreUnavailableException? _failure;
+
+    /// <summary>Why the journal stopped writing, once a flush failed; null while it works.</summary>
+    public StateStoreUnavailableException? Failure
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _failure;
+            }
+        }
+    }
 
     private Task Write(string key, object? value)
     {
@@ -109,6 +130,11 @@ internal sealed class MasterJournal(IStateStore? store)
 
         lock (_gate)
         {
+            if (_failure is not null)
+            {
+                return Task.FromException(_failure);
+            }
+
             _dirty[key] = value;
             _next ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             if (!_flushing)
@@ -155,7 +181,21 @@ internal sealed class MasterJournal(IStateStore? store)
             catch (Exception e)
 #pragma warning restore CA1031
             {
-                done.TrySetException(e);
+                var failure = StoreFault.Unavailable(e);
+                TaskCompletionSource? queued;
+                lock (_gate)
+                {
+                    _failure = failure;
+                    queued = _next;
+                    _next = null;
+                    _dirty.Clear();
+                    _flushing = false;
+                }
+
+                done.TrySetException(failure);
+                queued?.TrySetException(failure);
+                fault?.Raise($"the master's state could not be written to its store ({failure.Message})");
+                return;
             }
         }
     }

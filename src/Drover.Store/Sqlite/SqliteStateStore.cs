@@ -62,6 +62,13 @@ public sealed partial class SqliteStateStore : IStateStore
     public static SqliteStateStore Open(string path, TimeProvider? time = null, ILogger? logger = null, SqliteStoreOptions? options = null)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        // SQLite takes an empty file for a new database and would fill it with empty tables: a store truncated
+        // to 0 bytes (a full disk, a bad copy) must not come back as a cluster with nothing in it.
+        if (File.Exists(path) && new FileInfo(path).Length == 0)
+        {
+            throw new StateStoreCorruptException(path, "is empty (0 bytes)");
+        }
+
         // The store holds password hashes, signing keys and the cluster CA: owner-only. SQLite gives the -wal and
         // -shm files the database file's mode, so creating (or fixing) the file first covers all three.
         const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
@@ -81,6 +88,20 @@ public sealed partial class SqliteStateStore : IStateStore
         }
 
         var db = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString());
+        try
+        {
+            return OpenOn(db, path, time, logger, options);
+        }
+        catch (SqliteException e)
+        {
+            // A damaged header is "file is not a database" here; damaged pages show in the first reads below.
+            db.Dispose();
+            throw new StateStoreCorruptException(path, $"is not a readable Drover store (SQLite: {e.Message})", e);
+        }
+    }
+
+    private static SqliteStateStore OpenOn(SqliteConnection db, string path, TimeProvider? time, ILogger? logger, SqliteStoreOptions? options)
+    {
         db.Open();
         Exec(db, """
             PRAGMA journal_mode = WAL;
@@ -208,25 +229,35 @@ public sealed partial class SqliteStateStore : IStateStore
 
             var events = new List<WatchEvent>();
             var revisionBefore = _revision;
+            var oldestBefore = _oldestRevision;
+            var nextLeaseBefore = _nextLease;
+            var committing = false;
+            SqliteTransaction? tx = null;
             try
             {
-                using (var tx = _db.BeginTransaction())
+                tx = _db.BeginTransaction();
+                foreach (var r in batch)
                 {
-                    foreach (var r in batch)
-                    {
-                        r.Execute(this, tx, events);
-                    }
-
-                    if (_revision != revisionBefore)
-                    {
-                        WriteMeta(tx, "revision", _revision);
-                        Compact(tx);
-                    }
-
-                    WriteMeta(tx, "next_lease", _nextLease);
-                    tx.Commit(); // durable here (WAL, synchronous = FULL)
+                    r.Execute(this, tx, events);
                 }
 
+                if (_revision != revisionBefore)
+                {
+                    WriteMeta(tx, "revision", _revision);
+                    Compact(tx);
+                }
+
+                // Only when a lease was granted: a batch of reads (or of leases checked and none expired) writes
+                // nothing, so an idle master does not append a WAL frame every lease check.
+                if (_nextLease != nextLeaseBefore)
+                {
+                    WriteMeta(tx, "next_lease", _nextLease);
+                }
+
+                committing = true;
+                tx.Commit(); // durable here (WAL, synchronous = FULL)
+                tx.Dispose();
+                tx = null;
                 foreach (var r in batch)
                 {
                     r.Complete();
@@ -238,15 +269,84 @@ public sealed partial class SqliteStateStore : IStateStore
             catch (Exception e)
 #pragma warning restore CA1031
             {
+                RollBack(tx);
                 Interlocked.Exchange(ref _revision, revisionBefore);
+                _oldestRevision = oldestBefore;
+                _nextLease = nextLeaseBefore;
                 LogBatchFailed(e, batch.Count);
+                var failure = Unavailable(e, committing);
                 foreach (var r in batch)
                 {
-                    r.Fail(e);
+                    r.Fail(failure);
                 }
             }
         }
     }
+
+    /// <summary>
+    /// Ends a failed batch transaction. SQLite may already have rolled it back by itself (it does on SQLITE_FULL
+    /// and some I/O errors), in which case the explicit rollback fails too; that second error says nothing new.
+    /// </summary>
+    private void RollBack(SqliteTransaction? tx)
+    {
+        if (tx is null)
+        {
+            return;
+        }
+
+        try
+        {
+            tx.Dispose();
+        }
+        catch (SqliteException e)
+        {
+            LogRollbackFailed(e.SqliteErrorCode, e.Message);
+        }
+    }
+
+    /// <summary>
+    /// What a failed batch means to its callers. The file or the disk under it refused the write (full, read-only,
+    /// gone, an I/O error, locked by another process past the busy timeout): the store is unavailable, which the
+    /// master answers with 503 and Retry-After, as the etcd store's failures. Whether the write may have been applied:
+    /// a failure before the commit, and any refusal of the commit other than an I/O error, left nothing behind
+    /// (SQLite writes the commit frame last, and a full disk or a read-only file refuses it before it is written).
+    /// An I/O error during the commit (a failed write or fsync of the WAL) may have left a complete commit frame in
+    /// the WAL, which the next open would replay: its outcome is unknown. Anything else (a bug) is passed on as is.
+    /// </summary>
+    internal static Exception Unavailable(Exception e, bool duringCommit)
+    {
+        if (e is not SqliteException se)
+        {
+            return e is IOException io ? new StateStoreUnavailableException($"the state store failed: {io.Message}", outcomeUnknown: duringCommit, io) : e;
+        }
+
+        var primary = se.SqliteErrorCode & 0xff;
+        var reason = primary switch
+        {
+            SQLITE_FULL => "the disk holding the state store is full",
+            SQLITE_IOERR => "the state store's file could not be read or written (I/O error)",
+            SQLITE_READONLY => "the state store's file is read-only",
+            SQLITE_CANTOPEN => "the state store's file cannot be opened",
+            SQLITE_BUSY or SQLITE_LOCKED => "the state store's file is locked by another process",
+            SQLITE_NOMEM => "the state store ran out of memory",
+            SQLITE_PROTOCOL => "the state store's write-ahead log is locked",
+            _ => null,
+        };
+        return reason is null
+            ? e
+            : new StateStoreUnavailableException($"{reason} ({se.Message.TrimEnd('.')}); the write was not acknowledged",
+                outcomeUnknown: duringCommit && primary == SQLITE_IOERR, se);
+    }
+
+    // SQLite's primary result codes (sqlite3.h).
+    private const int SQLITE_BUSY = 5;
+    private const int SQLITE_LOCKED = 6;
+    private const int SQLITE_NOMEM = 7;
+    private const int SQLITE_READONLY = 8;
+    private const int SQLITE_IOERR = 10;
+    private const int SQLITE_FULL = 13;
+    private const int SQLITE_CANTOPEN = 14;
+    private const int SQLITE_PROTOCOL = 15;
 
     private void Publish(List<WatchEvent> events)
     {
@@ -542,6 +642,9 @@ public sealed partial class SqliteStateStore : IStateStore
 
     [LoggerMessage(Level = LogLevel.Error, Message = "State store batch of {Count} requests failed")]
     private partial void LogBatchFailed(Exception e, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Rolling back a failed state store batch failed too (SQLite error {Code}: {Reason})")]
+    private partial void LogRollbackFailed(int code, string reason);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Lease {Lease} ended; deleted {Keys} keys")]
     private partial void LogLeaseEnded(long lease, int keys);

@@ -79,7 +79,9 @@ internal sealed class ControllerHarness
         Assert.True(MarathonJson.TryParseApp(json, out var app, out var error), error?.Message);
         Assert.Null(MarathonValidator.Validate(app));
         var canonical = MarathonEndpoints.Canonical(app);
-        Assert.Equal(AppChangeError.None, Registry.Put(canonical, mustCreate: false, force: true).Error);
+        var result = Registry.Put(canonical, mustCreate: false, force: true);
+        Assert.Equal(AppChangeError.None, result.Error);
+        result.Durable.GetAwaiter().GetResult(); // with a store, the controller sees the app once it is saved
         return canonical.Id!;
     }
 

@@ -506,7 +506,11 @@ public sealed class MultiHostCluster : IAsyncDisposable
 
     // ------------------------------------------------------------------ internals
 
-    private DroverProcess StartMasterProcess()
+    /// <summary>
+    /// The command line of the master (after <c>drover</c>): its data dir, address and flags. For a test that runs a
+    /// master of its own on the cluster's data dir, e.g. one that must refuse to start.
+    /// </summary>
+    public IReadOnlyList<string> MasterArguments()
     {
         var args = new List<string>
         {
@@ -517,6 +521,12 @@ public sealed class MultiHostCluster : IAsyncDisposable
         AddSeconds(args, "--agent-removal-timeout", Options.AgentRemovalTimeout);
         AddSeconds(args, "--heartbeat-interval", Options.HeartbeatInterval);
         AddSeconds(args, "--agent-cert-lifetime", Options.AgentCertificateLifetime);
+        return args;
+    }
+
+    private DroverProcess StartMasterProcess()
+    {
+        var args = MasterArguments();
         var starts = ++_masterStarts;
         var name = starts == 1 ? "master" : string.Create(CultureInfo.InvariantCulture, $"master#{starts}");
         var master = DroverProcess.Start(name, args, logFile: Path.Combine(Root, "master.log"));
