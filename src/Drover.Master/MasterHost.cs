@@ -180,8 +180,10 @@ public static partial class MasterHost
             }
             catch (BadHttpRequestException e) when (!http.Response.HasStarted)
             {
-                // A body over the route's limit (413), a malformed request: the client's error, not ours.
-                await ApiResults.Error(e.StatusCode, e.StatusCode == StatusCodes.Status413PayloadTooLarge ? "payload_too_large" : "bad_request", e.Message).ExecuteAsync(http);
+                // A body over the route's limit (413; Kestrel throws as the body is read, whatever its framing), a
+                // malformed request: the client's error, not ours, answered in the error shape of the route's API.
+                Denials.CloseAfterResponse(http);
+                await Denials.WriteAsync(http, e.StatusCode, e.Message);
             }
             catch (Exception e) when (e is not OperationCanceledException && !http.Response.HasStarted)
             {

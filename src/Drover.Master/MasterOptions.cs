@@ -91,6 +91,12 @@ public sealed record MasterOptions
     /// <summary>TTL of the leader's etcd lease (<c>--leader-lease</c>): how long a dead leader keeps the role.</summary>
     public TimeSpan LeaderLease { get; init; } = TimeSpan.FromSeconds(3);
 
+    /// <summary>
+    /// The request body cap of every route that declares no limit of its own (<c>--max-request-body</c>, bytes); a larger
+    /// body is a 413 (docs/limits.md). Routes with their own, smaller limits (login, secrets, IAM) keep them.
+    /// </summary>
+    public long MaxRequestBodyBytes { get; init; } = Drover.Core.Security.RequestLimits.DefaultMaxBody;
+
     // ---------------------------------------------------------------- Mesos scheduler API (src/Drover.Master/Mesos/README.md)
 
     /// <summary>An offer not accepted or declined within this long is rescinded and its resources go back (<c>--offer-timeout</c>).</summary>

@@ -130,10 +130,15 @@ internal static class ServerCommands
         var recover = RecoverFromAgentsOption();
         var clusterId = ClusterIdOption();
         var unknownTaskGrace = UnknownTaskGraceOption();
+        var maxBody = new Option<long>("--max-request-body")
+        {
+            Description = "Largest request body in bytes on routes without a limit of their own (larger: 413); see docs/limits.md",
+            DefaultValueFactory = _ => defaults.MaxRequestBodyBytes,
+        };
         var cmd = new Command("master", "Run a master")
         {
             dataDir, listen, strategy, agentTimeout, removalTimeout, heartbeatInterval, offerTimeout, roleWeights, store, storePrefix, leaderLease, advertise,
-            bootstrapPassword, allowedHosts, tokenLifetime, secretsKey, insecure, tlsCert, tlsKey, tlsCa, agentCertLifetime, recover, clusterId, LogLevelOption,
+            bootstrapPassword, allowedHosts, tokenLifetime, secretsKey, insecure, tlsCert, tlsKey, tlsCa, agentCertLifetime, recover, clusterId, maxBody, LogLevelOption,
         };
         cmd.Options.Add(unknownTaskGrace);
         storeTls.AddTo(cmd);
@@ -157,6 +162,9 @@ internal static class ServerCommands
                 HeartbeatInterval = PositiveSeconds(pr.GetValue(heartbeatInterval), "--heartbeat-interval"),
                 OfferTimeout = PositiveSeconds(pr.GetValue(offerTimeout), "--offer-timeout"),
                 RoleWeights = ParseRoleWeights(pr.GetValue(roleWeights)),
+                MaxRequestBodyBytes = pr.GetValue(maxBody) is var mb and >= 1024 and <= 1L << 30
+                    ? mb
+                    : throw new CliException("--max-request-body: must be between 1024 and 1073741824 bytes", 2),
                 ClusterId = ParseClusterId(pr.GetValue(clusterId)),
                 UnknownTaskGrace = PositiveSeconds(pr.GetValue(unknownTaskGrace), "--unknown-task-grace"),
                 Overload = overload.Read(pr),

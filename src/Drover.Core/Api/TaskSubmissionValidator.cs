@@ -115,8 +115,15 @@ public static class TaskSubmissionValidator
             }
         }
 
+        CommandLimitErrors("", s.Cmd, s.Args, env, errors);
         var constraints = ImmutableArray.CreateBuilder<Constraint>();
         var list = s.Constraints ?? [];
+        if (list.Length > InputLimits.MaxListItems)
+        {
+            errors.Add(new("constraints", $"has {list.Length} elements; at most {InputLimits.MaxListItems}"));
+            list = [];
+        }
+
         for (var i = 0; i < list.Length; i++)
         {
             if (TryReadConstraint(list[i], out var c, out var why))
@@ -214,6 +221,7 @@ public static class TaskSubmissionValidator
             }
         }
 
+        CommandLimitErrors("executor.", e.Cmd, e.Args, env, errors);
         if (e.Data is not null && !IsBase64(e.Data))
         {
             errors.Add(new("executor.data", "must be base64"));
@@ -235,6 +243,54 @@ public static class TaskSubmissionValidator
             Resources = new Resources { MilliCpus = Resources.ToMilli(cpus!.Value), MemMiB = (long)mem!.Value },
             Data = e.Data,
         };
+    }
+
+    /// <summary>
+    /// What the kernel would refuse at exec time (<see cref="InputLimits"/>): NUL in the command or an argument or an
+    /// environment value, a string over MAX_ARG_STRLEN, an environment over 256 KiB, argv and environment over 1 MiB.
+    /// </summary>
+    private static void CommandLimitErrors(string prefix, string? cmd, ImmutableArray<string>? args, IReadOnlyDictionary<string, string> env, ImmutableArray<FieldError>.Builder errors)
+    {
+        var argv = new List<string>();
+        if (cmd is not null)
+        {
+            argv.AddRange(["/bin/sh", "-c", cmd]);
+            if (InputLimits.ArgumentError(cmd) is { } error)
+            {
+                errors.Add(new(prefix + "cmd", error));
+            }
+        }
+
+        var list = args ?? [];
+        for (var i = 0; i < list.Length; i++)
+        {
+            if (list[i] is { } arg)
+            {
+                argv.Add(arg);
+                if (InputLimits.ArgumentError(arg) is { } error)
+                {
+                    errors.Add(new($"{prefix}args[{i}]", error));
+                }
+            }
+        }
+
+        foreach (var (k, v) in env)
+        {
+            if (InputLimits.EnvValueError(k, v) is { } error)
+            {
+                errors.Add(new($"{prefix}env.{k}", error));
+            }
+        }
+
+        var envBytes = InputLimits.EnvBytes(env);
+        if (InputLimits.EnvTotalError(envBytes) is { } envError)
+        {
+            errors.Add(new(prefix + "env", envError));
+        }
+        else if (InputLimits.CommandTotalError(argv, envBytes) is { } total)
+        {
+            errors.Add(new(prefix + (cmd is not null ? "cmd" : "args"), total));
+        }
     }
 
     private static bool IsBase64(string text)

@@ -75,6 +75,12 @@ public readonly partial struct AppId : IEquatable<AppId>
             return MarathonErrorText.MinLength;
         }
 
+        // Before the patterns: an id names URLs (a longer one could never be deleted: 414) and store keys.
+        if (text.Length > InputLimits.MaxAppIdLength)
+        {
+            return MarathonErrorText.IdTooLong(text.Length);
+        }
+
         if (!PathRegex().IsMatch(text))
         {
             return MarathonErrorText.Pattern;

@@ -117,6 +117,10 @@ public static class MarathonErrorText
 
     public static string NoPortDefinitionForName(string name) => $"No port definition reference for portName {name}";
 
+    /// <summary>Drover's cap on an id's length (<see cref="InputLimits.MaxAppIdLength"/>).</summary>
+    public static string IdTooLong(int length) =>
+        FormattableString.Invariant($"is {length} characters; an id may have at most {InputLimits.MaxAppIdLength} (as an absolute path)");
+
     public static string NotChildOf(AppId group) => $"Identifier is not child of {group}. Hint: use relative paths.";
 
     public static string InactiveAfterNegative(long inactive) =>

@@ -53,6 +53,7 @@ public static partial class MarathonValidator
         ValidateStrategies(app, e);
         ValidateLabels(app, e);
         ValidateNetworks(app, e);
+        ValidateLimits(app, id, e);
 
         return e.Build(MarathonErrorText.ObjectIsNotValid);
     }

@@ -283,6 +283,7 @@ internal static class DroverApiEndpoints
         http.Response.ContentType = "text/plain; charset=utf-8";
         http.Response.Headers.CacheControl = "no-store";
         var started = false;
+        var cursor = new LogCursor(offset, follow);
         try
         {
             while (!ct.IsCancellationRequested)
@@ -294,7 +295,7 @@ internal static class DroverApiEndpoints
                 {
                     try
                     {
-                        chunk = await reader.ReadAsync(a.AgentId, a.Address, id, file, offset, SandboxReader.MaxChunk, ct);
+                        chunk = await reader.ReadAsync(a.AgentId, a.Address, id, file, cursor.Offset, cursor.NextLength, ct);
                     }
                     catch (HttpRequestException e) when (!started)
                     {
@@ -325,20 +326,24 @@ internal static class DroverApiEndpoints
                     started = true;
                 }
 
-                if (chunk is { Data.Length: > 0 } c)
+                var data = chunk?.Data ?? [];
+                var step = cursor.Advance(data.Length, chunk?.Size ?? cursor.Offset, endedBeforeRead);
+                if (cursor.Offset > offset) // the chunk was taken
                 {
-                    await http.Response.Body.WriteAsync(c.Data, ct);
+                    await http.Response.Body.WriteAsync(data, ct);
                     await http.Response.Body.FlushAsync(ct);
-                    offset += c.Data.Length;
-                    continue;
+                    offset = cursor.Offset;
                 }
 
-                if (!follow || endedBeforeRead)
+                if (step == LogStep.Stop)
                 {
                     return;
                 }
 
-                await Task.Delay(FollowPoll, time, ct);
+                if (step == LogStep.Wait)
+                {
+                    await Task.Delay(FollowPoll, time, ct);
+                }
             }
         }
         catch (OperationCanceledException)

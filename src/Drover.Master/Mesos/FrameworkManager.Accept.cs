@@ -38,6 +38,11 @@ internal sealed partial class FrameworkManager
             }
         }
 
+        if (AcceptShapeError(operations) is { } malformed)
+        {
+            return CallResult.Bad(malformed + ". Nothing was done; the offers are still outstanding.");
+        }
+
         // Every named offer is used up by the call, valid or not (as Mesos).
         var offers = new List<Offer>();
         string? invalid = null;
@@ -56,6 +61,29 @@ internal sealed partial class FrameworkManager
             }
         }
 
+        try
+        {
+            return AcceptOffers(fw, accept, caller, operations, offers, invalid, out after);
+        }
+        catch (Exception)
+        {
+            // A bug, answered 500 by the host; but the removed offers' resources go back to the ledger first, so a failed
+            // call never leaves an agent's resources held by offers nobody has. (Nothing that can throw follows
+            // AcceptOffers' own hand-back of the unused part, so nothing is given back twice.)
+            foreach (var o in offers)
+            {
+                _state.ReleaseOffer(o.AgentId, o.Resources);
+            }
+
+            throw;
+        }
+    }
+
+    private CallResult AcceptOffers(Framework fw, MAccept accept, SchedulerCaller caller, IReadOnlyList<MOperation> operations, List<Offer> offers, string? invalid,
+        out Func<CallResult>? after)
+    {
+        after = null;
+        var offerIds = accept.OfferIds!;
         var failState = fw.PartitionAware ? TaskState.Dropped : TaskState.Lost;
         if (invalid is not null)
         {

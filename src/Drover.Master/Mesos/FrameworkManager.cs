@@ -166,6 +166,11 @@ internal sealed partial class FrameworkManager
             return (null, null, CallResult.Bad("subscribe.framework_info.name: required"), null);
         }
 
+        if (FrameworkInfoSizeError(info) is { } tooLarge)
+        {
+            return (null, null, CallResult.Bad("subscribe.framework_info." + tooLarge), null);
+        }
+
         if (call.FrameworkId?.Value is { } callId && info.Id?.Value is { } infoId && callId != infoId)
         {
             return (null, null, CallResult.Bad($"framework_id: '{callId}' differs from subscribe.framework_info.id '{infoId}'"), null);

@@ -11,14 +11,17 @@ public static class RouteSecurity
     /// <summary>The default limit on a request body (<see cref="RequestLimits.DefaultMaxBody"/>); routes with other needs say so.</summary>
     public const long DefaultMaxBody = RequestLimits.DefaultMaxBody;
 
-    /// <summary>Applies <see cref="DefaultMaxBody"/> to a request whose endpoint declares no limit of its own.</summary>
+    /// <summary>
+    /// Applies the master's <see cref="MasterOptions.MaxRequestBodyBytes"/> (without master options: <see cref="DefaultMaxBody"/>)
+    /// to a request whose endpoint declares no limit of its own.
+    /// </summary>
     public static void ApplyDefaultBodyLimit(HttpContext http)
     {
         ArgumentNullException.ThrowIfNull(http);
         if (http.GetEndpoint()?.Metadata.GetMetadata<Microsoft.AspNetCore.Http.Metadata.IRequestSizeLimitMetadata>() is null
             && http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
         {
-            limit.MaxRequestBodySize = DefaultMaxBody;
+            limit.MaxRequestBodySize = (http.RequestServices.GetService(typeof(MasterOptions)) as MasterOptions)?.MaxRequestBodyBytes ?? DefaultMaxBody;
         }
     }
 

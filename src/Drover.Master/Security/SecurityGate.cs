@@ -55,6 +55,17 @@ public static partial class SecurityGate
                 return;
             }
 
+            // A declared length over the route's limit is refused before anything reads a byte of it (chunked bodies
+            // and HTTP/2 ones without a length are cut off by Kestrel at the limit as they are read: 413 from MasterHost).
+            if (request.ContentLength is { } length
+                && http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize is { } max && length > max)
+            {
+                Denials.CloseAfterResponse(http);
+                await Denials.WriteAsync(http, StatusCodes.Status413PayloadTooLarge,
+                    string.Create(System.Globalization.CultureInfo.InvariantCulture, $"the request body is {length} bytes; this route accepts at most {max}"));
+                return;
+            }
+
             if (access is null)
             {
                 LogUndeclared(logger, request.Method, path, (endpoint as RouteEndpoint)?.RoutePattern.RawText ?? endpoint?.DisplayName ?? "?");
@@ -198,6 +209,19 @@ public static class SecurityHttpContextExtensions
 /// </summary>
 public static class Denials
 {
+    /// <summary>
+    /// Tells an HTTP/1.x client not to reuse the connection: after a refusal whose body is left unread (413), the server
+    /// cannot drain it and closes the connection, and a client that sent its next request on it would see it cut.
+    /// </summary>
+    public static void CloseAfterResponse(HttpContext http)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        if (!http.Response.HasStarted && (HttpProtocol.IsHttp11(http.Request.Protocol) || HttpProtocol.IsHttp10(http.Request.Protocol)))
+        {
+            http.Response.Headers.Connection = "close";
+        }
+    }
+
     public static async Task WriteAsync(HttpContext http, int status, string reason)
     {
         ArgumentNullException.ThrowIfNull(http);
@@ -227,6 +251,8 @@ public static class Denials
                 // DC/OS' titles are the status line ("401 Unauthorized").
                 401 => ("401 Unauthorized", "ERR_MISSING_AUTH_TOKEN"),
                 403 => ("403 Forbidden", "ERR_FORBIDDEN"),
+                400 => ("400 Bad Request", "ERR_INVALID_DATA"),
+                413 => ("413 Payload Too Large", "ERR_INVALID_DATA"),
                 415 => ("415 Unsupported Media Type", "ERR_INVALID_DATA"),
                 429 => ("429 Too Many Requests", "ERR_TOO_MANY_REQUESTS"),
                 _ => ($"{status} {ReasonPhrase(status)}", "ERR_INTERNAL"),
@@ -239,6 +265,8 @@ public static class Denials
             {
                 401 => "unauthorized",
                 403 => "forbidden",
+                400 => "bad_request",
+                413 => "payload_too_large",
                 415 => "unsupported_media_type",
                 429 => "too_many_requests",
                 _ => ErrorCodes.Internal,

@@ -63,6 +63,16 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
     public const string GroupPrefix = "/drover/groups";
     public const int MaxVersions = 50;
 
+    /// <summary>
+    /// Kept versions of one app together hold at most this much definition JSON: the oldest go first, the current is
+    /// always kept. With the field caps (docs/limits.md) one version can be several hundred KiB, so a count alone
+    /// would let 50 large versions hold tens of MiB per app in memory and in the store.
+    /// </summary>
+    public const long MaxVersionBytes = 1024 * 1024;
+
+    /// <summary>Serialized size per definition, computed once (definitions are immutable).</summary>
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<AppDefinition, object> VersionSizes = [];
+
     /// <summary>Most keys one store transaction of the registry holds (etcd refuses more than 128 operations in one).</summary>
     public const int MaxWritesPerBatch = 100;
 
@@ -907,7 +917,18 @@ internal sealed partial class ServiceRegistry(IStateStore? store, TimeProvider t
         {
             state.Versions.RemoveAt(0);
         }
+
+        var bytes = state.Versions.Sum(SizeOf);
+        while (bytes > MaxVersionBytes && state.Versions.Count > 1)
+        {
+            bytes -= SizeOf(state.Versions[0]);
+            state.Versions.RemoveAt(0);
+        }
     }
+
+    /// <summary>The UTF-8 size of a definition as kept in the store.</summary>
+    internal static long SizeOf(AppDefinition version) =>
+        (long)VersionSizes.GetValue(version, v => (long)System.Text.Encoding.UTF8.GetByteCount(MarathonJson.Serialize(v)));
 
     /// <summary>
     /// The version of an app's configuration (Marathon's <c>versionInfo.lastConfigChangeAt</c>): what an

@@ -58,4 +58,36 @@ public sealed class AbuseTests
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
         Assert.Null(cluster.Master.Services.GetRequiredService<Drover.Master.Services.ServiceRegistry>().Get("/big"));
     }
+
+    [Fact]
+    public async Task Post_BodyOverAConfiguredLimit_Is413InEachApisShapeAndUnderItAccepted()
+    {
+        if (!Requirements.RootAvailable())
+        {
+            return;
+        }
+
+        await using var cluster = await InProcessCluster.StartAsync(new MasterOptions { MaxRequestBodyBytes = 4096 });
+        using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false });
+        string App(string id, int pad) => "{\"id\":\"" + id + "\",\"cmd\":\"sleep 1\",\"instances\":0,\"labels\":{\"x\":\"" + new string('a', pad) + "\"}}";
+
+        using var marathon = await http.PostAsync(new Uri(cluster.Master.Url, "/v2/apps"), new StringContent(App("/over", 8192), Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, marathon.StatusCode);
+        Assert.Contains("at most 4096", JsonNode.Parse(await marathon.Content.ReadAsStringAsync())!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+
+        using var mesos = await http.PostAsync(new Uri(cluster.Master.Url, "/api/v1/scheduler"), new StringContent(App("/over", 8192), Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, mesos.StatusCode);
+        Assert.StartsWith("text/plain", mesos.Content.Headers.ContentType?.ToString(), StringComparison.Ordinal); // Mesos answers errors in plain text
+
+        // Chunked (no length): cut off at the limit as it is read.
+        var chunked = new StringContent(App("/chunked", 8192), Encoding.UTF8, "application/json");
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(cluster.Master.Url, "/drover/v1/tasks")) { Content = chunked };
+        request.Headers.TransferEncodingChunked = true;
+        using var drover = await http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, drover.StatusCode);
+        Assert.Equal("payload_too_large", JsonNode.Parse(await drover.Content.ReadAsStringAsync())!["code"]!.GetValue<string>());
+
+        using var under = await http.PostAsync(new Uri(cluster.Master.Url, "/v2/apps"), new StringContent(App("/under", 1024), Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.Created, under.StatusCode);
+    }
 }
