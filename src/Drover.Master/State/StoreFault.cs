@@ -10,7 +10,8 @@ namespace Drover.Master.State;
 /// <c>drover master</c> and <c>drover dev</c>, 3 for a highly available master, as on losing leadership), so the
 /// restarted master re-reads the truth from the store. Kubernetes' apiserver and Mesos' registrar do the same on a
 /// failed registry write: rolling back every record, ledger entry and offer a change touched is much harder to get
-/// right than starting again from what is durable. Thread-safe.
+/// right than starting again from what is durable. The audit log raises it too when it cannot be written
+/// (<see cref="Security.Audit.AuditLog"/>): calls that cannot be accounted for are not served. Thread-safe.
 /// </summary>
 public sealed class StoreFault
 {

@@ -67,14 +67,20 @@ public sealed partial class AuditLog : BackgroundService
     private readonly Channel<(AuditRecord Record, bool Unauthenticated)> _queue = Channel.CreateBounded<(AuditRecord, bool)>(new BoundedChannelOptions(10_000) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
     private readonly ILogger<AuditLog> _logger;
     private readonly TimeProvider _time;
+    private readonly State.StoreFault? _fault;
 
-    public AuditLog(MasterOptions options, TimeProvider time, ILogger<AuditLog> logger)
+    /// <param name="fault">
+    /// Raised when the log cannot be written (a full disk): the master stops rather than serve calls it cannot
+    /// account for, and its process exits non-zero with the reason, as on a failed store write.
+    /// </param>
+    public AuditLog(MasterOptions options, TimeProvider time, ILogger<AuditLog> logger, State.StoreFault? fault = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         FilePath = Path.Combine(options.DataDir, "audit.log");
         UnauthenticatedFilePath = Path.Combine(options.DataDir, "audit-unauthenticated.log");
         _time = time;
         _logger = logger;
+        _fault = fault;
     }
 
     public string FilePath { get; }
@@ -150,6 +156,7 @@ public sealed partial class AuditLog : BackgroundService
         catch (IOException e)
         {
             LogWriteFailed(FilePath, e.Message);
+            _fault?.Raise($"the audit log {FilePath} could not be written ({e.Message})");
             throw;
         }
         finally
