@@ -200,8 +200,17 @@ internal sealed partial class ServiceController : PassLoop
             .Where(t => t.State != TaskState.Killing && !t.KillRequested && !_killing.ContainsKey(t.Id) && !Inactive(t, unreachable, now))
             .ToList();
 
+        // Killed instances that have not ended yet, on reachable agents: their processes still run (a
+        // service may take its whole kill grace to drain), so each keeps its place under the app's
+        // ceiling until its end is reported, as Marathon counts an instance being replaced until it is
+        // terminal. One on an unreachable agent is not counted (it cannot report its end; the app's
+        // unreachableStrategy decides), so a kill that never completes because its agent went away
+        // does not hold launches back: the agent's tasks turn TASK_UNREACHABLE when it stops heartbeating.
+        var dying = all.Count(t => t.State != TaskState.Unreachable && (t.State == TaskState.Killing || t.KillRequested || _killing.ContainsKey(t.Id)));
+
         var n = current.Instances ?? AppDefinition.DefaultInstances;
         var config = ServiceRegistry.ConfigVersion(current);
+        var strategy = current.UpgradeStrategy ?? UpgradeStrategy.Default;
         bool Leaving(TaskView t) => t.AgentId is { } agent && draining.Contains(agent);
         var freshAll = alive.Where(t => t.AppVersion == config).ToList();
         var oldVersion = alive.Where(t => t.AppVersion != config).ToList();
@@ -212,14 +221,13 @@ internal sealed partial class ServiceController : PassLoop
             // fresh instances elsewhere within the app's upgradeStrategy.
             var fresh = freshAll.Where(t => !Leaving(t)).ToList();
             var old = oldVersion.Concat(freshAll.Where(Leaving)).ToList();
-            var strategy = current.UpgradeStrategy ?? UpgradeStrategy.Default;
             var target = RollingUpdate.Next(
-                new RollingState(n, old.Count, old.Count(IsHealthy), fresh.Count(IsReady)),
+                new RollingState(n, old.Count, old.Count(IsHealthy), fresh.Count(IsReady), fresh.Count, dying),
                 strategy.MinimumHealthCapacity ?? 1m,
                 strategy.MaximumOverCapacity ?? 1m);
             Kill(Choose(old, old.Count - target.Old, current, Leaving));
             Kill(Choose(fresh, fresh.Count - target.New, current, Leaving));
-            Launch(app, current, target.New - fresh.Count);
+            Launch(app, current, target.Launch);
             return;
         }
 
@@ -232,7 +240,7 @@ internal sealed partial class ServiceController : PassLoop
         var freshStaying = staying.Where(t => t.AppVersion == config).ToList();
         var oldStaying = staying.Where(t => t.AppVersion != config).ToList();
         var move = RollingUpdate.Next(
-            new RollingState(n, leaving.Count, leaving.Count(IsHealthy), oldStaying.Count(IsHealthy) + freshStaying.Count(IsReady)),
+            new RollingState(n, leaving.Count, leaving.Count(IsHealthy), oldStaying.Count(IsHealthy) + freshStaying.Count(IsReady), staying.Count, dying),
             minimumHealthCapacity: 1m,
             maximumOverCapacity: 1m);
 
@@ -244,7 +252,19 @@ internal sealed partial class ServiceController : PassLoop
         Kill(Choose(leaving, leaving.Count - move.Old, current, Leaving));
         Kill(Choose(oldStaying, oldStaying.Count - keepOld, current, Leaving));
         Kill(Choose(freshStaying, freshStaying.Count - keepNew, current, Leaving));
-        Launch(app, current, keepNew - freshStaying.Count);
+
+        // Scale changes and replacements of instances that ended stay under the app's ceiling too, dying
+        // instances included: Marathon's scale step starts new instances only once the ones it killed
+        // have ended, and relaunches a killed instance once it is terminal. An instance that ended
+        // (FAILED, LOST, ...) or is inactive per the unreachableStrategy is replaced at once. Moving off
+        // a draining agent keeps its own ceiling (twice the instances, as above).
+        var ceiling = RollingUpdate.Ceiling(n, strategy.MaximumOverCapacity ?? 1m);
+        if (leaving.Count > 0)
+        {
+            ceiling = Math.Max(ceiling, RollingUpdate.Bounds(n, 1m, 1m).MaxTotal);
+        }
+
+        Launch(app, current, RollingUpdate.Room(ceiling, alive.Count, dying, keepNew - freshStaying.Count));
 
         if (dep is not null && oldVersion.Count == 0 && freshAll.Count == n && freshAll.Count(IsReady) == n)
         {

@@ -29,7 +29,8 @@ namespace Drover.Integration.Tests.FaultInjection;
 /// </summary>
 /// <remarks>
 /// <c>DROVER_CHAOS_SEED</c> replays a run's fault and write choices (the timing still varies);
-/// <c>DROVER_CHAOS_SECONDS</c> sets the length (default 300). The seed, every fault and every write
+/// <c>DROVER_CHAOS_SECONDS</c> sets the length (default 300); <c>DROVER_CHAOS_SLOW_KILL=1</c> makes every
+/// app's tasks drain slowly (by default only <c>/chaos/c</c>'s). The seed, every fault and every write
 /// are written to the test output, and a failure message carries them with the violations.
 /// </remarks>
 [Collection(FaultInjectionCollection.Name)]
@@ -64,24 +65,34 @@ public sealed class ChaosTests(ITestOutputHelper output)
     /// replaced as soon as their agent is unreachable, so a returning host legitimately brings back
     /// surplus copies, which the master must kill (checked by the final cgroup sweep).
     /// </para>
+    /// <para>
+    /// <c>/chaos/c</c>'s tasks also drain slowly (see <see cref="SlowCommands"/>), so its strict bound is
+    /// checked against instances launched while the ones they replace are still dying.
+    /// </para>
     /// </summary>
     private static readonly ChaosApp[] Apps =
     [
-        new("/chaos/a", [2, 4], MinimumHealthCapacity: 1m, MaximumOverCapacity: 0.5m, Unreachable: JsonValue.Create("disabled")),
-        new("/chaos/b", [2, 4], MinimumHealthCapacity: 0.5m, MaximumOverCapacity: 0.5m, Unreachable: JsonValue.Create("disabled")),
-        new("/chaos/c", [2, 3, 4], MinimumHealthCapacity: 0.5m, MaximumOverCapacity: 0m, Unreachable: new JsonObject { ["inactiveAfterSeconds"] = 0, ["expungeAfterSeconds"] = 0 }),
+        new("/chaos/a", [2, 4], MinimumHealthCapacity: 1m, MaximumOverCapacity: 0.5m, Unreachable: JsonValue.Create("disabled"), SlowKill: SlowKillAll),
+        new("/chaos/b", [2, 4], MinimumHealthCapacity: 0.5m, MaximumOverCapacity: 0.5m, Unreachable: JsonValue.Create("disabled"), SlowKill: SlowKillAll),
+        new("/chaos/c", [2, 3, 4], MinimumHealthCapacity: 0.5m, MaximumOverCapacity: 0m, Unreachable: new JsonObject { ["inactiveAfterSeconds"] = 0, ["expungeAfterSeconds"] = 0 }, SlowKill: true),
     ];
 
+    /// <summary><c>DROVER_CHAOS_SLOW_KILL=1</c>: every app's tasks drain slowly, not only <c>/chaos/c</c>'s.</summary>
+    private static bool SlowKillAll => Environment.GetEnvironmentVariable("DROVER_CHAOS_SLOW_KILL") == "1";
+
     /// <summary>
-    /// The two commands the writer alternates between. A <c>sleep</c> ends at SIGTERM at once, so an instance
-    /// being killed is gone within milliseconds. With <c>DROVER_CHAOS_SLOW_KILL=1</c> the tasks ignore SIGTERM
-    /// and live out their 1 s kill grace, as a service that drains on SIGTERM does: the capacity check then
-    /// also sees instances launched while the ones they replace are still dying (Marathon's TaskReplaceActor
-    /// counts an old instance against maxCapacity until it is terminal).
+    /// The two commands the writer alternates between for an app whose tasks stop at once: a <c>sleep</c> ends
+    /// at SIGTERM, so an instance being killed is gone within milliseconds.
     /// </summary>
-    private static readonly string[] Commands = Environment.GetEnvironmentVariable("DROVER_CHAOS_SLOW_KILL") == "1"
-        ? ["trap '' TERM; exec sleep 600", "trap '' TERM; exec sleep 601"]
-        : ["exec sleep 600", "exec sleep 601"];
+    private static readonly string[] FastCommands = ["exec sleep 600", "exec sleep 601"];
+
+    /// <summary>
+    /// The same for an app whose tasks ignore SIGTERM and live out their 1 s kill grace, as a service that
+    /// drains on SIGTERM does: the capacity check then also sees instances launched while the ones they
+    /// replace are still dying (Marathon's TaskReplaceActor counts an old instance against maxCapacity
+    /// until it is terminal, and so does the master).
+    /// </summary>
+    private static readonly string[] SlowCommands = ["trap '' TERM; exec sleep 600", "trap '' TERM; exec sleep 601"];
 
     [MultiHostFact]
     public async Task RandomFaults_FiveMinutes_KeepsInvariants()
@@ -89,7 +100,7 @@ public sealed class ChaosTests(ITestOutputHelper output)
         var duration = TimeSpan.FromSeconds(int.TryParse(Environment.GetEnvironmentVariable("DROVER_CHAOS_SECONDS"), CultureInfo.InvariantCulture, out var s) ? s : 300);
         var seed = int.TryParse(Environment.GetEnvironmentVariable("DROVER_CHAOS_SEED"), CultureInfo.InvariantCulture, out var given) ? given : Environment.TickCount & int.MaxValue;
         var run = new ChaosRun(output);
-        run.Log($"chaos seed {seed} (DROVER_CHAOS_SEED={seed} replays it), {duration.TotalSeconds} s, task command '{Commands[0]}'");
+        run.Log($"chaos seed {seed} (DROVER_CHAOS_SEED={seed} replays it), {duration.TotalSeconds} s, task commands {string.Join(", ", Apps.Select(a => $"{a.Id} '{a.Commands[0]}'"))}");
         await using var cluster = await MultiHostCluster.StartAsync(new MultiHostOptions
         {
             HeartbeatInterval = Heartbeat,
@@ -102,7 +113,7 @@ public sealed class ChaosTests(ITestOutputHelper output)
             var writes = Apps.ToDictionary(a => a.Id, _ => new List<Write>());
             foreach (var app in Apps)
             {
-                var first = new Write(0, app.Sizes[0], Commands[0], "0", Force: false);
+                var first = new Write(0, app.Sizes[0], app.Commands[0], "0", Force: false);
                 writes[app.Id].Add(first with { Acknowledged = true, SentAt = DateTime.UtcNow, AnsweredAt = DateTime.UtcNow });
                 await cluster.Marathon.CreateAppAsync(app.Definition(first));
             }
@@ -280,7 +291,7 @@ public sealed class ChaosTests(ITestOutputHelper output)
             {
                 0 => previous with { Instances = instances == previous.Instances ? app.Sizes.First(x => x != instances) : instances },
                 1 => previous with { Instances = instances, Env = seq.ToString(CultureInfo.InvariantCulture) },
-                _ => previous with { Instances = instances, Env = seq.ToString(CultureInfo.InvariantCulture), Cmd = previous.Cmd == Commands[0] ? Commands[1] : Commands[0] },
+                _ => previous with { Instances = instances, Env = seq.ToString(CultureInfo.InvariantCulture), Cmd = previous.Cmd == app.Commands[0] ? app.Commands[1] : app.Commands[0] },
             };
             next = next with { Seq = seq, Force = random.Next(2) == 0, SentAt = DateTime.UtcNow, Acknowledged = false, MaybeApplied = false, Outcome = "" };
             lock (history)
@@ -505,8 +516,11 @@ public sealed class ChaosTests(ITestOutputHelper output)
 
     // ------------------------------------------------------------------ bookkeeping
 
-    private sealed record ChaosApp(string Id, int[] Sizes, decimal MinimumHealthCapacity, decimal MaximumOverCapacity, JsonNode Unreachable)
+    private sealed record ChaosApp(string Id, int[] Sizes, decimal MinimumHealthCapacity, decimal MaximumOverCapacity, JsonNode Unreachable, bool SlowKill)
     {
+        /// <summary>The two commands the app's writes alternate between.</summary>
+        public string[] Commands => SlowKill ? SlowCommands : FastCommands;
+
         /// <summary>Task ids (and so task cgroups) of the app start with its id, slashes as underscores.</summary>
         public string TaskPrefix => Id.Trim('/').Replace('/', '_') + ".";
 

@@ -119,6 +119,17 @@ internal sealed class ControllerHarness
         }
     }
 
+    /// <summary>The agent carries out one kill: the KILLING task ends TASK_KILLED (a slow kill confirmed late).</summary>
+    public void ConfirmKill(string taskId)
+    {
+        var t = State.GetTask(taskId)!;
+        Assert.Equal(TaskState.Killing, t.State);
+        Report(t, TaskState.Killed, null);
+    }
+
+    /// <summary>The agent reports the task failed (its process exited non-zero).</summary>
+    public void Fail(string taskId) => Report(State.GetTask(taskId)!, TaskState.Failed, null);
+
     /// <summary>Runs the loop and plays well-behaved agents until the cluster is at rest.</summary>
     public void Settle()
     {
