@@ -13,6 +13,13 @@ internal static class StreamedJson
     internal const int FlushBytes = 32 * 1024;
 
     /// <summary>
+    /// Lists being turned into bytes at once, across all clients: half the cores (at least one), so readers of large
+    /// lists cannot take every core from short requests (<c>/ping</c>, agents' updates, writes). Held only while a
+    /// chunk is made, never while it is sent: a slow client waits for its socket without holding anyone else back.
+    /// </summary>
+    internal static readonly SemaphoreSlim Writers = new(Math.Max(1, Environment.ProcessorCount / 2));
+
+    /// <summary>
     /// <c>{"NAME":[…]}</c> of JSON trees, each built by the lazy <paramref name="items"/> as it is written: the bytes of
     /// <c>new JsonObject { [NAME] = new JsonArray(items) }.ToJsonString()</c>.
     /// </summary>
@@ -51,32 +58,49 @@ internal sealed class StreamedJson<T>(string property, IEnumerable<T> items, Act
     internal async Task WriteAsync(PipeWriter output, CancellationToken ct)
     {
         await using var writer = new Utf8JsonWriter(output, writerOptions);
-        writer.WriteStartObject();
-        writer.WritePropertyName(property);
-        writer.WriteStartArray();
-        long flushed = 0;
-        foreach (var item in items)
+        await StreamedJson.Writers.WaitAsync(ct).ConfigureAwait(false);
+        var holding = true;
+        try
         {
-            write(writer, item);
-            if (writer.BytesCommitted + writer.BytesPending - flushed >= StreamedJson.FlushBytes)
+            writer.WriteStartObject();
+            writer.WritePropertyName(property);
+            writer.WriteStartArray();
+            long flushed = 0;
+            foreach (var item in items)
             {
-                await writer.FlushAsync(ct).ConfigureAwait(false); // hands the bytes to the pipe
-                flushed = writer.BytesCommitted;
-                var result = await output.FlushAsync(ct).ConfigureAwait(false); // waits while the client is slow: backpressure, not buffering
-                if (result.IsCanceled || result.IsCompleted)
+                write(writer, item);
+                if (writer.BytesCommitted + writer.BytesPending - flushed >= StreamedJson.FlushBytes)
                 {
-                    return;
-                }
+                    await writer.FlushAsync(ct).ConfigureAwait(false); // hands the bytes to the pipe
+                    flushed = writer.BytesCommitted;
+                    StreamedJson.Writers.Release();
+                    holding = false;
+                    var result = await output.FlushAsync(ct).ConfigureAwait(false); // waits while the client is slow: backpressure, not buffering
+                    if (result.IsCanceled || result.IsCompleted)
+                    {
+                        return;
+                    }
 
-                // A fast client never makes the flush wait, so without this one long list would hold a thread-pool
-                // thread to its end while short requests (/ping, an agent's update) queue behind it.
-                await Task.Yield();
+                    // A fast client never makes the flush wait, so without this one long list would hold a thread-pool
+                    // thread to its end while short requests (/ping, an agent's update) queue behind it.
+                    await Task.Yield();
+                    await StreamedJson.Writers.WaitAsync(ct).ConfigureAwait(false);
+                    holding = true;
+                }
+            }
+
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+            await writer.FlushAsync(ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (holding)
+            {
+                StreamedJson.Writers.Release();
             }
         }
 
-        writer.WriteEndArray();
-        writer.WriteEndObject();
-        await writer.FlushAsync(ct).ConfigureAwait(false);
         await output.FlushAsync(ct).ConfigureAwait(false);
     }
 }
