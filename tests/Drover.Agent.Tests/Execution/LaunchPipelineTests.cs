@@ -72,12 +72,14 @@ public sealed class LaunchPipelineTests : IDisposable
     }
 
     [Fact]
-    public void Launch_StageSavesState_TheStateIsCheckpointedWithTheLaunch()
+    public async Task Launch_StageSavesState_TheStateIsCheckpointedWithTheLaunch()
     {
         var pipeline = Pipeline(new Recording("a", _calls) { State = "kept across restarts" });
         var run = Run("true");
 
         Assert.Null(pipeline.Launch(run, e => _calls.Add("fault " + e.Message)));
+        // The task's shim writes into its sandbox until it exits: let it, so disposal removes a dir nobody writes to.
+        Assert.Equal(0, await run.ShimExited!.WaitAsync(TimeSpan.FromSeconds(20)));
         _checkpoint.Dispose();
 
         using var reopened = new TaskCheckpoint(_workDir);
