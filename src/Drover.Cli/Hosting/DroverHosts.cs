@@ -280,7 +280,9 @@ public static class DroverHosts
                 options = await MasterStoreCheck.PrepareAsync(options, store, recoverFromAgents, ct, announce).ConfigureAwait(false);
                 break;
             }
-            catch (StateStoreUnavailableException e)
+#pragma warning disable CA1031 // Anything but a refusal (HostStartException) is etcd not ready yet (unreachable, electing, timing out): retry, as the election would.
+            catch (Exception e) when (e is not HostStartException && !ct.IsCancellationRequested)
+#pragma warning restore CA1031
             {
                 announce($"Drover master {address} cannot read the cluster id from {options.Etcd} yet ({e.Message}); retrying");
                 await Task.Delay(checkBackoff, ct).ConfigureAwait(false);
